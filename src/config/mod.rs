@@ -1,0 +1,447 @@
+//! The `jobs.toml` schema and its validation. Every problem is reported with the file, line,
+//! column and key at fault, unknown keys with a "did you mean" where one is close, and all
+//! problems of a file at once.
+
+mod duration;
+mod error;
+mod fields;
+
+pub use duration::HumanDuration;
+pub use error::{did_you_mean, line_col, ConfigError, FieldError, Located};
+pub use fields::struct_fields;
+
+use crate::jobs::{command::CommandSpec, JobType};
+use crate::schedule::Schedule;
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use serde::de::{DeserializeOwned, IntoDeserializer};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// The default location of the job file.
+pub const DEFAULT_PATH: &str = "/etc/opsd/jobs.toml";
+
+/// The `type = "..."` names opsd knows.
+pub const JOB_TYPES: &[&str] = &["command"];
+
+/// A validated configuration, ready to be scheduled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Daemon-wide settings.
+    pub defaults: Defaults,
+    /// The jobs by name.
+    pub jobs: BTreeMap<String, JobConfig>,
+}
+
+/// Daemon-wide settings from `[defaults]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defaults {
+    /// The zone for jobs that do not name one.
+    pub timezone: Tz,
+    /// How long shutdown waits for running jobs before stopping them.
+    pub shutdown_timeout: Duration,
+}
+
+/// When a job that is still running is due again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlap {
+    /// Do not start another run; log a warning.
+    #[default]
+    Skip,
+    /// Run again as soon as the current run ends (at most one waits).
+    Queue,
+    /// Start another run alongside.
+    Allow,
+}
+
+/// What to do about slots missed while the daemon was not running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Forget them.
+    #[default]
+    Skip,
+    /// Run once at start if any slot was missed (like systemd's `Persistent=`).
+    Once,
+}
+
+/// One job: when it runs, its run policies, and what it does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobConfig {
+    /// The job's name (the key under `[jobs]`).
+    pub name: String,
+    /// When it fires; `None` for continuous job types.
+    pub schedule: Option<Schedule>,
+    /// Disabled jobs are validated but never scheduled.
+    pub enabled: bool,
+    /// What to do when a run is due while one is still running.
+    pub overlap: Overlap,
+    /// Stop a run that takes longer than this.
+    pub timeout: Option<Duration>,
+    /// Time between SIGTERM and SIGKILL when a run is stopped.
+    pub kill_grace: Duration,
+    /// A random delay of up to this much before each run.
+    pub jitter: Duration,
+    /// Whether a slot missed during downtime runs once at start.
+    pub catch_up: CatchUp,
+    /// The type-specific part.
+    pub job: JobType,
+}
+
+/// `[defaults]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    timezone: Option<Spanned<String>>,
+    shutdown_timeout: Option<HumanDuration>,
+}
+
+/// The keys every job has, whatever its type.
+#[derive(Debug, Deserialize)]
+struct CommonSpec {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    schedule: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    overlap: Overlap,
+    timeout: Option<HumanDuration>,
+    kill_grace: Option<HumanDuration>,
+    jitter: Option<HumanDuration>,
+    #[serde(default)]
+    catch_up: CatchUp,
+    #[serde(default)]
+    exclude_dates: Vec<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Default time between SIGTERM and SIGKILL.
+const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
+/// Default wait for running jobs at shutdown.
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads and validates the configuration at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Validates configuration `text`, reporting errors against `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let root = DeTable::parse(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        ConfigError::invalid(
+            path,
+            text,
+            vec![FieldError::new(span, "", toml_message(&e))],
+        )
+    })?;
+    let mut errors = Vec::new();
+    let mut defaults_value = None;
+    let mut jobs_value = None;
+    for (key, value) in root.get_ref() {
+        match key.get_ref().as_ref() {
+            "defaults" => defaults_value = Some(value),
+            "jobs" => jobs_value = Some(value),
+            other => errors.push(unknown_key(
+                key.span(),
+                other,
+                "",
+                &["defaults", "jobs"],
+                "",
+            )),
+        }
+    }
+
+    let defaults = match defaults_value
+        .map(|v| de::<RawDefaults>(v, "defaults"))
+        .transpose()
+    {
+        Ok(raw) => resolve_defaults(raw, &mut errors),
+        Err(e) => {
+            errors.push(e);
+            resolve_defaults(None, &mut errors)
+        }
+    };
+
+    let mut jobs = BTreeMap::new();
+    if let Some(value) = jobs_value {
+        match value.get_ref().as_table() {
+            Some(table) => {
+                for (name, job) in table {
+                    match parse_job(name, job, &defaults) {
+                        Ok(j) => {
+                            jobs.insert(j.name.clone(), j);
+                        }
+                        Err(mut e) => errors.append(&mut e),
+                    }
+                }
+            }
+            None => errors.push(FieldError::new(
+                value.span(),
+                "jobs",
+                "`jobs` must be a table of [jobs.NAME] sections",
+            )),
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(Config {
+            path: path.to_path_buf(),
+            defaults,
+            jobs,
+        })
+    } else {
+        errors.sort_by_key(|e| e.span.start);
+        Err(ConfigError::invalid(path, text, errors))
+    }
+}
+
+fn resolve_defaults(raw: Option<RawDefaults>, errors: &mut Vec<FieldError>) -> Defaults {
+    let timezone = match raw.as_ref().and_then(|r| r.timezone.as_ref()) {
+        Some(tz) => parse_tz(tz, "defaults.timezone").unwrap_or_else(|e| {
+            errors.push(e);
+            Tz::UTC
+        }),
+        None => system_timezone(),
+    };
+    Defaults {
+        timezone,
+        shutdown_timeout: raw
+            .and_then(|r| r.shutdown_timeout)
+            .map_or(DEFAULT_SHUTDOWN_TIMEOUT, |d| d.0),
+    }
+}
+
+/// The machine's own zone (from `TZ` or `/etc/localtime`), or UTC when it cannot be told.
+pub fn system_timezone() -> Tz {
+    std::env::var("TZ")
+        .ok()
+        .map(|s| s.trim_start_matches(':').to_string())
+        .or_else(|| iana_time_zone::get_timezone().ok())
+        .and_then(|name| name.parse().ok())
+        .unwrap_or(Tz::UTC)
+}
+
+fn parse_tz(tz: &Spanned<String>, key: &str) -> Result<Tz, FieldError> {
+    tz.get_ref().parse::<Tz>().map_err(|_| {
+        let hint = did_you_mean(
+            tz.get_ref(),
+            chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()),
+        )
+        .map(|s| format!("; did you mean {s:?}?"))
+        .unwrap_or_else(|| " (an IANA name such as \"Asia/Seoul\" or \"UTC\")".to_string());
+        FieldError::new(
+            tz.span(),
+            key,
+            format!("unknown time zone {:?}{hint}", tz.get_ref()),
+        )
+    })
+}
+
+/// Job names end up in file names and log fields, so they are kept simple.
+fn valid_job_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.')
+}
+
+fn parse_job(
+    name: &Spanned<std::borrow::Cow<'_, str>>,
+    value: &Spanned<DeValue<'_>>,
+    defaults: &Defaults,
+) -> Result<JobConfig, Vec<FieldError>> {
+    let name_str = name.get_ref().to_string();
+    let prefix = format!("jobs.{name_str}");
+    let mut errors = Vec::new();
+    if !valid_job_name(&name_str) {
+        errors.push(FieldError::new(
+            name.span(),
+            &prefix,
+            "job names may use letters, digits, '-', '_' and '.' (at most 64, not starting with '.')",
+        ));
+    }
+    let Some(table) = value.get_ref().as_table() else {
+        return Err(vec![FieldError::new(
+            value.span(),
+            prefix,
+            "a job must be a table, e.g. [jobs.NAME]",
+        )]);
+    };
+    let common = de::<CommonSpec>(value, &prefix).map_err(|e| vec![e])?;
+    let kind = common.kind.get_ref().as_str();
+    let type_fields: &[&str] = match kind {
+        "command" => struct_fields::<CommandSpec>(),
+        other => {
+            let hint = did_you_mean(other, JOB_TYPES.iter().copied())
+                .map(|s| format!("; did you mean {s:?}?"))
+                .unwrap_or_default();
+            return Err(vec![FieldError::new(
+                common.kind.span(),
+                format!("{prefix}.type"),
+                format!(
+                    "unknown job type {other:?}{hint} (known: {})",
+                    JOB_TYPES.join(", ")
+                ),
+            )]);
+        }
+    };
+    let common_fields = struct_fields::<CommonSpec>();
+    for key in table.keys() {
+        let k = key.get_ref().as_ref();
+        if !common_fields.contains(&k) && !type_fields.contains(&k) {
+            let all: Vec<&str> = common_fields.iter().chain(type_fields).copied().collect();
+            errors.push(unknown_key(
+                key.span(),
+                k,
+                &prefix,
+                &all,
+                &format!(" for a {kind} job"),
+            ));
+        }
+    }
+    let job = match kind {
+        "command" => de::<CommandSpec>(value, &prefix).map(|spec| {
+            errors.extend(spec.validate(&prefix));
+            JobType::Command(spec)
+        }),
+        _ => unreachable!("job type checked above"),
+    };
+    let job = match job {
+        Ok(j) => Some(j),
+        Err(e) => {
+            errors.push(located_in_table(e, table, &prefix));
+            None
+        }
+    };
+
+    let tz = match &common.timezone {
+        Some(tz) => parse_tz(tz, &format!("{prefix}.timezone")).unwrap_or_else(|e| {
+            errors.push(e);
+            defaults.timezone
+        }),
+        None => defaults.timezone,
+    };
+    let mut exclude = BTreeSet::new();
+    for d in &common.exclude_dates {
+        match d.get_ref().parse::<NaiveDate>() {
+            Ok(date) => {
+                exclude.insert(date);
+            }
+            Err(_) => errors.push(FieldError::new(
+                d.span(),
+                format!("{prefix}.exclude_dates"),
+                format!("{:?} is not a date; write \"YYYY-MM-DD\"", d.get_ref()),
+            )),
+        }
+    }
+    let continuous = job.as_ref().is_some_and(JobType::is_continuous);
+    let schedule = match (&common.schedule, continuous) {
+        (Some(s), true) => {
+            errors.push(FieldError::new(
+                s.span(),
+                format!("{prefix}.schedule"),
+                format!("{kind} jobs run continuously from start; remove `schedule`"),
+            ));
+            None
+        }
+        (Some(s), false) => match Schedule::parse(s.get_ref(), tz, exclude) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errors.push(FieldError::new(
+                    s.span(),
+                    format!("{prefix}.schedule"),
+                    e.to_string(),
+                ));
+                None
+            }
+        },
+        (None, true) => None,
+        (None, false) => {
+            errors.push(FieldError::new(
+                name.span(),
+                format!("{prefix}.schedule"),
+                "missing `schedule` (e.g. \"@every 5s\", \"0 30 2 * * *\", \"@daily\", \"@start\")",
+            ));
+            None
+        }
+    };
+
+    match job {
+        Some(job) if errors.is_empty() => Ok(JobConfig {
+            name: name_str,
+            schedule,
+            enabled: common.enabled,
+            overlap: common.overlap,
+            timeout: common.timeout.map(|d| d.0).filter(|d| !d.is_zero()),
+            kill_grace: common.kill_grace.map_or(DEFAULT_KILL_GRACE, |d| d.0),
+            jitter: common.jitter.map(|d| d.0).unwrap_or_default(),
+            catch_up: common.catch_up,
+            job,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// Deserializes one subtree, keeping the location of any error.
+fn de<T: DeserializeOwned>(value: &Spanned<DeValue<'_>>, key: &str) -> Result<T, FieldError> {
+    let mut owned = value.clone();
+    owned.get_mut().make_owned();
+    T::deserialize(owned.into_deserializer()).map_err(|e| {
+        let span = e.span().unwrap_or_else(|| value.span());
+        FieldError::new(span, key, toml_message(&e))
+    })
+}
+
+/// Names the key whose value an error points into, for errors raised inside a job table.
+fn located_in_table(mut e: FieldError, table: &DeTable<'_>, prefix: &str) -> FieldError {
+    if let Some((k, _)) = table.iter().find(|(k, v)| {
+        (v.span().start <= e.span.start && e.span.end <= v.span().end) || k.span() == e.span
+    }) {
+        e.key = format!("{prefix}.{}", k.get_ref());
+    }
+    e
+}
+
+fn toml_message(e: &toml::de::Error) -> String {
+    e.message().trim().to_string()
+}
+
+fn unknown_key(
+    span: std::ops::Range<usize>,
+    key: &str,
+    prefix: &str,
+    known: &[&str],
+    context: &str,
+) -> FieldError {
+    let full = if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    };
+    let hint = did_you_mean(key, known.iter().copied())
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default();
+    FieldError::new(span, full, format!("unknown key{context}{hint}"))
+}
+
+#[cfg(test)]
+mod tests;

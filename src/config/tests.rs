@@ -1,0 +1,144 @@
+//! Unit tests for configuration errors: each names the file, line, column and key.
+
+use super::*;
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(Path::new("/etc/opsd/jobs.toml"), text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string().lines().map(str::to_string).collect(),
+    }
+}
+
+#[test]
+fn example_from_the_issue_parses() {
+    let text = r#"
+[defaults]
+timezone = "Asia/Seoul"
+
+[jobs.push-messages]
+type = "command"
+schedule = "@every 5s"
+command = ["/usr/local/bin/send-push", "--batch"]
+timeout = "4s"
+
+[jobs.nightly-report]
+type = "command"
+schedule = "0 30 2 * * *"
+command = "pg_dump app | gzip > /var/backups/app.sql.gz"
+"#;
+    let cfg = parse(Path::new("jobs.toml"), text).unwrap();
+    assert_eq!(cfg.defaults.timezone, chrono_tz::Asia::Seoul);
+    let push = &cfg.jobs["push-messages"];
+    assert_eq!(push.timeout, Some(Duration::from_secs(4)));
+    assert_eq!(push.overlap, Overlap::Skip);
+    assert_eq!(
+        push.schedule.as_ref().unwrap().timezone(),
+        chrono_tz::Asia::Seoul
+    );
+    assert_eq!(cfg.jobs.len(), 2);
+}
+
+#[test]
+fn unknown_key_names_line_and_suggests() {
+    let e = errors("[jobs.a]\ntype = \"command\"\nschedule = \"@every 1s\"\ncommand = [\"/bin/true\"]\ntimout = \"4s\"\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:5:1: `jobs.a.timout`: unknown key"),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].contains("did you mean `timeout`?"), "{}", e[0]);
+}
+
+#[test]
+fn bad_time_zone() {
+    let e = errors("[defaults]\ntimezone = \"Asia/Seol\"\n");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:2:12: `defaults.timezone`: unknown time zone"),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].contains("did you mean \"Asia/Seoul\"?"), "{}", e[0]);
+}
+
+#[test]
+fn bad_cron_expression() {
+    let e = errors("[jobs.a]\ntype = \"command\"\nschedule = \"0 99 * * *\"\ncommand = \"true\"\n");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:3:12: `jobs.a.schedule`: invalid cron expression"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn duplicate_job_name() {
+    let e = errors("[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\n[jobs.a]\ntype = \"command\"\n");
+    assert!(e[0].contains(":5:"), "{}", e[0]);
+    assert!(e[0].to_lowercase().contains("duplicate"), "{}", e[0]);
+}
+
+#[test]
+fn empty_command() {
+    let e = errors("[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = []\n");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:4:11: `jobs.a.command`: the command is empty"),
+        "{}",
+        e[0]
+    );
+    let e = errors("[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"  \"\n");
+    assert!(e[0].contains("the command is empty"), "{}", e[0]);
+}
+
+#[test]
+fn unknown_type_and_missing_schedule() {
+    let e = errors("[jobs.a]\ntype = \"comand\"\n");
+    assert!(
+        e[0].contains("`jobs.a.type`: unknown job type \"comand\"; did you mean \"command\"?"),
+        "{}",
+        e[0]
+    );
+    let e = errors("[jobs.b]\ntype = \"command\"\ncommand = \"true\"\n");
+    assert!(
+        e[0].contains("`jobs.b.schedule`: missing `schedule`"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn wrong_value_type_names_the_key() {
+    let e = errors("[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\noverlap = \"sometimes\"\n");
+    assert!(e[0].starts_with("/etc/opsd/jobs.toml:5:11:"), "{}", e[0]);
+    assert!(e[0].contains("sometimes"), "{}", e[0]);
+    let e = errors("[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\ntimeout = \"soon\"\n");
+    assert!(e[0].contains("invalid duration"), "{}", e[0]);
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let e = errors("[jobs.a]\ntype = \"command\"\nschedule = \"@every 0s\"\ncommand = \"true\"\n[jobs.b]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\nexclude_dates = [\"Dec 25\"]\n");
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].contains(":3:"), "{}", e[0]);
+    assert!(
+        e[1].contains(":9:") && e[1].contains("YYYY-MM-DD"),
+        "{}",
+        e[1]
+    );
+}
+
+#[test]
+fn syntax_error_has_a_location() {
+    let e = errors("[jobs.a]\ntype = \"command\ncommand = 1\n");
+    assert!(e[0].starts_with("/etc/opsd/jobs.toml:2:"), "{}", e[0]);
+}
+
+#[test]
+fn unknown_top_level_section() {
+    let e = errors("[defualts]\ntimezone = \"UTC\"\n");
+    assert!(
+        e[0].contains("`defualts`: unknown key; did you mean `defaults`?"),
+        "{}",
+        e[0]
+    );
+}

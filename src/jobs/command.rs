@@ -1,0 +1,333 @@
+//! The `command` job type: run a program (argv, no shell) or a `/bin/sh -c` line in its own
+//! process group, log its output line by line, and stop the whole group on cancel.
+
+use super::{Outcome, RunContext, RunReport};
+use crate::config::FieldError;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::{Group, Pid, User};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use toml::Spanned;
+
+/// Longest output line logged as is; longer lines are cut with a note of how much was dropped.
+const MAX_LINE: usize = 4096;
+/// Lines logged per stream per run before the rest is only counted, so a chatty job cannot
+/// flood the journal.
+const MAX_LINES_PER_RUN: u64 = 10_000;
+
+/// What to run: an argv list (no shell) or one string for `/bin/sh -c`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum CommandLine {
+    /// `["/usr/bin/prog", "--flag"]`, run directly.
+    Argv(Vec<String>),
+    /// `"pg_dump app | gzip > x"`, run under `/bin/sh -c`.
+    Shell(String),
+}
+
+/// The `type = "command"` keys of a job.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CommandSpec {
+    /// The program and its arguments, or a shell line.
+    pub command: Spanned<CommandLine>,
+    /// Extra environment variables for the program.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Directory to run in (default: the daemon's, `/` under systemd).
+    pub working_dir: Option<Spanned<PathBuf>>,
+    /// Run as this user (only when the daemon runs as root).
+    pub user: Option<Spanned<String>>,
+    /// Run with this group (only when the daemon runs as root).
+    pub group: Option<Spanned<String>>,
+}
+
+impl CommandSpec {
+    /// Checks what serde cannot: a non-empty command and existing user and group.
+    pub fn validate(&self, prefix: &str) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let empty = match self.command.get_ref() {
+            CommandLine::Argv(v) => v.first().is_none_or(|p| p.trim().is_empty()),
+            CommandLine::Shell(s) => s.trim().is_empty(),
+        };
+        if empty {
+            errors.push(FieldError::new(
+                self.command.span(),
+                format!("{prefix}.command"),
+                "the command is empty; give a program path (e.g. [\"/usr/bin/true\"]) or a shell line",
+            ));
+        }
+        if let Some(dir) = &self.working_dir {
+            if !dir.get_ref().is_absolute() {
+                errors.push(FieldError::new(
+                    dir.span(),
+                    format!("{prefix}.working_dir"),
+                    "working_dir must be an absolute path",
+                ));
+            }
+        }
+        if let Some(user) = &self.user {
+            if !matches!(User::from_name(user.get_ref()), Ok(Some(_))) {
+                errors.push(FieldError::new(
+                    user.span(),
+                    format!("{prefix}.user"),
+                    format!("no such user {:?} on this machine", user.get_ref()),
+                ));
+            }
+        }
+        if let Some(group) = &self.group {
+            if !matches!(Group::from_name(group.get_ref()), Ok(Some(_))) {
+                errors.push(FieldError::new(
+                    group.span(),
+                    format!("{prefix}.group"),
+                    format!("no such group {:?} on this machine", group.get_ref()),
+                ));
+            }
+        }
+        errors
+    }
+
+    /// A short human description of what runs, for logs and `opsd check`.
+    pub fn describe(&self) -> String {
+        match self.command.get_ref() {
+            CommandLine::Argv(v) => v.join(" "),
+            CommandLine::Shell(s) => format!("sh -c {s:?}"),
+        }
+    }
+}
+
+/// Builds the process to spawn, with its own process group and credentials applied.
+fn build(spec: &CommandSpec, ctx: &RunContext) -> Result<Command, String> {
+    let mut cmd = match spec.command.get_ref() {
+        CommandLine::Argv(argv) => {
+            let (program, args) = argv.split_first().ok_or("empty command")?;
+            let mut c = Command::new(program);
+            c.args(args);
+            c
+        }
+        CommandLine::Shell(line) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(line);
+            c
+        }
+    };
+    cmd.envs(&spec.env)
+        .env("OPSD_JOB", &*ctx.job)
+        .env("OPSD_RUN_ID", &*ctx.run_id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    if let Some(dir) = &spec.working_dir {
+        cmd.current_dir(dir.get_ref());
+    }
+    let root = nix::unistd::geteuid().is_root();
+    if let Some(group) = &spec.group {
+        let g = Group::from_name(group.get_ref())
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("no such group {:?}", group.get_ref()))?;
+        if !root {
+            return Err(format!(
+                "group = {:?} needs the daemon to run as root",
+                group.get_ref()
+            ));
+        }
+        cmd.gid(g.gid.as_raw());
+    }
+    if let Some(user) = &spec.user {
+        let u = User::from_name(user.get_ref())
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("no such user {:?}", user.get_ref()))?;
+        if !root {
+            return Err(format!(
+                "user = {:?} needs the daemon to run as root",
+                user.get_ref()
+            ));
+        }
+        if spec.group.is_none() {
+            cmd.gid(u.gid.as_raw());
+        }
+        cmd.uid(u.uid.as_raw())
+            .env("HOME", &u.dir)
+            .env("USER", user.get_ref())
+            .env("LOGNAME", user.get_ref());
+    }
+    Ok(cmd)
+}
+
+/// Runs the command once: spawns it, logs its output, and on cancel stops its whole process
+/// group (SIGTERM, then SIGKILL after `kill_grace`).
+pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
+    let mut cmd = match build(spec, ctx) {
+        Ok(c) => c,
+        Err(e) => return RunReport::failed(e),
+    };
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return RunReport::failed(format!("cannot start {}: {e}", spec.describe())),
+    };
+    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    let out = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(log_stream(s, ctx.clone(), Stream::Stdout)));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(log_stream(s, ctx.clone(), Stream::Stderr)));
+
+    let (status, cancelled) = tokio::select! {
+        status = child.wait() => (status, false),
+        () = ctx.cancel.cancelled() => {
+            if let Some(pgid) = pgid {
+                let _ = killpg(pgid, Signal::SIGTERM);
+            }
+            let status = match tokio::time::timeout(ctx.kill_grace, child.wait()).await {
+                Ok(status) => status,
+                Err(_) => {
+                    if let Some(pgid) = pgid {
+                        let _ = killpg(pgid, Signal::SIGKILL);
+                    }
+                    child.wait().await
+                }
+            };
+            (status, true)
+        }
+    };
+    if cancelled {
+        // The leader is gone; make sure nothing it started in its group outlives the run.
+        if let Some(pgid) = pgid {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
+    for task in [out, err].into_iter().flatten() {
+        let _ = task.await;
+    }
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => return RunReport::failed(format!("lost track of the process: {e}")),
+    };
+    let exit_code = status.code();
+    let signal = status.signal();
+    let outcome = if cancelled {
+        Outcome::Killed
+    } else if status.success() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    };
+    let detail = match (exit_code, signal) {
+        (Some(0), _) => None,
+        (Some(c), _) => Some(format!("exited with code {c}")),
+        (None, Some(s)) => Some(format!("ended by signal {}", signal_name(s))),
+        (None, None) => None,
+    };
+    RunReport {
+        outcome,
+        exit_code,
+        signal,
+        detail,
+    }
+}
+
+/// The conventional name of a signal number, e.g. `SIGKILL`.
+pub fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig).map_or_else(|_| sig.to_string(), |s| s.as_str().to_string())
+}
+
+/// Which output stream a line came from.
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Reads a child's stream to its end, logging each line (stdout at info, stderr at warn).
+async fn log_stream(mut reader: impl AsyncRead + Unpin, ctx: RunContext, stream: Stream) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut line: Vec<u8> = Vec::new();
+    let mut dropped_in_line = 0usize;
+    let mut logged = 0u64;
+    let mut suppressed = 0u64;
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                emit(
+                    &ctx,
+                    stream,
+                    &line,
+                    dropped_in_line,
+                    &mut logged,
+                    &mut suppressed,
+                );
+                line.clear();
+                dropped_in_line = 0;
+            } else if line.len() < MAX_LINE {
+                line.push(b);
+            } else {
+                dropped_in_line += 1;
+            }
+        }
+    }
+    if !line.is_empty() || dropped_in_line > 0 {
+        emit(
+            &ctx,
+            stream,
+            &line,
+            dropped_in_line,
+            &mut logged,
+            &mut suppressed,
+        );
+    }
+    if suppressed > 0 {
+        tracing::warn!(job = %ctx.job, run_id = %ctx.run_id, suppressed,
+            "{suppressed} more output lines were not logged (limit {MAX_LINES_PER_RUN} per run)");
+    }
+}
+
+fn emit(
+    ctx: &RunContext,
+    stream: Stream,
+    line: &[u8],
+    dropped: usize,
+    logged: &mut u64,
+    suppressed: &mut u64,
+) {
+    if *logged >= MAX_LINES_PER_RUN {
+        *suppressed += 1;
+        return;
+    }
+    *logged += 1;
+    let mut text: String = String::from_utf8_lossy(line)
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if dropped > 0 {
+        text.push_str(&format!(" …[{dropped} more bytes]"));
+    }
+    match stream {
+        Stream::Stdout => {
+            tracing::info!(job = %ctx.job, run_id = %ctx.run_id, stream = "stdout", "{text}")
+        }
+        Stream::Stderr => {
+            tracing::warn!(job = %ctx.job, run_id = %ctx.run_id, stream = "stderr", "{text}")
+        }
+    }
+}

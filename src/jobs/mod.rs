@@ -1,0 +1,134 @@
+//! The job types and their contract with the scheduler: a job is handed a [`RunContext`] and
+//! returns a [`RunReport`]. Job types never see the scheduler, and the scheduler sees only
+//! [`JobType`], never a type's details.
+
+pub mod command;
+
+use serde::Serialize;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Everything one run of a job may use, handed over by whoever runs it.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// The job's name in `jobs.toml`.
+    pub job: Arc<str>,
+    /// A short id unique to this run, also in every log line of the run.
+    pub run_id: Arc<str>,
+    /// Fired when the run must stop now (timeout, shutdown, job removed).
+    pub cancel: CancellationToken,
+    /// The daemon's state directory; a job keeps its files under `state_dir/<type>/`.
+    pub state_dir: PathBuf,
+    /// Report what would change, change nothing.
+    pub dry_run: bool,
+    /// How long a process gets between SIGTERM and SIGKILL when the run is cancelled.
+    pub kill_grace: Duration,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The job did what it was asked.
+    Success,
+    /// The job ran and reported failure.
+    Failed,
+    /// The job ran past its `timeout` and was stopped.
+    TimedOut,
+    /// The job was stopped from outside (shutdown, signal).
+    Killed,
+    /// The job did not run (overlap policy, dry run of a job type without one).
+    Skipped,
+}
+
+impl Outcome {
+    /// The lower-case name used in logs and status output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failed => "failed",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Killed => "killed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+
+    /// True when the outcome needs an operator's attention.
+    pub fn is_error(self) -> bool {
+        matches!(self, Outcome::Failed | Outcome::TimedOut | Outcome::Killed)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a job reports at the end of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RunReport {
+    /// How the run ended.
+    pub outcome: Outcome,
+    /// The process exit code, for job types that run a process.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the process, if one did.
+    pub signal: Option<i32>,
+    /// A one-line explanation, especially for failures.
+    pub detail: Option<String>,
+}
+
+impl RunReport {
+    /// A successful run with an optional one-line summary.
+    pub fn success(detail: Option<String>) -> Self {
+        RunReport {
+            outcome: Outcome::Success,
+            exit_code: None,
+            signal: None,
+            detail,
+        }
+    }
+
+    /// A failed run with its reason.
+    pub fn failed(detail: impl Into<String>) -> Self {
+        RunReport {
+            outcome: Outcome::Failed,
+            exit_code: None,
+            signal: None,
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+/// A job's type-specific definition, as validated from `jobs.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobType {
+    /// Run a program or a shell line.
+    Command(command::CommandSpec),
+}
+
+impl JobType {
+    /// The `type = "..."` name of this job type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            JobType::Command(_) => "command",
+        }
+    }
+
+    /// True for job types that run continuously from start instead of on a schedule.
+    pub fn is_continuous(&self) -> bool {
+        match self {
+            JobType::Command(_) => false,
+        }
+    }
+
+    /// Runs the job once; returns promptly after `ctx.cancel` fires.
+    pub async fn run(&self, ctx: &RunContext) -> RunReport {
+        match self {
+            JobType::Command(spec) => command::run(spec, ctx).await,
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Unit tests for schedules: fields, nicknames, L/W/#, `@every` alignment, DST and exclusions.
+
+use super::*;
+use chrono_tz::{America::New_York, Asia::Seoul, Europe::Berlin, UTC};
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn sched(expr: &str, tz: Tz) -> Schedule {
+    Schedule::parse(expr, tz, BTreeSet::new()).unwrap()
+}
+
+fn next_n(s: &Schedule, from: &str, n: usize) -> Vec<DateTime<Utc>> {
+    let mut t = utc(from);
+    let mut out = Vec::new();
+    for _ in 0..n {
+        t = s.next_after(t).unwrap();
+        out.push(t);
+    }
+    out
+}
+
+#[test]
+fn five_six_and_seven_fields() {
+    let five = sched("30 2 * * *", UTC);
+    assert_eq!(
+        five.next_after(utc("2026-01-01T00:00:00Z")),
+        Some(utc("2026-01-01T02:30:00Z"))
+    );
+    let six = sched("15 30 2 * * *", UTC);
+    assert_eq!(
+        six.next_after(utc("2026-01-01T00:00:00Z")),
+        Some(utc("2026-01-01T02:30:15Z"))
+    );
+    let seven = sched("0 0 0 1 1 * 2028", UTC);
+    assert_eq!(
+        seven.next_after(utc("2026-01-01T00:00:00Z")),
+        Some(utc("2028-01-01T00:00:00Z"))
+    );
+    assert_eq!(seven.next_after(utc("2028-06-01T00:00:00Z")), None);
+}
+
+#[test]
+fn nicknames() {
+    let h = sched("@hourly", UTC);
+    assert_eq!(
+        h.next_after(utc("2026-01-01T00:10:00Z")),
+        Some(utc("2026-01-01T01:00:00Z"))
+    );
+    let d = sched("@daily", Seoul);
+    assert_eq!(
+        d.next_after(utc("2026-01-01T00:10:00Z")),
+        Some(utc("2026-01-01T15:00:00Z"))
+    );
+    let w = sched("@weekly", UTC);
+    // 2026-01-01 is a Thursday; @weekly is Sunday midnight.
+    assert_eq!(
+        w.next_after(utc("2026-01-01T00:10:00Z")),
+        Some(utc("2026-01-04T00:00:00Z"))
+    );
+    let m = sched("@monthly", UTC);
+    assert_eq!(
+        m.next_after(utc("2026-01-15T00:00:00Z")),
+        Some(utc("2026-02-01T00:00:00Z"))
+    );
+}
+
+#[test]
+fn last_weekday_and_nth() {
+    // L: last day of the month.
+    let l = sched("0 0 12 L * *", UTC);
+    assert_eq!(
+        l.next_after(utc("2026-02-01T00:00:00Z")),
+        Some(utc("2026-02-28T12:00:00Z"))
+    );
+    // W: the weekday nearest the 15th; 2026-08-15 is a Saturday, so Friday the 14th.
+    let w = sched("0 0 9 15W * *", UTC);
+    assert_eq!(
+        w.next_after(utc("2026-08-01T00:00:00Z")),
+        Some(utc("2026-08-14T09:00:00Z"))
+    );
+    // #: the second Tuesday; in March 2026 that is the 10th.
+    let nth = sched("0 0 9 * * TUE#2", UTC);
+    assert_eq!(
+        nth.next_after(utc("2026-03-01T00:00:00Z")),
+        Some(utc("2026-03-10T09:00:00Z"))
+    );
+}
+
+#[test]
+fn office_hours_in_seoul_need_no_utc_arithmetic() {
+    let s = sched("0 50 8 * * Mon-Fri", Seoul);
+    // Friday 2026-11-27 08:50 KST is 2026-11-26 23:50 UTC; then Monday 2026-11-30.
+    assert_eq!(
+        next_n(&s, "2026-11-26T12:00:00Z", 2),
+        vec![utc("2026-11-26T23:50:00Z"), utc("2026-11-29T23:50:00Z")]
+    );
+}
+
+#[test]
+fn every_aligns_to_the_clock() {
+    let s = sched("@every 5s", UTC);
+    assert_eq!(
+        next_n(&s, "2026-01-01T00:00:03.400Z", 3),
+        vec![
+            utc("2026-01-01T00:00:05Z"),
+            utc("2026-01-01T00:00:10Z"),
+            utc("2026-01-01T00:00:15Z")
+        ]
+    );
+    // An exact slot is not fired twice: "after" is strict.
+    assert_eq!(
+        s.next_after(utc("2026-01-01T00:00:05Z")),
+        Some(utc("2026-01-01T00:00:10Z"))
+    );
+    // @every 1h lands on the local hour in a zone with a :30 offset.
+    let kolkata = sched("@every 1h", chrono_tz::Asia::Kolkata);
+    assert_eq!(
+        kolkata.next_after(utc("2026-01-01T00:10:00Z")),
+        Some(utc("2026-01-01T00:30:00Z"))
+    );
+}
+
+#[test]
+fn every_rejects_sub_second_and_empty() {
+    assert!(Schedule::parse("@every 500ms", UTC, BTreeSet::new()).is_err());
+    assert!(Schedule::parse("@every", UTC, BTreeSet::new()).is_err());
+    assert!(Schedule::parse("@every soon", UTC, BTreeSet::new()).is_err());
+}
+
+#[test]
+fn bad_cron_is_an_error() {
+    let e = Schedule::parse("61 * * * *", UTC, BTreeSet::new()).unwrap_err();
+    assert!(e.to_string().contains("invalid cron expression"), "{e}");
+    assert!(Schedule::parse("* * *", UTC, BTreeSet::new()).is_err());
+}
+
+/// Collects every fire time in [from, to).
+fn fires_between(s: &Schedule, from: &str, to: &str) -> Vec<DateTime<Utc>> {
+    let (mut t, end) = (utc(from), utc(to));
+    let mut out = Vec::new();
+    while let Some(n) = s.next_after(t) {
+        if n >= end {
+            break;
+        }
+        out.push(n);
+        t = n;
+    }
+    out
+}
+
+#[test]
+fn spring_forward_runs_a_skipped_slot_once() {
+    // New York, 2026-03-08: 02:00 EST jumps to 03:00 EDT; 02:30 does not exist that day.
+    let s = sched("0 30 2 * * *", New_York);
+    let fires = fires_between(&s, "2026-03-07T00:00:00Z", "2026-03-10T00:00:00Z");
+    assert_eq!(fires.len(), 3, "{fires:?}");
+    assert_eq!(fires[0], utc("2026-03-07T07:30:00Z"));
+    assert_eq!(fires[2], utc("2026-03-09T06:30:00Z"));
+    // Berlin, 2026-03-29: 02:00 CET jumps to 03:00 CEST.
+    let b = sched("0 30 2 * * *", Berlin);
+    assert_eq!(
+        fires_between(&b, "2026-03-28T00:00:00Z", "2026-03-31T00:00:00Z").len(),
+        3
+    );
+}
+
+#[test]
+fn fall_back_does_not_run_twice() {
+    // New York, 2026-11-01: 01:30 happens twice (EDT, then EST).
+    let s = sched("0 30 1 * * *", New_York);
+    let fires = fires_between(&s, "2026-10-31T00:00:00Z", "2026-11-03T00:00:00Z");
+    assert_eq!(fires.len(), 3, "{fires:?}");
+    // Berlin, 2026-10-25: 02:30 happens twice.
+    let b = sched("0 30 2 * * *", Berlin);
+    assert_eq!(
+        fires_between(&b, "2026-10-24T00:00:00Z", "2026-10-27T00:00:00Z").len(),
+        3
+    );
+}
+
+#[test]
+fn seoul_has_no_dst_and_fires_daily() {
+    let s = sched("0 0 4 * * Sun", Seoul);
+    assert_eq!(
+        s.next_after(utc("2026-11-25T00:00:00Z")),
+        Some(utc("2026-11-28T19:00:00Z"))
+    );
+    assert_eq!(
+        fires_between(&s, "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z").len(),
+        52
+    );
+}
+
+#[test]
+fn excluded_dates_are_skipped_in_the_jobs_zone() {
+    let holidays: BTreeSet<NaiveDate> = ["2026-12-25"].iter().map(|d| d.parse().unwrap()).collect();
+    let s = Schedule::parse("0 50 8 * * Mon-Fri", Seoul, holidays).unwrap();
+    // Thursday 2026-12-24 fires; Friday the 25th (KST) is skipped; Monday the 28th is next.
+    assert_eq!(
+        next_n(&s, "2026-12-23T00:00:00Z", 2),
+        vec![utc("2026-12-23T23:50:00Z"), utc("2026-12-27T23:50:00Z")]
+    );
+}
+
+#[test]
+fn start_fires_only_at_start() {
+    let s = sched("@start", UTC);
+    assert!(s.is_start());
+    assert_eq!(s.next_after(utc("2026-01-01T00:00:00Z")), None);
+}
+
+#[test]
+fn missed_slot_after_downtime() {
+    let s = sched("0 0 3 * * *", UTC);
+    assert_eq!(
+        s.missed_between(utc("2026-01-01T03:00:00Z"), utc("2026-01-03T12:00:00Z")),
+        Some(utc("2026-01-03T03:00:00Z"))
+    );
+    assert_eq!(
+        s.missed_between(utc("2026-01-03T03:00:00Z"), utc("2026-01-03T12:00:00Z")),
+        None
+    );
+    let e = sched("@every 10s", UTC);
+    assert_eq!(
+        e.missed_between(utc("2026-01-01T00:00:00Z"), utc("2026-01-02T00:00:05Z")),
+        Some(utc("2026-01-02T00:00:00Z"))
+    );
+}

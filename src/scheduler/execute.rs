@@ -1,0 +1,140 @@
+//! One run of one job: gives it a run id and a cancel token, enforces its timeout, and logs
+//! exactly one start event and one end event with `job`, `run_id`, `outcome`, `duration_ms`.
+
+use crate::config::JobConfig;
+use crate::jobs::{command::signal_name, Outcome, RunContext, RunReport};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Why a run was started, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Its schedule came due.
+    Schedule,
+    /// A missed slot caught up at start.
+    CatchUp,
+    /// Asked for by `opsd trigger` or `opsd run-job`.
+    Manual,
+    /// A continuous job (re)started.
+    Continuous,
+}
+
+impl Trigger {
+    /// The lower-case name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::CatchUp => "catch_up",
+            Trigger::Manual => "manual",
+            Trigger::Continuous => "continuous",
+        }
+    }
+}
+
+/// What a finished run looked like, for status and state.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The run's id.
+    pub run_id: Arc<str>,
+    /// When it started.
+    pub started: chrono::DateTime<chrono::Utc>,
+    /// How long it took.
+    pub duration: Duration,
+    /// The job's report, with `TimedOut`/`Killed` filled in by the runner.
+    pub report: RunReport,
+}
+
+/// A fresh, short, random run id.
+pub fn new_run_id() -> Arc<str> {
+    format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff).into()
+}
+
+/// Runs `job` once. `stop` is fired from outside (shutdown, removal) to end the run early.
+pub async fn execute(
+    job: &JobConfig,
+    state_dir: PathBuf,
+    dry_run: bool,
+    trigger: Trigger,
+    stop: CancellationToken,
+) -> Finished {
+    let run_id = new_run_id();
+    let cancel = stop.child_token();
+    let ctx = RunContext {
+        job: job.name.as_str().into(),
+        run_id: run_id.clone(),
+        cancel: cancel.clone(),
+        state_dir,
+        dry_run,
+        kill_grace: job.kill_grace,
+    };
+    tracing::info!(job = %job.name, run_id = %run_id, trigger = trigger.as_str(), "run started");
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let mut timed_out = false;
+    let run = job.job.run(&ctx);
+    tokio::pin!(run);
+    let mut report = match job.timeout {
+        Some(limit) => tokio::select! {
+            r = &mut run => r,
+            () = tokio::time::sleep(limit) => {
+                timed_out = true;
+                tracing::warn!(job = %job.name, run_id = %run_id, timeout_ms = limit.as_millis() as u64,
+                    "run exceeded its timeout; stopping it");
+                cancel.cancel();
+                run.await
+            }
+        },
+        None => run.await,
+    };
+    if timed_out {
+        report.outcome = Outcome::TimedOut;
+        report.detail = Some(format!(
+            "timed out after {}",
+            humantime::format_duration(job.timeout.unwrap_or_default())
+        ));
+    } else if stop.is_cancelled() && report.outcome != Outcome::Success {
+        report.outcome = Outcome::Killed;
+    }
+    let duration = clock.elapsed();
+    log_end(&job.name, &run_id, &report, duration);
+    Finished {
+        run_id,
+        started,
+        duration,
+        report,
+    }
+}
+
+/// Logs the one end-of-run event, at `error` when the run needs attention.
+fn log_end(job: &str, run_id: &str, report: &RunReport, duration: Duration) {
+    let duration_ms = duration.as_millis() as u64;
+    let outcome = report.outcome.as_str();
+    let exit_code = report.exit_code.map(i64::from);
+    let signal = report.signal.map(signal_name);
+    let detail = report.detail.as_deref().unwrap_or("");
+    if report.outcome.is_error() {
+        tracing::error!(
+            job,
+            run_id,
+            outcome,
+            duration_ms,
+            exit_code,
+            signal,
+            detail,
+            "run {outcome}: {detail}"
+        );
+    } else {
+        tracing::info!(
+            job,
+            run_id,
+            outcome,
+            duration_ms,
+            exit_code,
+            signal,
+            detail,
+            "run finished: {outcome}"
+        );
+    }
+}
