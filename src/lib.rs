@@ -3,7 +3,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod jobs;
 pub mod logging;
 pub mod schedule;
 pub mod scheduler;
+pub mod state;
+pub mod systemd;

@@ -46,6 +46,8 @@ pub struct Defaults {
     pub timezone: Tz,
     /// How long shutdown waits for running jobs before stopping them.
     pub shutdown_timeout: Duration,
+    /// A group allowed to use the control socket (mode 0660); root only when unset.
+    pub control_group: Option<String>,
 }
 
 /// When a job that is still running is due again.
@@ -101,6 +103,7 @@ pub struct JobConfig {
 struct RawDefaults {
     timezone: Option<Spanned<String>>,
     shutdown_timeout: Option<HumanDuration>,
+    control_group: Option<Spanned<String>>,
 }
 
 /// The keys every job has, whatever its type.
@@ -220,11 +223,27 @@ fn resolve_defaults(raw: Option<RawDefaults>, errors: &mut Vec<FieldError>) -> D
         }),
         None => system_timezone(),
     };
+    let control_group = raw
+        .as_ref()
+        .and_then(|r| r.control_group.as_ref())
+        .and_then(|g| {
+            if matches!(nix::unistd::Group::from_name(g.get_ref()), Ok(Some(_))) {
+                Some(g.get_ref().clone())
+            } else {
+                errors.push(FieldError::new(
+                    g.span(),
+                    "defaults.control_group",
+                    format!("no such group {:?} on this machine", g.get_ref()),
+                ));
+                None
+            }
+        });
     Defaults {
         timezone,
         shutdown_timeout: raw
             .and_then(|r| r.shutdown_timeout)
             .map_or(DEFAULT_SHUTDOWN_TIMEOUT, |d| d.0),
+        control_group,
     }
 }
 
