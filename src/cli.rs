@@ -40,7 +40,11 @@ pub enum Command {
         next: usize,
     },
     /// Run the daemon in the foreground (this is what systemd starts).
-    Run,
+    Run {
+        /// Where to serve the control socket.
+        #[arg(long, default_value_os_t = control::default_socket())]
+        socket: PathBuf,
+    },
     /// Show each job's schedule, next and last run, like `systemctl list-timers`.
     Status {
         /// The daemon's control socket.
@@ -101,12 +105,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print_check(&cfg, next);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run => {
+        Command::Run { socket } => {
             logging::init(cli.log_format);
             let opts = daemon::Options {
                 config: cli.config.clone(),
                 state_dir: state_dir(cli.state_dir),
-                socket: control::default_socket(),
+                socket,
             };
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             if let Err(e) = rt.block_on(daemon::run(opts)) {
