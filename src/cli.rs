@@ -76,6 +76,20 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Apache helpers.
+    Apache {
+        /// What to do.
+        #[command(subcommand)]
+        command: ApacheCommand,
+    },
+}
+
+/// `opsd apache ...`.
+#[derive(Debug, Subcommand)]
+pub enum ApacheCommand {
+    /// Check this Apache for the 2.4.27+ child-crash recipe (threaded MPM + mod_php + HTTP/2);
+    /// exit 0 no recipe, 1 recipe matched, 2 could not run Apache.
+    Doctor(crate::apache::doctor::DoctorArgs),
 }
 
 /// Parses the command line, runs the subcommand, and turns errors into an exit code.
@@ -100,6 +114,9 @@ pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Apache {
+            command: ApacheCommand::Doctor(args),
+        } => Ok(crate::apache::doctor::cli(args)),
         Command::Check { next } => {
             let cfg = config::load(&cli.config)?;
             print_check(&cfg, next);
