@@ -223,6 +223,32 @@ async fn hibernate_stops_running_instances() {
     assert_eq!(moto.state(&ids[0]).await, "stopped");
 }
 
+#[tokio::test]
+async fn unreachable_endpoint_names_region_and_endpoint() {
+    // Nothing listens on the discard port of loopback: the connection is refused, retried
+    // with backoff, then reported.
+    let closed = "http://127.0.0.1:9";
+    let text = format!(
+        "[jobs.dev]\ntype = \"ec2\"\nschedule = \"@daily\"\nregion = \"{REGION}\"\n\
+         endpoint_url = \"{closed}\"\naction = \"stop\"\ntags = {{ a = \"b\" }}\n"
+    );
+    common::moto::aws_test_env();
+    let mut cfg = parse(Path::new("jobs.toml"), &text).expect("valid job");
+    let job = cfg.jobs.remove("dev").expect("job dev");
+    let r = run(&job, false).await;
+    assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+    assert!(
+        detail(&r).starts_with(&format!(
+            "cannot reach endpoint {closed} (region {REGION}) for DescribeInstances"
+        )),
+        "{r:?}"
+    );
+    assert!(
+        detail(&r).contains("check `region`, `endpoint_url` and the network"),
+        "{r:?}"
+    );
+}
+
 /// Writes a job file for the binary.
 fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
     let path = dir.join("jobs.toml");

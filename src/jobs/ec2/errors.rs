@@ -173,6 +173,20 @@ const THROTTLING_CODES: &[&str] = &[
     "SlowDown",
 ];
 
+/// An error and its sources as one line, `outer: inner: root`, without repeats.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 impl Ec2Error {
     /// Turns an SDK error from `call` into an actionable error.
     pub fn from_sdk<E>(call: Call, target: &Target, attempts: u32, err: SdkError<E>) -> Self
@@ -183,10 +197,13 @@ impl Ec2Error {
         let message = err.message().unwrap_or_default().to_string();
         match &err {
             SdkError::DispatchFailure(d) if !d.is_user() => {
+                let detail = d
+                    .as_connector_error()
+                    .map_or_else(|| DisplayErrorContext(&err).to_string(), |c| chain(c));
                 return Ec2Error::Unreachable {
                     call,
                     target: target.clone(),
-                    detail: DisplayErrorContext(&err).to_string(),
+                    detail,
                 };
             }
             SdkError::TimeoutError(_) => {

@@ -10,10 +10,12 @@ mod errors;
 mod select;
 mod spec;
 
-pub use client::{connect, preflight, retry_config, MAX_ATTEMPTS};
+pub use client::{preflight, retry_config, MAX_ATTEMPTS};
 pub use errors::{Call, Ec2Error, Target};
-pub use select::{Found, SkipReason, ASG_TAG, SKIP_TAG};
+pub use select::{ASG_TAG, SKIP_TAG};
 pub use spec::{Action, Ec2Spec, DEFAULT_MAX_INSTANCES, DEFAULT_WAIT_TIMEOUT};
+
+use select::Found;
 
 use super::{Outcome, RunContext, RunReport};
 use aws_sdk_ec2::Client;
