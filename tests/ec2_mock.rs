@@ -310,3 +310,20 @@ async fn a_started_instance_reports_previous_and_new_state() {
         format!("start: 1 started ({ID} (web)), 0 skipped, 0 failed")
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_run_returns_without_acting() {
+    let describe = describe(InstanceStateName::Running);
+    let stop = mock!(Client::stop_instances).then_output(|| StopInstancesOutput::builder().build());
+    let c = client(&[&describe, &stop]);
+    let ctx = ctx(false);
+    ctx.cancel.cancel();
+    let r = run_with(
+        &c,
+        &spec(&format!("action = \"stop\"\ninstance_ids = [\"{ID}\"]")),
+        &ctx,
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Killed, "{r:?}");
+    assert_eq!(stop.num_calls(), 0);
+}

@@ -378,3 +378,32 @@ fn no_credentials_gives_a_clear_error() {
         "{stdout}"
     );
 }
+
+#[test]
+fn check_names_the_profile_credentials_come_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let credentials = dir.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        "[ops]\naws_access_key_id = AKIDTEST\naws_secret_access_key = secret\n",
+    )
+    .expect("write");
+    let config = write_config(
+        dir.path(),
+        "[jobs.dev-stop]\ntype = \"ec2\"\naction = \"stop\"\nschedule = \"0 30 18 * * Mon-Fri\"\n\
+         region = \"ap-northeast-2\"\nprofile = \"ops\"\ntags = { Schedule = \"office-hours\" }\n",
+    );
+    let out = opsd(&config)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .arg("check")
+        .output()
+        .expect("run opsd check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("dev-stop: credentials: OK (shared config profile \"ops\")"),
+        "{text}"
+    );
+}
