@@ -95,6 +95,40 @@ pub async fn run_with(client: &Client, spec: &Ec2Spec, ctx: &RunContext) -> RunR
     }
 
     let mut tally = Tally::default();
+    log_unacted(ctx, action, &target, &sel, &mut tally);
+    let run = Act {
+        client,
+        target: &target,
+        ctx,
+        action,
+    };
+    let to_wait = if dry_run {
+        run.check_all(&sel.act, &mut tally).await;
+        Vec::new()
+    } else {
+        run.apply_all(&sel.act, spec.wait, &mut tally).await
+    };
+    if !to_wait.is_empty() && !ctx.cancel.is_cancelled() {
+        run.wait_all(&to_wait, spec.wait_timeout(), &mut tally)
+            .await;
+    }
+    let interrupted = ctx
+        .cancel
+        .is_cancelled()
+        .then_some("cancelled before every instance was handled");
+    finish(ctx, action, dry_run, tally, interrupted)
+}
+
+/// Logs the requested ids that do not exist (failures) and the instances left alone.
+fn log_unacted(
+    ctx: &RunContext,
+    action: Action,
+    target: &Target,
+    sel: &select::Selection,
+    tally: &mut Tally,
+) {
+    let job = &*ctx.job;
+    let run_id = &*ctx.run_id;
     for id in &sel.missing {
         let e = Ec2Error::NotFound {
             id: id.clone(),
@@ -116,73 +150,94 @@ pub async fn run_with(client: &Client, spec: &Ec2Spec, ctx: &RunContext) -> RunR
         }
         tally.skipped += 1;
     }
+}
 
-    let mut to_wait = Vec::new();
-    for f in &sel.act {
-        if ctx.cancel.is_cancelled() {
-            return finish(
-                ctx,
-                action,
-                dry_run,
-                tally,
-                Some("cancelled before every instance was handled"),
-            );
-        }
-        let previous = f.state.as_str();
-        if dry_run {
+/// The acting phase of one run: what it needs to call EC2 and log.
+struct Act<'a> {
+    client: &'a Client,
+    target: &'a Target,
+    ctx: &'a RunContext,
+    action: Action,
+}
+
+impl Act<'_> {
+    /// Dry run: asks EC2 whether each call would succeed; stops early on cancel.
+    async fn check_all(&self, instances: &[Found], tally: &mut Tally) {
+        let (job, run_id, action) = (&*self.ctx.job, &*self.ctx.run_id, self.action);
+        for f in instances {
             let checked = tokio::select! {
-                r = act::dry_run(client, &target, action, &f.id) => r,
-                () = ctx.cancel.cancelled() => continue,
+                r = act::dry_run(self.client, self.target, action, &f.id) => r,
+                () = self.ctx.cancel.cancelled() => return,
             };
+            let state = f.state.as_str();
             match checked {
                 Ok(()) => {
                     tracing::info!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
-                        previous_state = previous, new_state = previous, outcome = "would_change", dry_run = true,
+                        previous_state = state, new_state = state, outcome = "would_change", dry_run = true,
                         "{}: would {action} (dry run: EC2 says the call would succeed)", f.label());
                     tally.changed.push(f.label());
                 }
                 Err(e) => {
                     tracing::error!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
-                        previous_state = previous, outcome = "failed", dry_run = true, error_kind = e.kind(),
+                        previous_state = state, outcome = "failed", dry_run = true, error_kind = e.kind(),
                         "{}: {e}", f.label());
                     tally.failed.push(format!("{}: {e}", f.id));
                 }
             }
-            continue;
-        }
-        let applied = tokio::select! {
-            r = act::apply(client, &target, action, &f.id) => r,
-            () = ctx.cancel.cancelled() => continue,
-        };
-        match applied {
-            Ok(t) if !spec.wait => {
-                tracing::info!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
-                    previous_state = %t.previous, new_state = %t.current, outcome = "changed",
-                    "{}: {} -> {}", f.label(), t.previous, t.current);
-                tally.changed.push(f.label());
-            }
-            Ok(t) => to_wait.push((f, t)),
-            Err(e) => {
-                tracing::error!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
-                    previous_state = previous, outcome = "failed", error_kind = e.kind(),
-                    "{}: {e}", f.label());
-                tally.failed.push(format!("{}: {e}", f.id));
-            }
         }
     }
 
-    if !to_wait.is_empty() {
-        let timeout = spec.wait_timeout();
+    /// Calls EC2 for each instance; returns those to wait for when `wait` is set.
+    async fn apply_all<'f>(
+        &self,
+        instances: &'f [Found],
+        wait: bool,
+        tally: &mut Tally,
+    ) -> Vec<(&'f Found, act::Transition)> {
+        let (job, run_id, action) = (&*self.ctx.job, &*self.ctx.run_id, self.action);
+        let mut to_wait = Vec::new();
+        for f in instances {
+            let applied = tokio::select! {
+                r = act::apply(self.client, self.target, action, &f.id) => r,
+                () = self.ctx.cancel.cancelled() => break,
+            };
+            match applied {
+                Ok(t) if wait => to_wait.push((f, t)),
+                Ok(t) => {
+                    tracing::info!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
+                        previous_state = %t.previous, new_state = %t.current, outcome = "changed",
+                        "{}: {} -> {}", f.label(), t.previous, t.current);
+                    tally.changed.push(f.label());
+                }
+                Err(e) => {
+                    tracing::error!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
+                        previous_state = f.state.as_str(), outcome = "failed", error_kind = e.kind(),
+                        "{}: {e}", f.label());
+                    tally.failed.push(format!("{}: {e}", f.id));
+                }
+            }
+        }
+        to_wait
+    }
+
+    /// Waits for every changed instance at once, each bounded by `timeout`.
+    async fn wait_all(
+        &self,
+        to_wait: &[(&Found, act::Transition)],
+        timeout: std::time::Duration,
+        tally: &mut Tally,
+    ) {
+        let (job, run_id, action) = (&*self.ctx.job, &*self.ctx.run_id, self.action);
         let waits = join_all(
             to_wait
                 .iter()
-                .map(|(f, _)| act::wait(client, &target, action, &f.id, timeout)),
+                .map(|(f, _)| act::wait(self.client, self.target, action, &f.id, timeout)),
         );
         let results = tokio::select! {
             r = waits => r,
-            () = ctx.cancel.cancelled() => {
-                tally.failed.extend(to_wait.iter().map(|(f, _)| format!("{}: cancelled while waiting", f.id)));
-                return finish(ctx, action, dry_run, tally, Some("cancelled while waiting"));
+            () = self.ctx.cancel.cancelled() => {
+                tally.failed.extend(to_wait.iter().map(|(f, _)| format!("{}: asked to {action}, cancelled while waiting", f.id)));
+                return;
             }
         };
         for ((f, t), result) in to_wait.iter().zip(results) {
@@ -202,11 +257,6 @@ pub async fn run_with(client: &Client, spec: &Ec2Spec, ctx: &RunContext) -> RunR
             }
         }
     }
-    let interrupted = ctx
-        .cancel
-        .is_cancelled()
-        .then_some("cancelled before every instance was handled");
-    finish(ctx, action, dry_run, tally, interrupted)
 }
 
 /// Logs the job's one summary event and builds the report.
