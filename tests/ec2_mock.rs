@@ -327,3 +327,29 @@ async fn a_cancelled_run_returns_without_acting() {
     assert_eq!(r.outcome, Outcome::Killed, "{r:?}");
     assert_eq!(stop.num_calls(), 0);
 }
+
+#[tokio::test]
+async fn rejected_credentials_point_at_key_and_region() {
+    let describe = mock!(Client::describe_instances).then_error(|| {
+        DescribeInstancesError::generic(error(
+            "AuthFailure",
+            "AWS was not able to validate the provided access credentials",
+        ))
+    });
+    let c = client(&[&describe]);
+    let r = run_with(
+        &c,
+        &spec("action = \"stop\"\ntags = { a = \"b\" }"),
+        &ctx(false),
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+    assert!(
+        detail(&r).starts_with("AWS rejected the credentials for DescribeInstances (AuthFailure"),
+        "{r:?}"
+    );
+    assert!(
+        detail(&r).contains("region ap-northeast-2 is enabled"),
+        "{r:?}"
+    );
+}
