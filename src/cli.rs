@@ -120,7 +120,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { next } => {
             let cfg = config::load(&cli.config)?;
             print_check(&cfg, next);
-            Ok(ExitCode::SUCCESS)
+            Ok(check_ec2_credentials(&cfg)?)
         }
         Command::Run { socket } => {
             logging::init(cli.log_format);
@@ -316,6 +316,38 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
             .collect();
         println!("{}", line.join("  ").trim_end());
     }
+}
+
+/// Says for each ec2 job whether its AWS credentials resolve; fails when one does not.
+fn check_ec2_credentials(cfg: &Config) -> anyhow::Result<ExitCode> {
+    let specs: Vec<(&str, &crate::jobs::ec2::Ec2Spec)> = cfg
+        .jobs
+        .values()
+        .filter_map(|j| match &j.job {
+            crate::jobs::JobType::Ec2(spec) => Some((j.name.as_str(), spec)),
+            _ => None,
+        })
+        .collect();
+    if specs.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let mut ok = true;
+    println!();
+    for (name, spec) in specs {
+        match rt.block_on(crate::jobs::ec2::preflight(spec)) {
+            Ok(source) => println!("{name}: credentials: OK ({source})"),
+            Err(e) => {
+                ok = false;
+                println!("{name}: credentials: {e}");
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Prints each job with its schedule, zone and next fire times (local and UTC).

@@ -12,7 +12,7 @@ pub use duration::HumanDuration;
 pub use error::{did_you_mean, line_col, ConfigError, FieldError, Located};
 pub use fields::struct_fields;
 
-use crate::jobs::{command::CommandSpec, JobType};
+use crate::jobs::{command::CommandSpec, ec2::Ec2Spec, JobType};
 use crate::schedule::Schedule;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -28,7 +28,7 @@ use toml::Spanned;
 pub const DEFAULT_PATH: &str = "/etc/opsd/jobs.toml";
 
 /// The `type = "..."` names opsd knows.
-pub const JOB_TYPES: &[&str] = &["command"];
+pub const JOB_TYPES: &[&str] = &["command", "ec2"];
 
 /// A validated configuration, ready to be scheduled.
 #[derive(Debug, Clone, PartialEq)]
@@ -322,6 +322,7 @@ fn parse_job(
     let kind = common.kind.get_ref().as_str();
     let type_fields: &[&str] = match kind {
         "command" => struct_fields::<CommandSpec>(),
+        "ec2" => struct_fields::<Ec2Spec>(),
         other => {
             let hint = did_you_mean(other, JOB_TYPES.iter().copied())
                 .map(|s| format!("; did you mean {s:?}?"))
@@ -354,6 +355,10 @@ fn parse_job(
         "command" => de::<CommandSpec>(value, &prefix).map(|spec| {
             errors.extend(spec.validate(&prefix));
             JobType::Command(spec)
+        }),
+        "ec2" => de::<Ec2Spec>(value, &prefix).map(|spec| {
+            errors.extend(spec.validate(&prefix));
+            JobType::Ec2(spec)
         }),
         _ => unreachable!("job type checked above"),
     };

@@ -3,6 +3,7 @@
 //! [`JobType`], never a type's details.
 
 pub mod command;
+pub mod ec2;
 
 use serde::Serialize;
 use std::fmt;
@@ -108,6 +109,8 @@ impl RunReport {
 pub enum JobType {
     /// Run a program or a shell line.
     Command(command::CommandSpec),
+    /// Start, stop or hibernate EC2 instances.
+    Ec2(ec2::Ec2Spec),
 }
 
 impl JobType {
@@ -115,13 +118,14 @@ impl JobType {
     pub fn type_name(&self) -> &'static str {
         match self {
             JobType::Command(_) => "command",
+            JobType::Ec2(_) => "ec2",
         }
     }
 
     /// True for job types that run continuously from start instead of on a schedule.
     pub fn is_continuous(&self) -> bool {
         match self {
-            JobType::Command(_) => false,
+            JobType::Command(_) | JobType::Ec2(_) => false,
         }
     }
 
@@ -129,6 +133,7 @@ impl JobType {
     pub async fn run(&self, ctx: &RunContext) -> RunReport {
         match self {
             JobType::Command(spec) => command::run(spec, ctx).await,
+            JobType::Ec2(spec) => ec2::run(spec, ctx).await,
         }
     }
 }

@@ -1,0 +1,409 @@
+//! The ec2 job against a real EC2 API (moto_server on loopback): selection by id and tag,
+//! the safety rules, dry runs, unknown ids, waiting, and the `opsd` binary end to end.
+
+mod common;
+
+use common::moto::{Moto, AWS_TEST_ENV, REGION};
+use opsd::config::{parse, JobConfig};
+use opsd::jobs::{Outcome, RunReport};
+use opsd::scheduler::{execute, Trigger};
+use std::path::Path;
+use std::process::Command;
+use tokio_util::sync::CancellationToken;
+
+/// Parses one ec2 job named `dev` with the given keys, pointed at `moto`.
+fn job(moto: &Moto, keys: &str) -> JobConfig {
+    let text = format!(
+        "[jobs.dev]\ntype = \"ec2\"\nschedule = \"0 30 18 * * Mon-Fri\"\ntimezone = \"Asia/Seoul\"\n\
+         region = \"{REGION}\"\nendpoint_url = \"{}\"\n{keys}\n",
+        moto.endpoint
+    );
+    let mut cfg = parse(Path::new("jobs.toml"), &text).expect("valid job");
+    cfg.jobs.remove("dev").expect("job dev")
+}
+
+/// Runs a job once the way `opsd run-job` does.
+async fn run(job: &JobConfig, dry_run: bool) -> RunReport {
+    let state = tempfile::tempdir().expect("tempdir");
+    execute(
+        job,
+        state.path().to_path_buf(),
+        dry_run,
+        Trigger::Manual,
+        CancellationToken::new(),
+    )
+    .await
+    .report
+}
+
+fn detail(r: &RunReport) -> &str {
+    r.detail.as_deref().unwrap_or("")
+}
+
+#[tokio::test]
+async fn stop_by_tags_leaves_untagged_and_opted_out_instances_alone() {
+    let moto = Moto::start();
+    let office = moto
+        .launch(2, &[("Schedule", "office-hours"), ("Name", "dev")])
+        .await;
+    let untagged = moto.launch(1, &[]).await;
+    let other = moto.launch(1, &[("Schedule", "office-hours-late")]).await;
+    let opted_out = moto
+        .launch(1, &[("Schedule", "office-hours"), ("opsd:skip", "true")])
+        .await;
+
+    let r = run(
+        &job(
+            &moto,
+            "action = \"stop\"\ntags = { Schedule = \"office-hours\" }",
+        ),
+        false,
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(detail(&r).starts_with("stop: 2 stopped"), "{r:?}");
+    assert!(detail(&r).contains("1 skipped, 0 failed"), "{r:?}");
+    for id in &office {
+        assert_eq!(moto.state(id).await, "stopped");
+    }
+    for id in untagged.iter().chain(&other).chain(&opted_out) {
+        assert_eq!(moto.state(id).await, "running", "{id} must be untouched");
+    }
+}
+
+#[tokio::test]
+async fn start_by_id_skips_already_running_instances() {
+    let moto = Moto::start();
+    let ids = moto.launch(2, &[]).await;
+    moto.stop(&ids[..1]).await;
+    assert_eq!(moto.state(&ids[0]).await, "stopped");
+
+    let keys = format!(
+        "action = \"start\"\ninstance_ids = [\"{}\", \"{}\"]",
+        ids[0], ids[1]
+    );
+    let r = run(&job(&moto, &keys), false).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(
+        detail(&r).starts_with(&format!("start: 1 started ({})", ids[0])),
+        "{r:?}"
+    );
+    assert!(detail(&r).contains("1 skipped"), "{r:?}");
+    assert_eq!(moto.state(&ids[0]).await, "running");
+    assert_eq!(moto.state(&ids[1]).await, "running");
+}
+
+#[tokio::test]
+async fn start_and_stop_by_tags_round_trip() {
+    let moto = Moto::start();
+    let ids = moto.launch(3, &[("Schedule", "office-hours")]).await;
+    let stop = job(
+        &moto,
+        "action = \"stop\"\ntags = { Schedule = \"office-hours\" }",
+    );
+    let start = job(
+        &moto,
+        "action = \"start\"\ntags = { Schedule = \"office-hours\" }",
+    );
+    assert_eq!(run(&stop, false).await.outcome, Outcome::Success);
+    for id in &ids {
+        assert_eq!(moto.state(id).await, "stopped");
+    }
+    let r = run(&start, false).await;
+    assert!(detail(&r).starts_with("start: 3 started"), "{r:?}");
+    for id in &ids {
+        assert_eq!(moto.state(id).await, "running");
+    }
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_from_config_or_command_line() {
+    let moto = Moto::start();
+    let ids = moto.launch(2, &[("Schedule", "office-hours")]).await;
+    let keys = "action = \"stop\"\ntags = { Schedule = \"office-hours\" }";
+
+    let from_config = run(&job(&moto, &format!("{keys}\ndry_run = true")), false).await;
+    let from_cli = run(&job(&moto, keys), true).await;
+    for r in [&from_config, &from_cli] {
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        assert!(
+            detail(r).starts_with("dry run, nothing changed: would stop 2"),
+            "{r:?}"
+        );
+        assert!(detail(r).contains(&ids[0]), "{r:?}");
+    }
+    for id in &ids {
+        assert_eq!(moto.state(id).await, "running");
+    }
+}
+
+#[tokio::test]
+async fn unknown_id_is_reported_and_fails_the_run_after_acting_on_the_rest() {
+    let moto = Moto::start();
+    let ids = moto.launch(1, &[]).await;
+    let keys = format!(
+        "action = \"stop\"\ninstance_ids = [\"{}\", \"i-0123456789abcdef0\"]",
+        ids[0]
+    );
+    let r = run(&job(&moto, &keys), false).await;
+    assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+    assert!(detail(&r).contains("1 stopped"), "{r:?}");
+    assert!(
+        detail(&r).contains("i-0123456789abcdef0: not found"),
+        "{r:?}"
+    );
+    assert_eq!(moto.state(&ids[0]).await, "stopped");
+}
+
+#[tokio::test]
+async fn max_instances_refuses_an_oversized_selection() {
+    let moto = Moto::start();
+    let ids = moto.launch(3, &[("Schedule", "office-hours")]).await;
+    let r = run(
+        &job(
+            &moto,
+            "action = \"stop\"\ntags = { Schedule = \"office-hours\" }\nmax_instances = 2",
+        ),
+        false,
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+    assert!(
+        detail(&r).contains("matched 3 instances, more than max_instances = 2"),
+        "{r:?}"
+    );
+    for id in &ids {
+        assert_eq!(moto.state(id).await, "running");
+    }
+}
+
+#[tokio::test]
+async fn auto_scaling_members_are_skipped_unless_opted_in() {
+    let moto = Moto::start();
+    let member = moto
+        .launch(
+            1,
+            &[
+                ("Schedule", "office-hours"),
+                ("aws:autoscaling:groupName", "web"),
+            ],
+        )
+        .await;
+    let keys = "action = \"stop\"\ntags = { Schedule = \"office-hours\" }";
+    let r = run(&job(&moto, keys), false).await;
+    assert!(
+        detail(&r).starts_with("stop: 0 stopped, 1 skipped"),
+        "{r:?}"
+    );
+    assert_eq!(moto.state(&member[0]).await, "running");
+
+    let r = run(
+        &job(&moto, &format!("{keys}\ninclude_autoscaling = true")),
+        false,
+    )
+    .await;
+    assert!(detail(&r).starts_with("stop: 1 stopped"), "{r:?}");
+    assert_eq!(moto.state(&member[0]).await, "stopped");
+}
+
+#[tokio::test]
+async fn hibernate_stops_running_instances() {
+    let moto = Moto::start();
+    let ids = moto.launch(1, &[("Schedule", "office-hours")]).await;
+    let r = run(
+        &job(
+            &moto,
+            "action = \"hibernate\"\ntags = { Schedule = \"office-hours\" }\nwait = true",
+        ),
+        false,
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(detail(&r).starts_with("hibernate: 1 hibernated"), "{r:?}");
+    assert_eq!(moto.state(&ids[0]).await, "stopped");
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_names_region_and_endpoint() {
+    // Nothing listens on the discard port of loopback: the connection is refused, retried
+    // with backoff, then reported.
+    let closed = "http://127.0.0.1:9";
+    let text = format!(
+        "[jobs.dev]\ntype = \"ec2\"\nschedule = \"@daily\"\nregion = \"{REGION}\"\n\
+         endpoint_url = \"{closed}\"\naction = \"stop\"\ntags = {{ a = \"b\" }}\n"
+    );
+    common::moto::aws_test_env();
+    let mut cfg = parse(Path::new("jobs.toml"), &text).expect("valid job");
+    let job = cfg.jobs.remove("dev").expect("job dev");
+    let r = run(&job, false).await;
+    assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+    assert!(
+        detail(&r).starts_with(&format!(
+            "cannot reach endpoint {closed} (region {REGION}) for DescribeInstances"
+        )),
+        "{r:?}"
+    );
+    assert!(
+        detail(&r).contains("check `region`, `endpoint_url` and the network"),
+        "{r:?}"
+    );
+}
+
+/// Writes a job file for the binary.
+fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
+    let path = dir.join("jobs.toml");
+    std::fs::write(&path, body).expect("write jobs.toml");
+    path
+}
+
+/// The `opsd` binary with only the test AWS environment.
+fn opsd(config: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsd"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", config.parent().expect("dir"))
+        .envs(AWS_TEST_ENV.iter().copied())
+        .arg("--config")
+        .arg(config)
+        .arg("--log-format")
+        .arg("json");
+    cmd
+}
+
+#[tokio::test]
+async fn run_job_binary_stops_and_waits_against_moto() {
+    let moto = Moto::start();
+    let ids = moto
+        .launch(2, &[("Schedule", "office-hours"), ("Name", "web")])
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[jobs.dev-stop]\ntype = \"ec2\"\naction = \"stop\"\nschedule = \"0 30 18 * * Mon-Fri\"\n\
+             timezone = \"Asia/Seoul\"\nregion = \"{REGION}\"\nendpoint_url = \"{}\"\n\
+             tags = {{ Schedule = \"office-hours\" }}\nwait = true\nwait_timeout = \"2m\"\n",
+            moto.endpoint
+        ),
+    );
+    let check = opsd(&config).arg("check").output().expect("run opsd check");
+    let check_out = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{check_out}");
+    assert!(
+        check_out.contains("dev-stop: credentials: OK (environment (AWS_ACCESS_KEY_ID))"),
+        "{check_out}"
+    );
+
+    let out = opsd(&config)
+        .args(["run-job", "dev-stop", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run opsd run-job");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("dev-stop: success: stop: 2 stopped"),
+        "{stdout}"
+    );
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    // With wait = true the per-instance event carries the state the waiter observed.
+    for id in &ids {
+        let event = events
+            .iter()
+            .find(|e| e["instance_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no event for {id}: {stderr}"));
+        assert_eq!(event["name"], "web");
+        assert_eq!(event["previous_state"], "running");
+        assert_eq!(event["new_state"], "stopped");
+        assert_eq!(event["outcome"], "changed");
+        assert_eq!(event["job"], "dev-stop");
+        assert_eq!(moto.state(id).await, "stopped");
+    }
+    let summary = events
+        .iter()
+        .find(|e| e.get("changed").is_some())
+        .unwrap_or_else(|| panic!("no summary event: {stderr}"));
+    assert_eq!(
+        (&summary["changed"], &summary["skipped"], &summary["failed"]),
+        (&2.into(), &0.into(), &0.into())
+    );
+}
+
+#[test]
+fn no_credentials_gives_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty_config = dir.path().join("config");
+    let empty_credentials = dir.path().join("credentials");
+    std::fs::write(&empty_config, "").expect("write");
+    std::fs::write(&empty_credentials, "").expect("write");
+    let config = write_config(
+        dir.path(),
+        "[jobs.dev-start]\ntype = \"ec2\"\naction = \"start\"\nschedule = \"0 50 8 * * Mon-Fri\"\n\
+         region = \"ap-northeast-2\"\nendpoint_url = \"http://127.0.0.1:9\"\n\
+         tags = { Schedule = \"office-hours\" }\n",
+    );
+    let without_keys = |sub: &[&str]| {
+        let mut cmd = opsd(&config);
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_CONFIG_FILE", &empty_config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &empty_credentials)
+            .args(sub)
+            .arg("--state-dir")
+            .arg(dir.path());
+        cmd.output().expect("run opsd")
+    };
+    let check = without_keys(&["check"]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(!check.status.success(), "{text}");
+    assert!(
+        text.contains("dev-start: credentials: no AWS credentials found; tried environment"),
+        "{text}"
+    );
+    assert!(text.contains("AWS_EC2_METADATA_DISABLED=true"), "{text}");
+    assert!(
+        text.contains(&empty_credentials.display().to_string()),
+        "{text}"
+    );
+
+    let run = without_keys(&["run-job", "dev-start"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(!run.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("dev-start: failed: no AWS credentials found"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_names_the_profile_credentials_come_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let credentials = dir.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        "[ops]\naws_access_key_id = AKIDTEST\naws_secret_access_key = secret\n",
+    )
+    .expect("write");
+    let config = write_config(
+        dir.path(),
+        "[jobs.dev-stop]\ntype = \"ec2\"\naction = \"stop\"\nschedule = \"0 30 18 * * Mon-Fri\"\n\
+         region = \"ap-northeast-2\"\nprofile = \"ops\"\ntags = { Schedule = \"office-hours\" }\n",
+    );
+    let out = opsd(&config)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .arg("check")
+        .output()
+        .expect("run opsd check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("dev-stop: credentials: OK (shared config profile \"ops\")"),
+        "{text}"
+    );
+}
