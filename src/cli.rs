@@ -44,6 +44,12 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Offline GeoIP tools: build legacy .dat files from GeoLite2 CSV zips.
+    Geoip {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::geoip::cli::GeoipCommand,
+    },
 }
 
 /// Parses the command line, runs the subcommand, and turns errors into an exit code.
@@ -68,6 +74,7 @@ pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Geoip { command } => crate::geoip::cli::run(command),
         Command::Check { next } => {
             let cfg = config::load(&cli.config)?;
             print_check(&cfg, next);
