@@ -74,7 +74,10 @@ pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Geoip { command } => crate::geoip::cli::run(command),
+        Command::Geoip { command } => {
+            logging::init(cli.log_format);
+            crate::geoip::cli::run(command)
+        }
         Command::Check { next } => {
             let cfg = config::load(&cli.config)?;
             print_check(&cfg, next);
