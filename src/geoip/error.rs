@@ -6,12 +6,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum GeoipError {
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file at fault.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, not chained, so it is printed once).
+        error: std::io::Error,
     },
     /// The zip archive is unreadable or lacks a member the edition needs.
     #[error("{}: {message}", path.display())]
@@ -64,10 +64,10 @@ pub enum GeoipError {
 
 impl GeoipError {
     /// Wraps an I/O error with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         GeoipError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }
