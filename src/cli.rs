@@ -76,6 +76,12 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Offline GeoIP tools: build legacy .dat files from GeoLite2 CSV zips.
+    Geoip {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::geoip::cli::GeoipCommand,
+    },
     /// Apache helpers.
     Apache {
         /// What to do.
@@ -117,6 +123,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apache {
             command: ApacheCommand::Doctor(args),
         } => Ok(crate::apache::doctor::cli(args)),
+        Command::Geoip { command } => {
+            logging::init(cli.log_format);
+            crate::geoip::cli::run(command)
+        }
         Command::Check { next } => {
             let cfg = config::load(&cli.config)?;
             print_check(&cfg, next);

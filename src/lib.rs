@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod geoip;
 pub mod jobs;
 pub mod logging;
 pub mod schedule;

@@ -1,0 +1,299 @@
+//! GeoLite2-City-CSV → `GeoIPCity.dat` (City Rev1, type 2) and `GeoIPCityv6.dat` (type 30).
+//! A record is: country index, region, city, postal code (NUL-terminated Latin-1), latitude
+//! and longitude as `(deg + 180) * 10000` in 3 bytes each, and for US the 3-byte
+//! `metro * 1000 + area`. libGeoIP reads 50 bytes, so the city name is shortened to fit.
+//! Regions: libGeoIP's codes are ISO 3166-2 for US and CA only (FIPS 10-4 elsewhere, which
+//! GeoLite2 lacks), so other countries' regions are left empty rather than wrong.
+
+use super::build::{emit, link_v4, load_blocks, log_skips, samples, v4_samples_in_v6, BuiltFile};
+use super::country::{flag_columns, flagged, parse_id};
+use super::country_table::{continent_id, country_id};
+use super::csv::CsvReader;
+use super::dat::DbType;
+use super::error::GeoipError;
+use super::latin1::push_latin1;
+use super::reader::{render_city, FULL_RECORD_LENGTH};
+use super::source::Source;
+use super::tree::Tree;
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+
+/// The US country index (the only country with metro codes).
+const US: u8 = 225;
+/// The CA country index.
+const CA: u8 = 38;
+/// The longest postal code kept.
+const MAX_POSTAL: usize = 15;
+
+/// One row of `Locations-en.csv`, already in record form.
+struct Location {
+    country: u8,
+    region: Box<[u8]>,
+    city: Box<[u8]>,
+    metro: u32,
+}
+
+/// Builds both City files.
+pub(super) fn build<W: Write>(
+    src: &mut Source,
+    create: &mut dyn FnMut(&'static str) -> std::io::Result<W>,
+) -> Result<Vec<BuiltFile>, GeoipError> {
+    let locations = load_locations(src)?;
+    let mut records = Records::new();
+    let mut tree = Tree::new();
+
+    let v4_root = tree.new_root();
+    let mut csv = src.csv("Blocks-IPv4.csv")?;
+    let value = lookup(&csv, &locations, &mut records)?;
+    let v4 = load_blocks(&mut csv, true, &mut tree, v4_root, value)?;
+    drop(csv);
+    log_skips(src, "ipv4", &v4);
+    let v4_samples = samples(&v4.picks, |v| records.render(v));
+    let finished = tree.finish(v4_root, 0);
+    let mut out = vec![emit(
+        create,
+        src,
+        "GeoIPCity.dat",
+        DbType::CityRev1,
+        &finished,
+        &records.data,
+        v4.networks,
+        v4_samples.clone(),
+    )?];
+    drop(finished);
+
+    let v6_root = tree.new_root();
+    let mut csv = src.csv("Blocks-IPv6.csv")?;
+    let value = lookup(&csv, &locations, &mut records)?;
+    let v6 = load_blocks(&mut csv, false, &mut tree, v6_root, value)?;
+    drop(csv);
+    log_skips(src, "ipv6", &v6);
+    link_v4(&mut tree, v6_root, v4_root);
+    let mut v6_samples = samples(&v6.picks, |v| records.render(v));
+    v6_samples.extend(v4_samples_in_v6(&v4_samples));
+    let finished = tree.finish(v6_root, v4_root);
+    out.push(emit(
+        create,
+        src,
+        "GeoIPCityv6.dat",
+        DbType::CityRev1V6,
+        &finished,
+        &records.data,
+        v6.networks + v4.networks,
+        v6_samples,
+    )?);
+    Ok(out)
+}
+
+/// `geoname_id` → location, from `Locations-en.csv`.
+fn load_locations(src: &mut Source) -> Result<HashMap<u32, Location>, GeoipError> {
+    let edition = src.edition.clone();
+    let mut csv = src.csv("Locations-en.csv")?;
+    let cols = [
+        "geoname_id",
+        "continent_code",
+        "country_iso_code",
+        "subdivision_1_iso_code",
+        "city_name",
+        "metro_code",
+    ]
+    .map(|c| csv.column(c));
+    let [id_col, cont_col, iso_col, sub_col, city_col, metro_col] = {
+        let mut out = [0; 6];
+        for (o, c) in out.iter_mut().zip(cols) {
+            *o = c?;
+        }
+        out
+    };
+    let mut map = HashMap::new();
+    while csv.next_row()? {
+        let id = parse_id(&csv, id_col)?.ok_or_else(|| csv.error("empty geoname_id"))?;
+        let iso = csv.field(iso_col);
+        let country = if iso.is_empty() {
+            continent_id(csv.field(cont_col))
+        } else {
+            country_id(iso)
+        };
+        let Some(country) = country else {
+            tracing::warn!(
+                edition = %edition,
+                geoname_id = id,
+                country = iso,
+                "location has no entry in libGeoIP's country table; its networks are left out"
+            );
+            continue;
+        };
+        let region: Box<[u8]> = if country == US || country == CA {
+            csv.field(sub_col)
+                .bytes()
+                .filter(u8::is_ascii_alphanumeric)
+                .take(3)
+                .collect()
+        } else {
+            Box::new([])
+        };
+        let mut city = Vec::new();
+        push_latin1(&mut city, csv.field(city_col));
+        let metro = if country == US {
+            csv.field(metro_col).parse().unwrap_or(0)
+        } else {
+            0
+        };
+        map.insert(
+            id,
+            Location {
+                country,
+                region,
+                city: city.into_boxed_slice(),
+                metro,
+            },
+        );
+    }
+    Ok(map)
+}
+
+/// The record data: byte 0 unused, then records, each distinct one stored once.
+struct Records {
+    data: Vec<u8>,
+    index: HashMap<Box<[u8]>, u32>,
+    scratch: Vec<u8>,
+    postal: Vec<u8>,
+}
+
+impl Records {
+    fn new() -> Self {
+        Records {
+            data: vec![0],
+            index: HashMap::new(),
+            scratch: Vec::with_capacity(64),
+            postal: Vec::with_capacity(32),
+        }
+    }
+
+    /// The offset of the record for `loc` with the block's postal code and coordinates.
+    fn offset(&mut self, loc: &Location, postal: &str, lat: f64, lon: f64) -> u32 {
+        self.postal.clear();
+        push_latin1(&mut self.postal, postal);
+        self.postal.truncate(MAX_POSTAL);
+        let fixed = 1 + 3 + 6 + if loc.country == US { 3 } else { 0 };
+        let room = FULL_RECORD_LENGTH - fixed - loc.region.len() - self.postal.len();
+        let city = &loc.city[..loc.city.len().min(room)];
+        let r = &mut self.scratch;
+        r.clear();
+        r.push(loc.country);
+        for s in [&loc.region[..], city, &self.postal] {
+            r.extend_from_slice(s);
+            r.push(0);
+        }
+        r.extend_from_slice(&coordinate(lat).to_le_bytes()[..3]);
+        r.extend_from_slice(&coordinate(lon).to_le_bytes()[..3]);
+        if loc.country == US {
+            // GeoLite2 has no area codes: metro * 1000 + 0.
+            r.extend_from_slice(&(loc.metro.min(16_776) * 1000).to_le_bytes()[..3]);
+        }
+        if let Some(&at) = self.index.get(r.as_slice()) {
+            return at;
+        }
+        let at = self.data.len() as u32;
+        self.data.extend_from_slice(r);
+        self.index.insert(r.clone().into_boxed_slice(), at);
+        at
+    }
+
+    /// The record at `offset`, rendered as the reader does.
+    fn render(&self, offset: u32) -> Option<String> {
+        let rec = self.data.get(offset as usize..)?;
+        render_city(&rec[..rec.len().min(FULL_RECORD_LENGTH)])
+    }
+}
+
+/// A latitude or longitude in libGeoIP's encoding.
+fn coordinate(deg: f64) -> u32 {
+    ((deg.clamp(-180.0, 180.0) + 180.0) * 10000.0).round() as u32
+}
+
+/// The closure giving a block row's record offset.
+fn lookup<'a, R: BufRead>(
+    csv: &CsvReader<R>,
+    locations: &'a HashMap<u32, Location>,
+    records: &'a mut Records,
+) -> Result<impl FnMut(&CsvReader<R>) -> Result<Option<u32>, GeoipError> + 'a, GeoipError> {
+    let ids = [
+        csv.column("geoname_id")?,
+        csv.column("represented_country_geoname_id")?,
+        csv.column("registered_country_geoname_id")?,
+    ];
+    let postal_col = csv.column("postal_code")?;
+    let lat_col = csv.column("latitude")?;
+    let lon_col = csv.column("longitude")?;
+    let flags = flag_columns(csv);
+    let mut pseudo = Location {
+        country: 0,
+        region: Box::new([]),
+        city: Box::new([]),
+        metro: 0,
+    };
+    Ok(move |row: &CsvReader<R>| {
+        let mut loc = None;
+        for col in ids {
+            if let Some(l) = parse_id(row, col)?.and_then(|id| locations.get(&id)) {
+                loc = Some(l);
+                break;
+            }
+        }
+        let loc = match (loc, flagged(row, flags)) {
+            (Some(l), _) => l,
+            (None, Some(country)) => {
+                pseudo.country = country;
+                &pseudo
+            }
+            (None, None) => return Ok(None),
+        };
+        let lat = parse_degrees(row, lat_col)?;
+        let lon = parse_degrees(row, lon_col)?;
+        Ok(Some(records.offset(loc, row.field(postal_col), lat, lon)))
+    })
+}
+
+/// A latitude or longitude column; 0 when empty.
+fn parse_degrees<R: BufRead>(row: &CsvReader<R>, col: usize) -> Result<f64, GeoipError> {
+    let f = row.field(col);
+    if f.is_empty() {
+        return Ok(0.0);
+    }
+    f.parse()
+        .map_err(|_| row.error(&format!("not a coordinate: {f:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_fit_in_50_bytes_and_carry_the_metro_code() {
+        let mut r = Records::new();
+        let loc = Location {
+            country: US,
+            region: Box::new(*b"CA"),
+            city: b"Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch"
+                .to_vec()
+                .into(),
+            metro: 807,
+        };
+        let at = r.offset(&loc, "94043", 37.4192, -122.0574);
+        let rec = &r.data[at as usize..];
+        assert!(rec.len() <= FULL_RECORD_LENGTH, "{} bytes", rec.len());
+        let shown = r.render(at).unwrap();
+        assert!(shown.starts_with("US|CA|Llanfair"), "{shown}");
+        assert!(shown.ends_with("|94043|37.4192|-122.0574|807"), "{shown}");
+        assert_eq!(r.offset(&loc, "94043", 37.4192, -122.0574), at);
+        assert_ne!(r.offset(&loc, "94044", 37.4192, -122.0574), at);
+    }
+
+    #[test]
+    fn coordinates_use_libgeoip_encoding() {
+        assert_eq!(coordinate(0.0), 1_800_000);
+        assert_eq!(coordinate(-180.0), 0);
+        assert_eq!(coordinate(51.5142), 2_315_142);
+    }
+}
