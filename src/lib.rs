@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod geoip;
 pub mod jobs;
 pub mod logging;
 pub mod schedule;

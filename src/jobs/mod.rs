@@ -3,6 +3,7 @@
 //! [`JobType`], never a type's details.
 
 pub mod command;
+pub mod geoip;
 
 use serde::Serialize;
 use std::fmt;
