@@ -491,3 +491,27 @@ async fn a_failed_check_keeps_the_old_files() {
     );
     assert_eq!(h.after_runs(), 0);
 }
+
+#[tokio::test]
+async fn a_cancelled_run_stops_while_the_server_is_silent() {
+    let mut h = Harness::new("").await;
+    // A server that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    h.settings.download.base_url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let ctx = h.ctx(false);
+    let cancel = ctx.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cancel.cancel();
+    });
+    let report = run_with(&h.spec, &ctx, Arc::clone(&h.builder), h.settings.clone()).await;
+    assert_eq!(report.outcome, Outcome::Killed, "{report:?}");
+    assert!(h.installed().is_none());
+    h.assert_no_scratch();
+}
