@@ -317,11 +317,6 @@ impl MaxMindClient {
         })
     }
 
-    /// The client's settings.
-    pub fn config(&self) -> &DownloadConfig {
-        &self.config
-    }
-
     /// The download URL of `edition` with `suffix` (`zip` or `zip.sha256`).
     fn url(&self, edition: &str, suffix: &str) -> Result<Url, DownloadError> {
         let bad = || DownloadError::BadUrl {
