@@ -12,7 +12,7 @@ pub use duration::HumanDuration;
 pub use error::{did_you_mean, line_col, ConfigError, FieldError, Located};
 pub use fields::struct_fields;
 
-use crate::jobs::{command::CommandSpec, ec2::Ec2Spec, JobType};
+use crate::jobs::{command::CommandSpec, ec2::Ec2Spec, geoip::GeoipSpec, JobType};
 use crate::schedule::Schedule;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -28,7 +28,7 @@ use toml::Spanned;
 pub const DEFAULT_PATH: &str = "/etc/opsd/jobs.toml";
 
 /// The `type = "..."` names opsd knows.
-pub const JOB_TYPES: &[&str] = &["command", "ec2"];
+pub const JOB_TYPES: &[&str] = &["command", "ec2", "geoip"];
 
 /// A validated configuration, ready to be scheduled.
 #[derive(Debug, Clone, PartialEq)]
@@ -323,6 +323,7 @@ fn parse_job(
     let type_fields: &[&str] = match kind {
         "command" => struct_fields::<CommandSpec>(),
         "ec2" => struct_fields::<Ec2Spec>(),
+        "geoip" => struct_fields::<GeoipSpec>(),
         other => {
             let hint = did_you_mean(other, JOB_TYPES.iter().copied())
                 .map(|s| format!("; did you mean {s:?}?"))
@@ -359,6 +360,10 @@ fn parse_job(
         "ec2" => de::<Ec2Spec>(value, &prefix).map(|spec| {
             errors.extend(spec.validate(&prefix));
             JobType::Ec2(spec)
+        }),
+        "geoip" => de::<GeoipSpec>(value, &prefix).map(|spec| {
+            errors.extend(spec.validate(&prefix));
+            JobType::Geoip(spec)
         }),
         _ => unreachable!("job type checked above"),
     };

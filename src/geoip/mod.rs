@@ -1,7 +1,9 @@
 //! GeoLite2 CSV → legacy libGeoIP `.dat` files (`GeoIP.dat`, `GeoIPv6.dat`, `GeoIPASNum.dat`,
 //! `GeoIPASNumv6.dat`, `GeoIPCity.dat`, `GeoIPCityv6.dat`) for Apache mod_geoip, nginx's
-//! geoip module and libGeoIP tools, plus a reader to check written files before install.
+//! geoip module and libGeoIP tools, plus a reader to check written files before install, and
+//! the MaxMind download, zip checks and safe install used by the `geoip` job type.
 
+pub mod archive;
 mod asn;
 mod build;
 mod city;
@@ -10,11 +12,16 @@ mod country;
 pub mod country_table;
 mod csv;
 pub mod dat;
+pub mod download;
 mod error;
+pub mod install;
 pub mod latin1;
+pub mod license;
+pub mod lock;
 pub mod network;
 pub mod reader;
 mod source;
+pub mod state;
 pub mod tree;
 
 pub use build::{build_zip, BuiltFile};

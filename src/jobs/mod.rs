@@ -4,6 +4,7 @@
 
 pub mod command;
 pub mod ec2;
+pub mod geoip;
 
 use serde::Serialize;
 use std::fmt;
@@ -111,6 +112,8 @@ pub enum JobType {
     Command(command::CommandSpec),
     /// Start, stop or hibernate EC2 instances.
     Ec2(ec2::Ec2Spec),
+    /// Download GeoLite2 CSV editions and install the legacy GeoIP.dat family.
+    Geoip(geoip::GeoipSpec),
 }
 
 impl JobType {
@@ -119,13 +122,14 @@ impl JobType {
         match self {
             JobType::Command(_) => "command",
             JobType::Ec2(_) => "ec2",
+            JobType::Geoip(_) => "geoip",
         }
     }
 
     /// True for job types that run continuously from start instead of on a schedule.
     pub fn is_continuous(&self) -> bool {
         match self {
-            JobType::Command(_) | JobType::Ec2(_) => false,
+            JobType::Command(_) | JobType::Ec2(_) | JobType::Geoip(_) => false,
         }
     }
 
@@ -134,6 +138,7 @@ impl JobType {
         match self {
             JobType::Command(spec) => command::run(spec, ctx).await,
             JobType::Ec2(spec) => ec2::run(spec, ctx).await,
+            JobType::Geoip(spec) => geoip::run(spec, ctx).await,
         }
     }
 }

@@ -1,0 +1,517 @@
+//! Download-and-install flows of the `geoip` job against stub MaxMind and storage servers on
+//! 127.0.0.1, with a stand-in builder (the format itself is tested elsewhere).
+
+#[path = "support/stub_http.rs"]
+mod stub_http;
+
+use opsd::jobs::geoip::{run_with, BuiltFile, GeoipBuilder, GeoipSpec, RunSettings};
+use opsd::jobs::{Outcome, RunContext, RunReport};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use stub_http::{Request, Response, Stub};
+use tokio_util::sync::CancellationToken;
+
+const EDITION: &str = "GeoLite2-Country-CSV";
+const KEY: &str = "test-key";
+/// `42:test-key` in base64.
+const AUTH: &str = "Basic NDI6dGVzdC1rZXk=";
+/// Tries per request in these tests.
+const ATTEMPTS: u32 = 3;
+
+/// What the stub servers offer; tests change it between runs.
+#[derive(Debug, Clone)]
+struct World {
+    date: String,
+    zip: Vec<u8>,
+    /// Status forced on every request to the MaxMind host.
+    main_status: Option<u16>,
+    /// How many further zip downloads the storage host answers with 503.
+    fail_5xx: usize,
+    cut_after: Option<usize>,
+    bad_sha: bool,
+}
+
+/// A zip with a GeoLite2-shaped folder holding `entries`.
+fn make_zip(date: &str, entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        let name = if name.starts_with('/') || name.starts_with("..") {
+            name.to_string()
+        } else {
+            format!("{EDITION}_{date}/{name}")
+        };
+        zip.start_file(name, opts).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+fn country_zip(date: &str, rows: &str) -> Vec<u8> {
+    make_zip(
+        date,
+        &[(
+            "GeoLite2-Country-Blocks-IPv4.csv",
+            format!("network,geoname_id\n{rows}").as_bytes(),
+        )],
+    )
+}
+
+/// The stub MaxMind and storage hosts and a job set up to use them.
+struct Harness {
+    world: Arc<Mutex<World>>,
+    main: Stub,
+    storage: Stub,
+    root: tempfile::TempDir,
+    spec: GeoipSpec,
+    settings: RunSettings,
+    builder: Arc<FakeBuilder>,
+}
+
+impl Harness {
+    async fn new(extra_toml: &str) -> Harness {
+        let world = Arc::new(Mutex::new(World {
+            date: "20191224".into(),
+            zip: country_zip("20191224", "1.0.0.0/24,2077456\n"),
+            main_status: None,
+            fail_5xx: 0,
+            cut_after: None,
+            bad_sha: false,
+        }));
+        let w = Arc::clone(&world);
+        let storage = stub_http::start(move |req: &Request| {
+            let mut w = w.lock().unwrap();
+            if req.method == "GET" && w.fail_5xx > 0 {
+                w.fail_5xx -= 1;
+                return Response::new(503, "busy");
+            }
+            let mut resp = Response::new(200, w.zip.clone())
+                .header(
+                    "Content-Disposition",
+                    format!("attachment; filename={EDITION}_{}.zip", w.date),
+                )
+                .header("Last-Modified", "Tue, 24 Dec 2019 12:00:00 GMT");
+            resp.cut_after = w.cut_after;
+            resp
+        })
+        .await;
+        let (w, storage_url) = (Arc::clone(&world), storage.url());
+        let main = stub_http::start(move |req: &Request| {
+            let w = w.lock().unwrap();
+            if req.header("authorization") != Some(AUTH) {
+                return Response::new(401, "no");
+            }
+            if let Some(status) = w.main_status {
+                return Response::new(status, "forced");
+            }
+            let edition = req.target.split('/').nth(3).unwrap_or("");
+            if req.target.ends_with("suffix=zip.sha256") {
+                let sha = if w.bad_sha {
+                    "0".repeat(64)
+                } else {
+                    hex::encode(Sha256::digest(&w.zip))
+                };
+                Response::new(200, format!("{sha}  {edition}_{}.zip\n", w.date))
+            } else if req.target.ends_with("suffix=zip") {
+                Response::new(302, "").header(
+                    "Location",
+                    format!("{storage_url}/{edition}_{}.zip", w.date),
+                )
+            } else {
+                Response::new(404, "")
+            }
+        })
+        .await;
+
+        let root = tempfile::tempdir().unwrap();
+        for d in ["out", "state"] {
+            std::fs::create_dir(root.path().join(d)).unwrap();
+        }
+        let key = root.path().join("maxmind.key");
+        std::fs::write(&key, format!("{KEY}\n")).unwrap();
+        let text = format!(
+            "account_id = 42\nlicense_key_file = {key:?}\neditions = [\"{EDITION}\"]\n\
+             output_dir = {out:?}\nbase_url = \"{base}\"\n\
+             after = [\"/bin/sh\", \"-c\", \"echo ran >> {marker}\"]\n{extra_toml}",
+            out = root.path().join("out"),
+            base = main.url(),
+            marker = root.path().join("after.log").display(),
+        );
+        let spec: GeoipSpec = toml::from_str(&text).unwrap();
+        assert!(spec.validate("jobs.geo").is_empty());
+        let mut settings = spec.settings();
+        settings.download.attempts = ATTEMPTS;
+        settings.download.backoff = Duration::from_millis(1);
+        Harness {
+            world,
+            main,
+            storage,
+            root,
+            spec,
+            settings,
+            builder: Arc::new(FakeBuilder::default()),
+        }
+    }
+
+    fn ctx(&self, dry_run: bool) -> RunContext {
+        RunContext {
+            job: "geo".into(),
+            run_id: "r1".into(),
+            cancel: CancellationToken::new(),
+            state_dir: self.root.path().join("state"),
+            dry_run,
+            kill_grace: Duration::from_secs(1),
+        }
+    }
+
+    async fn run(&self) -> RunReport {
+        run_with(
+            &self.spec,
+            &self.ctx(false),
+            Arc::clone(&self.builder),
+            self.settings.clone(),
+        )
+        .await
+    }
+
+    fn out(&self) -> PathBuf {
+        self.root.path().join("out")
+    }
+
+    fn installed(&self) -> Option<String> {
+        std::fs::read_to_string(self.out().join("GeoIP.dat")).ok()
+    }
+
+    /// How often `after` ran.
+    fn after_runs(&self) -> usize {
+        std::fs::read_to_string(self.root.path().join("after.log")).map_or(0, |s| s.lines().count())
+    }
+
+    fn gets(stub: &Stub) -> usize {
+        stub.seen().iter().filter(|r| r.method == "GET").count()
+    }
+
+    /// Nothing of a download is left in the state directory.
+    fn assert_no_scratch(&self) {
+        let work = self.root.path().join("state/geoip/geo/work");
+        assert!(!work.exists(), "scratch dir left at {}", work.display());
+    }
+}
+
+/// A stand-in builder: `GeoIP.dat` holds the zip's CSV rows; `verify` can be made to fail.
+#[derive(Default)]
+struct FakeBuilder {
+    fail_verify: Mutex<bool>,
+}
+
+impl GeoipBuilder for FakeBuilder {
+    fn build(&self, zip: &Path, out_dir: &Path) -> Result<Vec<BuiltFile>, String> {
+        let mut archive =
+            zip::ZipArchive::new(std::fs::File::open(zip).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        let mut rows = String::new();
+        for i in 0..archive.len() {
+            let mut entry = archive.by_index(i).map_err(|e| e.to_string())?;
+            entry.read_to_string(&mut rows).map_err(|e| e.to_string())?;
+        }
+        let path = out_dir.join("GeoIP.dat");
+        std::fs::write(&path, &rows).map_err(|e| e.to_string())?;
+        Ok(vec![BuiltFile {
+            name: "GeoIP.dat".into(),
+            path,
+            networks: rows.lines().count() as u64 - 1,
+        }])
+    }
+
+    fn verify(&self, _zip: &Path, file: &BuiltFile, candidate: &Path) -> Result<(), String> {
+        if *self.fail_verify.lock().unwrap() {
+            return Err("1.0.0.1 gave --, the CSV says AU".into());
+        }
+        let (a, b) = (std::fs::read(&file.path), std::fs::read(candidate));
+        match (a, b) {
+            (Ok(a), Ok(b)) if a == b => Ok(()),
+            _ => Err("candidate differs from the built file".into()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn installs_then_skips_on_head_then_installs_only_real_changes() {
+    let h = Harness::new("").await;
+    let report = h.run().await;
+    assert_eq!(report.outcome, Outcome::Success, "{report:?}");
+    assert!(
+        report
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("GeoIP.dat (GeoLite2-Country-CSV 20191224)"),
+        "{report:?}"
+    );
+    assert!(h.installed().unwrap().contains("1.0.0.0/24"));
+    assert_eq!(h.after_runs(), 1);
+    h.assert_no_scratch();
+
+    // Redirect: the MaxMind host got the credentials, the storage host never did.
+    let main = h.main.seen();
+    assert!(main.iter().all(|r| r.header("authorization") == Some(AUTH)));
+    assert_eq!(
+        main.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(),
+        ["HEAD", "GET", "GET"]
+    );
+    let storage = h.storage.seen();
+    assert_eq!(storage.len(), 2, "HEAD and GET followed the redirect");
+    assert!(storage.iter().all(|r| r.header("authorization").is_none()));
+    assert_eq!(storage[1].target, "/GeoLite2-Country-CSV_20191224.zip");
+    let state = std::fs::read_to_string(
+        h.root
+            .path()
+            .join("state/geoip/geo/GeoLite2-Country-CSV.json"),
+    )
+    .unwrap();
+    assert!(state.contains("\"date\": \"20191224\""), "{state}");
+    assert!(!state.contains(KEY));
+
+    // Same release: only a HEAD, nothing downloaded, `after` not run.
+    let report = h.run().await;
+    assert_eq!(report.detail.as_deref(), Some("no file changed"));
+    assert_eq!(Harness::gets(&h.main), 2);
+    assert_eq!(Harness::gets(&h.storage), 1);
+    assert_eq!(h.after_runs(), 1);
+
+    // A new date with identical data: downloaded, but no file changed, so no `after`.
+    h.world.lock().unwrap().date = "20191231".into();
+    let report = h.run().await;
+    assert_eq!(
+        report.detail.as_deref(),
+        Some("no file changed"),
+        "{report:?}"
+    );
+    assert_eq!(Harness::gets(&h.storage), 2);
+    assert_eq!(h.after_runs(), 1);
+
+    // New data: installed and `after` runs.
+    {
+        let mut w = h.world.lock().unwrap();
+        w.date = "20200107".into();
+        w.zip = country_zip("20200107", "1.0.0.0/24,2077456\n1.0.1.0/24,1814991\n");
+    }
+    let report = h.run().await;
+    assert_eq!(report.outcome, Outcome::Success, "{report:?}");
+    assert!(h.installed().unwrap().contains("1.0.1.0/24"));
+    assert_eq!(h.after_runs(), 2);
+
+    // A deleted output file is rebuilt even though the release did not change.
+    std::fs::remove_file(h.out().join("GeoIP.dat")).unwrap();
+    let report = h.run().await;
+    assert_eq!(report.outcome, Outcome::Success, "{report:?}");
+    assert!(h.installed().is_some());
+}
+
+#[tokio::test]
+async fn dry_run_only_asks_with_head() {
+    let h = Harness::new("").await;
+    let report = run_with(
+        &h.spec,
+        &h.ctx(true),
+        Arc::clone(&h.builder),
+        h.settings.clone(),
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Success);
+    assert_eq!(
+        report.detail.as_deref(),
+        Some("dry run: would download GeoLite2-Country-CSV (20191224)")
+    );
+    assert_eq!(Harness::gets(&h.main), 0);
+    assert!(h.installed().is_none());
+}
+
+#[tokio::test]
+async fn checksum_mismatch_installs_nothing() {
+    let h = Harness::new("").await;
+    std::fs::write(h.out().join("GeoIP.dat"), "old").unwrap();
+    h.world.lock().unwrap().bad_sha = true;
+    let report = h.run().await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(
+        report
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("checksum mismatch"),
+        "{report:?}"
+    );
+    assert_eq!(h.installed().as_deref(), Some("old"));
+    assert_eq!(h.after_runs(), 0);
+    h.assert_no_scratch();
+}
+
+#[tokio::test]
+async fn refused_credentials_are_named_and_not_retried() {
+    let h = Harness::new("").await;
+    let mut spec = h.spec.clone();
+    let two = toml::from_str::<GeoipSpec>(&format!(
+        "account_id = 42\neditions = [\"{EDITION}\", \"GeoLite2-ASN-CSV\"]\noutput_dir = \"/\""
+    ))
+    .unwrap();
+    spec.editions = two.editions;
+    h.world.lock().unwrap().main_status = Some(401);
+    let report = run_with(
+        &spec,
+        &h.ctx(false),
+        Arc::clone(&h.builder),
+        h.settings.clone(),
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let detail = report.detail.unwrap();
+    assert!(
+        detail.contains("account id or license key is wrong"),
+        "{detail}"
+    );
+    assert!(!detail.contains(KEY));
+    assert_eq!(
+        h.main.seen().len(),
+        1,
+        "one HEAD, no retry, second edition not tried"
+    );
+
+    h.world.lock().unwrap().main_status = Some(403);
+    let report = h.run().await;
+    assert!(report.detail.unwrap().contains("HTTP 403"));
+}
+
+#[tokio::test]
+async fn daily_limit_is_named_and_not_retried() {
+    let h = Harness::new("").await;
+    h.world.lock().unwrap().main_status = Some(429);
+    let report = h.run().await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(report.detail.unwrap().contains("daily download limit"));
+    assert_eq!(h.main.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn truncated_body_is_retried_a_bounded_number_of_times() {
+    let h = Harness::new("").await;
+    std::fs::write(h.out().join("GeoIP.dat"), "old").unwrap();
+    h.world.lock().unwrap().cut_after = Some(20);
+    let report = h.run().await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(
+        report.detail.as_deref().unwrap().contains("cut short"),
+        "{report:?}"
+    );
+    assert_eq!(Harness::gets(&h.storage), ATTEMPTS as usize);
+    assert_eq!(h.installed().as_deref(), Some("old"));
+    h.assert_no_scratch();
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_give_up() {
+    let h = Harness::new("").await;
+    h.world.lock().unwrap().fail_5xx = ATTEMPTS as usize - 1;
+    let report = h.run().await;
+    assert_eq!(report.outcome, Outcome::Success, "{report:?}");
+    assert_eq!(Harness::gets(&h.storage), ATTEMPTS as usize);
+
+    std::fs::remove_file(h.out().join("GeoIP.dat")).unwrap();
+    h.world.lock().unwrap().fail_5xx = 100;
+    let report = h.run().await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(report.detail.unwrap().contains("HTTP 503"));
+    assert_eq!(Harness::gets(&h.storage), 2 * ATTEMPTS as usize);
+}
+
+#[tokio::test]
+async fn oversized_download_is_refused_without_retry() {
+    let h = Harness::new("max_download_size = 100").await;
+    let report = h.run().await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(report
+        .detail
+        .unwrap()
+        .contains("above max_download_size (100 bytes)"));
+    assert_eq!(Harness::gets(&h.storage), 1);
+    assert!(h.installed().is_none());
+}
+
+#[tokio::test]
+async fn zip_bombs_and_escaping_paths_are_refused() {
+    let mut h = Harness::new("").await;
+    h.settings.zip.max_entry_size = 100_000;
+    std::fs::write(h.out().join("GeoIP.dat"), "old").unwrap();
+    let zeros = vec![b'0'; 1 << 20];
+    h.world.lock().unwrap().zip =
+        make_zip("20191224", &[("GeoLite2-Country-Blocks-IPv4.csv", &zeros)]);
+    let report = h.run().await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(report
+        .detail
+        .unwrap()
+        .contains("more than the limit of 100000"));
+
+    h.world.lock().unwrap().zip = make_zip(
+        "20191224",
+        &[
+            ("GeoLite2-Country-Blocks-IPv4.csv", b"network\n"),
+            ("../../etc/evil", b"x"),
+        ],
+    );
+    let report = h.run().await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(report.detail.unwrap().contains("outside the zip's folder"));
+    assert_eq!(h.installed().as_deref(), Some("old"));
+    assert_eq!(h.after_runs(), 0);
+    h.assert_no_scratch();
+}
+
+#[tokio::test]
+async fn a_failed_check_keeps_the_old_files() {
+    let h = Harness::new("").await;
+    std::fs::write(h.out().join("GeoIP.dat"), "old").unwrap();
+    *h.builder.fail_verify.lock().unwrap() = true;
+    let report = h.run().await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(report.detail.unwrap().contains("the CSV says AU"));
+    assert_eq!(h.installed().as_deref(), Some("old"));
+    let names: Vec<_> = std::fs::read_dir(h.out())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "GeoIP.dat and the lock file only: {names:?}"
+    );
+    assert_eq!(h.after_runs(), 0);
+}
+
+#[tokio::test]
+async fn a_cancelled_run_stops_while_the_server_is_silent() {
+    let mut h = Harness::new("").await;
+    // A server that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    h.settings.download.base_url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let ctx = h.ctx(false);
+    let cancel = ctx.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cancel.cancel();
+    });
+    let report = run_with(&h.spec, &ctx, Arc::clone(&h.builder), h.settings.clone()).await;
+    assert_eq!(report.outcome, Outcome::Killed, "{report:?}");
+    assert!(h.installed().is_none());
+    h.assert_no_scratch();
+}
