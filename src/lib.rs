@@ -1,6 +1,7 @@
 //! opsd: a second-precision ops scheduler daemon. The binary is a thin shell over this library
 //! so tests can drive every part: configuration → schedule → scheduler → job → outcome.
 
+pub mod apache;
 pub mod cli;
 pub mod config;
 pub mod jobs;

@@ -10,7 +10,7 @@ pub use duration::HumanDuration;
 pub use error::{did_you_mean, line_col, ConfigError, FieldError, Located};
 pub use fields::struct_fields;
 
-use crate::jobs::{command::CommandSpec, JobType};
+use crate::jobs::{apache::ApacheLogSpec, command::CommandSpec, JobType};
 use crate::schedule::Schedule;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -26,7 +26,7 @@ use toml::Spanned;
 pub const DEFAULT_PATH: &str = "/etc/opsd/jobs.toml";
 
 /// The `type = "..."` names opsd knows.
-pub const JOB_TYPES: &[&str] = &["command"];
+pub const JOB_TYPES: &[&str] = &["command", "apache_log"];
 
 /// A validated configuration, ready to be scheduled.
 #[derive(Debug, Clone, PartialEq)]
@@ -290,6 +290,7 @@ fn parse_job(
     let kind = common.kind.get_ref().as_str();
     let type_fields: &[&str] = match kind {
         "command" => struct_fields::<CommandSpec>(),
+        "apache_log" => struct_fields::<ApacheLogSpec>(),
         other => {
             let hint = did_you_mean(other, JOB_TYPES.iter().copied())
                 .map(|s| format!("; did you mean {s:?}?"))
@@ -322,6 +323,10 @@ fn parse_job(
         "command" => de::<CommandSpec>(value, &prefix).map(|spec| {
             errors.extend(spec.validate(&prefix));
             JobType::Command(spec)
+        }),
+        "apache_log" => de::<ApacheLogSpec>(value, &prefix).map(|spec| {
+            errors.extend(spec.validate(&prefix));
+            JobType::ApacheLog(spec)
         }),
         _ => unreachable!("job type checked above"),
     };

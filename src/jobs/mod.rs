@@ -2,6 +2,7 @@
 //! returns a [`RunReport`]. Job types never see the scheduler, and the scheduler sees only
 //! [`JobType`], never a type's details.
 
+pub mod apache;
 pub mod command;
 
 use serde::Serialize;
@@ -108,6 +109,8 @@ impl RunReport {
 pub enum JobType {
     /// Run a program or a shell line.
     Command(command::CommandSpec),
+    /// Watch Apache error logs continuously.
+    ApacheLog(apache::ApacheLogSpec),
 }
 
 impl JobType {
@@ -115,6 +118,7 @@ impl JobType {
     pub fn type_name(&self) -> &'static str {
         match self {
             JobType::Command(_) => "command",
+            JobType::ApacheLog(_) => "apache_log",
         }
     }
 
@@ -122,6 +126,7 @@ impl JobType {
     pub fn is_continuous(&self) -> bool {
         match self {
             JobType::Command(_) => false,
+            JobType::ApacheLog(_) => true,
         }
     }
 
@@ -129,6 +134,7 @@ impl JobType {
     pub async fn run(&self, ctx: &RunContext) -> RunReport {
         match self {
             JobType::Command(spec) => command::run(spec, ctx).await,
+            JobType::ApacheLog(spec) => apache::run(spec, ctx).await,
         }
     }
 }
