@@ -1,3 +1,13 @@
-//! Apache support: `opsd apache doctor`, which checks a server for the known child-crash recipe.
+//! The Apache error-log watch: parse Apache 2.4 error-log lines, match the built-in and custom
+//! rules against them, and follow log files across rotation without losing or repeating a line.
+//!
+//! [`watch::Watcher`] ties it together: it follows the files ([`follow`]), remembers where it is
+//! ([`checkpoint`]), and turns matching lines ([`line`], [`rules`]) into [`rules::LogEvent`]s.
+//! [`doctor`] checks a server for the known child-crash recipe (`opsd apache doctor`).
 
+pub mod checkpoint;
 pub mod doctor;
+pub mod follow;
+pub mod line;
+pub mod rules;
+pub mod watch;

@@ -12,7 +12,9 @@ pub use duration::HumanDuration;
 pub use error::{did_you_mean, line_col, ConfigError, FieldError, Located};
 pub use fields::struct_fields;
 
-use crate::jobs::{command::CommandSpec, ec2::Ec2Spec, geoip::GeoipSpec, JobType};
+use crate::jobs::{
+    apache::ApacheLogSpec, command::CommandSpec, ec2::Ec2Spec, geoip::GeoipSpec, JobType,
+};
 use crate::schedule::Schedule;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -28,7 +30,7 @@ use toml::Spanned;
 pub const DEFAULT_PATH: &str = "/etc/opsd/jobs.toml";
 
 /// The `type = "..."` names opsd knows.
-pub const JOB_TYPES: &[&str] = &["command", "ec2", "geoip"];
+pub const JOB_TYPES: &[&str] = &["command", "ec2", "geoip", "apache_log"];
 
 /// A validated configuration, ready to be scheduled.
 #[derive(Debug, Clone, PartialEq)]
@@ -324,6 +326,7 @@ fn parse_job(
         "command" => struct_fields::<CommandSpec>(),
         "ec2" => struct_fields::<Ec2Spec>(),
         "geoip" => struct_fields::<GeoipSpec>(),
+        "apache_log" => struct_fields::<ApacheLogSpec>(),
         other => {
             let hint = did_you_mean(other, JOB_TYPES.iter().copied())
                 .map(|s| format!("; did you mean {s:?}?"))
@@ -364,6 +367,10 @@ fn parse_job(
         "geoip" => de::<GeoipSpec>(value, &prefix).map(|spec| {
             errors.extend(spec.validate(&prefix));
             JobType::Geoip(spec)
+        }),
+        "apache_log" => de::<ApacheLogSpec>(value, &prefix).map(|spec| {
+            errors.extend(spec.validate(&prefix));
+            JobType::ApacheLog(spec)
         }),
         _ => unreachable!("job type checked above"),
     };

@@ -2,6 +2,7 @@
 //! returns a [`RunReport`]. Job types never see the scheduler, and the scheduler sees only
 //! [`JobType`], never a type's details.
 
+pub mod apache;
 pub mod command;
 pub mod ec2;
 pub mod geoip;
@@ -114,6 +115,8 @@ pub enum JobType {
     Ec2(ec2::Ec2Spec),
     /// Download GeoLite2 CSV editions and install the legacy GeoIP.dat family.
     Geoip(geoip::GeoipSpec),
+    /// Watch Apache error logs continuously.
+    ApacheLog(apache::ApacheLogSpec),
 }
 
 impl JobType {
@@ -123,6 +126,7 @@ impl JobType {
             JobType::Command(_) => "command",
             JobType::Ec2(_) => "ec2",
             JobType::Geoip(_) => "geoip",
+            JobType::ApacheLog(_) => "apache_log",
         }
     }
 
@@ -130,6 +134,7 @@ impl JobType {
     pub fn is_continuous(&self) -> bool {
         match self {
             JobType::Command(_) | JobType::Ec2(_) | JobType::Geoip(_) => false,
+            JobType::ApacheLog(_) => true,
         }
     }
 
@@ -139,6 +144,7 @@ impl JobType {
             JobType::Command(spec) => command::run(spec, ctx).await,
             JobType::Ec2(spec) => ec2::run(spec, ctx).await,
             JobType::Geoip(spec) => geoip::run(spec, ctx).await,
+            JobType::ApacheLog(spec) => apache::run(spec, ctx).await,
         }
     }
 }
