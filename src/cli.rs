@@ -1,8 +1,11 @@
 //! The command line: `opsd check`, `opsd run`, `opsd run-job` and friends.
 
 use crate::config::{self, Config};
+use crate::control::{self, client, Request, Response};
+use crate::daemon;
 use crate::logging::{self, LogFormat};
 use crate::scheduler::{self, Trigger};
+use crate::scheduler::{JobStatus, TriggerReply};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -36,6 +39,35 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         next: usize,
     },
+    /// Run the daemon in the foreground (this is what systemd starts).
+    Run {
+        /// Where to serve the control socket.
+        #[arg(long, default_value_os_t = control::default_socket())]
+        socket: PathBuf,
+    },
+    /// Show each job's schedule, next and last run, like `systemctl list-timers`.
+    Status {
+        /// The daemon's control socket.
+        #[arg(long, default_value_os_t = control::default_socket())]
+        socket: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the running daemon to run a job now (its overlap policy applies) and print the outcome.
+    Trigger {
+        /// The job's name.
+        name: String,
+        /// The daemon's control socket.
+        #[arg(long, default_value_os_t = control::default_socket())]
+        socket: PathBuf,
+    },
+    /// Ask the running daemon to re-read its job file (like SIGHUP) and report whether it took.
+    Reload {
+        /// The daemon's control socket.
+        #[arg(long, default_value_os_t = control::default_socket())]
+        socket: PathBuf,
+    },
     /// Run one job once now, in the foreground, and exit with its result.
     RunJob {
         /// The job's name in the job file.
@@ -44,6 +76,20 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Apache helpers.
+    Apache {
+        /// What to do.
+        #[command(subcommand)]
+        command: ApacheCommand,
+    },
+}
+
+/// `opsd apache ...`.
+#[derive(Debug, Subcommand)]
+pub enum ApacheCommand {
+    /// Check this Apache for the 2.4.27+ child-crash recipe (threaded MPM + mod_php + HTTP/2);
+    /// exit 0 no recipe, 1 recipe matched, 2 could not run Apache.
+    Doctor(crate::apache::doctor::DoctorArgs),
 }
 
 /// Parses the command line, runs the subcommand, and turns errors into an exit code.
@@ -68,11 +114,87 @@ pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Apache {
+            command: ApacheCommand::Doctor(args),
+        } => Ok(crate::apache::doctor::cli(args)),
         Command::Check { next } => {
             let cfg = config::load(&cli.config)?;
             print_check(&cfg, next);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run { socket } => {
+            logging::init(cli.log_format);
+            let opts = daemon::Options {
+                config: cli.config.clone(),
+                state_dir: state_dir(cli.state_dir),
+                socket,
+            };
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            if let Err(e) = rt.block_on(daemon::run(opts)) {
+                tracing::error!("{e:#}");
+                return Err(e);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { socket, json } => {
+            match client::call(&socket, &Request::Status)? {
+                Response::Status { config, jobs } if json => {
+                    println!("{}", serde_json::json!({ "config": config, "jobs": jobs }));
+                }
+                Response::Status { config, jobs } => print_status(&config, &jobs),
+                other => return Err(unexpected(other)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Trigger { name, socket } => {
+            match client::call(&socket, &Request::Trigger { job: name.clone() })? {
+                Response::Triggered {
+                    reply: TriggerReply::Ran(run),
+                } => {
+                    println!(
+                        "{name}: {} ({} ms, run {}){}",
+                        run.outcome,
+                        run.duration_ms,
+                        run.run_id,
+                        run.detail.map(|d| format!(": {d}")).unwrap_or_default()
+                    );
+                    Ok(if run.outcome.is_error() {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    })
+                }
+                Response::Triggered {
+                    reply: TriggerReply::NotStarted(why),
+                } => {
+                    println!("{name}: not started: {why}");
+                    Ok(ExitCode::FAILURE)
+                }
+                other => Err(unexpected(other)),
+            }
+        }
+        Command::Reload { socket } => match client::call(&socket, &Request::Reload)? {
+            Response::Reloaded { summary } => {
+                println!(
+                    "reloaded: {} added, {} changed, {} removed, {} unchanged",
+                    summary.added.len(),
+                    summary.changed.len(),
+                    summary.removed.len(),
+                    summary.unchanged
+                );
+                for (what, names) in [
+                    ("added", &summary.added),
+                    ("changed", &summary.changed),
+                    ("removed", &summary.removed),
+                ] {
+                    for n in names {
+                        println!("  {what}: {n}");
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            other => Err(unexpected(other)),
+        },
         Command::RunJob { name, dry_run } => {
             logging::init(cli.log_format);
             let cfg = config::load(&cli.config)?;
@@ -111,6 +233,88 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 (true, _) => ExitCode::FAILURE,
             })
         }
+    }
+}
+
+/// Turns an error or unexpected answer from the daemon into an error.
+fn unexpected(r: Response) -> anyhow::Error {
+    match r {
+        Response::Error { message } => anyhow::anyhow!("{message}"),
+        other => anyhow::anyhow!("unexpected answer from the daemon: {other:?}"),
+    }
+}
+
+/// Prints the job table of `opsd status`.
+fn print_status(config: &str, jobs: &[JobStatus]) {
+    println!("{config}: {} job(s)\n", jobs.len());
+    let fmt_local = |t: chrono::DateTime<chrono::Utc>, tz: Option<&str>| match tz
+        .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+    {
+        Some(tz) => t
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+        None => t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    };
+    let mut rows = vec![[
+        "JOB".to_string(),
+        "TYPE".into(),
+        "SCHEDULE".into(),
+        "NEXT".into(),
+        "NEXT (UTC)".into(),
+        "LAST".into(),
+        "OUTCOME".into(),
+        "DURATION".into(),
+        "RUNNING".into(),
+    ]];
+    for j in jobs {
+        let schedule = match (&j.schedule, &j.timezone) {
+            (Some(s), Some(z)) => format!("{s} ({z})"),
+            _ => "continuous".into(),
+        };
+        let (next, next_utc) = match j.next {
+            Some(t) => (
+                fmt_local(t, j.timezone.as_deref()),
+                t.format("%Y-%m-%d %H:%M:%S").to_string(),
+            ),
+            None if !j.enabled => ("disabled".into(), "-".into()),
+            None => ("-".into(), "-".into()),
+        };
+        let (last, outcome, duration) = match &j.last {
+            Some(l) => (
+                fmt_local(l.started, j.timezone.as_deref()),
+                l.outcome.to_string(),
+                format!("{} ms", l.duration_ms),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        let running = if j.running > 0 {
+            format!("yes ({})", j.running)
+        } else {
+            "no".into()
+        };
+        rows.push([
+            j.name.clone(),
+            j.job_type.clone(),
+            schedule,
+            next,
+            next_utc,
+            last,
+            outcome,
+            duration,
+            running,
+        ]);
+    }
+    let widths: Vec<usize> = (0..9)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
     }
 }
 

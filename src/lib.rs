@@ -1,9 +1,15 @@
 //! opsd: a second-precision ops scheduler daemon. The binary is a thin shell over this library
 //! so tests can drive every part: configuration → schedule → scheduler → job → outcome.
 
+pub mod alert;
+pub mod apache;
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod jobs;
 pub mod logging;
 pub mod schedule;
 pub mod scheduler;
+pub mod state;
+pub mod systemd;

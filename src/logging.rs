@@ -1,6 +1,7 @@
 //! Log output: readable text on stderr, native journald fields when started by systemd
 //! (`JOURNAL_STREAM` set), or JSON lines for log shippers.
 
+use std::io::IsTerminal;
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 /// Where and how log events are written.
@@ -53,7 +54,12 @@ pub fn init(format: LogFormat) {
             )
             .init(),
         LogFormat::Text | LogFormat::Auto => registry
-            .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
             .init(),
     }
 }

@@ -2,10 +2,12 @@
 //! column and key at fault, unknown keys with a "did you mean" where one is close, and all
 //! problems of a file at once.
 
+mod alerts;
 mod duration;
 mod error;
 mod fields;
 
+pub use alerts::{CommandSink, SinkConfig, SinkKind, WebhookSink, SINK_TYPES};
 pub use duration::HumanDuration;
 pub use error::{did_you_mean, line_col, ConfigError, FieldError, Located};
 pub use fields::struct_fields;
@@ -37,6 +39,8 @@ pub struct Config {
     pub defaults: Defaults,
     /// The jobs by name.
     pub jobs: BTreeMap<String, JobConfig>,
+    /// The alert sinks by name (`[alerts.NAME]`).
+    pub alerts: BTreeMap<String, SinkConfig>,
 }
 
 /// Daemon-wide settings from `[defaults]`.
@@ -46,6 +50,8 @@ pub struct Defaults {
     pub timezone: Tz,
     /// How long shutdown waits for running jobs before stopping them.
     pub shutdown_timeout: Duration,
+    /// A group allowed to use the control socket (mode 0660); root only when unset.
+    pub control_group: Option<String>,
 }
 
 /// When a job that is still running is due again.
@@ -91,6 +97,8 @@ pub struct JobConfig {
     pub jitter: Duration,
     /// Whether a slot missed during downtime runs once at start.
     pub catch_up: CatchUp,
+    /// The alert sinks failed runs (and the job's own alerts) go to.
+    pub alert: Vec<String>,
     /// The type-specific part.
     pub job: JobType,
 }
@@ -101,6 +109,7 @@ pub struct JobConfig {
 struct RawDefaults {
     timezone: Option<Spanned<String>>,
     shutdown_timeout: Option<HumanDuration>,
+    control_group: Option<Spanned<String>>,
 }
 
 /// The keys every job has, whatever its type.
@@ -121,6 +130,8 @@ struct CommonSpec {
     catch_up: CatchUp,
     #[serde(default)]
     exclude_dates: Vec<Spanned<String>>,
+    #[serde(default)]
+    alert: Vec<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -154,15 +165,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let mut errors = Vec::new();
     let mut defaults_value = None;
     let mut jobs_value = None;
+    let mut alerts_value = None;
     for (key, value) in root.get_ref() {
         match key.get_ref().as_ref() {
             "defaults" => defaults_value = Some(value),
             "jobs" => jobs_value = Some(value),
+            "alerts" => alerts_value = Some(value),
             other => errors.push(unknown_key(
                 key.span(),
                 other,
                 "",
-                &["defaults", "jobs"],
+                &["defaults", "jobs", "alerts"],
                 "",
             )),
         }
@@ -179,12 +192,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     };
 
+    let sinks = alerts::parse(alerts_value, &mut errors);
     let mut jobs = BTreeMap::new();
     if let Some(value) = jobs_value {
         match value.get_ref().as_table() {
             Some(table) => {
                 for (name, job) in table {
-                    match parse_job(name, job, &defaults) {
+                    match parse_job(name, job, &defaults, &sinks.declared) {
                         Ok(j) => {
                             jobs.insert(j.name.clone(), j);
                         }
@@ -205,6 +219,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             path: path.to_path_buf(),
             defaults,
             jobs,
+            alerts: sinks.configs,
         })
     } else {
         errors.sort_by_key(|e| e.span.start);
@@ -220,11 +235,27 @@ fn resolve_defaults(raw: Option<RawDefaults>, errors: &mut Vec<FieldError>) -> D
         }),
         None => system_timezone(),
     };
+    let control_group = raw
+        .as_ref()
+        .and_then(|r| r.control_group.as_ref())
+        .and_then(|g| {
+            if matches!(nix::unistd::Group::from_name(g.get_ref()), Ok(Some(_))) {
+                Some(g.get_ref().clone())
+            } else {
+                errors.push(FieldError::new(
+                    g.span(),
+                    "defaults.control_group",
+                    format!("no such group {:?} on this machine", g.get_ref()),
+                ));
+                None
+            }
+        });
     Defaults {
         timezone,
         shutdown_timeout: raw
             .and_then(|r| r.shutdown_timeout)
             .map_or(DEFAULT_SHUTDOWN_TIMEOUT, |d| d.0),
+        control_group,
     }
 }
 
@@ -268,6 +299,7 @@ fn parse_job(
     name: &Spanned<std::borrow::Cow<'_, str>>,
     value: &Spanned<DeValue<'_>>,
     defaults: &Defaults,
+    sinks: &BTreeSet<String>,
 ) -> Result<JobConfig, Vec<FieldError>> {
     let name_str = name.get_ref().to_string();
     let prefix = format!("jobs.{name_str}");
@@ -353,6 +385,7 @@ fn parse_job(
             )),
         }
     }
+    errors.extend(alerts::check_refs(&common.alert, sinks, &prefix));
     let continuous = job.as_ref().is_some_and(JobType::is_continuous);
     let schedule = match (&common.schedule, continuous) {
         (Some(s), true) => {
@@ -395,6 +428,7 @@ fn parse_job(
             kill_grace: common.kill_grace.map_or(DEFAULT_KILL_GRACE, |d| d.0),
             jitter: common.jitter.map(|d| d.0).unwrap_or_default(),
             catch_up: common.catch_up,
+            alert: common.alert.into_iter().map(Spanned::into_inner).collect(),
             job,
         }),
         _ => Err(errors),

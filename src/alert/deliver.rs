@@ -1,0 +1,203 @@
+//! One delivery attempt to one sink: POST to a webhook, or run a program with the alert on stdin.
+
+use super::record::Alert;
+use crate::config::{CommandSink, SinkConfig, SinkKind, WebhookSink};
+use crate::jobs::command::CommandLine;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::StatusCode;
+use serde::Serialize;
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+/// Most bytes of a failing program's stderr or a failing webhook's body quoted in the log.
+const MAX_QUOTE: usize = 300;
+
+/// Why one attempt failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum AttemptError {
+    /// A timeout, a refused connection, a 5xx, a program exiting non-zero: worth another try.
+    #[error("{0}")]
+    Retry(String),
+    /// The sink rejected the alert itself (e.g. HTTP 400/401/404): retrying cannot help.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// A sink ready to deliver: a configured HTTP client or a program line.
+#[derive(Debug)]
+pub(super) struct Sink {
+    /// The sink's name in `[alerts.NAME]`.
+    pub name: String,
+    target: Target,
+}
+
+#[derive(Debug)]
+enum Target {
+    Webhook {
+        client: reqwest::Client,
+        url: reqwest::Url,
+    },
+    Command(CommandSink),
+}
+
+/// The JSON a webhook receives: Slack's `text` plus the whole record.
+#[derive(Serialize)]
+struct WebhookBody<'a> {
+    text: String,
+    #[serde(flatten)]
+    alert: &'a Alert,
+}
+
+impl Sink {
+    /// Prepares a sink from its configuration (builds the HTTP client once).
+    pub fn new(cfg: &SinkConfig) -> Result<Sink, reqwest::Error> {
+        let target = match &cfg.kind {
+            SinkKind::Webhook(w) => Target::Webhook {
+                client: webhook_client(w)?,
+                url: w.url.clone(),
+            },
+            SinkKind::Command(c) => Target::Command(c.clone()),
+        };
+        Ok(Sink {
+            name: cfg.name.clone(),
+            target,
+        })
+    }
+
+    /// Makes one attempt to deliver `alert`.
+    pub async fn attempt(&self, alert: &Alert) -> Result<(), AttemptError> {
+        match &self.target {
+            Target::Webhook { client, url } => post(client, url, alert).await,
+            Target::Command(c) => run_program(c, alert).await,
+        }
+    }
+}
+
+fn webhook_client(w: &WebhookSink) -> Result<reqwest::Client, reqwest::Error> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in &w.headers {
+        // Both were checked when the configuration was validated.
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(w.timeout)
+        .user_agent(concat!("opsd/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    alert: &Alert,
+) -> Result<(), AttemptError> {
+    let body = serde_json::to_vec(&WebhookBody {
+        text: alert.text(),
+        alert,
+    })
+    .map_err(|e| AttemptError::Permanent(format!("cannot encode the alert: {e}")))?;
+    let response = client
+        .post(url.clone())
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| AttemptError::Retry(format!("POST {}: {}", redact(url), error_chain(&e))))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = response.text().await.unwrap_or_default();
+    let msg = format!(
+        "POST {}: HTTP {status}: {}",
+        redact(url),
+        quote(text.as_bytes())
+    );
+    if status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+    {
+        Err(AttemptError::Retry(msg))
+    } else {
+        Err(AttemptError::Permanent(msg))
+    }
+}
+
+/// The URL without its path and query, which often hold the webhook's secret token.
+fn redact(url: &reqwest::Url) -> String {
+    format!("{}://{}/…", url.scheme(), url.authority())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+fn quote(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(MAX_QUOTE)];
+    String::from_utf8_lossy(cut).trim().replace('\n', " ")
+}
+
+async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptError> {
+    let (program, args): (&str, Vec<&str>) = match &sink.command {
+        CommandLine::Argv(argv) => match argv.split_first() {
+            Some((program, args)) => (program, args.iter().map(String::as_str).collect()),
+            None => return Err(AttemptError::Permanent("the command is empty".into())),
+        },
+        CommandLine::Shell(line) => ("/bin/sh", vec!["-c", line]),
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| AttemptError::Retry(format!("cannot start {program}: {e}")))?;
+    let pid = child.id();
+    let mut json = alert.to_json().into_bytes();
+    json.push(b'\n');
+    let stdin = child.stdin.take();
+    let writer = async move {
+        if let Some(mut stdin) = stdin {
+            // A program that exits without reading its input is judged by its exit status.
+            let _ = stdin.write_all(&json).await;
+        }
+    };
+    let run = async { tokio::join!(writer, child.wait_with_output()).1 };
+    match tokio::time::timeout(sink.timeout, run).await {
+        Ok(Ok(out)) if out.status.success() => Ok(()),
+        Ok(Ok(out)) => Err(AttemptError::Retry(format!(
+            "{program} exited with {}: {}",
+            out.status,
+            quote(&out.stderr)
+        ))),
+        Ok(Err(e)) => Err(AttemptError::Retry(format!("{program}: {e}"))),
+        Err(_) => {
+            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                // The group may be gone already; nothing more to do then.
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            Err(AttemptError::Retry(format!(
+                "{program} did not finish within {}",
+                humantime::format_duration(sink.timeout)
+            )))
+        }
+    }
+}

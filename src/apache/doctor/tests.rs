@@ -1,0 +1,156 @@
+//! Unit tests for the doctor's parsing and verdicts, on Apache's own output formats.
+
+use super::*;
+
+const V_EVENT: &str = "Server version: Apache/2.4.71 (Debian)
+Server built:   2026-11-12T08:58:41
+Server's Module Magic Number: 20120211:142
+Architecture:   64-bit
+Server MPM:     event
+  threaded:     yes (fixed thread count)
+    forked:     yes (variable process count)
+Server compiled with....
+ -D APR_HAS_SENDFILE
+";
+
+const M_RECIPE: &str = "Loaded Modules:
+ core_module (static)
+ so_module (static)
+ mpm_event_module (shared)
+ ssl_module (shared)
+ http2_module (shared)
+ php7_module (shared)
+";
+
+const INCLUDES: &str = "Included configuration files:
+  (*) /etc/httpd/conf/httpd.conf
+    (56) /etc/httpd/conf.d/ssl.conf
+";
+
+fn output(v: &str, m: &str) -> ApacheOutput {
+    ApacheOutput {
+        version: v.into(),
+        modules: m.into(),
+        includes: INCLUDES.into(),
+    }
+}
+
+fn files(ssl_conf: &str) -> Vec<(PathBuf, Option<String>)> {
+    vec![
+        (
+            PathBuf::from("/etc/httpd/conf/httpd.conf"),
+            Some("Listen 80\n".into()),
+        ),
+        (
+            PathBuf::from("/etc/httpd/conf.d/ssl.conf"),
+            Some(ssl_conf.into()),
+        ),
+    ]
+}
+
+#[test]
+fn parses_the_include_list() {
+    assert_eq!(
+        parse_includes(INCLUDES),
+        vec![
+            PathBuf::from("/etc/httpd/conf/httpd.conf"),
+            PathBuf::from("/etc/httpd/conf.d/ssl.conf")
+        ]
+    );
+}
+
+#[test]
+fn parses_versions_and_modules() {
+    assert_eq!(
+        parse_version(V_EVENT),
+        (Some("Apache/2.4.71 (Debian)".into()), Some((2, 4, 71)))
+    );
+    assert_eq!(
+        parse_version("Server version: Apache/2.4.6 (CentOS)").1,
+        Some((2, 4, 6))
+    );
+    let m = parse_modules(M_RECIPE);
+    assert_eq!(m.len(), 6);
+    assert!(is_php_module("php7_module") && is_php_module("php_module"));
+    assert!(!is_php_module("phpx_module"));
+    assert_eq!(parse_mpm("", &m).as_deref(), Some("event"));
+}
+
+#[test]
+fn full_recipe_matches() {
+    let d = analyze(
+        &output(V_EVENT, M_RECIPE),
+        &files("<VirtualHost *:443>\n  # Protocols h2 (commented out, ignored)\n  Protocols h2 http/1.1\n</VirtualHost>\n"),
+    );
+    assert_eq!(d.verdict, Verdict::Recipe, "{d}");
+    assert_eq!(d.exit_code(), 1);
+    assert_eq!(d.protocols_h2.len(), 1);
+    assert_eq!(d.protocols_h2[0].line, 3);
+    let text = d.to_string();
+    assert!(text.contains("RECIPE MATCHED"), "{text}");
+    assert!(text.contains("H2MaxWorkers 1"), "{text}");
+    assert!(text.contains("proxy_fcgi + php-fpm"), "{text}");
+    assert!(
+        d.summary().contains("matches the known child-crash recipe"),
+        "{}",
+        d.summary()
+    );
+}
+
+#[test]
+fn h2maxworkers_means_mitigated() {
+    let d = analyze(
+        &output(V_EVENT, M_RECIPE),
+        &files("Protocols h2 \\\n   http/1.1\nh2maxworkers 1\n"),
+    );
+    assert_eq!(d.verdict, Verdict::Mitigated, "{d}");
+    assert_eq!(d.exit_code(), 0);
+    assert_eq!(d.h2_max_workers[0].line, 3);
+}
+
+#[test]
+fn prefork_or_old_version_or_no_h2_is_no_recipe() {
+    let prefork = V_EVENT.replace("Server MPM:     event", "Server MPM:     prefork");
+    let d = analyze(
+        &output(&prefork, M_RECIPE),
+        &files("Protocols h2 http/1.1\n"),
+    );
+    assert_eq!(d.verdict, Verdict::NoRecipe);
+    assert!(
+        d.summary().contains("missing: worker or event MPM"),
+        "{}",
+        d.summary()
+    );
+
+    let old = V_EVENT.replace("2.4.71", "2.4.26");
+    let d = analyze(&output(&old, M_RECIPE), &files("Protocols h2 http/1.1\n"));
+    assert_eq!(d.checks[0].present, Presence::No);
+    assert_eq!(d.verdict, Verdict::NoRecipe);
+
+    let d = analyze(
+        &output(V_EVENT, M_RECIPE),
+        &files("Protocols h2c http/1.1\n"),
+    );
+    assert_eq!(d.checks[5].present, Presence::No);
+    assert_eq!(d.exit_code(), 0);
+}
+
+#[test]
+fn unreadable_files_make_config_checks_unknown() {
+    let d = analyze(
+        &output(V_EVENT, M_RECIPE),
+        &[(PathBuf::from("/etc/httpd/conf/httpd.conf"), None)],
+    );
+    assert_eq!(d.checks[5].present, Presence::Unknown);
+    assert_eq!(d.verdict, Verdict::NoRecipe);
+    assert!(d
+        .to_string()
+        .contains("could not read /etc/httpd/conf/httpd.conf"));
+}
+
+#[test]
+fn threadsafe_refusal_gets_a_hint() {
+    let h = hint_for("[php:crit] Apache is running a threaded MPM, but your PHP Module is not compiled to be threadsafe.");
+    assert!(h.contains("php-fpm"), "{h}");
+    assert_eq!(hint_for("Syntax error on line 3"), "");
+}

@@ -1,0 +1,152 @@
+//! Unit tests for `[alerts.NAME]`: the issue's example parses, and every mistake is located.
+
+use crate::config::{parse, SinkKind};
+use crate::jobs::command::CommandLine;
+use std::path::Path;
+use std::time::Duration;
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(Path::new("/etc/opsd/jobs.toml"), text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string().lines().map(str::to_string).collect(),
+    }
+}
+
+const JOB: &str = "[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\n";
+
+#[test]
+fn issue_example_parses() {
+    let text = format!(
+        r#"{JOB}alert = ["ops-webhook", "mail-admin"]
+
+[alerts.ops-webhook]
+type = "webhook"
+url = "https://hooks.example.com/T000/B000/XXX"
+headers = {{ Authorization = "Bearer s3cret" }}
+timeout = "5s"
+
+[alerts.mail-admin]
+type = "command"
+command = ["/usr/local/bin/notify-admin"]
+"#
+    );
+    let cfg = parse(Path::new("jobs.toml"), &text).unwrap();
+    assert_eq!(cfg.jobs["a"].alert, vec!["ops-webhook", "mail-admin"]);
+    match &cfg.alerts["ops-webhook"].kind {
+        SinkKind::Webhook(w) => {
+            assert_eq!(w.url.as_str(), "https://hooks.example.com/T000/B000/XXX");
+            assert_eq!(
+                w.headers,
+                vec![("Authorization".to_string(), "Bearer s3cret".to_string())]
+            );
+            assert_eq!(w.timeout, Duration::from_secs(5));
+        }
+        other => panic!("not a webhook: {other:?}"),
+    }
+    match &cfg.alerts["mail-admin"].kind {
+        SinkKind::Command(c) => {
+            assert_eq!(
+                c.command,
+                CommandLine::Argv(vec!["/usr/local/bin/notify-admin".into()])
+            );
+            assert_eq!(c.timeout, Duration::from_secs(10));
+        }
+        other => panic!("not a command: {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_sink_key_is_located_with_a_suggestion() {
+    let e = errors("[alerts.w]\ntype = \"webhook\"\nurl = \"http://127.0.0.1/\"\nheader = {}\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:4:1: `alerts.w.header`: unknown key for a webhook sink; did you mean `headers`?"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn bad_url_is_located() {
+    let e = errors("[alerts.w]\ntype = \"webhook\"\nurl = \"hooks.example.com/x\"\n");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:3:7: `alerts.w.url`: invalid URL"),
+        "{}",
+        e[0]
+    );
+    let e = errors("[alerts.w]\ntype = \"webhook\"\nurl = \"ftp://example.com/x\"\n");
+    assert!(e[0].contains("unsupported URL scheme \"ftp\""), "{}", e[0]);
+}
+
+#[test]
+fn empty_command_is_located() {
+    let e = errors("[alerts.m]\ntype = \"command\"\ncommand = []\n");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:3:11: `alerts.m.command`: the command is empty"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn unknown_type_and_missing_url() {
+    let e = errors("[alerts.m]\ntype = \"webhok\"\n");
+    assert!(
+        e[0].contains(
+            "`alerts.m.type`: unknown alert sink type \"webhok\"; did you mean \"webhook\"?"
+        ),
+        "{}",
+        e[0]
+    );
+    let e = errors("[alerts.m]\ntype = \"webhook\"\n");
+    assert!(e[0].contains("missing field `url`"), "{}", e[0]);
+}
+
+#[test]
+fn bad_header_name_is_located() {
+    let e = errors(
+        "[alerts.w]\ntype = \"webhook\"\nurl = \"http://127.0.0.1/\"\nheaders = { \"bad header\" = \"x\" }\n",
+    );
+    assert!(e[0].starts_with("/etc/opsd/jobs.toml:4:"), "{}", e[0]);
+    assert!(e[0].contains("not a valid HTTP header name"), "{}", e[0]);
+}
+
+#[test]
+fn unknown_sink_reference_is_located_with_a_suggestion() {
+    let text = format!(
+        "{JOB}alert = [\"ops-webhok\"]\n[alerts.ops-webhook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n"
+    );
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:5:10: `jobs.a.alert`: no alert sink named \"ops-webhok\"; did you mean \"ops-webhook\"?"),
+        "{}",
+        e[0]
+    );
+    let e = errors(&format!("{JOB}alert = [\"nowhere\"]\n"));
+    assert!(
+        e[0].contains("no [alerts.NAME] sections are defined"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn a_broken_sink_is_reported_once_not_again_at_each_reference() {
+    let text = format!("{JOB}alert = [\"w\"]\n[alerts.w]\ntype = \"webhook\"\nurl = \"nope\"\n");
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("`alerts.w.url`"), "{}", e[0]);
+}
+
+#[test]
+fn alerts_must_be_tables() {
+    let e = errors("alerts = 3\n");
+    assert!(e[0].contains("`alerts` must be a table"), "{}", e[0]);
+    let e = errors("[alerts]\nw = \"http://x\"\n");
+    assert!(
+        e[0].contains("`alerts.w`: an alert sink must be a table"),
+        "{}",
+        e[0]
+    );
+}

@@ -1,0 +1,176 @@
+//! `opsd run`: the daemon's main loop. It owns the scheduler and reacts to signals (SIGHUP
+//! reload, SIGTERM/SIGINT shutdown), control-socket requests, and the systemd watchdog.
+
+use crate::config::{self, Config};
+use crate::control::{self, server::Envelope, Request, Response};
+use crate::scheduler::{Scheduler, TriggerReply};
+use crate::systemd::Notifier;
+use anyhow::Context;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+/// How often the status line shown by `systemctl status` is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(15);
+
+/// Where the daemon reads and keeps things.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The job file.
+    pub config: PathBuf,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// The control socket path.
+    pub socket: PathBuf,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Fails (exit != 0) only when the first
+/// configuration cannot be loaded or the state directory cannot be created.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let cfg = config::load(&opts.config)?;
+    std::fs::create_dir_all(&opts.state_dir).with_context(|| {
+        format!(
+            "cannot create the state directory {}",
+            opts.state_dir.display()
+        )
+    })?;
+    let notifier = Notifier;
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let (tx, mut requests) = mpsc::channel::<Envelope>(16);
+    if let Err(e) = control::server::serve(&opts.socket, cfg.defaults.control_group.as_deref(), tx)
+    {
+        tracing::warn!(
+            "control socket {} unavailable ({e}); opsd status/trigger/reload will not work",
+            opts.socket.display()
+        );
+    }
+    let jobs = cfg.jobs.len();
+    tracing::info!(config = %opts.config.display(), jobs, "opsd started");
+    let mut sched = Scheduler::start(cfg, opts.state_dir.clone());
+    notifier.ready(&status_line(&sched));
+
+    let watchdog = notifier.watchdog_interval();
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut status_tick = tokio::time::interval(STATUS_EVERY);
+    let freeze_after = std::env::var("OPSD_TEST_FREEZE_LOOP_AFTER")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let started = Instant::now();
+
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let _ = reload(&mut sched, &opts, &notifier);
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            Some((req, reply)) = requests.recv() => {
+                if let Request::Trigger { job } = req {
+                    // The run goes on off the loop; the client waits on its own connection.
+                    match sched.trigger(&job) {
+                        Ok(rx) => {
+                            tokio::spawn(async move {
+                                let reply_to = rx.await.unwrap_or_else(|_| {
+                                    TriggerReply::NotStarted("the run was abandoned".into())
+                                });
+                                let _ = reply.send(Response::Triggered { reply: reply_to });
+                            });
+                        }
+                        Err(message) => {
+                            let _ = reply.send(Response::Error { message });
+                        }
+                    }
+                } else {
+                    let _ = reply.send(handle(req, &mut sched, &opts, &notifier));
+                }
+            }
+            _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                if freeze_after.is_some_and(|d| started.elapsed() >= d) {
+                    tracing::error!("OPSD_TEST_FREEZE_LOOP_AFTER reached: freezing the scheduler loop (test only)");
+                    loop {
+                        std::thread::sleep(Duration::from_secs(3600));
+                    }
+                }
+                notifier.watchdog();
+            }
+            _ = status_tick.tick() => notifier.status(&status_line(&sched)),
+        }
+    }
+    notifier.stopping();
+    let grace = sched.config().defaults.shutdown_timeout;
+    tracing::info!("shutting down");
+    sched.shutdown(grace).await;
+    let _ = std::fs::remove_file(&opts.socket);
+    tracing::info!("opsd stopped");
+    Ok(())
+}
+
+/// Answers a status or reload request.
+fn handle(req: Request, sched: &mut Scheduler, opts: &Options, notifier: &Notifier) -> Response {
+    match req {
+        Request::Status => Response::Status {
+            config: sched.config().path.display().to_string(),
+            jobs: sched.status(),
+        },
+        Request::Reload => match reload(sched, opts, notifier) {
+            Ok(summary) => Response::Reloaded { summary },
+            Err(message) => Response::Error { message },
+        },
+        Request::Trigger { .. } => Response::Error {
+            message: "trigger is answered by the run itself".into(),
+        },
+    }
+}
+
+/// Re-reads the job file; a file that fails validation leaves the running configuration alone.
+fn reload(
+    sched: &mut Scheduler,
+    opts: &Options,
+    notifier: &Notifier,
+) -> Result<crate::scheduler::ReloadSummary, String> {
+    notifier.reloading();
+    let result = match config::load(&opts.config) {
+        Ok(new) => {
+            let summary = sched.reload(new);
+            tracing::info!(
+                added = ?summary.added, changed = ?summary.changed, removed = ?summary.removed,
+                unchanged = summary.unchanged, "configuration reloaded"
+            );
+            Ok(summary)
+        }
+        Err(e) => {
+            for line in e.to_string().lines() {
+                tracing::error!(config = %opts.config.display(), "{line}");
+            }
+            tracing::error!(config = %opts.config.display(),
+                "reload rejected; the previous configuration keeps running");
+            Err(format!(
+                "reload rejected, the previous configuration keeps running:\n{e}"
+            ))
+        }
+    };
+    notifier.ready(&status_line(sched));
+    result
+}
+
+/// "7 jobs; next: geoip-weekly at 2026-11-29 04:00:00 KST".
+fn status_line(sched: &Scheduler) -> String {
+    let cfg: &Config = sched.config();
+    let n = cfg.jobs.len();
+    let jobs = if n == 1 {
+        "1 job".to_string()
+    } else {
+        format!("{n} jobs")
+    };
+    match sched.next_due() {
+        Some((name, at, tz)) => format!(
+            "{jobs}; next: {name} at {}",
+            at.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z")
+        ),
+        None => format!("{jobs}; nothing scheduled"),
+    }
+}

@@ -1,0 +1,46 @@
+//! The per-job snapshot `opsd status` prints, like `systemctl list-timers`.
+
+use super::{JobState, LastRun};
+use crate::config::JobConfig;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One job as `opsd status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// The job's name.
+    pub name: String,
+    /// Its `type`.
+    pub job_type: String,
+    /// Its schedule expression, `None` for continuous jobs.
+    pub schedule: Option<String>,
+    /// The IANA zone its schedule is evaluated in.
+    pub timezone: Option<String>,
+    /// False when `enabled = false`.
+    pub enabled: bool,
+    /// When it fires next.
+    pub next: Option<DateTime<Utc>>,
+    /// Its last finished run.
+    pub last: Option<LastRun>,
+    /// How many runs are going now.
+    pub running: usize,
+}
+
+impl JobStatus {
+    /// Builds the snapshot of one job.
+    pub fn new(config: &JobConfig, state: &JobState) -> Self {
+        JobStatus {
+            name: config.name.clone(),
+            job_type: config.job.type_name().to_string(),
+            schedule: config.schedule.as_ref().map(ToString::to_string),
+            timezone: config
+                .schedule
+                .as_ref()
+                .map(|s| s.timezone().name().to_string()),
+            enabled: config.enabled,
+            next: state.next(),
+            last: state.last(),
+            running: state.running(),
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Alert delivery against real local endpoints: an HTTP server on 127.0.0.1 written here, and a
+//! shell script as a command sink. Sinks are built from a real `jobs.toml` text.
+
+use opsd::alert::{Alert, Dispatcher, DispatcherOptions, RetryPolicy, Severity};
+use opsd::config::{self, SinkConfig};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// Guard against a broken test hanging forever; never a speed assertion.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// One request the test server received.
+#[derive(Debug)]
+struct Request {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("the body is JSON")
+    }
+}
+
+/// Answers the n-th request with `statuses[n]` (the last one repeats); `None` never answers.
+async fn server(statuses: Vec<Option<u16>>) -> (SocketAddr, mpsc::UnboundedReceiver<Request>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let status = statuses[n.min(statuses.len() - 1)];
+            n += 1;
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    let k = sock.read(&mut chunk).await.unwrap();
+                    assert!(k > 0, "connection closed before the request ended");
+                    buf.extend_from_slice(&chunk[..k]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    let k = sock.read(&mut chunk).await.unwrap();
+                    assert!(k > 0, "connection closed before the body ended");
+                    buf.extend_from_slice(&chunk[..k]);
+                }
+                let body = buf[head_end..head_end + len].to_vec();
+                let _ = tx.send(Request { head, body });
+                match status {
+                    Some(code) => {
+                        let reply = format!(
+                            "HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        );
+                        sock.write_all(reply.as_bytes()).await.unwrap();
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+fn sinks(toml: &str) -> BTreeMap<String, SinkConfig> {
+    config::parse(Path::new("jobs.toml"), toml)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .alerts
+}
+
+fn fast() -> DispatcherOptions {
+    DispatcherOptions {
+        queue_capacity: 8,
+        concurrency: 1,
+        retry: RetryPolicy {
+            attempts: 5,
+            first_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+        },
+    }
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<Request>) -> Request {
+    tokio::time::timeout(PATIENCE, rx.recv())
+        .await
+        .expect("no request arrived")
+        .expect("the server stopped")
+}
+
+fn crash_alert() -> Alert {
+    Alert::new("apache-errors", "child_crash", Severity::High, "child pid 4242 died of SIGSEGV")
+        .with_lines(
+            "[Wed Nov 25 05:51:25.814090 2026] [core:notice] [pid 1:tid 1] AH00052: child pid 4242 exit signal Segmentation fault (11)",
+            None,
+        )
+}
+
+#[tokio::test]
+async fn webhook_receives_json_with_slack_text_and_the_record() {
+    let (addr, mut rx) = server(vec![Some(200)]).await;
+    let d = Dispatcher::new(
+        &sinks(&format!(
+            "[alerts.ops]\ntype = \"webhook\"\nurl = \"http://{addr}/hook/T000/XXX\"\nheaders = {{ Authorization = \"Bearer t0ken\" }}\n"
+        )),
+        fast(),
+    )
+    .unwrap();
+    d.send(
+        crash_alert().with_extra("doctor: recipe matched"),
+        &["ops".to_string()],
+    );
+    let req = next(&mut rx).await;
+    assert!(
+        req.head.starts_with("POST /hook/T000/XXX HTTP/1.1\r\n"),
+        "{}",
+        req.head
+    );
+    let head = req.head.to_ascii_lowercase();
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(head.contains("authorization: bearer t0ken"), "{head}");
+    let body = req.json();
+    let text = body["text"].as_str().unwrap();
+    assert!(text.starts_with("[HIGH] apache-errors on "), "{text}");
+    assert!(text.contains("child pid 4242 died of SIGSEGV"), "{text}");
+    assert!(text.contains("AH00052"), "{text}");
+    assert!(text.contains("doctor: recipe matched"), "{text}");
+    assert_eq!(body["job"], "apache-errors");
+    assert_eq!(body["rule"], "child_crash");
+    assert_eq!(body["severity"], "high");
+    assert_eq!(body["count"], 1);
+    assert_eq!(body["host"], opsd::alert::hostname());
+    assert!(body["first_line"]
+        .as_str()
+        .unwrap()
+        .contains("Segmentation fault (11)"));
+    assert!(body["timestamp"].as_str().is_some());
+    assert!(d.shutdown(PATIENCE).await);
+    assert_eq!(d.stats()["ops"].delivered, 1);
+}
+
+#[tokio::test]
+async fn failing_twice_then_succeeding_delivers_once() {
+    let (addr, mut rx) = server(vec![Some(500), Some(503), Some(200)]).await;
+    let d = Dispatcher::new(
+        &sinks(&format!(
+            "[alerts.ops]\ntype = \"webhook\"\nurl = \"http://{addr}/\"\n"
+        )),
+        fast(),
+    )
+    .unwrap();
+    d.send(crash_alert(), &["ops".to_string()]);
+    for _ in 0..3 {
+        assert_eq!(next(&mut rx).await.json()["rule"], "child_crash");
+    }
+    assert!(d.shutdown(PATIENCE).await);
+    let stats = d.stats()["ops"];
+    assert_eq!((stats.delivered, stats.failed), (1, 0), "{stats:?}");
+    assert!(rx.try_recv().is_err(), "delivered more than once");
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried_and_attempts_are_bounded() {
+    let (addr404, mut rx404) = server(vec![Some(404)]).await;
+    let (addr500, mut rx500) = server(vec![Some(500)]).await;
+    let d = Dispatcher::new(
+        &sinks(&format!(
+            "[alerts.gone]\ntype = \"webhook\"\nurl = \"http://{addr404}/\"\n[alerts.down]\ntype = \"webhook\"\nurl = \"http://{addr500}/\"\n"
+        )),
+        fast(),
+    )
+    .unwrap();
+    d.send(crash_alert(), &["gone".to_string(), "down".to_string()]);
+    next(&mut rx404).await;
+    for _ in 0..5 {
+        next(&mut rx500).await;
+    }
+    assert!(d.shutdown(PATIENCE).await);
+    let stats = d.stats();
+    assert_eq!(stats["gone"].failed, 1);
+    assert_eq!(stats["down"].failed, 1);
+    assert!(rx404.try_recv().is_err(), "a 404 was retried");
+    assert!(rx500.try_recv().is_err(), "more than 5 attempts");
+}
+
+#[tokio::test]
+async fn a_hanging_sink_blocks_neither_the_caller_nor_other_sinks() {
+    let (hang_addr, mut hang_rx) = server(vec![None]).await;
+    let (ok_addr, mut ok_rx) = server(vec![Some(200)]).await;
+    let d = Dispatcher::new(
+        &sinks(&format!(
+            "[alerts.stuck]\ntype = \"webhook\"\nurl = \"http://{hang_addr}/\"\ntimeout = \"1h\"\n[alerts.ok]\ntype = \"webhook\"\nurl = \"http://{ok_addr}/\"\n"
+        )),
+        fast(),
+    )
+    .unwrap();
+    let both = ["stuck".to_string(), "ok".to_string()];
+    d.send(crash_alert(), &both);
+    next(&mut hang_rx).await;
+    next(&mut ok_rx).await;
+    // The stuck sink's one delivery slot is taken; 20 more alerts fill its queue of 8 and the
+    // oldest 12 are dropped, while `send` returns at once each time.
+    for i in 0..20 {
+        d.send(crash_alert().with_count(i), &both[..1]);
+    }
+    let stuck = d.stats()["stuck"];
+    assert_eq!((stuck.queued, stuck.dropped), (8, 12), "{stuck:?}");
+    d.send(crash_alert().with_count(99), &both[1..]);
+    assert_eq!(next(&mut ok_rx).await.json()["count"], 99);
+    // Shutdown gives up on the stuck sink at its deadline and says so.
+    assert!(!d.shutdown(Duration::from_millis(200)).await);
+    let stats = d.stats();
+    assert_eq!(stats["ok"].delivered, 2);
+    assert_eq!(stats["stuck"].delivered, 0);
+}
+
+#[tokio::test]
+async fn command_sink_gets_the_alert_as_json_on_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alert.json");
+    let script = dir.path().join("notify-admin");
+    std::fs::write(&script, "#!/bin/sh\ncat > \"$1\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let d = Dispatcher::new(
+        &sinks(&format!(
+            "[alerts.mail]\ntype = \"command\"\ncommand = [{:?}, {:?}]\n[alerts.broken]\ntype = \"command\"\ncommand = \"echo nope >&2; exit 3\"\n",
+            script.display().to_string(),
+            out.display().to_string()
+        )),
+        fast(),
+    )
+    .unwrap();
+    d.send(
+        Alert::for_failed_run(
+            "backup",
+            "0123abcd",
+            opsd::jobs::Outcome::Failed,
+            Some("exit code 1"),
+        ),
+        &["mail".to_string(), "broken".to_string()],
+    );
+    assert!(d.shutdown(PATIENCE).await);
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(written["job"], "backup");
+    assert_eq!(written["rule"], "run_failed");
+    assert_eq!(written["run_id"], "0123abcd");
+    assert_eq!(written["severity"], "high");
+    let stats = d.stats();
+    assert_eq!(stats["mail"].delivered, 1);
+    assert_eq!(stats["broken"].failed, 1);
+}
+
+#[tokio::test]
+async fn send_after_shutdown_only_logs() {
+    let (addr, mut rx) = server(vec![Some(200)]).await;
+    let d = Dispatcher::new(
+        &sinks(&format!(
+            "[alerts.ops]\ntype = \"webhook\"\nurl = \"http://{addr}/\"\n"
+        )),
+        fast(),
+    )
+    .unwrap();
+    assert!(d.shutdown(PATIENCE).await);
+    d.send(crash_alert(), &["ops".to_string()]);
+    assert_eq!(d.stats()["ops"].queued, 0);
+    assert!(rx.try_recv().is_err());
+}

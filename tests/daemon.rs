@@ -1,0 +1,419 @@
+//! End-to-end tests of the real `opsd` binary on temporary configurations: second-precision
+//! firing, reload (good and bad file), overlap, timeouts, shutdown, control socket.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// A daemon started on a temporary config, killed on drop.
+struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(config: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("jobs.toml"), config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args(["run", "--log-format", "text", "--config"])
+            .arg(dir.path().join("jobs.toml"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--socket")
+            .arg(dir.path().join("opsd.sock"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.path().join("log")).unwrap())
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            child: Some(child),
+            dir,
+        };
+        d.wait_for(|| d.socket().exists(), "control socket");
+        d
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.path("opsd.sock")
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.path("log")).unwrap_or_default()
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} failed");
+    }
+
+    fn write_config(&self, text: &str) {
+        fs::write(self.path("jobs.toml"), text).unwrap();
+    }
+
+    fn wait_for(&self, cond: impl Fn() -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args(args)
+            .arg("--socket")
+            .arg(self.socket())
+            .output()
+            .unwrap()
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    fn stop(&mut self) -> (std::process::ExitStatus, String) {
+        self.signal("-TERM");
+        let status = self.child.take().unwrap().wait().unwrap();
+        (status, self.log())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn job(name: &str, schedule: &str, command: &str, extra: &str) -> String {
+    format!("[jobs.{name}]\ntype = \"command\"\nschedule = \"{schedule}\"\ncommand = {command:?}\n{extra}\n")
+}
+
+#[test]
+fn every_second_job_fires_on_each_second() {
+    let mut d = Daemon::start("");
+    let out = d.path("ticks");
+    d.write_config(&job(
+        "tick",
+        "@every 1s",
+        &format!("date +%s.%N >> {}", out.display()),
+        "",
+    ));
+    d.signal("-HUP");
+    d.wait_for(|| lines(&out).len() >= 4, "four ticks");
+    let (status, _) = d.stop();
+    assert!(status.success());
+    let ticks: Vec<f64> = lines(&out).iter().map(|l| l.parse().unwrap()).collect();
+    let seconds: Vec<i64> = ticks.iter().map(|t| t.floor() as i64).collect();
+    for w in seconds.windows(2) {
+        assert_eq!(
+            w[1] - w[0],
+            1,
+            "one run per second, no second skipped or doubled: {ticks:?}"
+        );
+    }
+}
+
+#[test]
+fn reload_adds_jobs_and_a_broken_file_keeps_the_old_ones() {
+    let a = "a_marks";
+    let cfg_a = |d: &Daemon| {
+        job(
+            "a",
+            "@every 1s",
+            &format!("echo a >> {}", d.path(a).display()),
+            "",
+        )
+    };
+    let mut d = Daemon::start("");
+    d.write_config(&cfg_a(&d));
+    d.signal("-HUP");
+    d.wait_for(|| !lines(&d.path(a)).is_empty(), "job a");
+    // Good file: job b appears.
+    d.write_config(&format!(
+        "{}{}",
+        cfg_a(&d),
+        job(
+            "b",
+            "@every 1s",
+            &format!("echo b >> {}", d.path("b_marks").display()),
+            ""
+        )
+    ));
+    let out = d.ctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("added: b"));
+    d.wait_for(
+        || !lines(&d.path("b_marks")).is_empty(),
+        "job b after reload",
+    );
+    // Broken file: rejected, and a keeps running.
+    d.write_config(&format!("{}timout = \"4s\"\n", cfg_a(&d)));
+    d.signal("-HUP");
+    d.wait_for(
+        || d.log().contains("reload rejected"),
+        "the rejection in the log",
+    );
+    assert!(
+        d.log()
+            .contains("`jobs.a.timout`: unknown key for a command job; did you mean `timeout`?"),
+        "{}",
+        d.log()
+    );
+    let out = d.ctl(&["reload"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("jobs.toml:6:1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = lines(&d.path(a)).len();
+    d.wait_for(
+        || lines(&d.path(a)).len() >= before + 2,
+        "job a still firing after a bad reload",
+    );
+    let (status, _) = d.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn overlap_skip_does_not_start_a_second_run() {
+    let mut d = Daemon::start("");
+    let starts = d.path("starts");
+    d.write_config(&job(
+        "slow",
+        "@every 1s",
+        &format!("echo x >> {}; sleep 2.5", starts.display()),
+        "",
+    ));
+    d.signal("-HUP");
+    d.wait_for(
+        || d.log().matches("skipping this run").count() >= 2,
+        "two skipped slots",
+    );
+    let (status, log) = d.stop();
+    assert!(status.success());
+    let running_at_once = lines(&starts).len();
+    assert!(
+        running_at_once <= 2,
+        "runs must not overlap: {running_at_once} starts\n{log}"
+    );
+    assert!(
+        log.contains("outcome=\"skipped\"") || log.contains("outcome=skipped"),
+        "{log}"
+    );
+}
+
+#[test]
+fn timeout_kills_the_whole_process_group() {
+    let mut d = Daemon::start("");
+    let pidfile = d.path("grandchild.pid");
+    d.write_config(&job(
+        "hang",
+        "@start",
+        &format!("sleep 300 & echo $! > {}; sleep 300", pidfile.display()),
+        "timeout = \"1s\"\nkill_grace = \"500ms\"",
+    ));
+    d.signal("-HUP");
+    d.wait_for(
+        || d.log().contains("outcome=\"timed_out\""),
+        "the timed_out event",
+    );
+    let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    let alive = Path::new(&format!("/proc/{pid}")).exists()
+        && !fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ");
+    assert!(
+        !alive,
+        "the background child {pid} outlived the timed-out run"
+    );
+    let (status, log) = d.stop();
+    assert!(status.success());
+    assert!(
+        log.contains("ERROR") && log.contains("timed out after 1s"),
+        "{log}"
+    );
+}
+
+#[test]
+fn sigterm_waits_for_a_running_job() {
+    let mut d = Daemon::start("");
+    let marker = d.path("done");
+    let started = d.path("started");
+    d.write_config(&job(
+        "work",
+        "@start",
+        &format!(
+            "touch {}; sleep 1.5; touch {}",
+            started.display(),
+            marker.display()
+        ),
+        "",
+    ));
+    d.signal("-HUP");
+    d.wait_for(|| started.exists(), "the job to start");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        marker.exists(),
+        "shutdown must wait for the running job:\n{log}"
+    );
+    assert!(log.contains("waiting for running jobs"), "{log}");
+}
+
+#[test]
+fn shutdown_timeout_stops_a_job_that_will_not_finish() {
+    let mut d = Daemon::start("[defaults]\nshutdown_timeout = \"1s\"\n");
+    let started = d.path("started");
+    d.write_config(&format!(
+        "[defaults]\nshutdown_timeout = \"1s\"\n{}",
+        job(
+            "forever",
+            "@start",
+            &format!("touch {}; sleep 300", started.display()),
+            "kill_grace = \"500ms\""
+        )
+    ));
+    d.signal("-HUP");
+    d.wait_for(|| started.exists(), "the job to start");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("outcome=\"killed\""), "{log}");
+}
+
+#[test]
+fn status_and_trigger_through_the_socket() {
+    let mut d = Daemon::start(&job(
+        "daily",
+        "0 0 4 * * *",
+        "echo hello",
+        "timezone = \"Asia/Seoul\"",
+    ));
+    let out = d.ctl(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("daily") && text.contains("0 0 4 * * * (Asia/Seoul)") && text.contains("KST"),
+        "{text}"
+    );
+    let out = d.ctl(&["trigger", "daily"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("daily: success"));
+    let out = d.ctl(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["jobs"][0]["last"]["outcome"], "success");
+    let out = d.ctl(&["trigger", "daly"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean \"daily\"?"));
+    let (status, _) = d.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn clear_message_when_the_daemon_is_not_running() {
+    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["status", "--socket", "/nonexistent/opsd.sock"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("opsd is not running"));
+}
+
+#[test]
+fn broken_config_at_first_start_exits_nonzero_with_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    fs::write(&cfg, "[jobs.x]\ntype = \"command\"\nschedule = \"@every 1s\"\ncommand = \"true\"\ntimezone = \"Mars/Base\"\n").unwrap();
+    for sub in ["run", "check"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args([sub, "--config"])
+            .arg(&cfg)
+            .arg("--state-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{sub} must fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("jobs.toml:5:12: `jobs.x.timezone`: unknown time zone \"Mars/Base\""),
+            "{sub}: {err}"
+        );
+    }
+}
+
+#[test]
+fn catch_up_runs_a_missed_slot_once_after_downtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().join("marks");
+    let cfg = job(
+        "nightly",
+        "0 0 3 * * *",
+        &format!("echo ran >> {}", marks.display()),
+        "catch_up = \"once\"\ntimezone = \"UTC\"",
+    );
+    let state = dir.path().join("state/schedule");
+    fs::create_dir_all(&state).unwrap();
+    // The daemon last saw this job three days ago: one slot (the latest) is owed.
+    let three_days_ago = chrono::Utc::now() - chrono::Duration::days(3);
+    fs::write(
+        state.join("nightly.json"),
+        format!("{{\"last_slot\":\"{}\"}}", three_days_ago.to_rfc3339()),
+    )
+    .unwrap();
+    fs::write(dir.path().join("jobs.toml"), &cfg).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["run", "--config"])
+        .arg(dir.path().join("jobs.toml"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--socket")
+        .arg(dir.path().join("s.sock"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines(&marks).is_empty() && Instant::now() < deadline {
+        sleep(Duration::from_millis(50));
+    }
+    sleep(Duration::from_millis(500));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(lines(&marks).len(), 1, "exactly one catch-up run");
+}
