@@ -1,5 +1,6 @@
 //! The command line: `opsd check`, `opsd run`, `opsd run-job` and friends.
 
+use crate::alert::{Dispatcher, DispatcherOptions};
 use crate::config::{self, Config};
 use crate::control::{self, client, Request, Response};
 use crate::daemon;
@@ -225,8 +226,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         on_signal.cancel();
                     }
                 });
-                scheduler::execute(&job, state, dry_run, Trigger::Manual, stop).await
-            });
+                let alerts = Dispatcher::new(&cfg.alerts, DispatcherOptions::default())?;
+                let finished =
+                    scheduler::execute(&job, state, &alerts, dry_run, Trigger::Manual, stop).await;
+                alerts.shutdown(std::time::Duration::from_secs(30)).await;
+                Ok::<_, anyhow::Error>(finished)
+            })?;
             let r = &finished.report;
             println!(
                 "{name}: {}{} ({} ms)",

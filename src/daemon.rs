@@ -1,6 +1,7 @@
 //! `opsd run`: the daemon's main loop. It owns the scheduler and reacts to signals (SIGHUP
 //! reload, SIGTERM/SIGINT shutdown), control-socket requests, and the systemd watchdog.
 
+use crate::alert::{Dispatcher, DispatcherOptions};
 use crate::config::{self, Config};
 use crate::control::{self, server::Envelope, Request, Response};
 use crate::scheduler::{Scheduler, TriggerReply};
@@ -49,7 +50,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     let jobs = cfg.jobs.len();
     tracing::info!(config = %opts.config.display(), jobs, "opsd started");
-    let mut sched = Scheduler::start(cfg, opts.state_dir.clone());
+    let alerts =
+        Dispatcher::new(&cfg.alerts, DispatcherOptions::default()).context("alert sinks")?;
+    let mut sched = Scheduler::start(cfg, opts.state_dir.clone(), alerts);
     notifier.ready(&status_line(&sched));
 
     let watchdog = notifier.watchdog_interval();
@@ -134,14 +137,18 @@ fn reload(
 ) -> Result<crate::scheduler::ReloadSummary, String> {
     notifier.reloading();
     let result = match config::load(&opts.config) {
-        Ok(new) => {
-            let summary = sched.reload(new);
-            tracing::info!(
-                added = ?summary.added, changed = ?summary.changed, removed = ?summary.removed,
-                unchanged = summary.unchanged, "configuration reloaded"
-            );
-            Ok(summary)
-        }
+        Ok(new) => sched
+            .reload(new)
+            .inspect(|summary| {
+                tracing::info!(
+                    added = ?summary.added, changed = ?summary.changed, removed = ?summary.removed,
+                    unchanged = summary.unchanged, "configuration reloaded"
+                );
+            })
+            .inspect_err(|e| {
+                tracing::error!(config = %opts.config.display(),
+                    "reload rejected ({e}); the previous configuration keeps running");
+            }),
         Err(e) => {
             for line in e.to_string().lines() {
                 tracing::error!(config = %opts.config.display(), "{line}");

@@ -39,6 +39,8 @@ fn ctx(dry_run: bool) -> RunContext {
         state_dir: std::env::temp_dir(),
         dry_run,
         kill_grace: Duration::from_secs(1),
+        alerts: opsd::alert::Dispatcher::new(&Default::default(), Default::default()).unwrap(),
+        alert_to: Vec::new().into(),
     }
 }
 

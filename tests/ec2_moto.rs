@@ -28,6 +28,7 @@ async fn run(job: &JobConfig, dry_run: bool) -> RunReport {
     execute(
         job,
         state.path().to_path_buf(),
+        &opsd::alert::Dispatcher::new(&Default::default(), Default::default()).unwrap(),
         dry_run,
         Trigger::Manual,
         CancellationToken::new(),

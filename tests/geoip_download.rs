@@ -165,6 +165,8 @@ impl Harness {
             state_dir: self.root.path().join("state"),
             dry_run,
             kill_grace: Duration::from_secs(1),
+            alerts: opsd::alert::Dispatcher::new(&Default::default(), Default::default()).unwrap(),
+            alert_to: Vec::new().into(),
         }
     }
 

@@ -197,6 +197,12 @@ impl Dispatcher {
             Severity::Warning => log_alert!(warn, alert),
             Severity::Info => log_alert!(info, alert),
         }
+        self.deliver(alert, sinks);
+    }
+
+    /// Queues `alert` for each sink named in `sinks` without logging it (for callers that
+    /// already logged the event with richer fields); never waits.
+    pub fn deliver(&self, alert: Alert, sinks: &[String]) {
         if sinks.is_empty() {
             return;
         }

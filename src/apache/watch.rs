@@ -293,7 +293,6 @@ impl Watcher {
                 }
             }
         }
-        drop(on_lines);
         Ok(events)
     }
 

@@ -255,9 +255,30 @@ pub async fn run_with(
     }
 }
 
-/// Watches until `ctx.cancel` fires, logging every event.
+/// Watches until `ctx.cancel` fires, logging every event and sending it to the job's sinks.
 pub async fn run(spec: &ApacheLogSpec, ctx: &RunContext) -> RunReport {
-    run_with(spec, ctx, |_| {}).await
+    run_with(spec, ctx, |ev| {
+        let alert = crate::alert::Alert::new(
+            &*ctx.job,
+            &ev.rule,
+            alert_severity(ev.severity),
+            &ev.summary,
+        )
+        .with_count(u64::from(ev.count))
+        .with_lines(ev.first_line.clone(), Some(ev.last_line.clone()));
+        ctx.alerts.deliver(alert, &ctx.alert_to);
+    })
+    .await
+}
+
+/// Maps a rule's severity onto the alert record's.
+fn alert_severity(s: Severity) -> crate::alert::Severity {
+    match s {
+        Severity::Critical => crate::alert::Severity::Critical,
+        Severity::High => crate::alert::Severity::High,
+        Severity::Warning => crate::alert::Severity::Warning,
+        Severity::Info => crate::alert::Severity::Info,
+    }
 }
 
 #[cfg(test)]

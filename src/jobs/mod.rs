@@ -29,6 +29,10 @@ pub struct RunContext {
     pub dry_run: bool,
     /// How long a process gets between SIGTERM and SIGKILL when the run is cancelled.
     pub kill_grace: Duration,
+    /// Where alerts go; job types that raise their own alerts send them here.
+    pub alerts: crate::alert::Dispatcher,
+    /// The job's `alert = [...]` sink names.
+    pub alert_to: Arc<[String]>,
 }
 
 /// How a run ended.

@@ -1,6 +1,7 @@
 //! One run of one job: gives it a run id and a cancel token, enforces its timeout, and logs
 //! exactly one start event and one end event with `job`, `run_id`, `outcome`, `duration_ms`.
 
+use crate::alert::{Alert, Dispatcher};
 use crate::config::JobConfig;
 use crate::jobs::{command::signal_name, Outcome, RunContext, RunReport};
 use std::path::PathBuf;
@@ -55,6 +56,7 @@ pub fn new_run_id() -> Arc<str> {
 pub async fn execute(
     job: &JobConfig,
     state_dir: PathBuf,
+    alerts: &Dispatcher,
     dry_run: bool,
     trigger: Trigger,
     stop: CancellationToken,
@@ -68,6 +70,8 @@ pub async fn execute(
         state_dir,
         dry_run,
         kill_grace: job.kill_grace,
+        alerts: alerts.clone(),
+        alert_to: job.alert.clone().into(),
     };
     tracing::info!(job = %job.name, run_id = %run_id, trigger = trigger.as_str(), "run started");
     let started = chrono::Utc::now();
@@ -99,6 +103,11 @@ pub async fn execute(
     }
     let duration = clock.elapsed();
     log_end(&job.name, &run_id, &report, duration);
+    if report.outcome.is_error() && !job.alert.is_empty() {
+        let alert =
+            Alert::for_failed_run(&job.name, &run_id, report.outcome, report.detail.as_deref());
+        alerts.deliver(alert, &job.alert);
+    }
     Finished {
         run_id,
         started,

@@ -11,6 +11,7 @@ pub use execute::{execute, Finished, Trigger};
 pub use job_state::{JobState, LastRun};
 pub use status::JobStatus;
 
+use crate::alert::{Dispatcher, DispatcherOptions};
 use crate::config::{CatchUp, Config, JobConfig};
 use chrono::{DateTime, Utc};
 use job_state::Admission;
@@ -58,6 +59,8 @@ pub struct Runner {
 #[derive(Debug)]
 struct RunnerInner {
     state_dir: PathBuf,
+    /// Where alerts go; replaced when a reload changes `[alerts]`.
+    alerts: std::sync::RwLock<Dispatcher>,
     /// Fired at the end of the shutdown grace period: every run still going is stopped.
     kill_all: CancellationToken,
     tracker: TaskTracker,
@@ -70,6 +73,15 @@ struct SlotState {
 }
 
 impl Runner {
+    /// The alert dispatcher in force.
+    fn alerts(&self) -> Dispatcher {
+        self.inner
+            .alerts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn slot_file(&self, job: &str) -> PathBuf {
         self.inner
             .state_dir
@@ -140,6 +152,7 @@ impl Runner {
                 let finished = execute(
                     &job,
                     runner.inner.state_dir.clone(),
+                    &runner.alerts(),
                     false,
                     trigger,
                     stop.clone(),
@@ -172,6 +185,7 @@ impl Runner {
                 let finished = execute(
                     &job,
                     runner.inner.state_dir.clone(),
+                    &runner.alerts(),
                     false,
                     Trigger::Continuous,
                     stop.clone(),
@@ -218,11 +232,13 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Arms every enabled job of `config`, runs `@start` jobs and catches up missed slots.
-    pub fn start(config: Config, state_dir: PathBuf) -> Self {
+    /// Arms every enabled job of `config`, runs `@start` jobs and catches up missed slots;
+    /// `alerts` delivers to the sinks of `config.alerts`.
+    pub fn start(config: Config, state_dir: PathBuf, alerts: Dispatcher) -> Self {
         let runner = Runner {
             inner: Arc::new(RunnerInner {
                 state_dir,
+                alerts: std::sync::RwLock::new(alerts),
                 kill_all: CancellationToken::new(),
                 tracker: TaskTracker::new(),
             }),
@@ -332,7 +348,22 @@ impl Scheduler {
 
     /// Applies a newly validated configuration: unchanged jobs keep their timers and runs,
     /// changed ones take the new definition from their next slot, removed ones stop firing.
-    pub fn reload(&mut self, new: Config) -> ReloadSummary {
+    pub fn reload(&mut self, new: Config) -> Result<ReloadSummary, String> {
+        if new.alerts != self.config.alerts {
+            let fresh = Dispatcher::new(&new.alerts, DispatcherOptions::default())
+                .map_err(|e| format!("alert sinks: {e}"))?;
+            let old = std::mem::replace(
+                &mut *self
+                    .runner
+                    .inner
+                    .alerts
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner()),
+                fresh,
+            );
+            // Alerts already queued for the old sinks get a short while to go out.
+            tokio::spawn(async move { old.shutdown(Duration::from_secs(10)).await });
+        }
         let mut summary = ReloadSummary::default();
         let old_names: Vec<String> = self.jobs.keys().cloned().collect();
         for name in old_names {
@@ -389,7 +420,7 @@ impl Scheduler {
             }
         }
         self.config = new;
-        summary
+        Ok(summary)
     }
 
     /// Runs a job now, respecting its overlap policy; the receiver hears how it ended.
@@ -460,6 +491,9 @@ impl Scheduler {
             );
             self.runner.inner.kill_all.cancel();
             tracker.wait().await;
+        }
+        if !self.runner.alerts().shutdown(grace).await {
+            tracing::warn!("some alerts could not be delivered before shutdown");
         }
     }
 }
