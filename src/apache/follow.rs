@@ -230,7 +230,14 @@ impl FollowedFile {
         if !self.partial.is_empty() {
             match memchr::memchr(b'\n', data) {
                 Some(i) => {
-                    self.partial.extend_from_slice(&data[..=i]);
+                    let room = MAX_LINE.saturating_sub(self.partial.len());
+                    if i > room {
+                        // The line ends here but is too long: keep its first MAX_LINE bytes.
+                        self.partial.extend_from_slice(&data[..room]);
+                        self.partial.push(b'\n');
+                    } else {
+                        self.partial.extend_from_slice(&data[..=i]);
+                    }
                     on_lines(&self.path, &self.partial);
                     self.partial.clear();
                     data = &data[i + 1..];

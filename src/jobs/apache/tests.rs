@@ -10,6 +10,10 @@ fn parse(text: &str) -> Result<config::Config, config::ConfigError> {
 fn a_full_job_parses() {
     let cfg = parse(
         r#"
+[alerts.ops-webhook]
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+
 [jobs.apache-errors]
 type = "apache_log"
 paths = ["/var/log/httpd/*error_log", "/var/log/apache2/*error.log"]
