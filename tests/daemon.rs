@@ -251,12 +251,8 @@ fn timeout_kills_the_whole_process_group() {
         "the timed_out event",
     );
     let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
-    let alive = Path::new(&format!("/proc/{pid}")).exists()
-        && !fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ");
     assert!(
-        !alive,
+        !alive(&pid),
         "the background child {pid} outlived the timed-out run"
     );
     let (status, log) = d.stop();
@@ -264,6 +260,52 @@ fn timeout_kills_the_whole_process_group() {
     assert!(
         log.contains("ERROR") && log.contains("timed out after 1s"),
         "{log}"
+    );
+}
+
+/// True while `pid` is a live (not zombie) process.
+fn alive(pid: &str) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+#[test]
+fn a_background_child_holding_the_output_neither_outlives_nor_holds_the_run() {
+    // The shell exits at once; its background child keeps stdout open for 300 s.
+    let mut d = Daemon::start("");
+    let pidfile = d.path("background.pid");
+    d.write_config(&job(
+        "bg",
+        "@start",
+        &format!(
+            "sleep 300 & echo $! > {}; echo bg-started",
+            pidfile.display()
+        ),
+        "timeout = \"30s\"\nkill_grace = \"500ms\"",
+    ));
+    let asked = Instant::now();
+    d.signal("-HUP");
+    d.wait_for(
+        || d.log().contains("run finished: success"),
+        "the run to end once the shell exited",
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "the run waited for its background child's output to close"
+    );
+    let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    assert!(!alive(&pid), "the background child {pid} outlived its run");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("bg-started"),
+        "output before the exit is logged:\n{log}"
+    );
+    assert!(
+        log.contains("left processes running in its process group"),
+        "the leftover is reported:\n{log}"
     );
 }
 
@@ -340,6 +382,63 @@ fn status_and_trigger_through_the_socket() {
     assert_eq!(v["jobs"][0]["last"]["outcome"], "success");
     let out = d.ctl(&["trigger", "daly"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean \"daily\"?"));
+    let (status, _) = d.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn a_second_daemon_on_the_same_state_dir_or_socket_is_refused() {
+    let mut d = Daemon::start("");
+    let other = tempfile::tempdir().unwrap();
+    let second = |state: &Path, socket: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args(["run", "--log-format", "text", "--config"])
+            .arg(d.path("jobs.toml"))
+            .arg("--state-dir")
+            .arg(state)
+            .arg("--socket")
+            .arg(socket)
+            .output()
+            .unwrap()
+    };
+    let out = second(&d.path("state"), &other.path().join("opsd.sock"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("already running with the state directory")
+            && err.contains(&format!("(pid {})", d.pid())),
+        "{err}"
+    );
+    // Another state directory but the same socket: it runs without a socket, and leaves the
+    // first daemon's socket in place when it stops.
+    let log = other.path().join("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["run", "--log-format", "text", "--config"])
+        .arg(d.path("jobs.toml"))
+        .arg("--state-dir")
+        .arg(other.path().join("state"))
+        .arg("--socket")
+        .arg(d.socket())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    d.wait_for(
+        || {
+            fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("another opsd is serving it")
+        },
+        "the second daemon to leave the socket alone",
+    );
+    Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        d.ctl(&["status"]).status.success(),
+        "the first daemon still answers"
+    );
     let (status, _) = d.stop();
     assert!(status.success());
 }

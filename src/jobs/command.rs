@@ -10,12 +10,18 @@ use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
+use tokio::task::JoinHandle;
 use toml::Spanned;
 
 /// Longest output line logged as is; longer lines are cut with a note of how much was dropped.
 const MAX_LINE: usize = 4096;
+/// How long output may keep arriving after the command exits before its leftovers are stopped.
+const DRAIN: Duration = Duration::from_millis(200);
+/// How often the run's process group is checked for leftovers while they are being stopped.
+const GROUP_POLL: Duration = Duration::from_millis(20);
 /// Lines logged per stream per run before the rest is only counted, so a chatty job cannot
 /// flood the journal.
 const MAX_LINES_PER_RUN: u64 = 10_000;
@@ -174,14 +180,19 @@ pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
         Err(e) => return RunReport::failed(format!("cannot start {}: {e}", spec.describe())),
     };
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
-    let out = child
-        .stdout
-        .take()
-        .map(|s| tokio::spawn(log_stream(s, ctx.clone(), Stream::Stdout)));
-    let err = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(log_stream(s, ctx.clone(), Stream::Stderr)));
+    let readers: Vec<JoinHandle<()>> = [
+        child
+            .stdout
+            .take()
+            .map(|s| tokio::spawn(log_stream(s, ctx.clone(), Stream::Stdout))),
+        child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(log_stream(s, ctx.clone(), Stream::Stderr))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
 
     let (status, cancelled) = tokio::select! {
         status = child.wait() => (status, false),
@@ -201,14 +212,8 @@ pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
             (status, true)
         }
     };
-    if cancelled {
-        // The leader is gone; make sure nothing it started in its group outlives the run.
-        if let Some(pgid) = pgid {
-            let _ = killpg(pgid, Signal::SIGKILL);
-        }
-    }
-    for task in [out, err].into_iter().flatten() {
-        let _ = task.await;
+    if let Some(pgid) = pgid {
+        end_group(pgid, readers, ctx, cancelled).await;
     }
     let status = match status {
         Ok(s) => s,
@@ -234,6 +239,43 @@ pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
         exit_code,
         signal,
         detail,
+    }
+}
+
+/// Ends what the command left behind once its leader has exited: output still flowing gets
+/// [`DRAIN`] to arrive, then anything left in the run's process group is stopped (SIGTERM,
+/// SIGKILL after `kill_grace`), like systemd stops a finished oneshot service's leftovers. A
+/// background child therefore never outlives its run or holds the run open through its output.
+async fn end_group(pgid: Pid, readers: Vec<JoinHandle<()>>, ctx: &RunContext, cancelled: bool) {
+    let aborts: Vec<_> = readers.iter().map(JoinHandle::abort_handle).collect();
+    let output = futures_util::future::join_all(readers);
+    tokio::pin!(output);
+    let group_alive = || killpg(pgid, None).is_ok();
+    let mut drained = false;
+    if !cancelled {
+        drained = tokio::select! {
+            _ = &mut output => true,
+            () = tokio::time::sleep(DRAIN) => false,
+            () = ctx.cancel.cancelled() => false,
+        };
+    }
+    if group_alive() {
+        if !cancelled {
+            tracing::warn!(job = %ctx.job, run_id = %ctx.run_id,
+                "the command exited but left processes running in its process group; stopping them");
+        }
+        let _ = killpg(pgid, Signal::SIGTERM);
+        let deadline = tokio::time::Instant::now() + ctx.kill_grace;
+        while group_alive() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(GROUP_POLL).await;
+        }
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+    if !drained && tokio::time::timeout(DRAIN, &mut output).await.is_err() {
+        // Only a process that left the group (setsid, daemonized) can still hold the pipes.
+        tracing::warn!(job = %ctx.job, run_id = %ctx.run_id,
+            "a process outside the run's process group keeps its output open; no longer logging it");
+        aborts.iter().for_each(tokio::task::AbortHandle::abort);
     }
 }
 
