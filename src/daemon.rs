@@ -36,18 +36,23 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             opts.state_dir.display()
         )
     })?;
+    let _lock = crate::state::lock_daemon(&opts.state_dir)?;
     let notifier = Notifier;
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let (tx, mut requests) = mpsc::channel::<Envelope>(16);
-    if let Err(e) = control::server::serve(&opts.socket, cfg.defaults.control_group.as_deref(), tx)
-    {
-        tracing::warn!(
-            "control socket {} unavailable ({e}); opsd status/trigger/reload will not work",
-            opts.socket.display()
-        );
-    }
+    let serving =
+        match control::server::serve(&opts.socket, cfg.defaults.control_group.as_deref(), tx) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(
+                    "control socket {} unavailable ({e}); opsd status/trigger/reload will not work",
+                    opts.socket.display()
+                );
+                false
+            }
+        };
     let jobs = cfg.jobs.len();
     tracing::info!(config = %opts.config.display(), jobs, "opsd started");
     let alerts =
@@ -107,7 +112,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let grace = sched.config().defaults.shutdown_timeout;
     tracing::info!("shutting down");
     sched.shutdown(grace).await;
-    let _ = std::fs::remove_file(&opts.socket);
+    if serving {
+        let _ = std::fs::remove_file(&opts.socket);
+    }
     tracing::info!("opsd stopped");
     Ok(())
 }

@@ -1,10 +1,79 @@
 //! Files under the state directory, always written atomically: temp file in the same
-//! directory, fsync, rename over the old file, fsync the directory.
+//! directory, fsync, rename over the old file, fsync the directory; and the lock that keeps a
+//! second daemon off a state directory already in use.
 
 use serde::{de::DeserializeOwned, Serialize};
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The lock file a running daemon holds in its state directory.
+pub const DAEMON_LOCK: &str = "opsd.lock";
+
+/// Held by the running daemon for its whole life; two daemons on one state directory would
+/// fire every job twice and overwrite each other's checkpoints.
+#[derive(Debug)]
+pub struct DaemonLock {
+    _lock: nix::fcntl::Flock<File>,
+}
+
+/// Why the state directory could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds the lock.
+    #[error("another opsd{holder} is already running with the state directory {dir}")]
+    Busy {
+        /// The state directory.
+        dir: PathBuf,
+        /// " (pid N)" when the lock file names its holder.
+        holder: String,
+    },
+    /// The lock file could not be opened or locked.
+    #[error("cannot lock {path}: {source}")]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+/// Takes the daemon lock on `dir` (which must exist) and records this process's pid in it.
+pub fn lock_daemon(dir: &Path) -> Result<DaemonLock, LockError> {
+    use nix::fcntl::{Flock, FlockArg};
+    let path = dir.join(DAEMON_LOCK);
+    let io_err = |source| LockError::Io {
+        path: path.clone(),
+        source,
+    };
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io_err)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            lock.set_len(0).map_err(io_err)?;
+            writeln!(lock, "{}", std::process::id()).map_err(io_err)?;
+            Ok(DaemonLock { _lock: lock })
+        }
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            let holder = fs::read_to_string(&path)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default();
+            Err(LockError::Busy {
+                dir: dir.to_path_buf(),
+                holder,
+            })
+        }
+        Err((_, errno)) => Err(io_err(io::Error::from(errno))),
+    }
+}
 
 /// Writes `bytes` to `path` so that readers see either the old or the new file, never a mix,
 /// even across a crash or power loss.
@@ -59,6 +128,20 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_daemon_lock_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_daemon(dir.path()).unwrap();
+        let err = lock_daemon(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("(pid {})", std::process::id()))
+                && err.contains("already running"),
+            "{err}"
+        );
+        drop(first);
+        lock_daemon(dir.path()).unwrap();
+    }
 
     #[test]
     fn round_trip_and_replace() {

@@ -14,7 +14,8 @@ pub type Envelope = (Request, oneshot::Sender<Response>);
 /// Longest request accepted, in bytes.
 const MAX_REQUEST: u64 = 64 * 1024;
 
-/// Binds the socket (mode 0600, or 0660 with `group`) and serves it until the process ends.
+/// Binds the socket (mode 0600, or 0660 with `group`) and serves it until the process ends;
+/// refuses a socket another daemon still answers on.
 pub fn serve(
     path: &Path,
     group: Option<&str>,
@@ -22,6 +23,13 @@ pub fn serve(
 ) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
+    }
+    // A socket someone answers on belongs to a running daemon: never take it over.
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "another opsd is serving it",
+        ));
     }
     match std::fs::remove_file(path) {
         Ok(()) => {}
