@@ -4,6 +4,7 @@
 use crate::alert::{Alert, Dispatcher};
 use crate::config::JobConfig;
 use crate::jobs::{command::signal_name, Outcome, RunContext, RunReport};
+use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +13,10 @@ use tokio_util::sync::CancellationToken;
 /// Why a run was started, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
-    /// Its schedule came due.
-    Schedule,
+    /// Its schedule came due for this slot (the instant it was meant to fire).
+    Schedule(DateTime<Utc>),
+    /// It waited for the previous run to finish (overlap = "queue").
+    Queued,
     /// A missed slot caught up at start.
     CatchUp,
     /// Asked for by `opsd trigger` or `opsd run-job`.
@@ -26,7 +29,8 @@ impl Trigger {
     /// The lower-case name used in logs.
     pub fn as_str(self) -> &'static str {
         match self {
-            Trigger::Schedule => "schedule",
+            Trigger::Schedule(_) => "schedule",
+            Trigger::Queued => "queued",
             Trigger::CatchUp => "catch_up",
             Trigger::Manual => "manual",
             Trigger::Continuous => "continuous",
@@ -40,7 +44,7 @@ pub struct Finished {
     /// The run's id.
     pub run_id: Arc<str>,
     /// When it started.
-    pub started: chrono::DateTime<chrono::Utc>,
+    pub started: DateTime<Utc>,
     /// How long it took.
     pub duration: Duration,
     /// The job's report, with `TimedOut`/`Killed` filled in by the runner.
@@ -73,8 +77,8 @@ pub async fn execute(
         alerts: alerts.clone(),
         alert_to: job.alert.clone().into(),
     };
-    tracing::info!(job = %job.name, run_id = %run_id, trigger = trigger.as_str(), "run started");
-    let started = chrono::Utc::now();
+    let started = Utc::now();
+    log_start(&job.name, &run_id, trigger, started);
     let clock = Instant::now();
     let mut timed_out = false;
     let run = job.job.run(&ctx);
@@ -113,6 +117,19 @@ pub async fn execute(
         started,
         duration,
         report,
+    }
+}
+
+/// Logs the one start-of-run event; a scheduled run also says which slot it is for and how
+/// late after that instant it started (jitter included).
+fn log_start(job: &str, run_id: &str, trigger: Trigger, started: DateTime<Utc>) {
+    let trigger_name = trigger.as_str();
+    match trigger {
+        Trigger::Schedule(slot) => {
+            let late_ms = (started - slot).num_milliseconds();
+            tracing::info!(job, run_id, trigger = trigger_name, slot = %slot.to_rfc3339_opts(chrono::SecondsFormat::Micros, true), late_ms, "run started");
+        }
+        _ => tracing::info!(job, run_id, trigger = trigger_name, "run started"),
     }
 }
 

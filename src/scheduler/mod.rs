@@ -142,7 +142,7 @@ impl Runner {
             let mut trigger = trigger;
             let mut reply = reply;
             loop {
-                if !job.jitter.is_zero() && trigger == Trigger::Schedule {
+                if !job.jitter.is_zero() && matches!(trigger, Trigger::Schedule(_)) {
                     let delay = job.jitter.mul_f64(fastrand::f64());
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
@@ -165,7 +165,7 @@ impl Runner {
                 if !again || stop.is_cancelled() {
                     break;
                 }
-                trigger = Trigger::Schedule;
+                trigger = Trigger::Queued;
             }
         });
     }
@@ -289,7 +289,7 @@ impl Scheduler {
                         job.clone(),
                         state.clone(),
                         runs_stop.clone(),
-                        Trigger::Schedule,
+                        Trigger::Schedule(Utc::now()),
                         None,
                     );
                 }
@@ -410,7 +410,7 @@ impl Scheduler {
                                 e.config.clone(),
                                 e.state.clone(),
                                 e.runs_stop.clone(),
-                                Trigger::Schedule,
+                                Trigger::Schedule(Utc::now()),
                                 None,
                             );
                         }

@@ -66,7 +66,7 @@ pub async fn run(
             job.clone(),
             state.clone(),
             runs_stop.clone(),
-            Trigger::Schedule,
+            Trigger::Schedule(next),
             None,
         );
     }

@@ -1,0 +1,211 @@
+//! Benchmark of the scheduler, printing figures (no assertions). It runs the real `opsd` binary
+//! on generated job files and reads its JSON log and `/proc`:
+//! 1. how late runs start after their scheduled instant (p50 / p99 / max) with 1, 100 and
+//!    1,000 `@every 1s` command jobs, from each "run started" event's `slot` and timestamp;
+//! 2. the daemon's resident memory with 1,000 jobs (in that same run, every job firing);
+//! 3. idle wake-ups per second and CPU time with one daily job.
+//!
+//! `OPSD_BENCH_SECS` sets how long each part measures (default 30).
+
+use chrono::{DateTime, Utc};
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// Runs before this long after start are not counted (process start-up, first timers).
+const WARM_UP: Duration = Duration::from_secs(3);
+
+/// A daemon started on a generated job file, with its JSON log in `dir/log`.
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, jobs_toml: &str) -> Daemon {
+        fs::create_dir_all(dir).expect("create bench dir");
+        fs::write(dir.join("jobs.toml"), jobs_toml).expect("write jobs.toml");
+        let log = fs::File::create(dir.join("log")).expect("create log");
+        let child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args(["run", "--log-format", "json", "--config"])
+            .arg(dir.join("jobs.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--socket")
+            .arg(dir.join("opsd.sock"))
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("JOURNAL_STREAM")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start opsd (cargo bench builds it)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !dir.join("opsd.sock").exists() {
+            assert!(Instant::now() < deadline, "opsd did not start");
+            sleep(Duration::from_millis(20));
+        }
+        Daemon {
+            child,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns the JSON log.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill").arg(self.pid().to_string()).status();
+        let _ = self.child.wait();
+        fs::read_to_string(self.dir.join("log")).expect("read log")
+    }
+}
+
+/// A `kB` figure from `/proc/PID/status` (VmRSS, VmHWM).
+fn status_kib(pid: u32, key: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Context switches (wake-ups) and CPU nanoseconds, summed over the process's threads.
+fn wakeups_and_cpu_ns(pid: u32) -> (u64, u64) {
+    let mut switches = 0;
+    let mut cpu_ns = 0;
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0, 0);
+    };
+    for task in tasks.flatten() {
+        let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            if let Some(v) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                switches += v.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+        let schedstat = fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        cpu_ns += schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    (switches, cpu_ns)
+}
+
+/// How late each scheduled run started, in microseconds, for slots at or after `from`.
+fn lateness_us(log: &str, from: DateTime<Utc>) -> Vec<i64> {
+    let mut late = Vec::new();
+    for line in log.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["message"] != "run started" || v["trigger"] != "schedule" {
+            continue;
+        }
+        let parse = |k: &str| {
+            v[k].as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let (Some(slot), Some(at)) = (parse("slot"), parse("timestamp")) else {
+            continue;
+        };
+        if slot >= from {
+            late.push((at - slot).num_microseconds().unwrap_or(i64::MAX));
+        }
+    }
+    late.sort_unstable();
+    late
+}
+
+fn percentile(sorted: &[i64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// N `@every 1s` jobs for `secs`: lateness percentiles, runs counted, RSS and CPU.
+fn lateness(root: &Path, n: usize, secs: Duration) {
+    let mut toml = String::from("[defaults]\ntimezone = \"UTC\"\nshutdown_timeout = \"5s\"\n");
+    for i in 0..n {
+        let _ = write!(
+            toml,
+            "\n[jobs.every-second-{i:04}]\ntype = \"command\"\nschedule = \"@every 1s\"\ncommand = [\"/bin/true\"]\n"
+        );
+    }
+    let started = Utc::now();
+    let d = Daemon::start(&root.join(format!("lateness-{n}")), &toml);
+    sleep(WARM_UP);
+    let (_, cpu0) = wakeups_and_cpu_ns(d.pid());
+    sleep(secs);
+    let (_, cpu1) = wakeups_and_cpu_ns(d.pid());
+    let rss = status_kib(d.pid(), "VmRSS:");
+    let hwm = status_kib(d.pid(), "VmHWM:");
+    let from = started + chrono::Duration::from_std(WARM_UP).unwrap_or_default();
+    let log = d.stop();
+    let late = lateness_us(&log, from);
+    println!(
+        "{n:>5} jobs  {:>7} runs  late p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>8.3} ms  \
+         daemon CPU {:>5.1}%  RSS {:>6.1} MB (peak {:.1} MB)",
+        late.len(),
+        percentile(&late, 0.50),
+        percentile(&late, 0.99),
+        percentile(&late, 1.0),
+        (cpu1 - cpu0) as f64 / secs.as_nanos() as f64 * 100.0,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+    );
+}
+
+/// One daily job, nothing due: wake-ups per second and CPU time over `secs`.
+fn idle(root: &Path, secs: Duration) {
+    let toml = "[defaults]\ntimezone = \"UTC\"\n\n[jobs.daily]\ntype = \"command\"\n\
+                schedule = \"0 0 4 * * *\"\ncommand = [\"/bin/true\"]\n";
+    let d = Daemon::start(&root.join("idle"), toml);
+    sleep(WARM_UP);
+    let (w0, c0) = wakeups_and_cpu_ns(d.pid());
+    sleep(secs);
+    let (w1, c1) = wakeups_and_cpu_ns(d.pid());
+    let rss = status_kib(d.pid(), "VmRSS:");
+    d.stop();
+    println!(
+        "idle, one daily job, {}s: {:.2} wake-ups/s, CPU {:.2} ms in all, RSS {:.1} MB",
+        secs.as_secs(),
+        (w1 - w0) as f64 / secs.as_secs_f64(),
+        (c1 - c0) as f64 / 1e6,
+        rss as f64 / 1024.0,
+    );
+}
+
+fn main() {
+    let secs = Duration::from_secs(
+        std::env::var("OPSD_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30),
+    );
+    let root = tempfile::tempdir().expect("temp dir");
+    println!(
+        "opsd scheduler, {} s per part, {} cores; lateness = \"run started\" timestamp - slot",
+        secs.as_secs(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for n in [1, 100, 1000] {
+        lateness(root.path(), n, secs);
+    }
+    idle(root.path(), secs);
+}
