@@ -131,7 +131,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { next } => {
             let cfg = config::load(&cli.config)?;
             print_check(&cfg, next);
-            Ok(check_ec2_credentials(&cfg)?)
+            Ok(check_preflights(&cfg)?)
         }
         Command::Run { socket } => {
             logging::init(cli.log_format);
@@ -333,30 +333,24 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
     }
 }
 
-/// Says for each ec2 job whether its AWS credentials resolve; fails when one does not.
-fn check_ec2_credentials(cfg: &Config) -> anyhow::Result<ExitCode> {
-    let specs: Vec<(&str, &crate::jobs::ec2::Ec2Spec)> = cfg
-        .jobs
-        .values()
-        .filter_map(|j| match &j.job {
-            crate::jobs::JobType::Ec2(spec) => Some((j.name.as_str(), spec)),
-            _ => None,
-        })
-        .collect();
-    if specs.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
+/// Runs each job's preflight (EC2 credentials) and prints what it found; fails if any failed.
+fn check_preflights(cfg: &Config) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let mut ok = true;
-    println!();
-    for (name, spec) in specs {
-        match rt.block_on(crate::jobs::ec2::preflight(spec)) {
-            Ok(source) => println!("{name}: credentials: OK ({source})"),
-            Err(e) => {
+    let mut first = true;
+    for job in cfg.jobs.values() {
+        let line = match rt.block_on(job.job.preflight()) {
+            Ok(None) => continue,
+            Ok(Some(what)) => what,
+            Err(why) => {
                 ok = false;
-                println!("{name}: credentials: {e}");
+                why
             }
+        };
+        if std::mem::take(&mut first) {
+            println!();
         }
+        println!("{}: {line}", job.name);
     }
     Ok(if ok {
         ExitCode::SUCCESS

@@ -57,6 +57,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     tracing::info!(config = %opts.config.display(), jobs, "opsd started");
     let alerts =
         Dispatcher::new(&cfg.alerts, DispatcherOptions::default()).context("alert sinks")?;
+    spawn_preflights(&cfg, cfg.jobs.keys());
     let mut sched = Scheduler::start(cfg, opts.state_dir.clone(), alerts);
     notifier.ready(&status_line(&sched));
 
@@ -151,6 +152,7 @@ fn reload(
                     added = ?summary.added, changed = ?summary.changed, removed = ?summary.removed,
                     unchanged = summary.unchanged, "configuration reloaded"
                 );
+                spawn_preflights(sched.config(), summary.added.iter().chain(&summary.changed));
             })
             .inspect_err(|e| {
                 tracing::error!(config = %opts.config.display(),
@@ -169,6 +171,24 @@ fn reload(
     };
     notifier.ready(&status_line(sched));
     result
+}
+
+/// Checks, off the loop, what the named jobs need from outside (EC2 credentials), so a
+/// missing credential is logged at error when the job is loaded, not at its first run.
+fn spawn_preflights<'a>(cfg: &Config, names: impl IntoIterator<Item = &'a String>) {
+    for name in names {
+        let Some(job) = cfg.jobs.get(name).filter(|j| j.enabled).cloned() else {
+            continue;
+        };
+        tokio::spawn(async move {
+            match job.job.preflight().await {
+                Ok(None) => {}
+                Ok(Some(what)) => tracing::info!(job = %job.name, "{what}"),
+                Err(why) => tracing::error!(job = %job.name,
+                    "{why}; its runs will fail until this is fixed"),
+            }
+        });
+    }
 }
 
 /// "7 jobs; next: geoip-weekly at 2026-11-29 04:00:00 KST".

@@ -408,3 +408,101 @@ fn check_names_the_profile_credentials_come_from() {
         "{text}"
     );
 }
+
+/// Polls `cond` for up to a minute.
+async fn eventually(what: &str, log: &Path, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cond().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; daemon log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_daemon_stops_by_tags_then_starts_by_id_on_its_schedule() {
+    let moto = Moto::start();
+    let office = moto.launch(2, &[("Schedule", "office-hours")]).await;
+    let untagged = moto.launch(1, &[]).await;
+    let opted_out = moto
+        .launch(1, &[("Schedule", "office-hours"), ("opsd:skip", "true")])
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let common = format!(
+        "schedule = \"*/2 * * * * *\"\ntimezone = \"Asia/Seoul\"\nregion = \"{REGION}\"\n\
+         endpoint_url = \"{}\"\n",
+        moto.endpoint
+    );
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[jobs.dev-stop]\ntype = \"ec2\"\naction = \"stop\"\n{common}\
+             tags = {{ Schedule = \"office-hours\" }}\n"
+        ),
+    );
+    let log = dir.path().join("log");
+    let mut daemon = opsd(&config)
+        .arg("run")
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--socket")
+        .arg(dir.path().join("opsd.sock"))
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start opsd run");
+
+    eventually("the tagged instances to stop", &log, async || {
+        moto.state(&office[0]).await == "stopped" && moto.state(&office[1]).await == "stopped"
+    })
+    .await;
+    assert_eq!(moto.state(&untagged[0]).await, "running");
+    assert_eq!(moto.state(&opted_out[0]).await, "running");
+
+    // Office hours begin: the same daemon, reloaded, starts one instance by id.
+    write_config(
+        dir.path(),
+        &format!(
+            "[jobs.dev-start]\ntype = \"ec2\"\naction = \"start\"\n{common}\
+             instance_ids = [\"{}\"]\n",
+            office[0]
+        ),
+    );
+    let hup = Command::new("kill")
+        .args(["-HUP", &daemon.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(hup.success());
+    eventually("the instance to start", &log, async || {
+        moto.state(&office[0]).await == "running"
+    })
+    .await;
+    assert_eq!(
+        moto.state(&office[1]).await,
+        "stopped",
+        "only the listed id"
+    );
+
+    let term = Command::new("kill")
+        .arg(daemon.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    assert!(daemon.wait().expect("wait for opsd").success());
+    let text = std::fs::read_to_string(&log).expect("read log");
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let scheduled_stop = events.iter().any(|e| {
+        e["job"] == "dev-stop" && e["trigger"] == "schedule" && e["message"] == "run started"
+    });
+    assert!(scheduled_stop, "the stop ran on its schedule:\n{text}");
+    let preflight = events.iter().any(|e| {
+        e["job"] == "dev-stop"
+            && e["message"] == "credentials: OK (environment (AWS_ACCESS_KEY_ID))"
+    });
+    assert!(preflight, "credentials are checked at load:\n{text}");
+}

@@ -142,6 +142,19 @@ impl JobType {
         }
     }
 
+    /// Checks what a run will need from outside before the first run comes due (EC2
+    /// credentials): `Ok(Some(what))` names what was checked, `Ok(None)` means there is
+    /// nothing to check, and `Err` says what will make runs fail.
+    pub async fn preflight(&self) -> Result<Option<String>, String> {
+        match self {
+            JobType::Ec2(spec) => ec2::preflight(spec)
+                .await
+                .map(|source| Some(format!("credentials: OK ({source})")))
+                .map_err(|e| format!("credentials: {e}")),
+            JobType::Command(_) | JobType::Geoip(_) | JobType::ApacheLog(_) => Ok(None),
+        }
+    }
+
     /// Runs the job once; returns promptly after `ctx.cancel` fires.
     pub async fn run(&self, ctx: &RunContext) -> RunReport {
         match self {
