@@ -158,11 +158,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let root = DeTable::parse(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        ConfigError::invalid(
-            path,
-            text,
-            vec![FieldError::new(span, "", toml_message(&e))],
-        )
+        let error = if e.message() == "duplicate key" {
+            duplicate(text, span)
+        } else {
+            FieldError::new(span, "", toml_message(&e))
+        };
+        ConfigError::invalid(path, text, vec![error])
     })?;
     let mut errors = Vec::new();
     let mut defaults_value = None;
@@ -320,7 +321,11 @@ fn parse_job(
             "a job must be a table, e.g. [jobs.NAME]",
         )]);
     };
-    let common = de::<CommonSpec>(value, &prefix).map_err(|e| vec![e])?;
+    let common_fields = struct_fields::<CommonSpec>();
+    // Unknown keys are checked once the type is known, so a missing `type` is always reported.
+    let Some(common) = de_table::<CommonSpec>(value, &prefix, &[], &mut errors) else {
+        return Err(errors);
+    };
     let kind = common.kind.get_ref().as_str();
     let type_fields: &[&str] = match kind {
         "command" => struct_fields::<CommandSpec>(),
@@ -331,21 +336,21 @@ fn parse_job(
             let hint = did_you_mean(other, JOB_TYPES.iter().copied())
                 .map(|s| format!("; did you mean {s:?}?"))
                 .unwrap_or_default();
-            return Err(vec![FieldError::new(
+            errors.push(FieldError::new(
                 common.kind.span(),
                 format!("{prefix}.type"),
                 format!(
                     "unknown job type {other:?}{hint} (known: {})",
                     JOB_TYPES.join(", ")
                 ),
-            )]);
+            ));
+            return Err(errors);
         }
     };
-    let common_fields = struct_fields::<CommonSpec>();
+    let all: Vec<&str> = common_fields.iter().chain(type_fields).copied().collect();
     for key in table.keys() {
         let k = key.get_ref().as_ref();
-        if !common_fields.contains(&k) && !type_fields.contains(&k) {
-            let all: Vec<&str> = common_fields.iter().chain(type_fields).copied().collect();
+        if !all.contains(&k) {
             errors.push(unknown_key(
                 key.span(),
                 k,
@@ -355,32 +360,32 @@ fn parse_job(
             ));
         }
     }
+    let misspelt = misspelt_keys(table, &all);
+    let mut spec_errors = Vec::new();
     let job = match kind {
-        "command" => de::<CommandSpec>(value, &prefix).map(|spec| {
-            errors.extend(spec.validate(&prefix));
-            JobType::Command(spec)
-        }),
-        "ec2" => de::<Ec2Spec>(value, &prefix).map(|spec| {
-            errors.extend(spec.validate(&prefix));
+        "command" => {
+            de_table::<CommandSpec>(value, &prefix, &misspelt, &mut spec_errors).map(|spec| {
+                spec_errors.extend(spec.validate(&prefix));
+                JobType::Command(spec)
+            })
+        }
+        "ec2" => de_table::<Ec2Spec>(value, &prefix, &misspelt, &mut spec_errors).map(|spec| {
+            spec_errors.extend(spec.validate(&prefix));
             JobType::Ec2(spec)
         }),
-        "geoip" => de::<GeoipSpec>(value, &prefix).map(|spec| {
-            errors.extend(spec.validate(&prefix));
+        "geoip" => de_table::<GeoipSpec>(value, &prefix, &misspelt, &mut spec_errors).map(|spec| {
+            spec_errors.extend(spec.validate(&prefix));
             JobType::Geoip(spec)
         }),
-        "apache_log" => de::<ApacheLogSpec>(value, &prefix).map(|spec| {
-            errors.extend(spec.validate(&prefix));
-            JobType::ApacheLog(spec)
-        }),
+        "apache_log" => {
+            de_table::<ApacheLogSpec>(value, &prefix, &misspelt, &mut spec_errors).map(|spec| {
+                spec_errors.extend(spec.validate(&prefix));
+                JobType::ApacheLog(spec)
+            })
+        }
         _ => unreachable!("job type checked above"),
     };
-    let job = match job {
-        Ok(j) => Some(j),
-        Err(e) => {
-            errors.push(located_in_table(e, table, &prefix));
-            None
-        }
-    };
+    errors.append(&mut spec_errors);
 
     let tz = match &common.timezone {
         Some(tz) => parse_tz(tz, &format!("{prefix}.timezone")).unwrap_or_else(|e| {
@@ -425,6 +430,7 @@ fn parse_job(
             }
         },
         (None, true) => None,
+        (None, false) if misspelt.contains(&"schedule") => None,
         (None, false) => {
             errors.push(FieldError::new(
                 name.span(),
@@ -452,14 +458,152 @@ fn parse_job(
     }
 }
 
+/// Deserializes `T` from a job or sink table, reporting every key with a bad value rather than
+/// only the first: the failing key is reported, left out, and the rest tried again. A missing
+/// field is not reported when an unknown key in the table is a misspelling of it (`misspelt`),
+/// nor when its value was already reported. Returns `None` only when a required key is missing.
+fn de_table<T: DeserializeOwned>(
+    value: &Spanned<DeValue<'_>>,
+    prefix: &str,
+    misspelt: &[&str],
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    let table = value.get_ref().as_table()?;
+    let mut rest = value.clone();
+    let mut dropped: Vec<String> = Vec::new();
+    loop {
+        let e = match de::<T>(&rest, prefix) {
+            Ok(t) => return Some(t),
+            Err(e) => located_in_table(e, table, prefix),
+        };
+        let Some(key) = e.key.strip_prefix(prefix).and_then(|k| k.strip_prefix('.')) else {
+            let reported = misspelt
+                .iter()
+                .copied()
+                .chain(dropped.iter().map(String::as_str))
+                .any(|k| e.message == format!("missing field `{k}`"));
+            if !reported {
+                errors.push(e);
+            }
+            return None;
+        };
+        let key = key.to_string();
+        errors.push(e);
+        let removed = match rest.get_mut() {
+            DeValue::Table(t) => t.remove(key.as_str()).is_some(),
+            _ => false,
+        };
+        if !removed {
+            return None;
+        }
+        dropped.push(key);
+    }
+}
+
+/// The known keys that unknown keys of `table` look like misspellings of.
+fn misspelt_keys<'k>(table: &DeTable<'_>, known: &[&'k str]) -> Vec<&'k str> {
+    table
+        .keys()
+        .map(|k| k.get_ref().as_ref())
+        .filter(|k| !known.contains(k))
+        .filter_map(|k| did_you_mean(k, known.iter().copied()))
+        .collect()
+}
+
+/// Explains a duplicate key from the TOML parser: which job, sink or key it is, and the line it
+/// was first defined on.
+fn duplicate(text: &str, span: std::ops::Range<usize>) -> FieldError {
+    let line_start = text
+        .get(..span.start)
+        .and_then(|t| t.rfind('\n'))
+        .map_or(0, |i| i + 1);
+    let before = text.get(..line_start).unwrap_or_default();
+    let line = text
+        .get(line_start..)
+        .and_then(|t| t.lines().next())
+        .unwrap_or_default();
+    let path = if line.trim_start().starts_with('[') {
+        key_path(line)
+    } else {
+        // `key = value`, under the nearest table header above it.
+        let header = before
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('['))
+            .map_or(Some(Vec::new()), key_path);
+        let key = line
+            .split_once('=')
+            .and_then(|(k, _)| key_path(&format!("{k} = 0")));
+        header.zip(key).map(|(h, k)| [h, k].concat())
+    };
+    let Some(path) = path.filter(|p| !p.is_empty()) else {
+        return FieldError::new(span, "", "duplicate key");
+    };
+    let first = first_definition(before, &path)
+        .map(|at| format!(" (first defined at line {})", line_col(text, at).0))
+        .unwrap_or_default();
+    let message = match path.as_slice() {
+        [section, name] if section == "jobs" => format!("duplicate job `{name}`{first}"),
+        [section, name] if section == "alerts" => format!("duplicate alert sink `{name}`{first}"),
+        _ => format!("duplicate key{first}"),
+    };
+    FieldError::new(span, path.join("."), message)
+}
+
+/// The dotted key path a lone table header or `key = value` line defines.
+fn key_path(snippet: &str) -> Option<Vec<String>> {
+    let root = DeTable::parse(snippet).ok()?;
+    let mut path = Vec::new();
+    let mut table = root.get_ref();
+    while let Some((key, value)) = table.iter().next() {
+        path.push(key.get_ref().to_string());
+        match value.get_ref() {
+            DeValue::Table(t) => table = t,
+            _ => break,
+        }
+    }
+    Some(path)
+}
+
+/// The byte offset of the key at `path` in `text`, if `text` defines it.
+fn first_definition(text: &str, path: &[String]) -> Option<usize> {
+    let root = DeTable::parse(text).ok()?;
+    let (last, parents) = path.split_last()?;
+    let mut table = root.get_ref();
+    for key in parents {
+        table = table.get(key.as_str())?.get_ref().as_table()?;
+    }
+    table
+        .get_key_value(last.as_str())
+        .map(|(key, _)| key.span().start)
+}
+
 /// Deserializes one subtree, keeping the location of any error.
 fn de<T: DeserializeOwned>(value: &Spanned<DeValue<'_>>, key: &str) -> Result<T, FieldError> {
     let mut owned = value.clone();
     owned.get_mut().make_owned();
     T::deserialize(owned.into_deserializer()).map_err(|e| {
         let span = e.span().unwrap_or_else(|| value.span());
-        FieldError::new(span, key, toml_message(&e))
+        FieldError::new(span, key, explain_variant(toml_message(&e)))
     })
+}
+
+/// Rewrites serde's "unknown variant" in the words of the file, with a "did you mean".
+fn explain_variant(message: String) -> String {
+    let Some((value, expected)) = message
+        .strip_prefix("unknown variant `")
+        .and_then(|rest| rest.split_once("`, expected "))
+    else {
+        return message;
+    };
+    let choices: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let hint = did_you_mean(value, choices.iter().copied())
+        .map(|s| format!("; did you mean {s:?}?"))
+        .unwrap_or_default();
+    format!(
+        "unknown value {value:?}{hint} (expected one of: {})",
+        choices.join(", ")
+    )
 }
 
 /// Names the key whose value an error points into, for errors raised inside a job table.

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
+use croner::errors::CronError;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
@@ -71,9 +72,10 @@ impl Schedule {
         } else if lower == "@start" || lower == "@reboot" {
             Kind::Start
         } else {
-            let cron = croner::parser::CronParser::new()
+            let parser = croner::parser::CronParser::new();
+            let cron = parser
                 .parse(&source)
-                .map_err(|e| ScheduleError(format!("invalid cron expression {source:?}: {e}")))?;
+                .map_err(|e| ScheduleError(explain_cron(&source, &parser, &e)))?;
             Kind::Cron(Box::new(cron))
         };
         Ok(Schedule {
@@ -144,6 +146,61 @@ impl Schedule {
                 .map(|t| t.with_timezone(&Utc)),
         }
     }
+}
+
+/// The fields of a 7-field cron expression, each with the values it takes.
+const CRON_FIELDS: [(&str, &str); 7] = [
+    ("second", "0-59"),
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31, L or W"),
+    ("month", "1-12 or JAN-DEC"),
+    ("day-of-week", "0-7 or SUN-SAT, L or #"),
+    ("year", "1-5000"),
+];
+
+/// Explains why croner rejected `source`: which field is at fault, and the values it takes.
+/// Croner names neither, so each field is tried alone with `*` in the others.
+fn explain_cron(source: &str, parser: &croner::parser::CronParser, error: &CronError) -> String {
+    let prefix = format!("invalid cron expression {source:?}");
+    if source.starts_with('@') {
+        return format!(
+            "{prefix}: unknown nickname (known: @yearly, @monthly, @weekly, @daily, @hourly, \
+             @every <duration>, @start)"
+        );
+    }
+    let fields: Vec<&str> = source.split_whitespace().collect();
+    let names = match fields.len() {
+        5 => &CRON_FIELDS[1..6],
+        6 => &CRON_FIELDS[..6],
+        7 => &CRON_FIELDS[..],
+        n => {
+            return format!(
+                "{prefix}: {n} fields; write 5 (minute hour day-of-month month day-of-week), \
+                 6 (a second first) or 7 (and a year last)"
+            )
+        }
+    };
+    for (i, (field, (name, takes))) in fields.iter().zip(names).enumerate() {
+        let probe: Vec<&str> = (0..fields.len())
+            .map(|j| if j == i { *field } else { "*" })
+            .collect();
+        let why = match parser.parse(&probe.join(" ")) {
+            Ok(_) => continue,
+            Err(CronError::ComponentError(m)) if m.contains("out of bounds") => {
+                "is out of range".to_string()
+            }
+            Err(CronError::ComponentError(m)) => {
+                format!("is invalid: {}", m.trim_end_matches('.'))
+            }
+            Err(CronError::IllegalCharacters(_)) => {
+                "has a character cron does not allow".to_string()
+            }
+            Err(e) => format!("is invalid: {e}"),
+        };
+        return format!("{prefix}: the {name} field {field:?} {why} ({name} takes {takes})");
+    }
+    format!("{prefix}: {error}")
 }
 
 /// The next instant after `after` whose local wall-clock time (in `tz`) is a multiple of `every`
