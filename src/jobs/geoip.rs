@@ -562,6 +562,7 @@ impl<B: GeoipBuilder> Edition<'_, B> {
     }
 }
 
+pub mod preflight;
 #[cfg(test)]
 mod tests;
 
