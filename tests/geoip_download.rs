@@ -377,6 +377,7 @@ async fn refused_credentials_are_named_and_not_retried() {
         "{detail}"
     );
     assert!(!detail.contains(KEY));
+    assert_eq!(detail.matches(EDITION).count(), 1, "{detail}");
     assert_eq!(
         h.main.seen().len(),
         1,

@@ -318,9 +318,10 @@ pub async fn run_with<B: GeoipBuilder>(
                 break;
             }
             Err(e) => {
+                let message = e.describe(edition);
                 tracing::error!(job = %ctx.job, run_id = %ctx.run_id, edition, error = %e,
-                    "{edition}: {e}; the installed files are unchanged");
-                failures.push(e.to_string());
+                    "{message}; the installed files are unchanged");
+                failures.push(message);
                 if matches!(
                     e,
                     StepError::Download(
@@ -425,6 +426,16 @@ enum StepError {
     Cancelled,
 }
 
+impl StepError {
+    /// The error as one line naming `edition` once: download errors already begin with it.
+    fn describe(&self, edition: &str) -> String {
+        match self {
+            StepError::Download(e) => e.to_string(),
+            other => format!("{edition}: {other}"),
+        }
+    }
+}
+
 /// One edition's pass through HEAD, download, check, build and install.
 struct Edition<'a, B> {
     ctx: &'a RunContext,
@@ -481,7 +492,7 @@ impl<B: GeoipBuilder> Edition<'_, B> {
         let built = self
             .blocking(move || b.build(&zip_path, &out_dir))
             .await?
-            .map_err(|e| StepError::Other(format!("{edition}: build failed: {e}")))?;
+            .map_err(|e| StepError::Other(format!("build failed: {e}")))?;
 
         let staged: Vec<Staged> = built
             .iter()
