@@ -73,7 +73,7 @@ fn child(zip: &Path, out: &Path) {
     let built = opsd::geoip::build(&[zip.to_path_buf()], out).unwrap();
     let secs = t.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
-    let size: u64 = built.iter().map(|b| b.size).sum();
+    let size: u64 = built.files.iter().map(|b| b.size).sum();
     println!(
         "{secs:>9.2} {cpu:>9.2} {:>12.1} {:>10.1}",
         peak_rss_kb() as f64 / 1024.0,

@@ -131,7 +131,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { next } => {
             let cfg = config::load(&cli.config)?;
             print_check(&cfg, next);
-            Ok(check_preflights(&cfg)?)
+            let preflights = check_preflights(&cfg)?;
+            let geoip = check_geoip_jobs(&cfg)?;
+            Ok(if preflights && geoip {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Run { socket } => {
             logging::init(cli.log_format);
@@ -333,8 +339,8 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
     }
 }
 
-/// Runs each job's preflight (EC2 credentials) and prints what it found; fails if any failed.
-fn check_preflights(cfg: &Config) -> anyhow::Result<ExitCode> {
+/// Runs each job's preflight (EC2 credentials) and prints what it found; false if any failed.
+fn check_preflights(cfg: &Config) -> anyhow::Result<bool> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let mut ok = true;
     let mut first = true;
@@ -352,11 +358,60 @@ fn check_preflights(cfg: &Config) -> anyhow::Result<ExitCode> {
         }
         println!("{}: {line}", job.name);
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ok)
+}
+
+/// Says for each geoip job whether its license key and output directory are there, with the
+/// file, line and key of a problem; false when one would fail every run of an enabled job.
+fn check_geoip_jobs(cfg: &Config) -> anyhow::Result<bool> {
+    use crate::jobs::geoip::preflight::{preflight, Severity};
+    let specs: Vec<(&crate::config::JobConfig, &crate::jobs::geoip::GeoipSpec)> = cfg
+        .jobs
+        .values()
+        .filter_map(|j| match &j.job {
+            crate::jobs::JobType::Geoip(spec) => Some((j, spec)),
+            _ => None,
+        })
+        .collect();
+    if specs.is_empty() {
+        return Ok(true);
+    }
+    let text = std::fs::read_to_string(&cfg.path)
+        .with_context(|| format!("{}: cannot read configuration", cfg.path.display()))?;
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let mut ok = true;
+    println!();
+    for (job, spec) in specs {
+        for f in preflight(spec, credentials.as_deref()) {
+            let (label, suffix) = match f.severity {
+                Severity::Ok => {
+                    println!("{}: {}: {}", job.name, f.key, f.message);
+                    continue;
+                }
+                Severity::Error if job.enabled => {
+                    ok = false;
+                    ("error", "")
+                }
+                Severity::Error | Severity::Warning if !job.enabled => {
+                    ("warning", " (the job is disabled)")
+                }
+                Severity::Error | Severity::Warning => ("warning", ""),
+            };
+            let key = format!("jobs.{}.{}", job.name, f.key);
+            match f.span {
+                Some(span) => {
+                    let (line, column) = config::line_col(&text, span.start);
+                    println!(
+                        "{}:{line}:{column}: `{key}`: {label}: {}{suffix}",
+                        cfg.path.display(),
+                        f.message
+                    );
+                }
+                None => println!("{}: `{key}`: {label}: {}{suffix}", job.name, f.message),
+            }
+        }
+    }
+    Ok(ok)
 }
 
 /// Prints each job with its schedule, zone and next fire times (local and UTC).

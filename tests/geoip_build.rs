@@ -401,7 +401,11 @@ fn geoiplookup_shows_the_edition_and_date() {
 fn a_truncated_file_fails_its_sample_check() {
     let dir = tempfile::tempdir().unwrap();
     let built = opsd::geoip::build(&[data(COUNTRY_ZIP)], dir.path()).unwrap();
-    let b = built.iter().find(|b| b.file_name == "GeoIP.dat").unwrap();
+    let b = built
+        .files
+        .iter()
+        .find(|b| b.file_name == "GeoIP.dat")
+        .unwrap();
     assert!(b.samples.len() > 1000, "{} samples", b.samples.len());
     let bytes = std::fs::read(dir.path().join("GeoIP.dat")).unwrap();
     assert_eq!(bytes.len() as u64, b.size);
@@ -603,4 +607,44 @@ fn libgeoip_reads_city_records() {
 fn coord(deg: f64) -> String {
     let stored = ((deg + 180.0) * 10000.0).round();
     format!("{:.6}", (stored / 10000.0 - 180.0) as f32)
+}
+
+#[test]
+fn a_missing_or_non_directory_output_dir_is_named_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("GeoIP");
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    for (out_dir, says) in [(&missing, "does not exist"), (&file, "is not a directory")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args(["geoip", "build", "--input"])
+            .arg(data(COUNTRY_ZIP))
+            .arg("--output-dir")
+            .arg(out_dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--output-dir"), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    assert!(!missing.exists());
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+#[test]
+fn a_second_build_of_the_same_zip_changes_nothing() {
+    let (dir, first) = build(&[data(COUNTRY_ZIP)]);
+    assert!(first.contains("(2 changed)"), "{first}");
+    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["geoip", "build", "--input"])
+        .arg(data(COUNTRY_ZIP))
+        .arg("--output-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("unchanged "), "{stdout}");
+    assert!(stdout.contains("(0 changed)"), "{stdout}");
 }

@@ -377,6 +377,7 @@ async fn refused_credentials_are_named_and_not_retried() {
         "{detail}"
     );
     assert!(!detail.contains(KEY));
+    assert_eq!(detail.matches(EDITION).count(), 1, "{detail}");
     assert_eq!(
         h.main.seen().len(),
         1,
@@ -516,4 +517,67 @@ async fn a_cancelled_run_stops_while_the_server_is_silent() {
     assert_eq!(report.outcome, Outcome::Killed, "{report:?}");
     assert!(h.installed().is_none());
     h.assert_no_scratch();
+}
+
+/// Runs `opsd check` on a job file holding one geoip job with these two keys.
+fn check_geoip(dir: &Path, key_file: &Path, output_dir: &Path) -> (bool, String) {
+    let config = dir.join("jobs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[jobs.geo]\ntype = \"geoip\"\nschedule = \"0 0 4 * * Sun\"\naccount_id = 42\n\
+             license_key_file = {:?}\neditions = [\"{EDITION}\"]\noutput_dir = {:?}\n",
+            key_file.display().to_string(),
+            output_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .expect("run opsd check");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn check_names_a_missing_key_file_and_output_dir_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("maxmind.key");
+    let out = dir.path().join("GeoIP");
+    let (ok, text) = check_geoip(dir.path(), &key, &out);
+    assert!(!ok, "{text}");
+    let config = dir.path().join("jobs.toml").display().to_string();
+    assert!(
+        text.contains(&format!(
+            "{config}:5:20: `jobs.geo.license_key_file`: error: {} does not exist",
+            key.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{config}:7:14: `jobs.geo.output_dir`: error: output directory {} does not exist",
+            out.display()
+        )),
+        "{text}"
+    );
+
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(&key, format!("{KEY}\n")).unwrap();
+    let (ok, text) = check_geoip(dir.path(), &key, &out);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("geo: license_key_file: OK ({})", key.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("geo: output_dir: OK ({})", out.display())),
+        "{text}"
+    );
+    assert!(!text.contains(KEY), "the key leaked: {text}");
 }

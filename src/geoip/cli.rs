@@ -1,6 +1,6 @@
 //! `opsd geoip …`: the offline commands of the GeoIP module.
 
-use super::build;
+use super::{build, install};
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ pub enum GeoipCommand {
         /// A GeoLite2-{Country,ASN,City}-CSV_YYYYMMDD.zip (repeat for several editions).
         #[arg(long = "input", required = true, value_name = "ZIP")]
         inputs: Vec<PathBuf>,
-        /// Where to write GeoIP.dat, GeoIPv6.dat, GeoIPASNum.dat, ….
+        /// An existing directory to install GeoIP.dat, GeoIPv6.dat, GeoIPASNum.dat, … into.
         #[arg(long, value_name = "DIR")]
         output_dir: PathBuf,
     },
@@ -25,29 +25,33 @@ pub enum GeoipCommand {
 pub fn run(cmd: GeoipCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         GeoipCommand::Build { inputs, output_dir } => {
-            if !output_dir.is_dir() {
-                anyhow::bail!("--output-dir {}: not a directory", output_dir.display());
-            }
+            install::check_dir(&output_dir).context("--output-dir")?;
             let start = Instant::now();
-            let built = build(&inputs, &output_dir).context("GeoIP build failed")?;
-            for b in &built {
+            let report = build(&inputs, &output_dir).context("GeoIP build failed")?;
+            for b in &report.files {
+                let date = if b.date.is_empty() {
+                    "undated"
+                } else {
+                    &b.date
+                };
+                let verb = if report.install.unchanged.iter().any(|n| n == b.file_name) {
+                    "unchanged"
+                } else {
+                    "wrote"
+                };
                 println!(
-                    "wrote {}: {} {}, {} networks, {} bytes",
+                    "{verb} {}: {} {date}, {} networks, {} bytes",
                     output_dir.join(b.file_name).display(),
                     b.edition,
-                    if b.date.is_empty() {
-                        "undated"
-                    } else {
-                        &b.date
-                    },
                     b.networks,
                     b.size
                 );
             }
             println!(
-                "{} file(s) in {:.2} s",
-                built.len(),
-                start.elapsed().as_secs_f64()
+                "{} file(s) in {:.2} s ({} changed)",
+                report.files.len(),
+                start.elapsed().as_secs_f64(),
+                report.install.changed.len()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -47,6 +47,23 @@ pub enum GeoipError {
         /// Which limit was passed, with the figures.
         message: String,
     },
+    /// Two inputs of `opsd geoip build` produce the same file (the same edition twice).
+    #[error(
+        "{} and {} both build {file}; give each edition once",
+        first.display(),
+        second.display()
+    )]
+    DuplicateInput {
+        /// The file both would write.
+        file: &'static str,
+        /// The first input that builds it.
+        first: PathBuf,
+        /// The second one.
+        second: PathBuf,
+    },
+    /// Installing the built files into the output directory failed; nothing was installed.
+    #[error(transparent)]
+    Install(#[from] super::install::InstallError),
     /// A written file is not a legacy GeoIP file this reader understands.
     #[error("not a legacy GeoIP database: {0}")]
     BadDatabase(String),

@@ -14,6 +14,9 @@ use std::time::Duration;
 /// Marks temporary files of an install; leftovers of a crashed install are removed next time.
 const TMP_MARKER: &str = ".opsd-tmp.";
 
+/// How long an install waits for another holder of the output directory's lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(60);
+
 /// A built file waiting to be installed under `name` in the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Staged {
@@ -48,6 +51,16 @@ pub struct InstallReport {
 /// Why an install failed; the output directory is as it was before.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
+    /// The output directory does not exist (opsd never creates it).
+    #[error(
+        "output directory {} does not exist; create it first (opsd does not create it, so a \
+         mistyped path cannot scatter files)",
+        .0.display()
+    )]
+    MissingDir(PathBuf),
+    /// The output directory's path names something else than a directory.
+    #[error("output directory {} is not a directory", .0.display())]
+    NotADir(PathBuf),
     /// The output directory's lock could not be taken.
     #[error(transparent)]
     Lock(#[from] LockError),
@@ -79,7 +92,19 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> InstallError + '_ {
     }
 }
 
-/// Installs `files` into `dir` (which must exist). Takes the directory's lock (waiting up to
+/// Checks that `dir` exists and is a directory (following symbolic links).
+pub fn check_dir(dir: &Path) -> Result<(), InstallError> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(InstallError::NotADir(dir.to_path_buf())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(InstallError::MissingDir(dir.to_path_buf()))
+        }
+        Err(e) => Err(io_at(dir)(e)),
+    }
+}
+
+/// Installs `files` into `dir` (which must exist, see [`check_dir`]). Takes the directory's lock (waiting up to
 /// `lock_wait`), skips files identical to the installed ones, writes the others to temporary
 /// names in `dir`, fsyncs them, runs `verify(file, temp_path)` on each, then renames them all
 /// into place and fsyncs `dir`. Blocking: call from `spawn_blocking` in async code.
@@ -95,6 +120,7 @@ where
     if let Some(bad) = files.iter().find(|f| !is_plain_name(&f.name)) {
         return Err(InstallError::BadName(bad.name.clone()));
     }
+    check_dir(dir)?;
     let _lock = DirLock::acquire(dir, lock_wait)?;
     remove_leftovers(dir);
 

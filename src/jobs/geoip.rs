@@ -7,14 +7,13 @@ use super::{Outcome, RunContext, RunReport};
 use crate::config::{did_you_mean, FieldError};
 use crate::geoip::archive::{validate_zip, ZipLimits};
 use crate::geoip::download::{DownloadConfig, DownloadError, MaxMindClient, DEFAULT_BASE_URL};
-use crate::geoip::install::{install, Staged};
+use crate::geoip::install::{check_dir, install, Staged, LOCK_WAIT};
 use crate::geoip::license::LicenseKey;
 use crate::geoip::state::{self, EditionState, StateFile};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use toml::Spanned;
 
 /// The GeoLite2 CSV editions the job knows how to turn into legacy files.
@@ -23,9 +22,6 @@ pub const EDITIONS: &[&str] = &[
     "GeoLite2-ASN-CSV",
     "GeoLite2-City-CSV",
 ];
-
-/// How long an install waits for another holder of the output directory's lock.
-const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// A size in bytes written as a number or as `"512MiB"`, `"1 GB"`, `"300k"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,11 +269,8 @@ pub async fn run_with<B: GeoipBuilder>(
         Err(e) => return fail(ctx, e.to_string()),
     };
     let output_dir = spec.output_dir.get_ref().clone();
-    if !output_dir.is_dir() {
-        return fail(
-            ctx,
-            format!("output_dir {} is not a directory", output_dir.display()),
-        );
+    if let Err(e) = check_dir(&output_dir) {
+        return fail(ctx, format!("output_dir: {e}"));
     }
     let account_id = match u64::try_from(*spec.account_id.get_ref()) {
         Ok(id) => id,
@@ -325,9 +318,10 @@ pub async fn run_with<B: GeoipBuilder>(
                 break;
             }
             Err(e) => {
+                let message = e.describe(edition);
                 tracing::error!(job = %ctx.job, run_id = %ctx.run_id, edition, error = %e,
-                    "{edition}: {e}; the installed files are unchanged");
-                failures.push(e.to_string());
+                    "{message}; the installed files are unchanged");
+                failures.push(message);
                 if matches!(
                     e,
                     StepError::Download(
@@ -432,6 +426,16 @@ enum StepError {
     Cancelled,
 }
 
+impl StepError {
+    /// The error as one line naming `edition` once: download errors already begin with it.
+    fn describe(&self, edition: &str) -> String {
+        match self {
+            StepError::Download(e) => e.to_string(),
+            other => format!("{edition}: {other}"),
+        }
+    }
+}
+
 /// One edition's pass through HEAD, download, check, build and install.
 struct Edition<'a, B> {
     ctx: &'a RunContext,
@@ -488,7 +492,7 @@ impl<B: GeoipBuilder> Edition<'_, B> {
         let built = self
             .blocking(move || b.build(&zip_path, &out_dir))
             .await?
-            .map_err(|e| StepError::Other(format!("{edition}: build failed: {e}")))?;
+            .map_err(|e| StepError::Other(format!("build failed: {e}")))?;
 
         let staged: Vec<Staged> = built
             .iter()
@@ -569,6 +573,7 @@ impl<B: GeoipBuilder> Edition<'_, B> {
     }
 }
 
+pub mod preflight;
 #[cfg(test)]
 mod tests;
 

@@ -67,3 +67,20 @@ fn byte_sizes_parse_with_units() {
     assert!(ByteSize::parse("MiB").is_err());
     assert!(ByteSize::parse("99999999999999GiB").is_err());
 }
+
+#[test]
+fn a_failed_edition_is_named_once() {
+    let edition = "GeoLite2-ASN-CSV";
+    let errors = [
+        StepError::Download(DownloadError::Unauthorized {
+            edition: edition.into(),
+            status: 401,
+        }),
+        StepError::Other("build failed: bad row".into()),
+    ];
+    for e in errors {
+        let text = e.describe(edition);
+        assert!(text.starts_with("GeoLite2-ASN-CSV: "), "{text}");
+        assert_eq!(text.matches(edition).count(), 1, "{text}");
+    }
+}
