@@ -8,6 +8,7 @@ use crate::apache::doctor::{diagnose, Diagnosis, DoctorError, DoctorOptions};
 use crate::apache::rules::{builtin_rules, Dedup, LogEvent, Rule, Severity, BUILTIN_IDS};
 use crate::apache::watch::{watch, WatchConfig, Watcher};
 use crate::config::{did_you_mean, FieldError, HumanDuration};
+use crate::logging::CRITICAL_TARGET;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -200,11 +201,23 @@ pub fn checkpoint_path(state_dir: &Path, job: &str) -> PathBuf {
     state_dir.join("apache").join(format!("{job}.json"))
 }
 
-/// Logs one event at the level its severity calls for.
+/// Logs one event at the level its severity calls for (critical: journald priority crit).
 pub fn log_event(job: &str, ev: &LogEvent) {
     let key = ev.dedup_key.as_deref().unwrap_or("");
     match ev.severity {
-        Severity::Critical | Severity::High => error!(
+        Severity::Critical => error!(
+            target: CRITICAL_TARGET,
+            job = %job,
+            rule = %ev.rule,
+            severity = %ev.severity,
+            count = ev.count,
+            file = %ev.file,
+            line = %ev.last_line,
+            first_line = %ev.first_line,
+            dedup_key = %key,
+            "{}", ev.summary
+        ),
+        Severity::High => error!(
             job = %job,
             rule = %ev.rule,
             severity = %ev.severity,
