@@ -237,3 +237,23 @@ apache_bin = "/usr/sbin/apache2ctl"
         Some(Path::new("/usr/sbin/apache2ctl"))
     );
 }
+
+#[test]
+fn a_job_whose_keys_fail_to_parse_is_still_continuous_and_needs_no_schedule() {
+    let err = parse(
+        r#"
+[jobs.a]
+type = "apache_log"
+paths = "/var/log/apache2/error.log"
+from_beginnig = true
+"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("jobs.a.paths"), "{err}");
+    assert!(
+        !err.contains("schedule"),
+        "false missing-schedule error:\n{err}"
+    );
+    assert!(err.contains("unknown key for an apache_log job"), "{err}");
+}
