@@ -2,7 +2,12 @@
 //! (`JOURNAL_STREAM` set), or JSON lines for log shippers.
 
 use std::io::IsTerminal;
-use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+use tracing_journald::{Priority, PriorityMappings};
+use tracing_subscriber::{filter::filter_fn, fmt, prelude::*, EnvFilter};
+
+/// The target of events that reach journald at priority 2 (crit) instead of 3 (err): tracing has
+/// no level above `error`, so critical alerts are `error!(target: CRITICAL_TARGET, ...)`.
+pub const CRITICAL_TARGET: &str = "opsd::critical";
 
 /// Where and how log events are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -28,13 +33,28 @@ pub fn init(format: LogFormat) {
     };
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Journald => match tracing_journald::layer() {
-            Ok(layer) => {
+        // Two journald layers: the critical target's `error` maps to crit, everything else keeps
+        // the default mapping (error → err, warn → warning, info → notice).
+        LogFormat::Journald => match tracing_journald::layer()
+            .and_then(|main| Ok((main, tracing_journald::layer()?)))
+        {
+            Ok((main, critical)) => {
+                let critical_mapping = PriorityMappings {
+                    error: Priority::Critical,
+                    ..PriorityMappings::new()
+                };
                 registry
                     .with(
-                        layer
+                        main.with_field_prefix(None)
+                            .with_syslog_identifier("opsd".into())
+                            .with_filter(filter_fn(|m| m.target() != CRITICAL_TARGET)),
+                    )
+                    .with(
+                        critical
                             .with_field_prefix(None)
-                            .with_syslog_identifier("opsd".into()),
+                            .with_syslog_identifier("opsd".into())
+                            .with_priority_mappings(critical_mapping)
+                            .with_filter(filter_fn(|m| m.target() == CRITICAL_TARGET)),
                     )
                     .init();
             }

@@ -5,6 +5,7 @@
 use super::deliver::{AttemptError, Sink};
 use super::record::{Alert, Severity};
 use crate::config::SinkConfig;
+use crate::logging::CRITICAL_TARGET;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -134,10 +135,15 @@ pub struct DispatcherError {
     pub source: reqwest::Error,
 }
 
-/// Logs an alert at the tracing level matching its severity, with the standard fields.
+/// Logs an alert at the tracing level (and target) matching its severity, with the standard
+/// fields.
 macro_rules! log_alert {
     ($level:ident, $a:expr) => {
+        log_alert!($level, module_path!(), $a)
+    };
+    ($level:ident, $target:expr, $a:expr) => {
         tracing::$level!(
+            target: $target,
             job = %$a.job,
             rule = %$a.rule,
             severity = %$a.severity,
@@ -193,7 +199,8 @@ impl Dispatcher {
     /// Logs `alert` to the journal and queues it for each sink named in `sinks`; never waits.
     pub fn send(&self, alert: Alert, sinks: &[String]) {
         match alert.severity {
-            Severity::Critical | Severity::High => log_alert!(error, alert),
+            Severity::Critical => log_alert!(error, CRITICAL_TARGET, alert),
+            Severity::High => log_alert!(error, alert),
             Severity::Warning => log_alert!(warn, alert),
             Severity::Info => log_alert!(info, alert),
         }

@@ -60,6 +60,12 @@ pub struct Alert {
     /// The last matching line, when there was more than one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_line: Option<String>,
+    /// The file the lines were read from, for log-watch alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// What matches were grouped by (e.g. a PHP script's `file:line`), when not the rule alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_key: Option<String>,
     /// The run that failed, for run-failure alerts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
@@ -88,6 +94,8 @@ impl Alert {
             summary: summary.into(),
             first_line: None,
             last_line: None,
+            file: None,
+            dedup_key: None,
             run_id: None,
             extra: None,
             host: hostname().to_string(),
@@ -106,6 +114,13 @@ impl Alert {
         let first = first.into();
         self.last_line = last.filter(|l| *l != first);
         self.first_line = Some(first);
+        self
+    }
+
+    /// Sets the file the matching lines come from and the key they were grouped by.
+    pub fn with_source(mut self, file: impl Into<String>, dedup_key: Option<String>) -> Self {
+        self.file = Some(file.into());
+        self.dedup_key = dedup_key.filter(|k| !k.is_empty());
         self
     }
 
@@ -145,6 +160,9 @@ impl Alert {
             t.push_str(&format!(", {} times", self.count));
         }
         t.push(')');
+        if let Some(file) = &self.file {
+            t.push_str(&format!("\nfile: {file}"));
+        }
         if let Some(first) = &self.first_line {
             t.push_str(&format!("\nfirst: {first}"));
         }
@@ -190,9 +208,29 @@ mod tests {
         assert_eq!(v["first_line"], "first line");
         assert_eq!(v["last_line"], "last line");
         assert!(v.get("extra").is_none());
+        assert!(v.get("file").is_none());
+        assert!(v.get("dedup_key").is_none());
         assert_eq!(v["host"], hostname());
         let back: Alert = serde_json::from_value(v).unwrap();
         assert_eq!(back, a);
+    }
+
+    #[test]
+    fn file_and_dedup_key_are_serialized_and_shown() {
+        let a = Alert::new("web", "php_fatal", Severity::High, "PHP fatal error")
+            .with_source("/var/log/apache2/error.log", Some("/srv/x.php:12".into()));
+        let v: serde_json::Value = serde_json::from_str(&a.to_json()).unwrap();
+        assert_eq!(v["file"], "/var/log/apache2/error.log");
+        assert_eq!(v["dedup_key"], "/srv/x.php:12");
+        assert!(
+            a.text().contains("\nfile: /var/log/apache2/error.log"),
+            "{}",
+            a.text()
+        );
+        let back: Alert = serde_json::from_value(v).unwrap();
+        assert_eq!(back, a);
+        let none = Alert::new("w", "r", Severity::Info, "s").with_source("/f", Some(String::new()));
+        assert_eq!(none.dedup_key, None);
     }
 
     #[test]

@@ -248,10 +248,15 @@ impl Watcher {
             };
             match f.truncated() {
                 Ok(true) => match f.restart_after_truncation(&mut self.buf, &mut on_lines) {
-                    Ok(copy) => warn!(
+                    Ok(Some(copy)) => warn!(
                         job = %job,
                         file = %path.display(),
-                        copy = ?copy,
+                        copy = %copy.display(),
+                        "file was truncated (copytruncate); reading it again from the start"
+                    ),
+                    Ok(None) => warn!(
+                        job = %job,
+                        file = %path.display(),
                         "file was truncated (copytruncate); reading it again from the start"
                     ),
                     Err(e) => {

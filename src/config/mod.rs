@@ -356,7 +356,14 @@ fn parse_job(
                 k,
                 &prefix,
                 &all,
-                &format!(" for a {kind} job"),
+                &format!(
+                    " for {} {kind} job",
+                    if kind == "apache_log" || kind == "ec2" {
+                        "an"
+                    } else {
+                        "a"
+                    }
+                ),
             ));
         }
     }
@@ -408,7 +415,9 @@ fn parse_job(
         }
     }
     errors.extend(alerts::check_refs(&common.alert, sinks, &prefix));
-    let continuous = job.as_ref().is_some_and(JobType::is_continuous);
+    // From the `type` string, not the parsed job: a job whose other keys fail to parse is
+    // still continuous, and must not also get a false "missing `schedule`".
+    let continuous = JobType::is_continuous_type(kind);
     let schedule = match (&common.schedule, continuous) {
         (Some(s), true) => {
             errors.push(FieldError::new(

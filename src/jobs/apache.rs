@@ -3,12 +3,16 @@
 //! job's own. The reading and matching live in [`crate::apache`]; this is the job's face.
 
 use super::{Outcome, RunContext, RunReport};
+use crate::alert::Alert;
+use crate::apache::doctor::{diagnose, Diagnosis, DoctorError, DoctorOptions};
 use crate::apache::rules::{builtin_rules, Dedup, LogEvent, Rule, Severity, BUILTIN_IDS};
 use crate::apache::watch::{watch, WatchConfig, Watcher};
 use crate::config::{did_you_mean, FieldError, HumanDuration};
+use crate::logging::CRITICAL_TARGET;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use toml::Spanned;
 use tracing::{error, info, warn};
@@ -17,6 +21,10 @@ use tracing::{error, info, warn};
 const DEFAULT_POLL: Duration = Duration::from_millis(200);
 /// Default window and cooldown of custom rules.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(600);
+/// How long the doctor may take at job start, all three Apache calls together.
+pub const DOCTOR_TIMEOUT: Duration = Duration::from_secs(20);
+/// The built-in rule whose alerts carry the doctor's verdict.
+const CHILD_CRASH: &str = "child_crash";
 
 /// The `type = "apache_log"` keys of a job.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -37,6 +45,8 @@ pub struct ApacheLogSpec {
     pub alert: Vec<String>,
     /// Time between two passes over the files (default 200 ms).
     pub poll_interval: Option<Spanned<HumanDuration>>,
+    /// The Apache program `opsd apache doctor` runs at job start (default: its own lookup).
+    pub apache_bin: Option<PathBuf>,
 }
 
 /// One custom rule, `[[jobs.NAME.rules]]`.
@@ -191,11 +201,23 @@ pub fn checkpoint_path(state_dir: &Path, job: &str) -> PathBuf {
     state_dir.join("apache").join(format!("{job}.json"))
 }
 
-/// Logs one event at the level its severity calls for.
+/// Logs one event at the level its severity calls for (critical: journald priority crit).
 pub fn log_event(job: &str, ev: &LogEvent) {
     let key = ev.dedup_key.as_deref().unwrap_or("");
     match ev.severity {
-        Severity::Critical | Severity::High => error!(
+        Severity::Critical => error!(
+            target: CRITICAL_TARGET,
+            job = %job,
+            rule = %ev.rule,
+            severity = %ev.severity,
+            count = ev.count,
+            file = %ev.file,
+            line = %ev.last_line,
+            first_line = %ev.first_line,
+            dedup_key = %key,
+            "{}", ev.summary
+        ),
+        Severity::High => error!(
             job = %job,
             rule = %ev.rule,
             severity = %ev.severity,
@@ -255,20 +277,93 @@ pub async fn run_with(
     }
 }
 
-/// Watches until `ctx.cancel` fires, logging every event and sending it to the job's sinks.
+/// Watches until `ctx.cancel` fires, logging every event and sending it to the job's sinks;
+/// child-crash alerts carry the doctor's verdict once it has found the crash recipe.
 pub async fn run(spec: &ApacheLogSpec, ctx: &RunContext) -> RunReport {
+    let diagnosis = Arc::new(OnceLock::new());
+    if !ctx.dry_run {
+        let slot = Arc::clone(&diagnosis);
+        let bin = spec.apache_bin.clone();
+        let job = Arc::clone(&ctx.job);
+        tokio::spawn(async move {
+            if let Some(d) = run_doctor(&job, bin).await {
+                let _ = slot.set(d);
+            }
+        });
+    }
     run_with(spec, ctx, |ev| {
-        let alert = crate::alert::Alert::new(
-            &*ctx.job,
-            &ev.rule,
-            alert_severity(ev.severity),
-            &ev.summary,
-        )
-        .with_count(u64::from(ev.count))
-        .with_lines(ev.first_line.clone(), Some(ev.last_line.clone()));
+        let alert = alert_for(&ctx.job, ev, diagnosis.get());
         ctx.alerts.deliver(alert, &ctx.alert_to);
     })
     .await
+}
+
+/// Why the doctor gave no diagnosis at job start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartDoctorError {
+    /// Apache could not be examined.
+    #[error(transparent)]
+    Doctor(#[from] DoctorError),
+    /// All the calls together took longer than [`DOCTOR_TIMEOUT`].
+    #[error("the doctor did not finish within {}s", DOCTOR_TIMEOUT.as_secs())]
+    Timeout,
+    /// The blocking thread or its runtime could not be set up.
+    #[error("cannot run the doctor: {0}")]
+    Thread(String),
+}
+
+/// Runs `opsd apache doctor` on `bin` (or its default lookup) on a blocking thread with its own
+/// runtime, for at most `timeout`.
+pub async fn diagnose_in_background(
+    bin: Option<PathBuf>,
+    timeout: Duration,
+) -> Result<Diagnosis, StartDoctorError> {
+    let task = tokio::task::spawn_blocking(move || {
+        let opts = DoctorOptions::new(bin, Vec::new())?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StartDoctorError::Thread(e.to_string()))?;
+        rt.block_on(async {
+            tokio::time::timeout(timeout, diagnose(&opts))
+                .await
+                .map_err(|_| StartDoctorError::Timeout)?
+                .map_err(StartDoctorError::from)
+        })
+    });
+    task.await
+        .map_err(|e| StartDoctorError::Thread(e.to_string()))?
+}
+
+/// The doctor's diagnosis for job `job`, logged; `None` (with a warning) when it cannot run.
+async fn run_doctor(job: &str, bin: Option<PathBuf>) -> Option<Diagnosis> {
+    match diagnose_in_background(bin, DOCTOR_TIMEOUT).await {
+        Ok(d) => {
+            info!(
+                job = %job,
+                verdict = ?d.verdict,
+                "apache doctor: {}", d.summary()
+            );
+            Some(d)
+        }
+        Err(e) => {
+            warn!(job = %job, error = %e, "apache doctor could not examine the server; child-crash alerts will not carry its verdict");
+            None
+        }
+    }
+}
+
+/// The alert record for one event; a child crash carries the doctor's verdict when the
+/// server matches the crash recipe.
+pub fn alert_for(job: &str, ev: &LogEvent, diagnosis: Option<&Diagnosis>) -> Alert {
+    let alert = Alert::new(job, &ev.rule, alert_severity(ev.severity), &ev.summary)
+        .with_count(u64::from(ev.count))
+        .with_lines(ev.first_line.clone(), Some(ev.last_line.clone()))
+        .with_source(ev.file.clone(), ev.dedup_key.clone());
+    match diagnosis {
+        Some(d) if ev.rule == CHILD_CRASH && d.matches_recipe() => alert.with_extra(d.summary()),
+        _ => alert,
+    }
 }
 
 /// Maps a rule's severity onto the alert record's.

@@ -136,10 +136,12 @@ impl JobType {
 
     /// True for job types that run continuously from start instead of on a schedule.
     pub fn is_continuous(&self) -> bool {
-        match self {
-            JobType::Command(_) | JobType::Ec2(_) | JobType::Geoip(_) => false,
-            JobType::ApacheLog(_) => true,
-        }
+        Self::is_continuous_type(self.type_name())
+    }
+
+    /// True for the `type = "..."` names of jobs that run continuously (no `schedule`).
+    pub fn is_continuous_type(type_name: &str) -> bool {
+        type_name == "apache_log"
     }
 
     /// Checks what a run will need from outside before the first run comes due (EC2

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// The apache2 binary the tests need.
 pub const APACHE: &str = "/usr/sbin/apache2";
 /// Where Debian keeps the modules.
-const MODULES: &str = "/usr/lib/apache2/modules";
+pub const MODULES: &str = "/usr/lib/apache2/modules";
 
 /// A running Apache, stopped (TERM, then KILL) when dropped, even when a test fails.
 pub struct Apache {
@@ -30,6 +30,11 @@ pub struct Apache {
 impl Apache {
     /// Starts Apache (event MPM, `LogLevel info`, so requests for missing files log AH00128).
     pub fn start() -> Apache {
+        Apache::start_with("")
+    }
+
+    /// Starts Apache as [`Apache::start`] does, with `extra` appended to its configuration.
+    pub fn start_with(extra: &str) -> Apache {
         assert!(
             Path::new(APACHE).exists(),
             "{APACHE} is missing: these tests need Debian's apache2 package installed"
@@ -58,7 +63,7 @@ impl Apache {
                  PidFile {pid}\nErrorLog {log}\nLogLevel info\nUser www-data\nGroup www-data\n\
                  LoadModule mpm_event_module {MODULES}/mod_mpm_event.so\n\
                  LoadModule authz_core_module {MODULES}/mod_authz_core.so\n\
-                 DocumentRoot {docroot}\nStartServers 2\n",
+                 DocumentRoot {docroot}\nStartServers 2\n{extra}",
                 pid = pid_file.display(),
                 log = log.display(),
                 docroot = docroot.display(),
@@ -97,6 +102,11 @@ impl Apache {
             std::thread::sleep(Duration::from_millis(50));
         }
         apache
+    }
+
+    /// The configuration file it was started with.
+    pub fn conf(&self) -> &Path {
+        &self.conf
     }
 
     /// The child processes of the parent.

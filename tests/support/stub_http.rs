@@ -1,5 +1,6 @@
-//! A tiny HTTP/1.1 server on 127.0.0.1 for download tests: one request per connection, answers
-//! from a handler, records every request, and can cut a body short.
+//! A tiny HTTP/1.1 server on 127.0.0.1 for download and webhook tests: one request per
+//! connection, answers from a handler, records every request (with its body), and can cut a
+//! response body short.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,9 @@ pub struct Request {
     pub target: String,
     /// Header (lower-case name, value) pairs.
     pub headers: Vec<(String, String)>,
+    /// The request body (`Content-Length` bytes; empty without one).
+    #[allow(dead_code)] // read by the webhook tests, not by the download tests
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -103,20 +107,37 @@ where
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
+                let head_len = buf
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map_or(buf.len(), |p| p + 4);
+                let mut body = buf.split_off(head_len);
                 let text = String::from_utf8_lossy(&buf).into_owned();
                 let mut lines = text.split("\r\n");
                 let mut first = lines.next().unwrap_or("").split(' ');
                 let method = first.next().unwrap_or("").to_string();
                 let target = first.next().unwrap_or("").to_string();
-                let headers = lines
+                let headers: Vec<(String, String)> = lines
                     .take_while(|l| !l.is_empty())
                     .filter_map(|l| l.split_once(':'))
                     .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
                     .collect();
+                let length = headers
+                    .iter()
+                    .find(|(n, _): &&(String, String)| n == "content-length")
+                    .and_then(|(_, v)| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                while body.len() < length {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => body.extend_from_slice(&chunk[..n]),
+                    }
+                }
                 let req = Request {
                     method,
                     target,
                     headers,
+                    body,
                 };
                 let resp = handler(&req);
                 log.lock().unwrap().push(req.clone());

@@ -1,6 +1,8 @@
+use super::*;
 use crate::config;
 use crate::jobs::JobType;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 fn parse(text: &str) -> Result<config::Config, config::ConfigError> {
     config::parse(Path::new("jobs.toml"), text)
@@ -104,4 +106,154 @@ severty = "high"
     .unwrap_err()
     .to_string();
     assert!(err.contains("severty"), "{err}");
+}
+
+/// The events the built-in rules raise for `text` (Apache's own lines).
+fn events(text: &str) -> Vec<crate::apache::rules::LogEvent> {
+    let mut set =
+        crate::apache::rules::RuleSet::new(crate::apache::rules::builtin_rules()).unwrap();
+    let mut out = Vec::new();
+    set.scan(
+        text.as_bytes(),
+        Path::new("/var/log/apache2/error.log"),
+        &mut out,
+    );
+    out
+}
+
+/// A stand-in for `apachectl` that answers `-V`, `-M` and `-t -D DUMP_INCLUDES` like an event
+/// MPM server with `modules` loaded and `conf` as its only configuration file.
+fn fake_apachectl(dir: &Path, modules: &[&str], conf: &str, delay: &str) -> PathBuf {
+    let conf_path = dir.join("httpd.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let mods: String = modules
+        .iter()
+        .map(|m| format!(" {m} (shared)\\n"))
+        .collect();
+    let script = dir.join("apachectl");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nsleep {delay}\ncase \"$*\" in\n\
+             -V) printf 'Server version: Apache/2.4.71 (Debian)\\nServer MPM:     event\\n';;\n\
+             -M) printf 'Loaded Modules:\\n core_module (static)\\n mpm_event_module (shared)\\n{mods}';;\n\
+             *DUMP_INCLUDES*) printf 'Included configuration files:\\n  (*) {}\\n';;\n\
+             *) exit 3;;\nesac\n",
+            conf_path.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script
+}
+
+const RECIPE_MODULES: &[&str] = &["ssl_module", "http2_module", "php_module"];
+const CRASH: &str = "[Wed Nov 25 05:52:50.032317 2026] [core:notice] [pid 28516:tid 28516] AH00052: child pid 28517 exit signal Segmentation fault (11)\n";
+const PHP_FATAL: &str = "[Wed Nov 25 06:00:01.000001 2026] [php:error] [pid 7:tid 7] [client 10.0.0.1:5] PHP Fatal error:  Uncaught Error: x in /srv/www/a.php:12\n";
+
+#[tokio::test]
+async fn child_crash_alerts_carry_the_verdict_only_when_the_recipe_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = fake_apachectl(dir.path(), RECIPE_MODULES, "Protocols h2 http/1.1\n", "0");
+    let recipe = diagnose_in_background(Some(bin), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(recipe.matches_recipe(), "{recipe}");
+
+    let crash = &events(CRASH)[0];
+    let a = alert_for("web", crash, Some(&recipe));
+    assert_eq!(a.rule, "child_crash");
+    assert_eq!(a.extra.as_deref(), Some(recipe.summary().as_str()));
+    assert!(
+        a.extra
+            .as_deref()
+            .is_some_and(|e| e.contains("matches the known child-crash recipe")),
+        "{a:?}"
+    );
+    assert_eq!(a.file.as_deref(), Some("/var/log/apache2/error.log"));
+    assert_eq!(a.first_line.as_deref(), Some(CRASH.trim_end()));
+
+    // Not before the doctor answered, not for other rules, not when the server lacks the recipe.
+    assert_eq!(alert_for("web", crash, None).extra, None);
+    let php = &events(PHP_FATAL)[0];
+    let p = alert_for("web", php, Some(&recipe));
+    assert_eq!((p.rule.as_str(), p.extra.as_deref()), ("php_fatal", None));
+    assert_eq!(p.dedup_key.as_deref(), Some("/srv/www/a.php:12"));
+    let dir2 = tempfile::tempdir().unwrap();
+    let plain = fake_apachectl(
+        dir2.path(),
+        &["ssl_module", "http2_module"],
+        "Protocols h2\n",
+        "0",
+    );
+    let no_recipe = diagnose_in_background(Some(plain), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(!no_recipe.matches_recipe(), "{no_recipe}");
+    assert_eq!(alert_for("web", crash, Some(&no_recipe)).extra, None);
+}
+
+#[tokio::test]
+async fn the_start_up_doctor_is_bounded_in_time_and_reports_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = fake_apachectl(dir.path(), RECIPE_MODULES, "Protocols h2\n", "30");
+    let t = std::time::Instant::now();
+    let err = diagnose_in_background(Some(slow), Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StartDoctorError::Timeout), "{err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+
+    let err = diagnose_in_background(Some("/nonexistent/apachectl".into()), DOCTOR_TIMEOUT)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot run /nonexistent/apachectl"),
+        "{err}"
+    );
+}
+
+#[test]
+fn apache_bin_is_a_job_key() {
+    let cfg = parse(
+        r#"
+[jobs.w]
+type = "apache_log"
+paths = ["/var/log/apache2/error.log"]
+apache_bin = "/usr/sbin/apache2ctl"
+"#,
+    )
+    .unwrap();
+    let JobType::ApacheLog(spec) = &cfg.jobs["w"].job else {
+        panic!("not an apache_log job")
+    };
+    assert_eq!(
+        spec.apache_bin.as_deref(),
+        Some(Path::new("/usr/sbin/apache2ctl"))
+    );
+}
+
+#[test]
+fn a_job_whose_keys_fail_to_parse_is_still_continuous_and_needs_no_schedule() {
+    let err = parse(
+        r#"
+[jobs.a]
+type = "apache_log"
+paths = "/var/log/apache2/error.log"
+from_beginnig = true
+"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("jobs.a.paths"), "{err}");
+    assert!(
+        !err.contains("schedule"),
+        "false missing-schedule error:\n{err}"
+    );
+    assert!(err.contains("unknown key for an apache_log job"), "{err}");
 }
