@@ -1,7 +1,9 @@
 //! Benchmark of the scheduler, printing figures (no assertions). It runs the real `opsd` binary
 //! on generated job files and reads its JSON log and `/proc`:
 //! 1. how late runs start after their scheduled instant (p50 / p99 / max) with 1, 100 and
-//!    1,000 `@every 1s` command jobs, from each "run started" event's `slot` and timestamp;
+//!    1,000 `@every 1s` command jobs: the scheduler's part, from each "run started" event's
+//!    `slot` and timestamp, and the whole way to a running process, from the time the job's
+//!    own `date +%s.%N` prints (fork/exec of many processes at once on few cores shows there);
 //! 2. the daemon's resident memory with 1,000 jobs (in that same run, every job firing);
 //! 3. idle wake-ups per second and CPU time with one daily job.
 //!
@@ -104,30 +106,43 @@ fn wakeups_and_cpu_ns(pid: u32) -> (u64, u64) {
     (switches, cpu_ns)
 }
 
-/// How late each scheduled run started, in microseconds, for slots at or after `from`.
-fn lateness_us(log: &str, from: DateTime<Utc>) -> Vec<i64> {
-    let mut late = Vec::new();
+/// How late each scheduled run started, and how late its process printed the time, in
+/// microseconds, for slots at or after `from`.
+fn lateness_us(log: &str, from: DateTime<Utc>) -> (Vec<i64>, Vec<i64>) {
+    let parse = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let mut slots = std::collections::HashMap::new();
+    let mut started = Vec::new();
+    let mut ran = Vec::new();
     for line in log.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        if v["message"] != "run started" || v["trigger"] != "schedule" {
-            continue;
-        }
-        let parse = |k: &str| {
-            v[k].as_str()
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .map(|t| t.with_timezone(&Utc))
-        };
-        let (Some(slot), Some(at)) = (parse("slot"), parse("timestamp")) else {
-            continue;
-        };
-        if slot >= from {
-            late.push((at - slot).num_microseconds().unwrap_or(i64::MAX));
+        let run_id = v["run_id"].as_str().unwrap_or_default().to_string();
+        if v["message"] == "run started" && v["trigger"] == "schedule" {
+            let (Some(slot), Some(at)) = (parse(&v["slot"]), parse(&v["timestamp"])) else {
+                continue;
+            };
+            if slot >= from {
+                started.push((at - slot).num_microseconds().unwrap_or(i64::MAX));
+                slots.insert(run_id, slot);
+            }
+        } else if v["stream"] == "stdout" {
+            let printed = v["message"]
+                .as_str()
+                .and_then(|s| s.trim().parse::<f64>().ok());
+            if let (Some(slot), Some(secs)) = (slots.get(&run_id), printed) {
+                let slot_us = slot.timestamp_micros() as f64;
+                ran.push((secs * 1e6 - slot_us) as i64);
+            }
         }
     }
-    late.sort_unstable();
-    late
+    started.sort_unstable();
+    ran.sort_unstable();
+    (started, ran)
 }
 
 fn percentile(sorted: &[i64], p: f64) -> f64 {
@@ -144,7 +159,7 @@ fn lateness(root: &Path, n: usize, secs: Duration) {
     for i in 0..n {
         let _ = write!(
             toml,
-            "\n[jobs.every-second-{i:04}]\ntype = \"command\"\nschedule = \"@every 1s\"\ncommand = [\"/bin/true\"]\n"
+            "\n[jobs.every-second-{i:04}]\ntype = \"command\"\nschedule = \"@every 1s\"\ncommand = [\"/bin/date\", \"+%s.%N\"]\n"
         );
     }
     let started = Utc::now();
@@ -157,14 +172,16 @@ fn lateness(root: &Path, n: usize, secs: Duration) {
     let hwm = status_kib(d.pid(), "VmHWM:");
     let from = started + chrono::Duration::from_std(WARM_UP).unwrap_or_default();
     let log = d.stop();
-    let late = lateness_us(&log, from);
+    let (late, ran) = lateness_us(&log, from);
     println!(
-        "{n:>5} jobs  {:>7} runs  late p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>8.3} ms  \
-         daemon CPU {:>5.1}%  RSS {:>6.1} MB (peak {:.1} MB)",
+        "{n:>5} jobs  {:>6} runs  started late p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>8.3} ms  \
+         | process ran p50 {:>7.3} ms  p99 {:>8.3} ms  | daemon CPU {:>5.1}%  RSS {:>5.1} MB (peak {:.1} MB)",
         late.len(),
         percentile(&late, 0.50),
         percentile(&late, 0.99),
         percentile(&late, 1.0),
+        percentile(&ran, 0.50),
+        percentile(&ran, 0.99),
         (cpu1 - cpu0) as f64 / secs.as_nanos() as f64 * 100.0,
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0,

@@ -18,6 +18,9 @@ use toml::Spanned;
 
 /// Longest output line logged as is; longer lines are cut with a note of how much was dropped.
 const MAX_LINE: usize = 4096;
+/// Bytes read from a run's stdout or stderr at a time: small, because 1,000 jobs firing at once
+/// hold two of these each, and line-by-line logging is the bottleneck for chatty jobs anyway.
+const READ_CHUNK: usize = 2048;
 /// How long output may keep arriving after the command exits before its leftovers are stopped.
 const DRAIN: Duration = Duration::from_millis(200);
 /// How often the run's process group is checked for leftovers while they are being stopped.
@@ -293,7 +296,7 @@ enum Stream {
 
 /// Reads a child's stream to its end, logging each line (stdout at info, stderr at warn).
 async fn log_stream(mut reader: impl AsyncRead + Unpin, ctx: RunContext, stream: Stream) {
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; READ_CHUNK];
     let mut line: Vec<u8> = Vec::new();
     let mut dropped_in_line = 0usize;
     let mut logged = 0u64;
