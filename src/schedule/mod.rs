@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 use croner::errors::CronError;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How many excluded slots in a row we step over before giving up on finding the next one.
@@ -14,8 +15,9 @@ const MAX_EXCLUDED_STEPS: usize = 10_000;
 /// A parsed schedule expression, independent of time zone.
 #[derive(Debug, Clone)]
 enum Kind {
-    /// A cron expression with 5, 6 or 7 fields, or a `@daily`-style nickname.
-    Cron(Box<croner::Cron>),
+    /// A cron expression with 5, 6 or 7 fields, or a `@daily`-style nickname. Shared, not
+    /// copied, when a schedule is cloned: croner keeps a byte per possible year (about 5 KB).
+    Cron(Arc<croner::Cron>),
     /// `@every <duration>`, aligned to the wall clock of the job's zone.
     Every(Duration),
     /// `@start`: once, when the daemon starts.
@@ -76,7 +78,7 @@ impl Schedule {
             let cron = parser
                 .parse(&source)
                 .map_err(|e| ScheduleError(explain_cron(&source, &parser, &e)))?;
-            Kind::Cron(Box::new(cron))
+            Kind::Cron(Arc::new(cron))
         };
         Ok(Schedule {
             source,
