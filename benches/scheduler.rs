@@ -5,7 +5,7 @@
 //!    `slot` and timestamp, and the whole way to a running process, from the time the job's
 //!    own `date +%s.%N` prints (fork/exec of many processes at once on few cores shows there);
 //! 2. the daemon's resident memory with 1,000 jobs (in that same run, every job firing);
-//! 3. idle wake-ups per second and CPU time with one daily job.
+//! 3. idle wake-ups per second, CPU time and RSS with one daily job, and RSS with 1,000.
 //!
 //! `OPSD_BENCH_SECS` sets how long each part measures (default 30).
 
@@ -188,11 +188,16 @@ fn lateness(root: &Path, n: usize, secs: Duration) {
     );
 }
 
-/// One daily job, nothing due: wake-ups per second and CPU time over `secs`.
-fn idle(root: &Path, secs: Duration) {
-    let toml = "[defaults]\ntimezone = \"UTC\"\n\n[jobs.daily]\ntype = \"command\"\n\
-                schedule = \"0 0 4 * * *\"\ncommand = [\"/bin/true\"]\n";
-    let d = Daemon::start(&root.join("idle"), toml);
+/// `n` daily jobs, nothing due: wake-ups per second, CPU time and RSS over `secs`.
+fn idle(root: &Path, n: usize, secs: Duration) {
+    let mut toml = String::from("[defaults]\ntimezone = \"UTC\"\n");
+    for i in 0..n {
+        let _ = write!(
+            toml,
+            "\n[jobs.daily-{i:04}]\ntype = \"command\"\nschedule = \"0 0 4 * * *\"\ncommand = [\"/bin/true\"]\n"
+        );
+    }
+    let d = Daemon::start(&root.join(format!("idle-{n}")), &toml);
     sleep(WARM_UP);
     let (w0, c0) = wakeups_and_cpu_ns(d.pid());
     sleep(secs);
@@ -200,7 +205,7 @@ fn idle(root: &Path, secs: Duration) {
     let rss = status_kib(d.pid(), "VmRSS:");
     d.stop();
     println!(
-        "idle, one daily job, {}s: {:.2} wake-ups/s, CPU {:.2} ms in all, RSS {:.1} MB",
+        "idle, {n} daily job(s), {}s: {:.2} wake-ups/s, CPU {:.2} ms in all, RSS {:.1} MB",
         secs.as_secs(),
         (w1 - w0) as f64 / secs.as_secs_f64(),
         (c1 - c0) as f64 / 1e6,
@@ -224,5 +229,7 @@ fn main() {
     for n in [1, 100, 1000] {
         lateness(root.path(), n, secs);
     }
-    idle(root.path(), secs);
+    for n in [1, 1000] {
+        idle(root.path(), n, secs);
+    }
 }
