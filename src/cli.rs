@@ -102,6 +102,9 @@ pub enum ApacheCommand {
 /// Parses the command line, runs the subcommand, and turns errors into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        restore_sigpipe();
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -109,6 +112,14 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Lets `opsd check | head` end quietly, like other Unix tools: Rust ignores SIGPIPE, which
+/// turns a closed pipe into a panic in `println!`. The daemon (`opsd run`) keeps ignoring it.
+fn restore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: the default disposition installs no handler; no other thread runs yet.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 /// The state directory: the flag, else systemd's `$STATE_DIRECTORY`, else `/var/lib/opsd`.

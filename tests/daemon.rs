@@ -516,3 +516,24 @@ fn catch_up_runs_a_missed_slot_once_after_downtime() {
     assert!(child.wait().unwrap().success());
     assert_eq!(lines(&marks).len(), 1, "exactly one catch-up run");
 }
+
+#[test]
+fn check_piped_into_head_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    fs::write(&cfg, job("tick", "@every 1s", "true", "")).unwrap();
+    // Far more than a pipe holds, so opsd writes after head has gone.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} check --next 5000 --config {} | head -n 1",
+            env!("CARGO_BIN_EXE_opsd"),
+            cfg.display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK, 1 job(s)"));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
