@@ -263,14 +263,15 @@ async fn end_group(pgid: Pid, readers: Vec<JoinHandle<()>>, ctx: &RunContext, ca
         };
     }
     if group_alive() {
+        // A cancelled run's group has had its SIGTERM and kill_grace already.
         if !cancelled {
             tracing::warn!(job = %ctx.job, run_id = %ctx.run_id,
                 "the command exited but left processes running in its process group; stopping them");
-        }
-        let _ = killpg(pgid, Signal::SIGTERM);
-        let deadline = tokio::time::Instant::now() + ctx.kill_grace;
-        while group_alive() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(GROUP_POLL).await;
+            let _ = killpg(pgid, Signal::SIGTERM);
+            let deadline = tokio::time::Instant::now() + ctx.kill_grace;
+            while group_alive() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(GROUP_POLL).await;
+            }
         }
         let _ = killpg(pgid, Signal::SIGKILL);
     }
