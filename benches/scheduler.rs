@@ -153,15 +153,21 @@ fn percentile(sorted: &[i64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-/// N `@every 1s` jobs for `secs`: lateness percentiles, runs counted, RSS and CPU.
-fn lateness(root: &Path, n: usize, secs: Duration) {
+/// A job file of `n` command jobs, all on `schedule` running `command` (a TOML array).
+fn jobs_toml(n: usize, schedule: &str, command: &str) -> String {
     let mut toml = String::from("[defaults]\ntimezone = \"UTC\"\nshutdown_timeout = \"5s\"\n");
     for i in 0..n {
         let _ = write!(
             toml,
-            "\n[jobs.every-second-{i:04}]\ntype = \"command\"\nschedule = \"@every 1s\"\ncommand = [\"/bin/date\", \"+%s.%N\"]\n"
+            "\n[jobs.job-{i:04}]\ntype = \"command\"\nschedule = \"{schedule}\"\ncommand = {command}\n"
         );
     }
+    toml
+}
+
+/// N `@every 1s` jobs for `secs`: lateness percentiles, runs counted, RSS and CPU.
+fn lateness(root: &Path, n: usize, secs: Duration) {
+    let toml = jobs_toml(n, "@every 1s", r#"["/bin/date", "+%s.%N"]"#);
     let started = Utc::now();
     let d = Daemon::start(&root.join(format!("lateness-{n}")), &toml);
     sleep(WARM_UP);
@@ -190,13 +196,7 @@ fn lateness(root: &Path, n: usize, secs: Duration) {
 
 /// `n` daily jobs, nothing due: wake-ups per second, CPU time and RSS over `secs`.
 fn idle(root: &Path, n: usize, secs: Duration) {
-    let mut toml = String::from("[defaults]\ntimezone = \"UTC\"\n");
-    for i in 0..n {
-        let _ = write!(
-            toml,
-            "\n[jobs.daily-{i:04}]\ntype = \"command\"\nschedule = \"0 0 4 * * *\"\ncommand = [\"/bin/true\"]\n"
-        );
-    }
+    let toml = jobs_toml(n, "0 0 4 * * *", r#"["/bin/true"]"#);
     let d = Daemon::start(&root.join(format!("idle-{n}")), &toml);
     sleep(WARM_UP);
     let (w0, c0) = wakeups_and_cpu_ns(d.pid());
