@@ -5,7 +5,9 @@
 //!    `slot` and timestamp, and the whole way to a running process, from the time the job's
 //!    own `date +%s.%N` prints (fork/exec of many processes at once on few cores shows there);
 //! 2. the daemon's resident memory with 1,000 jobs (in that same run, every job firing);
-//! 3. idle wake-ups per second, CPU time and RSS with one daily job, and RSS with 1,000.
+//! 3. idle wake-ups per second, CPU time and RSS with one daily job, and RSS with 1,000;
+//! 4. for scale, how late the machine itself wakes a plain thread sleeping to an instant
+//!    (virtual machines add milliseconds now and then, and every figure above includes them).
 //!
 //! `OPSD_BENCH_SECS` sets how long each part measures (default 30).
 
@@ -213,6 +215,33 @@ fn idle(root: &Path, n: usize, secs: Duration) {
     );
 }
 
+/// How late a plain thread wakes when it sleeps to each 10 ms instant of the wall clock, for
+/// `secs`: the machine's own timer noise.
+fn timer_noise(secs: Duration) {
+    let end = Instant::now() + secs;
+    let mut late = Vec::new();
+    while Instant::now() < end {
+        let now = Utc::now();
+        let instant =
+            DateTime::from_timestamp_millis((now.timestamp_millis() / 10 + 1) * 10).unwrap_or(now);
+        sleep((instant - now).to_std().unwrap_or_default());
+        late.push(
+            (Utc::now() - instant)
+                .num_microseconds()
+                .unwrap_or(i64::MAX),
+        );
+    }
+    late.sort_unstable();
+    println!(
+        "machine timer noise, a thread sleeping to each 10 ms instant for {}s: p50 {:.3} ms  \
+         p99 {:.3} ms  max {:.3} ms",
+        secs.as_secs(),
+        percentile(&late, 0.50),
+        percentile(&late, 0.99),
+        percentile(&late, 1.0),
+    );
+}
+
 fn main() {
     let secs = Duration::from_secs(
         std::env::var("OPSD_BENCH_SECS")
@@ -232,4 +261,5 @@ fn main() {
     for n in [1, 1000] {
         idle(root.path(), n, secs);
     }
+    timer_noise(secs);
 }

@@ -245,7 +245,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 });
                 let alerts = Dispatcher::new(&cfg.alerts, DispatcherOptions::default())?;
                 let finished =
-                    scheduler::execute(&job, state, &alerts, dry_run, Trigger::Manual, stop).await;
+                    scheduler::execute(&job, state, &alerts, dry_run, Trigger::Manual, stop, None)
+                        .await;
                 alerts.shutdown(std::time::Duration::from_secs(30)).await;
                 Ok::<_, anyhow::Error>(finished)
             })?;
@@ -380,7 +381,7 @@ fn check_geoip_jobs(cfg: &Config) -> anyhow::Result<bool> {
         .jobs
         .values()
         .filter_map(|j| match &j.job {
-            crate::jobs::JobType::Geoip(spec) => Some((j, spec)),
+            crate::jobs::JobType::Geoip(spec) => Some((&**j, spec)),
             _ => None,
         })
         .collect();

@@ -9,10 +9,11 @@ use opsd::jobs::{Outcome, RunReport};
 use opsd::scheduler::{execute, Trigger};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Parses one ec2 job named `dev` with the given keys, pointed at `moto`.
-fn job(moto: &Moto, keys: &str) -> JobConfig {
+fn job(moto: &Moto, keys: &str) -> Arc<JobConfig> {
     let text = format!(
         "[jobs.dev]\ntype = \"ec2\"\nschedule = \"0 30 18 * * Mon-Fri\"\ntimezone = \"Asia/Seoul\"\n\
          region = \"{REGION}\"\nendpoint_url = \"{}\"\n{keys}\n",
@@ -32,6 +33,7 @@ async fn run(job: &JobConfig, dry_run: bool) -> RunReport {
         dry_run,
         Trigger::Manual,
         CancellationToken::new(),
+        None,
     )
     .await
     .report

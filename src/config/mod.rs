@@ -22,6 +22,7 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
@@ -39,8 +40,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Daemon-wide settings.
     pub defaults: Defaults,
-    /// The jobs by name.
-    pub jobs: BTreeMap<String, JobConfig>,
+    /// The jobs by name, shared with the scheduler's entries rather than copied.
+    pub jobs: BTreeMap<String, Arc<JobConfig>>,
     /// The alert sinks by name (`[alerts.NAME]`).
     pub alerts: BTreeMap<String, SinkConfig>,
 }
@@ -203,7 +204,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 for (name, job) in table {
                     match parse_job(name, job, &defaults, &sinks.declared) {
                         Ok(j) => {
-                            jobs.insert(j.name.clone(), j);
+                            jobs.insert(j.name.clone(), Arc::new(j));
                         }
                         Err(mut e) => errors.append(&mut e),
                     }

@@ -18,9 +18,11 @@ use toml::Spanned;
 
 /// Longest output line logged as is; longer lines are cut with a note of how much was dropped.
 const MAX_LINE: usize = 4096;
-/// Bytes read from a run's stdout or stderr at a time: small, because 1,000 jobs firing at once
-/// hold two of these each, and line-by-line logging is the bottleneck for chatty jobs anyway.
-const READ_CHUNK: usize = 2048;
+/// Bytes first read from a run's stdout or stderr at a time: small, because 1,000 runs at once
+/// hold two of these each and most print a line or two.
+const READ_FIRST: usize = 256;
+/// Bytes read at a time once a stream has filled a whole [`READ_FIRST`] read (a chatty job).
+const READ_CHATTY: usize = 8192;
 /// How long output may keep arriving after the command exits before its leftovers are stopped.
 const DRAIN: Duration = Duration::from_millis(200);
 /// How often the run's process group is checked for leftovers while they are being stopped.
@@ -297,7 +299,7 @@ enum Stream {
 
 /// Reads a child's stream to its end, logging each line (stdout at info, stderr at warn).
 async fn log_stream(mut reader: impl AsyncRead + Unpin, ctx: RunContext, stream: Stream) {
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = vec![0u8; READ_FIRST];
     let mut line: Vec<u8> = Vec::new();
     let mut dropped_in_line = 0usize;
     let mut logged = 0u64;
@@ -307,6 +309,7 @@ async fn log_stream(mut reader: impl AsyncRead + Unpin, ctx: RunContext, stream:
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        let full = n == buf.len();
         for &b in &buf[..n] {
             if b == b'\n' {
                 emit(
@@ -324,6 +327,9 @@ async fn log_stream(mut reader: impl AsyncRead + Unpin, ctx: RunContext, stream:
             } else {
                 dropped_in_line += 1;
             }
+        }
+        if full && buf.len() < READ_CHATTY {
+            buf.resize(READ_CHATTY, 0);
         }
     }
     if !line.is_empty() || dropped_in_line > 0 {

@@ -159,11 +159,44 @@ impl JobType {
 
     /// Runs the job once; returns promptly after `ctx.cancel` fires.
     pub async fn run(&self, ctx: &RunContext) -> RunReport {
+        // Each type's run is boxed so a run takes the memory its own type needs: unboxed,
+        // every run would be as large as the largest (an AWS SDK call, ~12 KB), which is
+        // 12 MB for 1,000 command runs at once.
         match self {
-            JobType::Command(spec) => command::run(spec, ctx).await,
-            JobType::Ec2(spec) => ec2::run(spec, ctx).await,
-            JobType::Geoip(spec) => geoip::run(spec, ctx).await,
-            JobType::ApacheLog(spec) => apache::run(spec, ctx).await,
+            JobType::Command(spec) => Box::pin(command::run(spec, ctx)).await,
+            JobType::Ec2(spec) => Box::pin(ec2::run(spec, ctx)).await,
+            JobType::Geoip(spec) => Box::pin(geoip::run(spec, ctx)).await,
+            JobType::ApacheLog(spec) => Box::pin(apache::run(spec, ctx)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_takes_the_memory_of_its_own_type_not_the_largest() {
+        let text =
+            "[jobs.a]\ntype = \"command\"\nschedule = \"@every 1s\"\ncommand = [\"/bin/true\"]\n";
+        let cfg = crate::config::parse(std::path::Path::new("jobs.toml"), text).expect("valid");
+        let ctx = RunContext {
+            job: "a".into(),
+            run_id: "r".into(),
+            cancel: CancellationToken::new(),
+            state_dir: "/nonexistent".into(),
+            dry_run: false,
+            kill_grace: Duration::from_secs(1),
+            alerts: crate::alert::Dispatcher::new(&Default::default(), Default::default())
+                .expect("no sinks"),
+            alert_to: Vec::new().into(),
+        };
+        let run = cfg.jobs["a"].job.run(&ctx);
+        // Unboxed, this was the size of an AWS SDK call's state (~12 KB) for every run.
+        assert!(
+            std::mem::size_of_val(&run) <= 64,
+            "a run's future is {} bytes",
+            std::mem::size_of_val(&run)
+        );
     }
 }

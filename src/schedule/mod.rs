@@ -6,7 +6,6 @@ use chrono_tz::Tz;
 use croner::errors::CronError;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How many excluded slots in a row we step over before giving up on finding the next one.
@@ -15,9 +14,11 @@ const MAX_EXCLUDED_STEPS: usize = 10_000;
 /// A parsed schedule expression, independent of time zone.
 #[derive(Debug, Clone)]
 enum Kind {
-    /// A cron expression with 5, 6 or 7 fields, or a `@daily`-style nickname. Shared, not
-    /// copied, when a schedule is cloned: croner keeps a byte per possible year (about 5 KB).
-    Cron(Arc<croner::Cron>),
+    /// A cron expression with 5, 6 or 7 fields, or a `@daily`-style nickname (the source).
+    /// It is parsed again each time it is evaluated rather than kept parsed: croner keeps a
+    /// byte per possible year (5 KB an expression, 5 MB for 1,000 jobs), while parsing takes
+    /// microseconds once per fire.
+    Cron,
     /// `@every <duration>`, aligned to the wall clock of the job's zone.
     Every(Duration),
     /// `@start`: once, when the daemon starts.
@@ -75,10 +76,10 @@ impl Schedule {
             Kind::Start
         } else {
             let parser = croner::parser::CronParser::new();
-            let cron = parser
+            parser
                 .parse(&source)
                 .map_err(|e| ScheduleError(explain_cron(&source, &parser, &e)))?;
-            Kind::Cron(Arc::new(cron))
+            Kind::Cron
         };
         Ok(Schedule {
             source,
@@ -101,9 +102,27 @@ impl Schedule {
     /// The first fire time strictly after `after`, skipping excluded dates; `None` if there is
     /// none (an `@start` schedule, or a cron expression whose years have all passed).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.next_with(self.cron().as_ref(), after)
+    }
+
+    /// The cron expression parsed, for a cron schedule. It parsed in [`Schedule::parse`], so
+    /// it parses again.
+    fn cron(&self) -> Option<croner::Cron> {
+        match self.kind {
+            Kind::Cron => croner::parser::CronParser::new().parse(&self.source).ok(),
+            Kind::Every(_) | Kind::Start => None,
+        }
+    }
+
+    /// [`Schedule::next_after`] with the cron expression already parsed.
+    fn next_with(
+        &self,
+        cron: Option<&croner::Cron>,
+        after: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         let mut t = after;
         for _ in 0..MAX_EXCLUDED_STEPS {
-            let next = self.raw_next_after(t)?;
+            let next = self.raw_next_after(cron, t)?;
             if !self
                 .exclude
                 .contains(&next.with_timezone(&self.tz).date_naive())
@@ -118,9 +137,10 @@ impl Schedule {
     /// The latest fire time at or before `at` that is strictly after `since`, if any: the slot a
     /// daemon that was down would have missed.
     pub fn missed_between(&self, since: DateTime<Utc>, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let cron = self.cron();
         let mut last = None;
         let mut t = since;
-        while let Some(next) = self.next_after(t) {
+        while let Some(next) = self.next_with(cron.as_ref(), t) {
             if next > at {
                 break;
             }
@@ -138,11 +158,15 @@ impl Schedule {
         last
     }
 
-    fn raw_next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match &self.kind {
+    fn raw_next_after(
+        &self,
+        cron: Option<&croner::Cron>,
+        after: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        match self.kind {
             Kind::Start => None,
-            Kind::Every(d) => Some(next_aligned(after, *d, self.tz)),
-            Kind::Cron(cron) => cron
+            Kind::Every(d) => Some(next_aligned(after, d, self.tz)),
+            Kind::Cron => cron?
                 .find_next_occurrence(&after.with_timezone(&self.tz), false)
                 .ok()
                 .map(|t| t.with_timezone(&Utc)),

@@ -1,6 +1,7 @@
 //! One run of one job: gives it a run id and a cancel token, enforces its timeout, and logs
 //! exactly one start event and one end event with `job`, `run_id`, `outcome`, `duration_ms`.
 
+use super::alarm::Ticket;
 use crate::alert::{Alert, Dispatcher};
 use crate::config::JobConfig;
 use crate::jobs::{command::signal_name, Outcome, RunContext, RunReport};
@@ -56,7 +57,8 @@ pub fn new_run_id() -> Arc<str> {
     format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff).into()
 }
 
-/// Runs `job` once. `stop` is fired from outside (shutdown, removal) to end the run early.
+/// Runs `job` once. `stop` is fired from outside (shutdown, removal) to end the run early;
+/// `ticket`, from the alarm that woke the run, goes back once the run has started.
 pub async fn execute(
     job: &JobConfig,
     state_dir: PathBuf,
@@ -64,6 +66,7 @@ pub async fn execute(
     dry_run: bool,
     trigger: Trigger,
     stop: CancellationToken,
+    ticket: Option<Ticket>,
 ) -> Finished {
     let run_id = new_run_id();
     let cancel = stop.child_token();
@@ -81,7 +84,10 @@ pub async fn execute(
     log_start(&job.name, &run_id, trigger, started);
     // Let every other run due in this same instant start too before this one does its
     // (blocking) work such as fork/exec, so 100 jobs on one slot all start on time.
-    tokio::task::yield_now().await;
+    match ticket {
+        Some(ticket) => ticket.started().await,
+        None => tokio::task::yield_now().await,
+    }
     let clock = Instant::now();
     let mut timed_out = false;
     let run = job.job.run(&ctx);

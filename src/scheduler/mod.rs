@@ -2,6 +2,7 @@
 //! swaps configurations on reload without disturbing unchanged or running jobs, and shuts
 //! down by waiting for running jobs, then stopping them.
 
+pub mod alarm;
 pub mod execute;
 pub mod job_state;
 pub mod status;
@@ -64,6 +65,8 @@ struct RunnerInner {
     /// Fired at the end of the shutdown grace period: every run still going is stopped.
     kill_all: CancellationToken,
     tracker: TaskTracker,
+    /// The precise last stretch of every timer.
+    alarm: alarm::Alarm,
 }
 
 /// Catch-up state kept for jobs with `catch_up = "once"`.
@@ -73,6 +76,11 @@ struct SlotState {
 }
 
 impl Runner {
+    /// The precise alarm timers finish their wait on.
+    fn alarm(&self) -> &alarm::Alarm {
+        &self.inner.alarm
+    }
+
     /// The alert dispatcher in force.
     fn alerts(&self) -> Dispatcher {
         self.inner
@@ -104,7 +112,8 @@ impl Runner {
         });
     }
 
-    /// Starts a run of `job` now if its overlap policy allows; `reply` hears how it ended.
+    /// Starts a run of `job` now if its overlap policy allows; `reply` hears how it ended,
+    /// `ticket` (from the alarm) goes back once the run has started.
     pub fn fire(
         &self,
         job: Arc<JobConfig>,
@@ -112,6 +121,7 @@ impl Runner {
         stop: CancellationToken,
         trigger: Trigger,
         reply: Option<oneshot::Sender<TriggerReply>>,
+        ticket: Option<alarm::Ticket>,
     ) {
         match state.admit(job.overlap) {
             Admission::Start => {}
@@ -141,8 +151,11 @@ impl Runner {
         self.inner.tracker.spawn(async move {
             let mut trigger = trigger;
             let mut reply = reply;
+            let mut ticket = ticket;
             loop {
                 if !job.jitter.is_zero() && matches!(trigger, Trigger::Schedule(_)) {
+                    // A jittered run starts apart from its wave; it holds no other run back.
+                    drop(ticket.take());
                     let delay = job.jitter.mul_f64(fastrand::f64());
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
@@ -156,6 +169,7 @@ impl Runner {
                     false,
                     trigger,
                     stop.clone(),
+                    ticket.take(),
                 )
                 .await;
                 let again = state.finish(&finished);
@@ -189,6 +203,7 @@ impl Runner {
                     false,
                     Trigger::Continuous,
                     stop.clone(),
+                    None,
                 )
                 .await;
                 state.finish(&finished);
@@ -233,14 +248,16 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Arms every enabled job of `config`, runs `@start` jobs and catches up missed slots;
-    /// `alerts` delivers to the sinks of `config.alerts`.
-    pub fn start(config: Config, state_dir: PathBuf, alerts: Dispatcher) -> Self {
+    /// `alerts` delivers to the sinks of `config.alerts`. Fails only if the alarm thread
+    /// cannot be started.
+    pub fn start(config: Config, state_dir: PathBuf, alerts: Dispatcher) -> std::io::Result<Self> {
         let runner = Runner {
             inner: Arc::new(RunnerInner {
                 state_dir,
                 alerts: std::sync::RwLock::new(alerts),
                 kill_all: CancellationToken::new(),
                 tracker: TaskTracker::new(),
+                alarm: alarm::Alarm::start()?,
             }),
         };
         let mut sched = Scheduler {
@@ -250,9 +267,9 @@ impl Scheduler {
         };
         for job in config.jobs.values() {
             let state = Arc::new(JobState::default());
-            sched.arm(Arc::new(job.clone()), state, None, true);
+            sched.arm(job.clone(), state, None, true);
         }
-        sched
+        Ok(sched)
     }
 
     /// The configuration in force.
@@ -290,6 +307,7 @@ impl Scheduler {
                         state.clone(),
                         runs_stop.clone(),
                         Trigger::Schedule(Utc::now()),
+                        None,
                         None,
                     );
                 }
@@ -336,6 +354,7 @@ impl Scheduler {
                         runs_stop.clone(),
                         Trigger::CatchUp,
                         None,
+                        None,
                     );
                 }
             }
@@ -379,7 +398,7 @@ impl Scheduler {
         }
         for (name, job) in &new.jobs {
             match self.jobs.remove(name) {
-                Some(entry) if *entry.config == *job => {
+                Some(entry) if entry.config == *job => {
                     summary.unchanged += 1;
                     self.jobs.insert(name.clone(), entry);
                 }
@@ -393,17 +412,12 @@ impl Scheduler {
                     } else {
                         Arc::new(JobState::default())
                     };
-                    self.arm(Arc::new(job.clone()), state, entry.supervisor, false);
+                    self.arm(job.clone(), state, entry.supervisor, false);
                     summary.changed.push(name.clone());
                 }
                 None => {
                     // A new `@start` job runs once now: it has not run in this daemon's life.
-                    self.arm(
-                        Arc::new(job.clone()),
-                        Arc::new(JobState::default()),
-                        None,
-                        false,
-                    );
+                    self.arm(job.clone(), Arc::new(JobState::default()), None, false);
                     if job.enabled && job.schedule.as_ref().is_some_and(|s| s.is_start()) {
                         if let Some(e) = self.jobs.get(name) {
                             self.runner.fire(
@@ -411,6 +425,7 @@ impl Scheduler {
                                 e.state.clone(),
                                 e.runs_stop.clone(),
                                 Trigger::Schedule(Utc::now()),
+                                None,
                                 None,
                             );
                         }
@@ -443,6 +458,7 @@ impl Scheduler {
             entry.runs_stop.clone(),
             Trigger::Manual,
             Some(tx),
+            None,
         );
         Ok(rx)
     }

@@ -2,6 +2,7 @@
 //! clock steps and suspends are noticed), fires, and computes the next slot from the previous
 //! *scheduled* slot so a slot never fires twice.
 
+use super::alarm::{Alarm, Ticket};
 use super::{Runner, Trigger};
 use crate::config::JobConfig;
 use crate::scheduler::job_state::JobState;
@@ -14,17 +15,37 @@ use tokio_util::sync::CancellationToken;
 const MAX_NAP: Duration = Duration::from_secs(60);
 /// Firing later than this after the slot counts as a clock jump or suspend.
 const LATE: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+/// How long before a slot the timer leaves tokio's millisecond timer (which wakes up to ~2 ms
+/// late) for the precise alarm.
+const LAST_STRETCH: Duration = Duration::from_millis(5);
 
-/// Sleeps until wall-clock time `t`; false if `stop` fired first.
-pub async fn sleep_until_wall(t: DateTime<Utc>, stop: &CancellationToken) -> bool {
+/// How a wait for a slot ended.
+enum Woke {
+    /// `stop` fired first.
+    Stopped,
+    /// The slot is due; the alarm's ticket when the alarm woke the timer.
+    Due(Option<Ticket>),
+}
+
+/// Sleeps until wall-clock time `t`: on tokio's timer until [`LAST_STRETCH`] before `t`,
+/// then on the precise `alarm`.
+async fn sleep_until_wall(t: DateTime<Utc>, stop: &CancellationToken, alarm: &Alarm) -> Woke {
     loop {
         let left = match (t - Utc::now()).to_std() {
             Ok(d) if !d.is_zero() => d,
-            _ => return true,
+            _ => return Woke::Due(None),
         };
+        if left <= LAST_STRETCH {
+            // Short enough that a clock step in between no longer matters.
+            let at = std::time::Instant::now() + left;
+            return tokio::select! {
+                ticket = alarm.wait_until(at) => Woke::Due(Some(ticket)),
+                () = stop.cancelled() => Woke::Stopped,
+            };
+        }
         tokio::select! {
-            () = tokio::time::sleep(left.min(MAX_NAP)) => {}
-            () = stop.cancelled() => return false,
+            () = tokio::time::sleep((left - LAST_STRETCH).min(MAX_NAP)) => {}
+            () = stop.cancelled() => return Woke::Stopped,
         }
     }
 }
@@ -48,9 +69,10 @@ pub async fn run(
             tracing::info!(job = %job.name, "schedule has no further fire times");
             return;
         };
-        if !sleep_until_wall(next, &stop).await {
-            return;
-        }
+        let ticket = match sleep_until_wall(next, &stop, runner.alarm()).await {
+            Woke::Due(ticket) => ticket,
+            Woke::Stopped => return,
+        };
         let now = Utc::now();
         prev = if now - next > LATE {
             tracing::warn!(job = %job.name, slot = %next, late_ms = (now - next).num_milliseconds(),
@@ -68,6 +90,7 @@ pub async fn run(
             runs_stop.clone(),
             Trigger::Schedule(next),
             None,
+            ticket,
         );
     }
 }
