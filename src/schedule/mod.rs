@@ -138,9 +138,32 @@ impl Schedule {
     /// daemon that was down would have missed.
     pub fn missed_between(&self, since: DateTime<Utc>, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let cron = self.cron();
+        // Walk only the last stretch when croner can point at it: a per-second cron down for a
+        // month would otherwise be walked slot by slot (millions) before the daemon is ready.
+        let latest = cron.as_ref().and_then(|c| {
+            c.find_previous_occurrence(&at.with_timezone(&self.tz), true)
+                .ok()
+                .map(|p| p.with_timezone(&Utc))
+        });
+        if let Some(p) = latest.filter(|p| *p > since && *p <= at) {
+            let from = (p - chrono::Duration::seconds(1)).max(since);
+            if let Some(slot) = self.walk_missed(cron.as_ref(), from, at) {
+                return Some(slot);
+            }
+        }
+        self.walk_missed(cron.as_ref(), since, at)
+    }
+
+    /// The latest fire time in (`since`, `at`], found by walking forward from `since`.
+    fn walk_missed(
+        &self,
+        cron: Option<&croner::Cron>,
+        since: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         let mut last = None;
         let mut t = since;
-        while let Some(next) = self.next_with(cron.as_ref(), t) {
+        while let Some(next) = self.next_with(cron, t) {
             if next > at {
                 break;
             }

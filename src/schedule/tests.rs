@@ -228,3 +228,20 @@ fn missed_slot_after_downtime() {
         Some(utc("2026-01-02T00:00:00Z"))
     );
 }
+
+#[test]
+fn missed_slot_of_a_frequent_cron_after_a_long_downtime() {
+    // A month of per-second slots: the answer is the last one, and a holiday is stepped over.
+    let s = sched("* * * * * *", UTC);
+    assert_eq!(
+        s.missed_between(utc("2026-01-01T00:00:00Z"), utc("2026-02-01T12:00:00.500Z")),
+        Some(utc("2026-02-01T12:00:00Z"))
+    );
+    let exclude = BTreeSet::from([NaiveDate::from_ymd_opt(2026, 2, 1).expect("date")]);
+    let h = Schedule::parse("* * * * * *", Seoul, exclude).expect("valid");
+    assert_eq!(
+        h.missed_between(utc("2026-01-31T14:00:00Z"), utc("2026-02-01T12:00:00Z")),
+        Some(utc("2026-01-31T14:59:59Z")),
+        "the last second before the excluded day in Seoul"
+    );
+}
