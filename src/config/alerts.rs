@@ -1,7 +1,9 @@
 //! The `[alerts.NAME]` sections: where alerts go (a webhook or a program), validated with the
 //! same located errors as jobs, and the check that every job's `alert = [...]` names one.
 
-use super::{de, did_you_mean, located_in_table, struct_fields, unknown_key, FieldError};
+use super::{
+    de, did_you_mean, located_in_table, misspelt_type, struct_fields, unknown_key, FieldError,
+};
 use super::{valid_job_name, HumanDuration};
 use crate::jobs::command::CommandLine;
 use reqwest::header::{HeaderName, HeaderValue};
@@ -152,6 +154,11 @@ fn parse_sink(
         ));
         return None;
     };
+    let any_type = [struct_fields::<RawWebhook>(), struct_fields::<RawCommand>()].concat();
+    if let Some(e) = misspelt_type(table, prefix, &any_type) {
+        errors.push(e);
+        return None;
+    }
     let kind = match de::<RawKind>(value, prefix) {
         Ok(k) => k.kind,
         Err(e) => {

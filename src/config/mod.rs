@@ -323,6 +323,18 @@ fn parse_job(
         )]);
     };
     let common_fields = struct_fields::<CommonSpec>();
+    let any_type: Vec<&str> = [
+        common_fields,
+        struct_fields::<CommandSpec>(),
+        struct_fields::<Ec2Spec>(),
+        struct_fields::<GeoipSpec>(),
+        struct_fields::<ApacheLogSpec>(),
+    ]
+    .concat();
+    if let Some(e) = misspelt_type(table, &prefix, &any_type) {
+        errors.push(e);
+        return Err(errors);
+    }
     // Unknown keys are checked once the type is known, so a missing `type` is always reported.
     let Some(common) = de_table::<CommonSpec>(value, &prefix, &[], &mut errors) else {
         return Err(errors);
@@ -508,6 +520,20 @@ fn de_table<T: DeserializeOwned>(
         }
         dropped.push(key);
     }
+}
+
+/// For a table without a `type` key, the error for a key that looks like a misspelling of it
+/// (`tpye`: unknown key; did you mean `type`?), which says why the type is missing. Keys valid
+/// for some type (`known`) are not taken for misspellings.
+fn misspelt_type(table: &DeTable<'_>, prefix: &str, known: &[&str]) -> Option<FieldError> {
+    if table.keys().any(|k| k.get_ref() == "type") {
+        return None;
+    }
+    table.keys().find_map(|key| {
+        let k = key.get_ref().as_ref();
+        (!known.contains(&k) && did_you_mean(k, ["type"]).is_some())
+            .then(|| unknown_key(key.span(), k, prefix, &["type"], ""))
+    })
 }
 
 /// The known keys that unknown keys of `table` look like misspellings of.

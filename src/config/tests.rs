@@ -208,3 +208,19 @@ fn unknown_top_level_section() {
         e[0]
     );
 }
+
+#[test]
+fn a_misspelt_type_key_is_named_not_reported_missing() {
+    let e = errors(
+        "[alerts.ops]\ntpye = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\n\n\
+         [jobs.a]\ntpye = \"command\"\nschedule = \"@every 5s\"\ncommand = [\"/bin/true\"]\n",
+    );
+    assert_eq!(
+        e,
+        vec![
+            "/etc/opsd/jobs.toml:2:1: `alerts.ops.tpye`: unknown key; did you mean `type`?",
+            "/etc/opsd/jobs.toml:6:1: `jobs.a.tpye`: unknown key; did you mean `type`?",
+        ],
+        "{e:?}"
+    );
+}
