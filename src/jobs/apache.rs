@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use toml::Spanned;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 /// Default time between two passes over the files.
 const DEFAULT_POLL: Duration = Duration::from_millis(200);
@@ -201,44 +201,33 @@ pub fn checkpoint_path(state_dir: &Path, job: &str) -> PathBuf {
     state_dir.join("apache").join(format!("{job}.json"))
 }
 
+/// Logs a watch event at a tracing level (and target), with the standard fields.
+macro_rules! log_event_at {
+    ($level:ident, $job:expr, $ev:expr) => {
+        log_event_at!($level, module_path!(), $job, $ev)
+    };
+    ($level:ident, $target:expr, $job:expr, $ev:expr) => {
+        tracing::$level!(
+            target: $target,
+            job = %$job,
+            rule = %$ev.rule,
+            severity = %$ev.severity,
+            count = $ev.count,
+            file = %$ev.file,
+            line = %$ev.last_line,
+            first_line = %$ev.first_line,
+            dedup_key = %$ev.dedup_key.as_deref().unwrap_or(""),
+            "{}", $ev.summary
+        )
+    };
+}
+
 /// Logs one event at the level its severity calls for (critical: journald priority crit).
 pub fn log_event(job: &str, ev: &LogEvent) {
-    let key = ev.dedup_key.as_deref().unwrap_or("");
     match ev.severity {
-        Severity::Critical => error!(
-            target: CRITICAL_TARGET,
-            job = %job,
-            rule = %ev.rule,
-            severity = %ev.severity,
-            count = ev.count,
-            file = %ev.file,
-            line = %ev.last_line,
-            first_line = %ev.first_line,
-            dedup_key = %key,
-            "{}", ev.summary
-        ),
-        Severity::High => error!(
-            job = %job,
-            rule = %ev.rule,
-            severity = %ev.severity,
-            count = ev.count,
-            file = %ev.file,
-            line = %ev.last_line,
-            first_line = %ev.first_line,
-            dedup_key = %key,
-            "{}", ev.summary
-        ),
-        Severity::Warning | Severity::Info => warn!(
-            job = %job,
-            rule = %ev.rule,
-            severity = %ev.severity,
-            count = ev.count,
-            file = %ev.file,
-            line = %ev.last_line,
-            first_line = %ev.first_line,
-            dedup_key = %key,
-            "{}", ev.summary
-        ),
+        Severity::Critical => log_event_at!(error, CRITICAL_TARGET, job, ev),
+        Severity::High => log_event_at!(error, job, ev),
+        Severity::Warning | Severity::Info => log_event_at!(warn, job, ev),
     }
 }
 
