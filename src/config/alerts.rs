@@ -141,6 +141,15 @@ pub(super) fn parse(value: Option<&Spanned<DeValue<'_>>>, errors: &mut Vec<Field
     sinks
 }
 
+/// The keys of sink type `kind` (with `type`); `None` for an unknown type.
+fn sink_type_fields(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "webhook" => Some(struct_fields::<RawWebhook>()),
+        "command" => Some(struct_fields::<RawCommand>()),
+        _ => None,
+    }
+}
+
 fn parse_sink(
     value: &Spanned<DeValue<'_>>,
     prefix: &str,
@@ -154,7 +163,12 @@ fn parse_sink(
         ));
         return None;
     };
-    let any_type = [struct_fields::<RawWebhook>(), struct_fields::<RawCommand>()].concat();
+    let any_type: Vec<&str> = SINK_TYPES
+        .iter()
+        .filter_map(|t| sink_type_fields(t))
+        .flatten()
+        .copied()
+        .collect();
     if let Some(e) = misspelt_type(table, prefix, &any_type) {
         errors.push(e);
         return None;
@@ -166,10 +180,10 @@ fn parse_sink(
             return None;
         }
     };
-    let fields = match kind.get_ref().as_str() {
-        "webhook" => struct_fields::<RawWebhook>(),
-        "command" => struct_fields::<RawCommand>(),
-        other => {
+    let fields = match sink_type_fields(kind.get_ref()) {
+        Some(fields) => fields,
+        None => {
+            let other = kind.get_ref().as_str();
             let hint = did_you_mean(other, SINK_TYPES.iter().copied())
                 .map(|s| format!("; did you mean {s:?}?"))
                 .unwrap_or_default();

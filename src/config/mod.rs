@@ -323,14 +323,13 @@ fn parse_job(
         )]);
     };
     let common_fields = struct_fields::<CommonSpec>();
-    let any_type: Vec<&str> = [
-        common_fields,
-        struct_fields::<CommandSpec>(),
-        struct_fields::<Ec2Spec>(),
-        struct_fields::<GeoipSpec>(),
-        struct_fields::<ApacheLogSpec>(),
-    ]
-    .concat();
+    let any_type: Vec<&str> = JOB_TYPES
+        .iter()
+        .filter_map(|t| job_type_fields(t))
+        .flatten()
+        .chain(common_fields)
+        .copied()
+        .collect();
     if let Some(e) = misspelt_type(table, &prefix, &any_type) {
         errors.push(e);
         return Err(errors);
@@ -340,20 +339,17 @@ fn parse_job(
         return Err(errors);
     };
     let kind = common.kind.get_ref().as_str();
-    let type_fields: &[&str] = match kind {
-        "command" => struct_fields::<CommandSpec>(),
-        "ec2" => struct_fields::<Ec2Spec>(),
-        "geoip" => struct_fields::<GeoipSpec>(),
-        "apache_log" => struct_fields::<ApacheLogSpec>(),
-        other => {
-            let hint = did_you_mean(other, JOB_TYPES.iter().copied())
+    let type_fields: &[&str] = match job_type_fields(kind) {
+        Some(fields) => fields,
+        None => {
+            let hint = did_you_mean(kind, JOB_TYPES.iter().copied())
                 .map(|s| format!("; did you mean {s:?}?"))
                 .unwrap_or_default();
             errors.push(FieldError::new(
                 common.kind.span(),
                 format!("{prefix}.type"),
                 format!(
-                    "unknown job type {other:?}{hint} (known: {})",
+                    "unknown job type {kind:?}{hint} (known: {})",
                     JOB_TYPES.join(", ")
                 ),
             ));
@@ -477,6 +473,17 @@ fn parse_job(
             job,
         }),
         _ => Err(errors),
+    }
+}
+
+/// The keys of job type `kind` beyond the common ones; `None` for an unknown type.
+fn job_type_fields(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "command" => Some(struct_fields::<CommandSpec>()),
+        "ec2" => Some(struct_fields::<Ec2Spec>()),
+        "geoip" => Some(struct_fields::<GeoipSpec>()),
+        "apache_log" => Some(struct_fields::<ApacheLogSpec>()),
+        _ => None,
     }
 }
 
