@@ -1,0 +1,70 @@
+//! Outside text made safe for one log line: tag values, Apache log lines, job output, file names.
+//!
+//! Invariant: what [`control`] returns holds no character that can end a line, move the cursor,
+//! recolour a terminal or reorder text (C0 and C1 controls, DEL, U+2028/U+2029, bidi overrides and
+//! isolates), so text someone else wrote can never forge or hide a log line. Everything else,
+//! printable Unicode included, passes through unchanged.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+/// True for characters that must not reach a log line as they are.
+fn is_unsafe(c: char) -> bool {
+    c.is_control() // C0 (CR, LF, ESC, ...), DEL and C1 (U+0085 NEL, ...)
+        || matches!(c,
+            '\u{2028}' | '\u{2029}'           // line and paragraph separators
+            | '\u{200E}' | '\u{200F}'         // left-to-right / right-to-left marks
+            | '\u{202A}'..='\u{202E}'         // bidi embeddings and overrides
+            | '\u{2066}'..='\u{2069}'         // bidi isolates
+            | '\u{061C}'                      // Arabic letter mark
+        )
+}
+
+/// `text` with every unsafe character written as an escape (`\n`, `\r`, `\t`, `\u{1b}`); the
+/// borrowed input when there is nothing to escape. A backslash itself is left alone.
+pub fn control(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_unsafe(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`control`] for bytes that may not be UTF-8 (log file lines, process output): invalid
+/// sequences become U+FFFD first.
+pub fn bytes(raw: &[u8]) -> String {
+    control(&String::from_utf8_lossy(raw)).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_breaks_terminal_escapes_and_bidi_are_escaped() {
+        let forged = "web-1\n2026-12-01T08:00:00Z  INFO i-0abc skipped, tagged opsd:skip\r\u{1b}[2K\u{85}\u{2028}\u{202e}";
+        let safe = control(forged);
+        assert!(!safe.chars().any(is_unsafe), "{safe}");
+        assert_eq!(
+            safe,
+            "web-1\\n2026-12-01T08:00:00Z  INFO i-0abc skipped, tagged opsd:skip\\r\\u{1b}[2K\\u{85}\\u{2028}\\u{202e}"
+        );
+    }
+
+    #[test]
+    fn plain_text_and_unicode_pass_through_borrowed() {
+        assert!(matches!(control("Zürich 서울 tag=a\\b"), Cow::Borrowed(_)));
+        assert_eq!(bytes(b"ok\xffthen\n"), "ok\u{fffd}then\\n");
+    }
+}
