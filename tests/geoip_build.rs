@@ -648,3 +648,54 @@ fn a_second_build_of_the_same_zip_changes_nothing() {
     assert!(stdout.contains("unchanged "), "{stdout}");
     assert!(stdout.contains("(0 changed)"), "{stdout}");
 }
+
+/// A directory made immutable with `chattr +i` (root ignores permission bits, not this flag);
+/// the flag is cleared on drop so the temporary directory can be removed.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn new(dir: PathBuf) -> Immutable {
+        let chattr = Path::new("/usr/bin/chattr");
+        assert!(
+            chattr.is_file(),
+            "/usr/bin/chattr not found: apt-get install e2fsprogs"
+        );
+        let st = Command::new(chattr).arg("+i").arg(&dir).status().unwrap();
+        assert!(st.success(), "chattr +i {} failed", dir.display());
+        Immutable(dir)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("/usr/bin/chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn an_unwritable_output_dir_is_found_before_building_and_its_cause_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("GeoIP");
+    std::fs::create_dir(&out_dir).unwrap();
+    let _frozen = Immutable::new(out_dir.clone());
+    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["geoip", "build", "--input"])
+        .arg(data(COUNTRY_ZIP))
+        .arg("--output-dir")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("--output-dir"), "{stderr}");
+    assert!(stderr.contains("is not writable"), "{stderr}");
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+    // Checked first: nothing was built, so no file was reported and no log line says so.
+    assert!(!stdout.contains("wrote"), "{stdout}");
+    assert!(!stderr.contains("building legacy GeoIP files"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
+}

@@ -25,7 +25,7 @@ pub enum GeoipCommand {
 pub fn run(cmd: GeoipCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         GeoipCommand::Build { inputs, output_dir } => {
-            install::check_dir(&output_dir).context("--output-dir")?;
+            install::check_output_dir(&output_dir).context("--output-dir")?;
             let start = Instant::now();
             let report = build(&inputs, &output_dir).context("GeoIP build failed")?;
             for b in &report.files {

@@ -34,7 +34,7 @@ fn build_waiting(
     out_dir: &Path,
     lock_wait: Duration,
 ) -> Result<BuildReport, GeoipError> {
-    install::check_dir(out_dir)?;
+    install::check_output_dir(out_dir)?;
     let scratch = tempfile::Builder::new()
         .prefix("opsd-geoip-build.")
         .tempdir()
