@@ -699,3 +699,109 @@ fn an_unwritable_output_dir_is_found_before_building_and_its_cause_printed_once(
     assert!(!stderr.contains("building legacy GeoIP files"), "{stderr}");
     assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
 }
+
+/// A small GeoLite2-Country-CSV zip (CN, AU, JP) whose IPv4 blocks are `blocks4`, in order.
+fn country_zip_with(dir: &Path, blocks4: &[(&str, &str)]) -> PathBuf {
+    let path = dir.join("GeoLite2-Country-CSV_20240102.zip");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    let folder = "GeoLite2-Country-CSV_20240102";
+    let locations = "geoname_id,locale_code,continent_code,continent_name,country_iso_code,country_name,is_in_european_union
+1814991,en,AS,Asia,CN,China,0
+2077456,en,OC,Oceania,AU,Australia,0
+1861060,en,AS,Asia,JP,Japan,0
+";
+    let header = "network,geoname_id,registered_country_geoname_id,represented_country_geoname_id,is_anonymous_proxy,is_satellite_provider\n";
+    let mut v4 = header.to_string();
+    for (net, id) in blocks4 {
+        v4.push_str(&format!("{net},{id},{id},,0,0\n"));
+    }
+    let v6 = format!("{header}2001:200::/23,1861060,1861060,,0,0\n");
+    for (name, text) in [
+        ("GeoLite2-Country-Locations-en.csv", locations),
+        ("GeoLite2-Country-Blocks-IPv4.csv", v4.as_str()),
+        ("GeoLite2-Country-Blocks-IPv6.csv", v6.as_str()),
+    ] {
+        z.start_file(format!("{folder}/{name}"), opts).unwrap();
+        z.write_all(text.as_bytes()).unwrap();
+    }
+    z.finish().unwrap();
+    path
+}
+
+/// Runs `opsd geoip build` on `zip` into `out`; its exit code, stdout and stderr.
+fn run_build(zip: &Path, out: &Path) -> (Option<i32>, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["geoip", "build", "--input"])
+        .arg(zip)
+        .arg("--output-dir")
+        .arg(out)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn overlapping_networks_give_the_most_specific_answer_in_any_order_with_a_warning() {
+    let cn = ("1.0.1.0/24", "1814991");
+    let cn2 = ("1.0.2.0/23", "1814991");
+    let jp = ("1.0.8.0/21", "1861060");
+    let au = ("1.0.0.0/8", "2077456");
+    let geoiplookup = tool("geoiplookup");
+    // The /8 after the more specific rows (the issue's case), before them, and in between.
+    for (blocks, overlapping) in [
+        (vec![cn, cn2, jp, au], 1),
+        (vec![au, cn, cn2, jp], 3),
+        (vec![cn, au, jp, cn2], 3),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let zip = country_zip_with(dir.path(), &blocks);
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let (code, stdout, stderr) = run_build(&zip, &out);
+        assert_eq!(code, Some(0), "{stdout}{stderr}");
+        let warning = format!("{overlapping} rows overlap networks listed before them");
+        assert!(stderr.contains(&warning), "{blocks:?}: {stderr}");
+        assert!(
+            stderr.contains("GeoLite2-Country-Blocks-IPv4.csv:"),
+            "{stderr}"
+        );
+        for (addr, want) in [
+            ("1.0.1.1", "CN, China"),
+            ("1.0.3.200", "CN, China"),
+            ("1.0.9.9", "JP, Japan"),
+            ("1.0.0.1", "AU, Australia"),
+            ("1.200.0.1", "AU, Australia"),
+            ("2.0.0.1", "IP Address not found"),
+        ] {
+            let o = Command::new(&geoiplookup)
+                .arg("-f")
+                .arg(out.join("GeoIP.dat"))
+                .arg(addr)
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&o.stdout);
+            assert!(said.contains(want), "{blocks:?}: {addr}: {said}");
+        }
+    }
+}
+
+#[test]
+fn the_same_network_twice_is_refused_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = country_zip_with(
+        dir.path(),
+        &[("1.0.1.0/24", "1814991"), ("1.0.1.0/24", "2077456")],
+    );
+    let (code, stdout, stderr) = run_build(&zip, dir.path());
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("GeoLite2-Country-Blocks-IPv4.csv:3: network 1.0.1.0/24 is listed twice"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("GeoIP.dat").exists());
+}

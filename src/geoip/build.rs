@@ -8,7 +8,7 @@ use super::error::GeoipError;
 use super::network::Network;
 use super::reader::{v4_in_v6, Sample};
 use super::source::{Kind, Source};
-use super::tree::Tree;
+use super::tree::{Inserted, Tree, MAX_VALUE};
 use super::{asn, city, country};
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
@@ -44,12 +44,18 @@ pub(super) struct Loaded {
     pub unmapped: u64,
     /// IPv6 rows inside `::/96`, `::ffff:0:0/96` or `2002::/16`, answered by the IPv4 tree.
     pub shadowed: u64,
+    /// Rows whose network shares addresses with a row before it (around it or inside it).
+    pub overlapping: u64,
+    /// Where the first of those is, `member:line`.
+    pub first_overlap: Option<String>,
     /// Some of the networks with their leaf values, to make samples from.
     pub picks: Vec<(Network, u32)>,
 }
 
 /// Streams a Blocks CSV into `tree` under `root`; `value` gives a row's leaf value or None to
-/// skip the row.
+/// skip the row. Overlapping networks are allowed (counted, and each address takes the most
+/// specific one's answer, as MaxMind's own readers do); the same network twice is an error at
+/// its second line.
 pub(super) fn load_blocks<R: BufRead>(
     csv: &mut CsvReader<R>,
     v4: bool,
@@ -62,6 +68,8 @@ pub(super) fn load_blocks<R: BufRead>(
         networks: 0,
         unmapped: 0,
         shadowed: 0,
+        overlapping: 0,
+        first_overlap: None,
         picks: Vec::new(),
     };
     while csv.next_row()? {
@@ -76,8 +84,25 @@ pub(super) fn load_blocks<R: BufRead>(
             continue;
         }
         match value(csv)? {
+            Some(v) if v > MAX_VALUE => {
+                return Err(csv.error(&format!(
+                    "answer data beyond {MAX_VALUE} bytes; the legacy format cannot address it"
+                )));
+            }
             Some(v) => {
-                tree.insert(root, &net, v);
+                match tree.insert(root, &net, v) {
+                    Inserted::Alone => {}
+                    Inserted::Overlapping => {
+                        loaded.overlapping += 1;
+                        loaded.first_overlap.get_or_insert_with(|| csv.location());
+                    }
+                    Inserted::Duplicate => {
+                        return Err(csv.error(&format!(
+                            "network {} is listed twice; each network must appear once",
+                            csv.field(col)
+                        )));
+                    }
+                }
                 if loaded.networks % SAMPLE_EVERY == 0 {
                     loaded.picks.push((net, v));
                 }
@@ -209,6 +234,18 @@ pub(super) fn log_skips(src: &Source, family: &str, loaded: &Loaded) {
             family,
             rows = loaded.unmapped,
             "rows skipped: no location with an answer the legacy format can hold"
+        );
+    }
+    if loaded.overlapping > 0 {
+        tracing::warn!(
+            edition = %src.edition,
+            family,
+            rows = loaded.overlapping,
+            first = loaded.first_overlap.as_deref().unwrap_or(""),
+            "{} rows overlap networks listed before them (first at {}); each address takes the \
+             answer of the most specific network holding it",
+            loaded.overlapping,
+            loaded.first_overlap.as_deref().unwrap_or("?")
         );
     }
     if loaded.shadowed > 0 {

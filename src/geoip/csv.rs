@@ -152,6 +152,11 @@ impl<R: BufRead> CsvReader<R> {
         }
     }
 
+    /// The current position, `member:line`.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.member, self.line)
+    }
+
     /// An error at the current line.
     pub fn error(&self, message: &str) -> GeoipError {
         GeoipError::Csv {
