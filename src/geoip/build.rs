@@ -5,6 +5,7 @@
 use super::csv::CsvReader;
 use super::dat::{comment, write_dat, DbType};
 use super::error::GeoipError;
+use super::guard::BuildGuard;
 use super::network::Network;
 use super::reader::{v4_in_v6, Sample};
 use super::source::{Kind, Source};
@@ -206,13 +207,15 @@ pub(super) fn emit<W: Write>(
 }
 
 /// Builds the legacy files of the GeoLite2 CSV zip at `zip`, handing each one's bytes to the
-/// writer `create` returns for its file name (`GeoIP.dat`, …). The writer is flushed, not
-/// synced: durability is the caller's.
+/// writer `create` returns for its file name (`GeoIP.dat`, …), reading no more than `guard`
+/// allows and stopping when its flag is set. The writer is flushed, not synced: durability is
+/// the caller's.
 pub fn build_zip<W: Write>(
     zip: &Path,
+    guard: &BuildGuard,
     mut create: impl FnMut(&'static str) -> std::io::Result<W>,
 ) -> Result<Vec<BuiltFile>, GeoipError> {
-    let mut src = Source::open(zip)?;
+    let mut src = Source::open(zip, guard)?;
     tracing::info!(
         zip = %zip.display(),
         edition = %src.edition,

@@ -593,7 +593,10 @@ pub struct LegacyBuilder {
 
 impl GeoipBuilder for LegacyBuilder {
     fn build(&self, zip: &Path, out_dir: &Path) -> Result<Vec<BuiltFile>, String> {
-        let built = crate::geoip::build_zip(zip, |name| {
+        // The zip passed `validate_zip` with the job's limits; the default caps are at least
+        // those, and the row cap of the CSV reader holds whatever they are.
+        let guard = crate::geoip::BuildGuard::default();
+        let built = crate::geoip::build_zip(zip, &guard, |name| {
             std::fs::File::create(out_dir.join(name))
                 .map(|f| std::io::BufWriter::with_capacity(1 << 20, f))
         })
