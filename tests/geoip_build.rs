@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 const COUNTRY_ZIP: &str = "GeoLite2-Country-CSV_20191224.zip";
 const ASN_ZIP: &str = "GeoLite2-ASN-CSV_20191224.zip";
@@ -647,4 +648,465 @@ fn a_second_build_of_the_same_zip_changes_nothing() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("unchanged "), "{stdout}");
     assert!(stdout.contains("(0 changed)"), "{stdout}");
+}
+
+/// A directory made immutable with `chattr +i` (root ignores permission bits, not this flag);
+/// the flag is cleared on drop so the temporary directory can be removed.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn new(dir: PathBuf) -> Immutable {
+        let chattr = Path::new("/usr/bin/chattr");
+        assert!(
+            chattr.is_file(),
+            "/usr/bin/chattr not found: apt-get install e2fsprogs"
+        );
+        let st = Command::new(chattr).arg("+i").arg(&dir).status().unwrap();
+        assert!(st.success(), "chattr +i {} failed", dir.display());
+        Immutable(dir)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("/usr/bin/chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn an_unwritable_output_dir_is_found_before_building_and_its_cause_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("GeoIP");
+    std::fs::create_dir(&out_dir).unwrap();
+    let _frozen = Immutable::new(out_dir.clone());
+    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["geoip", "build", "--input"])
+        .arg(data(COUNTRY_ZIP))
+        .arg("--output-dir")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("--output-dir"), "{stderr}");
+    assert!(stderr.contains("is not writable"), "{stderr}");
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+    // Checked first: nothing was built, so no file was reported and no log line says so.
+    assert!(!stdout.contains("wrote"), "{stdout}");
+    assert!(!stderr.contains("building legacy GeoIP files"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
+}
+
+/// A small GeoLite2-Country-CSV zip (CN, AU, JP) whose IPv4 blocks are `blocks4`, in order.
+fn country_zip_with(dir: &Path, blocks4: &[(&str, &str)]) -> PathBuf {
+    let path = dir.join("GeoLite2-Country-CSV_20240102.zip");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    let folder = "GeoLite2-Country-CSV_20240102";
+    let locations = "geoname_id,locale_code,continent_code,continent_name,country_iso_code,country_name,is_in_european_union
+1814991,en,AS,Asia,CN,China,0
+2077456,en,OC,Oceania,AU,Australia,0
+1861060,en,AS,Asia,JP,Japan,0
+";
+    let header = "network,geoname_id,registered_country_geoname_id,represented_country_geoname_id,is_anonymous_proxy,is_satellite_provider\n";
+    let mut v4 = header.to_string();
+    for (net, id) in blocks4 {
+        v4.push_str(&format!("{net},{id},{id},,0,0\n"));
+    }
+    let v6 = format!("{header}2001:200::/23,1861060,1861060,,0,0\n");
+    for (name, text) in [
+        ("GeoLite2-Country-Locations-en.csv", locations),
+        ("GeoLite2-Country-Blocks-IPv4.csv", v4.as_str()),
+        ("GeoLite2-Country-Blocks-IPv6.csv", v6.as_str()),
+    ] {
+        z.start_file(format!("{folder}/{name}"), opts).unwrap();
+        z.write_all(text.as_bytes()).unwrap();
+    }
+    z.finish().unwrap();
+    path
+}
+
+/// Runs `opsd geoip build` on `zip` into `out`; its exit code, stdout and stderr.
+fn run_build(zip: &Path, out: &Path) -> (Option<i32>, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["geoip", "build", "--input"])
+        .arg(zip)
+        .arg("--output-dir")
+        .arg(out)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn overlapping_networks_give_the_most_specific_answer_in_any_order_with_a_warning() {
+    let cn = ("1.0.1.0/24", "1814991");
+    let cn2 = ("1.0.2.0/23", "1814991");
+    let jp = ("1.0.8.0/21", "1861060");
+    let au = ("1.0.0.0/8", "2077456");
+    let geoiplookup = tool("geoiplookup");
+    // The /8 after the more specific rows (the issue's case), before them, and in between.
+    for (blocks, overlapping) in [
+        (vec![cn, cn2, jp, au], 1),
+        (vec![au, cn, cn2, jp], 3),
+        (vec![cn, au, jp, cn2], 3),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let zip = country_zip_with(dir.path(), &blocks);
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let (code, stdout, stderr) = run_build(&zip, &out);
+        assert_eq!(code, Some(0), "{stdout}{stderr}");
+        let warning = format!("{overlapping} rows overlap networks listed before them");
+        assert!(stderr.contains(&warning), "{blocks:?}: {stderr}");
+        assert!(
+            stderr.contains("GeoLite2-Country-Blocks-IPv4.csv:"),
+            "{stderr}"
+        );
+        for (addr, want) in [
+            ("1.0.1.1", "CN, China"),
+            ("1.0.3.200", "CN, China"),
+            ("1.0.9.9", "JP, Japan"),
+            ("1.0.0.1", "AU, Australia"),
+            ("1.200.0.1", "AU, Australia"),
+            ("2.0.0.1", "IP Address not found"),
+        ] {
+            let o = Command::new(&geoiplookup)
+                .arg("-f")
+                .arg(out.join("GeoIP.dat"))
+                .arg(addr)
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&o.stdout);
+            assert!(said.contains(want), "{blocks:?}: {addr}: {said}");
+        }
+    }
+}
+
+#[test]
+fn the_same_network_twice_is_refused_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = country_zip_with(
+        dir.path(),
+        &[("1.0.1.0/24", "1814991"), ("1.0.1.0/24", "2077456")],
+    );
+    let (code, stdout, stderr) = run_build(&zip, dir.path());
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("GeoLite2-Country-Blocks-IPv4.csv:3: network 1.0.1.0/24 is listed twice"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("GeoIP.dat").exists());
+}
+
+/// A raw deflate stream of `times` MiB of `byte`: one MiB compressed once with a sync flush
+/// (byte-aligned, not final), repeated, then an empty final block. Valid because every copy's
+/// back-references land on the same byte. A few MB on disk for GiBs unpacked.
+fn deflate_repeated(byte: u8, times: u64) -> Vec<u8> {
+    let chunk = vec![byte; 1 << 20];
+    let mut c = flate2::Compress::new(flate2::Compression::fast(), false);
+    let mut one = Vec::with_capacity(1 << 18);
+    c.compress_vec(&chunk, &mut one, flate2::FlushCompress::Sync)
+        .unwrap();
+    assert_eq!(c.total_in(), 1 << 20, "the chunk did not fit the buffer");
+    let mut out = Vec::with_capacity(one.len() * times as usize + 2);
+    for _ in 0..times {
+        out.extend_from_slice(&one);
+    }
+    out.extend_from_slice(&[0x03, 0x00]);
+    out
+}
+
+/// CRC-32 (IEEE), bit by bit: only for the small members.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// One member of [`write_zip`]: a small stored text, or a huge deflated run of one byte.
+enum Member<'a> {
+    Text(&'a str),
+    /// `MiB` mebibytes of `byte`. Its CRC is left 0: every use stops before the member's end.
+    Run {
+        byte: u8,
+        mib: u64,
+    },
+}
+
+/// Writes a zip (no zip64: every size stays below 4 GiB) of `members` in a
+/// `GeoLite2-Country-CSV_20240102/` folder.
+fn write_zip(path: &Path, members: &[(&str, Member)]) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut central = Vec::new();
+    let mut offset = 0u64;
+    for (name, member) in members {
+        let name = format!("GeoLite2-Country-CSV_20240102/{name}");
+        let (method, data, size, crc): (u16, Vec<u8>, u64, u32) = match member {
+            Member::Text(t) => (
+                0,
+                t.as_bytes().to_vec(),
+                t.len() as u64,
+                crc32(t.as_bytes()),
+            ),
+            Member::Run { byte, mib } => (8, deflate_repeated(*byte, *mib), mib << 20, 0),
+        };
+        assert!(size < u64::from(u32::MAX));
+        let fields = |h: &mut Vec<u8>| {
+            h.extend_from_slice(&20u16.to_le_bytes()); // version needed
+            h.extend_from_slice(&0u16.to_le_bytes()); // flags
+            h.extend_from_slice(&method.to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes()); // time
+            h.extend_from_slice(&0x21u16.to_le_bytes()); // date: 1980-01-01
+            h.extend_from_slice(&crc.to_le_bytes());
+            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(size as u32).to_le_bytes());
+            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes()); // extra
+        };
+        let mut local = 0x0403_4b50u32.to_le_bytes().to_vec();
+        fields(&mut local);
+        local.extend_from_slice(name.as_bytes());
+        central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        central.extend_from_slice(&20u16.to_le_bytes()); // version made by
+        fields(&mut central);
+        central.extend_from_slice(&[0; 6]); // comment len, disk, internal attrs
+        central.extend_from_slice(&0u32.to_le_bytes()); // external attrs
+        central.extend_from_slice(&(offset as u32).to_le_bytes());
+        central.extend_from_slice(name.as_bytes());
+        out.write_all(&local).unwrap();
+        out.write_all(&data).unwrap();
+        offset += (local.len() + data.len()) as u64;
+    }
+    out.write_all(&central).unwrap();
+    let mut end = 0x0605_4b50u32.to_le_bytes().to_vec();
+    end.extend_from_slice(&[0; 4]);
+    end.extend_from_slice(&(members.len() as u16).to_le_bytes());
+    end.extend_from_slice(&(members.len() as u16).to_le_bytes());
+    end.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    end.extend_from_slice(&(offset as u32).to_le_bytes());
+    end.extend_from_slice(&0u16.to_le_bytes());
+    out.write_all(&end).unwrap();
+    out.flush().unwrap();
+}
+
+/// A Country zip whose `Locations-en.csv` (the first member a Country build reads) is `bomb`.
+fn country_bomb(dir: &Path, bomb: Member) -> PathBuf {
+    let path = dir.join("GeoLite2-Country-CSV_20240102.zip");
+    let blocks =
+        "network,geoname_id,registered_country_geoname_id,represented_country_geoname_id\n";
+    write_zip(
+        &path,
+        &[
+            ("GeoLite2-Country-Locations-en.csv", bomb),
+            ("GeoLite2-Country-Blocks-IPv4.csv", Member::Text(blocks)),
+            ("GeoLite2-Country-Blocks-IPv6.csv", Member::Text(blocks)),
+        ],
+    );
+    path
+}
+
+/// How a measured child ended.
+struct Ended {
+    code: Option<i32>,
+    signal: Option<i32>,
+    /// Its peak resident memory, from the kernel's accounting (wait4).
+    max_rss_bytes: u64,
+    stderr: String,
+}
+
+/// Starts `opsd geoip build` on `zip` with `$TMPDIR` set to `tmp`; stderr goes to a file.
+fn spawn_build(zip: &Path, out: &Path, tmp: &Path) -> (std::process::Child, PathBuf) {
+    let err_path = tmp.with_extension("stderr");
+    let child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["geoip", "build", "--input"])
+        .arg(zip)
+        .arg("--output-dir")
+        .arg(out)
+        .env("TMPDIR", tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    (child, err_path)
+}
+
+/// Waits (polling, up to `limit`) for `child` to end and reaps it with wait4 for its peak
+/// RSS; kills it and fails when it does not end in time.
+fn wait_measured(child: &mut std::process::Child, err_path: &Path, limit: Duration) -> Ended {
+    use nix::libc;
+    let pid = child.id() as libc::pid_t;
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut status = 0;
+        // SAFETY: rusage is plain data, wait4 fills it in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: plain syscall on our own child with valid out-pointers.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(r >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if r == pid {
+            return Ended {
+                code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+                signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+                max_rss_bytes: usage.ru_maxrss as u64 * 1024,
+                stderr: std::fs::read_to_string(err_path).unwrap_or_default(),
+            };
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "opsd geoip build still running after {limit:?}: {}",
+                std::fs::read_to_string(err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Not a timing: the bound on memory a build may use whatever its input.
+const RSS_BOUND: u64 = 200 << 20;
+/// How long a refused bomb may take before the test calls it a hang (main reads it for minutes).
+const HANG: Duration = Duration::from_secs(120);
+
+#[test]
+fn a_member_of_zeros_without_a_line_break_is_refused_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1 GiB: under the 2 GiB member cap, so only the row cap stops it.
+    let zip = country_bomb(dir.path(), Member::Run { byte: 0, mib: 1024 });
+    assert!(std::fs::metadata(&zip).unwrap().len() < 20 << 20);
+    let (tmp, out) = (dir.path().join("tmp"), dir.path().join("out"));
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    let (mut child, err) = spawn_build(&zip, &out, &tmp);
+    let ended = wait_measured(&mut child, &err, HANG);
+    assert_eq!(ended.code, Some(2), "{}", ended.stderr);
+    assert!(
+        ended
+            .stderr
+            .contains("GeoLite2-Country-Locations-en.csv:1: a row longer than 65536 bytes"),
+        "{}",
+        ended.stderr
+    );
+    assert!(
+        ended.max_rss_bytes < RSS_BOUND,
+        "peak RSS {} MB",
+        ended.max_rss_bytes >> 20
+    );
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "scratch left");
+}
+
+#[test]
+fn a_member_of_line_breaks_past_the_size_cap_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3 GiB of line breaks: past the 2 GiB member cap of the download path.
+    let zip = country_bomb(
+        dir.path(),
+        Member::Run {
+            byte: b'\n',
+            mib: 3072,
+        },
+    );
+    let (tmp, out) = (dir.path().join("tmp"), dir.path().join("out"));
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    let (mut child, err) = spawn_build(&zip, &out, &tmp);
+    let ended = wait_measured(&mut child, &err, HANG);
+    assert_eq!(ended.code, Some(2), "{}", ended.stderr);
+    assert!(
+        ended
+            .stderr
+            .contains("GeoLite2-Country-Locations-en.csv\" unpacks to 3221225472 bytes, more than the limit of 2147483648"),
+        "{}",
+        ended.stderr
+    );
+    assert!(
+        ended.max_rss_bytes < RSS_BOUND,
+        "peak RSS {} MB",
+        ended.max_rss_bytes >> 20
+    );
+}
+
+#[test]
+fn a_build_stopped_by_sigterm_removes_its_scratch_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1.5 GiB of line breaks, under the cap: the build is busy reading it when the signal comes.
+    let zip = country_bomb(
+        dir.path(),
+        Member::Run {
+            byte: b'\n',
+            mib: 1536,
+        },
+    );
+    let (tmp, out) = (dir.path().join("tmp"), dir.path().join("out"));
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    let (mut child, err) = spawn_build(&zip, &out, &tmp);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&tmp).unwrap().count() == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the build ended before its scratch directory was seen"
+        );
+        assert!(Instant::now() < deadline, "no scratch directory appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let ended = wait_measured(&mut child, &err, HANG);
+    assert_eq!(ended.signal, None, "{}", ended.stderr);
+    assert_eq!(ended.code, Some(128 + 15), "{}", ended.stderr);
+    assert!(
+        ended.stderr.contains("stopped by SIGTERM"),
+        "{}",
+        ended.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "scratch left: {left:?}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}
+
+#[test]
+fn the_next_build_removes_scratch_directories_whose_build_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tmp, out) = (dir.path().join("tmp"), dir.path().join("out"));
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let stale = tmp.join(format!("opsd-geoip-build.{dead}.Ab12Cd"));
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("GeoIPCity.dat"), vec![0u8; 1 << 20]).unwrap();
+    let (mut child, err) = spawn_build(&data(COUNTRY_ZIP), &out, &tmp);
+    let ended = wait_measured(&mut child, &err, HANG);
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    assert!(!stale.exists(), "{}", ended.stderr);
+    assert!(
+        ended
+            .stderr
+            .contains("removed the scratch directory of an earlier build"),
+        "{}",
+        ended.stderr
+    );
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    assert!(out.join("GeoIP.dat").is_file());
 }

@@ -49,12 +49,12 @@ pub struct ZipSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// The file is not a readable zip.
-    #[error("{path}: not a valid zip: {source}")]
+    #[error("{path}: not a valid zip: {error}")]
     Open {
         /// The zip file.
         path: PathBuf,
-        /// What the zip reader said.
-        source: zip::result::ZipError,
+        /// What the zip reader said (in the message, not chained, so it is printed once).
+        error: zip::result::ZipError,
     },
     /// More entries than [`ZipLimits::max_entries`].
     #[error("{path}: {count} entries, more than the limit of {limit}")]
@@ -119,14 +119,14 @@ pub enum ArchiveError {
         actual: u64,
     },
     /// An entry cannot be unpacked (bad data, bad CRC).
-    #[error("{path}: entry {name:?} is damaged: {source}")]
+    #[error("{path}: entry {name:?} is damaged: {error}")]
     Damaged {
         /// The zip file.
         path: PathBuf,
         /// The entry name.
         name: String,
-        /// What the reader said.
-        source: io::Error,
+        /// What the reader said (in the message, not chained, so it is printed once).
+        error: io::Error,
     },
 }
 
@@ -143,15 +143,18 @@ pub fn is_safe_entry_name(name: &str) -> bool {
             .is_some_and(|first| first.contains(':'))
 }
 
-/// Opens the zip at `path` and checks every entry against `limits`, unpacking each file once
-/// (to a counter, not to disk) so its real size and CRC are known before a builder reads it.
-pub fn validate_zip(path: &Path, limits: &ZipLimits) -> Result<ZipSummary, ArchiveError> {
-    let open_err = |source| ArchiveError::Open {
+/// Checks the directory of the zip at `path` alone, nothing unpacked: entry count, safe names,
+/// no symbolic link or encrypted entry, declared sizes within `limits`. Returns the files
+/// (folders left out) with their indexes, and their declared sizes added up.
+pub(crate) fn check_directory<R: Read + io::Seek>(
+    path: &Path,
+    zip: &mut zip::ZipArchive<R>,
+    limits: &ZipLimits,
+) -> Result<(Vec<(usize, ZipEntryInfo)>, u64), ArchiveError> {
+    let open_err = |error| ArchiveError::Open {
         path: path.to_path_buf(),
-        source,
+        error,
     };
-    let file = File::open(path).map_err(|e| open_err(zip::result::ZipError::Io(e)))?;
-    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(open_err)?;
     if zip.len() > limits.max_entries {
         return Err(ArchiveError::TooManyEntries {
             path: path.to_path_buf(),
@@ -159,8 +162,6 @@ pub fn validate_zip(path: &Path, limits: &ZipLimits) -> Result<ZipSummary, Archi
             limit: limits.max_entries,
         });
     }
-
-    // First the directory alone: names and declared sizes, nothing unpacked yet.
     let mut files = Vec::new();
     let mut declared_total = 0u64;
     for i in 0..zip.len() {
@@ -214,12 +215,27 @@ pub fn validate_zip(path: &Path, limits: &ZipLimits) -> Result<ZipSummary, Archi
         ));
     }
 
+    Ok((files, declared_total))
+}
+
+/// Opens the zip at `path` and checks every entry against `limits`, unpacking each file once
+/// (to a counter, not to disk) so its real size and CRC are known before a builder reads it.
+pub fn validate_zip(path: &Path, limits: &ZipLimits) -> Result<ZipSummary, ArchiveError> {
+    let open_err = |error| ArchiveError::Open {
+        path: path.to_path_buf(),
+        error,
+    };
+    let file = File::open(path).map_err(|e| open_err(zip::result::ZipError::Io(e)))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(open_err)?;
+
+    let (files, declared_total) = check_directory(path, &mut zip, limits)?;
+
     // Then unpack each file to a counter: a lying header or a bad CRC shows up here.
     for (i, info) in &files {
-        let damaged = |source| ArchiveError::Damaged {
+        let damaged = |error| ArchiveError::Damaged {
             path: path.to_path_buf(),
             name: info.name.clone(),
-            source,
+            error,
         };
         let entry = zip.by_index(*i).map_err(|e| damaged(io::Error::other(e)))?;
         let actual = io::copy(&mut entry.take(info.size + 1), &mut io::sink()).map_err(damaged)?;

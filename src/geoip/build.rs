@@ -5,10 +5,11 @@
 use super::csv::CsvReader;
 use super::dat::{comment, write_dat, DbType};
 use super::error::GeoipError;
+use super::guard::BuildGuard;
 use super::network::Network;
 use super::reader::{v4_in_v6, Sample};
 use super::source::{Kind, Source};
-use super::tree::Tree;
+use super::tree::{Inserted, Tree, MAX_VALUE};
 use super::{asn, city, country};
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
@@ -44,12 +45,18 @@ pub(super) struct Loaded {
     pub unmapped: u64,
     /// IPv6 rows inside `::/96`, `::ffff:0:0/96` or `2002::/16`, answered by the IPv4 tree.
     pub shadowed: u64,
+    /// Rows whose network shares addresses with a row before it (around it or inside it).
+    pub overlapping: u64,
+    /// Where the first of those is, `member:line`.
+    pub first_overlap: Option<String>,
     /// Some of the networks with their leaf values, to make samples from.
     pub picks: Vec<(Network, u32)>,
 }
 
 /// Streams a Blocks CSV into `tree` under `root`; `value` gives a row's leaf value or None to
-/// skip the row.
+/// skip the row. Overlapping networks are allowed (counted, and each address takes the most
+/// specific one's answer, as MaxMind's own readers do); the same network twice is an error at
+/// its second line.
 pub(super) fn load_blocks<R: BufRead>(
     csv: &mut CsvReader<R>,
     v4: bool,
@@ -62,6 +69,8 @@ pub(super) fn load_blocks<R: BufRead>(
         networks: 0,
         unmapped: 0,
         shadowed: 0,
+        overlapping: 0,
+        first_overlap: None,
         picks: Vec::new(),
     };
     while csv.next_row()? {
@@ -76,8 +85,25 @@ pub(super) fn load_blocks<R: BufRead>(
             continue;
         }
         match value(csv)? {
+            Some(v) if v > MAX_VALUE => {
+                return Err(csv.error(&format!(
+                    "answer data beyond {MAX_VALUE} bytes; the legacy format cannot address it"
+                )));
+            }
             Some(v) => {
-                tree.insert(root, &net, v);
+                match tree.insert(root, &net, v) {
+                    Inserted::Alone => {}
+                    Inserted::Overlapping => {
+                        loaded.overlapping += 1;
+                        loaded.first_overlap.get_or_insert_with(|| csv.location());
+                    }
+                    Inserted::Duplicate => {
+                        return Err(csv.error(&format!(
+                            "network {} is listed twice; each network must appear once",
+                            csv.field(col)
+                        )));
+                    }
+                }
                 if loaded.networks % SAMPLE_EVERY == 0 {
                     loaded.picks.push((net, v));
                 }
@@ -181,13 +207,15 @@ pub(super) fn emit<W: Write>(
 }
 
 /// Builds the legacy files of the GeoLite2 CSV zip at `zip`, handing each one's bytes to the
-/// writer `create` returns for its file name (`GeoIP.dat`, …). The writer is flushed, not
-/// synced: durability is the caller's.
+/// writer `create` returns for its file name (`GeoIP.dat`, …), reading no more than `guard`
+/// allows and stopping when its flag is set. The writer is flushed, not synced: durability is
+/// the caller's.
 pub fn build_zip<W: Write>(
     zip: &Path,
+    guard: &BuildGuard,
     mut create: impl FnMut(&'static str) -> std::io::Result<W>,
 ) -> Result<Vec<BuiltFile>, GeoipError> {
-    let mut src = Source::open(zip)?;
+    let mut src = Source::open(zip, guard)?;
     tracing::info!(
         zip = %zip.display(),
         edition = %src.edition,
@@ -209,6 +237,18 @@ pub(super) fn log_skips(src: &Source, family: &str, loaded: &Loaded) {
             family,
             rows = loaded.unmapped,
             "rows skipped: no location with an answer the legacy format can hold"
+        );
+    }
+    if loaded.overlapping > 0 {
+        tracing::warn!(
+            edition = %src.edition,
+            family,
+            rows = loaded.overlapping,
+            first = loaded.first_overlap.as_deref().unwrap_or(""),
+            "{} rows overlap networks listed before them (first at {}); each address takes the \
+             answer of the most specific network holding it",
+            loaded.overlapping,
+            loaded.first_overlap.as_deref().unwrap_or("?")
         );
     }
     if loaded.shadowed > 0 {

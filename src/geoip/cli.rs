@@ -1,6 +1,7 @@
 //! `opsd geoip …`: the offline commands of the GeoIP module.
 
-use super::{build, install};
+use super::guard::{BuildGuard, Stop};
+use super::{build_guarded, install, stop, GeoipError};
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -25,9 +26,24 @@ pub enum GeoipCommand {
 pub fn run(cmd: GeoipCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         GeoipCommand::Build { inputs, output_dir } => {
-            install::check_dir(&output_dir).context("--output-dir")?;
+            install::check_output_dir(&output_dir).context("--output-dir")?;
+            let guard = BuildGuard::default();
+            let received = stop::on_signal_set(guard.stop.clone())
+                .context("cannot set up the handling of SIGTERM")?;
             let start = Instant::now();
-            let report = build(&inputs, &output_dir).context("GeoIP build failed")?;
+            let report = match build_guarded(&inputs, &output_dir, &guard) {
+                Ok(report) => report,
+                Err(GeoipError::Stopped(Stop::Signal)) => {
+                    let signal = received.signal();
+                    eprintln!(
+                        "opsd: GeoIP build stopped by {}; its scratch directory is removed and \
+                         nothing was installed",
+                        signal.map_or("a signal", |s| s.as_str())
+                    );
+                    return Ok(ExitCode::from(128 + signal.map_or(15, |s| s as u8)));
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context("GeoIP build failed")),
+            };
             for b in &report.files {
                 let date = if b.date.is_empty() {
                     "undated"

@@ -3,7 +3,13 @@
 //! such as `is_anycast` do not matter.
 
 use super::error::GeoipError;
-use std::io::BufRead;
+use super::guard::Stop;
+use std::io::{self, BufRead};
+
+/// The longest row accepted, in bytes, quoted line breaks included. GeoLite2 rows are a few
+/// hundred bytes; the cap keeps memory bounded whatever a member holds (a member of zeros
+/// without a line break is refused after this much, not read whole).
+pub const MAX_ROW_BYTES: usize = 64 * 1024;
 
 /// Reads one CSV member row by row, reusing its buffers.
 pub struct CsvReader<R> {
@@ -55,10 +61,10 @@ impl<R: BufRead> CsvReader<R> {
         let mut pending_quote = false;
         loop {
             self.raw.clear();
-            let n = self
-                .input
-                .read_until(b'\n', &mut self.raw)
-                .map_err(|e| self.error(&format!("read error: {e}")))?;
+            if !in_quotes && self.spans.is_empty() && self.text.is_empty() {
+                self.skip_blank_lines()?;
+            }
+            let n = self.read_line()?;
             if n == 0 {
                 if in_quotes {
                     return Err(self.error("unterminated quoted field at end of file"));
@@ -144,12 +150,81 @@ impl<R: BufRead> CsvReader<R> {
         }
     }
 
+    /// Reads through the next `\n` (or to the end) into `raw`; an error when the row would
+    /// pass [`MAX_ROW_BYTES`]. Returns the bytes read, 0 at the end.
+    fn read_line(&mut self) -> Result<usize, GeoipError> {
+        loop {
+            let buf = match self.input.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.read_error(e)),
+            };
+            if buf.is_empty() {
+                return Ok(self.raw.len());
+            }
+            let (take, done) = match memchr::memchr(b'\n', buf) {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            if self.text.len() + self.raw.len() + take > MAX_ROW_BYTES + 2 {
+                self.line += 1;
+                return Err(self.error(&format!(
+                    "a row longer than {MAX_ROW_BYTES} bytes; GeoLite2 rows are a few hundred \
+                     (is this member a GeoLite2 CSV?)"
+                )));
+            }
+            self.raw.extend_from_slice(&buf[..take]);
+            self.input.consume(take);
+            if done {
+                return Ok(self.raw.len());
+            }
+        }
+    }
+
+    /// Skips whole blank lines (`\n`, `\r\n`) a buffer at a time, counting them, so a
+    /// member of line breaks costs what reading it costs, not a call per line.
+    fn skip_blank_lines(&mut self) -> Result<(), GeoipError> {
+        loop {
+            let buf = match self.input.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.read_error(e)),
+            };
+            let blank = buf
+                .iter()
+                .position(|&b| b != b'\n' && b != b'\r')
+                .unwrap_or(buf.len());
+            // Up to the last line break in the run: a `\r` before data stays with its row.
+            let whole = memchr::memrchr(b'\n', &buf[..blank]).map_or(0, |i| i + 1);
+            let lines = memchr::memchr_iter(b'\n', &buf[..whole]).count() as u64;
+            let rest = buf.len() - whole;
+            self.input.consume(whole);
+            self.line += lines;
+            if whole == 0 || rest > 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A read error at the current line; a passed size cap or a stop keeps its own message.
+    fn read_error(&self, e: io::Error) -> GeoipError {
+        match e.downcast::<Stop>() {
+            Ok(stop) => GeoipError::Stopped(stop),
+            Err(e) => self.error(&format!("read error: {e}")),
+        }
+    }
+
     /// Field `i` of the current row ("" when the row is short).
     pub fn field(&self, i: usize) -> &str {
         match self.spans.get(i) {
             Some(&(start, end)) => &self.text[start..end],
             None => "",
         }
+    }
+
+    /// The current position, `member:line`.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.member, self.line)
     }
 
     /// An error at the current line.
@@ -196,6 +271,55 @@ mod tests {
         assert_eq!(r.column("is_anycast").unwrap(), 2);
         let e = r.column("latitude").unwrap_err().to_string();
         assert!(e.contains("no column \"latitude\""), "{e}");
+    }
+
+    #[test]
+    fn a_row_past_the_cap_is_refused_at_its_line_without_reading_it_whole() {
+        let mut text = b"a,b\n1,2\n".to_vec();
+        text.extend(std::iter::repeat_n(b'0', 10 * MAX_ROW_BYTES));
+        let mut input = std::io::BufReader::with_capacity(4096, &text[..]);
+        let mut r = CsvReader::new(&mut input, "t.csv").unwrap();
+        assert!(r.next_row().unwrap());
+        let e = r.next_row().unwrap_err().to_string();
+        assert!(
+            e.starts_with("t.csv:3: a row longer than 65536 bytes"),
+            "{e}"
+        );
+        assert!(r.raw.capacity() < 2 * MAX_ROW_BYTES, "{}", r.raw.capacity());
+        // A quoted field's line breaks count towards the row.
+        let mut quoted = b"a\n\"".to_vec();
+        quoted.extend(std::iter::repeat_n(b"x\n", MAX_ROW_BYTES).flatten());
+        let mut r = CsvReader::new(&quoted[..], "q.csv").unwrap();
+        assert!(r
+            .next_row()
+            .unwrap_err()
+            .to_string()
+            .contains("a row longer"));
+        // A row of exactly the cap, with its line break, passes.
+        let mut exact = b"a\n".to_vec();
+        exact.extend(std::iter::repeat_n(b'y', MAX_ROW_BYTES));
+        exact.extend(b"\r\n");
+        let mut r = CsvReader::new(&exact[..], "e.csv").unwrap();
+        assert!(r.next_row().unwrap());
+        assert_eq!(r.field(0).len(), MAX_ROW_BYTES);
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_in_bulk_and_still_counted() {
+        let mut text = b"a,b\n".to_vec();
+        text.extend(std::iter::repeat_n(b"\r\n\n", 100_000).flatten());
+        text.extend(b"\r1,2\n\n");
+        let mut r =
+            CsvReader::new(std::io::BufReader::with_capacity(1000, &text[..]), "t.csv").unwrap();
+        assert!(r.next_row().unwrap());
+        assert_eq!((r.field(0), r.field(1)), ("\r1", "2"));
+        assert_eq!(r.line, 200_002);
+        assert!(!r.next_row().unwrap());
+        let e = CsvReader::new(&b"\n\n\n\n"[..], "n.csv")
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(e, "n.csv:4: empty file, expected a header row");
     }
 
     #[test]

@@ -61,6 +61,12 @@ pub enum GeoipError {
         /// The second one.
         second: PathBuf,
     },
+    /// The zip's directory breaks a limit or holds an entry no GeoLite2 zip has.
+    #[error(transparent)]
+    Archive(#[from] super::archive::ArchiveError),
+    /// Reading stopped early: a cap on unpacked sizes was passed, or a signal came.
+    #[error(transparent)]
+    Stopped(#[from] super::guard::Stop),
     /// Installing the built files into the output directory failed; nothing was installed.
     #[error(transparent)]
     Install(#[from] super::install::InstallError),

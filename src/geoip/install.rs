@@ -68,12 +68,24 @@ pub enum InstallError {
     #[error("refusing to install {0:?}: not a plain file name")]
     BadName(String),
     /// Reading, writing or renaming a file failed.
-    #[error("{path}: {source}")]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file at fault.
         path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
+        /// The underlying error (in the message, not chained, so it is printed once).
+        error: io::Error,
+    },
+    /// The output directory exists but this process cannot create files in it.
+    #[error(
+        "output directory {} is not writable: {error} (checked before building, so nothing \
+         was built or installed)",
+        path.display()
+    )]
+    NotWritable {
+        /// The output directory.
+        path: PathBuf,
+        /// Why a test file could not be created (printed once, not chained).
+        error: io::Error,
     },
     /// The caller's check of a written file failed.
     #[error("{name}: check of the new file failed, nothing installed: {message}")]
@@ -86,9 +98,9 @@ pub enum InstallError {
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> InstallError + '_ {
-    move |source| InstallError::Io {
+    move |error| InstallError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -102,6 +114,29 @@ pub fn check_dir(dir: &Path) -> Result<(), InstallError> {
         }
         Err(e) => Err(io_at(dir)(e)),
     }
+}
+
+/// [`check_dir`], then creates and removes a hidden test file in `dir`, so that a directory
+/// this process cannot write (permissions, a read-only mount, an immutable flag) is found
+/// before a build spends minutes on files it could not install.
+pub fn check_output_dir(dir: &Path) -> Result<(), InstallError> {
+    check_dir(dir)?;
+    // Named like an install's temporary file, so a crash between the two calls leaves
+    // nothing the next install does not remove.
+    let probe = dir.join(format!(
+        ".probe{TMP_MARKER}{}.{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|error| InstallError::NotWritable {
+            path: dir.to_path_buf(),
+            error,
+        })?;
+    fs::remove_file(&probe).map_err(io_at(&probe))
 }
 
 /// Installs `files` into `dir` (which must exist, see [`check_dir`]). Takes the directory's lock (waiting up to

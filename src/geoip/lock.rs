@@ -32,12 +32,12 @@ pub enum LockError {
         waited: Duration,
     },
     /// The lock file could not be created or locked.
-    #[error("cannot lock {path}: {source}")]
+    #[error("cannot lock {path}: {error}")]
     Io {
         /// The lock file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, not chained, so it is printed once).
+        error: std::io::Error,
     },
 }
 
@@ -46,9 +46,9 @@ impl DirLock {
     /// Blocking: call from `spawn_blocking` in async code.
     pub fn acquire(dir: &Path, wait: Duration) -> Result<DirLock, LockError> {
         let path = dir.join(LOCK_FILE_NAME);
-        let io_err = |source| LockError::Io {
+        let io_err = |error| LockError::Io {
             path: path.clone(),
-            source,
+            error,
         };
         let started = Instant::now();
         let mut file = OpenOptions::new()

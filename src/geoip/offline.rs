@@ -3,8 +3,10 @@
 
 use super::build::{build_zip, BuiltFile};
 use super::error::GeoipError;
+use super::guard::BuildGuard;
 use super::install::{self, InstallReport, Staged};
 use super::reader::verify_samples;
+use super::scratch;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -25,24 +27,34 @@ pub struct BuildReport {
 /// with sample lookups, and renamed into place, and the directory fsynced. A failed build or
 /// check installs nothing.
 pub fn build(inputs: &[PathBuf], out_dir: &Path) -> Result<BuildReport, GeoipError> {
-    build_waiting(inputs, out_dir, install::LOCK_WAIT)
+    build_guarded(inputs, out_dir, &BuildGuard::default())
 }
 
-/// [`build`], waiting up to `lock_wait` for another holder of the output directory's lock.
+/// [`build`] reading the zips under `guard`'s caps; when its stop flag is set the build ends
+/// at its next read with [`super::guard::Stop::Signal`], its scratch directory removed and
+/// nothing installed.
+pub fn build_guarded(
+    inputs: &[PathBuf],
+    out_dir: &Path,
+    guard: &BuildGuard,
+) -> Result<BuildReport, GeoipError> {
+    build_waiting(inputs, out_dir, install::LOCK_WAIT, guard)
+}
+
+/// [`build_guarded`], waiting up to `lock_wait` for another holder of the output directory's
+/// lock.
 fn build_waiting(
     inputs: &[PathBuf],
     out_dir: &Path,
     lock_wait: Duration,
+    guard: &BuildGuard,
 ) -> Result<BuildReport, GeoipError> {
-    install::check_dir(out_dir)?;
-    let scratch = tempfile::Builder::new()
-        .prefix("opsd-geoip-build.")
-        .tempdir()
-        .map_err(|e| GeoipError::io(std::env::temp_dir(), e))?;
+    install::check_output_dir(out_dir)?;
+    let scratch = scratch::create(&std::env::temp_dir())?;
     let mut files: Vec<BuiltFile> = Vec::new();
     let mut sources: Vec<&Path> = Vec::new();
     for zip in inputs {
-        let built = build_zip(zip, |name| {
+        let built = build_zip(zip, guard, |name| {
             File::create(scratch.path().join(name)).map(|f| BufWriter::with_capacity(1 << 20, f))
         })?;
         for b in built {
@@ -102,7 +114,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("GeoIP.dat"), "old").unwrap();
         let held = DirLock::acquire(dir.path(), Duration::ZERO).unwrap();
-        let err = build_waiting(&[country_zip()], dir.path(), Duration::ZERO).unwrap_err();
+        let err = build_waiting(
+            &[country_zip()],
+            dir.path(),
+            Duration::ZERO,
+            &BuildGuard::default(),
+        )
+        .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -114,7 +132,13 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("GeoIP.dat")).unwrap(), b"old");
         drop(held);
 
-        let report = build_waiting(&[country_zip()], dir.path(), Duration::ZERO).unwrap();
+        let report = build_waiting(
+            &[country_zip()],
+            dir.path(),
+            Duration::ZERO,
+            &BuildGuard::default(),
+        )
+        .unwrap();
         let names: Vec<&str> = report
             .install
             .changed
@@ -132,7 +156,13 @@ mod tests {
         assert_eq!(installed, report.files[0].size);
         assert_eq!(report.install.changed[0].previous_size, Some(3));
 
-        let again = build_waiting(&[country_zip()], dir.path(), Duration::ZERO).unwrap();
+        let again = build_waiting(
+            &[country_zip()],
+            dir.path(),
+            Duration::ZERO,
+            &BuildGuard::default(),
+        )
+        .unwrap();
         assert!(again.install.changed.is_empty(), "{:?}", again.install);
         assert_eq!(again.install.unchanged, ["GeoIP.dat", "GeoIPv6.dat"]);
     }

@@ -1,11 +1,19 @@
 //! A GeoLite2 CSV zip as MaxMind ships it (`GeoLite2-Country-CSV_20191224/…-Blocks-IPv4.csv`):
-//! which edition and date it holds, and its CSV members streamed straight out of the archive.
+//! which edition and date it holds, and its CSV members streamed straight out of the archive
+//! under the caps of a [`BuildGuard`]: declared sizes are checked when it is opened, unpacked
+//! bytes while they stream.
 
+use super::archive::check_directory;
 use super::csv::CsvReader;
 use super::error::GeoipError;
+use super::guard::{BuildGuard, Limited};
+use std::cell::Cell;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+
+/// A member of the zip as the CSV reader reads it: unpacked, counted against the caps.
+type Member<'a> = BufReader<Limited<'a, zip::read::ZipFile<'a, BufReader<File>>>>;
 
 /// The kinds of GeoLite2 CSV editions this build turns into legacy files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +42,9 @@ pub struct Source {
     path: PathBuf,
     archive: zip::ZipArchive<BufReader<File>>,
     names: Vec<String>,
+    guard: BuildGuard,
+    /// Bytes unpacked from every member read so far.
+    unpacked: Cell<u64>,
     /// Which kind of edition it is.
     pub kind: Kind,
     /// The edition's name, e.g. `GeoLite2-Country-CSV`.
@@ -44,13 +55,16 @@ pub struct Source {
 }
 
 impl Source {
-    /// Opens `path` and works out the edition from the member names.
-    pub fn open(path: &Path) -> Result<Source, GeoipError> {
+    /// Opens `path`, checks its directory against `guard`'s caps and works out the edition
+    /// from the member names.
+    pub fn open(path: &Path, guard: &BuildGuard) -> Result<Source, GeoipError> {
         let file = File::open(path).map_err(|e| GeoipError::io(path, e))?;
-        let archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| GeoipError::Zip {
-            path: path.to_path_buf(),
-            message: format!("not a readable zip archive: {e}"),
-        })?;
+        let mut archive =
+            zip::ZipArchive::new(BufReader::new(file)).map_err(|e| GeoipError::Zip {
+                path: path.to_path_buf(),
+                message: format!("not a readable zip archive: {e}"),
+            })?;
+        check_directory(path, &mut archive, &guard.limits)?;
         let names: Vec<String> = archive
             .file_names()
             .filter_map(|n| n.ok().map(|n| n.into_owned()))
@@ -83,6 +97,8 @@ impl Source {
             path: path.to_path_buf(),
             archive,
             names,
+            guard: guard.clone(),
+            unpacked: Cell::new(0),
             kind,
             edition,
             date,
@@ -90,10 +106,7 @@ impl Source {
     }
 
     /// Streams the member whose name ends with `-{suffix}` (e.g. `Blocks-IPv6.csv`).
-    pub fn csv(
-        &mut self,
-        suffix: &str,
-    ) -> Result<CsvReader<BufReader<zip::read::ZipFile<'_, BufReader<File>>>>, GeoipError> {
+    pub fn csv(&mut self, suffix: &str) -> Result<CsvReader<Member<'_>>, GeoipError> {
         let wanted = format!("-{}-{suffix}", self.kind.word());
         let name = self
             .names
@@ -109,6 +122,7 @@ impl Source {
             message: format!("{name}: {e}"),
         })?;
         let short = name.rsplit('/').next().unwrap_or(&name).to_string();
+        let member = Limited::new(member, &self.path, &name, &self.unpacked, &self.guard);
         CsvReader::new(BufReader::with_capacity(1 << 16, member), &short)
     }
 }

@@ -7,7 +7,7 @@ use super::{Outcome, RunContext, RunReport};
 use crate::config::{did_you_mean, FieldError};
 use crate::geoip::archive::{validate_zip, ZipLimits};
 use crate::geoip::download::{DownloadConfig, DownloadError, MaxMindClient, DEFAULT_BASE_URL};
-use crate::geoip::install::{check_dir, install, Staged, LOCK_WAIT};
+use crate::geoip::install::{check_dir, check_output_dir, install, Staged, LOCK_WAIT};
 use crate::geoip::license::LicenseKey;
 use crate::geoip::state::{self, EditionState, StateFile};
 use serde::{Deserialize, Deserializer};
@@ -269,7 +269,14 @@ pub async fn run_with<B: GeoipBuilder>(
         Err(e) => return fail(ctx, e.to_string()),
     };
     let output_dir = spec.output_dir.get_ref().clone();
-    if let Err(e) = check_dir(&output_dir) {
+    // A real run also checks the directory is writable before downloading; a dry run writes
+    // nothing, not even a test file.
+    let checked = if ctx.dry_run {
+        check_dir(&output_dir)
+    } else {
+        check_output_dir(&output_dir)
+    };
+    if let Err(e) = checked {
         return fail(ctx, format!("output_dir: {e}"));
     }
     let account_id = match u64::try_from(*spec.account_id.get_ref()) {
@@ -586,7 +593,10 @@ pub struct LegacyBuilder {
 
 impl GeoipBuilder for LegacyBuilder {
     fn build(&self, zip: &Path, out_dir: &Path) -> Result<Vec<BuiltFile>, String> {
-        let built = crate::geoip::build_zip(zip, |name| {
+        // The zip passed `validate_zip` with the job's limits; the default caps are at least
+        // those, and the row cap of the CSV reader holds whatever they are.
+        let guard = crate::geoip::BuildGuard::default();
+        let built = crate::geoip::build_zip(zip, &guard, |name| {
             std::fs::File::create(out_dir.join(name))
                 .map(|f| std::io::BufWriter::with_capacity(1 << 20, f))
         })

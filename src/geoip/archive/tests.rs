@@ -115,4 +115,12 @@ fn not_a_zip_is_refused() {
     std::fs::write(&path, b"<html>error page</html>").unwrap();
     let err = validate_zip(&path, &ZipLimits::default()).unwrap_err();
     assert!(matches!(err, ArchiveError::Open { .. }), "{err}");
+    // The cause is in the message and not chained too, so `{:#}` prints it once.
+    assert!(std::error::Error::source(&err).is_none(), "{err}");
+    let chained = format!("{:#}", anyhow::Error::new(err));
+    assert_eq!(
+        chained.matches("invalid Zip archive").count(),
+        1,
+        "{chained}"
+    );
 }
