@@ -1,7 +1,8 @@
 //! Alert delivery against real local endpoints: an HTTP server on 127.0.0.1 written here, and a
 //! shell script as a command sink. Sinks are built from a real `jobs.toml` text. The last tests
-//! run the real daemon: secrets of failing webhooks never reach its output, and a reload that
-//! changes `[alerts]` keeps running `apache_log` jobs delivering.
+//! run the real binary: secrets of failing webhooks (and the AWS SDK's debug output with its
+//! access key id) never reach its output, and a reload that changes `[alerts]` keeps running
+//! `apache_log` jobs delivering.
 
 use opsd::alert::{Alert, Dispatcher, DispatcherOptions, RetryPolicy, Severity};
 use opsd::config::{self, SinkConfig};
@@ -529,10 +530,6 @@ fn failing_webhooks_never_put_their_secrets_in_any_output() {
         assert!(ok, "{status}");
         d.stop();
         let all = format!("{}\n{status}", d.log());
-        // The failures were logged, with the host to go on…
-        assert!(all.contains(&format!("http://{}/…", err500.addr)), "{all}");
-        assert!(all.contains("HTTP 500"), "{all}");
-        assert!(all.contains("HTTP 429"), "{all}");
         for secret in SECRETS {
             let hits: Vec<&str> = all.lines().filter(|l| l.contains(secret)).collect();
             assert!(
@@ -540,6 +537,10 @@ fn failing_webhooks_never_put_their_secrets_in_any_output() {
                 "{secret} in the {format} output: {hits:#?}"
             );
         }
+        // The failures were logged, with the host to go on…
+        assert!(all.contains(&format!("http://{}/…", err500.addr)), "{all}");
+        assert!(all.contains("HTTP 500"), "{all}");
+        assert!(all.contains("HTTP 429"), "{all}");
     }
     // …while the receivers did get the whole URL: the secrets were in play.
     assert!(err500.seen.lock().unwrap()[0].0.contains("SECRETTOKEN"));
@@ -600,4 +601,57 @@ fn apache_log_jobs_deliver_through_the_new_sinks_after_a_reload_changes_alerts()
     let log = d.log();
     assert!(!log.contains("opsd is shutting down"), "{log}");
     assert!(other.bodies().is_empty(), "the unrelated sink got alerts");
+}
+
+#[test]
+fn rust_log_debug_or_trace_does_not_turn_on_the_aws_sdks_key_logging() {
+    // A dead loopback endpoint: the SDK loads the credentials, signs and fails to connect.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jobs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[jobs.dev]\ntype = \"ec2\"\nschedule = \"@daily\"\nregion = \"ap-northeast-2\"\n\
+             endpoint_url = \"http://{dead}\"\naction = \"stop\"\ninstance_ids = [\"i-0123456789abcdef0\"]\n"
+        ),
+    )
+    .unwrap();
+    for rust_log in ["debug", "trace"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", "AKIAOPSDTESTKEYID777")
+            .env("AWS_SECRET_ACCESS_KEY", "opsdTestSecretKey0123456789")
+            .env("RUST_LOG", rust_log)
+            .arg("--config")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(["--log-format", "text", "run-job", "dev"])
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "the endpoint is dead: {all}");
+        assert!(
+            all.contains("DEBUG"),
+            "opsd's own debug events are kept: {all}"
+        );
+        for secret in ["AKIAOPSDTESTKEYID777", "opsdTestSecretKey0123456789"] {
+            let hits: Vec<&str> = all.lines().filter(|l| l.contains(secret)).collect();
+            assert!(
+                hits.is_empty(),
+                "{secret} with RUST_LOG={rust_log}: {hits:#?}"
+            );
+        }
+    }
 }
