@@ -287,6 +287,39 @@ async fn send_after_shutdown_only_logs() {
     assert!(rx.try_recv().is_err());
 }
 
+#[tokio::test]
+async fn replace_reaches_every_clone_and_the_old_sinks_still_deliver_their_queue() {
+    let (old_addr, mut old_rx) = server(vec![Some(200)]).await;
+    let (new_addr, mut new_rx) = server(vec![Some(200)]).await;
+    let ops = |addr: SocketAddr| {
+        sinks(&format!(
+            "[alerts.ops]\ntype = \"webhook\"\nurl = \"http://{addr}/\"\n"
+        ))
+    };
+    let d = Dispatcher::new(&ops(old_addr), fast()).unwrap();
+    // A running job's handle, taken before the reload.
+    let job = d.clone();
+    for i in 0..3 {
+        job.send(crash_alert().with_count(i), &["ops".to_string()]);
+    }
+    d.replace(&ops(new_addr)).unwrap();
+    job.send(crash_alert().with_count(7), &["ops".to_string()]);
+    assert_eq!(next(&mut new_rx).await.json()["count"], 7);
+    let mut old: Vec<u64> = Vec::new();
+    for _ in 0..3 {
+        old.push(next(&mut old_rx).await.json()["count"].as_u64().unwrap());
+    }
+    old.sort_unstable();
+    assert_eq!(
+        old,
+        vec![0, 1, 2],
+        "what was queued before the swap went to the old sink"
+    );
+    assert!(d.shutdown(PATIENCE).await);
+    assert_eq!(job.stats()["ops"].delivered, 1, "stats are the new sinks'");
+    assert!(new_rx.try_recv().is_err() && old_rx.try_recv().is_err());
+}
+
 // === The real daemon ===
 
 /// How a [`Hook`] answers.
