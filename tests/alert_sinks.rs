@@ -320,6 +320,25 @@ async fn replace_reaches_every_clone_and_the_old_sinks_still_deliver_their_queue
     assert!(new_rx.try_recv().is_err() && old_rx.try_recv().is_err());
 }
 
+#[tokio::test]
+async fn shutdown_right_after_a_replace_waits_for_the_old_sinks_queue() {
+    let (old_addr, mut old_rx) = server(vec![Some(503), Some(200)]).await;
+    let d = Dispatcher::new(
+        &sinks(&format!(
+            "[alerts.ops]\ntype = \"webhook\"\nurl = \"http://{old_addr}/\"\n"
+        )),
+        fast(),
+    )
+    .unwrap();
+    d.send(crash_alert(), &["ops".to_string()]);
+    d.replace(&BTreeMap::new()).unwrap();
+    assert!(d.shutdown(PATIENCE).await);
+    // Both attempts (the failed one and its retry) were made before shutdown returned.
+    for attempt in 1..=2 {
+        assert!(old_rx.try_recv().is_ok(), "attempt {attempt} missing");
+    }
+}
+
 // === The real daemon ===
 
 /// How a [`Hook`] answers.

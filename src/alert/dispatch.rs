@@ -89,6 +89,8 @@ struct Shared {
     options: DispatcherOptions,
     /// Fired by `shutdown`: from then on alerts are only logged.
     closed: CancellationToken,
+    /// The drains of sink sets a reload replaced; shutdown waits for them too.
+    retiring: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// One configuration's sinks, their workers and their shutdown signals.
@@ -280,6 +282,7 @@ impl Dispatcher {
                 current: RwLock::new(Arc::new(Generation::start(sinks, options)?)),
                 options,
                 closed: CancellationToken::new(),
+                retiring: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -292,7 +295,7 @@ impl Dispatcher {
         // Senders queue while holding the read lock, so once the write lock is ours no alert can
         // still reach the old sinks: their workers see every queued one before they stop.
         let old = std::mem::replace(&mut *self.write(), fresh);
-        tokio::spawn(async move {
+        let drain = tokio::spawn(async move {
             let flushed = old.drain(RETIRE_GRACE).await;
             let abandoned: u64 = old.stats().values().map(|s| s.queued).sum();
             if flushed {
@@ -305,7 +308,17 @@ impl Dispatcher {
                 );
             }
         });
+        let mut retiring = self.retiring();
+        retiring.retain(|d| !d.is_finished());
+        retiring.push(drain);
         Ok(())
+    }
+
+    fn retiring(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.shared
+            .retiring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Arc<Generation>> {
@@ -356,7 +369,12 @@ impl Dispatcher {
     pub async fn shutdown(&self, deadline: Duration) -> bool {
         self.shared.closed.cancel();
         let current = self.read().clone();
-        let flushed = current.drain(deadline).await;
+        let retiring = std::mem::take(&mut *self.retiring());
+        // Sinks a recent reload replaced finish their own drain (bounded by its grace) meanwhile.
+        let (flushed, _) = tokio::join!(
+            current.drain(deadline),
+            tokio::time::timeout(deadline, futures_util::future::join_all(retiring))
+        );
         let pending: u64 = current.stats().values().map(|s| s.queued).sum();
         if flushed {
             tracing::info!("alert sinks flushed");
