@@ -41,6 +41,25 @@ pub fn control(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A JSON line as serde_json writes it, with the unsafe characters it leaves raw (DEL, C1,
+/// U+2028/U+2029, bidi) written as `\uXXXX` escapes. Valid JSON stays valid JSON with the same
+/// meaning: serde escapes C0 itself, so these can only occur inside strings. The line end passes.
+pub fn json(line: &str) -> Cow<'_, str> {
+    if !line.chars().any(|c| c != '\n' && is_unsafe(c)) {
+        return Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        if c != '\n' && is_unsafe(c) {
+            // Every unsafe character is in the Basic Multilingual Plane: one escape each.
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// [`control`] for bytes that may not be UTF-8 (log file lines, process output): invalid
 /// sequences become U+FFFD first.
 pub fn bytes(raw: &[u8]) -> String {
@@ -60,6 +79,17 @@ mod tests {
             safe,
             "web-1\\n2026-12-01T08:00:00Z  INFO i-0abc skipped, tagged opsd:skip\\r\\u{1b}[2K\\u{85}\\u{2028}\\u{202e}"
         );
+    }
+
+    #[test]
+    fn json_lines_get_json_escapes_and_keep_their_meaning() {
+        let line =
+            serde_json::json!({"msg": "a\u{2028}b\u{202e}c\u{85}d\u{7f}\n"}).to_string() + "\n";
+        let safe = json(&line);
+        assert_eq!(safe, "{\"msg\":\"a\\u2028b\\u202ec\\u0085d\\u007f\\n\"}\n");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["msg"], "a\u{2028}b\u{202e}c\u{85}d\u{7f}\n");
+        assert!(matches!(json("{\"msg\":\"Zürich\"}\n"), Cow::Borrowed(_)));
     }
 
     #[test]

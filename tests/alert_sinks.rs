@@ -1,5 +1,8 @@
 //! Alert delivery against real local endpoints: an HTTP server on 127.0.0.1 written here, and a
-//! shell script as a command sink. Sinks are built from a real `jobs.toml` text.
+//! shell script as a command sink. Sinks are built from a real `jobs.toml` text. The last tests
+//! run the real binary: secrets of failing webhooks (and the AWS SDK's debug output with its
+//! access key id) never reach its output, and a reload that changes `[alerts]` keeps running
+//! `apache_log` jobs delivering.
 
 use opsd::alert::{Alert, Dispatcher, DispatcherOptions, RetryPolicy, Severity};
 use opsd::config::{self, SinkConfig};
@@ -282,4 +285,425 @@ async fn send_after_shutdown_only_logs() {
     d.send(crash_alert(), &["ops".to_string()]);
     assert_eq!(d.stats()["ops"].queued, 0);
     assert!(rx.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn replace_reaches_every_clone_and_the_old_sinks_still_deliver_their_queue() {
+    let (old_addr, mut old_rx) = server(vec![Some(200)]).await;
+    let (new_addr, mut new_rx) = server(vec![Some(200)]).await;
+    let ops = |addr: SocketAddr| {
+        sinks(&format!(
+            "[alerts.ops]\ntype = \"webhook\"\nurl = \"http://{addr}/\"\n"
+        ))
+    };
+    let d = Dispatcher::new(&ops(old_addr), fast()).unwrap();
+    // A running job's handle, taken before the reload.
+    let job = d.clone();
+    for i in 0..3 {
+        job.send(crash_alert().with_count(i), &["ops".to_string()]);
+    }
+    d.replace(&ops(new_addr)).unwrap();
+    job.send(crash_alert().with_count(7), &["ops".to_string()]);
+    assert_eq!(next(&mut new_rx).await.json()["count"], 7);
+    let mut old: Vec<u64> = Vec::new();
+    for _ in 0..3 {
+        old.push(next(&mut old_rx).await.json()["count"].as_u64().unwrap());
+    }
+    old.sort_unstable();
+    assert_eq!(
+        old,
+        vec![0, 1, 2],
+        "what was queued before the swap went to the old sink"
+    );
+    assert!(d.shutdown(PATIENCE).await);
+    assert_eq!(job.stats()["ops"].delivered, 1, "stats are the new sinks'");
+    assert!(new_rx.try_recv().is_err() && old_rx.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn shutdown_right_after_a_replace_waits_for_the_old_sinks_queue() {
+    let (old_addr, mut old_rx) = server(vec![Some(503), Some(200)]).await;
+    let d = Dispatcher::new(
+        &sinks(&format!(
+            "[alerts.ops]\ntype = \"webhook\"\nurl = \"http://{old_addr}/\"\n"
+        )),
+        fast(),
+    )
+    .unwrap();
+    d.send(crash_alert(), &["ops".to_string()]);
+    d.replace(&BTreeMap::new()).unwrap();
+    assert!(d.shutdown(PATIENCE).await);
+    // Both attempts (the failed one and its retry) were made before shutdown returned.
+    for attempt in 1..=2 {
+        assert!(old_rx.try_recv().is_ok(), "attempt {attempt} missing");
+    }
+}
+
+// === The real daemon ===
+
+/// How a [`Hook`] answers.
+#[derive(Debug, Clone)]
+enum Answer {
+    /// This status, with a body that echoes the request line (as some error pages do).
+    Status(u16),
+    /// Reads the request and never answers.
+    Hang,
+    /// Answers plain HTTP at once, before reading anything (a TLS client gets garbage).
+    Plain,
+}
+
+/// A webhook receiver on 127.0.0.1 in its own threads, recording each request's target and body.
+struct Hook {
+    addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl Hook {
+    fn start(answer: Answer) -> Hook {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for sock in listener.incoming() {
+                let Ok(sock) = sock else { return };
+                let (answer, log) = (answer.clone(), log.clone());
+                std::thread::spawn(move || Hook::serve(sock, answer, log));
+            }
+        });
+        Hook { addr, seen }
+    }
+
+    fn serve(
+        mut sock: std::net::TcpStream,
+        answer: Answer,
+        log: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    ) {
+        use std::io::{Read, Write};
+        if let Answer::Plain = answer {
+            let _ = sock.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+            return;
+        }
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let head_end = loop {
+            match sock.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            match sock.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        }
+        let request_line = head.lines().next().unwrap_or("").to_string();
+        let target = request_line.split(' ').nth(1).unwrap_or("").to_string();
+        let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
+        log.lock().unwrap().push((target, body));
+        match answer {
+            Answer::Status(code) => {
+                let body = format!("no hook at {request_line}\n{head}");
+                let reply = format!(
+                    "HTTP/1.1 {code} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(reply.as_bytes());
+            }
+            Answer::Hang => std::thread::sleep(Duration::from_secs(3600)),
+            Answer::Plain => {}
+        }
+    }
+
+    fn bodies(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+}
+
+/// An `opsd run` on a temporary config, killed on drop.
+struct Daemon {
+    child: Option<std::process::Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(config: &str, format: &str, rust_log: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("jobs.toml"), config).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args(["run", "--log-format", format, "--config"])
+            .arg(dir.path().join("jobs.toml"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--socket")
+            .arg(dir.path().join("opsd.sock"))
+            .env("RUST_LOG", rust_log)
+            .env_remove("JOURNAL_STREAM")
+            .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            child: Some(child),
+            dir,
+        };
+        d.wait_for(|| d.path("opsd.sock").exists(), "control socket");
+        d
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Everything the daemon wrote, stdout and stderr.
+    fn log(&self) -> String {
+        let read = |n| std::fs::read_to_string(self.path(n)).unwrap_or_default();
+        format!("{}{}", read("stdout"), read("log"))
+    }
+
+    fn wait_for(&self, cond: impl Fn() -> bool, what: &str) {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while !cond() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `opsd ARGS --socket …` and returns its stdout and stderr.
+    fn ctl(&self, args: &[&str]) -> (bool, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args(args)
+            .arg("--socket")
+            .arg(self.path("opsd.sock"))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// SIGTERM, then waits for the exit.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Every secret piece of the webhook URLs below.
+const SECRETS: [&str; 4] = ["hookuser", "hookpw9", "SECRETTOKEN", "/hook/"];
+
+#[test]
+fn failing_webhooks_never_put_their_secrets_in_any_output() {
+    // Refused: a port that was free a moment ago. Timeout: a receiver that never answers.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let hang = Hook::start(Answer::Hang);
+    let err500 = Hook::start(Answer::Status(500));
+    let err429 = Hook::start(Answer::Status(429));
+    let err404 = Hook::start(Answer::Status(404));
+    // A plain-HTTP server behind an https:// URL: the TLS handshake fails.
+    let plain = Hook::start(Answer::Plain);
+    let sinks = [
+        ("refused", format!("http://{refused}")),
+        ("timeout", format!("http://{}", hang.addr)),
+        ("e500", format!("http://{}", err500.addr)),
+        ("e429", format!("http://{}", err429.addr)),
+        ("e404", format!("http://{}", err404.addr)),
+        ("tls", format!("https://{}", plain.addr)),
+    ];
+    let mut config = format!(
+        "[defaults]\nshutdown_timeout = \"1s\"\n\n[jobs.fails]\ntype = \"command\"\nschedule = \"@every 1s\"\ncommand = \"false\"\nalert = [{}]\n",
+        sinks
+            .iter()
+            .map(|(n, _)| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (name, base) in &sinks {
+        let url =
+            base.replacen("://", "://hookuser:hookpw9@", 1) + "/hook/SECRETTOKEN?sig=SECRETTOKEN";
+        config.push_str(&format!(
+            "\n[alerts.{name}]\ntype = \"webhook\"\nurl = {url:?}\ntimeout = \"1s\"\nheaders = {{ Authorization = \"Bearer SECRETTOKEN\" }}\n"
+        ));
+    }
+    for (format, field) in [("text", "sink="), ("json", "\"sink\":\"")] {
+        let mut d = Daemon::start(&config, format, "trace");
+        for (name, _) in &sinks {
+            let needle = format!("{field}{name}");
+            d.wait_for(
+                || {
+                    d.log().lines().any(|l| {
+                        l.contains(&needle) && (l.contains("will retry") || l.contains("giving up"))
+                    })
+                },
+                &format!("a failed delivery to {name} ({format})"),
+            );
+        }
+        let (ok, status) = d.ctl(&["status"]);
+        assert!(ok, "{status}");
+        d.stop();
+        let all = format!("{}\n{status}", d.log());
+        for secret in SECRETS {
+            let hits: Vec<&str> = all.lines().filter(|l| l.contains(secret)).collect();
+            assert!(
+                hits.is_empty(),
+                "{secret} in the {format} output: {hits:#?}"
+            );
+        }
+        // The failures were logged, with the host to go on…
+        assert!(all.contains(&format!("http://{}/…", err500.addr)), "{all}");
+        assert!(all.contains("HTTP 500"), "{all}");
+        assert!(all.contains("HTTP 429"), "{all}");
+    }
+    // …while the receivers did get the whole URL: the secrets were in play.
+    assert!(err500.seen.lock().unwrap()[0].0.contains("SECRETTOKEN"));
+}
+
+/// A line of Apache's error log with `marker` in it that the custom rule below matches.
+fn marked_line(marker: u32) -> String {
+    format!("[Tue Dec 01 08:00:00.000000 2026] [core:notice] [pid 1:tid 1] AH00052: child pid {marker} exit signal Segmentation fault (11) MARK-{marker}\n")
+}
+
+#[test]
+fn apache_log_jobs_deliver_through_the_new_sinks_after_a_reload_changes_alerts() {
+    let hook = Hook::start(Answer::Status(200));
+    let other = Hook::start(Answer::Status(200));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    std::fs::write(&log, marked_line(1)).unwrap();
+    let job = format!(
+        "[jobs.web]\ntype = \"apache_log\"\npaths = [{:?}]\nfrom_beginning = true\napache_bin = \"/bin/false\"\n\
+         alert = [\"hook\"]\ndisable_rules = [\"child_crash\"]\n\n[[jobs.web.rules]]\nid = \"marked\"\n\
+         regex = 'MARK-(\\d+)'\ndedup = \"$1\"\nseverity = \"high\"\nsummary = \"marked line\"\n\n\
+         [alerts.hook]\ntype = \"webhook\"\nurl = \"http://{}/hook\"\n",
+        log.display().to_string(),
+        hook.addr
+    );
+    let mut d = Daemon::start(&job, "text", "info");
+    let delivered = |m: u32| {
+        let want = format!("MARK-{m}");
+        hook.bodies().iter().any(|b| b.contains(&want))
+    };
+    d.wait_for(|| delivered(1), "the first line's alert");
+
+    // A reload that only adds an unrelated sink.
+    std::fs::write(
+        d.path("jobs.toml"),
+        format!(
+            "{job}\n[alerts.other]\ntype = \"webhook\"\nurl = \"http://{}/other\"\n",
+            other.addr
+        ),
+    )
+    .unwrap();
+    let (ok, out) = d.ctl(&["reload"]);
+    assert!(ok, "{out}");
+    // The replaced sinks are done with (before the fix: the old dispatcher was shut down).
+    d.wait_for(
+        || {
+            let log = d.log();
+            log.contains("previous alert sinks retired") || log.contains("alert sinks flushed")
+        },
+        "the old sinks' retirement",
+    );
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    for m in 2..=5 {
+        std::io::Write::write_all(&mut file, marked_line(m).as_bytes()).unwrap();
+    }
+    d.wait_for(|| (2..=5).all(delivered), "every alert after the reload");
+    d.stop();
+    let log = d.log();
+    assert!(!log.contains("opsd is shutting down"), "{log}");
+    assert!(other.bodies().is_empty(), "the unrelated sink got alerts");
+}
+
+#[test]
+fn rust_log_debug_or_trace_does_not_turn_on_the_aws_sdks_key_logging() {
+    // A dead loopback endpoint: the SDK loads the credentials, signs and fails to connect.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jobs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[jobs.dev]\ntype = \"ec2\"\nschedule = \"@daily\"\nregion = \"ap-northeast-2\"\n\
+             endpoint_url = \"http://{dead}\"\naction = \"stop\"\ninstance_ids = [\"i-0123456789abcdef0\"]\n"
+        ),
+    )
+    .unwrap();
+    for rust_log in ["debug", "trace"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", "AKIAOPSDTESTKEYID777")
+            .env("AWS_SECRET_ACCESS_KEY", "opsdTestSecretKey0123456789")
+            .env("RUST_LOG", rust_log)
+            .arg("--config")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(["--log-format", "text", "run-job", "dev"])
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "the endpoint is dead: {all}");
+        assert!(
+            all.contains("DEBUG"),
+            "opsd's own debug events are kept: {all}"
+        );
+        for secret in ["AKIAOPSDTESTKEYID777", "opsdTestSecretKey0123456789"] {
+            let hits: Vec<&str> = all.lines().filter(|l| l.contains(secret)).collect();
+            assert!(
+                hits.is_empty(),
+                "{secret} with RUST_LOG={rust_log}: {hits:#?}"
+            );
+        }
+    }
 }

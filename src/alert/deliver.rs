@@ -3,6 +3,7 @@
 use super::record::Alert;
 use crate::config::{CommandSink, SinkConfig, SinkKind, WebhookSink};
 use crate::jobs::command::CommandLine;
+use crate::{escape, redact};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
@@ -34,13 +35,28 @@ pub(super) struct Sink {
     target: Target,
 }
 
-#[derive(Debug)]
 enum Target {
     Webhook {
         client: reqwest::Client,
         url: reqwest::Url,
+        /// What must never be quoted from an error or an answer: see [`secrets`].
+        secrets: Vec<String>,
     },
     Command(CommandSink),
+}
+
+/// Shows a webhook by scheme and host only: the client's headers and the URL's userinfo and path
+/// hold secrets.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Webhook { url, .. } => f
+                .debug_struct("Webhook")
+                .field("url", &redact::parsed(url))
+                .finish_non_exhaustive(),
+            Target::Command(c) => f.debug_tuple("Command").field(c).finish(),
+        }
+    }
 }
 
 /// The JSON a webhook receives: Slack's `text` plus the whole record.
@@ -58,6 +74,7 @@ impl Sink {
             SinkKind::Webhook(w) => Target::Webhook {
                 client: webhook_client(w)?,
                 url: w.url.clone(),
+                secrets: secrets(w),
             },
             SinkKind::Command(c) => Target::Command(c.clone()),
         };
@@ -70,7 +87,11 @@ impl Sink {
     /// Makes one attempt to deliver `alert`.
     pub async fn attempt(&self, alert: &Alert) -> Result<(), AttemptError> {
         match &self.target {
-            Target::Webhook { client, url } => post(client, url, alert).await,
+            Target::Webhook {
+                client,
+                url,
+                secrets,
+            } => post(client, url, secrets, alert).await,
             Target::Command(c) => run_program(c, alert).await,
         }
     }
@@ -81,10 +102,12 @@ fn webhook_client(w: &WebhookSink) -> Result<reqwest::Client, reqwest::Error> {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in &w.headers {
         // Both were checked when the configuration was validated.
-        if let (Ok(n), Ok(v)) = (
+        if let (Ok(n), Ok(mut v)) = (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(value),
         ) {
+            // Header values are tokens more often than not; keep them out of Debug output.
+            v.set_sensitive(true);
             headers.insert(n, v);
         }
     }
@@ -98,6 +121,7 @@ fn webhook_client(w: &WebhookSink) -> Result<reqwest::Client, reqwest::Error> {
 async fn post(
     client: &reqwest::Client,
     url: &reqwest::Url,
+    secrets: &[String],
     alert: &Alert,
 ) -> Result<(), AttemptError> {
     let body = serde_json::to_vec(&WebhookBody {
@@ -110,16 +134,23 @@ async fn post(
         .body(body)
         .send()
         .await
-        .map_err(|e| AttemptError::Retry(format!("POST {}: {}", redact(url), error_chain(&e))))?;
+        // `without_url`: reqwest's text names the whole URL, token and password included.
+        .map_err(|e| {
+            AttemptError::Retry(format!(
+                "POST {}: {}",
+                redact::parsed(url),
+                scrub(&error_chain(&e.without_url()), secrets)
+            ))
+        })?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
     }
-    let text = response.text().await.unwrap_or_default();
+    let text = body_start(response).await;
     let msg = format!(
         "POST {}: HTTP {status}: {}",
-        redact(url),
-        quote(text.as_bytes())
+        redact::parsed(url),
+        quote(scrub(&String::from_utf8_lossy(&text), secrets).as_bytes())
     );
     if status.is_server_error()
         || status == StatusCode::REQUEST_TIMEOUT
@@ -131,9 +162,56 @@ async fn post(
     }
 }
 
-/// The URL without its path and query, which often hold the webhook's secret token.
-fn redact(url: &reqwest::Url) -> String {
-    format!("{}://{}/…", url.scheme(), url.authority())
+/// The first few KiB of a failed answer's body (a hostile or broken receiver may send far more),
+/// enough to quote its start after cutting out the URL's secrets.
+async fn body_start(mut response: reqwest::Response) -> Vec<u8> {
+    const READ: usize = 16 * 1024;
+    let mut body = Vec::new();
+    while body.len() < READ {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body
+}
+
+/// The secret pieces of a webhook: its URL's userinfo, path, query and fragment (and the path's
+/// longer segments, as an echo may quote only the token), and its header values; longest first,
+/// so that a piece inside another does not leave the rest of the longer one behind.
+fn secrets(w: &WebhookSink) -> Vec<String> {
+    let url = &w.url;
+    let mut pieces: Vec<String> = [
+        url.username(),
+        url.password().unwrap_or(""),
+        url.path(),
+        url.query().unwrap_or(""),
+        url.fragment().unwrap_or(""),
+    ]
+    .into_iter()
+    .chain(
+        url.path_segments()
+            .into_iter()
+            .flatten()
+            .filter(|s| s.len() > 5),
+    )
+    .chain(w.headers.iter().map(|(_, v)| v.as_str()))
+    .filter(|p| p.len() > 1)
+    .map(str::to_string)
+    .collect();
+    pieces.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    pieces.dedup();
+    pieces
+}
+
+/// `text` (a lower layer's error, or an answer that may echo the request) with every one of
+/// `secrets` cut out.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for piece in secrets {
+        out = out.replace(piece.as_str(), "…");
+    }
+    out
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -147,9 +225,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The start of `bytes` (a body or stderr written by someone else), safe for one log line.
 fn quote(bytes: &[u8]) -> String {
     let cut = &bytes[..bytes.len().min(MAX_QUOTE)];
-    String::from_utf8_lossy(cut).trim().replace('\n', " ")
+    escape::control(String::from_utf8_lossy(cut).trim()).into_owned()
 }
 
 async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptError> {

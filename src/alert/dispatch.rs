@@ -8,7 +8,7 @@ use crate::config::SinkConfig;
 use crate::logging::CRITICAL_TARGET;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
@@ -72,18 +72,35 @@ pub struct SinkStats {
 }
 
 /// A cheap-to-clone handle that raises alerts; see the module documentation.
+///
+/// Every clone shares one sink set: [`Dispatcher::replace`] swaps it in place, so a job that
+/// took its handle before a reload delivers through the sinks of the configuration in force.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
 }
 
+/// What every clone of a [`Dispatcher`] sees.
 #[derive(Debug)]
-struct Inner {
+struct Shared {
+    /// The sinks in force; replaced whole on reload.
+    current: RwLock<Arc<Generation>>,
+    /// Tuning given at creation, reused for every later sink set.
+    options: DispatcherOptions,
+    /// Fired by `shutdown`: from then on alerts are only logged.
+    closed: CancellationToken,
+    /// The drains of sink sets a reload replaced; shutdown waits for them too.
+    retiring: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// One configuration's sinks, their workers and their shutdown signals.
+#[derive(Debug)]
+struct Generation {
     sinks: BTreeMap<String, Arc<SinkQueue>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
-    /// Fired by `shutdown`: take no new alerts, finish the queued ones.
+    /// Fired by `drain`: take no new alerts, finish the queued ones.
     closing: CancellationToken,
-    /// Fired when the shutdown deadline passes: abandon what is still pending.
+    /// Fired when the drain deadline passes: abandon what is still pending.
     abort: CancellationToken,
 }
 
@@ -154,21 +171,29 @@ macro_rules! log_alert {
     };
 }
 
-impl Dispatcher {
+/// How long the sinks a reload replaced get to deliver what was queued for them.
+const RETIRE_GRACE: Duration = Duration::from_secs(10);
+
+impl Generation {
     /// Starts one worker per sink in `sinks`; must be called inside a Tokio runtime.
-    pub fn new(
+    fn start(
         sinks: &BTreeMap<String, SinkConfig>,
         options: DispatcherOptions,
-    ) -> Result<Dispatcher, DispatcherError> {
+    ) -> Result<Generation, DispatcherError> {
         let closing = CancellationToken::new();
         let abort = CancellationToken::new();
         let mut queues = BTreeMap::new();
-        let mut workers = Vec::new();
+        let mut prepared = Vec::new();
+        // Every sink is prepared before any worker starts, so a failure leaves nothing running.
         for (name, cfg) in sinks {
             let sink = Sink::new(cfg).map_err(|source| DispatcherError {
                 sink: name.clone(),
                 source,
             })?;
+            prepared.push((name.clone(), sink));
+        }
+        let mut workers = Vec::new();
+        for (name, sink) in prepared {
             let q = Arc::new(SinkQueue {
                 sink,
                 queue: Mutex::new(VecDeque::new()),
@@ -184,16 +209,130 @@ impl Dispatcher {
                 closing.clone(),
                 abort.clone(),
             )));
-            queues.insert(name.clone(), q);
+            queues.insert(name, q);
         }
+        Ok(Generation {
+            sinks: queues,
+            workers: Mutex::new(workers),
+            closing,
+            abort,
+        })
+    }
+
+    /// Queues `alert` for each sink named in `sinks`.
+    fn push(&self, alert: Arc<Alert>, sinks: &[String]) {
+        for name in sinks {
+            let Some(q) = self.sinks.get(name) else {
+                tracing::warn!(job = %alert.job, sink = %name, "alert not sent: no such sink");
+                continue;
+            };
+            if let Some(old) = q.push(alert.clone()) {
+                let dropped = q.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(
+                    sink = %name,
+                    job = %old.job,
+                    rule = %old.rule,
+                    dropped,
+                    "alert queue full; dropped the oldest alert"
+                );
+            }
+        }
+    }
+
+    /// The counters of each sink.
+    fn stats(&self) -> BTreeMap<String, SinkStats> {
+        self.sinks
+            .iter()
+            .map(|(name, q)| {
+                let stats = SinkStats {
+                    delivered: q.delivered.load(Ordering::Relaxed),
+                    failed: q.failed.load(Ordering::Relaxed),
+                    dropped: q.dropped.load(Ordering::Relaxed),
+                    queued: q.lock().len() as u64,
+                };
+                (name.clone(), stats)
+            })
+            .collect()
+    }
+
+    /// Stops taking alerts and delivers what is pending, for at most `deadline`; returns true
+    /// when everything was flushed.
+    async fn drain(&self, deadline: Duration) -> bool {
+        self.closing.cancel();
+        let workers: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut all = futures_util::future::join_all(workers);
+        let flushed = tokio::time::timeout(deadline, &mut all).await.is_ok();
+        if !flushed {
+            self.abort.cancel();
+            all.await;
+        }
+        flushed
+    }
+}
+
+impl Dispatcher {
+    /// Starts one worker per sink in `sinks`; must be called inside a Tokio runtime.
+    pub fn new(
+        sinks: &BTreeMap<String, SinkConfig>,
+        options: DispatcherOptions,
+    ) -> Result<Dispatcher, DispatcherError> {
         Ok(Dispatcher {
-            inner: Arc::new(Inner {
-                sinks: queues,
-                workers: Mutex::new(workers),
-                closing,
-                abort,
+            shared: Arc::new(Shared {
+                current: RwLock::new(Arc::new(Generation::start(sinks, options)?)),
+                options,
+                closed: CancellationToken::new(),
+                retiring: Mutex::new(Vec::new()),
             }),
         })
+    }
+
+    /// Puts the sinks of `sinks` in force for this handle and every clone of it. The replaced
+    /// sinks take no new alerts and get [`RETIRE_GRACE`] to deliver what was queued for them;
+    /// `previous alert sinks retired` is logged when they are done. On error nothing changes.
+    pub fn replace(&self, sinks: &BTreeMap<String, SinkConfig>) -> Result<(), DispatcherError> {
+        let fresh = Arc::new(Generation::start(sinks, self.shared.options)?);
+        // Senders queue while holding the read lock, so once the write lock is ours no alert can
+        // still reach the old sinks: their workers see every queued one before they stop.
+        let old = std::mem::replace(&mut *self.write(), fresh);
+        let drain = tokio::spawn(async move {
+            let flushed = old.drain(RETIRE_GRACE).await;
+            let abandoned: u64 = old.stats().values().map(|s| s.queued).sum();
+            if flushed {
+                tracing::info!("previous alert sinks retired; their queues are empty");
+            } else {
+                tracing::error!(
+                    abandoned,
+                    grace_ms = RETIRE_GRACE.as_millis() as u64,
+                    "previous alert sinks retired; alerts still pending for them were abandoned"
+                );
+            }
+        });
+        let mut retiring = self.retiring();
+        retiring.retain(|d| !d.is_finished());
+        retiring.push(drain);
+        Ok(())
+    }
+
+    fn retiring(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.shared
+            .retiring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Arc<Generation>> {
+        self.shared
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Arc<Generation>> {
+        self.shared
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Logs `alert` to the journal and queues it for each sink named in `sinks`; never waits.
@@ -213,64 +352,30 @@ impl Dispatcher {
         if sinks.is_empty() {
             return;
         }
-        if self.inner.closing.is_cancelled() {
+        if self.shared.closed.is_cancelled() {
             tracing::warn!(job = %alert.job, rule = %alert.rule, "alert not sent: opsd is shutting down");
             return;
         }
-        let alert = Arc::new(alert);
-        for name in sinks {
-            let Some(q) = self.inner.sinks.get(name) else {
-                tracing::warn!(job = %alert.job, sink = %name, "alert not sent: no such sink");
-                continue;
-            };
-            if let Some(old) = q.push(alert.clone()) {
-                let dropped = q.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(
-                    sink = %name,
-                    job = %old.job,
-                    rule = %old.rule,
-                    dropped,
-                    "alert queue full; dropped the oldest alert"
-                );
-            }
-        }
+        self.read().push(Arc::new(alert), sinks);
     }
 
-    /// The counters of each sink.
+    /// The counters of each sink in force.
     pub fn stats(&self) -> BTreeMap<String, SinkStats> {
-        self.inner
-            .sinks
-            .iter()
-            .map(|(name, q)| {
-                let stats = SinkStats {
-                    delivered: q.delivered.load(Ordering::Relaxed),
-                    failed: q.failed.load(Ordering::Relaxed),
-                    dropped: q.dropped.load(Ordering::Relaxed),
-                    queued: q.lock().len() as u64,
-                };
-                (name.clone(), stats)
-            })
-            .collect()
+        self.read().stats()
     }
 
     /// Stops taking alerts and delivers what is pending, for at most `deadline`; returns true
     /// when everything was flushed. Later `send`s only log.
     pub async fn shutdown(&self, deadline: Duration) -> bool {
-        self.inner.closing.cancel();
-        let workers: Vec<JoinHandle<()>> = std::mem::take(
-            &mut *self
-                .inner
-                .workers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
+        self.shared.closed.cancel();
+        let current = self.read().clone();
+        let retiring = std::mem::take(&mut *self.retiring());
+        // Sinks a recent reload replaced finish their own drain (bounded by its grace) meanwhile.
+        let (flushed, _) = tokio::join!(
+            current.drain(deadline),
+            tokio::time::timeout(deadline, futures_util::future::join_all(retiring))
         );
-        let mut all = futures_util::future::join_all(workers);
-        let flushed = tokio::time::timeout(deadline, &mut all).await.is_ok();
-        if !flushed {
-            self.inner.abort.cancel();
-            all.await;
-        }
-        let pending: u64 = self.stats().values().map(|s| s.queued).sum();
+        let pending: u64 = current.stats().values().map(|s| s.queued).sum();
         if flushed {
             tracing::info!("alert sinks flushed");
         } else {

@@ -49,7 +49,7 @@ impl SinkKind {
 }
 
 /// `type = "webhook"`: an HTTP(S) endpoint.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct WebhookSink {
     /// Where to POST.
     pub url: Url,
@@ -57,6 +57,19 @@ pub struct WebhookSink {
     pub headers: Vec<(String, String)>,
     /// How long one attempt may take.
     pub timeout: Duration,
+}
+
+/// Shows the URL by scheme and host and the headers by name only: the URL's userinfo and path
+/// and the header values (`Authorization`) are the webhook's secrets.
+impl std::fmt::Debug for WebhookSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("WebhookSink")
+            .field("url", &crate::redact::parsed(&self.url))
+            .field("headers", &header_names)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// `type = "command"`: a program fed the alert on stdin.
@@ -252,10 +265,9 @@ fn webhook(raw: RawWebhook, prefix: &str, errors: &mut Vec<FieldError>) -> Optio
             errors.push(FieldError::new(
                 raw.url.span(),
                 format!("{prefix}.url"),
-                format!(
-                    "invalid URL {:?}: {e} (e.g. \"https://hooks.example.com/T000/B000/XXX\")",
-                    raw.url.get_ref()
-                ),
+                // The value is not echoed: a webhook URL holds its token, and the position
+                // already points at it.
+                format!("invalid URL: {e} (e.g. \"https://hooks.example.com/T000/B000/XXX\")"),
             ));
             None
         }

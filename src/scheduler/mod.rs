@@ -12,7 +12,7 @@ pub use execute::{execute, Finished, Trigger};
 pub use job_state::{JobState, LastRun};
 pub use status::JobStatus;
 
-use crate::alert::{Dispatcher, DispatcherOptions};
+use crate::alert::Dispatcher;
 use crate::config::{CatchUp, Config, JobConfig};
 use chrono::{DateTime, Utc};
 use job_state::Admission;
@@ -60,8 +60,8 @@ pub struct Runner {
 #[derive(Debug)]
 struct RunnerInner {
     state_dir: PathBuf,
-    /// Where alerts go; replaced when a reload changes `[alerts]`.
-    alerts: std::sync::RwLock<Dispatcher>,
+    /// Where alerts go; its sinks are swapped in place when a reload changes `[alerts]`.
+    alerts: Dispatcher,
     /// Fired at the end of the shutdown grace period: every run still going is stopped.
     kill_all: CancellationToken,
     tracker: TaskTracker,
@@ -83,11 +83,7 @@ impl Runner {
 
     /// The alert dispatcher in force.
     fn alerts(&self) -> Dispatcher {
-        self.inner
-            .alerts
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.alerts.clone()
     }
 
     fn slot_file(&self, job: &str) -> PathBuf {
@@ -254,7 +250,7 @@ impl Scheduler {
         let runner = Runner {
             inner: Arc::new(RunnerInner {
                 state_dir,
-                alerts: std::sync::RwLock::new(alerts),
+                alerts,
                 kill_all: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 alarm: alarm::Alarm::start()?,
@@ -369,19 +365,13 @@ impl Scheduler {
     /// changed ones take the new definition from their next slot, removed ones stop firing.
     pub fn reload(&mut self, new: Config) -> Result<ReloadSummary, String> {
         if new.alerts != self.config.alerts {
-            let fresh = Dispatcher::new(&new.alerts, DispatcherOptions::default())
+            // Swapped in place: runs holding a clone (apache_log watchers) deliver through the
+            // new sinks too; alerts already queued for the old ones still go out.
+            self.runner
+                .inner
+                .alerts
+                .replace(&new.alerts)
                 .map_err(|e| format!("alert sinks: {e}"))?;
-            let old = std::mem::replace(
-                &mut *self
-                    .runner
-                    .inner
-                    .alerts
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner()),
-                fresh,
-            );
-            // Alerts already queued for the old sinks get a short while to go out.
-            tokio::spawn(async move { old.shutdown(Duration::from_secs(10)).await });
         }
         let mut summary = ReloadSummary::default();
         let old_names: Vec<String> = self.jobs.keys().cloned().collect();

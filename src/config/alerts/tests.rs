@@ -150,3 +150,30 @@ fn alerts_must_be_tables() {
         e[0]
     );
 }
+
+#[test]
+fn debug_of_a_webhook_sink_shows_neither_userinfo_path_nor_header_values() {
+    let text = "[alerts.w]\ntype = \"webhook\"\nurl = \"https://bot:hunter2@hooks.example.com/T0/SECRETTOKEN?sig=abc\"\nheaders = { Authorization = \"Bearer s3cret\" }\n";
+    let cfg = parse(Path::new("jobs.toml"), text).unwrap();
+    let shown = format!("{:?} {:#?}", cfg.alerts, cfg);
+    assert!(shown.contains("https://hooks.example.com/…"), "{shown}");
+    assert!(shown.contains("Authorization"), "{shown}");
+    for secret in ["bot", "hunter2", "SECRETTOKEN", "sig=abc", "s3cret"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+}
+
+#[test]
+fn an_invalid_url_is_not_echoed_in_the_error() {
+    let e = errors("[alerts.w]\ntype = \"webhook\"\nurl = \"https://bot:pw@hooks.example.com:99999/SECRETTOKEN\"\n");
+    assert!(
+        e[0].contains("`alerts.w.url`: invalid URL: invalid port number"),
+        "{}",
+        e[0]
+    );
+    assert!(
+        !e[0].contains("SECRETTOKEN") && !e[0].contains("bot:pw"),
+        "{}",
+        e[0]
+    );
+}
