@@ -242,7 +242,7 @@ async fn unreachable_endpoint_names_region_and_endpoint() {
     assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
     assert!(
         detail(&r).starts_with(&format!(
-            "cannot reach endpoint {closed} (region {REGION}) for DescribeInstances"
+            "cannot reach endpoint {closed}/ (region {REGION}) for DescribeInstances"
         )),
         "{r:?}"
     );
@@ -259,8 +259,13 @@ fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
     path
 }
 
-/// The `opsd` binary with only the test AWS environment.
+/// The `opsd` binary with only the test AWS environment, logging JSON.
 fn opsd(config: &Path) -> Command {
+    opsd_logging(config, "json")
+}
+
+/// The `opsd` binary with only the test AWS environment, logging in `format`.
+fn opsd_logging(config: &Path, format: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsd"));
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -269,7 +274,7 @@ fn opsd(config: &Path) -> Command {
         .arg("--config")
         .arg(config)
         .arg("--log-format")
-        .arg("json");
+        .arg(format);
     cmd
 }
 
@@ -507,4 +512,114 @@ async fn the_daemon_stops_by_tags_then_starts_by_id_on_its_schedule() {
             && e["message"] == "credentials: OK (environment (AWS_ACCESS_KEY_ID))"
     });
     assert!(preflight, "credentials are checked at load:\n{text}");
+}
+
+#[tokio::test]
+async fn a_selection_matching_nothing_fails_unless_allow_empty() {
+    let moto = Moto::start();
+    let ids = moto.launch(1, &[("Schedule", "office-hours")]).await;
+    // A tag typo: nothing matches.
+    let typo = "action = \"stop\"\ntags = { Schedule = \"ofice-hours\" }";
+    let r = run(&job(&moto, typo), false).await;
+    assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+    assert!(
+        detail(&r).contains("matched tags { Schedule = \"ofice-hours\" }"),
+        "{r:?}"
+    );
+    assert!(detail(&r).contains("allow_empty = true"), "{r:?}");
+
+    let r = run(&job(&moto, &format!("{typo}\nallow_empty = true")), false).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(detail(&r).contains("no instance matched"), "{r:?}");
+    assert_eq!(moto.state(&ids[0]).await, "running");
+}
+
+/// Opt-out tags as people write them; each one must keep its instance running.
+const OPT_OUT_VARIANTS: [(&str, &str); 14] = [
+    ("opsd:skip", "true"),
+    ("opsd:skip", "yes"),
+    ("opsd:skip", "1"),
+    ("opsd:skip", "on"),
+    ("opsd:skip", "Yes"),
+    ("opsd:skip", "TRUE"),
+    ("opsd:skip", " true "),
+    ("opsd:Skip", "true"),
+    ("OPSD:SKIP", "true"),
+    ("opsd-skip", "true"),
+    ("opsd_skip", "true"),
+    ("Opsd-Skip", "yes"),
+    ("OPSD_SKIP", "1"),
+    ("opsd:skip", "please"),
+];
+
+#[tokio::test]
+async fn every_spelling_of_the_opt_out_tag_keeps_the_instance_running() {
+    let moto = Moto::start();
+    let mut opted_out = Vec::new();
+    for (k, v) in OPT_OUT_VARIANTS {
+        opted_out.extend(
+            moto.launch(1, &[("Schedule", "office-hours"), (k, v)])
+                .await,
+        );
+    }
+    let mut opted_in = Vec::new();
+    for v in ["false", "No", "0", "off", ""] {
+        opted_in.extend(
+            moto.launch(1, &[("Schedule", "office-hours"), ("OPSD:SKIP", v)])
+                .await,
+        );
+    }
+    let r = run(
+        &job(
+            &moto,
+            "action = \"stop\"\ntags = { Schedule = \"office-hours\" }\nmax_instances = 30",
+        ),
+        false,
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(detail(&r).starts_with("stop: 5 stopped"), "{r:?}");
+    assert!(detail(&r).contains("14 skipped, 0 failed"), "{r:?}");
+    for (id, variant) in opted_out.iter().zip(OPT_OUT_VARIANTS) {
+        assert_eq!(moto.state(id).await, "running", "{variant:?} must opt out");
+    }
+    for id in &opted_in {
+        assert_eq!(moto.state(id).await, "stopped");
+    }
+}
+
+#[tokio::test]
+async fn a_name_tag_with_a_newline_cannot_forge_a_log_line() {
+    let moto = Moto::start();
+    let forged =
+        "web\n2026-12-01T08:00:00.000000Z  INFO opsd: i-0abc: skipped, tagged opsd:skip = \"true\"";
+    let ids = moto
+        .launch(1, &[("Schedule", "office-hours"), ("Name", forged)])
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[jobs.dev-stop]\ntype = \"ec2\"\naction = \"stop\"\nschedule = \"@daily\"\n\
+             region = \"{REGION}\"\nendpoint_url = \"{}\"\ntags = {{ Schedule = \"office-hours\" }}\n",
+            moto.endpoint
+        ),
+    );
+    let out = opsd_logging(&config, "text")
+        .args(["run-job", "dev-stop", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run opsd run-job");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(moto.state(&ids[0]).await, "stopped");
+    for line in stdout.lines().chain(stderr.lines()) {
+        assert!(
+            !line.starts_with("2026-12-01T08:00:00"),
+            "forged line: {line}\n{stderr}"
+        );
+    }
+    assert!(stdout.contains("web\\n2026-12-01T08:00:00"), "{stdout}");
+    assert!(stderr.contains("web\\n2026-12-01T08:00:00"), "{stderr}");
 }

@@ -107,10 +107,13 @@ pub async fn execute(
     };
     if timed_out {
         report.outcome = Outcome::TimedOut;
-        report.detail = Some(format!(
-            "timed out after {}",
-            humantime::format_duration(job.timeout.unwrap_or_default())
-        ));
+        // Keep what the job said it had done before it was stopped (e.g. which instances an
+        // ec2 job had already changed).
+        let limit = humantime::format_duration(job.timeout.unwrap_or_default());
+        report.detail = Some(match report.detail.take() {
+            Some(done) => format!("timed out after {limit}; {done}"),
+            None => format!("timed out after {limit}"),
+        });
     } else if stop.is_cancelled() && report.outcome != Outcome::Success {
         report.outcome = Outcome::Killed;
     }

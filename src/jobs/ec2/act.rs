@@ -23,35 +23,44 @@ pub struct Transition {
     pub current: String,
 }
 
-/// Asks EC2 to apply `action` to one instance.
+/// Asks EC2 to apply `action` to one instance; an answer that does not list the instance is
+/// an error ([`Ec2Error::NotInAnswer`]), never a success.
 pub async fn apply(
     client: &Client,
     target: &Target,
     action: Action,
     id: &str,
 ) -> Result<Transition, Ec2Error> {
-    let change = match action {
-        Action::Start => client
-            .start_instances()
-            .instance_ids(id)
-            .send()
-            .await
-            .map_err(|e| Ec2Error::from_sdk(Call::Start, target, MAX_ATTEMPTS, e))?
-            .starting_instances()
-            .first()
-            .cloned(),
-        Action::Stop | Action::Hibernate => client
-            .stop_instances()
-            .instance_ids(id)
-            .hibernate(action == Action::Hibernate)
-            .send()
-            .await
-            .map_err(|e| Ec2Error::from_sdk(Call::Stop, target, MAX_ATTEMPTS, e))?
-            .stopping_instances()
-            .first()
-            .cloned(),
+    let (call, changes) = match action {
+        Action::Start => (
+            Call::Start,
+            client
+                .start_instances()
+                .instance_ids(id)
+                .send()
+                .await
+                .map_err(|e| Ec2Error::from_sdk(Call::Start, target, MAX_ATTEMPTS, e))?
+                .starting_instances
+                .unwrap_or_default(),
+        ),
+        Action::Stop | Action::Hibernate => (
+            Call::Stop,
+            client
+                .stop_instances()
+                .instance_ids(id)
+                .hibernate(action == Action::Hibernate)
+                .send()
+                .await
+                .map_err(|e| Ec2Error::from_sdk(Call::Stop, target, MAX_ATTEMPTS, e))?
+                .stopping_instances
+                .unwrap_or_default(),
+        ),
     };
-    Ok(transition(change.as_ref()))
+    changes
+        .iter()
+        .find(|c| c.instance_id() == Some(id))
+        .map(transition)
+        .ok_or(Ec2Error::NotInAnswer { call })
 }
 
 /// Asks EC2 whether `action` on one instance would be allowed, changing nothing.
@@ -86,7 +95,8 @@ pub async fn dry_run(
     }
 }
 
-/// Reads EC2's answer to a DryRun call: `DryRunOperation` means the call would succeed.
+/// Reads EC2's answer to a DryRun call: `DryRunOperation` means the call would succeed; a
+/// successful answer means the endpoint ignored DryRun and acted ([`Ec2Error::DryRunIgnored`]).
 fn dry_answer<O, E>(
     call: Call,
     target: &Target,
@@ -98,11 +108,9 @@ where
     match answer {
         Err(e) if e.code() == Some(DRY_RUN_OK) => Ok(()),
         Err(e) => Err(Ec2Error::from_sdk(call, target, MAX_ATTEMPTS, e)),
-        Ok(_) => Err(Ec2Error::Other {
+        Ok(_) => Err(Ec2Error::DryRunIgnored {
             call,
-            detail:
-                "EC2 answered a DryRun call as if it had acted; the endpoint does not honour DryRun"
-                    .to_string(),
+            target: target.clone(),
         }),
     }
 }
@@ -156,7 +164,7 @@ pub async fn wait(
                 .and_then(InstanceState::name)
                 .map_or_else(
                     || "an unexpected state".to_string(),
-                    |s| s.as_str().to_string(),
+                    |s| crate::escape::control(s.as_str()).into_owned(),
                 );
             Err(Ec2Error::WaitFailed {
                 want: want_str,
@@ -171,20 +179,25 @@ pub async fn wait(
         )),
         Err(other) => Err(Ec2Error::Other {
             call: Call::Describe,
-            detail: aws_sdk_ec2::error::DisplayErrorContext(&other).to_string(),
+            detail: crate::escape::control(
+                &target.scrub(&aws_sdk_ec2::error::DisplayErrorContext(&other).to_string()),
+            )
+            .into_owned(),
         }),
     }
 }
 
-/// The previous and current state from a Start/Stop answer.
-fn transition(change: Option<&InstanceStateChange>) -> Transition {
+/// The previous and current state from a Start/Stop answer (escaped: the endpoint wrote them).
+fn transition(change: &InstanceStateChange) -> Transition {
     let name = |s: Option<&InstanceState>| {
-        s.and_then(InstanceState::name)
-            .map_or_else(|| "unknown".to_string(), |n| n.as_str().to_string())
+        s.and_then(InstanceState::name).map_or_else(
+            || "unknown".to_string(),
+            |n| crate::escape::control(n.as_str()).into_owned(),
+        )
     };
     Transition {
-        previous: name(change.and_then(|c| c.previous_state())),
-        current: name(change.and_then(|c| c.current_state())),
+        previous: name(change.previous_state()),
+        current: name(change.current_state()),
     }
 }
 

@@ -1,8 +1,17 @@
 //! What can go wrong talking to EC2, each said in words an operator can act on: which
 //! credential sources were tried, which IAM action is missing, which region or endpoint failed.
+//!
+//! Invariant: no error shows `endpoint_url` beyond scheme, host and port ([`crate::redact::url`]),
+//! and all text an endpoint sent (codes, messages, bodies) is escaped
+//! ([`crate::escape::control`]) and cut, so an answer cannot forge or flood a log line.
 
+use crate::{escape, redact};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use std::fmt;
+
+/// Most characters of an endpoint's answer quoted in an error.
+const BODY_SHOWN: usize = 160;
 
 /// The EC2 API calls opsd makes, for naming the IAM action an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +50,33 @@ pub struct Target {
     pub endpoint_url: Option<String>,
 }
 
+impl Target {
+    /// `text` with every secret part of `endpoint_url` (userinfo, path, query) replaced, for
+    /// error texts of lower layers that may quote the URL they were given.
+    pub fn scrub(&self, text: &str) -> String {
+        let Some(raw) = &self.endpoint_url else {
+            return text.to_string();
+        };
+        let mut out = text.replace(raw.as_str(), &redact::url(raw));
+        if let Ok(u) = url::Url::parse(raw) {
+            let secrets = [
+                u.password().unwrap_or_default(),
+                u.username(),
+                u.query().unwrap_or_default(),
+                u.path().trim_matches('/'),
+            ];
+            for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+                out = out.replace(secret, "…");
+            }
+        }
+        out
+    }
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.endpoint_url {
-            Some(url) => write!(f, "endpoint {url} (region {})", self.region),
+            Some(url) => write!(f, "endpoint {} (region {})", redact::url(url), self.region),
             None => write!(f, "the EC2 endpoint of region {}", self.region),
         }
     }
@@ -142,6 +174,32 @@ pub enum Ec2Error {
         /// The state found.
         state: String,
     },
+    /// An answer that is not EC2's: a proxy's or a web server's page, or a bare gateway error.
+    #[error("{call} failed: {target} answered HTTP {status} without an EC2 error code; body starts: {body}; check `endpoint_url`, `region` and any proxy (HTTPS_PROXY) in between")]
+    NotEc2 {
+        /// The call.
+        call: Call,
+        /// Where it went.
+        target: Target,
+        /// The HTTP status of the answer.
+        status: u16,
+        /// The start of the answer's body, escaped, quoted and cut.
+        body: String,
+    },
+    /// A DryRun call was answered as if it had acted: the endpoint ignores DryRun.
+    #[error("{call} with DryRun=true was answered as a real call: {target} does not honour DryRun, so the instance may really have changed; the dry run stopped here")]
+    DryRunIgnored {
+        /// The call.
+        call: Call,
+        /// Where it went.
+        target: Target,
+    },
+    /// EC2 accepted a call but its answer does not list the instance.
+    #[error("{call} was accepted but its answer does not list the instance, so its state is unknown; check it")]
+    NotInAnswer {
+        /// The call.
+        call: Call,
+    },
     /// Any other API error, with its code.
     #[error("{call} failed: {code}: {message}")]
     Api {
@@ -173,6 +231,48 @@ const THROTTLING_CODES: &[&str] = &[
     "SlowDown",
 ];
 
+/// The error for an HTTP answer that carries no EC2 error code.
+fn not_ec2(call: Call, target: &Target, answer: &HttpResponse) -> Ec2Error {
+    Ec2Error::NotEc2 {
+        call,
+        target: target.clone(),
+        status: answer.status().as_u16(),
+        body: body_start(answer.body().bytes().unwrap_or_default()),
+    }
+}
+
+/// The first [`BODY_SHOWN`] characters of `body`, whitespace runs as one space, escaped and
+/// quoted; `(empty)` for no body.
+fn body_start(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut words = text.split_whitespace();
+    let mut shown = String::new();
+    let mut cut = false;
+    if let Some(first) = words.next() {
+        shown.push_str(first);
+    }
+    for w in words {
+        if shown.chars().count() >= BODY_SHOWN {
+            cut = true;
+            break;
+        }
+        shown.push(' ');
+        shown.push_str(w);
+    }
+    if shown.is_empty() {
+        return "(empty)".to_string();
+    }
+    if shown.chars().count() > BODY_SHOWN {
+        shown = shown.chars().take(BODY_SHOWN).collect();
+        cut = true;
+    }
+    format!(
+        "\"{}{}\"",
+        escape::control(&shown),
+        if cut { "…" } else { "" }
+    )
+}
+
 /// An error and its sources as one line, `outer: inner: root`, without repeats.
 fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -193,13 +293,21 @@ impl Ec2Error {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let code = err.code().unwrap_or_default().to_string();
-        let message = err.message().unwrap_or_default().to_string();
+        let code = escape::control(err.code().unwrap_or_default()).into_owned();
+        let message =
+            escape::control(&target.scrub(err.message().unwrap_or_default())).into_owned();
+        let context =
+            || escape::control(&target.scrub(&DisplayErrorContext(&err).to_string())).into_owned();
+        if code.is_empty() {
+            if let Some(answer) = err.raw_response() {
+                return not_ec2(call, target, answer);
+            }
+        }
         match &err {
             SdkError::DispatchFailure(d) if !d.is_user() => {
-                let detail = d
-                    .as_connector_error()
-                    .map_or_else(|| DisplayErrorContext(&err).to_string(), |c| chain(c));
+                let detail = d.as_connector_error().map_or_else(context, |c| {
+                    escape::control(&target.scrub(&chain(c))).into_owned()
+                });
                 return Ec2Error::Unreachable {
                     call,
                     target: target.clone(),
@@ -217,7 +325,7 @@ impl Ec2Error {
             _ if code.is_empty() => {
                 return Ec2Error::Other {
                     call,
-                    detail: DisplayErrorContext(&err).to_string(),
+                    detail: context(),
                 };
             }
             _ => {}
@@ -278,6 +386,9 @@ impl Ec2Error {
             Ec2Error::Unreachable { .. } => "unreachable",
             Ec2Error::WaitTimeout { .. } => "wait_timeout",
             Ec2Error::WaitFailed { .. } => "wait_failed",
+            Ec2Error::NotEc2 { .. } => "not_ec2",
+            Ec2Error::DryRunIgnored { .. } => "dry_run_ignored",
+            Ec2Error::NotInAnswer { .. } => "not_in_answer",
             Ec2Error::Api { .. } => "api",
             Ec2Error::Other { .. } => "other",
         }

@@ -18,6 +18,7 @@ pub use spec::{Action, Ec2Spec, DEFAULT_MAX_INSTANCES, DEFAULT_WAIT_TIMEOUT};
 use select::Found;
 
 use super::{Outcome, RunContext, RunReport};
+use crate::escape;
 use aws_sdk_ec2::Client;
 use futures_util::future::join_all;
 
@@ -42,15 +43,22 @@ pub async fn run(spec: &Ec2Spec, ctx: &RunContext) -> RunReport {
     }
 }
 
-/// What happened to each instance of a run.
+/// What happened to each instance of a run. Every label here is escaped already.
 #[derive(Debug, Default)]
 struct Tally {
     /// Changed (or, in a dry run, would change).
     changed: Vec<String>,
+    /// EC2 accepted the call, but the run was cancelled while waiting for the target state.
+    requested: Vec<String>,
+    /// May have changed without opsd knowing for sure: a call cut off by a cancel, an answer
+    /// that does not list the instance, a DryRun call the endpoint carried out.
+    uncertain: Vec<String>,
     /// Left alone.
     skipped: usize,
     /// Failed, with the first error.
     failed: Vec<String>,
+    /// The dry run stopped because the endpoint ignored DryRun.
+    dry_run_ignored: bool,
 }
 
 /// Runs the job once with a ready client (tests hand in a mocked one).
@@ -76,6 +84,9 @@ pub async fn run_with(client: &Client, spec: &Ec2Spec, ctx: &RunContext) -> RunR
     };
     let sel = select::decide(action, &ids, &tags, spec.include_autoscaling, found);
 
+    if sel.is_empty() {
+        return empty_selection(ctx, spec, &target);
+    }
     let limit = spec.max_instances();
     if sel.size() > limit {
         let msg = format!(
@@ -108,7 +119,7 @@ pub async fn run_with(client: &Client, spec: &Ec2Spec, ctx: &RunContext) -> RunR
     } else {
         run.apply_all(&sel.act, spec.wait, &mut tally).await
     };
-    if !to_wait.is_empty() && !ctx.cancel.is_cancelled() {
+    if !to_wait.is_empty() {
         run.wait_all(&to_wait, spec.wait_timeout(), &mut tally)
             .await;
     }
@@ -117,6 +128,55 @@ pub async fn run_with(client: &Client, spec: &Ec2Spec, ctx: &RunContext) -> RunR
         .is_cancelled()
         .then_some("cancelled before every instance was handled");
     finish(ctx, action, dry_run, tally, interrupted)
+}
+
+/// The report of a run whose selection matched nothing: a failure (a misspelt region or tag
+/// would otherwise silently never act again) unless the job sets `allow_empty = true`.
+fn empty_selection(ctx: &RunContext, spec: &Ec2Spec, target: &Target) -> RunReport {
+    let job = &*ctx.job;
+    let run_id = &*ctx.run_id;
+    let action = spec.action();
+    let tags = spec.tag_filter();
+    let by = if tags.is_empty() {
+        "`instance_ids`".to_string()
+    } else {
+        let list: Vec<String> = tags
+            .iter()
+            .map(|(k, v)| format!("{} = \"{}\"", escape::control(k), escape::control(v)))
+            .collect();
+        format!("tags {{ {} }}", list.join(", "))
+    };
+    if spec.allow_empty {
+        let detail = format!("{action}: no instance matched the selection (allow_empty = true)");
+        tracing::info!(
+            job,
+            run_id,
+            action = action.as_str(),
+            outcome = "success",
+            changed = 0,
+            skipped = 0,
+            failed = 0,
+            "ec2 {action}: {detail}"
+        );
+        return RunReport {
+            outcome: Outcome::Success,
+            exit_code: None,
+            signal: None,
+            detail: Some(detail),
+        };
+    }
+    let msg = format!(
+        "{action}: no instance in {target} matched {by}; check `region` and `tags` for a typo, \
+         or set allow_empty = true if an empty match is expected"
+    );
+    tracing::error!(
+        job,
+        run_id,
+        action = action.as_str(),
+        error_kind = "empty_selection",
+        "ec2 {action}: {msg}"
+    );
+    RunReport::failed(msg)
 }
 
 /// Logs the requested ids that do not exist (failures) and the instances left alone.
@@ -161,7 +221,8 @@ struct Act<'a> {
 }
 
 impl Act<'_> {
-    /// Dry run: asks EC2 whether each call would succeed; stops early on cancel.
+    /// Dry run: asks EC2 whether each call would succeed; stops early on cancel, and at the
+    /// first answer showing that the endpoint ignored DryRun (that instance may have changed).
     async fn check_all(&self, instances: &[Found], tally: &mut Tally) {
         let (job, run_id, action) = (&*self.ctx.job, &*self.ctx.run_id, self.action);
         for f in instances {
@@ -177,6 +238,15 @@ impl Act<'_> {
                         "{}: would {action} (dry run: EC2 says the call would succeed)", f.label());
                     tally.changed.push(f.label());
                 }
+                Err(e @ Ec2Error::DryRunIgnored { .. }) => {
+                    tracing::error!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
+                        previous_state = state, outcome = "may_have_changed", dry_run = true, error_kind = e.kind(),
+                        "{}: {e}", f.label());
+                    tally.uncertain.push(f.label());
+                    tally.failed.push(format!("{}: {e}", f.id));
+                    tally.dry_run_ignored = true;
+                    return;
+                }
                 Err(e) => {
                     tracing::error!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
                         previous_state = state, outcome = "failed", dry_run = true, error_kind = e.kind(),
@@ -187,7 +257,8 @@ impl Act<'_> {
         }
     }
 
-    /// Calls EC2 for each instance; returns those to wait for when `wait` is set.
+    /// Calls EC2 for each instance; returns those to wait for when `wait` is set. A call cut
+    /// off by a cancel may still have reached EC2: that instance is counted as uncertain.
     async fn apply_all<'f>(
         &self,
         instances: &'f [Found],
@@ -197,9 +268,18 @@ impl Act<'_> {
         let (job, run_id, action) = (&*self.ctx.job, &*self.ctx.run_id, self.action);
         let mut to_wait = Vec::new();
         for f in instances {
+            if self.ctx.cancel.is_cancelled() {
+                break;
+            }
             let applied = tokio::select! {
                 r = act::apply(self.client, self.target, action, &f.id) => r,
-                () = self.ctx.cancel.cancelled() => break,
+                () = self.ctx.cancel.cancelled() => {
+                    tracing::error!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
+                        previous_state = f.state.as_str(), outcome = "may_have_changed",
+                        "{}: cancelled while asking EC2 to {action}; the call may have reached EC2", f.label());
+                    tally.uncertain.push(f.label());
+                    break;
+                }
             };
             match applied {
                 Ok(t) if wait => to_wait.push((f, t)),
@@ -210,8 +290,14 @@ impl Act<'_> {
                     tally.changed.push(f.label());
                 }
                 Err(e) => {
+                    let outcome = if matches!(e, Ec2Error::NotInAnswer { .. }) {
+                        tally.uncertain.push(f.label());
+                        "may_have_changed"
+                    } else {
+                        "failed"
+                    };
                     tracing::error!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
-                        previous_state = f.state.as_str(), outcome = "failed", error_kind = e.kind(),
+                        previous_state = f.state.as_str(), outcome, error_kind = e.kind(),
                         "{}: {e}", f.label());
                     tally.failed.push(format!("{}: {e}", f.id));
                 }
@@ -236,7 +322,12 @@ impl Act<'_> {
         let results = tokio::select! {
             r = waits => r,
             () = self.ctx.cancel.cancelled() => {
-                tally.failed.extend(to_wait.iter().map(|(f, _)| format!("{}: asked to {action}, cancelled while waiting", f.id)));
+                for (f, t) in to_wait {
+                    tracing::warn!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
+                        previous_state = %t.previous, new_state = %t.current, outcome = "requested",
+                        "{}: EC2 accepted the {action} ({} -> {}); cancelled while waiting", f.label(), t.previous, t.current);
+                    tally.requested.push(f.label());
+                }
                 return;
             }
         };
@@ -259,7 +350,19 @@ impl Act<'_> {
     }
 }
 
-/// Logs the job's one summary event and builds the report.
+/// `labels` as `a, b, c and N more`, at most [`MAX_LISTED`] named.
+fn listed(labels: &[String]) -> String {
+    let mut shown: Vec<&str> = labels.iter().take(MAX_LISTED).map(String::as_str).collect();
+    let more = labels.len().saturating_sub(MAX_LISTED);
+    let extra = format!("and {more} more");
+    if more > 0 {
+        shown.push(&extra);
+    }
+    shown.join(", ")
+}
+
+/// Logs the job's one summary event and builds the report. A dry run says "nothing changed"
+/// only when every call was answered as a dry run and none was cut off.
 fn finish(
     ctx: &RunContext,
     action: Action,
@@ -272,26 +375,35 @@ fn finish(
     let changed = tally.changed.len();
     let failed = tally.failed.len();
     let skipped = tally.skipped;
-    let mut detail = if dry_run {
+    let certain = tally.uncertain.is_empty() && interrupted.is_none();
+    let mut detail = if tally.dry_run_ignored {
+        format!(
+            "dry run ABORTED, the endpoint ignored DryRun and may really have {} instances: would {action} {changed}",
+            action.done()
+        )
+    } else if dry_run && certain {
         format!("dry run, nothing changed: would {action} {changed}")
+    } else if dry_run {
+        format!("dry run: would {action} {changed}")
     } else {
         format!("{action}: {changed} {}", action.done())
     };
     if changed > 0 {
-        let mut listed: Vec<&str> = tally
-            .changed
-            .iter()
-            .take(MAX_LISTED)
-            .map(String::as_str)
-            .collect();
-        let more = changed.saturating_sub(MAX_LISTED);
-        let extra = format!("and {more} more");
-        if more > 0 {
-            listed.push(&extra);
-        }
-        detail.push_str(&format!(" ({})", listed.join(", ")));
+        detail.push_str(&format!(" ({})", listed(&tally.changed)));
     }
     detail.push_str(&format!(", {skipped} skipped, {failed} failed"));
+    if !tally.requested.is_empty() {
+        detail.push_str(&format!(
+            "; {action} accepted by EC2, not waited for: {}",
+            listed(&tally.requested)
+        ));
+    }
+    if !tally.uncertain.is_empty() {
+        detail.push_str(&format!(
+            "; MAY HAVE CHANGED (check them): {}",
+            listed(&tally.uncertain)
+        ));
+    }
     if let Some(first) = tally.failed.first() {
         detail.push_str(&format!("; {first}"));
         if failed > 1 {
@@ -300,15 +412,6 @@ fn finish(
     }
     if let Some(why) = interrupted {
         detail.push_str(&format!("; {why}"));
-    }
-    if changed + skipped + failed == 0 {
-        detail.push_str("; no instance matched the selection");
-        tracing::warn!(
-            job,
-            run_id,
-            action = action.as_str(),
-            "the selection matched no instances"
-        );
     }
     let outcome = if interrupted.is_some() {
         Outcome::Killed
@@ -337,6 +440,8 @@ fn finish(
             changed,
             skipped,
             failed,
+            requested = tally.requested.len(),
+            uncertain = tally.uncertain.len(),
             "ec2 {action}: {detail}"
         );
     }

@@ -85,6 +85,9 @@ pub struct Ec2Spec {
     /// Also act on members of Auto Scaling groups (skipped by default).
     #[serde(default)]
     pub include_autoscaling: bool,
+    /// A selection that matches no instance is fine (by default it fails the run).
+    #[serde(default)]
+    pub allow_empty: bool,
     /// A profile of the shared AWS config and credentials files.
     pub profile: Option<Spanned<String>>,
     /// Use this endpoint instead of the region's (private endpoints, tests).
@@ -264,8 +267,9 @@ fn check_endpoint(url: &str) -> Result<(), String> {
     match reqwest::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
         Ok(_) => Err(format!(
-            "{url:?} must be an http:// or https:// URL with a host"
+            "{} must be an http:// or https:// URL with a host",
+            crate::redact::url(url)
         )),
-        Err(e) => Err(format!("{url:?} is not a URL: {e}")),
+        Err(e) => Err(format!("endpoint_url is not a URL: {e}")),
     }
 }

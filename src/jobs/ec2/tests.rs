@@ -1,6 +1,6 @@
 //! Unit tests: configuration checks located at their keys, and the pure selection rules.
 
-use super::select::{decide, filters, Found, SkipReason};
+use super::select::{decide, filters, is_skip_key, Found, SkipReason};
 use super::spec::{valid_instance_id, Action};
 use crate::config::{parse, ConfigError};
 use crate::jobs::JobType;
@@ -155,7 +155,13 @@ fn stop_acts_only_on_running_and_respects_skip_and_asg() {
         [
             ("i-00000002", &SkipReason::AlreadyThere(S::Stopped)),
             ("i-00000003", &SkipReason::WrongState(S::Pending)),
-            ("i-00000004", &SkipReason::OptedOut),
+            (
+                "i-00000004",
+                &SkipReason::OptedOut {
+                    key: "opsd:skip".into(),
+                    value: "TRUE".into()
+                }
+            ),
             ("i-00000005", &SkipReason::AutoScaling("web".into())),
             ("i-00000006", &SkipReason::WrongState(S::Terminated)),
         ]
@@ -203,4 +209,95 @@ fn filters_by_id_else_by_tag() {
     let by_tag = filters(&[], &office());
     assert_eq!(by_tag[0].name(), Some("tag:Schedule"));
     assert_eq!(by_tag[0].values(), ["office-hours".to_string()]);
+}
+
+#[test]
+fn the_opt_out_tag_is_read_whatever_its_case_separators_and_value() {
+    use InstanceStateName as S;
+    for key in [
+        "opsd:skip",
+        "opsd:Skip",
+        "OPSD:SKIP",
+        "opsd-skip",
+        "opsd_skip",
+        "Opsd.Skip",
+        " opsd : skip ",
+    ] {
+        assert!(is_skip_key(key), "{key}");
+    }
+    for key in ["opsd:skipped", "opsd", "skip", "opsdskip2", "xopsd:skip"] {
+        assert!(!is_skip_key(key), "{key}");
+    }
+    let run = |key: &str, value: &str| {
+        let found = vec![inst(
+            "i-00000001",
+            S::Running,
+            &[("Schedule", "office-hours"), (key, value)],
+        )];
+        decide(Action::Stop, &[], &office(), false, found)
+    };
+    for value in ["true", "yes", "1", "on", "Y", "please", " TRUE "] {
+        let sel = run("OPSD-Skip", value);
+        assert!(sel.act.is_empty(), "{value:?} must opt out");
+        assert!(
+            sel.skip[0].1.is_notable(),
+            "a variant spelling is warned about"
+        );
+    }
+    for value in ["false", "No", "0", "OFF", "", "  "] {
+        assert_eq!(
+            run("opsd_skip", value).act.len(),
+            1,
+            "{value:?} opts back in"
+        );
+    }
+    let canonical = run("opsd:skip", "true");
+    assert!(!canonical.skip[0].1.is_notable());
+    assert_eq!(
+        canonical.skip[0].1.to_string(),
+        "tagged opsd:skip = \"true\""
+    );
+}
+
+#[test]
+fn tag_text_in_reasons_and_labels_is_escaped() {
+    use InstanceStateName as S;
+    let forged = "web\n2026-12-01T08:00:00Z  INFO i-0abc: skipped, tagged opsd:skip\u{202e}";
+    let mut f = inst(
+        "i-00000001",
+        S::Running,
+        &[("Schedule", "office-hours"), ("Name", forged)],
+    );
+    let i = aws_sdk_ec2::types::Instance::builder()
+        .instance_id("i-00000001")
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("Name")
+                .value(forged)
+                .build(),
+        )
+        .build();
+    f.name = Found::from_instance(&i).expect("an id").name;
+    assert!(!f.label().contains('\n'), "{}", f.label());
+    assert!(f.label().contains("web\\n2026"), "{}", f.label());
+    let reason = SkipReason::OptedOut {
+        key: "opsd:skip\r".into(),
+        value: "yes\n".into(),
+    };
+    assert!(!reason.to_string().contains(['\n', '\r']), "{reason}");
+    let asg = SkipReason::AutoScaling("g\u{2028}x".into());
+    assert!(asg.to_string().contains("g\\u{2028}x"), "{asg}");
+}
+
+#[test]
+fn a_bad_endpoint_url_is_reported_without_its_userinfo_or_path() {
+    let errs = errors(&format!(
+        "{HEAD}action = \"stop\"\nregion = \"us-east-1\"\ntags = {{ a = \"b\" }}\n\
+         endpoint_url = \"ftp://opsd:s3cr3t@127.0.0.1/t0ken\"\n"
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].1, "jobs.dev.endpoint_url");
+    for secret in ["opsd:", "s3cr3t", "t0ken"] {
+        assert!(!errs[0].2.contains(secret), "{secret} in {errs:?}");
+    }
 }
