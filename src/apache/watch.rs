@@ -130,7 +130,7 @@ pub struct Watcher {
     failing: BTreeSet<PathBuf>,
     checkpoint_path: PathBuf,
     buf: Vec<u8>,
-    last_scan: Option<Instant>,
+    last_scan: Instant,
     last_save: Instant,
     saved: Option<Checkpoint>,
 }
@@ -171,7 +171,7 @@ impl Watcher {
             failing: BTreeSet::new(),
             checkpoint_path,
             buf: Vec::new(),
-            last_scan: None,
+            last_scan: Instant::now(),
             last_save: Instant::now(),
             saved: None,
         };
@@ -180,6 +180,10 @@ impl Watcher {
                 w.resume(mark);
             }
         }
+        // Open the files now, not at the first pass: a rotation between the two is then
+        // noticed like any other.
+        w.rescan(true);
+        w.last_scan = Instant::now();
         Ok(w)
     }
 
@@ -283,13 +287,9 @@ impl Watcher {
     pub fn poll(&mut self) -> Result<Vec<LogEvent>, WatchError> {
         let mut events = Vec::new();
         let now = Instant::now();
-        if self
-            .last_scan
-            .is_none_or(|t| now.duration_since(t) >= self.cfg.rescan_interval)
-        {
-            let first = self.last_scan.is_none();
-            self.rescan(first);
-            self.last_scan = Some(now);
+        if now.duration_since(self.last_scan) >= self.cfg.rescan_interval {
+            self.rescan(false);
+            self.last_scan = now;
         }
         let rules = &mut self.rules;
         let lines = &mut self.lines;
@@ -375,13 +375,20 @@ impl Watcher {
                     quiet_since: now,
                 });
             }
-            if let (Some(since), Some(_)) = (previous_check, now_at_path) {
+            // Open the new file at once: while older files are read, it may be rotated too.
+            let new_file = now_at_path
+                .and_then(|_| open_logged(&mut self.failing, job, &path, Start::Beginning));
+            if new_file.is_none() {
+                self.checked.remove(&path);
+            }
+            if let (Some(since), Some(new)) = (previous_check, &new_file) {
                 // Files rotated away between two checks were never seen at the path: find them
                 // beside it and read them whole, oldest first, before the new file.
                 let known: Vec<(u64, u64)> = self
                     .active
                     .values()
                     .chain(self.retired.iter().map(|r| &r.file))
+                    .chain(std::iter::once(new))
                     .map(FollowedFile::identity)
                     .chain(self.finished.iter().map(|(dev, ino, _)| (*dev, *ino)))
                     .collect();
@@ -401,10 +408,7 @@ impl Watcher {
                     });
                 }
             }
-            if now_at_path.is_none() {
-                self.checked.remove(&path);
-            } else if let Some(mut f) = open_logged(&mut self.failing, job, &path, Start::Beginning)
-            {
+            if let Some(mut f) = new_file {
                 if let Err(e) = f.read_new(&mut self.buf, &mut on_lines) {
                     warn!(job = %job, file = %path.display(), error = %e, "cannot read file");
                 }
