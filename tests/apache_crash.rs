@@ -189,3 +189,138 @@ fn segfaulting_child_is_posted_to_the_webhook_within_2s_with_the_real_line() {
     let cp = std::fs::read_to_string(state.join("apache/apache-errors.json")).unwrap();
     assert!(cp.contains("error.log"), "{cp}");
 }
+
+/// One stderr line of `opsd --log-format json`, parsed (`None` for anything else).
+fn json_line(line: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(line).ok()
+}
+
+/// Starts `opsd run-job crash-count` on `config` and `state`, its JSON log lines sent to the
+/// returned channel.
+fn run_job(config: &std::path::Path, state: &std::path::Path) -> (Opsd, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .arg("--config")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--log-format", "json", "run-job", "crash-count"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (Opsd(child), lines)
+}
+
+/// Waits until the events of every child pid in `pids` were logged, counting each in `seen`.
+fn wait_for_events(
+    lines: &mpsc::Receiver<String>,
+    seen: &mut std::collections::BTreeMap<u64, u32>,
+    pids: std::ops::Range<u64>,
+) {
+    while pids.clone().any(|p| !seen.contains_key(&p)) {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("events for child pids {pids:?} not all logged ({e})"));
+        let Some(v) = json_line(&line) else { continue };
+        if v["rule"] == "crash" {
+            let pid: u64 = v["dedup_key"].as_str().unwrap_or("").parse().unwrap();
+            *seen.entry(pid).or_default() += 1;
+        }
+    }
+}
+
+/// Appends AH00052 lines for the child pids `pids` to `log`.
+fn append_crashes(log: &std::path::Path, pids: std::ops::Range<u64>) {
+    use std::io::Write;
+    let text: String = pids
+        .map(|p| {
+            format!(
+                "[Tue Dec 01 09:00:00.000000 2026] [core:notice] [pid 9:tid 9] AH00052: child pid {p} exit signal Segmentation fault (11)\n"
+            )
+        })
+        .collect();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(log)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+/// Issue 10 item 10: after `kill -9` and a restart, the replay is bounded. The checkpoint is
+/// saved after every pass that produced events, so what a restart alerts again is at most the
+/// events of the pass in progress at the kill: here one batch. Before, the checkpoint was
+/// saved every 2 s and every batch since the last save was alerted again.
+#[test]
+fn kill_9_after_alerts_replays_at_most_the_last_batch() {
+    const BATCH: u64 = 10;
+    const BATCHES: u64 = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    std::fs::write(&log, b"").unwrap();
+    let config = dir.path().join("jobs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[jobs.crash-count]\ntype = \"apache_log\"\npaths = [{:?}]\n\
+             apache_bin = \"/nonexistent/apachectl\"\ndisable_rules = [\"child_crash\"]\n\
+             poll_interval = \"100ms\"\n\
+             [[jobs.crash-count.rules]]\nid = \"crash\"\nregex = 'AH00052: child pid (\\d+) exit signal'\n\
+             severity = \"high\"\ndedup = \"$1\"\ncooldown = \"1ms\"\n",
+            log.display().to_string()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let checkpoint = state.join("apache/crash-count.json");
+    let (mut opsd, lines) = run_job(&config, &state);
+    wait_for(&lines, "\"following\"");
+    let mut seen = std::collections::BTreeMap::new();
+    append_crashes(&log, 0..BATCH);
+    wait_for_events(&lines, &mut seen, 0..BATCH);
+    // The first batch is checkpointed: from here on, only what follows may be replayed.
+    let size = std::fs::metadata(&log).unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&checkpoint)
+        .unwrap_or_default()
+        .contains(&format!("\"offset\": {size}"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first batch was never checkpointed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for b in 1..=BATCHES {
+        append_crashes(&log, b * BATCH..(b + 1) * BATCH);
+        wait_for_events(&lines, &mut seen, b * BATCH..(b + 1) * BATCH);
+    }
+    opsd.0.kill().unwrap(); // SIGKILL
+    opsd.0.wait().unwrap();
+    drop(opsd);
+
+    let (_opsd, lines) = run_job(&config, &state);
+    let end = (BATCHES + 1) * BATCH;
+    append_crashes(&log, end..end + 1);
+    wait_for_events(&lines, &mut seen, end..end + 1);
+    let replayed: Vec<u64> = seen
+        .iter()
+        .filter(|(_, &n)| n > 1)
+        .map(|(&p, _)| p)
+        .collect();
+    assert!(
+        replayed.len() as u64 <= BATCH,
+        "{} events alerted again after kill -9 (bound: one pass, {BATCH}): {replayed:?}",
+        replayed.len()
+    );
+    assert!((0..=end).all(|p| seen.contains_key(&p)), "lost events");
+}

@@ -29,6 +29,54 @@ pub fn identity(meta: &Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
 
+/// The copy a copytruncate rotation of `path` left beside it: a file whose name starts with
+/// the log's, not compressed, other than the file `except` (device, inode), at least `min_len`
+/// bytes long and starting with the bytes `fingerprint` was taken of; the newest if several.
+/// The live path (a truncation noticed while following) and the start path (a truncation while
+/// opsd was stopped) both look for the unread rest of a file this way.
+pub fn find_copy(
+    path: &Path,
+    fingerprint: &Fingerprint,
+    min_len: u64,
+    except: (u64, u64),
+) -> Option<PathBuf> {
+    let dir = path.parent()?;
+    let name = path.file_name()?.to_str()?;
+    let mut best: Option<(SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let fname = entry.file_name();
+        let Some(fname) = fname.to_str() else {
+            continue;
+        };
+        if fname == name || !fname.starts_with(name) || compressed(fname) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        let Ok(meta) = file.metadata() else { continue };
+        if !meta.is_file() || meta.len() < min_len || identity(&meta) == except {
+            continue;
+        }
+        if !fingerprint.matches(&file).unwrap_or(false) {
+            continue;
+        }
+        let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        if best.as_ref().is_none_or(|(t, _)| mtime > *t) {
+            best = Some((mtime, path));
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+/// True for a file name of a compressed rotated log, which is never read.
+pub fn compressed(name: &str) -> bool {
+    [".gz", ".bz2", ".xz", ".zst"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
 /// One open file being followed.
 #[derive(Debug)]
 pub struct FollowedFile {
@@ -126,7 +174,12 @@ impl FollowedFile {
         buf: &mut Vec<u8>,
         on_lines: &mut dyn FnMut(&Path, &[u8]),
     ) -> io::Result<Option<PathBuf>> {
-        let copy = self.find_copy();
+        let copy = find_copy(
+            &self.path,
+            &self.fingerprint,
+            self.line_offset(),
+            self.identity(),
+        );
         if let Some(copy_path) = &copy {
             let mut from_copy = FollowedFile::open(copy_path, Start::At(self.line_offset()))?;
             from_copy.path = self.path.clone();
@@ -139,43 +192,6 @@ impl FollowedFile {
         self.skipping = false;
         self.fingerprint = Fingerprint::of(&self.file, FINGERPRINT_LEN as u64)?;
         Ok(copy)
-    }
-
-    /// The copy a copytruncate rotation left beside the file: same first bytes, at least as
-    /// long as what was read, newest first; compressed copies are ignored.
-    fn find_copy(&self) -> Option<PathBuf> {
-        let dir = self.path.parent()?;
-        let name = self.path.file_name()?.to_str()?;
-        let want = self.line_offset();
-        let mut best: Option<(SystemTime, PathBuf)> = None;
-        for entry in std::fs::read_dir(dir).ok()?.flatten() {
-            let fname = entry.file_name();
-            let Some(fname) = fname.to_str() else {
-                continue;
-            };
-            let compressed = [".gz", ".bz2", ".xz", ".zst"]
-                .iter()
-                .any(|ext| fname.ends_with(ext));
-            if fname == name || !fname.starts_with(name) || compressed {
-                continue;
-            }
-            let path = entry.path();
-            let Ok(file) = File::open(&path) else {
-                continue;
-            };
-            let Ok(meta) = file.metadata() else { continue };
-            if meta.len() < want || identity(&meta) == self.identity() {
-                continue;
-            }
-            if !self.fingerprint.matches(&file).unwrap_or(false) {
-                continue;
-            }
-            let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            if best.as_ref().is_none_or(|(t, _)| mtime > *t) {
-                best = Some((mtime, path));
-            }
-        }
-        best.map(|(_, p)| p)
     }
 
     /// Reads everything appended since the last call and hands complete lines on, in chunks

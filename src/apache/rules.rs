@@ -320,6 +320,37 @@ impl RuleSet {
         }
     }
 
+    /// Makes room for new keys: forgets the groups whose window and cooldown are over, and when
+    /// that is not enough (many keys within one window), the least recently matched ones down
+    /// to half of [`MAX_KEYS`], so that a flood of distinct keys costs amortised constant time
+    /// per line instead of a pass over every group.
+    fn forget_stale(&mut self, at: NaiveDateTime) {
+        let rules = &self.rules;
+        self.groups.retain(|(i, _), g| {
+            let keep = rules[*i].window.max(rules[*i].cooldown);
+            g.times
+                .back()
+                .is_some_and(|&t| at - t < chrono::Duration::from_std(keep).unwrap_or_default())
+        });
+        if self.groups.len() < MAX_KEYS * 3 / 4 {
+            return;
+        }
+        let mut last: Vec<NaiveDateTime> = self
+            .groups
+            .values()
+            .map(|g| g.times.back().copied().unwrap_or(NaiveDateTime::MIN))
+            .collect();
+        let cut = last.len() - MAX_KEYS / 2;
+        let (_, &mut oldest_kept, _) = last.select_nth_unstable(cut);
+        let mut excess = self.groups.len() - MAX_KEYS / 2;
+        self.groups.retain(|_, g| {
+            let t = g.times.back().copied().unwrap_or(NaiveDateTime::MIN);
+            let forget = excess > 0 && t <= oldest_kept;
+            excess -= usize::from(forget);
+            !forget
+        });
+    }
+
     /// Counts one match of rule `idx` and returns an event when one is due.
     fn observe(
         &mut self,
@@ -343,19 +374,12 @@ impl RuleSet {
                 k
             }),
         };
-        if self.groups.len() >= MAX_KEYS {
-            let rules = &self.rules;
-            self.groups.retain(|(i, _), g| {
-                let keep = rules[*i].window.max(rules[*i].cooldown);
-                g.times
-                    .back()
-                    .is_some_and(|&t| at - t < chrono::Duration::from_std(keep).unwrap_or_default())
-            });
+        let group_key = (idx, key.clone().unwrap_or_default());
+        if self.groups.len() >= MAX_KEYS && !self.groups.contains_key(&group_key) {
+            self.forget_stale(at);
         }
-        let group = self
-            .groups
-            .entry((idx, key.clone().unwrap_or_default()))
-            .or_default();
+        let rule = &self.rules[idx];
+        let group = self.groups.entry(group_key).or_default();
         let window = chrono::Duration::from_std(rule.window).unwrap_or(chrono::Duration::MAX);
         while group.times.front().is_some_and(|&t| at - t > window) {
             group.times.pop_front();

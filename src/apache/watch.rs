@@ -1,6 +1,12 @@
 //! The watcher: follows every file the configured globs name (re-scanned periodically), keeps
 //! reading rotated-away files to their end, matches lines against the rules, and saves a
-//! checkpoint every few seconds. One [`Watcher::poll`] is one pass; [`watch`] loops it.
+//! checkpoint. One [`Watcher::poll`] is one pass; [`watch`] loops it.
+//!
+//! Reading never waits on delivery: [`watch`] hands events on without waiting, and when the
+//! consumer is behind it drops *events* (counted and logged), never lines, so the gap between
+//! two passes stays the poll interval and no rotation slips between them. The checkpoint is
+//! saved after every pass that produced events and at least every second while lines flow, so
+//! a `kill -9` repeats at most one pass's events; a failed save is logged and the watch goes on.
 //!
 //! A periodic stat of each path is the source of truth for rotation: a path that now names
 //! another inode (rename + create) or nothing (deleted, or renamed without create) retires the
@@ -9,19 +15,25 @@
 //! (copytruncate) is read again from the start.
 
 use super::checkpoint::{Checkpoint, CheckpointError, FileMark, Fingerprint};
-use super::follow::{identity, FollowedFile, Start};
+use super::follow::{compressed, find_copy, identity, FollowedFile, Start};
 use super::rules::{LogEvent, Rule, RuleError, RuleSet};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// How long a rotated-away file must stay unchanged before it is closed.
 pub const RETIRE_QUIET: Duration = Duration::from_secs(5);
 /// Finished files remembered so a glob that also names rotated files does not read them again.
 const FINISHED_MEMORY: usize = 1024;
+/// How far a file's modification time may lag the clock (the kernel stamps files with a coarse
+/// clock), when telling files written since the last pass from older ones.
+const MTIME_SLACK: Duration = Duration::from_millis(100);
+/// The shortest time between two log lines about dropped events or failed checkpoint saves.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// What to watch and how.
 #[derive(Debug, Clone)]
@@ -38,12 +50,13 @@ pub struct WatchConfig {
     pub poll_interval: Duration,
     /// Time between two glob re-scans.
     pub rescan_interval: Duration,
-    /// Time between two checkpoint writes (when something changed).
+    /// Longest time between two checkpoint writes while lines flow (a pass that produced
+    /// events saves at once).
     pub checkpoint_interval: Duration,
 }
 
 impl WatchConfig {
-    /// A configuration with the default intervals (poll 200 ms, rescan 1 s, checkpoint 2 s).
+    /// A configuration with the default intervals (poll 200 ms, rescan 1 s, checkpoint 1 s).
     pub fn new(job: impl Into<String>, paths: Vec<String>, rules: Vec<Rule>) -> Self {
         WatchConfig {
             job: job.into(),
@@ -52,7 +65,7 @@ impl WatchConfig {
             rules,
             poll_interval: Duration::from_millis(200),
             rescan_interval: Duration::from_secs(1),
-            checkpoint_interval: Duration::from_secs(2),
+            checkpoint_interval: Duration::from_secs(1),
         }
     }
 }
@@ -87,6 +100,19 @@ struct Retired {
     quiet_since: Instant,
 }
 
+/// What a watch did, returned by [`watch`] when it ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WatchStats {
+    /// Complete lines read and matched.
+    pub lines: u64,
+    /// Events the rules produced.
+    pub events: u64,
+    /// Events dropped because their consumer was behind.
+    pub dropped: u64,
+    /// Checkpoint saves that failed.
+    pub failed_saves: u64,
+}
+
 /// Follows the configured files and turns their lines into events.
 #[derive(Debug)]
 pub struct Watcher {
@@ -94,19 +120,25 @@ pub struct Watcher {
     patterns: Vec<glob::Pattern>,
     rules: RuleSet,
     active: BTreeMap<PathBuf, FollowedFile>,
+    /// When each active path was last `stat`ed (taken just before), to tell the files rotated
+    /// since then from older ones.
+    checked: BTreeMap<PathBuf, SystemTime>,
+    lines: u64,
     retired: Vec<Retired>,
     finished: VecDeque<(u64, u64, Fingerprint)>,
     /// Paths that could not be opened, logged once until they open.
     failing: BTreeSet<PathBuf>,
     checkpoint_path: PathBuf,
     buf: Vec<u8>,
-    last_scan: Option<Instant>,
+    last_scan: Instant,
     last_save: Instant,
     saved: Option<Checkpoint>,
 }
 
 impl Watcher {
     /// Builds a watcher, resuming from the checkpoint at `checkpoint_path` when there is one.
+    /// A corrupt checkpoint is moved aside (`<name>.corrupt-<unix time>`), logged at error, and
+    /// the watch starts as on a first start.
     pub fn new(cfg: WatchConfig, checkpoint_path: PathBuf) -> Result<Self, WatchError> {
         let patterns = cfg
             .paths
@@ -119,18 +151,27 @@ impl Watcher {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let rules = RuleSet::new(cfg.rules.clone())?;
-        let saved = Checkpoint::load(&checkpoint_path)?;
+        let saved = match Checkpoint::load(&checkpoint_path) {
+            Ok(saved) => saved,
+            Err(CheckpointError::Corrupt { path, source }) => {
+                set_aside_corrupt(&cfg.job, &path, &source);
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut w = Watcher {
             cfg,
             patterns,
             rules,
             active: BTreeMap::new(),
+            checked: BTreeMap::new(),
+            lines: 0,
             retired: Vec::new(),
             finished: VecDeque::new(),
             failing: BTreeSet::new(),
             checkpoint_path,
             buf: Vec::new(),
-            last_scan: None,
+            last_scan: Instant::now(),
             last_save: Instant::now(),
             saved: None,
         };
@@ -139,12 +180,17 @@ impl Watcher {
                 w.resume(mark);
             }
         }
+        // Open the files now, not at the first pass: a rotation between the two is then
+        // noticed like any other.
+        w.rescan(true);
+        w.last_scan = Instant::now();
         Ok(w)
     }
 
     /// Reopens one file from the checkpoint, wherever it now is.
     fn resume(&mut self, mark: &FileMark) {
-        let job = &self.cfg.job;
+        let job = self.cfg.job.clone();
+        self.checked.insert(mark.path.clone(), SystemTime::now());
         let at_path = std::fs::metadata(&mark.path)
             .ok()
             .map(|m| identity(&m) == (mark.dev, mark.ino));
@@ -173,18 +219,56 @@ impl Watcher {
                     self.active.insert(mark.path.clone(), f);
                 }
             }
-            None => warn!(
-                job = %job,
-                file = %mark.path.display(),
-                "the file in the checkpoint is gone or was rewritten; lines written to it after the checkpoint are lost"
-            ),
+            None => self.resume_from_copy(mark),
         }
         if !mark.retired && !self.active.contains_key(&mark.path) && mark.path.exists() {
             // Rotated or rewritten while we were away: the file now at the path is new.
-            if let Some(f) = open_logged(&mut self.failing, job, &mark.path, Start::Beginning) {
+            if let Some(f) = open_logged(&mut self.failing, &job, &mark.path, Start::Beginning) {
                 self.active.insert(mark.path.clone(), f);
             }
         }
+    }
+
+    /// Resumes a file truncated or replaced while opsd was stopped from the copy a rotation
+    /// left beside it (found as the live path finds a copytruncate copy), as a rotated file.
+    fn resume_from_copy(&mut self, mark: &FileMark) {
+        let job = &self.cfg.job;
+        let copy = find_copy(
+            &mark.path,
+            &mark.fingerprint,
+            mark.offset,
+            (mark.dev, mark.ino),
+        );
+        let opened = copy.and_then(|c| {
+            let f = FollowedFile::open(&c, Start::At(mark.offset)).ok()?;
+            (f.line_offset() == mark.offset).then_some((c, f))
+        });
+        match opened {
+            Some((copy, mut f)) => {
+                warn!(
+                    job = %job,
+                    file = %mark.path.display(),
+                    copy = %copy.display(),
+                    offset = mark.offset,
+                    "the file in the checkpoint was truncated or replaced while opsd was stopped; reading the rest of its copy first"
+                );
+                f.path = mark.path.clone();
+                self.retired.push(Retired {
+                    file: f,
+                    quiet_since: Instant::now(),
+                });
+            }
+            None => warn!(
+                job = %job,
+                file = %mark.path.display(),
+                "the file in the checkpoint is gone or was rewritten, and no copy of it was found beside it; lines written to it after the checkpoint are lost"
+            ),
+        }
+    }
+
+    /// Complete lines read and matched since the watcher was built.
+    pub fn lines_read(&self) -> u64 {
+        self.lines
     }
 
     /// The rules in use.
@@ -203,16 +287,16 @@ impl Watcher {
     pub fn poll(&mut self) -> Result<Vec<LogEvent>, WatchError> {
         let mut events = Vec::new();
         let now = Instant::now();
-        if self
-            .last_scan
-            .is_none_or(|t| now.duration_since(t) >= self.cfg.rescan_interval)
-        {
-            let first = self.last_scan.is_none();
-            self.rescan(first);
-            self.last_scan = Some(now);
+        if now.duration_since(self.last_scan) >= self.cfg.rescan_interval {
+            self.rescan(false);
+            self.last_scan = now;
         }
         let rules = &mut self.rules;
-        let mut on_lines = |path: &Path, chunk: &[u8]| rules.scan(chunk, path, &mut events);
+        let lines = &mut self.lines;
+        let mut on_lines = |path: &Path, chunk: &[u8]| {
+            *lines += memchr::memchr_iter(b'\n', chunk).count() as u64;
+            rules.scan(chunk, path, &mut events);
+        };
         let job = &self.cfg.job;
 
         // Rotated-away files first: their lines are older than those of the new files.
@@ -271,6 +355,8 @@ impl Watcher {
             if let Err(e) = f.read_new(&mut self.buf, &mut on_lines) {
                 warn!(job = %job, file = %path.display(), error = %e, "cannot read file");
             }
+            let checked_at = SystemTime::now();
+            let previous_check = self.checked.insert(path.clone(), checked_at);
             let now_at_path = std::fs::metadata(&path).ok().map(|m| identity(&m));
             if now_at_path == Some(f.identity()) {
                 continue;
@@ -289,13 +375,44 @@ impl Watcher {
                     quiet_since: now,
                 });
             }
-            if now_at_path.is_some() {
-                if let Some(mut f) = open_logged(&mut self.failing, job, &path, Start::Beginning) {
+            // Open the new file at once: while older files are read, it may be rotated too.
+            let new_file = now_at_path
+                .and_then(|_| open_logged(&mut self.failing, job, &path, Start::Beginning));
+            if new_file.is_none() {
+                self.checked.remove(&path);
+            }
+            if let (Some(since), Some(new)) = (previous_check, &new_file) {
+                // Files rotated away between two checks were never seen at the path: find them
+                // beside it and read them whole, oldest first, before the new file.
+                let known: Vec<(u64, u64)> = self
+                    .active
+                    .values()
+                    .chain(self.retired.iter().map(|r| &r.file))
+                    .chain(std::iter::once(new))
+                    .map(FollowedFile::identity)
+                    .chain(self.finished.iter().map(|(dev, ino, _)| (*dev, *ino)))
+                    .collect();
+                for (unseen, mut f) in rotated_unseen(&path, since, &known) {
+                    warn!(
+                        job = %job,
+                        file = %path.display(),
+                        rotated = %unseen.display(),
+                        "the file was rotated more than once between two checks; reading the file rotated before it was seen from its start"
+                    );
                     if let Err(e) = f.read_new(&mut self.buf, &mut on_lines) {
-                        warn!(job = %job, file = %path.display(), error = %e, "cannot read file");
+                        warn!(job = %job, file = %unseen.display(), error = %e, "cannot read rotated file");
                     }
-                    self.active.insert(path, f);
+                    self.retired.push(Retired {
+                        file: f,
+                        quiet_since: now,
+                    });
                 }
+            }
+            if let Some(mut f) = new_file {
+                if let Err(e) = f.read_new(&mut self.buf, &mut on_lines) {
+                    warn!(job = %job, file = %path.display(), error = %e, "cannot read file");
+                }
+                self.active.insert(path, f);
             }
         }
         Ok(events)
@@ -373,8 +490,10 @@ impl Watcher {
             } else {
                 Start::Beginning
             };
+            let checked_at = SystemTime::now();
             if let Some(f) = open_logged(&mut self.failing, &self.cfg.job, &path, start) {
                 info!(job = %self.cfg.job, file = %path.display(), from = ?start, "following");
+                self.checked.insert(path.clone(), checked_at);
                 self.active.insert(path, f);
             }
         }
@@ -404,6 +523,73 @@ fn open_logged(
     }
 }
 
+/// The files beside `path` that a rotation moved away from it since `since` without the
+/// watcher seeing them there: named like it (`error.log.1`, `error.log-20261201`), not
+/// compressed, not `known` (followed, rotated or finished), written to since `since`. Oldest
+/// first, each opened at its beginning with `path` as the path its events name.
+fn rotated_unseen(
+    path: &Path,
+    since: SystemTime,
+    known: &[(u64, u64)],
+) -> Vec<(PathBuf, FollowedFile)> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let since = since.checked_sub(MTIME_SLACK).unwrap_or(since);
+    let mut found: Vec<(SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let fname = e.file_name();
+            let fname = fname.to_str()?;
+            if fname == name || !fname.starts_with(name) || compressed(fname) {
+                return None;
+            }
+            let meta = e.metadata().ok()?;
+            let mtime = meta.modified().ok()?;
+            (meta.is_file() && !known.contains(&identity(&meta)) && mtime >= since)
+                .then(|| (mtime, e.path()))
+        })
+        .collect();
+    found.sort();
+    found
+        .into_iter()
+        .filter_map(|(_, p)| {
+            let mut f = FollowedFile::open(&p, Start::Beginning).ok()?;
+            f.path = path.to_path_buf();
+            Some((p, f))
+        })
+        .collect()
+}
+
+/// Moves a corrupt checkpoint aside as `<name>.corrupt-<unix time>` and says so at error.
+fn set_aside_corrupt(job: &str, path: &Path, cause: &serde_json::Error) {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{secs}"));
+    let aside = PathBuf::from(aside);
+    match std::fs::rename(path, &aside) {
+        Ok(()) => error!(
+            job = %job,
+            checkpoint = %path.display(),
+            kept_as = %aside.display(),
+            error = %cause,
+            "the checkpoint is corrupt; kept it aside and starting as on a first start (files not read before begin at their end unless from_beginning is set)"
+        ),
+        Err(e) => error!(
+            job = %job,
+            checkpoint = %path.display(),
+            error = %cause,
+            rename_error = %e,
+            "the checkpoint is corrupt and could not be moved aside; starting as on a first start, the next save replaces it"
+        ),
+    }
+}
+
 /// Looks in the directory of `path` for the file with this device and inode (a rotated file).
 fn find_by_inode(path: &Path, dev: u64, ino: u64) -> Option<PathBuf> {
     let dir = path.parent()?;
@@ -413,15 +599,106 @@ fn find_by_inode(path: &Path, dev: u64, ino: u64) -> Option<PathBuf> {
     })
 }
 
-/// Runs `watcher` until `cancel` fires, sending every event to `events`, and saving the
-/// checkpoint every few seconds (after the events of the lines it covers were sent) and at
-/// the end. File reading runs on the blocking pool, one pass per poll interval.
+/// Counts the events dropped because their consumer was behind and logs them, at most once
+/// per [`REPORT_EVERY`].
+#[derive(Debug, Default)]
+struct Drops {
+    total: u64,
+    /// Dropped since the last report, per rule.
+    pending: BTreeMap<String, u64>,
+    last_report: Option<Instant>,
+}
+
+impl Drops {
+    /// Counts one dropped event.
+    fn drop_event(&mut self, ev: &LogEvent) {
+        self.total += 1;
+        *self.pending.entry(ev.rule.clone()).or_default() += 1;
+    }
+
+    /// Logs what was dropped since the last report, when there is any and a report is due
+    /// (or `now_anyway`).
+    fn report(&mut self, job: &str, now_anyway: bool) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let due = self.last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY);
+        if !due && !now_anyway {
+            return;
+        }
+        let dropped: u64 = self.pending.values().sum();
+        let rules = self
+            .pending
+            .iter()
+            .map(|(rule, n)| format!("{rule}={n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        warn!(
+            job = %job,
+            dropped,
+            total_dropped = self.total,
+            rules = %rules,
+            "{job}: alert events came faster than they could be logged and sent; dropped {dropped} events (every line is still read)"
+        );
+        self.pending.clear();
+        self.last_report = Some(Instant::now());
+    }
+}
+
+/// Keeps a failing checkpoint from silencing or stopping the watch: the first failure is
+/// logged at error, later ones at most once per [`REPORT_EVERY`] with their count, and the
+/// recovery at info.
+#[derive(Debug, Default)]
+struct SaveFailures {
+    total: u64,
+    /// Failures since the last success.
+    since_ok: u64,
+    last_report: Option<Instant>,
+}
+
+impl SaveFailures {
+    /// Notes the result of one save.
+    fn note(&mut self, job: &str, result: Result<(), WatchError>) {
+        match result {
+            Ok(()) => {
+                if self.since_ok > 0 {
+                    info!(job = %job, failed = self.since_ok, "{job}: the checkpoint is saved again");
+                }
+                self.since_ok = 0;
+            }
+            Err(e) => {
+                self.total += 1;
+                self.since_ok += 1;
+                if self.last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+                    error!(
+                        job = %job,
+                        error = %e,
+                        failed = self.since_ok,
+                        "{job}: cannot save the checkpoint; the watch goes on, but a restart would read again from the last saved position"
+                    );
+                    self.last_report = Some(Instant::now());
+                }
+            }
+        }
+    }
+}
+
+/// Runs `watcher` until `cancel` fires, handing every event to `events` without waiting (an
+/// event the consumer has no room for is dropped, counted and logged: reading never waits on
+/// delivery). Saves the checkpoint after every pass that produced events, at least every
+/// `checkpoint_interval` while lines flow, and at the end; a failed save is logged and the
+/// watch goes on from where it is. File reading runs on the blocking pool, one pass per poll
+/// interval. Ends when `cancel` fires or nobody receives events any more.
 pub async fn watch(
     mut watcher: Watcher,
     cancel: CancellationToken,
     events: tokio::sync::mpsc::Sender<LogEvent>,
-) -> Result<(), WatchError> {
+) -> Result<WatchStats, WatchError> {
     let interval = watcher.cfg.poll_interval;
+    let job = watcher.cfg.job.clone();
+    let mut drops = Drops::default();
+    let mut saves = SaveFailures::default();
+    let mut produced = 0u64;
     loop {
         let (w, result) = blocking(move || {
             let r = watcher.poll();
@@ -429,28 +706,44 @@ pub async fn watch(
         })
         .await?;
         watcher = w;
-        for ev in result? {
-            if events.send(ev).await.is_err() {
-                // Nobody listens any more: stop.
-                cancel.cancel();
-                break;
+        let batch = result?;
+        let had_events = !batch.is_empty();
+        produced += batch.len() as u64;
+        for ev in batch {
+            match events.try_send(ev) {
+                Ok(()) => {}
+                Err(TrySendError::Full(ev)) => drops.drop_event(&ev),
+                Err(TrySendError::Closed(_)) => cancel.cancel(),
             }
         }
-        if watcher.save_due() {
+        drops.report(&job, false);
+        if had_events || watcher.save_due() {
             let (w, result) = blocking(move || {
                 let r = watcher.save();
                 (watcher, r)
             })
             .await?;
             watcher = w;
-            result?;
+            saves.note(&job, result);
         }
         tokio::select! {
             () = cancel.cancelled() => break,
             () = tokio::time::sleep(interval) => {}
         }
     }
-    blocking(move || watcher.save()).await?
+    drops.report(&job, true);
+    let (watcher, result) = blocking(move || {
+        let r = watcher.save();
+        (watcher, r)
+    })
+    .await?;
+    saves.note(&job, result);
+    Ok(WatchStats {
+        lines: watcher.lines_read(),
+        events: produced,
+        dropped: drops.total,
+        failed_saves: saves.total,
+    })
 }
 
 /// Runs `f` on the blocking pool.

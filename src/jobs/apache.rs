@@ -213,10 +213,10 @@ macro_rules! log_event_at {
             rule = %$ev.rule,
             severity = %$ev.severity,
             count = $ev.count,
-            file = %$ev.file,
-            line = %$ev.last_line,
-            first_line = %$ev.first_line,
-            dedup_key = %$ev.dedup_key.as_deref().unwrap_or(""),
+            file = %$crate::escape::control(&$ev.file),
+            line = %$crate::escape::control(&$ev.last_line),
+            first_line = %$crate::escape::control(&$ev.first_line),
+            dedup_key = %$crate::escape::control($ev.dedup_key.as_deref().unwrap_or("")),
             "{}", $ev.summary
         )
     };
@@ -260,7 +260,10 @@ pub async fn run_with(
         on_event(&ev);
     }
     match task.await {
-        Ok(Ok(())) => RunReport::success(Some("stopped".to_string())),
+        Ok(Ok(stats)) => RunReport::success(Some(format!(
+            "stopped after {} lines, {} events ({} dropped while the consumer was behind), {} failed checkpoint saves",
+            stats.lines, stats.events, stats.dropped, stats.failed_saves
+        ))),
         Ok(Err(e)) => RunReport::failed(e.to_string()),
         Err(e) => RunReport::failed(format!("the watcher task failed: {e}")),
     }

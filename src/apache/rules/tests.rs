@@ -163,3 +163,34 @@ fn an_empty_rule_set_matches_nothing() {
     let mut rules = RuleSet::new(Vec::new()).unwrap();
     assert!(scan(&mut rules, CRASHES.as_bytes()).is_empty());
 }
+
+/// A flood of distinct keys within one window (every line of one second, each its own key)
+/// keeps the groups bounded, and every line still makes its event. Before, no group was stale
+/// within the window, so the map grew past [`MAX_KEYS`] and every new key paid a pass over all.
+#[test]
+fn a_flood_of_distinct_keys_keeps_the_groups_bounded() {
+    let mut rules = RuleSet::new(vec![Rule {
+        id: "missing".into(),
+        summary: "a missing file".into(),
+        pattern: r"AH00128: File does not exist: /x/(\d+)".into(),
+        severity: Severity::Info,
+        count: 1,
+        window: Duration::from_secs(60),
+        cooldown: Duration::ZERO,
+        dedup: Dedup::Template("$1".into()),
+        escalate: None,
+    }])
+    .unwrap();
+    let text: String = (0..3 * MAX_KEYS)
+        .map(|n| {
+            format!("[Tue Dec 01 09:00:00.000000 2026] [core:info] [pid 1:tid 1] AH00128: File does not exist: /x/{n}\n")
+        })
+        .collect();
+    let events = scan(&mut rules, text.as_bytes());
+    assert_eq!(events.len(), 3 * MAX_KEYS);
+    assert!(
+        rules.groups.len() <= MAX_KEYS,
+        "{} groups",
+        rules.groups.len()
+    );
+}
