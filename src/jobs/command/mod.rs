@@ -1,6 +1,9 @@
 //! The `command` job type: run a program (argv, no shell) or a `/bin/sh -c` line in its own
 //! process group, log its output line by line, and stop the whole group on cancel.
 
+pub mod env;
+mod spawn;
+
 use super::{Outcome, RunContext, RunReport};
 use crate::config::FieldError;
 use nix::sys::signal::{killpg, Signal};
@@ -9,10 +12,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
 use tokio::task::JoinHandle;
 use toml::Spanned;
 
@@ -46,9 +47,15 @@ pub enum CommandLine {
 pub struct CommandSpec {
     /// The program and its arguments, or a shell line.
     pub command: Spanned<CommandLine>,
-    /// Extra environment variables for the program.
+    /// Extra environment variables for the program, applied after opsd's own ([`env::build`]).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Names of the daemon's environment variables a run may see (none by default).
+    #[serde(default)]
+    pub pass_env: Vec<Spanned<String>>,
+    /// The job's time zone name, a run's `TZ`; filled in from the job's `timezone` key.
+    #[serde(skip)]
+    pub timezone: String,
     /// Directory to run in (default: the daemon's, `/` under systemd).
     pub working_dir: Option<Spanned<PathBuf>>,
     /// Run as this user (only when the daemon runs as root).
@@ -71,6 +78,15 @@ impl CommandSpec {
                 format!("{prefix}.command"),
                 "the command is empty; give a program path (e.g. [\"/usr/bin/true\"]) or a shell line",
             ));
+        }
+        for name in &self.pass_env {
+            if let Some(problem) = env::name_problem(name.get_ref()) {
+                errors.push(FieldError::new(
+                    name.span(),
+                    format!("{prefix}.pass_env"),
+                    problem,
+                ));
+            }
         }
         if let Some(dir) = &self.working_dir {
             if !dir.get_ref().is_absolute() {
@@ -111,72 +127,10 @@ impl CommandSpec {
     }
 }
 
-/// Builds the process to spawn, with its own process group and credentials applied.
-fn build(spec: &CommandSpec, ctx: &RunContext) -> Result<Command, String> {
-    let mut cmd = match spec.command.get_ref() {
-        CommandLine::Argv(argv) => {
-            let (program, args) = argv.split_first().ok_or("empty command")?;
-            let mut c = Command::new(program);
-            c.args(args);
-            c
-        }
-        CommandLine::Shell(line) => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c").arg(line);
-            c
-        }
-    };
-    cmd.envs(&spec.env)
-        .env("OPSD_JOB", &*ctx.job)
-        .env("OPSD_RUN_ID", &*ctx.run_id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
-    if let Some(dir) = &spec.working_dir {
-        cmd.current_dir(dir.get_ref());
-    }
-    let root = nix::unistd::geteuid().is_root();
-    if let Some(group) = &spec.group {
-        let g = Group::from_name(group.get_ref())
-            .ok()
-            .flatten()
-            .ok_or_else(|| format!("no such group {:?}", group.get_ref()))?;
-        if !root {
-            return Err(format!(
-                "group = {:?} needs the daemon to run as root",
-                group.get_ref()
-            ));
-        }
-        cmd.gid(g.gid.as_raw());
-    }
-    if let Some(user) = &spec.user {
-        let u = User::from_name(user.get_ref())
-            .ok()
-            .flatten()
-            .ok_or_else(|| format!("no such user {:?}", user.get_ref()))?;
-        if !root {
-            return Err(format!(
-                "user = {:?} needs the daemon to run as root",
-                user.get_ref()
-            ));
-        }
-        if spec.group.is_none() {
-            cmd.gid(u.gid.as_raw());
-        }
-        cmd.uid(u.uid.as_raw())
-            .env("HOME", &u.dir)
-            .env("USER", user.get_ref())
-            .env("LOGNAME", user.get_ref());
-    }
-    Ok(cmd)
-}
-
 /// Runs the command once: spawns it, logs its output, and on cancel stops its whole process
 /// group (SIGTERM, then SIGKILL after `kill_grace`).
 pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
-    let mut cmd = match build(spec, ctx) {
+    let mut cmd = match spawn::build(spec, ctx) {
         Ok(c) => c,
         Err(e) => return RunReport::failed(e),
     };
