@@ -104,6 +104,17 @@ impl Daemon {
             .unwrap()
     }
 
+    /// Kills the daemon with SIGKILL and starts another on the same files.
+    fn kill_and_restart(mut self) -> Daemon {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let _ = fs::remove_file(self.socket());
+        let dir = tempfile::TempDir::new().unwrap();
+        let old = std::mem::replace(&mut self.dir, dir);
+        Self::start_in(old, &[])
+    }
+
     /// Sends SIGTERM and returns the exit status.
     fn stop(&mut self) -> (std::process::ExitStatus, String) {
         self.signal("-TERM");
@@ -674,6 +685,90 @@ fn a_user_job_gets_the_users_supplementary_groups() {
     );
     assert!(ids.lines().nth(1) == Some(user.name.as_str()), "{ids:?}");
     assert!(!ids.split_whitespace().any(|g| g == "root"), "{ids:?}");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// A shell line that daemonizes a `sleep 300` (new session, parent gone), writes its pid, and
+/// waits until it has.
+fn daemonize(pidfile: &Path) -> String {
+    format!(
+        "setsid sh -c 'sleep 300 & echo $! > {p}.tmp; mv {p}.tmp {p}' & \
+         while [ ! -e {p} ]; do sleep 0.05; done",
+        p = pidfile.display()
+    )
+}
+
+/// Waits until `pidfile` names a process and returns it.
+fn read_pid(d: &Daemon, pidfile: &Path) -> String {
+    d.wait_for(|| pidfile.exists(), "the daemonized process's pid file");
+    fs::read_to_string(pidfile).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_daemonizing_job_leaves_no_process_after_its_run() {
+    let mut d = Daemon::start("");
+    let pidfile = d.path("escaped.pid");
+    d.write_config(&job(
+        "escape",
+        "@start",
+        &daemonize(&pidfile),
+        "kill_grace = \"500ms\"",
+    ));
+    d.signal("-HUP");
+    d.wait_for(|| d.log().contains("run finished"), "the run to end");
+    let pid = read_pid(&d, &pidfile);
+    d.wait_for(|| !alive(&pid), "the escaped process to be stopped");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("left running outside its process group"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_daemonizing_job_leaves_no_process_after_a_timeout() {
+    let mut d = Daemon::start("");
+    let pidfile = d.path("escaped.pid");
+    d.write_config(&job(
+        "escape",
+        "@start",
+        &format!("{}; sleep 300", daemonize(&pidfile)),
+        "timeout = \"1s\"\nkill_grace = \"500ms\"",
+    ));
+    d.signal("-HUP");
+    let pid = read_pid(&d, &pidfile);
+    d.wait_for(
+        || d.log().contains("outcome=\"timed_out\""),
+        "the timed_out event",
+    );
+    d.wait_for(|| !alive(&pid), "the escaped process to be stopped");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn what_a_killed_daemons_run_left_is_stopped_at_the_next_start() {
+    let d = Daemon::start("");
+    let pidfile = d.path("escaped.pid");
+    d.write_config(&job(
+        "escape",
+        "@start",
+        &format!("{}; sleep 300", daemonize(&pidfile)),
+        "",
+    ));
+    d.signal("-HUP");
+    let pid = read_pid(&d, &pidfile);
+    // The next daemon starts with no job, so only the killed one's run is left to stop.
+    d.write_config("");
+    let mut d = d.kill_and_restart();
+    assert!(alive(&pid), "the process should outlive the killed daemon");
+    d.wait_for(|| !alive(&pid), "the left-over process to be stopped");
+    d.wait_for(
+        || d.log().contains("ended without shutting down"),
+        "the stop to be logged",
+    );
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
 }

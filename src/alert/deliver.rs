@@ -9,6 +9,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde::Serialize;
 use std::process::Stdio;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
@@ -160,15 +161,16 @@ async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptErr
         },
         CommandLine::Shell(line) => ("/bin/sh", vec!["-c", line]),
     };
+    // The marker its processes carry, so what leaves its process group is found and stopped.
+    let marker = format!("alert-{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
     let mut cmd = Command::new(program);
-    cmd.args(args);
+    cmd.args(args).env("OPSD_RUN_ID", &marker);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
+    let (mut child, _spawned) = crate::process::reaper::spawn(&mut cmd)
         .map_err(|e| AttemptError::Retry(format!("cannot start {program}: {e}")))?;
     let pid = child.id();
     let mut json = alert.to_json().into_bytes();
@@ -181,7 +183,13 @@ async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptErr
         }
     };
     let run = async { tokio::join!(writer, child.wait_with_output()).1 };
-    match tokio::time::timeout(sink.timeout, run).await {
+    let result = tokio::time::timeout(sink.timeout, run).await;
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        // Whatever the program left in its group or outside it ends with the attempt.
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    crate::process::reaper::stop_run(&marker, Duration::ZERO).await;
+    match result {
         Ok(Ok(out)) if out.status.success() => Ok(()),
         Ok(Ok(out)) => Err(AttemptError::Retry(format!(
             "{program} exited with {}: {}",
@@ -189,15 +197,9 @@ async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptErr
             quote(&out.stderr)
         ))),
         Ok(Err(e)) => Err(AttemptError::Retry(format!("{program}: {e}"))),
-        Err(_) => {
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                // The group may be gone already; nothing more to do then.
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-            Err(AttemptError::Retry(format!(
-                "{program} did not finish within {}",
-                humantime::format_duration(sink.timeout)
-            )))
-        }
+        Err(_) => Err(AttemptError::Retry(format!(
+            "{program} did not finish within {}",
+            humantime::format_duration(sink.timeout)
+        ))),
     }
 }

@@ -134,11 +134,21 @@ pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
         Ok(c) => c,
         Err(e) => return RunReport::failed(e),
     };
-    let mut child = match cmd.spawn() {
+    let (mut child, _spawned) = match crate::process::reaper::spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) => return RunReport::failed(format!("cannot start {}: {e}", spec.describe())),
     };
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    // Removed (dropped) only once everything the run started is gone.
+    let _run_file = pgid.and_then(|p| {
+        crate::process::ledger::record(&ctx.state_dir, &ctx.job, &ctx.run_id, p.as_raw())
+            .inspect_err(|e| {
+                tracing::warn!(job = %ctx.job, run_id = %ctx.run_id,
+                    "job {}: cannot record the run in {} ({e}); if opsd is killed, its processes will not be stopped at the next start",
+                    ctx.job, ctx.state_dir.display());
+            })
+            .ok()
+    });
     let readers: Vec<JoinHandle<()>> = [
         child
             .stdout
@@ -173,6 +183,17 @@ pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
     };
     if let Some(pgid) = pgid {
         end_group(pgid, readers, ctx, cancelled).await;
+    }
+    // What left the process group (setsid, a double fork) is found by the run id it carries.
+    let grace = if cancelled {
+        Duration::ZERO
+    } else {
+        ctx.kill_grace
+    };
+    let escaped = crate::process::reaper::stop_run(&ctx.run_id, grace).await;
+    if escaped > 0 {
+        tracing::warn!(job = %ctx.job, run_id = %ctx.run_id, processes = escaped,
+            "job {}: stopped {escaped} processes the run left running outside its process group", ctx.job);
     }
     let status = match status {
         Ok(s) => s,
