@@ -772,3 +772,23 @@ fn what_a_killed_daemons_run_left_is_stopped_at_the_next_start() {
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn a_command_sinks_processes_end_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("sink.pid");
+    let config = format!(
+        "[defaults]\nshutdown_timeout = \"1s\"\n\n\
+         [alerts.slow]\ntype = \"command\"\ncommand = \"sleep 300 & echo $! > {}; wait\"\ntimeout = \"60s\"\n\n\
+         [jobs.fail]\ntype = \"command\"\nschedule = \"@start\"\ncommand = [\"/bin/false\"]\nalert = [\"slow\"]\n",
+        pidfile.display()
+    );
+    let mut d = Daemon::start(&config);
+    let pid = read_pid(&d, &pidfile);
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        !alive(&pid),
+        "the alert program's child {pid} outlived the daemon:\n{log}"
+    );
+}

@@ -173,6 +173,9 @@ async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptErr
     let (mut child, _spawned) = crate::process::reaper::spawn(&mut cmd)
         .map_err(|e| AttemptError::Retry(format!("cannot start {program}: {e}")))?;
     let pid = child.id();
+    // Kills the program's process group however the attempt ends, even when the dispatcher
+    // abandons it at shutdown (the attempt is dropped then).
+    let group = GroupGuard(pid.and_then(|p| i32::try_from(p).ok()).map(Pid::from_raw));
     let mut json = alert.to_json().into_bytes();
     json.push(b'\n');
     let stdin = child.stdin.take();
@@ -184,10 +187,8 @@ async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptErr
     };
     let run = async { tokio::join!(writer, child.wait_with_output()).1 };
     let result = tokio::time::timeout(sink.timeout, run).await;
-    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-        // Whatever the program left in its group or outside it ends with the attempt.
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-    }
+    // Whatever the program left in its group or outside it ends with the attempt.
+    drop(group);
     crate::process::reaper::stop_run(&marker, Duration::ZERO).await;
     match result {
         Ok(Ok(out)) if out.status.success() => Ok(()),
@@ -201,5 +202,17 @@ async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptErr
             "{program} did not finish within {}",
             humantime::format_duration(sink.timeout)
         ))),
+    }
+}
+
+/// SIGKILLs a command sink's process group when dropped.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            // The group may be gone already; nothing more to do then.
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
     }
 }

@@ -11,7 +11,7 @@ pub mod tree;
 use std::path::Path;
 
 /// The daemon's supervision for its whole life; dropping it at shutdown kills whatever
-/// adopted process is still left.
+/// process is still left below the daemon.
 #[derive(Debug)]
 pub struct Supervisor {
     _private: (),
@@ -35,11 +35,11 @@ pub fn supervise(state_dir: &Path) -> Supervisor {
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
-        let killed = reaper::kill_all_adopted();
+        let killed = reaper::kill_all_left();
         if killed > 0 {
             tracing::warn!(
                 processes = killed,
-                "killed {killed} processes jobs had left running outside their runs"
+                "killed {killed} processes that jobs or alert programs left running at shutdown"
             );
         }
     }

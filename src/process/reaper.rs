@@ -162,20 +162,17 @@ pub async fn stop_run(run_id: &str, grace: Duration) -> usize {
     found.len()
 }
 
-/// Kills every adopted child left at the daemon's shutdown, marked or not, with its
-/// descendants, and reaps them. Returns how many processes it killed.
-pub fn kill_all_adopted() -> usize {
+/// Kills every process still descending from the daemon when it exits (runs and alert
+/// deliveries have been stopped or abandoned by then: what is left would outlive opsd), and
+/// reaps the adopted ones. Returns how many processes it killed.
+pub fn kill_all_left() -> usize {
     let me = std::process::id() as i32;
-    let spawned_now: HashSet<i32> = spawned().clone().unwrap_or_default();
     let mut killed: HashSet<i32> = HashSet::new();
     for _ in 0..50 {
-        let mut targets = Vec::new();
-        for pid in tree::children(me) {
-            if !spawned_now.contains(&pid) && tree::stat(pid).is_some_and(|s| s.alive()) {
-                targets.push(pid);
-                targets.extend(tree::descendants(pid));
-            }
-        }
+        let targets: Vec<i32> = tree::descendants(me)
+            .into_iter()
+            .filter(|&p| tree::stat(p).is_some_and(|s| s.alive()))
+            .collect();
         reap_adopted();
         if targets.is_empty() {
             break;
