@@ -104,11 +104,12 @@ impl Daemon {
             .unwrap()
     }
 
-    /// Kills the daemon with SIGKILL and starts another on the same files.
-    fn kill_and_restart(mut self) -> Daemon {
+    /// Kills the daemon with SIGKILL, runs `between`, and starts another on the same files.
+    fn kill_and_restart(mut self, between: impl FnOnce()) -> Daemon {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
+        between();
         let _ = fs::remove_file(self.socket());
         let dir = tempfile::TempDir::new().unwrap();
         let old = std::mem::replace(&mut self.dir, dir);
@@ -762,8 +763,9 @@ fn what_a_killed_daemons_run_left_is_stopped_at_the_next_start() {
     let pid = read_pid(&d, &pidfile);
     // The next daemon starts with no job, so only the killed one's run is left to stop.
     d.write_config("");
-    let mut d = d.kill_and_restart();
-    assert!(alive(&pid), "the process should outlive the killed daemon");
+    let mut d = d.kill_and_restart(|| {
+        assert!(alive(&pid), "the process should outlive the killed daemon");
+    });
     d.wait_for(|| !alive(&pid), "the left-over process to be stopped");
     d.wait_for(
         || d.log().contains("ended without shutting down"),

@@ -1,9 +1,10 @@
 //! A file per live run under `<state_dir>/runs/`, so what a daemon killed with `kill -9` (or
 //! lost to the OOM killer) left running is found and stopped at the next start. The file
-//! names the job, the run id its processes carry as `OPSD_RUN_ID`, and its leader's pid and
-//! start time (which find the leader even if it cleared its environment). It is removed once
-//! the run and everything it left are gone; a file still there at start is a run that never
-//! ended.
+//! names the job, the run id its processes carry as `OPSD_RUN_ID`, its leader's pid and
+//! start time (which find the leader even if it cleared its environment), and the process
+//! that started the run (the daemon, or an `opsd run-job`). It is removed once the run and
+//! everything it left are gone; a file still there at start whose owner has ended is a run
+//! that never ended. A live owner's runs (a manual `run-job` beside the daemon) are left alone.
 //!
 //! Written without fsync: after a power loss no process is left to stop.
 
@@ -41,6 +42,8 @@ pub struct RunEntry {
     pub run_id: String,
     /// The leader's pid and start time.
     pub leader: Option<(i32, u64)>,
+    /// The pid and start time of the process that started the run.
+    pub owner: Option<(i32, u64)>,
 }
 
 /// Records a live run of `job` whose leader is `pid`. A run id that is not a plain file name
@@ -58,10 +61,12 @@ pub fn record(state_dir: &Path, job: &str, run_id: &str, pid: i32) -> std::io::R
     let dir = state_dir.join(RUNS_DIR);
     fs::create_dir_all(&dir)?;
     let start = tree::stat(pid).map_or(0, |s| s.start);
+    let me = std::process::id() as i32;
+    let owner = tree::stat(me).map_or(0, |s| s.start);
     let path = dir.join(run_id);
     fs::write(
         &path,
-        format!("job={job}\nrun_id={run_id}\npid={pid}\nstart={start}\n"),
+        format!("job={job}\nrun_id={run_id}\npid={pid}\nstart={start}\nowner={me}:{owner}\n"),
     )?;
     Ok(RunFile { path })
 }
@@ -75,23 +80,34 @@ fn parse(text: &str) -> Option<RunEntry> {
     };
     let pid = get("pid").and_then(|p| p.parse::<i32>().ok());
     let start = get("start").and_then(|s| s.parse::<u64>().ok());
+    let owner = get("owner").and_then(|o| {
+        let (p, s) = o.split_once(':')?;
+        Some((p.parse::<i32>().ok()?, s.parse::<u64>().ok()?))
+    });
     Some(RunEntry {
         job: get("job")?,
         run_id: get("run_id")?,
         leader: pid.zip(start).filter(|&(p, s)| p > 0 && s > 0),
+        owner,
     })
 }
 
-/// The runs a previous daemon left recorded, with their files.
+/// The runs recorded by a process that has ended, with their files.
 pub fn left_over(state_dir: &Path) -> Vec<(PathBuf, Option<RunEntry>)> {
     let Ok(dir) = fs::read_dir(state_dir.join(RUNS_DIR)) else {
         return Vec::new();
+    };
+    let owner_alive = |e: &RunEntry| {
+        e.owner.is_some_and(|(pid, start)| {
+            tree::stat(pid).is_some_and(|s| s.alive() && s.start == start)
+        })
     };
     dir.flatten()
         .map(|e| {
             let entry = fs::read_to_string(e.path()).ok().and_then(|t| parse(&t));
             (e.path(), entry)
         })
+        .filter(|(_, entry)| !entry.as_ref().is_some_and(owner_alive))
         .collect()
 }
 
@@ -160,6 +176,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let me = std::process::id() as i32;
         let file = record(dir.path(), "backup", "0123abcd", me).expect("recorded");
+        assert!(
+            left_over(dir.path()).is_empty(),
+            "a live owner's run is not left over"
+        );
+        let path = dir.path().join(RUNS_DIR).join("0123abcd");
+        let text = fs::read_to_string(&path).expect("run file");
+        let dead_owner = format!("{}owner=0:0\n", text.split("owner=").next().unwrap_or(""));
+        fs::write(&path, dead_owner).expect("rewritten");
         let found = left_over(dir.path());
         assert_eq!(found.len(), 1);
         let entry = found[0].1.clone().expect("parsed");
