@@ -81,7 +81,9 @@ pub fn reap_adopted() {
     let me = std::process::id() as i32;
     for pid in tree::children(me) {
         let ours = set.as_ref().is_some_and(|s| s.contains(&pid));
-        if !ours && tree::stat(pid).is_some_and(|s| !s.alive()) {
+        // No look at /proc/PID first: another user's process may be hidden there
+        // (ProtectProc=invisible), and WNOHANG only takes a child that has ended.
+        if !ours {
             let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
         }
     }
