@@ -104,15 +104,18 @@ pub fn spawn_reaper() -> std::io::Result<()> {
 /// subreaper, a run's escaped processes are its adopted children (the run's leader has
 /// ended and been reaped); without, every process is looked at.
 fn run_processes(run_id: &str) -> Vec<i32> {
-    let spawned_now: HashSet<i32> = spawned().clone().unwrap_or_default();
-    let candidates = if SUBREAPER.load(Ordering::SeqCst) {
+    let mut candidates = if SUBREAPER.load(Ordering::SeqCst) {
         tree::children(std::process::id() as i32)
     } else {
         tree::all_pids()
     };
+    // Called at the end of every run: drop the spawned ones under the lock, no copy of it.
+    if let Some(set) = spawned().as_ref() {
+        candidates.retain(|p| !set.contains(p));
+    }
     let mut out = Vec::new();
     for pid in candidates {
-        if spawned_now.contains(&pid) || out.contains(&pid) {
+        if out.contains(&pid) {
             continue;
         }
         let alive = tree::stat(pid).is_some_and(|s| s.alive());
