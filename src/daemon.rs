@@ -38,6 +38,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         )
     })?;
     let _lock = crate::state::lock_daemon(&opts.state_dir)?;
+    let _supervisor = crate::process::supervise(&opts.state_dir);
     let notifier = Notifier;
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;

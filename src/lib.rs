@@ -11,6 +11,7 @@ pub mod escape;
 pub mod geoip;
 pub mod jobs;
 pub mod logging;
+pub mod process;
 pub mod redact;
 pub mod schedule;
 pub mod scheduler;

@@ -15,8 +15,18 @@ struct Daemon {
 
 impl Daemon {
     fn start(config: &str) -> Daemon {
+        Self::start_with(config, &[])
+    }
+
+    /// Starts a daemon whose own environment also holds `envs`.
+    fn start_with(config: &str, envs: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("jobs.toml"), config).unwrap();
+        Self::start_in(dir, envs)
+    }
+
+    /// Starts a daemon on `dir`'s job file and state directory.
+    fn start_in(dir: tempfile::TempDir, envs: &[(&str, &str)]) -> Daemon {
         let child = Command::new(env!("CARGO_BIN_EXE_opsd"))
             .args(["run", "--log-format", "text", "--config"])
             .arg(dir.path().join("jobs.toml"))
@@ -25,8 +35,15 @@ impl Daemon {
             .arg("--socket")
             .arg(dir.path().join("opsd.sock"))
             .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.path().join("log")).unwrap())
+            .stderr(
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.path().join("log"))
+                    .unwrap(),
+            )
             .spawn()
             .unwrap();
         let d = Daemon {
@@ -85,6 +102,18 @@ impl Daemon {
             .arg(self.socket())
             .output()
             .unwrap()
+    }
+
+    /// Kills the daemon with SIGKILL, runs `between`, and starts another on the same files.
+    fn kill_and_restart(mut self, between: impl FnOnce()) -> Daemon {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        between();
+        let _ = fs::remove_file(self.socket());
+        let dir = tempfile::TempDir::new().unwrap();
+        let old = std::mem::replace(&mut self.dir, dir);
+        Self::start_in(old, &[])
     }
 
     /// Sends SIGTERM and returns the exit status.
@@ -536,4 +565,232 @@ fn check_piped_into_head_ends_quietly() {
     assert!(out.status.success(), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK, 1 job(s)"));
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_job_sees_a_clean_environment_and_only_the_variables_it_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("env");
+    let config = format!(
+        "[jobs.envjob]\ntype = \"command\"\nschedule = \"@start\"\ntimezone = \"Asia/Seoul\"\n\
+         command = [\"/bin/sh\", \"-c\", \"env > {}\"]\npass_env = [\"HTTPS_PROXY\"]\n\
+         env = {{ EXTRA = \"1\" }}\n",
+        out.display()
+    );
+    let mut d = Daemon::start_with(
+        &config,
+        &[
+            ("AWS_SECRET_ACCESS_KEY", "daemon-secret-value"),
+            ("HTTPS_PROXY", "http://127.0.0.1:3128"),
+        ],
+    );
+    d.wait_for(|| d.log().contains("run finished"), "the run to end");
+    let env = fs::read_to_string(&out).unwrap();
+    assert!(
+        !env.contains("daemon-secret-value") && !env.contains("AWS_SECRET_ACCESS_KEY"),
+        "the daemon's secret reached the job:\n{env}"
+    );
+    assert!(!env.contains("RUST_LOG="), "{env}");
+    for want in [
+        "HTTPS_PROXY=http://127.0.0.1:3128",
+        "TZ=Asia/Seoul",
+        "OPSD_JOB=envjob",
+        "OPSD_RUN_ID=",
+        "EXTRA=1",
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "USER=root",
+        "HOME=",
+        "LANG=",
+    ] {
+        assert!(
+            env.lines().any(|l| l.starts_with(want)),
+            "no {want} in:\n{env}"
+        );
+    }
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn a_bad_pass_env_name_is_a_located_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.toml");
+    fs::write(
+        &path,
+        "[jobs.a]\ntype = \"command\"\nschedule = \"@start\"\ncommand = [\"/bin/true\"]\npass_env = [\"A=B\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(":5:13: `jobs.a.pass_env`"), "{err}");
+}
+
+/// A user and a second group made for one test, removed on drop (the tests run as root).
+struct TestUser {
+    name: String,
+    group: String,
+}
+
+impl TestUser {
+    fn create() -> TestUser {
+        let id = std::process::id();
+        let (name, group) = (format!("opsdu{id}"), format!("opsdg{id}"));
+        let run = |args: &[&str]| {
+            let st = Command::new(args[0]).args(&args[1..]).status();
+            assert!(
+                st.is_ok_and(|s| s.success()),
+                "{args:?} failed; install with: apt-get install -y passwd"
+            );
+        };
+        run(&["groupadd", &group]);
+        run(&["useradd", "-M", "-N", "-G", &group, &name]);
+        TestUser { name, group }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).status();
+        let _ = Command::new("groupdel").arg(&self.group).status();
+    }
+}
+
+#[test]
+fn a_user_job_gets_the_users_supplementary_groups() {
+    let user = TestUser::create();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("groups");
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let config = format!(
+        "[jobs.ids]\ntype = \"command\"\nschedule = \"@start\"\nuser = \"{}\"\n\
+         command = [\"/bin/sh\", \"-c\", \"id -Gn > {}; id -un >> {}\"]\n",
+        user.name,
+        out.display(),
+        out.display()
+    );
+    let mut d = Daemon::start(&config);
+    d.wait_for(|| d.log().contains("run finished"), "the run to end");
+    let ids = fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        ids.split_whitespace().any(|g| g == user.group),
+        "the job lacks {}'s group {}: {ids:?}\n{}",
+        user.name,
+        user.group,
+        d.log()
+    );
+    assert!(ids.lines().nth(1) == Some(user.name.as_str()), "{ids:?}");
+    assert!(!ids.split_whitespace().any(|g| g == "root"), "{ids:?}");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// A shell line that daemonizes a `sleep 300` (new session, parent gone), writes its pid, and
+/// waits until it has.
+fn daemonize(pidfile: &Path) -> String {
+    format!(
+        "setsid sh -c 'sleep 300 & echo $! > {p}.tmp; mv {p}.tmp {p}' & \
+         while [ ! -e {p} ]; do sleep 0.05; done",
+        p = pidfile.display()
+    )
+}
+
+/// Waits until `pidfile` names a process and returns it.
+fn read_pid(d: &Daemon, pidfile: &Path) -> String {
+    d.wait_for(|| pidfile.exists(), "the daemonized process's pid file");
+    fs::read_to_string(pidfile).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_daemonizing_job_leaves_no_process_after_its_run() {
+    let mut d = Daemon::start("");
+    let pidfile = d.path("escaped.pid");
+    d.write_config(&job(
+        "escape",
+        "@start",
+        &daemonize(&pidfile),
+        "kill_grace = \"500ms\"",
+    ));
+    d.signal("-HUP");
+    d.wait_for(|| d.log().contains("run finished"), "the run to end");
+    let pid = read_pid(&d, &pidfile);
+    d.wait_for(|| !alive(&pid), "the escaped process to be stopped");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("left running outside its process group"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_daemonizing_job_leaves_no_process_after_a_timeout() {
+    let mut d = Daemon::start("");
+    let pidfile = d.path("escaped.pid");
+    d.write_config(&job(
+        "escape",
+        "@start",
+        &format!("{}; sleep 300", daemonize(&pidfile)),
+        "timeout = \"1s\"\nkill_grace = \"500ms\"",
+    ));
+    d.signal("-HUP");
+    let pid = read_pid(&d, &pidfile);
+    d.wait_for(
+        || d.log().contains("outcome=\"timed_out\""),
+        "the timed_out event",
+    );
+    d.wait_for(|| !alive(&pid), "the escaped process to be stopped");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn what_a_killed_daemons_run_left_is_stopped_at_the_next_start() {
+    let d = Daemon::start("");
+    let pidfile = d.path("escaped.pid");
+    d.write_config(&job(
+        "escape",
+        "@start",
+        &format!("{}; sleep 300", daemonize(&pidfile)),
+        "",
+    ));
+    d.signal("-HUP");
+    let pid = read_pid(&d, &pidfile);
+    // The next daemon starts with no job, so only the killed one's run is left to stop.
+    d.write_config("");
+    let mut d = d.kill_and_restart(|| {
+        assert!(alive(&pid), "the process should outlive the killed daemon");
+    });
+    d.wait_for(|| !alive(&pid), "the left-over process to be stopped");
+    d.wait_for(
+        || d.log().contains("ended without shutting down"),
+        "the stop to be logged",
+    );
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn a_command_sinks_processes_end_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("sink.pid");
+    let config = format!(
+        "[defaults]\nshutdown_timeout = \"1s\"\n\n\
+         [alerts.slow]\ntype = \"command\"\ncommand = \"sleep 300 & echo $! > {}; wait\"\ntimeout = \"60s\"\n\n\
+         [jobs.fail]\ntype = \"command\"\nschedule = \"@start\"\ncommand = [\"/bin/false\"]\nalert = [\"slow\"]\n",
+        pidfile.display()
+    );
+    let mut d = Daemon::start(&config);
+    let pid = read_pid(&d, &pidfile);
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        !alive(&pid),
+        "the alert program's child {pid} outlived the daemon:\n{log}"
+    );
 }

@@ -1,7 +1,7 @@
 //! opsd under a real systemd: boots systemd in an nspawn container (volatile root), installs the
 //! shipped unit `systemd/opsd.service` and the built binary, and proves the six behaviours of
 //! issue 3 one numbered step at a time (start/STATUS, journal fields, reload, status/trigger,
-//! watchdog, stop). Needs root and systemd-nspawn (`.ci/setup`); fails loudly without them.
+//! watchdog, a daemonized process ending with its run (issue 10), stop). Needs root and systemd-nspawn (`.ci/setup`); fails loudly without them.
 
 mod e2e;
 
@@ -158,6 +158,12 @@ fn opsd_under_real_systemd() {
         "a daemon whose loop stops answering is restarted by the watchdog",
     );
     watchdog_restarts_a_wedged_loop(&c, &d);
+
+    step(
+        "5b",
+        "a process a run daemonized out of its session is stopped when that run ends",
+    );
+    escaped_process_ends_with_its_run(&c);
 
     step(
         "6",
@@ -427,6 +433,37 @@ fn watchdog_restarts_a_wedged_loop(c: &Container, d: &Dirs) {
 }
 
 /// Step 6.
+/// Step 5b: `slow` leaves a `setsid sleep 600` behind; with opsd a child subreaper inside the
+/// unit's sandbox, the run's end stops it (logged with the job) while opsd keeps running.
+fn escaped_process_ends_with_its_run(c: &Container) {
+    let before = c.journal_cursor();
+    let run_id = c.poll("step 5b: a `slow` run to stop what it left", 30, || {
+        c.journal(UNIT, Some(&before))
+            .iter()
+            .find(|e| {
+                e.is("JOB", "slow")
+                    && e.message()
+                        .contains("left running outside its process group")
+            })
+            .and_then(|e| e.get("RUN_ID").map(str::to_string))
+    });
+    let orphan = c.ok(
+        "step 5b: read the pid of the process `slow` left behind",
+        &["cat", &format!("/var/lib/opsd/slow-{run_id}.orphan")],
+    );
+    let alive = c.run(&["test", "-e", &format!("/proc/{}", orphan.trim())]);
+    assert!(
+        !alive.status.success(),
+        "step 5b: pid {} that run {run_id} left is alive after the run ended",
+        orphan.trim()
+    );
+    assert_eq!(
+        c.prop(UNIT, "ActiveState"),
+        "active",
+        "step 5b: opsd is not running"
+    );
+}
+
 fn stop_waits_for_job_and_empties_cgroup(c: &Container) {
     let cgroup = c.prop(UNIT, "ControlGroup");
     let before = c.journal_cursor();

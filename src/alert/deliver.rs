@@ -10,6 +10,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde::Serialize;
 use std::process::Stdio;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
@@ -239,17 +240,21 @@ async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptErr
         },
         CommandLine::Shell(line) => ("/bin/sh", vec!["-c", line]),
     };
+    // The marker its processes carry, so what leaves its process group is found and stopped.
+    let marker = format!("alert-{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
     let mut cmd = Command::new(program);
-    cmd.args(args);
+    cmd.args(args).env("OPSD_RUN_ID", &marker);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
+    let (mut child, _spawned) = crate::process::reaper::spawn(&mut cmd)
         .map_err(|e| AttemptError::Retry(format!("cannot start {program}: {e}")))?;
     let pid = child.id();
+    // Kills the program's process group however the attempt ends, even when the dispatcher
+    // abandons it at shutdown (the attempt is dropped then).
+    let group = GroupGuard(pid.and_then(|p| i32::try_from(p).ok()).map(Pid::from_raw));
     let mut json = alert.to_json().into_bytes();
     json.push(b'\n');
     let stdin = child.stdin.take();
@@ -260,7 +265,11 @@ async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptErr
         }
     };
     let run = async { tokio::join!(writer, child.wait_with_output()).1 };
-    match tokio::time::timeout(sink.timeout, run).await {
+    let result = tokio::time::timeout(sink.timeout, run).await;
+    // Whatever the program left in its group or outside it ends with the attempt.
+    drop(group);
+    crate::process::reaper::stop_run(&marker, Duration::ZERO).await;
+    match result {
         Ok(Ok(out)) if out.status.success() => Ok(()),
         Ok(Ok(out)) => Err(AttemptError::Retry(format!(
             "{program} exited with {}: {}",
@@ -268,15 +277,21 @@ async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptErr
             quote(&out.stderr)
         ))),
         Ok(Err(e)) => Err(AttemptError::Retry(format!("{program}: {e}"))),
-        Err(_) => {
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                // The group may be gone already; nothing more to do then.
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-            Err(AttemptError::Retry(format!(
-                "{program} did not finish within {}",
-                humantime::format_duration(sink.timeout)
-            )))
+        Err(_) => Err(AttemptError::Retry(format!(
+            "{program} did not finish within {}",
+            humantime::format_duration(sink.timeout)
+        ))),
+    }
+}
+
+/// SIGKILLs a command sink's process group when dropped.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            // The group may be gone already; nothing more to do then.
+            let _ = killpg(pgid, Signal::SIGKILL);
         }
     }
 }

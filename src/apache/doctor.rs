@@ -257,8 +257,16 @@ async fn call(opts: &DoctorOptions, flags: &[&str]) -> Result<String, DoctorErro
             c
         }
     };
-    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
-    let output = tokio::time::timeout(CALL_TIMEOUT, cmd.output())
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    // Spawned through the reaper's registry, so the daemon's reaper leaves it to tokio.
+    let output = async {
+        let (child, _spawned) = crate::process::reaper::spawn(&mut cmd)?;
+        child.wait_with_output().await
+    };
+    let output = tokio::time::timeout(CALL_TIMEOUT, output)
         .await
         .map_err(|_| DoctorError::Timeout {
             call: shown.clone(),

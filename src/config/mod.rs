@@ -378,7 +378,7 @@ fn parse_job(
     }
     let misspelt = misspelt_keys(table, &all);
     let mut spec_errors = Vec::new();
-    let job = match kind {
+    let mut job = match kind {
         "command" => {
             de_table::<CommandSpec>(value, &prefix, &misspelt, &mut spec_errors).map(|spec| {
                 spec_errors.extend(spec.validate(&prefix));
@@ -410,6 +410,9 @@ fn parse_job(
         }),
         None => defaults.timezone,
     };
+    if let Some(JobType::Command(spec)) = &mut job {
+        spec.timezone = tz.name().to_string();
+    }
     let mut exclude = BTreeSet::new();
     for d in &common.exclude_dates {
         match d.get_ref().parse::<NaiveDate>() {

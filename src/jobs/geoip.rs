@@ -409,6 +409,9 @@ async fn run_after(after: &Spanned<Vec<String>>, ctx: &RunContext) -> RunReport 
     let spec = CommandSpec {
         command: Spanned::new(after.span(), CommandLine::Argv(after.get_ref().clone())),
         env: BTreeMap::new(),
+        pass_env: Vec::new(),
+        // No zone of its own: the run keeps the machine's local time.
+        timezone: String::new(),
         working_dir: None,
         user: None,
         group: None,

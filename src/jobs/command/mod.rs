@@ -1,6 +1,9 @@
 //! The `command` job type: run a program (argv, no shell) or a `/bin/sh -c` line in its own
 //! process group, log its output line by line, and stop the whole group on cancel.
 
+pub mod env;
+mod spawn;
+
 use super::{Outcome, RunContext, RunReport};
 use crate::config::FieldError;
 use nix::sys::signal::{killpg, Signal};
@@ -9,10 +12,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
 use tokio::task::JoinHandle;
 use toml::Spanned;
 
@@ -46,9 +47,15 @@ pub enum CommandLine {
 pub struct CommandSpec {
     /// The program and its arguments, or a shell line.
     pub command: Spanned<CommandLine>,
-    /// Extra environment variables for the program.
+    /// Extra environment variables for the program, applied after opsd's own ([`env::build`]).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Names of the daemon's environment variables a run may see (none by default).
+    #[serde(default)]
+    pub pass_env: Vec<Spanned<String>>,
+    /// The job's time zone name, a run's `TZ`; filled in from the job's `timezone` key.
+    #[serde(skip)]
+    pub timezone: String,
     /// Directory to run in (default: the daemon's, `/` under systemd).
     pub working_dir: Option<Spanned<PathBuf>>,
     /// Run as this user (only when the daemon runs as root).
@@ -71,6 +78,15 @@ impl CommandSpec {
                 format!("{prefix}.command"),
                 "the command is empty; give a program path (e.g. [\"/usr/bin/true\"]) or a shell line",
             ));
+        }
+        for name in &self.pass_env {
+            if let Some(problem) = env::name_problem(name.get_ref()) {
+                errors.push(FieldError::new(
+                    name.span(),
+                    format!("{prefix}.pass_env"),
+                    problem,
+                ));
+            }
         }
         if let Some(dir) = &self.working_dir {
             if !dir.get_ref().is_absolute() {
@@ -111,80 +127,28 @@ impl CommandSpec {
     }
 }
 
-/// Builds the process to spawn, with its own process group and credentials applied.
-fn build(spec: &CommandSpec, ctx: &RunContext) -> Result<Command, String> {
-    let mut cmd = match spec.command.get_ref() {
-        CommandLine::Argv(argv) => {
-            let (program, args) = argv.split_first().ok_or("empty command")?;
-            let mut c = Command::new(program);
-            c.args(args);
-            c
-        }
-        CommandLine::Shell(line) => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c").arg(line);
-            c
-        }
-    };
-    cmd.envs(&spec.env)
-        .env("OPSD_JOB", &*ctx.job)
-        .env("OPSD_RUN_ID", &*ctx.run_id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
-    if let Some(dir) = &spec.working_dir {
-        cmd.current_dir(dir.get_ref());
-    }
-    let root = nix::unistd::geteuid().is_root();
-    if let Some(group) = &spec.group {
-        let g = Group::from_name(group.get_ref())
-            .ok()
-            .flatten()
-            .ok_or_else(|| format!("no such group {:?}", group.get_ref()))?;
-        if !root {
-            return Err(format!(
-                "group = {:?} needs the daemon to run as root",
-                group.get_ref()
-            ));
-        }
-        cmd.gid(g.gid.as_raw());
-    }
-    if let Some(user) = &spec.user {
-        let u = User::from_name(user.get_ref())
-            .ok()
-            .flatten()
-            .ok_or_else(|| format!("no such user {:?}", user.get_ref()))?;
-        if !root {
-            return Err(format!(
-                "user = {:?} needs the daemon to run as root",
-                user.get_ref()
-            ));
-        }
-        if spec.group.is_none() {
-            cmd.gid(u.gid.as_raw());
-        }
-        cmd.uid(u.uid.as_raw())
-            .env("HOME", &u.dir)
-            .env("USER", user.get_ref())
-            .env("LOGNAME", user.get_ref());
-    }
-    Ok(cmd)
-}
-
 /// Runs the command once: spawns it, logs its output, and on cancel stops its whole process
 /// group (SIGTERM, then SIGKILL after `kill_grace`).
 pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
-    let mut cmd = match build(spec, ctx) {
+    let mut cmd = match spawn::build(spec, ctx) {
         Ok(c) => c,
         Err(e) => return RunReport::failed(e),
     };
-    let mut child = match cmd.spawn() {
+    let (mut child, _spawned) = match crate::process::reaper::spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) => return RunReport::failed(format!("cannot start {}: {e}", spec.describe())),
     };
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    // Removed (dropped) only once everything the run started is gone.
+    let _run_file = pgid.and_then(|p| {
+        crate::process::ledger::record(&ctx.state_dir, &ctx.job, &ctx.run_id, p.as_raw())
+            .inspect_err(|e| {
+                tracing::warn!(job = %ctx.job, run_id = %ctx.run_id,
+                    "job {}: cannot record the run in {} ({e}); if opsd is killed, its processes will not be stopped at the next start",
+                    ctx.job, ctx.state_dir.display());
+            })
+            .ok()
+    });
     let readers: Vec<JoinHandle<()>> = [
         child
             .stdout
@@ -219,6 +183,17 @@ pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
     };
     if let Some(pgid) = pgid {
         end_group(pgid, readers, ctx, cancelled).await;
+    }
+    // What left the process group (setsid, a double fork) is found by the run id it carries.
+    let grace = if cancelled {
+        Duration::ZERO
+    } else {
+        ctx.kill_grace
+    };
+    let escaped = crate::process::reaper::stop_run(&ctx.run_id, grace).await;
+    if escaped > 0 {
+        tracing::warn!(job = %ctx.job, run_id = %ctx.run_id, processes = escaped,
+            "job {}: stopped {escaped} processes the run left running outside its process group", ctx.job);
     }
     let status = match status {
         Ok(s) => s,

@@ -1,0 +1,146 @@
+//! Builds a command run's process: its argv, clean environment, own process group, and the
+//! credentials of `user`/`group` with the user's supplementary groups, as cron and systemd's
+//! `User=` give them (a job run as a member of `adm` can read `/var/log`).
+
+use super::env::{self, EnvInputs, RunUser};
+use super::{CommandLine, CommandSpec};
+use crate::jobs::RunContext;
+use nix::unistd::{Gid, Group, Uid, User};
+use std::ffi::CString;
+use std::process::Stdio;
+use tokio::process::Command;
+
+/// The ids a run switches to before it starts its program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Credentials {
+    uid: Uid,
+    gid: Gid,
+    groups: Vec<Gid>,
+}
+
+/// Builds the process to spawn, with its environment, process group and credentials applied.
+pub(super) fn build(spec: &CommandSpec, ctx: &RunContext) -> Result<Command, String> {
+    let mut cmd = match spec.command.get_ref() {
+        CommandLine::Argv(argv) => {
+            let (program, args) = argv.split_first().ok_or("empty command")?;
+            let mut c = Command::new(program);
+            c.args(args);
+            c
+        }
+        CommandLine::Shell(line) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(line);
+            c
+        }
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    if let Some(dir) = &spec.working_dir {
+        cmd.current_dir(dir.get_ref());
+    }
+    let root = nix::unistd::geteuid().is_root();
+    let group = match &spec.group {
+        Some(name) => {
+            let g = Group::from_name(name.get_ref())
+                .ok()
+                .flatten()
+                .ok_or_else(|| format!("no such group {:?}", name.get_ref()))?;
+            if !root {
+                return Err(format!(
+                    "group = {:?} needs the daemon to run as root",
+                    name.get_ref()
+                ));
+            }
+            Some(g.gid)
+        }
+        None => None,
+    };
+    let run_user = match &spec.user {
+        Some(name) => {
+            let u = User::from_name(name.get_ref())
+                .ok()
+                .flatten()
+                .ok_or_else(|| format!("no such user {:?}", name.get_ref()))?;
+            if !root {
+                return Err(format!(
+                    "user = {:?} needs the daemon to run as root",
+                    name.get_ref()
+                ));
+            }
+            let creds = credentials(&u, group)?;
+            // SAFETY: the closure runs between fork and exec and calls only setgroups, setgid
+            // and setuid, which are async-signal-safe; the group list was built before the fork.
+            unsafe {
+                cmd.pre_exec(move || switch_to(&creds));
+            }
+            RunUser::from(&u)
+        }
+        None => {
+            if let Some(gid) = group {
+                cmd.gid(gid.as_raw());
+            }
+            RunUser::current()
+        }
+    };
+    let pass_env: Vec<String> = spec.pass_env.iter().map(|n| n.get_ref().clone()).collect();
+    let vars = env::build(
+        &EnvInputs {
+            job: &ctx.job,
+            run_id: &ctx.run_id,
+            user: &run_user,
+            timezone: &spec.timezone,
+            pass_env: &pass_env,
+            env: &spec.env,
+        },
+        |name| std::env::var_os(name),
+    );
+    cmd.env_clear().envs(vars);
+    Ok(cmd)
+}
+
+/// The ids of `user`, with `group` as the primary group when given, and every group the group
+/// database lists `user` in.
+fn credentials(user: &User, group: Option<Gid>) -> Result<Credentials, String> {
+    let gid = group.unwrap_or(user.gid);
+    let name = CString::new(user.name.as_bytes())
+        .map_err(|_| format!("user name {:?} contains a NUL byte", user.name))?;
+    let groups = nix::unistd::getgrouplist(&name, gid)
+        .map_err(|e| format!("cannot list the groups of user {:?}: {e}", user.name))?;
+    Ok(Credentials {
+        uid: user.uid,
+        gid,
+        groups,
+    })
+}
+
+/// Switches the calling (forked, not yet exec'd) process to `creds`: groups first, while it
+/// still may, then the gid, then the uid.
+fn switch_to(creds: &Credentials) -> std::io::Result<()> {
+    nix::unistd::setgroups(&creds.groups)?;
+    nix::unistd::setgid(creds.gid)?;
+    nix::unistd::setuid(creds.uid)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_credentials_hold_its_primary_group_and_the_named_one() {
+        let root = User::from_uid(Uid::from_raw(0))
+            .ok()
+            .flatten()
+            .expect("root has a passwd entry");
+        let creds = credentials(&root, None).expect("root's groups");
+        assert_eq!(creds.gid, root.gid);
+        assert!(creds.groups.contains(&root.gid));
+        let other = Gid::from_raw(65534);
+        let creds = credentials(&root, Some(other)).expect("root's groups");
+        assert_eq!(creds.gid, other);
+        assert!(creds.groups.contains(&other));
+    }
+}

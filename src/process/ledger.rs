@@ -1,0 +1,197 @@
+//! A file per live run under `<state_dir>/runs/`, so what a daemon killed with `kill -9` (or
+//! lost to the OOM killer) left running is found and stopped at the next start. The file
+//! names the job, the run id its processes carry as `OPSD_RUN_ID`, its leader's pid and
+//! start time (which find the leader even if it cleared its environment), and the process
+//! that started the run (the daemon, or an `opsd run-job`). It is removed once the run and
+//! everything it left are gone; a file still there at start whose owner has ended is a run
+//! that never ended. A live owner's runs (a manual `run-job` beside the daemon) are left alone.
+//!
+//! Written without fsync: after a power loss no process is left to stop.
+
+use super::tree;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The folder of run files inside the state directory.
+pub const RUNS_DIR: &str = "runs";
+/// How long a crashed daemon's leftovers get between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// One live run's file; removed when dropped.
+#[derive(Debug)]
+pub struct RunFile {
+    path: PathBuf,
+}
+
+impl Drop for RunFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// What a run file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunEntry {
+    /// The job's name.
+    pub job: String,
+    /// The run id its processes carry.
+    pub run_id: String,
+    /// The leader's pid and start time.
+    pub leader: Option<(i32, u64)>,
+    /// The pid and start time of the process that started the run.
+    pub owner: Option<(i32, u64)>,
+}
+
+/// Records a live run of `job` whose leader is `pid`. A run id that is not a plain file name
+/// is not recorded.
+pub fn record(state_dir: &Path, job: &str, run_id: &str, pid: i32) -> std::io::Result<RunFile> {
+    if run_id.is_empty()
+        || !run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(std::io::Error::other(format!(
+            "run id {run_id:?} is not a file name"
+        )));
+    }
+    let dir = state_dir.join(RUNS_DIR);
+    fs::create_dir_all(&dir)?;
+    let start = tree::stat(pid).map_or(0, |s| s.start);
+    let me = std::process::id() as i32;
+    let owner = tree::stat(me).map_or(0, |s| s.start);
+    let path = dir.join(run_id);
+    fs::write(
+        &path,
+        format!("job={job}\nrun_id={run_id}\npid={pid}\nstart={start}\nowner={me}:{owner}\n"),
+    )?;
+    Ok(RunFile { path })
+}
+
+/// Reads a run file's text; `None` when it is not one.
+fn parse(text: &str) -> Option<RunEntry> {
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_string)
+    };
+    let pid = get("pid").and_then(|p| p.parse::<i32>().ok());
+    let start = get("start").and_then(|s| s.parse::<u64>().ok());
+    let owner = get("owner").and_then(|o| {
+        let (p, s) = o.split_once(':')?;
+        Some((p.parse::<i32>().ok()?, s.parse::<u64>().ok()?))
+    });
+    Some(RunEntry {
+        job: get("job")?,
+        run_id: get("run_id")?,
+        leader: pid.zip(start).filter(|&(p, s)| p > 0 && s > 0),
+        owner,
+    })
+}
+
+/// The runs recorded by a process that has ended, with their files.
+pub fn left_over(state_dir: &Path) -> Vec<(PathBuf, Option<RunEntry>)> {
+    let Ok(dir) = fs::read_dir(state_dir.join(RUNS_DIR)) else {
+        return Vec::new();
+    };
+    let owner_alive = |e: &RunEntry| {
+        e.owner.is_some_and(|(pid, start)| {
+            tree::stat(pid).is_some_and(|s| s.alive() && s.start == start)
+        })
+    };
+    dir.flatten()
+        .map(|e| {
+            let entry = fs::read_to_string(e.path()).ok().and_then(|t| parse(&t));
+            (e.path(), entry)
+        })
+        .filter(|(_, entry)| !entry.as_ref().is_some_and(owner_alive))
+        .collect()
+}
+
+/// The live processes of `entry`: those carrying its run id, its leader if it still runs,
+/// and their descendants.
+fn processes_of(entry: &RunEntry) -> Vec<i32> {
+    let mut out: HashSet<i32> = HashSet::new();
+    for pid in tree::all_pids() {
+        let Some(st) = tree::stat(pid).filter(tree::ProcStat::alive) else {
+            continue;
+        };
+        let leader = entry.leader == Some((pid, st.start));
+        if leader || tree::env_var(pid, "OPSD_RUN_ID").as_deref() == Some(entry.run_id.as_bytes()) {
+            out.insert(pid);
+            out.extend(tree::descendants(pid));
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Stops what the runs recorded in `files` left running (SIGTERM, SIGKILL after a grace),
+/// logs each at warn with its job and run id, and removes the files. Blocks until done.
+pub fn stop_left_over(files: Vec<(PathBuf, Option<RunEntry>)>) {
+    for (path, entry) in files {
+        if let Some(entry) = entry {
+            let found = processes_of(&entry);
+            if !found.is_empty() {
+                tracing::warn!(job = %entry.job, run_id = %entry.run_id, processes = found.len(),
+                    "job {}: run {} was still running when the previous opsd ended without shutting down; stopping its {} processes",
+                    entry.job, entry.run_id, found.len());
+                signal_all(&found, Signal::SIGTERM);
+                let deadline = Instant::now() + GRACE;
+                loop {
+                    let left = processes_of(&entry);
+                    if left.is_empty() {
+                        break;
+                    }
+                    if Instant::now() >= deadline {
+                        signal_all(&left, Signal::SIGKILL);
+                    }
+                    if Instant::now() >= deadline + GRACE {
+                        tracing::error!(job = %entry.job, run_id = %entry.run_id,
+                            "job {}: {} processes of run {} did not end on SIGKILL", entry.job, left.len(), entry.run_id);
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        let _ = fs::remove_file(&path);
+    }
+}
+
+fn signal_all(pids: &[i32], sig: Signal) {
+    for &p in pids {
+        let _ = kill(Pid::from_raw(p), sig);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_file_is_read_back_and_removed_with_its_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let me = std::process::id() as i32;
+        let file = record(dir.path(), "backup", "0123abcd", me).expect("recorded");
+        assert!(
+            left_over(dir.path()).is_empty(),
+            "a live owner's run is not left over"
+        );
+        let path = dir.path().join(RUNS_DIR).join("0123abcd");
+        let text = fs::read_to_string(&path).expect("run file");
+        let dead_owner = format!("{}owner=0:0\n", text.split("owner=").next().unwrap_or(""));
+        fs::write(&path, dead_owner).expect("rewritten");
+        let found = left_over(dir.path());
+        assert_eq!(found.len(), 1);
+        let entry = found[0].1.clone().expect("parsed");
+        assert_eq!(entry.job, "backup");
+        assert_eq!(entry.run_id, "0123abcd");
+        assert_eq!(entry.leader.map(|l| l.0), Some(me));
+        drop(file);
+        assert!(left_over(dir.path()).is_empty());
+        assert!(record(dir.path(), "j", "../x", me).is_err());
+    }
+}
