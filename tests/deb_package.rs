@@ -136,7 +136,7 @@ fn deb_installs_and_starts_under_systemd() {
         "/usr/share/man/man8/opsd.8",
         "/usr/share/man/man8/opsd-check.8",
         "/usr/share/man/man8/opsd-reload.8",
-        "/usr/share/man/man5/jobs.toml.5",
+        "/usr/share/man/man5/jobs.toml.5.gz",
         "/usr/share/bash-completion/completions/opsd",
         "/usr/share/zsh/vendor-completions/_opsd",
         "/usr/share/fish/vendor_completions.d/opsd.fish",
