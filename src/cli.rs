@@ -1,6 +1,7 @@
 //! The command line: `opsd check`, `opsd run`, `opsd run-job` and friends.
 
 use crate::alert::{Dispatcher, DispatcherOptions};
+use crate::config::ConfigError;
 use crate::config::{self, Config};
 use crate::control::{self, client, Request, Response};
 use crate::daemon;
@@ -8,8 +9,9 @@ use crate::logging::{self, LogFormat};
 use crate::scheduler::{self, Trigger};
 use crate::scheduler::{JobStatus, TriggerReply};
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
@@ -17,18 +19,42 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(name = "opsd", version, about, long_about = None)]
 pub struct Cli {
-    /// The job file.
-    #[arg(long, short, global = true, default_value = config::DEFAULT_PATH, env = "OPSD_CONFIG")]
-    pub config: PathBuf,
-    /// Where opsd keeps its state (default: $STATE_DIRECTORY, else /var/lib/opsd).
-    #[arg(long, global = true)]
-    pub state_dir: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
-    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--config`, for the subcommands that read the job file.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The job file (or $OPSD_CONFIG).
+    #[arg(long, short, value_name = "FILE", default_value = config::DEFAULT_PATH, env = "OPSD_CONFIG")]
+    pub config: PathBuf,
+}
+
+/// `--state-dir`, for the subcommands that run jobs.
+#[derive(Debug, Args)]
+pub struct StateDirArg {
+    /// Where opsd keeps its state (default: $STATE_DIRECTORY, else /var/lib/opsd).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `--log-format`, for the subcommands that log.
+#[derive(Debug, Args)]
+pub struct LogFormatArg {
+    /// Log format (or $OPSD_LOG_FORMAT; auto: journald under systemd, else text).
+    #[arg(long, value_enum, default_value_t = LogFormat::Auto, env = "OPSD_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// `--socket`, the one source of the control socket's path for the daemon and its clients.
+#[derive(Debug, Args)]
+pub struct SocketArg {
+    /// The control socket (or $OPSD_SOCKET; default: $RUNTIME_DIRECTORY/opsd.sock, else
+    /// /run/opsd/opsd.sock).
+    #[arg(long, value_name = "PATH", env = "OPSD_SOCKET", default_value_os_t = control::default_socket())]
+    pub socket: PathBuf,
 }
 
 /// The subcommands.
@@ -36,21 +62,27 @@ pub struct Cli {
 pub enum Command {
     /// Validate the job file and print each job's next fire times.
     Check {
+        #[command(flatten)]
+        config: ConfigArg,
         /// How many upcoming fire times to print per job.
         #[arg(long, default_value_t = 3)]
         next: usize,
     },
     /// Run the daemon in the foreground (this is what systemd starts).
     Run {
-        /// Where to serve the control socket.
-        #[arg(long, default_value_os_t = control::default_socket())]
-        socket: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        state_dir: StateDirArg,
+        #[command(flatten)]
+        log: LogFormatArg,
+        #[command(flatten)]
+        socket: SocketArg,
     },
     /// Show each job's schedule, next and last run, like `systemctl list-timers`.
     Status {
-        /// The daemon's control socket.
-        #[arg(long, default_value_os_t = control::default_socket())]
-        socket: PathBuf,
+        #[command(flatten)]
+        socket: SocketArg,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -59,26 +91,34 @@ pub enum Command {
     Trigger {
         /// The job's name.
         name: String,
-        /// The daemon's control socket.
-        #[arg(long, default_value_os_t = control::default_socket())]
-        socket: PathBuf,
+        #[command(flatten)]
+        socket: SocketArg,
     },
-    /// Ask the running daemon to re-read its job file (like SIGHUP) and report whether it took.
+    /// Ask the running daemon to re-read its job file (like SIGHUP); exits non-zero, printing
+    /// the errors, when the file is rejected (this is the unit's ExecReload=).
     Reload {
-        /// The daemon's control socket.
-        #[arg(long, default_value_os_t = control::default_socket())]
-        socket: PathBuf,
+        #[command(flatten)]
+        socket: SocketArg,
     },
     /// Run one job once now, in the foreground, and exit with its result.
     RunJob {
         /// The job's name in the job file.
         name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        state_dir: StateDirArg,
+        #[command(flatten)]
+        log: LogFormatArg,
         /// Report what would change without changing anything (job types that support it).
         #[arg(long)]
         dry_run: bool,
     },
     /// Offline GeoIP tools: build legacy .dat files from GeoLite2 CSV zips.
     Geoip {
+        /// Log format.
+        #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+        log_format: LogFormat,
         /// What to do.
         #[command(subcommand)]
         command: crate::geoip::cli::GeoipCommand,
@@ -89,6 +129,18 @@ pub enum Command {
         #[command(subcommand)]
         command: ApacheCommand,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages and completion scripts the package installs into DIR (used when
+    /// building the .deb).
+    #[command(hide = true)]
+    DistAssets {
+        /// The directory to write `man/` and `completions/` into.
+        dir: PathBuf,
+    },
 }
 
 /// `opsd apache ...`.
@@ -96,7 +148,22 @@ pub enum Command {
 pub enum ApacheCommand {
     /// Check this Apache for the 2.4.27+ child-crash recipe (threaded MPM + mod_php + HTTP/2);
     /// exit 0 no recipe, 1 recipe matched, 2 could not run Apache.
-    Doctor(crate::apache::doctor::DoctorArgs),
+    Doctor(DoctorCli),
+}
+
+/// `opsd apache doctor`'s command line: the doctor's flags and the Apache configuration to
+/// examine, under a name that cannot be taken for opsd's own job file.
+#[derive(Debug, Args)]
+pub struct DoctorCli {
+    /// The Apache configuration file to examine (Apache's `-f FILE`; default: the one Apache
+    /// was built with).
+    #[arg(long, value_name = "FILE")]
+    pub apache_config: Option<PathBuf>,
+    /// Refused with a pointer to --apache-config: `--config` names opsd's job file.
+    #[arg(long, short, hide = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub doctor: crate::apache::doctor::DoctorArgs,
 }
 
 /// Parses the command line, runs the subcommand, and turns errors into an exit code.
@@ -108,9 +175,49 @@ pub fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("opsd: {e:#}");
+            eprintln!("opsd: {}", error_text(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// An error and its causes on one line, each said once: a cause whose text is already in the
+/// message (as in `cannot read configuration: No such file …`) is not repeated.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if text.is_empty() {
+            text = s;
+        } else if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+    }
+    text
+}
+
+/// Where the annotated example job file is, for the hint when there is no job file.
+const EXAMPLE_HINT: &str = "an annotated example is /usr/share/doc/opsd/examples/jobs.toml \
+     (installed by the package) or config/jobs.toml in the source tree";
+
+/// Loads the job file, with [`missing_file_hint`] for a missing one.
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    config::load(path).map_err(|e| missing_file_hint(e.into(), path))
+}
+
+/// Replaces a job file's bare `No such file or directory` with a hint at `--config` and the
+/// example; other errors pass unchanged.
+fn missing_file_hint(e: anyhow::Error, path: &Path) -> anyhow::Error {
+    match e.downcast_ref::<ConfigError>() {
+        Some(ConfigError::Read { source, .. }) if source.kind() == ErrorKind::NotFound => {
+            anyhow::anyhow!(
+                "{}: no such job file; name another with --config FILE (or OPSD_CONFIG), \
+                 or write this one ({EXAMPLE_HINT})",
+                path.display()
+            )
+        }
+        _ => e,
     }
 }
 
@@ -130,42 +237,83 @@ pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
     .unwrap_or_else(|| PathBuf::from("/var/lib/opsd"))
 }
 
+/// Runs `opsd apache doctor`, turning `--apache-config FILE` into Apache's `-f FILE`.
+fn apache_doctor(cli: DoctorCli) -> anyhow::Result<ExitCode> {
+    if let Some(file) = cli.config {
+        anyhow::bail!(
+            "opsd apache doctor has no --config ({} would be opsd's job file): name the Apache \
+             configuration to examine with --apache-config {}",
+            file.display(),
+            file.display()
+        );
+    }
+    let mut doctor = cli.doctor;
+    if let Some(file) = cli.apache_config {
+        // Apache reads a relative -f below its ServerRoot, not the current directory.
+        let file = std::path::absolute(&file)
+            .with_context(|| format!("--apache-config {}", file.display()))?;
+        if !file.is_file() {
+            anyhow::bail!("--apache-config {}: no such file", file.display());
+        }
+        let mut args = vec!["-f".to_string(), file.display().to_string()];
+        args.append(&mut doctor.args);
+        doctor.args = args;
+    }
+    Ok(crate::apache::doctor::cli(doctor))
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Apache {
             command: ApacheCommand::Doctor(args),
-        } => Ok(crate::apache::doctor::cli(args)),
-        Command::Geoip { command } => {
-            logging::init(cli.log_format);
+        } => apache_doctor(args),
+        Command::Geoip {
+            log_format,
+            command,
+        } => {
+            logging::init(log_format);
             crate::geoip::cli::run(command)
         }
-        Command::Check { next } => {
-            let cfg = config::load(&cli.config)?;
-            print_check(&cfg, next);
-            let preflights = check_preflights(&cfg)?;
-            let geoip = check_geoip_jobs(&cfg)?;
-            Ok(if preflights && geoip {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "opsd", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Run { socket } => {
-            logging::init(cli.log_format);
+        Command::DistAssets { dir } => {
+            let written = crate::dist_assets::write_assets(&mut Cli::command(), &dir)
+                .with_context(|| format!("cannot write into {}", dir.display()))?;
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config, next } => {
+            let cfg = load_config(&config.config)?;
+            check(&cfg, next)
+        }
+        Command::Run {
+            config,
+            state_dir: state,
+            log,
+            socket,
+        } => {
+            logging::init(log.log_format);
             let opts = daemon::Options {
-                config: cli.config.clone(),
-                state_dir: state_dir(cli.state_dir),
-                socket,
+                config: config.config,
+                state_dir: state_dir(state.state_dir),
+                socket: socket.socket,
             };
+            let path = opts.config.clone();
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             if let Err(e) = rt.block_on(daemon::run(opts)) {
-                tracing::error!("{e:#}");
+                let e = missing_file_hint(e, &path);
+                tracing::error!("{}", error_text(&e));
                 return Err(e);
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { socket, json } => {
-            match client::call(&socket, &Request::Status)? {
+            match client::call(&socket.socket, &Request::Status)? {
                 Response::Status { config, jobs } if json => {
                     println!("{}", serde_json::json!({ "config": config, "jobs": jobs }));
                 }
@@ -175,7 +323,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Trigger { name, socket } => {
-            match client::call(&socket, &Request::Trigger { job: name.clone() })? {
+            match client::call(&socket.socket, &Request::Trigger { job: name.clone() })? {
                 Response::Triggered {
                     reply: TriggerReply::Ran(run),
                 } => {
@@ -201,7 +349,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 other => Err(unexpected(other)),
             }
         }
-        Command::Reload { socket } => match client::call(&socket, &Request::Reload)? {
+        Command::Reload { socket } => match client::call(&socket.socket, &Request::Reload)? {
             Response::Reloaded { summary } => {
                 println!(
                     "reloaded: {} added, {} changed, {} removed, {} unchanged",
@@ -223,17 +371,23 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             other => Err(unexpected(other)),
         },
-        Command::RunJob { name, dry_run } => {
-            logging::init(cli.log_format);
-            let cfg = config::load(&cli.config)?;
+        Command::RunJob {
+            name,
+            config,
+            state_dir: state,
+            log,
+            dry_run,
+        } => {
+            logging::init(log.log_format);
+            let cfg = load_config(&config.config)?;
             let job = cfg.jobs.get(&name).cloned().with_context(|| {
                 let names: Vec<&str> = cfg.jobs.keys().map(String::as_str).collect();
                 let hint = config::did_you_mean(&name, names.iter().copied())
                     .map(|s| format!("; did you mean {s:?}?"))
                     .unwrap_or_default();
-                format!("no job named {name:?} in {}{hint}", cli.config.display())
+                format!("no job named {name:?} in {}{hint}", config.config.display())
             })?;
-            let state = state_dir(cli.state_dir);
+            let state = state_dir(state.state_dir);
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             let finished = rt.block_on(async move {
                 let stop = CancellationToken::new();
@@ -351,8 +505,27 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
     }
 }
 
-/// Runs each job's preflight (EC2 credentials) and prints what it found; false if any failed.
-fn check_preflights(cfg: &Config) -> anyhow::Result<bool> {
+/// Runs `opsd check` on a loaded file: the outside checks first, so that the header can say
+/// what the exit code says, then the jobs and what the checks found.
+fn check(cfg: &Config, next: usize) -> anyhow::Result<ExitCode> {
+    let mut findings = Vec::new();
+    let preflights = check_preflights(cfg, &mut findings)?;
+    let geoip = check_geoip_jobs(cfg, &mut findings)?;
+    let ok = preflights && geoip;
+    print_check(cfg, next, ok);
+    for line in findings {
+        println!("{line}");
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs each job's preflight (EC2 credentials) and adds what it found to `out`; false if any
+/// failed.
+fn check_preflights(cfg: &Config, out: &mut Vec<String>) -> anyhow::Result<bool> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let mut ok = true;
     let mut first = true;
@@ -366,16 +539,16 @@ fn check_preflights(cfg: &Config) -> anyhow::Result<bool> {
             }
         };
         if std::mem::take(&mut first) {
-            println!();
+            out.push(String::new());
         }
-        println!("{}: {line}", job.name);
+        out.push(format!("{}: {line}", job.name));
     }
     Ok(ok)
 }
 
 /// Says for each geoip job whether its license key and output directory are there, with the
 /// file, line and key of a problem; false when one would fail every run of an enabled job.
-fn check_geoip_jobs(cfg: &Config) -> anyhow::Result<bool> {
+fn check_geoip_jobs(cfg: &Config, out: &mut Vec<String>) -> anyhow::Result<bool> {
     use crate::jobs::geoip::preflight::{preflight, Severity};
     let specs: Vec<(&crate::config::JobConfig, &crate::jobs::geoip::GeoipSpec)> = cfg
         .jobs
@@ -392,12 +565,12 @@ fn check_geoip_jobs(cfg: &Config) -> anyhow::Result<bool> {
         .with_context(|| format!("{}: cannot read configuration", cfg.path.display()))?;
     let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
     let mut ok = true;
-    println!();
+    out.push(String::new());
     for (job, spec) in specs {
         for f in preflight(spec, credentials.as_deref()) {
             let (label, suffix) = match f.severity {
                 Severity::Ok => {
-                    println!("{}: {}: {}", job.name, f.key, f.message);
+                    out.push(format!("{}: {}: {}", job.name, f.key, f.message));
                     continue;
                 }
                 Severity::Error if job.enabled => {
@@ -413,22 +586,33 @@ fn check_geoip_jobs(cfg: &Config) -> anyhow::Result<bool> {
             match f.span {
                 Some(span) => {
                     let (line, column) = config::line_col(&text, span.start);
-                    println!(
+                    out.push(format!(
                         "{}:{line}:{column}: `{key}`: {label}: {}{suffix}",
                         cfg.path.display(),
                         f.message
-                    );
+                    ));
                 }
-                None => println!("{}: `{key}`: {label}: {}{suffix}", job.name, f.message),
+                None => out.push(format!(
+                    "{}: `{key}`: {label}: {}{suffix}",
+                    job.name, f.message
+                )),
             }
         }
     }
     Ok(ok)
 }
 
-/// Prints each job with its schedule, zone and next fire times (local and UTC).
-fn print_check(cfg: &Config, next: usize) {
-    println!("{}: OK, {} job(s)", cfg.path.display(), cfg.jobs.len());
+/// Prints the header (`OK` only when `ok`, as the exit code), then each job with its schedule,
+/// zone and next fire times (local and UTC).
+fn print_check(cfg: &Config, next: usize, ok: bool) {
+    let path = cfg.path.display();
+    match (ok, cfg.jobs.len()) {
+        (true, 0) => {
+            println!("{path}: OK, no jobs: nothing will run until a [jobs.NAME] section is added")
+        }
+        (true, n) => println!("{path}: OK, {n} job(s)"),
+        (false, n) => println!("{path}: {n} job(s), FAILED: the problems are listed below"),
+    }
     let now = chrono::Utc::now();
     for job in cfg.jobs.values() {
         let state = if job.enabled { "" } else { " (disabled)" };
@@ -461,5 +645,122 @@ fn print_check(cfg: &Config, next: usize) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The long flags `opsd ARGS… --help` lists.
+    fn flags_in_help(path: &[&str]) -> Vec<String> {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut sub = &mut cmd;
+        for name in path {
+            sub = sub
+                .find_subcommand_mut(name)
+                .unwrap_or_else(|| panic!("no subcommand {name}"));
+        }
+        let help = sub.render_long_help().to_string();
+        let mut flags: Vec<String> = help
+            .split_whitespace()
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+            .map(|w| {
+                w.trim_end_matches(|c: char| !c.is_alphanumeric())
+                    .to_string()
+            })
+            .filter(|w| !["--help", "--version"].contains(&w.as_str()))
+            .collect();
+        flags.sort();
+        flags.dedup();
+        flags
+    }
+
+    #[test]
+    fn each_subcommand_lists_only_the_flags_it_uses() {
+        let cases: &[(&[&str], &[&str])] = &[
+            (&["check"], &["--config", "--next"]),
+            (
+                &["run"],
+                &["--config", "--log-format", "--socket", "--state-dir"],
+            ),
+            (&["status"], &["--json", "--socket"]),
+            (&["trigger"], &["--socket"]),
+            (&["reload"], &["--socket"]),
+            (
+                &["run-job"],
+                &["--config", "--dry-run", "--log-format", "--state-dir"],
+            ),
+            (
+                &["geoip", "build"],
+                &["--input", "--log-format", "--output-dir"],
+            ),
+            (
+                &["apache", "doctor"],
+                &["--apache-config", "--bin", "--json"],
+            ),
+            (&["completions"], &[]),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(
+                flags_in_help(path),
+                expected.to_vec(),
+                "opsd {} --help",
+                path.join(" ")
+            );
+        }
+    }
+
+    #[test]
+    fn a_flag_a_subcommand_does_not_use_is_an_error() {
+        for argv in [
+            &["opsd", "status", "--config", "x.toml"][..],
+            &["opsd", "--config", "x.toml", "status"],
+            &["opsd", "reload", "--state-dir", "/tmp"],
+            &["opsd", "check", "--log-format", "json"],
+        ] {
+            assert!(Cli::try_parse_from(argv).is_err(), "{argv:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn apache_doctor_refuses_config_and_names_apache_config() {
+        let cli = Cli::try_parse_from(["opsd", "apache", "doctor", "--config", "/etc/x.conf"])
+            .expect("parsed");
+        let Command::Apache {
+            command: ApacheCommand::Doctor(args),
+        } = cli.command
+        else {
+            panic!("not the doctor: {cli:?}");
+        };
+        let err = apache_doctor(args).expect_err("--config must be refused");
+        assert!(
+            err.to_string().contains("--apache-config /etc/x.conf"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let e = anyhow::Error::from(ConfigError::Read {
+            path: "/etc/opsd/jobs.toml".into(),
+            source: std::io::Error::from(ErrorKind::PermissionDenied),
+        });
+        let text = error_text(&e);
+        assert_eq!(text.matches("permission denied").count(), 1, "{text}");
+        let hinted = missing_file_hint(
+            ConfigError::Read {
+                path: "/etc/opsd/jobs.toml".into(),
+                source: std::io::Error::from(ErrorKind::NotFound),
+            }
+            .into(),
+            Path::new("/etc/opsd/jobs.toml"),
+        );
+        let text = error_text(&hinted);
+        assert!(
+            text.contains("--config") && text.contains("examples/jobs.toml"),
+            "{text}"
+        );
     }
 }

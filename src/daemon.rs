@@ -57,6 +57,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         };
     let jobs = cfg.jobs.len();
     tracing::info!(config = %opts.config.display(), jobs, "opsd started");
+    if jobs == 0 {
+        tracing::info!(config = %opts.config.display(),
+            "no jobs in {}: nothing to do until a [jobs.NAME] section is added and opsd reloaded",
+            opts.config.display());
+    }
     let alerts =
         Dispatcher::new(&cfg.alerts, DispatcherOptions::default()).context("alert sinks")?;
     spawn_preflights(&cfg, cfg.jobs.keys());

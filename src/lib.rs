@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod dist_assets;
 pub mod escape;
 pub mod geoip;
 pub mod jobs;

@@ -681,11 +681,10 @@ fn rust_log_debug_or_trace_does_not_turn_on_the_aws_sdks_key_logging() {
             .env("AWS_ACCESS_KEY_ID", "AKIAOPSDTESTKEYID777")
             .env("AWS_SECRET_ACCESS_KEY", "opsdTestSecretKey0123456789")
             .env("RUST_LOG", rust_log)
-            .arg("--config")
+            .args(["run-job", "dev", "--log-format", "text", "--config"])
             .arg(&config)
             .arg("--state-dir")
             .arg(dir.path().join("state"))
-            .args(["--log-format", "text", "run-job", "dev"])
             .output()
             .unwrap();
         let all = format!(

@@ -95,11 +95,16 @@ fn segfaulting_child_is_posted_to_the_webhook_within_2s_with_the_real_line() {
     .unwrap();
     let state = dir.path().join("state");
     let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
-        .arg("--config")
+        .args([
+            "run-job",
+            "apache-errors",
+            "--log-format",
+            "json",
+            "--config",
+        ])
         .arg(&config)
         .arg("--state-dir")
         .arg(&state)
-        .args(["--log-format", "json", "run-job", "apache-errors"])
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -199,11 +204,10 @@ fn json_line(line: &str) -> Option<serde_json::Value> {
 /// returned channel.
 fn run_job(config: &std::path::Path, state: &std::path::Path) -> (Opsd, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
-        .arg("--config")
+        .args(["run-job", "crash-count", "--log-format", "json", "--config"])
         .arg(config)
         .arg("--state-dir")
         .arg(state)
-        .args(["--log-format", "json", "run-job", "crash-count"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

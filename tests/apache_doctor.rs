@@ -246,3 +246,22 @@ fn cli_exits_1_when_the_recipe_matches() {
         "{out}"
     );
 }
+
+#[test]
+fn apache_config_names_the_file_to_examine_and_config_is_refused() {
+    let bin = apache();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path(), "event", &[], "");
+    let c = conf_arg(&conf);
+    let (code, out, err) = doctor(&["--bin", bin.to_str().unwrap(), "--apache-config", &c]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("[x] worker or event MPM: event"), "{out}");
+    assert!(out.contains("(2 configuration file(s) scanned)"), "{out}");
+    // `--config` is opsd's job file elsewhere: refused, never silently the system's Apache.
+    let (code, out, err) = doctor(&["--bin", bin.to_str().unwrap(), "--config", &c]);
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("--apache-config") && out.is_empty(),
+        "stdout:\n{out}\nstderr:\n{err}"
+    );
+}

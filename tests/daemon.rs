@@ -488,13 +488,12 @@ fn broken_config_at_first_start_exits_nonzero_with_location() {
     let cfg = dir.path().join("jobs.toml");
     fs::write(&cfg, "[jobs.x]\ntype = \"command\"\nschedule = \"@every 1s\"\ncommand = \"true\"\ntimezone = \"Mars/Base\"\n").unwrap();
     for sub in ["run", "check"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
-            .args([sub, "--config"])
-            .arg(&cfg)
-            .arg("--state-dir")
-            .arg(dir.path())
-            .output()
-            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsd"));
+        cmd.args([sub, "--config"]).arg(&cfg);
+        if sub == "run" {
+            cmd.arg("--state-dir").arg(dir.path());
+        }
+        let out = cmd.output().unwrap();
         assert!(!out.status.success(), "{sub} must fail");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -793,4 +792,139 @@ fn a_command_sinks_processes_end_at_shutdown() {
         !alive(&pid),
         "the alert program's child {pid} outlived the daemon:\n{log}"
     );
+}
+/// `opsd ARGS` with `env` set and nothing else of the test's environment that opsd reads.
+fn opsd(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsd"));
+    cmd.args(args)
+        .env_remove("OPSD_SOCKET")
+        .env_remove("OPSD_CONFIG")
+        .env_remove("RUNTIME_DIRECTORY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn status_trigger_and_reload_find_a_daemon_through_opsd_socket() {
+    let d = Daemon::start(&job("daily", "0 0 3 * * *", "echo ran", ""));
+    let env = [("OPSD_SOCKET", d.socket())];
+    let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    let status = opsd(&["status"], &env);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success() && text.contains("daily"),
+        "opsd status with OPSD_SOCKET:\n{text}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let trigger = opsd(&["trigger", "daily"], &env);
+    assert!(
+        String::from_utf8_lossy(&trigger.stdout).contains("daily: success"),
+        "{trigger:?}"
+    );
+    assert!(opsd(&["reload"], &env).status.success());
+    // The reload the unit's ExecReload= runs: a rejected file is a non-zero exit with the
+    // located error on stderr, and the old job stays.
+    d.write_config(&format!(
+        "{}[jobs.broken\n",
+        job("daily", "0 0 3 * * *", "echo ran", "")
+    ));
+    let rejected = opsd(&["reload"], &env);
+    let err = String::from_utf8_lossy(&rejected.stderr);
+    assert!(
+        !rejected.status.success(),
+        "a rejected reload exited 0: {err}"
+    );
+    assert!(
+        err.contains("jobs.toml:") && err.contains("previous configuration keeps running"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&opsd(&["status"], &env).stdout).contains("daily"));
+    // Without OPSD_SOCKET or --socket, the default is not this daemon's socket.
+    let elsewhere = opsd(&["status"], &[]);
+    let err = String::from_utf8_lossy(&elsewhere.stderr);
+    assert!(
+        !elsewhere.status.success() && err.contains("OPSD_SOCKET"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_without_jobs_is_accepted_and_the_daemon_says_it_has_nothing_to_do() {
+    let packaged = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/jobs.toml");
+    let check = opsd(&["check", "--config", &packaged.display().to_string()], &[]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && text.contains("OK, no jobs"),
+        "opsd check of the packaged job file:\n{text}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let d = Daemon::start(&fs::read_to_string(&packaged).unwrap());
+    d.wait_for(|| d.log().contains("nothing to do"), "the no-jobs line");
+}
+
+#[test]
+fn check_without_a_file_names_it_once_and_hints_at_config() {
+    let out = opsd(&["check", "--config", "/nonexistent/jobs.toml"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("/nonexistent/jobs.toml: no such job file")
+            && err.contains("--config")
+            && err.contains("config/jobs.toml"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("os error 2"),
+        "the bare OS error is back:\n{err}"
+    );
+}
+
+#[test]
+fn check_of_an_ec2_job_without_credentials_fails_in_one_sentence_under_a_failed_header() {
+    // No credentials at all; then a credential process that fails, whose SDK error once
+    // reached the output as a Debug dump (DisplayErrorContext).
+    for aws_config in [None, Some("[default]\ncredential_process = /bin/false\n")] {
+        let home = tempfile::tempdir().unwrap();
+        if let Some(text) = aws_config {
+            fs::create_dir_all(home.path().join(".aws")).unwrap();
+            fs::write(home.path().join(".aws/config"), text).unwrap();
+        }
+        let cfg = home.path().join("jobs.toml");
+        fs::write(
+            &cfg,
+            "[jobs.dev-stop]\ntype = \"ec2\"\naction = \"stop\"\n\
+             schedule = \"0 30 18 * * Mon-Fri\"\nregion = \"us-east-1\"\n\
+             tags = { Schedule = \"office-hours\" }\n",
+        )
+        .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args(["check", "--config"])
+            .arg(&cfg)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", home.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        let header = text.lines().next().unwrap_or_default();
+        assert!(
+            !header.contains("OK") && header.contains("FAILED"),
+            "header {header:?} does not say the check failed:\n{text}"
+        );
+        assert!(
+            text.contains("dev-stop: credentials: no AWS credentials found"),
+            "{text}"
+        );
+        for dump in ["SdkBody", "ProviderError(", "extensions_1x"] {
+            assert!(!text.contains(dump), "a Debug dump ({dump}) in:\n{text}");
+        }
+    }
 }

@@ -41,6 +41,17 @@ fn build_deb(out: &Path, scratch: &Path) -> std::path::PathBuf {
     std::fs::create_dir_all(target.join("release")).expect("create scratch target dir");
     std::fs::copy(env!("CARGO_BIN_EXE_opsd"), target.join("release/opsd"))
         .expect("copy the opsd binary");
+    // The man pages and completions, as docs/install.md generates them before `cargo deb`.
+    let assets = Command::new(target.join("release/opsd"))
+        .arg("dist-assets")
+        .arg(target.join("release/dist"))
+        .output()
+        .expect("run opsd dist-assets");
+    assert!(
+        assets.status.success(),
+        "opsd dist-assets failed:\n{}",
+        output_text(&assets)
+    );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let build = Command::new(cargo)
         .args(["deb", "--no-build", "--no-strip", "--offline", "--fast"])
@@ -121,6 +132,14 @@ fn deb_installs_and_starts_under_systemd() {
         "/etc/opsd/jobs.toml",
         "/usr/share/doc/opsd/install.md",
         "/usr/share/doc/opsd/systemd.md",
+        "/usr/share/doc/opsd/examples/jobs.toml",
+        "/usr/share/man/man8/opsd.8",
+        "/usr/share/man/man8/opsd-check.8",
+        "/usr/share/man/man8/opsd-reload.8",
+        "/usr/share/man/man5/jobs.toml.5.gz",
+        "/usr/share/bash-completion/completions/opsd",
+        "/usr/share/zsh/vendor-completions/_opsd",
+        "/usr/share/fish/vendor_completions.d/opsd.fish",
     ] {
         c.ok(
             &format!("the package installed {path}"),
@@ -146,10 +165,56 @@ fn deb_installs_and_starts_under_systemd() {
         "systemd-analyze verify of the installed unit (ExecStart=/usr/bin/opsd)",
         &["systemd-analyze", "verify", UNIT],
     );
-    c.ok(
-        "opsd check of the shipped example /etc/opsd/jobs.toml",
+    let man = c.ok(
+        "the opsd(8) page",
+        &["head", "-c", "4096", "/usr/share/man/man8/opsd.8"],
+    );
+    assert!(
+        man.contains(".TH opsd 8"),
+        "opsd.8 is not a section-8 man page:\n{man}"
+    );
+    for (path, mode) in [("/etc/opsd", "750"), ("/etc/opsd/jobs.toml", "640")] {
+        let got = c.ok(&format!("the mode of {path}"), &["stat", "-c", "%a", path]);
+        assert_eq!(
+            got.trim(),
+            mode,
+            "{path} has mode {} after dpkg -i",
+            got.trim()
+        );
+    }
+    let check = c.ok(
+        "opsd check of the shipped /etc/opsd/jobs.toml",
         &["opsd", "check"],
     );
+    assert!(
+        check.contains("OK, no jobs"),
+        "the shipped job file is not an empty, valid one:\n{check}"
+    );
+
+    step(
+        "deb 2b",
+        "opsd starts on the shipped job file, runs nothing, and systemd logs no mode mismatch",
+    );
+    let out = c.run(&["systemctl", "start", UNIT]);
+    assert!(
+        out.status.success(),
+        "systemctl start opsd on the shipped job file failed:\n{}\n--- journal ---\n{}",
+        output_text(&out),
+        c.journal_tail(UNIT, 40)
+    );
+    let entries = c.poll("the daemon's no-jobs line", 20, || {
+        let entries = c.journal(UNIT, None);
+        entries
+            .iter()
+            .any(|e| e.message().contains("nothing to do"))
+            .then_some(entries)
+    });
+    assert!(
+        !entries.iter().any(|e| e.get("JOB").is_some()),
+        "the shipped job file ran a job:\n{}",
+        describe(&entries)
+    );
+    c.ok("stop opsd", &["systemctl", "stop", UNIT]);
 
     step(
         "deb 3",
@@ -194,6 +259,16 @@ fn deb_installs_and_starts_under_systemd() {
         "a job could write under /usr outside ReadWritePaths= (ProtectSystem=strict lost?):\n{all}"
     );
     c.ok("stop opsd", &["systemctl", "stop", UNIT]);
+    let mismatch: Vec<String> = c
+        .journal(UNIT, None)
+        .iter()
+        .filter(|e| e.message().contains("mode is different"))
+        .map(|e| e.message().to_string())
+        .collect();
+    assert!(
+        mismatch.is_empty(),
+        "systemd complains about the directory modes: {mismatch:?}"
+    );
 
     step(
         "deb 4",

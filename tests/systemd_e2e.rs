@@ -49,6 +49,14 @@ schedule = "@every 1s"
 command = ["/bin/echo", "added by reload"]
 "#;
 
+/// The job step 3 adds by editing the file and sending SIGHUP (not `systemctl reload`).
+const HUPPED_JOB: &str = r#"
+[jobs.hupped]
+type = "command"
+schedule = "@every 1s"
+command = ["/bin/echo", "added by SIGHUP"]
+"#;
+
 /// The host side of the container's bind mounts.
 struct Dirs {
     _root: tempfile::TempDir,
@@ -80,7 +88,8 @@ fn dirs() -> Dirs {
     std::fs::copy(&unit, d.units.join(UNIT)).expect("copy systemd/opsd.service");
     write(
         &d.units.join("opsd.service.d/10-e2e-binary.conf"),
-        "[Service]\nExecStart=\nExecStart=/usr/local/bin/opsd run\n",
+        "[Service]\nExecStart=\nExecStart=/usr/local/bin/opsd run\n\
+         ExecReload=\nExecReload=/usr/local/bin/opsd reload\n",
     );
     std::fs::copy(env!("CARGO_BIN_EXE_opsd"), d.bin.join("opsd")).expect("copy opsd binary");
     write(&d.etc.join("jobs.toml"), BASE_JOBS);
@@ -143,7 +152,8 @@ fn opsd_under_real_systemd() {
 
     step(
         "3",
-        "systemctl reload picks up a new job; a broken file keeps the old jobs",
+        "systemctl reload picks up a new job; a broken file fails the reload with the located \
+         error in systemctl status and keeps the old jobs; SIGHUP still reloads",
     );
     reload_adds_job_and_survives_broken_file(&c, &d);
 
@@ -330,10 +340,23 @@ fn reload_adds_job_and_survives_broken_file(c: &Container, d: &Dirs) {
         &jobs,
         &format!("{good}\n[jobs.broken\ntype = \"command\"\n"),
     );
-    c.ok(
-        "step 3: systemctl reload with a broken file",
-        &["systemctl", "reload", UNIT],
+    // ExecReload= is `opsd reload`: a rejected file fails `systemctl reload`, as nginx does.
+    let out = c.run(&["systemctl", "reload", UNIT]);
+    assert!(
+        !out.status.success(),
+        "step 3: systemctl reload of a broken file succeeded:\n{}\n--- journal ---\n{}",
+        output_text(&out),
+        c.journal_tail(UNIT, 20)
     );
+    // `[jobs.broken` is on the line after the good jobs and the blank line before it.
+    let broken_line = good.lines().count() + 2;
+    let located = format!("/etc/opsd/jobs.toml:{broken_line}:");
+    let status = c.poll("step 3: the located error in systemctl status", 10, || {
+        let s = c.run(&["systemctl", "status", UNIT, "--no-pager", "-l", "-n", "20"]);
+        let text = String::from_utf8_lossy(&s.stdout).into_owned();
+        text.contains(&located).then_some(text)
+    });
+    eprintln!("{status}");
     let entries = c.poll(
         "step 3: an error about jobs.toml, then runs of the old jobs",
         20,
@@ -355,8 +378,23 @@ fn reload_adds_job_and_survives_broken_file(c: &Container, d: &Dirs) {
         "step 3: opsd is {state:?} after reloading a broken file:\n{}",
         describe(&entries)
     );
-    // Put a valid file back so later restarts start cleanly; the daemon keeps what it has.
-    write(&jobs, &good);
+
+    // SIGHUP (to opsd alone, not its jobs) still reloads: a valid file with one more job.
+    let hupped = format!("{good}{HUPPED_JOB}");
+    let before_hup = c.journal_cursor();
+    write(&jobs, &hupped);
+    c.ok(
+        "step 3: SIGHUP to opsd",
+        &["systemctl", "kill", "-s", "HUP", "--kill-whom=main", UNIT],
+    );
+    c.poll("step 3: a run of the job added by SIGHUP", 20, || {
+        let entries = c.journal(UNIT, Some(&before_hup));
+        ends(&entries, "hupped")
+            .iter()
+            .any(|e| e.is("OUTCOME", "success"))
+            .then_some(())
+    });
+    // A valid file stays so later restarts start cleanly; it now also holds `hupped`.
 }
 
 /// Step 4.

@@ -12,7 +12,7 @@ pub fn call(socket: &Path, request: &Request) -> anyhow::Result<Response> {
         Ok(s) => s,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => bail!(
             "opsd is not running (nothing listens on {}); start it with `systemctl start opsd`, \
-             or pass --socket if it runs elsewhere",
+             or name its socket with --socket or OPSD_SOCKET",
             socket.display()
         ),
         Err(e) if e.kind() == ErrorKind::PermissionDenied => bail!(

@@ -2,7 +2,7 @@
 //! config profile, web identity, container, instance profile), the job's region and endpoint,
 //! and explicit, bounded retry and timeout policies. Also the credentials preflight.
 
-use super::errors::{Ec2Error, Target};
+use super::errors::{chain, Ec2Error, Target};
 use super::spec::Ec2Spec;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -11,7 +11,6 @@ use aws_credential_types::credential_feature::AwsCredentialFeature;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::Credentials;
-use aws_sdk_ec2::error::DisplayErrorContext;
 use aws_sdk_ec2::Client;
 use std::time::Duration;
 
@@ -181,7 +180,8 @@ fn no_credentials(spec: &Ec2Spec, detail: String) -> Ec2Error {
 fn credentials_error(spec: &Ec2Spec, e: &CredentialsError) -> Ec2Error {
     let detail = match e {
         CredentialsError::CredentialsNotLoaded(_) => String::new(),
-        other => format!("; {}", DisplayErrorContext(other)),
+        // Display of each cause: DisplayErrorContext ends with a Debug dump of the error.
+        other => format!("; {}", chain(other)),
     };
     no_credentials(spec, detail)
 }

@@ -274,7 +274,7 @@ fn body_start(body: &[u8]) -> String {
 }
 
 /// An error and its sources as one line, `outer: inner: root`, without repeats.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(err);
     while let Some(e) = next {
