@@ -2,7 +2,7 @@
 //! reload, SIGTERM/SIGINT shutdown), control-socket requests, and the systemd watchdog.
 
 use crate::alert::{Dispatcher, DispatcherOptions};
-use crate::config::{self, Config};
+use crate::config::{self, Config, ConfigError};
 use crate::control::{self, server::Envelope, Request, Response};
 use crate::scheduler::{Scheduler, TriggerReply};
 use crate::systemd::Notifier;
@@ -10,7 +10,8 @@ use anyhow::Context;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 /// How often the status line shown by `systemctl status` is refreshed (and freed memory
 /// handed back to the system).
@@ -78,11 +79,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .and_then(|s| s.parse::<u64>().ok())
         .map(Duration::from_secs);
     let started = Instant::now();
+    let mut reloads = Reloads::default();
 
     loop {
         tokio::select! {
-            _ = hup.recv() => {
-                let _ = reload(&mut sched, &opts, &notifier);
+            _ = hup.recv() => reloads.request(None, &opts, &notifier),
+            loaded = reloads.finished(), if reloads.loading.is_some() => {
+                reloads.apply(loaded, &mut sched, &opts, &notifier);
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -102,8 +105,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                             let _ = reply.send(Response::Error { message });
                         }
                     }
+                } else if let Request::Reload = req {
+                    reloads.request(Some(reply), &opts, &notifier);
                 } else {
-                    let _ = reply.send(handle(req, &mut sched, &opts, &notifier));
+                    let _ = reply.send(handle(req, &sched));
                 }
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
@@ -132,31 +137,117 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Answers a status or reload request.
-fn handle(req: Request, sched: &mut Scheduler, opts: &Options, notifier: &Notifier) -> Response {
+/// Answers a status request (reloads and triggers are answered when they are done).
+fn handle(req: Request, sched: &Scheduler) -> Response {
     match req {
         Request::Status => Response::Status {
             config: sched.config().path.display().to_string(),
             jobs: sched.status(),
         },
-        Request::Reload => match reload(sched, opts, notifier) {
-            Ok(summary) => Response::Reloaded { summary },
-            Err(message) => Response::Error { message },
-        },
-        Request::Trigger { .. } => Response::Error {
-            message: "trigger is answered by the run itself".into(),
+        Request::Reload | Request::Trigger { .. } => Response::Error {
+            message: "reload and trigger are answered when they are done".into(),
         },
     }
 }
 
-/// Re-reads the job file; a file that fails validation leaves the running configuration alone.
+/// Who is waiting for a reload's result: `opsd reload` clients (SIGHUP has nobody to tell).
+type Waiters = Vec<oneshot::Sender<Response>>;
+
+/// Reloads in progress. The job file is read and validated (regexes compiled, users looked up)
+/// on a blocking thread, so the loop goes on answering `opsd status` and feeding the watchdog
+/// however long that takes; only swapping in the validated configuration happens on the loop.
+/// Requests that come while a file is being read are coalesced into one more reload after it,
+/// because the file may have changed after it was read: every request is answered by a read
+/// that started after the request came.
+#[derive(Default)]
+struct Reloads {
+    /// The file being read, and who asked for that read.
+    loading: Option<(JoinHandle<Result<Config, ConfigError>>, Waiters)>,
+    /// Requests for the next read, once the current one is done.
+    queued: Option<Waiters>,
+}
+
+impl Reloads {
+    /// Starts a reload now, or queues one after the reload in progress.
+    fn request(
+        &mut self,
+        reply: Option<oneshot::Sender<Response>>,
+        opts: &Options,
+        notifier: &Notifier,
+    ) {
+        if self.loading.is_some() {
+            let queued = self.queued.get_or_insert_with(Vec::new);
+            queued.extend(reply);
+            tracing::info!(
+                config = %opts.config.display(),
+                "reload requested while one is in progress; it follows once that one is done"
+            );
+            return;
+        }
+        notifier.reloading();
+        let path = opts.config.clone();
+        let task = tokio::task::spawn_blocking(move || config::load(&path));
+        self.loading = Some((task, reply.into_iter().collect()));
+    }
+
+    /// Waits for the file being read; only polled while one is.
+    async fn finished(&mut self) -> Result<Result<Config, ConfigError>, tokio::task::JoinError> {
+        match self.loading.as_mut() {
+            Some((task, _)) => task.await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Applies a finished read, answers who asked for it, and starts the queued reload if any.
+    fn apply(
+        &mut self,
+        loaded: Result<Result<Config, ConfigError>, tokio::task::JoinError>,
+        sched: &mut Scheduler,
+        opts: &Options,
+        notifier: &Notifier,
+    ) {
+        let waiters = self.loading.take().map(|(_, w)| w).unwrap_or_default();
+        let result = match loaded {
+            Ok(new) => reload(new, sched, opts),
+            Err(e) => {
+                tracing::error!(config = %opts.config.display(),
+                    "reading the job file failed ({e}); the previous configuration keeps running");
+                Err(format!(
+                    "reload failed ({e}); the previous configuration keeps running"
+                ))
+            }
+        };
+        for reply in waiters {
+            let _ = reply.send(match &result {
+                Ok(summary) => Response::Reloaded {
+                    summary: summary.clone(),
+                },
+                Err(message) => Response::Error {
+                    message: message.clone(),
+                },
+            });
+        }
+        match self.queued.take() {
+            Some(waiters) => {
+                let mut waiters = waiters.into_iter();
+                self.request(waiters.next(), opts, notifier);
+                if let Some((_, w)) = self.loading.as_mut() {
+                    w.extend(waiters);
+                }
+            }
+            None => notifier.ready(&status_line(sched)),
+        }
+    }
+}
+
+/// Swaps in a configuration read for a reload; a file that failed validation leaves the
+/// running configuration alone.
 fn reload(
+    loaded: Result<Config, ConfigError>,
     sched: &mut Scheduler,
     opts: &Options,
-    notifier: &Notifier,
 ) -> Result<crate::scheduler::ReloadSummary, String> {
-    notifier.reloading();
-    let result = match config::load(&opts.config) {
+    match loaded {
         Ok(new) => sched
             .reload(new)
             .inspect(|summary| {
@@ -181,9 +272,7 @@ fn reload(
                 "reload rejected, the previous configuration keeps running:\n{e}"
             ))
         }
-    };
-    notifier.ready(&status_line(sched));
-    result
+    }
 }
 
 /// Hands freed memory back to the system, which glibc's allocator would otherwise keep: what

@@ -928,3 +928,126 @@ fn check_of_an_ec2_job_without_credentials_fails_in_one_sentence_under_a_failed_
         }
     }
 }
+
+/// Opens the FIFO at `path` for writing once a reader (the daemon) has it open.
+fn fifo_writer(d: &Daemon, path: &Path, what: &str) -> fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(path)
+    };
+    // The first writer that opens is kept: closing it would end the reader's read.
+    let writer = std::cell::RefCell::new(None);
+    d.wait_for(
+        || {
+            *writer.borrow_mut() = open().ok();
+            writer.borrow().is_some()
+        },
+        what,
+    );
+    writer.into_inner().unwrap()
+}
+
+/// Writes `text` into a FIFO and closes it, which ends the reader's read.
+fn write_and_close(mut writer: fs::File, text: &str) {
+    use std::io::Write;
+    writer.write_all(text.as_bytes()).unwrap();
+}
+
+/// Waits up to 15 s for `child` to exit.
+fn exits_in_time(child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return true;
+        }
+        sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn status_answers_while_a_reload_reads_the_job_file() {
+    let mut d = Daemon::start("");
+    // The job file becomes a FIFO: a reload's read of it lasts until the test writes it, a
+    // reload as slow as the test needs (like one compiling hundreds of heavy regexes), whatever
+    // the machine's speed.
+    let file = d.path("jobs.toml");
+    fs::remove_file(&file).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(&file)
+        .status()
+        .unwrap()
+        .success();
+    assert!(made, "mkfifo failed (apt-get install coreutils)");
+    let reload = |d: &Daemon| {
+        Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args(["reload", "--socket"])
+            .arg(d.socket())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = reload(&d);
+    // A reader on the FIFO: the reload is reading the file. Holding the write end open keeps it
+    // reading.
+    let writer = fifo_writer(&d, &file, "the reload to open the job file");
+    let mut status = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["status", "--socket"])
+        .arg(d.socket())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let answered = exits_in_time(&mut status);
+    if !answered {
+        let _ = status.kill();
+    }
+    assert!(
+        answered,
+        "`opsd status` did not answer while a reload was in progress; log:\n{}",
+        d.log()
+    );
+    assert!(status.wait().unwrap().success());
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the reload finished before the file was written"
+    );
+    // A second request while the first is reading is coalesced into one reload after it.
+    let mut second = reload(&d);
+    d.wait_for(
+        || {
+            d.log()
+                .contains("reload requested while one is in progress")
+        },
+        "the second reload to be queued",
+    );
+    let config = job(
+        "a",
+        "@every 1s",
+        &format!("echo a >> {}", d.path("a_marks").display()),
+        "",
+    );
+    write_and_close(writer, &config);
+    assert!(exits_in_time(&mut first), "the first reload never ended");
+    let out = first.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("added: a"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The queued reload reads the file again.
+    let writer = fifo_writer(&d, &file, "the queued reload to open the job file");
+    write_and_close(writer, &config);
+    assert!(exits_in_time(&mut second), "the queued reload never ended");
+    assert!(second.wait().unwrap().success());
+    d.wait_for(
+        || !lines(&d.path("a_marks")).is_empty(),
+        "job a after the reloads",
+    );
+    let (status, _) = d.stop();
+    assert!(status.success());
+}

@@ -76,22 +76,43 @@ fn render(errors: &[Located]) -> String {
 }
 
 impl ConfigError {
-    /// Resolves field errors found in `text` (the contents of `path`) to lines and columns.
-    pub fn invalid(path: &Path, text: &str, errors: Vec<FieldError>) -> Self {
+    /// Resolves field errors found in `text` (the contents of `path`) to lines and columns, in
+    /// one pass over the text whatever the number of errors. Messages and keys that carry a huge
+    /// value from the file are cut to a readable length.
+    pub fn invalid(path: &Path, text: &str, mut errors: Vec<FieldError>) -> Self {
+        errors.sort_by_key(|e| e.span.start);
+        let mut at = Cursor::default();
         let located = errors
             .into_iter()
             .map(|e| {
-                let (line, column) = line_col(text, e.span.start);
+                let (line, column) = at.advance(text, e.span.start);
                 Located {
                     path: path.to_path_buf(),
                     line,
                     column,
-                    key: e.key,
-                    message: e.message,
+                    key: cut(&e.key, MAX_KEY),
+                    message: cut(&e.message, MAX_MESSAGE),
                 }
             })
             .collect();
         ConfigError::Invalid(located)
+    }
+
+    /// The error for a file that is not UTF-8, located at its first bad byte.
+    pub fn not_utf8(path: &Path, bytes: &[u8], error: std::str::Utf8Error) -> Self {
+        let valid = &bytes[..error.valid_up_to()];
+        // The prefix up to the first bad byte is valid UTF-8 by definition.
+        let text = std::str::from_utf8(valid).unwrap_or_default();
+        let bad = bytes.get(error.valid_up_to()).copied().unwrap_or_default();
+        let message = format!(
+            "the file is not UTF-8 text: byte 0x{bad:02x} cannot start or continue a character \
+             here (save the file as UTF-8)"
+        );
+        ConfigError::invalid(
+            path,
+            text,
+            vec![FieldError::new(text.len()..text.len(), "", message)],
+        )
     }
 
     /// The located errors, empty for read errors.
@@ -103,14 +124,92 @@ impl ConfigError {
     }
 }
 
+/// A position in a text walked forward once, for locating errors in span order.
+#[derive(Debug)]
+struct Cursor {
+    offset: usize,
+    line: usize,
+    column: usize,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Cursor {
+            offset: 0,
+            line: 1,
+            column: 1,
+        }
+    }
+}
+
+impl Cursor {
+    /// Moves to byte `offset` (clamped to the text and to a character start; never backwards)
+    /// and returns its 1-based (line, column).
+    fn advance(&mut self, text: &str, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        if offset > self.offset {
+            let walked = &text[self.offset..offset];
+            match walked.rfind('\n') {
+                Some(i) => {
+                    self.line += memchr::memchr_iter(b'\n', walked.as_bytes()).count();
+                    self.column = walked[i + 1..].chars().count() + 1;
+                }
+                None => self.column += walked.chars().count(),
+            }
+            self.offset = offset;
+        }
+        (self.line, self.column)
+    }
+}
+
 /// Converts a byte offset into a 1-based (line, column) pair.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
+    Cursor::default().advance(text, offset)
+}
+
+/// Characters of a value shown in a message before it is cut.
+const SHOWN_CHARS: usize = 80;
+/// The longest message kept whole; longer ones carry a value from the file and are cut.
+const MAX_MESSAGE: usize = 300;
+/// The longest key path kept whole.
+const MAX_KEY: usize = 160;
+/// Words longer than this get no "did you mean": none of the names suggested is this long, and
+/// comparing a huge value with every candidate would cost time quadratic in its length.
+const MAX_SUGGESTED: usize = 64;
+
+/// A value from the file quoted for a message, cut to its first 80 characters and its length in
+/// bytes when it is longer: `"aaaa…" (1000129 bytes)`.
+pub fn shown(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{value:?}"),
+        Some((end, _)) => format!("{:?}… ({} bytes)", &value[..end], value.len()),
+    }
+}
+
+/// `text` itself when at most `max` characters long, else its start and end around a note of
+/// its length, so a message keeps its subject and its hint but not a huge value between them.
+fn cut(text: &str, max: usize) -> String {
+    let chars = text.chars().count();
+    if chars <= max {
+        return text.to_string();
+    }
+    let head_end = text
+        .char_indices()
+        .nth(max / 2)
+        .map_or(text.len(), |(i, _)| i);
+    let tail_start = text
+        .char_indices()
+        .nth(chars - max / 4)
+        .map_or(text.len(), |(i, _)| i);
+    format!(
+        "{}… ({} bytes) …{}",
+        &text[..head_end],
+        text.len(),
+        &text[tail_start..]
+    )
 }
 
 /// Suggests the closest candidate to `word`, if one is close enough to be a typo.
@@ -118,6 +217,9 @@ pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    if word.len() > MAX_SUGGESTED {
+        return None;
+    }
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))

@@ -9,7 +9,7 @@ mod fields;
 
 pub use alerts::{CommandSink, SinkConfig, SinkKind, WebhookSink, SINK_TYPES};
 pub use duration::HumanDuration;
-pub use error::{did_you_mean, line_col, ConfigError, FieldError, Located};
+pub use error::{did_you_mean, line_col, shown, ConfigError, FieldError, Located};
 pub use fields::struct_fields;
 
 use crate::jobs::{
@@ -148,11 +148,19 @@ const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reads and validates the configuration at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(path, &text)
+    parse_bytes(path, &bytes)
+}
+
+/// Validates the bytes of a job file, locating the first byte that is not UTF-8 if any.
+pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(path, text),
+        Err(e) => Err(ConfigError::not_utf8(path, bytes, e)),
+    }
 }
 
 /// Validates configuration `text`, reporting errors against `path`.
@@ -249,7 +257,7 @@ fn resolve_defaults(raw: Option<RawDefaults>, errors: &mut Vec<FieldError>) -> D
                 errors.push(FieldError::new(
                     g.span(),
                     "defaults.control_group",
-                    format!("no such group {:?} on this machine", g.get_ref()),
+                    format!("no such group {} on this machine", shown(g.get_ref())),
                 ));
                 None
             }
@@ -284,7 +292,7 @@ fn parse_tz(tz: &Spanned<String>, key: &str) -> Result<Tz, FieldError> {
         FieldError::new(
             tz.span(),
             key,
-            format!("unknown time zone {:?}{hint}", tz.get_ref()),
+            format!("unknown time zone {}{hint}", shown(tz.get_ref())),
         )
     })
 }
@@ -422,7 +430,7 @@ fn parse_job(
             Err(_) => errors.push(FieldError::new(
                 d.span(),
                 format!("{prefix}.exclude_dates"),
-                format!("{:?} is not a date; write \"YYYY-MM-DD\"", d.get_ref()),
+                format!("{} is not a date; write \"YYYY-MM-DD\"", shown(d.get_ref())),
             )),
         }
     }
@@ -684,5 +692,7 @@ fn unknown_key(
     FieldError::new(span, full, format!("unknown key{context}{hint}"))
 }
 
+#[cfg(test)]
+mod fuzz_tests;
 #[cfg(test)]
 mod tests;

@@ -224,3 +224,49 @@ fn a_misspelt_type_key_is_named_not_reported_missing() {
         "{e:?}"
     );
 }
+
+#[test]
+fn a_huge_regex_is_refused_at_its_key() {
+    let lines = errors(
+        r#"[jobs.web]
+type = "apache_log"
+paths = ["/var/log/apache2/error.log"]
+
+[[jobs.web.rules]]
+id = "huge"
+regex = '\w{1000}\w{1000}'
+"#,
+    );
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("/etc/opsd/jobs.toml:7:9: `jobs.web.rules.huge.regex`: this regex is too big once compiled"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn invalid_utf8_is_located_at_its_first_bad_byte() {
+    let e = parse_bytes(
+        Path::new("/etc/opsd/jobs.toml"),
+        b"[jobs.a]\ntype = \"command\"\ncommand = \"echo \xe9t\xe9\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/etc/opsd/jobs.toml:3:17: the file is not UTF-8 text: byte 0xe9 cannot start or \
+         continue a character here (save the file as UTF-8)"
+    );
+}
+
+#[test]
+fn a_huge_value_is_cut_in_its_message() {
+    let zone = "Asia/Seoul".repeat(100_000);
+    let lines = errors(&format!("[defaults]\ntimezone = \"{zone}\"\n"));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("\"Asia/SeoulAsia/Seoul") && lines[0].contains("… (1000000 bytes)"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].len() < 300, "{}", lines[0]);
+}

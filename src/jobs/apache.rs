@@ -23,6 +23,9 @@ const DEFAULT_POLL: Duration = Duration::from_millis(200);
 const DEFAULT_WINDOW: Duration = Duration::from_secs(600);
 /// How long the doctor may take at job start, all three Apache calls together.
 pub const DOCTOR_TIMEOUT: Duration = Duration::from_secs(20);
+/// The compiled size a custom rule's regex may take: ample for any log pattern, and it bounds
+/// the time and memory a reload spends compiling a job file's rules.
+const RULE_REGEX_LIMIT: usize = 1 << 20;
 /// The built-in rule whose alerts carry the doctor's verdict.
 const CHILD_CRASH: &str = "child_crash";
 
@@ -101,13 +104,25 @@ impl ApacheLogSpec {
                     "rule ids must be non-empty, unique, and not those of built-in rules",
                 ));
             }
-            match regex::bytes::Regex::new(rule.regex.get_ref()) {
+            match regex::bytes::RegexBuilder::new(rule.regex.get_ref())
+                .size_limit(RULE_REGEX_LIMIT)
+                .build()
+            {
                 Ok(re) if re.is_match(b"") => errors.push(FieldError::new(
                     rule.regex.span(),
                     format!("{key}.regex"),
                     "this regex matches an empty line, so it would match every line",
                 )),
                 Ok(_) => {}
+                Err(regex::Error::CompiledTooBig(_)) => errors.push(FieldError::new(
+                    rule.regex.span(),
+                    format!("{key}.regex"),
+                    format!(
+                        "this regex is too big once compiled (over {} MiB): write fewer or \
+                         smaller repetitions, or ASCII classes ([0-9A-Za-z_] rather than \\w)",
+                        RULE_REGEX_LIMIT >> 20
+                    ),
+                )),
                 Err(e) => errors.push(FieldError::new(
                     rule.regex.span(),
                     format!("{key}.regex"),

@@ -71,6 +71,12 @@ impl Schedule {
                     "`@every` takes whole seconds, at least 1s (got {rest:?})"
                 )));
             }
+            if d > MAX_EVERY {
+                return Err(ScheduleError(format!(
+                    "`@every` takes at most 100 years (got {rest:?}); use a cron expression for \
+                     rare dates"
+                )));
+            }
             Kind::Every(d)
         } else if lower == "@start" || lower == "@reboot" {
             Kind::Start
@@ -251,6 +257,9 @@ fn explain_cron(source: &str, parser: &croner::parser::CronParser, error: &CronE
     }
     format!("{prefix}: {error}")
 }
+
+/// The longest `@every` interval: longer ones overflow the millisecond grid of [`next_aligned`].
+const MAX_EVERY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The next instant after `after` whose local wall-clock time (in `tz`) is a multiple of `every`
 /// counted from local midnight of 1970-01-01, so `@every 5s` fires at :00, :05, :10 and
