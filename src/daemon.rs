@@ -8,7 +8,7 @@ use crate::scheduler::{Scheduler, TriggerReply};
 use crate::systemd::Notifier;
 use anyhow::Context;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -74,11 +74,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let watchdog = notifier.watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let mut status_tick = tokio::time::interval(STATUS_EVERY);
-    let freeze_after = std::env::var("OPSD_TEST_FREEZE_LOOP_AFTER")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let started = Instant::now();
     let mut reloads = Reloads::default();
 
     loop {
@@ -112,12 +107,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 }
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
-                if freeze_after.is_some_and(|d| started.elapsed() >= d) {
-                    tracing::error!("OPSD_TEST_FREEZE_LOOP_AFTER reached: freezing the scheduler loop (test only)");
-                    loop {
-                        std::thread::sleep(Duration::from_secs(3600));
-                    }
-                }
                 notifier.watchdog();
             }
             _ = status_tick.tick() => {

@@ -438,18 +438,28 @@ fn status_and_trigger_work(c: &Container) {
 
 /// Step 5.
 fn watchdog_restarts_a_wedged_loop(c: &Container, d: &Dirs) {
-    let dropin = d.units.join("opsd.service.d/50-e2e-freeze.conf");
-    write(
-        &dropin,
-        "[Service]\nEnvironment=OPSD_TEST_FREEZE_LOOP_AFTER=2\nWatchdogSec=2s\n",
-    );
+    // A short watchdog, and a short wait between its SIGABRT and SIGKILL, so the step is quick.
+    let dropin = d.units.join("opsd.service.d/50-e2e-watchdog.conf");
+    write(&dropin, "[Service]\nWatchdogSec=2s\nTimeoutAbortSec=2s\n");
     c.ok("step 5: daemon-reload", &["systemctl", "daemon-reload"]);
-    let before = c.journal_cursor();
     c.ok(
-        "step 5: restart opsd with a loop that freezes after 2s",
+        "step 5: restart opsd with a 2s watchdog",
         &["systemctl", "restart", UNIT],
     );
+    let before = c.journal_cursor();
     let restarts: u32 = c.prop(UNIT, "NRestarts").parse().unwrap_or(0);
+    // A wedged daemon, from outside: SIGSTOP freezes every thread, the loop that feeds the
+    // watchdog included (no test hook in the daemon itself).
+    c.ok(
+        "step 5: freeze opsd with SIGSTOP",
+        &[
+            "systemctl",
+            "kill",
+            "--kill-whom=main",
+            "--signal=SIGSTOP",
+            UNIT,
+        ],
+    );
     c.poll(
         "step 5: systemd's watchdog timeout and an automatic restart",
         30,
@@ -462,10 +472,10 @@ fn watchdog_restarts_a_wedged_loop(c: &Container, d: &Dirs) {
             (timeout && now > restarts).then_some(())
         },
     );
-    std::fs::remove_file(&dropin).expect("remove the freeze drop-in");
+    std::fs::remove_file(&dropin).expect("remove the watchdog drop-in");
     c.ok("step 5: daemon-reload", &["systemctl", "daemon-reload"]);
     c.ok(
-        "step 5: restart opsd without the freeze",
+        "step 5: restart opsd with the shipped watchdog",
         &["systemctl", "restart", UNIT],
     );
 }
