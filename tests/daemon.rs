@@ -793,6 +793,64 @@ fn a_command_sinks_processes_end_at_shutdown() {
         "the alert program's child {pid} outlived the daemon:\n{log}"
     );
 }
+
+#[test]
+fn an_alert_program_sees_a_clean_environment_and_only_the_variables_it_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (open, passing) = (dir.path().join("open.env"), dir.path().join("passing.env"));
+    // Written whole, then renamed: the test reads it only once it is complete.
+    let dump = |out: &Path| format!("env > {0}.tmp && mv {0}.tmp {0}", out.display());
+    let config = format!(
+        "[alerts.open]\ntype = \"command\"\ncommand = {:?}\n\n\
+         [alerts.passing]\ntype = \"command\"\ncommand = {:?}\npass_env = [\"HTTPS_PROXY\"]\n\n\
+         [jobs.fail]\ntype = \"command\"\nschedule = \"@start\"\ncommand = [\"/bin/false\"]\n\
+         alert = [\"open\", \"passing\"]\n",
+        dump(&open),
+        dump(&passing)
+    );
+    let mut d = Daemon::start_with(
+        &config,
+        &[
+            ("AWS_SECRET_ACCESS_KEY", "daemon-secret-value"),
+            ("HTTPS_PROXY", "http://127.0.0.1:3128"),
+        ],
+    );
+    d.wait_for(
+        || open.exists() && passing.exists(),
+        "both alert programs' environment dumps",
+    );
+    for (out, proxy) in [(&open, false), (&passing, true)] {
+        let env = fs::read_to_string(out).unwrap();
+        assert!(
+            !env.contains("daemon-secret-value") && !env.contains("AWS_SECRET_ACCESS_KEY"),
+            "the daemon's secret reached the alert program:\n{env}"
+        );
+        assert!(!env.contains("RUST_LOG="), "{env}");
+        assert_eq!(
+            env.lines()
+                .any(|l| l == "HTTPS_PROXY=http://127.0.0.1:3128"),
+            proxy,
+            "{}:\n{env}",
+            out.display()
+        );
+        for want in [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "USER=root",
+            "LOGNAME=root",
+            "HOME=",
+            "SHELL=",
+            "LANG=",
+            "OPSD_RUN_ID=alert-",
+        ] {
+            assert!(
+                env.lines().any(|l| l.starts_with(want)),
+                "no {want} in:\n{env}"
+            );
+        }
+    }
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
 /// `opsd ARGS` with `env` set and nothing else of the test's environment that opsd reads.
 fn opsd(args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsd"));

@@ -3,6 +3,7 @@
 use super::record::Alert;
 use crate::config::{CommandSink, SinkConfig, SinkKind, WebhookSink};
 use crate::jobs::command::CommandLine;
+use crate::process::env::{self, RunUser};
 use crate::{escape, redact};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -242,8 +243,17 @@ async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptErr
     };
     // The marker its processes carry, so what leaves its process group is found and stopped.
     let marker = format!("alert-{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
+    // The same clean environment as a job's run (the daemon's `TZ`, as alerts have no zone of
+    // their own): an alert program must not see the daemon's secrets unless it asks by name.
+    let timezone = std::env::var("TZ").unwrap_or_default();
+    let vars = env::base(&RunUser::current(), &timezone, &sink.pass_env, |name| {
+        std::env::var_os(name)
+    });
     let mut cmd = Command::new(program);
-    cmd.args(args).env("OPSD_RUN_ID", &marker);
+    cmd.args(args)
+        .env_clear()
+        .envs(vars)
+        .env("OPSD_RUN_ID", &marker);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

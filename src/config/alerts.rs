@@ -6,6 +6,7 @@ use super::{
 };
 use super::{valid_job_name, HumanDuration};
 use crate::jobs::command::CommandLine;
+use crate::process::env;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Url;
 use serde::Deserialize;
@@ -79,6 +80,8 @@ pub struct CommandSink {
     pub command: CommandLine,
     /// How long one attempt may take before the program is killed.
     pub timeout: Duration,
+    /// Names of the daemon's environment variables the program may see (none by default).
+    pub pass_env: Vec<String>,
 }
 
 /// `[alerts.NAME]` with `type = "webhook"` as written.
@@ -99,6 +102,8 @@ struct RawCommand {
     _kind: String,
     command: Spanned<CommandLine>,
     timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pass_env: Vec<Spanned<String>>,
 }
 
 /// Just the `type` key, read first to pick the schema.
@@ -311,9 +316,21 @@ fn command(raw: RawCommand, prefix: &str, errors: &mut Vec<FieldError>) -> Optio
         ));
         return None;
     }
+    let mut pass_env = Vec::new();
+    for name in raw.pass_env {
+        match env::name_problem(name.get_ref()) {
+            Some(problem) => errors.push(FieldError::new(
+                name.span(),
+                format!("{prefix}.pass_env"),
+                problem,
+            )),
+            None => pass_env.push(name.into_inner()),
+        }
+    }
     Some(SinkKind::Command(CommandSink {
         command: raw.command.into_inner(),
         timeout: timeout(raw.timeout),
+        pass_env,
     }))
 }
 

@@ -2,8 +2,10 @@
 //! unit's. A run's own process group is stopped by the job type; this module finds what left
 //! the group (`setsid`, double forks) through the daemon being a child subreaper
 //! ([`reaper`]), and what a daemon killed with `kill -9` left through a file per live run in
-//! the state directory ([`ledger`]). It imports nothing of ours.
+//! the state directory ([`ledger`]). Every program opsd starts, a run or an alert program, also
+//! begins with a clean environment ([`env`]). It imports nothing of ours.
 
+pub mod env;
 pub mod ledger;
 pub mod reaper;
 pub mod tree;

@@ -4,7 +4,7 @@
 //! its run, and reap it.
 //!
 //! Which run an adopted process belongs to is read from its environment: every run's
-//! processes inherit `OPSD_RUN_ID` (see `jobs::command::env`). Process groups and sessions
+//! processes inherit `OPSD_RUN_ID` (see [`env`](super::env)). Process groups and sessions
 //! are what daemonizing changes, and ancestry is lost at re-parenting, while the environment
 //! is inherited through fork, `setsid` and exec unless a program clears it on purpose. An
 //! adopted process without a readable marker is left alone while the daemon runs and stopped

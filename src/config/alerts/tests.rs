@@ -50,6 +50,7 @@ command = ["/usr/local/bin/notify-admin"]
                 CommandLine::Argv(vec!["/usr/local/bin/notify-admin".into()])
             );
             assert_eq!(c.timeout, Duration::from_secs(10));
+            assert!(c.pass_env.is_empty(), "{:?}", c.pass_env);
         }
         other => panic!("not a command: {other:?}"),
     }
@@ -86,6 +87,35 @@ fn empty_command_is_located() {
         "{}",
         e[0]
     );
+}
+
+#[test]
+fn a_command_sinks_pass_env_is_read_and_a_bad_name_is_located() {
+    let e = errors(
+        "[alerts.m]\ntype = \"command\"\ncommand = [\"/bin/true\"]\npass_env = [\"HTTPS_PROXY\", \"A=B\", \"OPSD_RUN_ID\"]\n",
+    );
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:4:28: `alerts.m.pass_env`: \"A=B\" is not an environment variable name"),
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[1].starts_with(
+            "/etc/opsd/jobs.toml:4:35: `alerts.m.pass_env`: OPSD_RUN_ID is set by opsd"
+        ),
+        "{}",
+        e[1]
+    );
+    let cfg = parse(
+        Path::new("jobs.toml"),
+        "[alerts.m]\ntype = \"command\"\ncommand = [\"/bin/true\"]\npass_env = [\"HTTPS_PROXY\"]\n",
+    )
+    .unwrap();
+    match &cfg.alerts["m"].kind {
+        SinkKind::Command(c) => assert_eq!(c.pass_env, ["HTTPS_PROXY"]),
+        other => panic!("not a command: {other:?}"),
+    }
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! The `command` job type: run a program (argv, no shell) or a `/bin/sh -c` line in its own
 //! process group, log its output line by line, and stop the whole group on cancel.
 
-pub mod env;
 mod spawn;
 
 use super::{Outcome, RunContext, RunReport};
 use crate::config::FieldError;
+use crate::process::env;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Group, Pid, User};
 use serde::Deserialize;

@@ -1,7 +1,9 @@
-//! The environment a command run starts with. Nothing of the daemon's own environment reaches
-//! a job unless the job names it in `pass_env`: the daemon's environment holds what its unit or
-//! shell gave it (`AWS_SECRET_ACCESS_KEY` for the ec2 jobs, proxies, tokens), which a job run as
-//! `nobody` must not see. Like cron and systemd, a run gets a fixed, documented set instead.
+//! The environment every program opsd starts begins with: a command job's run and a
+//! `type = "command"` alert sink's program. Nothing of the daemon's own environment reaches
+//! either unless it names the variable in `pass_env`: the daemon's environment holds what its
+//! unit or shell gave it (`AWS_SECRET_ACCESS_KEY` for the ec2 jobs, proxies, tokens), which a
+//! job run as `nobody` or a mail script must not see. Like cron and systemd, a program gets a
+//! fixed, documented set instead ([`base`]); a job's run adds its own ([`build`]).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -10,8 +12,8 @@ use std::ffi::OsString;
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The `LANG` of a run when the daemon has none.
 pub const DEFAULT_LANG: &str = "C.UTF-8";
-/// Variables opsd sets itself; a job's `env` may not replace them, since `OPSD_RUN_ID` is how
-/// a run's escaped processes are told apart.
+/// Variables opsd sets itself; a job's `env` or `pass_env` may not name them, since
+/// `OPSD_RUN_ID` is how a run's (or an alert program's) escaped processes are told apart.
 pub const RESERVED: &[&str] = &["OPSD_JOB", "OPSD_RUN_ID"];
 
 /// Who a run runs as, for `HOME`, `USER`, `LOGNAME` and `SHELL`.
@@ -71,11 +73,14 @@ pub struct EnvInputs<'a> {
     pub env: &'a BTreeMap<String, String>,
 }
 
-/// Builds a run's whole environment, in order: `PATH`, `HOME`, `USER`, `LOGNAME`, `SHELL`,
-/// `LANG`, `TZ` (when the job has a zone), the `pass_env` variables the daemon has, the job's `env`, then `OPSD_JOB` and
-/// `OPSD_RUN_ID`. `daemon` looks a variable up in the daemon's environment.
-pub fn build(
-    inputs: &EnvInputs<'_>,
+/// The part of the environment every program opsd starts gets, in order: `PATH`, `HOME`,
+/// `USER`, `LOGNAME`, `SHELL` of `user`, `LANG` (the daemon's, or [`DEFAULT_LANG`]), `TZ` when
+/// `timezone` is not empty, then the `pass_env` variables the daemon has. `daemon` looks a
+/// variable up in the daemon's environment.
+pub fn base(
+    user: &RunUser,
+    timezone: &str,
+    pass_env: &[String],
     daemon: impl Fn(&str) -> Option<OsString>,
 ) -> BTreeMap<OsString, OsString> {
     let mut vars: BTreeMap<OsString, OsString> = BTreeMap::new();
@@ -83,29 +88,39 @@ pub fn build(
         vars.insert(k.into(), v);
     };
     set("PATH", DEFAULT_PATH.into());
-    set("HOME", inputs.user.home.clone());
-    set("USER", inputs.user.name.clone().into());
-    set("LOGNAME", inputs.user.name.clone().into());
-    set("SHELL", inputs.user.shell.clone());
+    set("HOME", user.home.clone());
+    set("USER", user.name.clone().into());
+    set("LOGNAME", user.name.clone().into());
+    set("SHELL", user.shell.clone());
     set(
         "LANG",
         daemon("LANG")
             .filter(|l| !l.is_empty())
             .unwrap_or_else(|| DEFAULT_LANG.into()),
     );
-    if !inputs.timezone.is_empty() {
-        set("TZ", inputs.timezone.into());
+    if !timezone.is_empty() {
+        set("TZ", timezone.into());
     }
-    for name in inputs.pass_env {
+    for name in pass_env {
         if let Some(value) = daemon(name) {
             set(name, value);
         }
     }
+    vars
+}
+
+/// Builds a run's whole environment: the [`base`] every program gets (with `TZ` the job's
+/// zone), then the job's `env`, then `OPSD_JOB` and `OPSD_RUN_ID`.
+pub fn build(
+    inputs: &EnvInputs<'_>,
+    daemon: impl Fn(&str) -> Option<OsString>,
+) -> BTreeMap<OsString, OsString> {
+    let mut vars = base(inputs.user, inputs.timezone, inputs.pass_env, daemon);
     for (k, v) in inputs.env {
-        set(k, v.into());
+        vars.insert(k.into(), v.into());
     }
-    set("OPSD_JOB", inputs.job.into());
-    set("OPSD_RUN_ID", inputs.run_id.into());
+    vars.insert("OPSD_JOB".into(), inputs.job.into());
+    vars.insert("OPSD_RUN_ID".into(), inputs.run_id.into());
     vars
 }
 
@@ -119,7 +134,7 @@ pub fn name_problem(name: &str) -> Option<String> {
         ))
     } else if RESERVED.contains(&name) {
         Some(format!(
-            "{name} is set by opsd for every run and cannot be replaced"
+            "{name} is set by opsd itself and cannot be replaced"
         ))
     } else {
         None
@@ -203,5 +218,31 @@ mod tests {
         assert!(name_problem("A=B").is_some());
         assert!(name_problem("").is_some());
         assert_eq!(name_problem("HTTPS_PROXY"), None);
+    }
+
+    #[test]
+    fn the_base_every_program_gets_has_no_run_variables_and_no_daemon_secrets() {
+        let u = user();
+        let pass = vec!["HTTPS_PROXY".to_string()];
+        let daemon = |k: &str| match k {
+            "HTTPS_PROXY" => Some("http://127.0.0.1:3128".into()),
+            "AWS_SECRET_ACCESS_KEY" => Some("secret".into()),
+            _ => None,
+        };
+        let vars = base(&u, "", &pass, daemon);
+        let keys: Vec<_> = vars.keys().filter_map(|k| k.to_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "HOME",
+                "HTTPS_PROXY",
+                "LANG",
+                "LOGNAME",
+                "PATH",
+                "SHELL",
+                "USER"
+            ]
+        );
+        assert_eq!(get(&vars, "SHELL"), Some("/bin/bash"));
     }
 }
