@@ -29,7 +29,8 @@ pub struct Options {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. Fails (exit != 0) only when the first
-/// configuration cannot be loaded or the state directory cannot be created.
+/// configuration cannot be loaded, the state directory cannot be created, or another daemon
+/// holds the state directory or answers on the control socket.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let cfg = config::load(&opts.config)?;
     std::fs::create_dir_all(&opts.state_dir).with_context(|| {
@@ -48,6 +49,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let serving =
         match control::server::serve(&opts.socket, cfg.defaults.control_group.as_deref(), tx) {
             Ok(()) => true,
+            // Two daemons on one job file would run every job twice, and the second could
+            // never be reached by status, trigger or reload: refuse, as for the state dir.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                anyhow::bail!(
+                    "control socket {}: {e}; refusing to start a second daemon",
+                    opts.socket.display()
+                )
+            }
             Err(e) => {
                 tracing::warn!(
                     "control socket {} unavailable ({e}); opsd status/trigger/reload will not work",

@@ -25,10 +25,14 @@ pub fn serve(
         std::fs::create_dir_all(dir)?;
     }
     // A socket someone answers on belongs to a running daemon: never take it over.
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+    if let Ok(stream) = std::os::unix::net::UnixStream::connect(path) {
+        let holder =
+            nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+                .map(|c| format!(" (pid {})", c.pid()))
+                .unwrap_or_default();
         return Err(std::io::Error::new(
             std::io::ErrorKind::AddrInUse,
-            "another opsd is serving it",
+            format!("another opsd{holder} is serving it"),
         ));
     }
     match std::fs::remove_file(path) {
