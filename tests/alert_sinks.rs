@@ -526,8 +526,15 @@ impl Drop for Daemon {
     }
 }
 
-/// Every secret piece of the webhook URLs below.
-const SECRETS: [&str; 4] = ["hookuser", "hookpw9", "SECRETTOKEN", "/hook/"];
+/// Every secret piece of the webhook URLs below, the `Authorization: Basic` value the HTTP client
+/// builds from their userinfo (base64 of `hookuser:hookpw9`) included.
+const SECRETS: [&str; 5] = [
+    "hookuser",
+    "hookpw9",
+    "SECRETTOKEN",
+    "/hook/",
+    "aG9va3VzZXI6aG9va3B3OQ==",
+];
 
 #[test]
 fn failing_webhooks_never_put_their_secrets_in_any_output() {
@@ -562,7 +569,7 @@ fn failing_webhooks_never_put_their_secrets_in_any_output() {
         let url =
             base.replacen("://", "://hookuser:hookpw9@", 1) + "/hook/SECRETTOKEN?sig=SECRETTOKEN";
         config.push_str(&format!(
-            "\n[alerts.{name}]\ntype = \"webhook\"\nurl = {url:?}\ntimeout = \"1s\"\nheaders = {{ Authorization = \"Bearer SECRETTOKEN\" }}\n"
+            "\n[alerts.{name}]\ntype = \"webhook\"\nurl = {url:?}\ntimeout = \"1s\"\nheaders = {{ X-Api-Key = \"Bearer SECRETTOKEN\" }}\n"
         ));
     }
     for (format, field) in [("text", "sink="), ("json", "\"sink\":\"")] {
@@ -594,7 +601,8 @@ fn failing_webhooks_never_put_their_secrets_in_any_output() {
         assert!(all.contains("HTTP 500"), "{all}");
         assert!(all.contains("HTTP 429"), "{all}");
     }
-    // …while the receivers did get the whole URL: the secrets were in play.
+    // …while the receivers did get the whole URL and the Basic credentials (echoed in their
+    // answers): the secrets were in play.
     assert!(err500.seen.lock().unwrap()[0].0.contains("SECRETTOKEN"));
 }
 

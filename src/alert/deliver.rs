@@ -178,14 +178,32 @@ async fn body_start(mut response: reqwest::Response) -> Vec<u8> {
     body
 }
 
-/// The secret pieces of a webhook: its URL's userinfo, path, query and fragment (and the path's
+/// The secret pieces of a webhook: its URL's userinfo (also decoded, and as Basic credentials),
+/// path, query and fragment (and the path's
 /// longer segments, as an echo may quote only the token), and its header values; longest first,
 /// so that a piece inside another does not leave the rest of the longer one behind.
 fn secrets(w: &WebhookSink) -> Vec<String> {
     let url = &w.url;
+    // The userinfo as sent: percent-decoded, and as the `Authorization: Basic` value that the
+    // HTTP client builds from it (a receiver that echoes the request quotes that header).
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, password) = (decode(url.username()), decode(url.password().unwrap_or("")));
+    let basic = if user.is_empty() && password.is_empty() {
+        String::new()
+    } else {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    };
     let mut pieces: Vec<String> = [
         url.username(),
         url.password().unwrap_or(""),
+        &user,
+        &password,
+        &basic,
         url.path(),
         url.query().unwrap_or(""),
         url.fragment().unwrap_or(""),
