@@ -9,15 +9,27 @@
 //! begin their real work (fork/exec) only when every ticket out is back, so 100 jobs due at
 //! one instant all start within a couple of milliseconds instead of queueing behind each
 //! other's process spawns, and the spawned processes do not compete with the starts for CPU.
+//!
+//! The same thread watches the wall clock: once a second it compares how far the wall clock
+//! moved with how far the monotonic clock did, and tells every timer when they disagree by a
+//! [`CLOCK_STEP`] or more (a clock step, or a resume from suspend), so a timer napping towards
+//! a slot hours away re-plans within a second of the step instead of at the end of its nap.
+//! (Linux can signal a clock set by itself, `TFD_TIMER_CANCEL_ON_SET`, but not a resume, and
+//! nothing when the step is faked by libfaketime in tests; a comparison sees all three.)
 
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Instant;
-use tokio::sync::{oneshot, Notify};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{oneshot, watch, Notify};
 
 /// Stack of the alarm thread: it only keeps a heap and hands out wake-ups.
 const STACK: usize = 64 * 1024;
+/// The wall clock moving this much more or less than the monotonic clock is a clock step
+/// (NTP slewing changes the rate by at most 0.05 %, far below this over any nap).
+pub const CLOCK_STEP: Duration = Duration::from_secs(1);
+/// How often the alarm thread compares the wall clock with the monotonic clock.
+const CLOCK_CHECK: Duration = Duration::from_secs(1);
 
 /// A wake-up asked for: the instant, and the timer to tell.
 struct Wake {
@@ -94,6 +106,8 @@ impl Drop for Ticket {
 pub struct Alarm {
     requests: mpsc::Sender<Wake>,
     wave: Arc<Wave>,
+    /// Counts the clock steps the thread has seen.
+    steps: watch::Receiver<u64>,
 }
 
 impl Alarm {
@@ -102,12 +116,25 @@ impl Alarm {
         let runtime = tokio::runtime::Handle::current();
         let wave = Arc::new(Wave::default());
         let (requests, incoming) = mpsc::channel();
+        let (step_tx, steps) = watch::channel(0);
         let issuer = wave.clone();
         std::thread::Builder::new()
             .name("opsd-alarm".into())
             .stack_size(STACK)
-            .spawn(move || serve(&incoming, &runtime, &issuer))?;
-        Ok(Alarm { requests, wave })
+            .spawn(move || serve(&incoming, &runtime, &issuer, &step_tx))?;
+        Ok(Alarm {
+            requests,
+            wave,
+            steps,
+        })
+    }
+
+    /// Changes each time the wall clock steps (see [`CLOCK_STEP`]); never changes if the
+    /// thread is gone.
+    pub fn clock_steps(&self) -> watch::Receiver<u64> {
+        let mut steps = self.steps.clone();
+        steps.mark_unchanged();
+        steps
     }
 
     /// Waits until `at`, to within the kernel's timer slack (tens of microseconds); the
@@ -125,12 +152,53 @@ impl Alarm {
     }
 }
 
+/// The last reading of the wall and monotonic clocks, to see the wall clock step.
+struct ClockReading {
+    wall: SystemTime,
+    mono: Instant,
+}
+
+impl ClockReading {
+    fn now() -> ClockReading {
+        ClockReading {
+            wall: SystemTime::now(),
+            mono: Instant::now(),
+        }
+    }
+
+    /// Reads both clocks again; true when the wall clock moved by [`CLOCK_STEP`] or more than
+    /// the monotonic clock did since the last reading.
+    fn stepped(&mut self) -> bool {
+        let now = ClockReading::now();
+        let mono = now.mono.duration_since(self.mono);
+        let stepped = match now.wall.duration_since(self.wall) {
+            Ok(wall) => wall.abs_diff(mono) >= CLOCK_STEP,
+            Err(back) => back.duration() + mono >= CLOCK_STEP,
+        };
+        *self = now;
+        stepped
+    }
+}
+
 /// The alarm thread: keeps the wake-ups asked for in a heap and, at each instant, has the
-/// runtime hand a ticket to every timer that is due.
-fn serve(incoming: &mpsc::Receiver<Wake>, runtime: &tokio::runtime::Handle, wave: &Arc<Wave>) {
+/// runtime hand a ticket to every timer that is due; counts clock steps on `steps`.
+fn serve(
+    incoming: &mpsc::Receiver<Wake>,
+    runtime: &tokio::runtime::Handle,
+    wave: &Arc<Wave>,
+    steps: &watch::Sender<u64>,
+) {
     let mut due: BinaryHeap<Wake> = BinaryHeap::new();
+    let mut clock = ClockReading::now();
+    let mut check_at = clock.mono + CLOCK_CHECK;
     loop {
         let now = Instant::now();
+        if now >= check_at {
+            if clock.stepped() {
+                steps.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            check_at = now + CLOCK_CHECK;
+        }
         let mut batch = Vec::new();
         while due.peek().is_some_and(|w| w.at <= now) {
             batch.extend(due.pop().map(|w| (w.tell, Ticket::issue(wave))));
@@ -144,12 +212,8 @@ fn serve(incoming: &mpsc::Receiver<Wake>, runtime: &tokio::runtime::Handle, wave
                 }
             });
         }
-        let next = match due.peek() {
-            Some(w) => incoming.recv_timeout(w.at.saturating_duration_since(now)),
-            None => incoming
-                .recv()
-                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-        };
+        let wake = due.peek().map_or(check_at, |w| w.at.min(check_at));
+        let next = incoming.recv_timeout(wake.saturating_duration_since(now));
         match next {
             Ok(w) => due.push(w),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -162,7 +226,6 @@ fn serve(incoming: &mpsc::Receiver<Wake>, runtime: &tokio::runtime::Handle, wave
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test]
     async fn wakes_waiters_not_before_their_instant() {
