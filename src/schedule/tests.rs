@@ -372,3 +372,13 @@ fn no_every_interval_panics_anywhere_in_time() {
         }
     }
 }
+
+#[test]
+fn every_2h_on_the_fall_back_day_keeps_its_local_times() {
+    // docs/configuration.md: 00:00 EDT, then 02:00 EST (02:00 EDT is 01:00 EST, off the grid).
+    let s = sched("@every 2h", New_York);
+    assert_eq!(
+        next_n(&s, "2027-11-07T03:59:59Z", 2),
+        vec![utc("2027-11-07T04:00:00Z"), utc("2027-11-07T07:00:00Z")]
+    );
+}
