@@ -382,3 +382,25 @@ fn every_2h_on_the_fall_back_day_keeps_its_local_times() {
         vec![utc("2027-11-07T04:00:00Z"), utc("2027-11-07T07:00:00Z")]
     );
 }
+
+#[test]
+fn frequent_means_an_interval_or_a_wildcard_time_of_day_field() {
+    for expr in [
+        "@every 1d",
+        "@hourly",
+        "*/5 * * * *",
+        "0 * 3 * * *",
+        "* 30 2 * * *",
+    ] {
+        assert!(sched(expr, UTC).is_frequent(), "{expr}");
+    }
+    for expr in [
+        "@daily",
+        "@start",
+        "30 2 * * *",
+        "0 0 9-17 * * Mon-Fri",
+        "0 0 3 * * * 2030",
+    ] {
+        assert!(!sched(expr, UTC).is_frequent(), "{expr}");
+    }
+}
