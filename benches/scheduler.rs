@@ -9,7 +9,8 @@
 //! 4. for scale, how late the machine itself wakes a plain thread sleeping to an instant
 //!    (virtual machines add milliseconds now and then, and every figure above includes them).
 //!
-//! `OPSD_BENCH_SECS` sets how long each part measures (default 30).
+//! `OPSD_BENCH_SECS` sets how long each part measures (default 30). Arguments name the parts to
+//! run (`lateness`, `idle`, `noise`; default all): `cargo bench --bench scheduler -- idle`.
 
 use chrono::{DateTime, Utc};
 use std::fmt::Write as _;
@@ -249,17 +250,28 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(30),
     );
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
     let root = tempfile::tempdir().expect("temp dir");
     println!(
         "opsd scheduler, {} s per part, {} cores; lateness = \"run started\" timestamp - slot",
         secs.as_secs(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    for n in [1, 100, 1000] {
-        lateness(root.path(), n, secs);
+    if run("lateness") {
+        for n in [1, 100, 1000] {
+            lateness(root.path(), n, secs);
+        }
     }
-    for n in [1, 1000] {
-        idle(root.path(), n, secs);
+    if run("idle") {
+        for n in [1, 1000] {
+            idle(root.path(), n, secs);
+        }
     }
-    timer_noise(secs);
+    if run("noise") {
+        timer_noise(secs);
+    }
 }

@@ -459,13 +459,14 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
             (Some(s), Some(z)) => format!("{s} ({z})"),
             _ => "continuous".into(),
         };
-        let (next, next_utc) = match j.next {
-            Some(t) => (
+        let (next, next_utc) = match (&j.broken, j.next) {
+            (Some(why), _) => (format!("BROKEN: {why}"), "-".into()),
+            (None, Some(t)) => (
                 fmt_local(t, j.timezone.as_deref()),
                 t.format("%Y-%m-%d %H:%M:%S").to_string(),
             ),
-            None if !j.enabled => ("disabled".into(), "-".into()),
-            None => ("-".into(), "-".into()),
+            (None, None) if !j.enabled => ("disabled".into(), "-".into()),
+            (None, None) => ("-".into(), "-".into()),
         };
         let (last, outcome, duration) = match &j.last {
             Some(l) => (

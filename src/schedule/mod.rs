@@ -10,6 +10,13 @@ use std::time::Duration;
 
 /// How many excluded slots in a row we step over before giving up on finding the next one.
 const MAX_EXCLUDED_STEPS: usize = 10_000;
+/// The longest `@every` interval: a year and a day. Longer ones are rare runs a cron
+/// expression (with a year field, if need be) says better, and this bound keeps every
+/// computation on the interval far inside what dates and millisecond counts can hold.
+const MAX_EVERY: Duration = Duration::from_secs(366 * 86_400);
+/// How many zone transitions `@every` steps over on its way to the next slot before it gives
+/// up; a slot is never more than a year and a day away, and no zone changes offset this often.
+const MAX_TRANSITIONS: usize = 64;
 
 /// A parsed schedule expression, independent of time zone.
 #[derive(Debug, Clone)]
@@ -19,7 +26,8 @@ enum Kind {
     /// byte per possible year (5 KB an expression, 5 MB for 1,000 jobs), while parsing takes
     /// microseconds once per fire.
     Cron,
-    /// `@every <duration>`, aligned to the wall clock of the job's zone.
+    /// `@every <duration>`, on the grid of the local wall clock of the job's zone (see
+    /// [`next_aligned`]).
     Every(Duration),
     /// `@start`: once, when the daemon starts.
     Start,
@@ -73,8 +81,10 @@ impl Schedule {
             }
             if d > MAX_EVERY {
                 return Err(ScheduleError(format!(
-                    "`@every` takes at most 100 years (got {rest:?}); use a cron expression for \
-                     rare dates"
+                    "`@every` interval {rest:?} is longer than {} days, the longest opsd \
+                     schedules; for rarer runs write a cron expression, e.g. \"0 0 3 1 1 *\" \
+                     for once a year",
+                    MAX_EVERY.as_secs() / 86_400
                 )));
             }
             Kind::Every(d)
@@ -105,6 +115,38 @@ impl Schedule {
         matches!(self.kind, Kind::Start)
     }
 
+    /// True when the schedule may run out of fire times on its own (a cron expression whose
+    /// years pass, `@start`); an `@every` schedule never does, so for it a missing next fire
+    /// time is a failure.
+    pub fn may_end(&self) -> bool {
+        !matches!(self.kind, Kind::Every(_))
+    }
+
+    /// True for a frequent schedule in cron's sense: an `@every` interval, or a cron
+    /// expression whose second, minute or hour field is a wildcard (`*`, `*/5`), `@hourly`
+    /// included. After a small clock step such jobs go on at the new time, while fixed-time
+    /// jobs are neither repeated nor skipped.
+    pub fn is_frequent(&self) -> bool {
+        match self.kind {
+            Kind::Every(_) => true,
+            Kind::Start => false,
+            Kind::Cron => {
+                let lower = self.source.to_ascii_lowercase();
+                if lower.starts_with('@') {
+                    return lower == "@hourly";
+                }
+                let fields: Vec<&str> = self.source.split_whitespace().collect();
+                // second (6 or 7 fields), minute, hour: the time-of-day fields.
+                let time_fields = if fields.len() >= 6 {
+                    &fields[..3]
+                } else {
+                    &fields[..2.min(fields.len())]
+                };
+                time_fields.iter().any(|f| f.starts_with('*'))
+            }
+        }
+    }
+
     /// The first fire time strictly after `after`, skipping excluded dates; `None` if there is
     /// none (an `@start` schedule, or a cron expression whose years have all passed).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -129,10 +171,10 @@ impl Schedule {
         let mut t = after;
         for _ in 0..MAX_EXCLUDED_STEPS {
             let next = self.raw_next_after(cron, t)?;
-            if !self
-                .exclude
-                .contains(&next.with_timezone(&self.tz).date_naive())
-            {
+            // Checked: at the end of chrono's range the local date may not exist.
+            let offset = self.tz.offset_from_utc_datetime(&next.naive_utc()).fix();
+            let date = next.naive_utc().checked_add_offset(offset)?.date();
+            if !self.exclude.contains(&date) {
                 return Some(next);
             }
             t = next;
@@ -152,7 +194,10 @@ impl Schedule {
                 .map(|p| p.with_timezone(&Utc))
         });
         if let Some(p) = latest.filter(|p| *p > since && *p <= at) {
-            let from = (p - chrono::Duration::seconds(1)).max(since);
+            let from = p
+                .checked_sub_signed(chrono::TimeDelta::seconds(1))
+                .unwrap_or(p)
+                .max(since);
             if let Some(slot) = self.walk_missed(cron.as_ref(), from, at) {
                 return Some(slot);
             }
@@ -178,9 +223,16 @@ impl Schedule {
             if let Kind::Every(d) = self.kind {
                 // Jump close to `at` instead of walking every interval of a long outage.
                 let gap = (at - t).to_std().unwrap_or_default();
-                if gap > d * 2 {
-                    let skip = (gap.as_secs() / d.as_secs()).saturating_sub(1);
-                    t += chrono::Duration::seconds((skip * d.as_secs()) as i64);
+                if gap.as_secs() > d.as_secs().saturating_mul(2) {
+                    let skip = (gap.as_secs() / d.as_secs().max(1)).saturating_sub(1);
+                    let jump = skip
+                        .checked_mul(d.as_secs())
+                        .and_then(|s| i64::try_from(s).ok())
+                        .and_then(chrono::TimeDelta::try_seconds)
+                        .and_then(|j| t.checked_add_signed(j));
+                    if let Some(jumped) = jump {
+                        t = jumped;
+                    }
                 }
             }
         }
@@ -194,7 +246,7 @@ impl Schedule {
     ) -> Option<DateTime<Utc>> {
         match self.kind {
             Kind::Start => None,
-            Kind::Every(d) => Some(next_aligned(after, d, self.tz)),
+            Kind::Every(d) => next_aligned(after, d, self.tz),
             Kind::Cron => cron?
                 .find_next_occurrence(&after.with_timezone(&self.tz), false)
                 .ok()
@@ -258,25 +310,84 @@ fn explain_cron(source: &str, parser: &croner::parser::CronParser, error: &CronE
     format!("{prefix}: {error}")
 }
 
-/// The longest `@every` interval: longer ones overflow the millisecond grid of [`next_aligned`].
-const MAX_EVERY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// The zone's offset from UTC at the instant `utc_ms` (milliseconds since 1970 UTC), in
+/// milliseconds; `None` outside the dates chrono can hold.
+fn offset_ms(tz: Tz, utc_ms: i64) -> Option<i64> {
+    let at = DateTime::from_timestamp_millis(utc_ms)?;
+    Some(
+        i64::from(
+            tz.offset_from_utc_datetime(&at.naive_utc())
+                .fix()
+                .local_minus_utc(),
+        ) * 1000,
+    )
+}
 
-/// The next instant after `after` whose local wall-clock time (in `tz`) is a multiple of `every`
-/// counted from local midnight of 1970-01-01, so `@every 5s` fires at :00, :05, :10 and
-/// `@every 1h` on the hour even in zones with half-hour offsets.
-fn next_aligned(after: DateTime<Utc>, every: Duration, tz: Tz) -> DateTime<Utc> {
-    let step = every.as_millis() as i64;
-    let offset_ms = i64::from(
-        tz.offset_from_utc_datetime(&after.naive_utc())
-            .fix()
-            .local_minus_utc(),
-    ) * 1000;
-    let local_ms = after.timestamp_millis() + offset_ms;
-    let next_local = (local_ms.div_euclid(step) + 1) * step;
-    let next = next_local - offset_ms;
-    Utc.timestamp_millis_opt(next)
-        .single()
-        .unwrap_or(after + chrono::Duration::milliseconds(step))
+/// The first instant in (`from`, `to`] whose offset is not `off`, given that `to`'s is not
+/// (both in milliseconds since 1970 UTC): the zone's transition between them.
+fn transition_between(tz: Tz, mut from: i64, mut to: i64, off: i64) -> Option<i64> {
+    while to - from > 1 {
+        let mid = from + (to - from) / 2;
+        if offset_ms(tz, mid)? == off {
+            from = mid;
+        } else {
+            to = mid;
+        }
+    }
+    Some(to)
+}
+
+/// The next `@every` slot strictly after `after`, or `None` if it is past the dates chrono
+/// can hold.
+///
+/// The grid is the local wall clock of `tz`: a slot is an instant whose local time, counted
+/// from local midnight of 1970-01-01, is a multiple of `every`. An interval that divides a
+/// day therefore fires at the same local times every day (`@every 90m`: 00:00, 01:30, 03:00
+/// ...; `@every 1h` on the local hour even in zones with half-hour offsets), and one that
+/// does not (`@every 7s`) keeps its 1970 grid across midnights. On a spring-forward day the
+/// local times the clock skips have no instant: slots in the gap fire once, when the gap ends
+/// (`@every 90m` in New York on 2027-03-14: 01:30 EST, 03:00 EDT). On a fall-back day the
+/// repeated hour is on the grid twice, so frequent jobs keep firing through it
+/// (2027-11-07: 00:00 EDT, 01:30 EDT, 01:30 EST, 03:00 EST).
+fn next_aligned(after: DateTime<Utc>, every: Duration, tz: Tz) -> Option<DateTime<Utc>> {
+    let step = i64::try_from(every.as_millis()).ok()?;
+    // `t` is where the stretch of constant offset `off` being searched begins.
+    let mut t = after.timestamp_millis();
+    let mut off = offset_ms(tz, t)?;
+    // The next grid point in local wall-clock milliseconds.
+    let mut grid = t
+        .checked_add(off)?
+        .div_euclid(step)
+        .checked_add(1)?
+        .checked_mul(step)?;
+    for _ in 0..MAX_TRANSITIONS {
+        let candidate = grid.checked_sub(off)?;
+        let off_there = offset_ms(tz, candidate)?;
+        if off_there == off {
+            return DateTime::from_timestamp_millis(candidate);
+        }
+        // The offset changes before the candidate: walk into the next stretch.
+        let change = transition_between(tz, t, candidate, off)?;
+        let new_off = offset_ms(tz, change)?;
+        if new_off > off {
+            // Spring forward: local time jumps from change+off to change+new_off. A grid
+            // point inside the jump fires once, at the jump.
+            if grid <= change.checked_add(new_off)? {
+                return DateTime::from_timestamp_millis(change);
+            }
+        } else {
+            // Fall back: local time starts again from change+new_off; the first grid point
+            // at or after it is next (the repeated hour is on the grid again).
+            let local = change.checked_add(new_off)?;
+            grid = local
+                .checked_add(step - 1)?
+                .div_euclid(step)
+                .checked_mul(step)?;
+        }
+        t = change;
+        off = new_off;
+    }
+    None
 }
 
 #[cfg(test)]

@@ -245,3 +245,162 @@ fn missed_slot_of_a_frequent_cron_after_a_long_downtime() {
         "the last second before the excluded day in Seoul"
     );
 }
+
+#[test]
+fn every_90m_keeps_the_local_grid_on_both_dst_days_in_new_york() {
+    let s = sched("@every 90m", New_York);
+    // 2027-03-14: 02:00 EST becomes 03:00 EDT (07:00 UTC). 03:00 is on the grid and exists.
+    assert_eq!(
+        next_n(&s, "2027-03-14T04:59:59Z", 4),
+        vec![
+            utc("2027-03-14T05:00:00Z"), // 00:00 EST
+            utc("2027-03-14T06:30:00Z"), // 01:30 EST
+            utc("2027-03-14T07:00:00Z"), // 03:00 EDT
+            utc("2027-03-14T08:30:00Z"), // 04:30 EDT
+        ]
+    );
+    // 2027-11-07: 02:00 EDT becomes 01:00 EST (06:00 UTC); 01:30 happens twice, both fire.
+    assert_eq!(
+        next_n(&s, "2027-11-07T03:59:59Z", 5),
+        vec![
+            utc("2027-11-07T04:00:00Z"), // 00:00 EDT
+            utc("2027-11-07T05:30:00Z"), // 01:30 EDT
+            utc("2027-11-07T06:30:00Z"), // 01:30 EST
+            utc("2027-11-07T08:00:00Z"), // 03:00 EST
+            utc("2027-11-07T09:30:00Z"), // 04:30 EST
+        ]
+    );
+}
+
+#[test]
+fn every_slot_in_a_spring_forward_gap_fires_once_at_its_end() {
+    // 02:00-03:00 does not exist on 2027-03-14 in New York: 02:00, 02:15 ... collapse into
+    // one run at 03:00 EDT, then the grid goes on.
+    let s = sched("@every 15m", New_York);
+    assert_eq!(
+        next_n(&s, "2027-03-14T06:50:00Z", 3),
+        vec![
+            utc("2027-03-14T07:00:00Z"), // 03:00 EDT
+            utc("2027-03-14T07:15:00Z"),
+            utc("2027-03-14T07:30:00Z"),
+        ]
+    );
+}
+
+#[test]
+fn every_7s_counts_from_1970_on_the_local_clock_and_never_waits_longer_than_7s() {
+    let s = sched("@every 7s", UTC);
+    for t in next_n(&s, "2026-01-01T00:00:00Z", 20) {
+        assert_eq!(t.timestamp() % 7, 0, "{t}");
+    }
+    let ny = sched("@every 7s", New_York);
+    for day in ["2027-03-14T06:55:00Z", "2027-11-07T05:55:00Z"] {
+        let fires = next_n(&ny, day, 200);
+        for w in fires.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(
+                gap > chrono::TimeDelta::zero() && gap <= chrono::TimeDelta::seconds(7),
+                "{} -> {}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+}
+
+#[test]
+fn intervals_too_long_to_schedule_are_rejected() {
+    for expr in [
+        "@every 2305843009213693952s",
+        "@every 999999999999h",
+        "@every 9223372036854775s",
+        "@every 367d",
+    ] {
+        let e = Schedule::parse(expr, UTC, BTreeSet::new()).unwrap_err();
+        assert!(e.to_string().contains("longer than"), "{expr}: {e}");
+    }
+    assert!(Schedule::parse("@every 366d", UTC, BTreeSet::new()).is_ok());
+}
+
+#[test]
+fn no_every_interval_panics_anywhere_in_time() {
+    let mut exprs: Vec<String> = [
+        "999999999999h",
+        "18446744073709551615s",
+        "1y",
+        "10000y",
+        "366d",
+        "1s",
+    ]
+    .iter()
+    .map(|s| format!("@every {s}"))
+    .collect();
+    for bits in 0..64 {
+        for n in [1u64 << bits, (1u64 << bits) - 1, (1u64 << bits) + 1] {
+            exprs.push(format!("@every {n}s"));
+        }
+    }
+    for n in [7u64, 59, 61, 86_399, 86_401, 31_622_399, 31_622_400] {
+        exprs.push(format!("@every {n}s"));
+    }
+    let instants = [
+        DateTime::<Utc>::MIN_UTC,
+        DateTime::<Utc>::MAX_UTC,
+        DateTime::<Utc>::MAX_UTC - chrono::TimeDelta::days(400),
+        DateTime::UNIX_EPOCH,
+        utc("2027-03-14T06:59:59.999Z"),
+        utc("2027-11-07T05:59:59.999Z"),
+    ];
+    let zones = [
+        UTC,
+        New_York,
+        chrono_tz::Australia::Lord_Howe,
+        chrono_tz::Asia::Kolkata,
+    ];
+    for expr in &exprs {
+        for tz in zones {
+            let Ok(s) = Schedule::parse(expr, tz, BTreeSet::new()) else {
+                continue;
+            };
+            for at in instants {
+                if let Some(n) = s.next_after(at) {
+                    assert!(n > at, "{expr} in {tz}: {n} is not after {at}");
+                }
+                let _ = s.missed_between(at, DateTime::<Utc>::MAX_UTC);
+                let _ = s.missed_between(DateTime::<Utc>::MIN_UTC, at);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_2h_on_the_fall_back_day_keeps_its_local_times() {
+    // docs/configuration.md: 00:00 EDT, then 02:00 EST (02:00 EDT is 01:00 EST, off the grid).
+    let s = sched("@every 2h", New_York);
+    assert_eq!(
+        next_n(&s, "2027-11-07T03:59:59Z", 2),
+        vec![utc("2027-11-07T04:00:00Z"), utc("2027-11-07T07:00:00Z")]
+    );
+}
+
+#[test]
+fn frequent_means_an_interval_or_a_wildcard_time_of_day_field() {
+    for expr in [
+        "@every 1d",
+        "@hourly",
+        "*/5 * * * *",
+        "0 * 3 * * *",
+        "* 30 2 * * *",
+    ] {
+        assert!(sched(expr, UTC).is_frequent(), "{expr}");
+    }
+    for expr in [
+        "@daily",
+        "@start",
+        "30 2 * * *",
+        "0 0 9-17 * * Mon-Fri",
+        "0 0 3 * * * 2030",
+    ] {
+        assert!(!sched(expr, UTC).is_frequent(), "{expr}");
+    }
+}

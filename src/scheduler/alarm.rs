@@ -1,4 +1,5 @@
-//! The precise last stretch of a timer, and the order in which a wave of runs starts.
+//! The precise last stretch of a timer, the order in which a wave of runs starts, and the
+//! word to every timer that the wall clock was set.
 //!
 //! Tokio's timer counts whole milliseconds and its wake-ups land up to ~2 ms after the
 //! deadline, so job timers nap on tokio until just before a slot and then wait here: one
@@ -9,15 +10,55 @@
 //! begin their real work (fork/exec) only when every ticket out is back, so 100 jobs due at
 //! one instant all start within a couple of milliseconds instead of queueing behind each
 //! other's process spawns, and the spawned processes do not compete with the starts for CPU.
+//!
+//! Why timers are told of clock steps: a timer naps towards a slot on the monotonic clock, so
+//! after the wall clock is stepped (`date -s`, a large NTP correction) or the machine resumes
+//! from suspend, it would go on napping towards an instant that no longer is its slot, for up
+//! to a whole nap. Told, it re-plans at once (each timer then decides for itself, by comparing
+//! its own readings of the two clocks). Why not by looking: comparing the clocks once a second
+//! costs a wake-up a second, and an idle opsd is to wake at most once a second in all (README).
+//!
+//! How, without a wake-up of our own: the kernel's own notice. A `CLOCK_REALTIME` timerfd is
+//! armed at a far-future absolute instant with `TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET`;
+//! it stays silent until the real-time clock "undergoes a discontinuous change
+//! (settimeofday(2), clock_settime(2), or similar)" (timerfd_create(2)), when its read fails
+//! with `ECANCELED`; a task on the runtime waits on it and then tells every timer. What that
+//! covers and what not:
+//! - Covered: every set of the wall clock (`date -s`, `clock_settime`, NTP stepping through
+//!   `adjtimex`, a leap second inserted or deleted).
+//! - Resume from suspend: not promised by the man page, which names clock sets only; Linux
+//!   does notify these timers on resume (`timekeeping_resume` calls `timerfd_resume`, "resume
+//!   is equivalent to clock_was_set()"; earlier kernels did the same through `hrtimers_resume`),
+//!   so it is covered on Linux as built, by the kernel's source rather than its manual.
+//! - Not covered: gradual NTP slewing (not a step, and harmless), a step made only in the
+//!   process's view (libfaketime, which tests use, fakes `clock_gettime` and sets no kernel
+//!   clock), and a kernel or sandbox that refuses the timer (logged at warn once).
+//!
+//! For those, the wall-vs-monotonic comparison remains: at every wake-up of this thread (so
+//! under libfaketime a step seen at any timer's last stretch reaches all timers), and at every
+//! timer wake-up in the timer itself. A comparison over a long idle gap may mistake slewing
+//! for a step; that costs one spurious re-plan, since each timer re-checks with its own
+//! readings, at most a nap apart.
 
+use nix::errno::Errno;
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use std::collections::BinaryHeap;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Instant;
-use tokio::sync::{oneshot, Notify};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{oneshot, watch, Notify};
 
 /// Stack of the alarm thread: it only keeps a heap and hands out wake-ups.
 const STACK: usize = 64 * 1024;
+/// The wall clock moving this much more or less than the monotonic clock is a clock step
+/// (NTP slewing changes the rate by at most 0.05 %, far below this over any nap).
+pub const CLOCK_STEP: Duration = Duration::from_secs(1);
+/// Where the clock-set timer is armed: an absolute instant (seconds since 1970) it never
+/// reaches, about 34,000 years away, so it only ever speaks of clock sets.
+const NEVER: i64 = 1 << 40;
 
 /// A wake-up asked for: the instant, and the timer to tell.
 struct Wake {
@@ -94,20 +135,45 @@ impl Drop for Ticket {
 pub struct Alarm {
     requests: mpsc::Sender<Wake>,
     wave: Arc<Wave>,
+    /// Counts the clock steps the thread has seen.
+    steps: watch::Receiver<u64>,
 }
 
 impl Alarm {
-    /// Starts the alarm thread; it wakes timers through the current tokio runtime.
+    /// Starts the alarm thread; it wakes timers through the current tokio runtime, whose
+    /// reactor (I/O enabled) also carries the kernel's notice of a clock set.
     pub fn start() -> std::io::Result<Alarm> {
         let runtime = tokio::runtime::Handle::current();
         let wave = Arc::new(Wave::default());
         let (requests, incoming) = mpsc::channel();
+        let (step_tx, steps) = watch::channel(0);
         let issuer = wave.clone();
+        match ClockSetNotice::arm() {
+            Ok(notice) => {
+                runtime.spawn(tell_on_clock_set(notice, step_tx.clone()));
+            }
+            Err(e) => tracing::warn!(
+                "the kernel's notice of a wall-clock set is unavailable ({e}); \
+                 timers see clock steps only when they wake up"
+            ),
+        }
         std::thread::Builder::new()
             .name("opsd-alarm".into())
             .stack_size(STACK)
-            .spawn(move || serve(&incoming, &runtime, &issuer))?;
-        Ok(Alarm { requests, wave })
+            .spawn(move || serve(&incoming, &runtime, &issuer, &step_tx))?;
+        Ok(Alarm {
+            requests,
+            wave,
+            steps,
+        })
+    }
+
+    /// Changes each time the wall clock steps (see [`CLOCK_STEP`]); never changes if the
+    /// thread is gone.
+    pub fn clock_steps(&self) -> watch::Receiver<u64> {
+        let mut steps = self.steps.clone();
+        steps.mark_unchanged();
+        steps
     }
 
     /// Waits until `at`, to within the kernel's timer slack (tens of microseconds); the
@@ -125,12 +191,145 @@ impl Alarm {
     }
 }
 
-/// The alarm thread: keeps the wake-ups asked for in a heap and, at each instant, has the
-/// runtime hand a ticket to every timer that is due.
-fn serve(incoming: &mpsc::Receiver<Wake>, runtime: &tokio::runtime::Handle, wave: &Arc<Wave>) {
-    let mut due: BinaryHeap<Wake> = BinaryHeap::new();
+/// The last reading of the wall and monotonic clocks, to see the wall clock step.
+struct ClockReading {
+    wall: SystemTime,
+    mono: Instant,
+}
+
+impl ClockReading {
+    fn now() -> ClockReading {
+        ClockReading {
+            wall: SystemTime::now(),
+            mono: Instant::now(),
+        }
+    }
+
+    /// Reads both clocks again; true when the wall clock moved by [`CLOCK_STEP`] or more than
+    /// the monotonic clock did since the last reading.
+    fn stepped(&mut self) -> bool {
+        let now = ClockReading::now();
+        let mono = now.mono.duration_since(self.mono);
+        let stepped = match now.wall.duration_since(self.wall) {
+            Ok(wall) => wall.abs_diff(mono) >= CLOCK_STEP,
+            Err(back) => back.duration() + mono >= CLOCK_STEP,
+        };
+        *self = now;
+        stepped
+    }
+}
+
+/// Tells every timer to re-evaluate: the wall clock may have stepped.
+fn tell_timers(steps: &watch::Sender<u64>) {
+    steps.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// The kernel's notice of a wall-clock set: a `CLOCK_REALTIME` timerfd armed at [`NEVER`]
+/// with `TFD_TIMER_CANCEL_ON_SET`, whose read fails with `ECANCELED` once the clock is set.
+struct ClockSetNotice {
+    fd: AsyncFd<NoticeFd>,
+}
+
+/// The timerfd, as tokio's reactor needs it (a raw fd).
+struct NoticeFd(TimerFd);
+
+impl AsRawFd for NoticeFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl ClockSetNotice {
+    /// Creates and arms the timer, registered with the current runtime's reactor.
+    fn arm() -> std::io::Result<ClockSetNotice> {
+        let fd = TimerFd::new(
+            ClockId::CLOCK_REALTIME,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        rearm(&fd)?;
+        // SAFETY: `NoticeFd` owns the timerfd and hands out that same descriptor for as long
+        // as it lives, which is as long as the `AsyncFd` that owns it.
+        let fd = unsafe { AsyncFd::register(NoticeFd(fd)) }?;
+        Ok(ClockSetNotice { fd })
+    }
+
+    /// Waits until the wall clock is set.
+    async fn clock_set(&self) -> std::io::Result<()> {
+        loop {
+            let mut ready = self.fd.readable().await?;
+            // `Err` from `try_io`: nothing to read after all (readiness is cleared).
+            if let Ok(read) = ready.try_io(|fd| take_notice(&fd.get_ref().0)) {
+                if read? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Arms `fd` at [`NEVER`], cancelled on a clock set; true when a set since the last read had
+/// already cancelled it (the kernel re-arms it anyway: timerfd_create(2), NOTES).
+fn rearm(fd: &TimerFd) -> std::io::Result<bool> {
+    let flags = TimerSetTimeFlags::TFD_TIMER_ABSTIME | TimerSetTimeFlags::TFD_TIMER_CANCEL_ON_SET;
+    match fd.set(Expiration::OneShot(TimeSpec::new(NEVER, 0)), flags) {
+        Ok(()) => Ok(false),
+        Err(Errno::ECANCELED) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads the timer without blocking: true when the clock was set since the last read, false
+/// when the timer merely expired (re-armed); `WouldBlock` when there is nothing to read.
+fn take_notice(fd: &TimerFd) -> std::io::Result<bool> {
+    let mut expirations = [0u8; 8];
+    let set = match nix::unistd::read(fd, &mut expirations) {
+        Err(Errno::ECANCELED) => true,
+        Ok(_) => false,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(rearm(fd)? || set)
+}
+
+/// Tells every timer each time the kernel says the wall clock was set; ends when no timer
+/// and no [`Alarm`] listens any more.
+async fn tell_on_clock_set(notice: ClockSetNotice, steps: watch::Sender<u64>) {
     loop {
-        let now = Instant::now();
+        tokio::select! {
+            set = notice.clock_set() => match set {
+                Ok(()) => {
+                    tracing::debug!("the kernel says the wall clock was set; telling every timer");
+                    tell_timers(&steps);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "the kernel's notice of a wall-clock set failed ({e}); \
+                         timers see clock steps only when they wake up"
+                    );
+                    return;
+                }
+            },
+            () = steps.closed() => return,
+        }
+    }
+}
+
+/// The alarm thread: keeps the wake-ups asked for in a heap and, at each instant, has the
+/// runtime hand a ticket to every timer that is due; at each of its wake-ups compares the
+/// clocks and tells every timer on `steps` when the wall clock stepped. It wakes only for a
+/// wake-up asked for or due, never on a period of its own.
+fn serve(
+    incoming: &mpsc::Receiver<Wake>,
+    runtime: &tokio::runtime::Handle,
+    wave: &Arc<Wave>,
+    steps: &watch::Sender<u64>,
+) {
+    let mut due: BinaryHeap<Wake> = BinaryHeap::new();
+    let mut clock = ClockReading::now();
+    loop {
+        if clock.stepped() {
+            tell_timers(steps);
+        }
+        let now = clock.mono;
         let mut batch = Vec::new();
         while due.peek().is_some_and(|w| w.at <= now) {
             batch.extend(due.pop().map(|w| (w.tell, Ticket::issue(wave))));
@@ -148,7 +347,7 @@ fn serve(incoming: &mpsc::Receiver<Wake>, runtime: &tokio::runtime::Handle, wave
             Some(w) => incoming.recv_timeout(w.at.saturating_duration_since(now)),
             None => incoming
                 .recv()
-                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                .map_err(|mpsc::RecvError| mpsc::RecvTimeoutError::Disconnected),
         };
         match next {
             Ok(w) => due.push(w),
@@ -162,7 +361,6 @@ fn serve(incoming: &mpsc::Receiver<Wake>, runtime: &tokio::runtime::Handle, wave
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test]
     async fn wakes_waiters_not_before_their_instant() {
@@ -192,6 +390,52 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), alarm.wait_until(past))
             .await
             .expect("a past instant does not wait");
+    }
+
+    #[tokio::test]
+    async fn the_kernel_notice_is_armed_and_silent_while_nobody_sets_the_clock() {
+        // The machine's clock is never set by a test, so the notice itself cannot be made to
+        // fire here: this pins that the kernel accepts the timer (a kernel or sandbox that
+        // refuses it fails here) and that it raises no false alarm.
+        let notice = ClockSetNotice::arm()
+            .expect("a CLOCK_REALTIME timerfd with TFD_TIMER_CANCEL_ON_SET is armed");
+        let fd = &notice.fd.get_ref().0;
+        assert!(
+            fd.get().expect("timerfd_gettime").is_some(),
+            "the timer is armed"
+        );
+        let nothing = take_notice(fd).expect_err("no notice while the clock is not set");
+        assert_eq!(nothing.kind(), std::io::ErrorKind::WouldBlock, "{nothing}");
+    }
+
+    #[tokio::test]
+    async fn the_notice_task_ends_with_its_last_listener() {
+        let notice = ClockSetNotice::arm().expect("arm the clock-set timer");
+        let (steps, listener) = watch::channel(0);
+        let task = tokio::spawn(tell_on_clock_set(notice, steps));
+        drop(listener);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the task ends once no timer listens")
+            .expect("notice task");
+    }
+
+    #[test]
+    fn the_wall_clock_moving_apart_from_the_monotonic_clock_is_a_step() {
+        let mono = Instant::now();
+        let wall = SystemTime::now();
+        let apart = Duration::from_secs(10);
+        for (last_wall, step, what) in [
+            (wall, false, "both clocks moved together"),
+            (wall + apart, true, "the wall clock went back"),
+            (wall - apart, true, "the wall clock went forward"),
+        ] {
+            let mut reading = ClockReading {
+                wall: last_wall,
+                mono,
+            };
+            assert_eq!(reading.stepped(), step, "{what}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

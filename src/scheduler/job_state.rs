@@ -1,5 +1,5 @@
 //! What the scheduler remembers about one job across its runs and across reloads: how many
-//! runs are going, whether one is queued, and the next and last fire.
+//! runs are going, whether one is queued, the next and last fire, and whether its timer broke.
 
 use super::execute::Finished;
 use crate::jobs::Outcome;
@@ -46,6 +46,7 @@ struct Inner {
     queued: bool,
     next: Option<DateTime<Utc>>,
     last: Option<LastRun>,
+    broken: Option<String>,
 }
 
 /// What the overlap policy decided for a due run.
@@ -111,6 +112,16 @@ impl JobState {
     /// When the job fires next, if known.
     pub fn next(&self) -> Option<DateTime<Utc>> {
         self.lock().next
+    }
+
+    /// Notes that the job's timer has stopped for good and why (`None`: it runs again).
+    pub fn set_broken(&self, why: Option<String>) {
+        self.lock().broken = why;
+    }
+
+    /// Why the job's timer stopped, if it did: the job does not fire until it is changed.
+    pub fn broken(&self) -> Option<String> {
+        self.lock().broken.clone()
     }
 
     /// How many runs are going now.

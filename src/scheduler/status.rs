@@ -24,6 +24,9 @@ pub struct JobStatus {
     pub last: Option<LastRun>,
     /// How many runs are going now.
     pub running: usize,
+    /// Why the job's timer stopped, when it did: the job does not fire until it is changed.
+    #[serde(default)]
+    pub broken: Option<String>,
 }
 
 impl JobStatus {
@@ -41,6 +44,7 @@ impl JobStatus {
             next: state.next(),
             last: state.last(),
             running: state.running(),
+            broken: state.broken(),
         }
     }
 }

@@ -1,20 +1,47 @@
-//! One job's timer: sleeps until the next fire time on the wall clock (in capped naps, so
-//! clock steps and suspends are noticed), fires, and computes the next slot from the previous
+//! One job's timer: sleeps until the next fire time on the wall clock (in capped naps, cut
+//! short when the alarm thread sees the clock step), fires, and computes the next slot from the previous
 //! *scheduled* slot so a slot never fires twice.
+//!
+//! Why two clocks: a late wake-up has two causes that call for opposite answers. When the
+//! machine is busy, the wall and monotonic clocks advance together and the timer is merely
+//! late: the slot still fires (overload, reported in one rate-limited line for all jobs) and the
+//! slots after it keep their grid, each through the job's overlap policy. When the wall clock is
+//! stepped (or the machine was suspended, during which the monotonic clock stands still), the two
+//! clocks disagree and the timer follows cron's rule: a step of less than [`REANCHOR`] leaves
+//! fixed-time jobs neither repeated (backward) nor lost (forward: a skipped slot runs once),
+//! while frequent jobs just go on at the new time; a larger step is a correction, and every job
+//! re-anchors on the new time.
+//!
+//! A timer that fails (no next fire time can be computed, or a panic) is logged at error and
+//! shown as broken in `opsd status` instead of dying silently.
 
-use super::alarm::{Alarm, Ticket};
+use super::alarm::{Alarm, Ticket, CLOCK_STEP};
 use super::{Runner, Trigger};
 use crate::config::JobConfig;
+use crate::schedule::Schedule;
 use crate::scheduler::job_state::JobState;
-use chrono::{DateTime, Utc};
-use std::sync::Arc;
-use std::time::Duration;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::FutureExt;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// The longest single sleep; after it the wall clock is read again.
 const MAX_NAP: Duration = Duration::from_secs(60);
-/// Firing later than this after the slot counts as a clock jump or suspend.
-const LATE: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+/// Firing later than this after the slot, with no clock step seen, counts as overload.
+const LATE: TimeDelta = TimeDelta::seconds(2);
+/// Cron's bound: a step this large or larger is a correction, and every job re-anchors.
+const REANCHOR: TimeDelta = TimeDelta::hours(3);
+/// How many slots an overloaded timer may be behind before it folds them into one run.
+const MAX_BACKLOG: usize = 60;
+/// How often the overload line is logged at most, for all timers together.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+/// How long after a clock-step line the same step seen by other timers is logged at debug.
+const STEP_QUIET: Duration = Duration::from_secs(5);
 /// How long before a slot the timer leaves tokio's millisecond timer (which wakes up to ~2 ms
 /// late) for the precise alarm.
 const LAST_STRETCH: Duration = Duration::from_millis(5);
@@ -25,19 +52,64 @@ enum Woke {
     Stopped,
     /// The slot is due; the alarm's ticket when the alarm woke the timer.
     Due(Option<Ticket>),
+    /// The wall clock moved by this much more than the monotonic clock (negative: backward).
+    Stepped(TimeDelta),
+}
+
+/// The last reading of both clocks, to tell a clock step from a late wake-up.
+struct Clocks {
+    wall: DateTime<Utc>,
+    mono: Instant,
+}
+
+impl Clocks {
+    fn read() -> Clocks {
+        Clocks {
+            wall: Utc::now(),
+            mono: Instant::now(),
+        }
+    }
+
+    /// Reads both clocks again; returns how far the wall clock stepped since the last reading,
+    /// if it did.
+    fn step(&mut self) -> Option<TimeDelta> {
+        let now = Clocks::read();
+        let wall = now.wall - self.wall;
+        let mono = TimeDelta::from_std(now.mono - self.mono).unwrap_or(TimeDelta::MAX);
+        *self = now;
+        let drift = wall - mono;
+        let step = TimeDelta::from_std(CLOCK_STEP).unwrap_or(TimeDelta::MAX);
+        (drift.abs() >= step).then_some(drift)
+    }
+}
+
+/// Returns when the alarm thread sees the wall clock step; never if the thread is gone.
+async fn clock_stepped(steps: &mut watch::Receiver<u64>) {
+    if steps.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Sleeps until wall-clock time `t`: on tokio's timer until [`LAST_STRETCH`] before `t`,
-/// then on the precise `alarm`.
-async fn sleep_until_wall(t: DateTime<Utc>, stop: &CancellationToken, alarm: &Alarm) -> Woke {
+/// then on the precise `alarm`; returns early when the wall clock steps.
+async fn sleep_until_wall(
+    t: DateTime<Utc>,
+    clocks: &mut Clocks,
+    steps: &mut watch::Receiver<u64>,
+    stop: &CancellationToken,
+    alarm: &Alarm,
+) -> Woke {
     loop {
-        let left = match (t - Utc::now()).to_std() {
+        if let Some(step) = clocks.step() {
+            return Woke::Stepped(step);
+        }
+        let left = match (t - clocks.wall).to_std() {
             Ok(d) if !d.is_zero() => d,
             _ => return Woke::Due(None),
         };
         if left <= LAST_STRETCH {
             // Short enough that a clock step in between no longer matters.
-            let at = std::time::Instant::now() + left;
+            let at = clocks.mono + left;
             return tokio::select! {
                 ticket = alarm.wait_until(at) => Woke::Due(Some(ticket)),
                 () = stop.cancelled() => Woke::Stopped,
@@ -45,12 +117,14 @@ async fn sleep_until_wall(t: DateTime<Utc>, stop: &CancellationToken, alarm: &Al
         }
         tokio::select! {
             () = tokio::time::sleep((left - LAST_STRETCH).min(MAX_NAP)) => {}
+            () = clock_stepped(steps) => {}
             () = stop.cancelled() => return Woke::Stopped,
         }
     }
 }
 
-/// Fires `job` on its schedule until `stop` fires or the schedule has no more slots.
+/// Fires `job` on its schedule until `stop` fires or the schedule has no more slots; a
+/// failure of the timer (a panic included) is logged and marks the job broken.
 pub async fn run(
     runner: Runner,
     job: Arc<JobConfig>,
@@ -58,39 +132,330 @@ pub async fn run(
     runs_stop: CancellationToken,
     stop: CancellationToken,
 ) {
-    let Some(schedule) = job.schedule.clone() else {
-        return;
+    let name = job.name.clone();
+    let timer = fire_on_schedule(runner, job, state.clone(), runs_stop, stop);
+    guarded(&name, &state, timer).await;
+}
+
+/// Awaits the timer of `job`; when it fails or panics, logs why at error and marks the job
+/// broken (shown by `opsd status`), so a job never stops firing silently.
+async fn guarded(job: &str, state: &JobState, timer: impl Future<Output = Result<(), String>>) {
+    state.set_broken(None);
+    let why = match AssertUnwindSafe(timer).catch_unwind().await {
+        Ok(Ok(())) => return,
+        Ok(Err(why)) => why,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".into());
+            format!("timer panicked: {what}")
+        }
     };
-    let mut prev = Utc::now();
+    tracing::error!(
+        job,
+        outcome = "broken",
+        "job {job}: {why}; it will not fire until its definition changes or opsd restarts"
+    );
+    state.set_next(None);
+    state.set_broken(Some(why));
+}
+
+/// The timer's loop; an error says why the job cannot be scheduled any more.
+async fn fire_on_schedule(
+    runner: Runner,
+    job: Arc<JobConfig>,
+    state: Arc<JobState>,
+    runs_stop: CancellationToken,
+    stop: CancellationToken,
+) -> Result<(), String> {
+    let Some(schedule) = job.schedule.clone() else {
+        return Ok(());
+    };
+    let mut steps = runner.alarm().clock_steps();
+    let mut clocks = Clocks::read();
+    let mut prev = clocks.wall;
     loop {
         let next = schedule.next_after(prev);
         state.set_next(next);
         let Some(next) = next else {
-            tracing::info!(job = %job.name, "schedule has no further fire times");
-            return;
+            if schedule.may_end() {
+                tracing::info!(job = %job.name, "schedule has no further fire times");
+                return Ok(());
+            }
+            return Err(format!("no fire time after {prev} can be computed"));
         };
-        let ticket = match sleep_until_wall(next, &stop, runner.alarm()).await {
-            Woke::Due(ticket) => ticket,
-            Woke::Stopped => return,
-        };
+        let ticket =
+            match sleep_until_wall(next, &mut clocks, &mut steps, &stop, runner.alarm()).await {
+                Woke::Due(ticket) => ticket,
+                Woke::Stopped => return Ok(()),
+                Woke::Stepped(step) => {
+                    let (from, missed) = after_step(&schedule, &job.name, prev, step);
+                    prev = from;
+                    if let Some(slot) = missed {
+                        fire(&runner, &job, &state, &runs_stop, slot, None);
+                    }
+                    continue;
+                }
+            };
         let now = Utc::now();
-        prev = if now - next > LATE {
-            tracing::warn!(job = %job.name, slot = %next, late_ms = (now - next).num_milliseconds(),
-                "woke late (clock step or suspend); firing this slot once and skipping any others missed");
-            now
-        } else {
-            next
-        };
-        if job.catch_up == crate::config::CatchUp::Once {
-            runner.remember_slot(&job.name, next);
+        prev = next;
+        if now - next > LATE {
+            // Both clocks agree (a step would have been seen): the daemon is late, not the
+            // clock. Keep the grid; only a long backlog is folded into this one run.
+            let behind = slots_behind(&schedule, next, now);
+            let folded = if behind > MAX_BACKLOG {
+                if let Some(latest) = schedule.missed_between(next, now) {
+                    prev = latest;
+                }
+                behind
+            } else {
+                0
+            };
+            report_overload(&job.name, now - next, folded);
         }
-        runner.fire(
-            job.clone(),
-            state.clone(),
-            runs_stop.clone(),
-            Trigger::Schedule(next),
-            None,
-            ticket,
+        fire(&runner, &job, &state, &runs_stop, next, ticket);
+    }
+}
+
+/// Starts the run for `slot` (the overlap policy decides whether it runs).
+fn fire(
+    runner: &Runner,
+    job: &Arc<JobConfig>,
+    state: &Arc<JobState>,
+    runs_stop: &CancellationToken,
+    slot: DateTime<Utc>,
+    ticket: Option<Ticket>,
+) {
+    if job.catch_up == crate::config::CatchUp::Once {
+        runner.remember_slot(&job.name, slot);
+    }
+    runner.fire(
+        job.clone(),
+        state.clone(),
+        runs_stop.clone(),
+        Trigger::Schedule(slot),
+        None,
+        ticket,
+    );
+}
+
+/// Cron's rule for a wall-clock step of `step` seen by a timer whose last slot was `prev`:
+/// where to look for the next slot from, and a skipped slot to run once now, if any.
+fn after_step(
+    schedule: &Schedule,
+    job: &str,
+    prev: DateTime<Utc>,
+    step: TimeDelta,
+) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
+    let now = Utc::now();
+    report_step(step);
+    if step.abs() >= REANCHOR || schedule.is_frequent() {
+        // A correction, or a job that runs often: go on from the new time.
+        tracing::debug!(
+            job,
+            step_ms = step.num_milliseconds(),
+            "re-anchored on the new time"
+        );
+        return (now, None);
+    }
+    if step < TimeDelta::zero() {
+        // Back: slots up to `prev` already ran and are not run again.
+        return (prev, None);
+    }
+    // Forward: the slots the step skipped run once, for the latest of them.
+    match schedule.missed_between(prev, now) {
+        Some(slot) => {
+            tracing::info!(job, missed_slot = %slot,
+                "job {job}: running once a slot the clock step skipped");
+            (slot.max(prev), Some(slot))
+        }
+        None => (prev, None),
+    }
+}
+
+/// How many slots after `slot` were already due at `now` (counting stops past
+/// [`MAX_BACKLOG`]).
+fn slots_behind(schedule: &Schedule, slot: DateTime<Utc>, now: DateTime<Utc>) -> usize {
+    let mut behind = 0;
+    let mut t = slot;
+    while behind <= MAX_BACKLOG {
+        match schedule.next_after(t) {
+            Some(n) if n <= now => {
+                behind += 1;
+                t = n;
+            }
+            _ => break,
+        }
+    }
+    behind
+}
+
+/// Late slots seen by all timers since the last overload line.
+struct Overload {
+    reported: Option<Instant>,
+    slots: u64,
+    jobs: BTreeSet<String>,
+    max_late: TimeDelta,
+    folded: u64,
+}
+
+/// The overload tally shared by every timer.
+static OVERLOAD: Mutex<Overload> = Mutex::new(Overload {
+    reported: None,
+    slots: 0,
+    jobs: BTreeSet::new(),
+    max_late: TimeDelta::zero(),
+    folded: 0,
+});
+
+/// Counts one slot of `job` fired `late`, with `folded` slots folded into its run, and logs
+/// the tally at most every [`REPORT_EVERY`].
+fn report_overload(job: &str, late: TimeDelta, folded: usize) {
+    let mut o = OVERLOAD.lock().unwrap_or_else(|p| p.into_inner());
+    o.slots += 1;
+    o.jobs.insert(job.to_string());
+    o.max_late = o.max_late.max(late);
+    o.folded += folded as u64;
+    if o.reported.is_some_and(|t| t.elapsed() < REPORT_EVERY) {
+        return;
+    }
+    let over = o
+        .reported
+        .map(|t| format!(" in the last {} s", t.elapsed().as_secs()))
+        .unwrap_or_default();
+    let folded_note = if o.folded > 0 {
+        format!(
+            "; {} slot(s) more than {MAX_BACKLOG} behind were folded into one run",
+            o.folded
+        )
+    } else {
+        String::new()
+    };
+    tracing::warn!(
+        late_slots = o.slots,
+        jobs = o.jobs.len(),
+        max_late_ms = o.max_late.num_milliseconds(),
+        folded_slots = o.folded,
+        job,
+        "scheduler overloaded: {} slot(s) of {} job(s) fired late{over}, up to {} ms (job {job}: \
+         {} ms); each ran as its overlap policy allows{folded_note}",
+        o.slots,
+        o.jobs.len(),
+        o.max_late.num_milliseconds(),
+        late.num_milliseconds(),
+    );
+    o.reported = Some(Instant::now());
+    o.slots = 0;
+    o.jobs.clear();
+    o.max_late = TimeDelta::zero();
+    o.folded = 0;
+}
+
+/// When the last clock-step line was logged: every timer sees the same step, one line says it.
+static STEP_REPORTED: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Logs a wall-clock step once for all timers.
+fn report_step(step: TimeDelta) {
+    let mut last = STEP_REPORTED.lock().unwrap_or_else(|p| p.into_inner());
+    let step_ms = step.num_milliseconds();
+    if last.is_some_and(|t| t.elapsed() < STEP_QUIET) {
+        tracing::debug!(step_ms, "wall clock step seen by another timer");
+        return;
+    }
+    *last = Some(Instant::now());
+    let (way, rule) = match (step < TimeDelta::zero(), step.abs() >= REANCHOR) {
+        (_, true) => ("", "3 h or more: every job re-anchors on the new time"),
+        (true, false) => (
+            " back",
+            "fixed-time jobs that already ran are not run again, frequent jobs go on at the new time",
+        ),
+        (false, false) => (
+            " forward (or the machine was suspended)",
+            "fixed-time jobs run a skipped slot once, frequent jobs go on at the new time",
+        ),
+    };
+    tracing::warn!(
+        step_ms,
+        "wall clock stepped{way} by {} s; {rule}",
+        step.abs().num_milliseconds() as f64 / 1000.0
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::UTC;
+
+    fn sched(expr: &str) -> Schedule {
+        Schedule::parse(expr, UTC, BTreeSet::new()).expect("valid schedule")
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_small_backward_step_keeps_a_fixed_time_job_on_its_slot_and_moves_a_frequent_one() {
+        let prev = utc("2026-01-01T03:00:00Z");
+        let back = -TimeDelta::minutes(30);
+        assert_eq!(
+            after_step(&sched("0 0 3 * * *"), "x", prev, back),
+            (prev, None)
+        );
+        let (from, missed) = after_step(&sched("@every 1s"), "x", prev, back);
+        assert!(from > prev && missed.is_none(), "{from}");
+        let (from, _) = after_step(&sched("0 * * * * *"), "x", prev, back);
+        assert!(from > prev, "wildcard minutes are frequent: {from}");
+    }
+
+    #[test]
+    fn a_large_step_re_anchors_a_fixed_time_job() {
+        let prev = utc("2026-01-01T03:00:00Z");
+        let (from, missed) = after_step(&sched("0 0 3 * * *"), "x", prev, -TimeDelta::hours(4));
+        assert!(from > prev && missed.is_none(), "{from}");
+    }
+
+    #[test]
+    fn a_small_forward_step_runs_the_skipped_fixed_slot_once() {
+        let now = Utc::now();
+        let prev = now - TimeDelta::hours(2);
+        let s = sched("0 */30 * * * *");
+        // `*/30` in minutes is a wildcard: frequent, so nothing is run for the step.
+        assert_eq!(after_step(&s, "x", prev, TimeDelta::hours(2)).1, None);
+        let fixed = sched("0 0 0-23 * * *");
+        let (from, missed) = after_step(&fixed, "x", prev, TimeDelta::hours(2));
+        let slot = missed.expect("a skipped hourly slot runs once");
+        assert!(slot > prev && slot <= now && from == slot, "{slot} {from}");
+    }
+
+    #[tokio::test]
+    async fn a_timer_that_fails_or_panics_marks_its_job_broken() {
+        let state = JobState::default();
+        guarded("x", &state, async {
+            Err("no fire time after 2026".to_string())
+        })
+        .await;
+        assert_eq!(state.broken().as_deref(), Some("no fire time after 2026"));
+        guarded("x", &state, async { panic!("attempt to divide by zero") }).await;
+        let why = state.broken().expect("a panic marks the job broken");
+        assert!(why.contains("panicked: attempt to divide by zero"), "{why}");
+        assert_eq!(state.next(), None);
+        guarded("x", &state, async { Ok(()) }).await;
+        assert_eq!(state.broken(), None, "a new timer that ends well clears it");
+    }
+
+    #[test]
+    fn backlog_counting_stops_past_the_limit() {
+        let s = sched("@every 1s");
+        let slot = utc("2026-01-01T00:00:00Z");
+        assert_eq!(slots_behind(&s, slot, slot + TimeDelta::seconds(3)), 3);
+        assert_eq!(
+            slots_behind(&s, slot, slot + TimeDelta::hours(1)),
+            MAX_BACKLOG + 1
         );
     }
 }
