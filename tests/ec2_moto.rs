@@ -30,7 +30,10 @@ async fn run(job: &JobConfig, dry_run: bool) -> RunReport {
         job,
         state.path().to_path_buf(),
         &opsd::alert::Dispatcher::new(&Default::default(), Default::default()).unwrap(),
-        dry_run,
+        opsd::scheduler::RunMode {
+            dry_run,
+            foreground: false,
+        },
         Trigger::Manual,
         CancellationToken::new(),
         None,

@@ -243,6 +243,7 @@ pub async fn run_with(
             exit_code: None,
             signal: None,
             detail: Some("apache_log has no dry run".to_string()),
+            output: Vec::new(),
         };
     }
     let cfg = spec.watch_config(&ctx.job);

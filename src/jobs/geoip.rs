@@ -350,6 +350,7 @@ pub async fn run_with<B: GeoipBuilder>(
             exit_code: None,
             signal: None,
             detail: Some("cancelled; the installed files are complete (old or new)".into()),
+            output: Vec::new(),
         };
     }
     if ctx.dry_run {

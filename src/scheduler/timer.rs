@@ -66,7 +66,7 @@ pub async fn run(
         let next = schedule.next_after(prev);
         state.set_next(next);
         let Some(next) = next else {
-            tracing::info!(job = %job.name, "schedule has no further fire times");
+            tracing::info!(job = %job.name, "{}: schedule has no further fire times", job.name);
             return;
         };
         let ticket = match sleep_until_wall(next, &stop, runner.alarm()).await {
@@ -76,7 +76,7 @@ pub async fn run(
         let now = Utc::now();
         prev = if now - next > LATE {
             tracing::warn!(job = %job.name, slot = %next, late_ms = (now - next).num_milliseconds(),
-                "woke late (clock step or suspend); firing this slot once and skipping any others missed");
+                "{}: woke late (clock step or suspend); firing this slot once and skipping any others missed", job.name);
             now
         } else {
             next

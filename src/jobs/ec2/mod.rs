@@ -163,6 +163,7 @@ fn empty_selection(ctx: &RunContext, spec: &Ec2Spec, target: &Target) -> RunRepo
             exit_code: None,
             signal: None,
             detail: Some(detail),
+            output: Vec::new(),
         };
     }
     let msg = format!(
@@ -450,6 +451,7 @@ fn finish(
         exit_code: None,
         signal: None,
         detail: Some(detail),
+        output: Vec::new(),
     }
 }
 
@@ -460,6 +462,7 @@ fn cancelled(when: &str) -> RunReport {
         exit_code: None,
         signal: None,
         detail: Some(format!("cancelled {when}; nothing changed")),
+        output: Vec::new(),
     }
 }
 
