@@ -506,12 +506,14 @@ async fn the_daemon_stops_by_tags_then_starts_by_id_on_its_schedule() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     let scheduled_stop = events.iter().any(|e| {
-        e["job"] == "dev-stop" && e["trigger"] == "schedule" && e["message"] == "run started"
+        e["job"] == "dev-stop"
+            && e["trigger"] == "schedule"
+            && e["message"] == "dev-stop: run started"
     });
     assert!(scheduled_stop, "the stop ran on its schedule:\n{text}");
     let preflight = events.iter().any(|e| {
         e["job"] == "dev-stop"
-            && e["message"] == "credentials: OK (environment (AWS_ACCESS_KEY_ID))"
+            && e["message"] == "dev-stop: credentials: OK (environment (AWS_ACCESS_KEY_ID))"
     });
     assert!(preflight, "credentials are checked at load:\n{text}");
 }

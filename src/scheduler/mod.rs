@@ -101,7 +101,8 @@ impl Runner {
             if let Err(e) = crate::state::write_json(&path, &SlotState { last_slot: slot }) {
                 tracing::error!(
                     job,
-                    "cannot record the last fire time in {}: {e}",
+                    "{}: cannot record the last fire time in {}: {e}",
+                    job,
                     path.display()
                 );
             }
