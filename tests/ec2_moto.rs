@@ -311,12 +311,15 @@ async fn run_job_binary_stops_and_waits_against_moto() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The verdict goes to stderr beside the log (stdout is the job's own output, none here).
     assert!(
-        stdout.contains("dev-stop: success: stop: 2 stopped"),
-        "{stdout}"
+        stderr.contains("\ndev-stop: success: stop: 2 stopped"),
+        "{stderr}"
     );
+    assert!(stdout.is_empty(), "{stdout}");
     let events: Vec<serde_json::Value> = stderr
         .lines()
+        .filter(|l| !l.starts_with("dev-stop: success"))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     // With wait = true the per-instance event carries the state the waiter observed.
@@ -381,11 +384,11 @@ fn no_credentials_gives_a_clear_error() {
     );
 
     let run = without_keys(&["run-job", "dev-start"]);
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(!run.status.success(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
     assert!(
-        stdout.contains("dev-start: failed: no AWS credentials found"),
-        "{stdout}"
+        stderr.contains("dev-start: failed: no AWS credentials found"),
+        "{stderr}"
     );
 }
 
@@ -624,6 +627,12 @@ async fn a_name_tag_with_a_newline_cannot_forge_a_log_line() {
             "forged line: {line}\n{stderr}"
         );
     }
-    assert!(stdout.contains("web\\n2026-12-01T08:00:00"), "{stdout}");
+    assert!(stdout.is_empty(), "{stdout}");
     assert!(stderr.contains("web\\n2026-12-01T08:00:00"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("dev-stop: success: ") && l.contains("web\\n2026-12-01T08")),
+        "the verdict escapes the name too: {stderr}"
+    );
 }
