@@ -190,6 +190,7 @@ fn latency(dir: &Path) {
         cancel: cancel.clone(),
         state_dir: dir.join("state"),
         dry_run: false,
+        foreground: false,
         kill_grace: Duration::from_secs(1),
         alerts: rt.block_on(async {
             opsd::alert::Dispatcher::new(&cfg.alerts, Default::default()).unwrap()

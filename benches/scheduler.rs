@@ -125,7 +125,10 @@ fn lateness_us(log: &str, from: DateTime<Utc>) -> (Vec<i64>, Vec<i64>) {
             continue;
         };
         let run_id = v["run_id"].as_str().unwrap_or_default().to_string();
-        if v["message"] == "run started" && v["trigger"] == "schedule" {
+        // Messages start with the job's name: `job-17: run started`, `job-17: 1764576000.001`.
+        let message = v["message"].as_str().unwrap_or_default();
+        let text = message.split_once(": ").map_or(message, |(_, t)| t);
+        if text == "run started" && v["trigger"] == "schedule" {
             let (Some(slot), Some(at)) = (parse(&v["slot"]), parse(&v["timestamp"])) else {
                 continue;
             };
@@ -134,9 +137,7 @@ fn lateness_us(log: &str, from: DateTime<Utc>) -> (Vec<i64>, Vec<i64>) {
                 slots.insert(run_id, slot);
             }
         } else if v["stream"] == "stdout" {
-            let printed = v["message"]
-                .as_str()
-                .and_then(|s| s.trim().parse::<f64>().ok());
+            let printed = text.trim().parse::<f64>().ok();
             if let (Some(slot), Some(secs)) = (slots.get(&run_id), printed) {
                 let slot_us = slot.timestamp_micros() as f64;
                 ran.push((secs * 1e6 - slot_us) as i64);

@@ -6,7 +6,7 @@ use crate::config::{self, Config};
 use crate::control::{self, client, Request, Response};
 use crate::daemon;
 use crate::logging::{self, LogFormat};
-use crate::scheduler::{self, Trigger};
+use crate::scheduler::{self, RunMode, Trigger};
 use crate::scheduler::{JobStatus, TriggerReply};
 use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -79,8 +79,11 @@ pub enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
-    /// Show each job's schedule, next and last run, like `systemctl list-timers`.
+    /// Show each job's schedule, next and last run, like `systemctl list-timers`; with NAME,
+    /// that job's last run in full, with the last lines it printed.
     Status {
+        /// Show only this job, with its last run's output.
+        name: Option<String>,
         #[command(flatten)]
         socket: SocketArg,
         /// Print JSON instead of a table.
@@ -312,8 +315,23 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { socket, json } => {
+        Command::Status { name, socket, json } => {
             match client::call(&socket.socket, &Request::Status)? {
+                Response::Status { config, jobs } if name.is_some() => {
+                    let name = name.unwrap_or_default();
+                    let Some(job) = jobs.iter().find(|j| j.name == name) else {
+                        let hint =
+                            config::did_you_mean(&name, jobs.iter().map(|j| j.name.as_str()))
+                                .map(|s| format!("; did you mean {s:?}?"))
+                                .unwrap_or_default();
+                        anyhow::bail!("no job named {name:?} in {config}{hint}");
+                    };
+                    if json {
+                        println!("{}", serde_json::json!(job));
+                    } else {
+                        print_job_status(job);
+                    }
+                }
                 Response::Status { config, jobs } if json => {
                     println!("{}", serde_json::json!({ "config": config, "jobs": jobs }));
                 }
@@ -332,8 +350,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         run.outcome,
                         run.duration_ms,
                         run.run_id,
-                        run.detail.map(|d| format!(": {d}")).unwrap_or_default()
+                        run.detail
+                            .as_deref()
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default()
                     );
+                    print_output(&run.output);
                     Ok(if run.outcome.is_error() {
                         ExitCode::FAILURE
                     } else {
@@ -398,14 +420,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 });
                 let alerts = Dispatcher::new(&cfg.alerts, DispatcherOptions::default())?;
+                let mode = RunMode {
+                    dry_run,
+                    foreground: true,
+                };
                 let finished =
-                    scheduler::execute(&job, state, &alerts, dry_run, Trigger::Manual, stop, None)
+                    scheduler::execute(&job, state, &alerts, mode, Trigger::Manual, stop, None)
                         .await;
                 alerts.shutdown(std::time::Duration::from_secs(30)).await;
                 Ok::<_, anyhow::Error>(finished)
             })?;
+            // Stdout holds the job's own output (`opsd run-job x > out`); the verdict goes
+            // beside the log lines, with the last output again when the run failed.
             let r = &finished.report;
-            println!(
+            eprintln!(
                 "{name}: {}{} ({} ms)",
                 r.outcome,
                 r.detail
@@ -414,6 +442,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     .unwrap_or_default(),
                 finished.duration.as_millis()
             );
+            if r.outcome.is_error() {
+                for line in &r.output {
+                    eprintln!("  | {line}");
+                }
+            }
             Ok(match (r.outcome.is_error(), r.exit_code) {
                 (false, _) => ExitCode::SUCCESS,
                 (true, Some(code)) if (1..=255).contains(&code) => ExitCode::from(code as u8),
@@ -428,6 +461,51 @@ fn unexpected(r: Response) -> anyhow::Error {
     match r {
         Response::Error { message } => anyhow::anyhow!("{message}"),
         other => anyhow::anyhow!("unexpected answer from the daemon: {other:?}"),
+    }
+}
+
+/// Prints a run's last output lines under its one-line summary, as `systemctl status` shows
+/// a unit's last log lines.
+fn print_output(lines: &[String]) {
+    for line in lines {
+        println!("  | {line}");
+    }
+}
+
+/// Prints `opsd status NAME`: one job, its last run and the last lines that run printed.
+fn print_job_status(j: &JobStatus) {
+    println!("{} ({})", j.name, j.job_type);
+    match (&j.schedule, &j.timezone) {
+        (Some(s), Some(z)) => println!("  schedule: {s} ({z})"),
+        _ => println!("  schedule: continuous"),
+    }
+    match j.next {
+        Some(t) => println!("  next:     {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
+        None if !j.enabled => println!("  next:     disabled"),
+        None => println!("  next:     -"),
+    }
+    if j.running > 0 {
+        println!("  running:  yes ({})", j.running);
+    }
+    let Some(l) = &j.last else {
+        println!("  last run: none yet");
+        return;
+    };
+    println!(
+        "  last run: {} {} ({} ms, run {}){}",
+        l.started.format("%Y-%m-%d %H:%M:%S UTC"),
+        l.outcome,
+        l.duration_ms,
+        l.run_id,
+        l.detail
+            .as_deref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default()
+    );
+    if l.output.is_empty() {
+        println!("  (no output)");
+    } else {
+        print_output(&l.output);
     }
 }
 

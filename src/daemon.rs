@@ -294,9 +294,9 @@ fn spawn_preflights<'a>(cfg: &Config, names: impl IntoIterator<Item = &'a String
         tokio::spawn(async move {
             match job.job.preflight().await {
                 Ok(None) => {}
-                Ok(Some(what)) => tracing::info!(job = %job.name, "{what}"),
+                Ok(Some(what)) => tracing::info!(job = %job.name, "{}: {what}", job.name),
                 Err(why) => tracing::error!(job = %job.name,
-                    "{why}; its runs will fail until this is fixed"),
+                    "{}: {why}; its runs will fail until this is fixed", job.name),
             }
         });
     }

@@ -257,6 +257,7 @@ async fn command_sink_gets_the_alert_as_json_on_stdin() {
             "0123abcd",
             opsd::jobs::Outcome::Failed,
             Some("exit code 1"),
+            &[],
         ),
         &["mail".to_string(), "broken".to_string()],
     );

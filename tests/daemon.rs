@@ -1095,3 +1095,152 @@ fn status_answers_while_a_reload_reads_the_job_file() {
     let (status, _) = d.stop();
     assert!(status.success());
 }
+
+#[test]
+fn a_runs_log_lines_name_the_job_and_a_failure_shows_its_last_output() {
+    let alert_file = tempfile::NamedTempFile::new().unwrap();
+    let mut d = Daemon::start(&format!(
+        "[alerts.mail]\ntype = \"command\"\ncommand = \"cat > {}\"\n\n{}",
+        alert_file.path().display(),
+        job(
+            "nightly-backup",
+            "0 0 3 * * *",
+            "for i in $(seq 1 30); do echo progress $i; done; echo 'pg_dump: connection refused' >&2; exit 2",
+            "alert = [\"mail\"]",
+        )
+    ));
+    let out = d.ctl(&["trigger", "nightly-backup"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.starts_with("nightly-backup: failed (") && text.contains("exited with code 2"),
+        "{text}"
+    );
+    // The last 20 lines, bounded: the start is gone, the error line kept.
+    assert!(text.contains("  | pg_dump: connection refused"), "{text}");
+    assert!(text.contains("  | progress 30"), "{text}");
+    assert!(!text.contains("progress 1\n"), "{text}");
+    assert_eq!(text.matches("  | ").count(), 20, "{text}");
+
+    let status = d.ctl(&["status", "nightly-backup"]);
+    let st = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{st}");
+    assert!(
+        st.contains("failed") && st.contains("exited with code 2"),
+        "{st}"
+    );
+    assert!(st.contains("  | pg_dump: connection refused"), "{st}");
+    let json = d.ctl(&["status", "nightly-backup", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let output = v["last"]["output"].as_array().cloned().unwrap_or_default();
+    assert_eq!(output.len(), 20, "{v}");
+    assert!(
+        output.contains(&"pg_dump: connection refused".into()),
+        "{v}"
+    );
+    let unknown = d.ctl(&["status", "nightly-bakup"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("did you mean \"nightly-backup\"?"));
+
+    d.wait_for(
+        || fs::read_to_string(alert_file.path()).is_ok_and(|s| s.trim_end().ends_with('}')),
+        "the run_failed alert",
+    );
+    let alert: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(alert_file.path()).unwrap()).unwrap();
+    let extra = alert["extra"].as_str().unwrap_or_default();
+    assert!(
+        extra.starts_with("last output:\n") && extra.contains("\npg_dump: connection refused"),
+        "{alert}"
+    );
+
+    let (_, log) = d.stop();
+    let run_lines: Vec<&str> = log.lines().filter(|l| l.contains("run_id=")).collect();
+    assert!(run_lines.len() > 3, "{log}");
+    for line in &run_lines {
+        // `TIMESTAMP LEVEL message fields...`
+        let first_word = line.split_whitespace().nth(2).unwrap_or_default();
+        assert!(
+            first_word == "nightly-backup:",
+            "a line about the run does not start with its job: {line}"
+        );
+    }
+    let failed = run_lines
+        .iter()
+        .find(|l| l.contains("ERROR"))
+        .expect("an error line for the failed run");
+    assert!(
+        failed.contains("nightly-backup: run failed: exited with code 2"),
+        "{failed}"
+    );
+}
+
+#[test]
+fn run_job_writes_the_jobs_stdout_to_stdout_and_its_stderr_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    fs::write(
+        &cfg,
+        job(
+            "report",
+            "0 0 3 * * *",
+            "printf 'id,name\\n1,web\\n'; echo 'warning: slow disk' >&2",
+            "",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["run-job", "report", "--log-format", "text", "--config"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Exactly what the job printed, as `report > out` would capture it from cron.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "id,name\n1,web\n",
+        "{err}"
+    );
+    assert!(err.contains("warning: slow disk\n"), "{err}");
+    // Still logged, and the verdict is beside the log lines.
+    assert!(err.contains("report: 1,web"), "{err}");
+    assert!(err.contains("report: success"), "{err}");
+    // Fields without a value are left out, not logged empty.
+    let finished = err
+        .lines()
+        .find(|l| l.contains("report: run finished: success"))
+        .unwrap_or_default();
+    assert!(
+        finished.contains("outcome=\"success\"") && !finished.contains("detail="),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_job_of_a_failing_job_repeats_its_last_output_beside_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    fs::write(
+        &cfg,
+        job("writer", "0 0 3 * * *", "echo 'disk full' >&2; exit 3", ""),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["run-job", "writer", "--log-format", "text", "--config"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("writer: failed: exited with code 3") && err.contains("  | disk full"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "{err}");
+}

@@ -30,7 +30,10 @@ async fn run(job: &JobConfig, dry_run: bool) -> RunReport {
         job,
         state.path().to_path_buf(),
         &opsd::alert::Dispatcher::new(&Default::default(), Default::default()).unwrap(),
-        dry_run,
+        opsd::scheduler::RunMode {
+            dry_run,
+            foreground: false,
+        },
         Trigger::Manual,
         CancellationToken::new(),
         None,
@@ -308,12 +311,15 @@ async fn run_job_binary_stops_and_waits_against_moto() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The verdict goes to stderr beside the log (stdout is the job's own output, none here).
     assert!(
-        stdout.contains("dev-stop: success: stop: 2 stopped"),
-        "{stdout}"
+        stderr.contains("\ndev-stop: success: stop: 2 stopped"),
+        "{stderr}"
     );
+    assert!(stdout.is_empty(), "{stdout}");
     let events: Vec<serde_json::Value> = stderr
         .lines()
+        .filter(|l| !l.starts_with("dev-stop: success"))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     // With wait = true the per-instance event carries the state the waiter observed.
@@ -378,11 +384,11 @@ fn no_credentials_gives_a_clear_error() {
     );
 
     let run = without_keys(&["run-job", "dev-start"]);
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(!run.status.success(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
     assert!(
-        stdout.contains("dev-start: failed: no AWS credentials found"),
-        "{stdout}"
+        stderr.contains("dev-start: failed: no AWS credentials found"),
+        "{stderr}"
     );
 }
 
@@ -503,12 +509,14 @@ async fn the_daemon_stops_by_tags_then_starts_by_id_on_its_schedule() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     let scheduled_stop = events.iter().any(|e| {
-        e["job"] == "dev-stop" && e["trigger"] == "schedule" && e["message"] == "run started"
+        e["job"] == "dev-stop"
+            && e["trigger"] == "schedule"
+            && e["message"] == "dev-stop: run started"
     });
     assert!(scheduled_stop, "the stop ran on its schedule:\n{text}");
     let preflight = events.iter().any(|e| {
         e["job"] == "dev-stop"
-            && e["message"] == "credentials: OK (environment (AWS_ACCESS_KEY_ID))"
+            && e["message"] == "dev-stop: credentials: OK (environment (AWS_ACCESS_KEY_ID))"
     });
     assert!(preflight, "credentials are checked at load:\n{text}");
 }
@@ -619,6 +627,12 @@ async fn a_name_tag_with_a_newline_cannot_forge_a_log_line() {
             "forged line: {line}\n{stderr}"
         );
     }
-    assert!(stdout.contains("web\\n2026-12-01T08:00:00"), "{stdout}");
+    assert!(stdout.is_empty(), "{stdout}");
     assert!(stderr.contains("web\\n2026-12-01T08:00:00"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("dev-stop: success: ") && l.contains("web\\n2026-12-01T08")),
+        "the verdict escapes the name too: {stderr}"
+    );
 }

@@ -164,6 +164,7 @@ impl Harness {
             cancel: CancellationToken::new(),
             state_dir: self.root.path().join("state"),
             dry_run,
+            foreground: false,
             kill_grace: Duration::from_secs(1),
             alerts: opsd::alert::Dispatcher::new(&Default::default(), Default::default()).unwrap(),
             alert_to: Vec::new().into(),

@@ -302,11 +302,26 @@ fn runs_are_structured_journal_entries(c: &Container) {
             .any(|e| e.is("JOB", "fails") && e.message().contains("failing on purpose")),
         "step 2: the failing job's stderr line is not in the journal with JOB=fails:\n{all}"
     );
+    // The text names the job, as systemd names the unit, and no field is logged empty.
+    let errors = c.sh("journalctl -u opsd -p err -o cat --no-pager");
+    let errors = String::from_utf8_lossy(&errors.stdout);
+    assert!(
+        errors
+            .lines()
+            .any(|l| l == "fails: run failed: exited with code 3"),
+        "step 2: `journalctl -u opsd -p err -o cat` does not name the failing job:\n{errors}"
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.get("DETAIL").is_none_or(|d| !d.is_empty())),
+        "step 2: an entry carries an empty DETAIL= field:\n{all}"
+    );
     // The sandbox keeps CAP_SETUID/CAP_SETGID so jobs can run as their configured user.
     assert!(
         entries
             .iter()
-            .any(|e| e.is("JOB", "as-nobody") && e.message().trim() == "nobody"),
+            .any(|e| e.is("JOB", "as-nobody") && e.message().trim() == "as-nobody: nobody"),
         "step 2: the `as-nobody` job (user = \"nobody\") did not print `nobody`:\n{all}"
     );
     assert!(

@@ -165,7 +165,8 @@ macro_rules! log_alert {
             rule = %$a.rule,
             severity = %$a.severity,
             count = $a.count,
-            "alert: {}",
+            "{}: alert: {}",
+            $a.job,
             $a.summary
         )
     };
@@ -223,7 +224,7 @@ impl Generation {
     fn push(&self, alert: Arc<Alert>, sinks: &[String]) {
         for name in sinks {
             let Some(q) = self.sinks.get(name) else {
-                tracing::warn!(job = %alert.job, sink = %name, "alert not sent: no such sink");
+                tracing::warn!(job = %alert.job, sink = %name, "{}: alert not sent: no such sink", alert.job);
                 continue;
             };
             if let Some(old) = q.push(alert.clone()) {
@@ -233,7 +234,7 @@ impl Generation {
                     job = %old.job,
                     rule = %old.rule,
                     dropped,
-                    "alert queue full; dropped the oldest alert"
+                    "{}: alert queue full; dropped the oldest alert", old.job
                 );
             }
         }
@@ -353,7 +354,7 @@ impl Dispatcher {
             return;
         }
         if self.shared.closed.is_cancelled() {
-            tracing::warn!(job = %alert.job, rule = %alert.rule, "alert not sent: opsd is shutting down");
+            tracing::warn!(job = %alert.job, rule = %alert.rule, "{}: alert not sent: opsd is shutting down", alert.job);
             return;
         }
         self.read().push(Arc::new(alert), sinks);
@@ -457,7 +458,7 @@ async fn deliver(
         let error = match result {
             Ok(()) => {
                 q.delivered.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(sink = %sink, job = %alert.job, rule = %alert.rule, attempt, "alert delivered");
+                tracing::info!(sink = %sink, job = %alert.job, rule = %alert.rule, attempt, "{}: alert delivered", alert.job);
                 return;
             }
             Err(e) => e,
@@ -470,7 +471,7 @@ async fn deliver(
                 rule = %alert.rule,
                 attempt,
                 error = %error,
-                "alert not delivered; giving up"
+                "{}: alert not delivered; giving up", alert.job
             );
             return;
         }
@@ -482,7 +483,7 @@ async fn deliver(
             attempt,
             retry_in_ms = wait.as_millis() as u64,
             error = %error,
-            "alert delivery failed; will retry"
+            "{}: alert delivery failed; will retry", alert.job
         );
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

@@ -130,8 +130,16 @@ impl Alert {
         self
     }
 
-    /// The alert for a run of any job type that ended in `outcome` (failed, timed out, killed).
-    pub fn for_failed_run(job: &str, run_id: &str, outcome: Outcome, detail: Option<&str>) -> Self {
+    /// The alert for a run of any job type that ended in `outcome` (failed, timed out, killed),
+    /// with the last lines the run printed in `extra`: the field every sink shows (webhook
+    /// JSON, the Slack-style text), so the alert says why as well as what.
+    pub fn for_failed_run(
+        job: &str,
+        run_id: &str,
+        outcome: Outcome,
+        detail: Option<&str>,
+        output: &[String],
+    ) -> Self {
         let severity = match outcome {
             Outcome::Failed | Outcome::TimedOut => Severity::High,
             Outcome::Killed => Severity::Warning,
@@ -143,6 +151,9 @@ impl Alert {
         };
         let mut alert = Alert::new(job, format!("run_{outcome}"), severity, summary);
         alert.run_id = Some(run_id.to_string());
+        if !output.is_empty() {
+            alert = alert.with_extra(format!("last output:\n{}", output.join("\n")));
+        }
         alert
     }
 
@@ -235,7 +246,8 @@ mod tests {
 
     #[test]
     fn failed_run_alert_names_the_run() {
-        let a = Alert::for_failed_run("backup", "abc123", Outcome::TimedOut, Some("after 4s"));
+        let a = Alert::for_failed_run("backup", "abc123", Outcome::TimedOut, Some("after 4s"), &[]);
+        assert_eq!(a.extra, None);
         assert_eq!(a.rule, "run_timed_out");
         assert_eq!(a.severity, Severity::High);
         assert_eq!(a.run_id.as_deref(), Some("abc123"));
@@ -245,6 +257,26 @@ mod tests {
             "{}",
             a.text()
         );
+    }
+
+    #[test]
+    fn failed_run_alert_carries_the_last_output_lines() {
+        let output = [
+            "pg_dump: error: connection refused".to_string(),
+            "giving up".into(),
+        ];
+        let a = Alert::for_failed_run("backup", "r1", Outcome::Failed, None, &output);
+        assert_eq!(
+            a.extra.as_deref(),
+            Some("last output:\npg_dump: error: connection refused\ngiving up")
+        );
+        assert!(
+            a.text().ends_with("connection refused\ngiving up"),
+            "{}",
+            a.text()
+        );
+        let json: serde_json::Value = serde_json::from_str(&a.to_json()).unwrap();
+        assert!(json["extra"].as_str().unwrap().contains("giving up"));
     }
 
     #[test]

@@ -208,7 +208,7 @@ impl Watcher {
         });
         match resumed {
             Some(mut f) => {
-                info!(job = %job, file = %mark.path.display(), offset = mark.offset, "resuming from checkpoint");
+                info!(job = %job, file = %mark.path.display(), offset = mark.offset, "{}: resuming from checkpoint", job);
                 f.path = mark.path.clone();
                 if mark.retired || at_path != Some(true) {
                     self.retired.push(Retired {
@@ -250,7 +250,7 @@ impl Watcher {
                     file = %mark.path.display(),
                     copy = %copy.display(),
                     offset = mark.offset,
-                    "the file in the checkpoint was truncated or replaced while opsd was stopped; reading the rest of its copy first"
+                    "{}: the file in the checkpoint was truncated or replaced while opsd was stopped; reading the rest of its copy first", job
                 );
                 f.path = mark.path.clone();
                 self.retired.push(Retired {
@@ -261,7 +261,7 @@ impl Watcher {
             None => warn!(
                 job = %job,
                 file = %mark.path.display(),
-                "the file in the checkpoint is gone or was rewritten, and no copy of it was found beside it; lines written to it after the checkpoint are lost"
+                "{}: the file in the checkpoint is gone or was rewritten, and no copy of it was found beside it; lines written to it after the checkpoint are lost", job
             ),
         }
     }
@@ -307,13 +307,13 @@ impl Watcher {
                 Ok(0) => {}
                 Ok(_) => r.quiet_since = now,
                 Err(e) => {
-                    warn!(job = %job, file = %r.file.path.display(), error = %e, "cannot read rotated file")
+                    warn!(job = %job, file = %r.file.path.display(), error = %e, "{}: cannot read rotated file", job)
                 }
             }
             if now.duration_since(r.quiet_since) >= RETIRE_QUIET {
                 let mut r = self.retired.swap_remove(i);
                 r.file.flush_partial(&mut on_lines);
-                info!(job = %job, file = %r.file.path.display(), "finished the rotated file");
+                info!(job = %job, file = %r.file.path.display(), "{}: finished the rotated file", job);
                 let (dev, ino) = r.file.identity();
                 if self.finished.len() >= FINISHED_MEMORY {
                     self.finished.pop_front();
@@ -336,24 +336,24 @@ impl Watcher {
                         job = %job,
                         file = %path.display(),
                         copy = %copy.display(),
-                        "file was truncated (copytruncate); reading it again from the start"
+                        "{}: file was truncated (copytruncate); reading it again from the start", job
                     ),
                     Ok(None) => warn!(
                         job = %job,
                         file = %path.display(),
-                        "file was truncated (copytruncate); reading it again from the start"
+                        "{}: file was truncated (copytruncate); reading it again from the start", job
                     ),
                     Err(e) => {
-                        warn!(job = %job, file = %path.display(), error = %e, "cannot restart truncated file")
+                        warn!(job = %job, file = %path.display(), error = %e, "{}: cannot restart truncated file", job)
                     }
                 },
                 Ok(false) => {}
                 Err(e) => {
-                    warn!(job = %job, file = %path.display(), error = %e, "cannot check file")
+                    warn!(job = %job, file = %path.display(), error = %e, "{}: cannot check file", job)
                 }
             }
             if let Err(e) = f.read_new(&mut self.buf, &mut on_lines) {
-                warn!(job = %job, file = %path.display(), error = %e, "cannot read file");
+                warn!(job = %job, file = %path.display(), error = %e, "{}: cannot read file", job);
             }
             let checked_at = SystemTime::now();
             let previous_check = self.checked.insert(path.clone(), checked_at);
@@ -368,7 +368,7 @@ impl Watcher {
                     job = %job,
                     file = %path.display(),
                     replaced = now_at_path.is_some(),
-                    "file rotated; reading the old one to its end"
+                    "{}: file rotated; reading the old one to its end", job
                 );
                 self.retired.push(Retired {
                     file: old,
@@ -397,10 +397,10 @@ impl Watcher {
                         job = %job,
                         file = %path.display(),
                         rotated = %unseen.display(),
-                        "the file was rotated more than once between two checks; reading the file rotated before it was seen from its start"
+                        "{}: the file was rotated more than once between two checks; reading the file rotated before it was seen from its start", job
                     );
                     if let Err(e) = f.read_new(&mut self.buf, &mut on_lines) {
-                        warn!(job = %job, file = %unseen.display(), error = %e, "cannot read rotated file");
+                        warn!(job = %job, file = %unseen.display(), error = %e, "{}: cannot read rotated file", job);
                     }
                     self.retired.push(Retired {
                         file: f,
@@ -410,7 +410,7 @@ impl Watcher {
             }
             if let Some(mut f) = new_file {
                 if let Err(e) = f.read_new(&mut self.buf, &mut on_lines) {
-                    warn!(job = %job, file = %path.display(), error = %e, "cannot read file");
+                    warn!(job = %job, file = %path.display(), error = %e, "{}: cannot read file", job);
                 }
                 self.active.insert(path, f);
             }
@@ -492,7 +492,7 @@ impl Watcher {
             };
             let checked_at = SystemTime::now();
             if let Some(f) = open_logged(&mut self.failing, &self.cfg.job, &path, start) {
-                info!(job = %self.cfg.job, file = %path.display(), from = ?start, "following");
+                info!(job = %self.cfg.job, file = %path.display(), from = ?start, "{}: following", self.cfg.job);
                 self.checked.insert(path.clone(), checked_at);
                 self.active.insert(path, f);
             }
@@ -514,9 +514,9 @@ fn open_logged(
         }
         Err(e) => {
             if failing.insert(path.to_path_buf()) {
-                warn!(job = %job, file = %path.display(), error = %e, "cannot open log file");
+                warn!(job = %job, file = %path.display(), error = %e, "{}: cannot open log file", job);
             } else {
-                debug!(job = %job, file = %path.display(), error = %e, "still cannot open log file");
+                debug!(job = %job, file = %path.display(), error = %e, "{}: still cannot open log file", job);
             }
             None
         }
@@ -578,14 +578,14 @@ fn set_aside_corrupt(job: &str, path: &Path, cause: &serde_json::Error) {
             checkpoint = %path.display(),
             kept_as = %aside.display(),
             error = %cause,
-            "the checkpoint is corrupt; kept it aside and starting as on a first start (files not read before begin at their end unless from_beginning is set)"
+            "{}: the checkpoint is corrupt; kept it aside and starting as on a first start (files not read before begin at their end unless from_beginning is set)", job
         ),
         Err(e) => error!(
             job = %job,
             checkpoint = %path.display(),
             error = %cause,
             rename_error = %e,
-            "the checkpoint is corrupt and could not be moved aside; starting as on a first start, the next save replaces it"
+            "{}: the checkpoint is corrupt and could not be moved aside; starting as on a first start, the next save replaces it", job
         ),
     }
 }

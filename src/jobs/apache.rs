@@ -231,8 +231,11 @@ macro_rules! log_event_at {
             file = %$crate::escape::control(&$ev.file),
             line = %$crate::escape::control(&$ev.last_line),
             first_line = %$crate::escape::control(&$ev.first_line),
-            dedup_key = %$crate::escape::control($ev.dedup_key.as_deref().unwrap_or("")),
-            "{}", $ev.summary
+            dedup_key = $ev
+                .dedup_key
+                .as_deref()
+                .map(|k| tracing::field::display($crate::escape::control(k))),
+            "{}: {}", $job, $ev.summary
         )
     };
 }
@@ -258,6 +261,7 @@ pub async fn run_with(
             exit_code: None,
             signal: None,
             detail: Some("apache_log has no dry run".to_string()),
+            output: Vec::new(),
         };
     }
     let cfg = spec.watch_config(&ctx.job);
@@ -267,7 +271,7 @@ pub async fn run_with(
         Ok(Err(e)) => return RunReport::failed(e.to_string()),
         Err(e) => return RunReport::failed(format!("the log reader task failed: {e}")),
     };
-    info!(job = %ctx.job, rules = watcher.rules().len(), "watching Apache error logs");
+    info!(job = %ctx.job, rules = watcher.rules().len(), "{}: watching Apache error logs", ctx.job);
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
     let task = tokio::spawn(watch(watcher, ctx.cancel.clone(), tx));
     while let Some(ev) = rx.recv().await {
@@ -349,12 +353,12 @@ async fn run_doctor(job: &str, bin: Option<PathBuf>) -> Option<Diagnosis> {
             info!(
                 job = %job,
                 verdict = ?d.verdict,
-                "apache doctor: {}", d.summary()
+                "{}: apache doctor: {}", job, d.summary()
             );
             Some(d)
         }
         Err(e) => {
-            warn!(job = %job, error = %e, "apache doctor could not examine the server; child-crash alerts will not carry its verdict");
+            warn!(job = %job, error = %e, "{}: apache doctor could not examine the server; child-crash alerts will not carry its verdict", job);
             None
         }
     }

@@ -327,7 +327,7 @@ pub async fn run_with<B: GeoipBuilder>(
             Err(e) => {
                 let message = e.describe(edition);
                 tracing::error!(job = %ctx.job, run_id = %ctx.run_id, edition, error = %e,
-                    "{message}; the installed files are unchanged");
+                    "{}: {message}; the installed files are unchanged", ctx.job);
                 failures.push(message);
                 if matches!(
                     e,
@@ -350,6 +350,7 @@ pub async fn run_with<B: GeoipBuilder>(
             exit_code: None,
             signal: None,
             detail: Some("cancelled; the installed files are complete (old or new)".into()),
+            output: Vec::new(),
         };
     }
     if ctx.dry_run {
@@ -387,7 +388,7 @@ pub async fn run_with<B: GeoipBuilder>(
 
 /// Logs `detail` as the run's error and returns a failed report.
 fn fail(ctx: &RunContext, detail: String) -> RunReport {
-    tracing::error!(job = %ctx.job, run_id = %ctx.run_id, "{detail}");
+    tracing::error!(job = %ctx.job, run_id = %ctx.run_id, "{}: {detail}", ctx.job);
     RunReport::failed(detail)
 }
 
@@ -417,7 +418,7 @@ async fn run_after(after: &Spanned<Vec<String>>, ctx: &RunContext) -> RunReport 
         group: None,
     };
     tracing::info!(job = %ctx.job, run_id = %ctx.run_id, command = %spec.describe(),
-        "files changed; running the after command");
+        "{}: files changed; running the after command", ctx.job);
     command::run(&spec, ctx).await
 }
 
@@ -463,20 +464,20 @@ impl<B: GeoipBuilder> Edition<'_, B> {
         let state_path = state::state_path(&ctx.state_dir, &ctx.job, edition);
         let previous = state::load(&state_path).unwrap_or_else(|e| {
             tracing::warn!(job = %ctx.job, run_id = %ctx.run_id, edition, error = %e,
-                "ignoring unreadable state file {}", state_path.display());
+                "{}: ignoring unreadable state file {}", ctx.job, state_path.display());
             None
         });
         let release = self.client.head(edition, &ctx.cancel).await?;
         if let Some(prev) = &previous {
             if prev.release.same_as(&release) && prev.files_present(self.output_dir) {
                 tracing::info!(job = %ctx.job, run_id = %ctx.run_id, edition,
-                    date = release.label(), "{edition} {} is already installed", release.label());
+                    date = release.label(), "{}: {edition} {} is already installed", ctx.job, release.label());
                 return Ok(EditionResult::UpToDate);
             }
         }
         if ctx.dry_run {
             tracing::info!(job = %ctx.job, run_id = %ctx.run_id, edition, date = release.label(),
-                "dry run: would download {edition} {}", release.label());
+                "{}: dry run: would download {edition} {}", ctx.job, release.label());
             return Ok(EditionResult::WouldDownload(release.label().to_string()));
         }
 
@@ -486,14 +487,14 @@ impl<B: GeoipBuilder> Edition<'_, B> {
             .await?;
         let date = zip.release.label().to_string();
         tracing::info!(job = %ctx.job, run_id = %ctx.run_id, edition, date = %date, size = zip.size,
-            sha256 = %zip.sha256, "downloaded {edition} {date} ({} bytes, checksum ok)", zip.size);
+            sha256 = %zip.sha256, "{}: downloaded {edition} {date} ({} bytes, checksum ok)", ctx.job, zip.size);
 
         let (zip_path, limits) = (zip.path.clone(), self.zip_limits);
         let summary = self
             .blocking(move || validate_zip(&zip_path, &limits))
             .await??;
         tracing::debug!(job = %ctx.job, run_id = %ctx.run_id, edition,
-            files = summary.files.len(), unpacked = summary.total_size, "zip checked");
+            files = summary.files.len(), unpacked = summary.total_size, "{}: zip checked", ctx.job);
 
         let out = self.work.join(format!("{edition}.out"));
         std::fs::create_dir_all(&out)
@@ -537,11 +538,11 @@ impl<B: GeoipBuilder> Edition<'_, B> {
                 .map_or(0, |b| b.networks);
             tracing::info!(job = %ctx.job, run_id = %ctx.run_id, edition, date = %date, file = %file.name,
                 networks, size = file.size, previous_size = file.previous_size,
-                "installed {} from {edition} {date}: {networks} networks, {} bytes", file.name, file.size);
+                "{}: installed {} from {edition} {date}: {networks} networks, {} bytes", ctx.job, file.name, file.size);
         }
         for name in &report.unchanged {
             tracing::info!(job = %ctx.job, run_id = %ctx.run_id, edition, date = %date, file = %name,
-                "{name} unchanged");
+                "{}: {name} unchanged", ctx.job);
         }
 
         let files = built
@@ -561,7 +562,7 @@ impl<B: GeoipBuilder> Edition<'_, B> {
         if let Err(e) = state::save(&state_path, &record) {
             // The files are installed; the next run will only download this release again.
             tracing::warn!(job = %ctx.job, run_id = %ctx.run_id, edition, error = %e,
-                "cannot save {}", state_path.display());
+                "{}: cannot save {}", ctx.job, state_path.display());
         }
         Ok(EditionResult::Installed {
             date,

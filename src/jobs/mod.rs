@@ -27,6 +27,8 @@ pub struct RunContext {
     pub state_dir: PathBuf,
     /// Report what would change, change nothing.
     pub dry_run: bool,
+    /// Copy what the job prints to opsd's own stdout and stderr as it arrives (`opsd run-job`).
+    pub foreground: bool,
     /// How long a process gets between SIGTERM and SIGKILL when the run is cancelled.
     pub kill_grace: Duration,
     /// Where alerts go; job types that raise their own alerts send them here.
@@ -86,6 +88,10 @@ pub struct RunReport {
     pub signal: Option<i32>,
     /// A one-line explanation, especially for failures.
     pub detail: Option<String>,
+    /// The last lines the run printed (stdout and stderr as they arrived, escaped, at most 20
+    /// lines / 4 KiB), for job types that run a process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
 }
 
 impl RunReport {
@@ -96,6 +102,7 @@ impl RunReport {
             exit_code: None,
             signal: None,
             detail,
+            output: Vec::new(),
         }
     }
 
@@ -106,6 +113,7 @@ impl RunReport {
             exit_code: None,
             signal: None,
             detail: Some(detail.into()),
+            output: Vec::new(),
         }
     }
 }
@@ -186,6 +194,7 @@ mod tests {
             cancel: CancellationToken::new(),
             state_dir: "/nonexistent".into(),
             dry_run: false,
+            foreground: false,
             kill_grace: Duration::from_secs(1),
             alerts: crate::alert::Dispatcher::new(&Default::default(), Default::default())
                 .expect("no sinks"),

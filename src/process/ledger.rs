@@ -136,7 +136,7 @@ pub fn stop_left_over(files: Vec<(PathBuf, Option<RunEntry>)>) {
             let found = processes_of(&entry);
             if !found.is_empty() {
                 tracing::warn!(job = %entry.job, run_id = %entry.run_id, processes = found.len(),
-                    "job {}: run {} was still running when the previous opsd ended without shutting down; stopping its {} processes",
+                    "{}: run {} was still running when the previous opsd ended without shutting down; stopping its {} processes",
                     entry.job, entry.run_id, found.len());
                 signal_all(&found, Signal::SIGTERM);
                 let deadline = Instant::now() + GRACE;
@@ -150,7 +150,7 @@ pub fn stop_left_over(files: Vec<(PathBuf, Option<RunEntry>)>) {
                     }
                     if Instant::now() >= deadline + GRACE {
                         tracing::error!(job = %entry.job, run_id = %entry.run_id,
-                            "job {}: {} processes of run {} did not end on SIGKILL", entry.job, left.len(), entry.run_id);
+                            "{}: {} processes of run {} did not end on SIGKILL", entry.job, left.len(), entry.run_id);
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(20));

@@ -1,5 +1,7 @@
 //! One run of one job: gives it a run id and a cancel token, enforces its timeout, and logs
 //! exactly one start event and one end event with `job`, `run_id`, `outcome`, `duration_ms`.
+//! Every message starts with the job's name (`backup: run failed: exited with code 2`), as
+//! systemd names the unit, so `journalctl -u opsd -o cat` says which job a line is about.
 
 use super::alarm::Ticket;
 use crate::alert::{Alert, Dispatcher};
@@ -39,6 +41,15 @@ impl Trigger {
     }
 }
 
+/// How a run is carried out, beyond its job's own settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunMode {
+    /// Report what would change, change nothing.
+    pub dry_run: bool,
+    /// Copy the job's output to opsd's own stdout and stderr (`opsd run-job`).
+    pub foreground: bool,
+}
+
 /// What a finished run looked like, for status and state.
 #[derive(Debug, Clone)]
 pub struct Finished {
@@ -63,7 +74,7 @@ pub async fn execute(
     job: &JobConfig,
     state_dir: PathBuf,
     alerts: &Dispatcher,
-    dry_run: bool,
+    mode: RunMode,
     trigger: Trigger,
     stop: CancellationToken,
     ticket: Option<Ticket>,
@@ -75,7 +86,8 @@ pub async fn execute(
         run_id: run_id.clone(),
         cancel: cancel.clone(),
         state_dir,
-        dry_run,
+        dry_run: mode.dry_run,
+        foreground: mode.foreground,
         kill_grace: job.kill_grace,
         alerts: alerts.clone(),
         alert_to: job.alert.clone().into(),
@@ -98,7 +110,7 @@ pub async fn execute(
             () = tokio::time::sleep(limit) => {
                 timed_out = true;
                 tracing::warn!(job = %job.name, run_id = %run_id, timeout_ms = limit.as_millis() as u64,
-                    "run exceeded its timeout; stopping it");
+                    "{}: run exceeded its timeout; stopping it", job.name);
                 cancel.cancel();
                 run.await
             }
@@ -120,8 +132,13 @@ pub async fn execute(
     let duration = clock.elapsed();
     log_end(&job.name, &run_id, &report, duration);
     if report.outcome.is_error() && !job.alert.is_empty() {
-        let alert =
-            Alert::for_failed_run(&job.name, &run_id, report.outcome, report.detail.as_deref());
+        let alert = Alert::for_failed_run(
+            &job.name,
+            &run_id,
+            report.outcome,
+            report.detail.as_deref(),
+            &report.output,
+        );
         alerts.deliver(alert, &job.alert);
     }
     Finished {
@@ -139,19 +156,21 @@ fn log_start(job: &str, run_id: &str, trigger: Trigger, started: DateTime<Utc>) 
     match trigger {
         Trigger::Schedule(slot) => {
             let late_ms = (started - slot).num_milliseconds();
-            tracing::info!(job, run_id, trigger = trigger_name, slot = %slot.to_rfc3339_opts(chrono::SecondsFormat::Micros, true), late_ms, "run started");
+            tracing::info!(job, run_id, trigger = trigger_name, slot = %slot.to_rfc3339_opts(chrono::SecondsFormat::Micros, true), late_ms, "{job}: run started");
         }
-        _ => tracing::info!(job, run_id, trigger = trigger_name, "run started"),
+        _ => tracing::info!(job, run_id, trigger = trigger_name, "{job}: run started"),
     }
 }
 
-/// Logs the one end-of-run event, at `error` when the run needs attention.
+/// Logs the one end-of-run event, at `error` when the run needs attention; fields without a
+/// value (no exit code, no detail) are left out rather than logged empty.
 fn log_end(job: &str, run_id: &str, report: &RunReport, duration: Duration) {
     let duration_ms = duration.as_millis() as u64;
     let outcome = report.outcome.as_str();
     let exit_code = report.exit_code.map(i64::from);
     let signal = report.signal.map(signal_name);
-    let detail = report.detail.as_deref().unwrap_or("");
+    let detail = report.detail.as_deref().filter(|d| !d.is_empty());
+    let because = detail.map(|d| format!(": {d}")).unwrap_or_default();
     if report.outcome.is_error() {
         tracing::error!(
             job,
@@ -161,7 +180,7 @@ fn log_end(job: &str, run_id: &str, report: &RunReport, duration: Duration) {
             exit_code,
             signal,
             detail,
-            "run {outcome}: {detail}"
+            "{job}: run {outcome}{because}"
         );
     } else {
         tracing::info!(
@@ -172,7 +191,7 @@ fn log_end(job: &str, run_id: &str, report: &RunReport, duration: Duration) {
             exit_code,
             signal,
             detail,
-            "run finished: {outcome}"
+            "{job}: run finished: {outcome}"
         );
     }
 }

@@ -20,6 +20,9 @@ pub struct LastRun {
     pub outcome: Outcome,
     /// Its one-line explanation, if any.
     pub detail: Option<String>,
+    /// The last lines it printed (bounded and escaped; see `jobs::command::tail`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
 }
 
 impl From<&Finished> for LastRun {
@@ -30,6 +33,7 @@ impl From<&Finished> for LastRun {
             duration_ms: f.duration.as_millis() as u64,
             outcome: f.report.outcome,
             detail: f.report.detail.clone(),
+            output: f.report.output.clone(),
         }
     }
 }

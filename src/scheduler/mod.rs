@@ -8,7 +8,7 @@ pub mod job_state;
 pub mod status;
 mod timer;
 
-pub use execute::{execute, Finished, Trigger};
+pub use execute::{execute, Finished, RunMode, Trigger};
 pub use job_state::{JobState, LastRun};
 pub use status::JobStatus;
 
@@ -101,7 +101,8 @@ impl Runner {
             if let Err(e) = crate::state::write_json(&path, &SlotState { last_slot: slot }) {
                 tracing::error!(
                     job,
-                    "cannot record the last fire time in {}: {e}",
+                    "{}: cannot record the last fire time in {}: {e}",
+                    job,
                     path.display()
                 );
             }
@@ -123,7 +124,7 @@ impl Runner {
             Admission::Start => {}
             Admission::Queued => {
                 tracing::warn!(job = %job.name, trigger = trigger.as_str(),
-                    "previous run still going; this run waits for it (overlap = \"queue\")");
+                    "{}: previous run still going; this run waits for it (overlap = \"queue\")", job.name);
                 if let Some(r) = reply {
                     let _ = r.send(TriggerReply::NotStarted(
                         "queued behind the running instance".into(),
@@ -133,8 +134,8 @@ impl Runner {
             }
             Admission::Skipped => {
                 tracing::warn!(job = %job.name, outcome = "skipped", trigger = trigger.as_str(),
-                    "previous run still going; skipping this run (overlap = {:?})",
-                    format!("{:?}", job.overlap).to_lowercase());
+                    "{}: previous run still going; skipping this run (overlap = {:?})",
+                    job.name, format!("{:?}", job.overlap).to_lowercase());
                 if let Some(r) = reply {
                     let _ = r.send(TriggerReply::NotStarted(
                         "skipped: the previous run is still going".into(),
@@ -162,7 +163,7 @@ impl Runner {
                     &job,
                     runner.inner.state_dir.clone(),
                     &runner.alerts(),
-                    false,
+                    RunMode::default(),
                     trigger,
                     stop.clone(),
                     ticket.take(),
@@ -196,7 +197,7 @@ impl Runner {
                     &job,
                     runner.inner.state_dir.clone(),
                     &runner.alerts(),
-                    false,
+                    RunMode::default(),
                     Trigger::Continuous,
                     stop.clone(),
                     None,
@@ -210,7 +211,7 @@ impl Runner {
                     backoff = Duration::from_secs(1);
                 }
                 tracing::error!(job = %job.name, restart_in_ms = backoff.as_millis() as u64,
-                    "continuous job ended on its own; restarting it");
+                    "{}: continuous job ended on its own; restarting it", job.name);
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = stop.cancelled() => return,
@@ -342,7 +343,7 @@ impl Scheduler {
                     .as_ref()
                     .and_then(|s| s.missed_between(saved.last_slot, now));
                 if let Some(slot) = missed {
-                    tracing::info!(job = %job.name, missed_slot = %slot, "catching up a slot missed while opsd was down");
+                    tracing::info!(job = %job.name, missed_slot = %slot, "{}: catching up a slot missed while opsd was down", job.name);
                     self.runner.remember_slot(&job.name, slot);
                     self.runner.fire(
                         job.clone(),
@@ -356,7 +357,7 @@ impl Scheduler {
             }
             Ok(None) => self.runner.remember_slot(&job.name, now),
             Err(e) => {
-                tracing::error!(job = %job.name, "cannot read catch-up state: {e}; not catching up")
+                tracing::error!(job = %job.name, "{}: cannot read catch-up state: {e}; not catching up", job.name)
             }
         }
     }

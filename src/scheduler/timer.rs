@@ -156,7 +156,7 @@ async fn guarded(job: &str, state: &JobState, timer: impl Future<Output = Result
     tracing::error!(
         job,
         outcome = "broken",
-        "job {job}: {why}; it will not fire until its definition changes or opsd restarts"
+        "{job}: {why}; it will not fire until its definition changes or opsd restarts"
     );
     state.set_next(None);
     state.set_broken(Some(why));
@@ -181,7 +181,7 @@ async fn fire_on_schedule(
         state.set_next(next);
         let Some(next) = next else {
             if schedule.may_end() {
-                tracing::info!(job = %job.name, "schedule has no further fire times");
+                tracing::info!(job = %job.name, "{}: schedule has no further fire times", job.name);
                 return Ok(());
             }
             return Err(format!("no fire time after {prev} can be computed"));
@@ -256,7 +256,7 @@ fn after_step(
         tracing::debug!(
             job,
             step_ms = step.num_milliseconds(),
-            "re-anchored on the new time"
+            "{job}: re-anchored on the new time"
         );
         return (now, None);
     }
@@ -268,7 +268,7 @@ fn after_step(
     match schedule.missed_between(prev, now) {
         Some(slot) => {
             tracing::info!(job, missed_slot = %slot,
-                "job {job}: running once a slot the clock step skipped");
+                "{job}: running once a slot the clock step skipped");
             (slot.max(prev), Some(slot))
         }
         None => (prev, None),

@@ -1,7 +1,9 @@
 //! The `command` job type: run a program (argv, no shell) or a `/bin/sh -c` line in its own
-//! process group, log its output line by line, and stop the whole group on cancel.
+//! process group, log its output line by line (keeping its last lines for the run's report),
+//! and stop the whole group on cancel.
 
 mod spawn;
+pub mod tail;
 
 use super::{Outcome, RunContext, RunReport};
 use crate::config::FieldError;
@@ -10,9 +12,11 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Group, Pid, User};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::time::Duration;
+use tail::{Stream, Tail};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 use toml::Spanned;
@@ -127,8 +131,9 @@ impl CommandSpec {
     }
 }
 
-/// Runs the command once: spawns it, logs its output, and on cancel stops its whole process
-/// group (SIGTERM, then SIGKILL after `kill_grace`).
+/// Runs the command once: spawns it, logs its output (and copies it to opsd's own stdout and
+/// stderr in the foreground), keeps its last lines in the report, and on cancel stops its whole
+/// process group (SIGTERM, then SIGKILL after `kill_grace`).
 pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
     let mut cmd = match spawn::build(spec, ctx) {
         Ok(c) => c,
@@ -144,20 +149,21 @@ pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
         crate::process::ledger::record(&ctx.state_dir, &ctx.job, &ctx.run_id, p.as_raw())
             .inspect_err(|e| {
                 tracing::warn!(job = %ctx.job, run_id = %ctx.run_id,
-                    "job {}: cannot record the run in {} ({e}); if opsd is killed, its processes will not be stopped at the next start",
+                    "{}: cannot record the run in {} ({e}); if opsd is killed, its processes will not be stopped at the next start",
                     ctx.job, ctx.state_dir.display());
             })
             .ok()
     });
+    let tail = Tail::default();
     let readers: Vec<JoinHandle<()>> = [
         child
             .stdout
             .take()
-            .map(|s| tokio::spawn(log_stream(s, ctx.clone(), Stream::Stdout))),
+            .map(|s| tokio::spawn(log_stream(s, ctx.clone(), Stream::Stdout, tail.clone()))),
         child
             .stderr
             .take()
-            .map(|s| tokio::spawn(log_stream(s, ctx.clone(), Stream::Stderr))),
+            .map(|s| tokio::spawn(log_stream(s, ctx.clone(), Stream::Stderr, tail.clone()))),
     ]
     .into_iter()
     .flatten()
@@ -193,11 +199,16 @@ pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
     let escaped = crate::process::reaper::stop_run(&ctx.run_id, grace).await;
     if escaped > 0 {
         tracing::warn!(job = %ctx.job, run_id = %ctx.run_id, processes = escaped,
-            "job {}: stopped {escaped} processes the run left running outside its process group", ctx.job);
+            "{}: stopped {escaped} processes the run left running outside its process group", ctx.job);
     }
+    let output = tail.lines();
     let status = match status {
         Ok(s) => s,
-        Err(e) => return RunReport::failed(format!("lost track of the process: {e}")),
+        Err(e) => {
+            let mut report = RunReport::failed(format!("lost track of the process: {e}"));
+            report.output = output;
+            return report;
+        }
     };
     let exit_code = status.code();
     let signal = status.signal();
@@ -219,6 +230,7 @@ pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
         exit_code,
         signal,
         detail,
+        output,
     }
 }
 
@@ -243,7 +255,7 @@ async fn end_group(pgid: Pid, readers: Vec<JoinHandle<()>>, ctx: &RunContext, ca
         // A cancelled run's group has had its SIGTERM and kill_grace already.
         if !cancelled {
             tracing::warn!(job = %ctx.job, run_id = %ctx.run_id,
-                "the command exited but left processes running in its process group; stopping them");
+                "{}: the command exited but left processes running in its process group; stopping them", ctx.job);
             let _ = killpg(pgid, Signal::SIGTERM);
             let deadline = tokio::time::Instant::now() + ctx.kill_grace;
             while group_alive() && tokio::time::Instant::now() < deadline {
@@ -255,7 +267,7 @@ async fn end_group(pgid: Pid, readers: Vec<JoinHandle<()>>, ctx: &RunContext, ca
     if !drained && tokio::time::timeout(DRAIN, &mut output).await.is_err() {
         // Only a process that left the group (setsid, daemonized) can still hold the pipes.
         tracing::warn!(job = %ctx.job, run_id = %ctx.run_id,
-            "a process outside the run's process group keeps its output open; no longer logging it");
+            "{}: a process outside the run's process group keeps its output open; no longer logging it", ctx.job);
         aborts.iter().for_each(tokio::task::AbortHandle::abort);
     }
 }
@@ -265,15 +277,15 @@ pub fn signal_name(sig: i32) -> String {
     Signal::try_from(sig).map_or_else(|_| sig.to_string(), |s| s.as_str().to_string())
 }
 
-/// Which output stream a line came from.
-#[derive(Clone, Copy)]
-enum Stream {
-    Stdout,
-    Stderr,
-}
-
-/// Reads a child's stream to its end, logging each line (stdout at info, stderr at warn).
-async fn log_stream(mut reader: impl AsyncRead + Unpin, ctx: RunContext, stream: Stream) {
+/// Reads a child's stream to its end, logging each line (stdout at info, stderr at warn) and
+/// keeping it in `tail`; in the foreground each chunk is also copied as it is to opsd's own
+/// stdout or stderr, so `opsd run-job x > out` captures what the job printed.
+async fn log_stream(
+    mut reader: impl AsyncRead + Unpin,
+    ctx: RunContext,
+    stream: Stream,
+    tail: Tail,
+) {
     let mut buf = vec![0u8; READ_FIRST];
     let mut line: Vec<u8> = Vec::new();
     let mut dropped_in_line = 0usize;
@@ -285,8 +297,12 @@ async fn log_stream(mut reader: impl AsyncRead + Unpin, ctx: RunContext, stream:
             Ok(n) => n,
         };
         let full = n == buf.len();
+        if ctx.foreground {
+            echo(stream, &buf[..n]);
+        }
         for &b in &buf[..n] {
             if b == b'\n' {
+                tail.push(stream, &line);
                 emit(
                     &ctx,
                     stream,
@@ -308,6 +324,7 @@ async fn log_stream(mut reader: impl AsyncRead + Unpin, ctx: RunContext, stream:
         }
     }
     if !line.is_empty() || dropped_in_line > 0 {
+        tail.push(stream, &line);
         emit(
             &ctx,
             stream,
@@ -319,10 +336,23 @@ async fn log_stream(mut reader: impl AsyncRead + Unpin, ctx: RunContext, stream:
     }
     if suppressed > 0 {
         tracing::warn!(job = %ctx.job, run_id = %ctx.run_id, suppressed,
-            "{suppressed} more output lines were not logged (limit {MAX_LINES_PER_RUN} per run)");
+            "{}: {suppressed} more output lines were not logged (limit {MAX_LINES_PER_RUN} per run)", ctx.job);
     }
 }
 
+/// Copies a chunk of the job's output to opsd's own stream of the same name. A closed stdout
+/// (`opsd run-job x | head`) does not stop the run: the output is still logged.
+fn echo(stream: Stream, chunk: &[u8]) {
+    let _ = match stream {
+        Stream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(chunk).and_then(|()| out.flush())
+        }
+        Stream::Stderr => std::io::stderr().lock().write_all(chunk),
+    };
+}
+
+/// Logs one output line, unless the run has logged [`MAX_LINES_PER_RUN`] already.
 fn emit(
     ctx: &RunContext,
     stream: Stream,
@@ -351,10 +381,10 @@ fn emit(
     }
     match stream {
         Stream::Stdout => {
-            tracing::info!(job = %ctx.job, run_id = %ctx.run_id, stream = "stdout", "{text}")
+            tracing::info!(job = %ctx.job, run_id = %ctx.run_id, stream = "stdout", "{}: {text}", ctx.job)
         }
         Stream::Stderr => {
-            tracing::warn!(job = %ctx.job, run_id = %ctx.run_id, stream = "stderr", "{text}")
+            tracing::warn!(job = %ctx.job, run_id = %ctx.run_id, stream = "stderr", "{}: {text}", ctx.job)
         }
     }
 }

@@ -33,11 +33,11 @@ pub async fn run(spec: &Ec2Spec, ctx: &RunContext) -> RunReport {
     };
     match connected {
         Ok((client, source)) => {
-            tracing::debug!(job = %ctx.job, run_id = %ctx.run_id, credentials = %source, "credentials resolved");
+            tracing::debug!(job = %ctx.job, run_id = %ctx.run_id, credentials = %source, "{}: credentials resolved", ctx.job);
             run_with(&client, spec, ctx).await
         }
         Err(e) => {
-            tracing::error!(job = %ctx.job, run_id = %ctx.run_id, error_kind = e.kind(), "{e}");
+            tracing::error!(job = %ctx.job, run_id = %ctx.run_id, error_kind = e.kind(), "{}: {e}", ctx.job);
             RunReport::failed(e.to_string())
         }
     }
@@ -78,7 +78,7 @@ pub async fn run_with(client: &Client, spec: &Ec2Spec, ctx: &RunContext) -> RunR
     let found = match described {
         Ok(instances) => instances.iter().filter_map(Found::from_instance).collect(),
         Err(e) => {
-            tracing::error!(job, run_id, error_kind = e.kind(), "{e}");
+            tracing::error!(job, run_id, error_kind = e.kind(), "{}: {e}", job);
             return RunReport::failed(e.to_string());
         }
     };
@@ -100,7 +100,8 @@ pub async fn run_with(client: &Client, spec: &Ec2Spec, ctx: &RunContext) -> RunR
             action = action.as_str(),
             selected = sel.size(),
             max_instances = limit,
-            "{msg}"
+            "{}: {msg}",
+            job
         );
         return RunReport::failed(msg);
     }
@@ -156,13 +157,15 @@ fn empty_selection(ctx: &RunContext, spec: &Ec2Spec, target: &Target) -> RunRepo
             changed = 0,
             skipped = 0,
             failed = 0,
-            "ec2 {action}: {detail}"
+            "{}: ec2 {action}: {detail}",
+            job
         );
         return RunReport {
             outcome: Outcome::Success,
             exit_code: None,
             signal: None,
             detail: Some(detail),
+            output: Vec::new(),
         };
     }
     let msg = format!(
@@ -174,7 +177,8 @@ fn empty_selection(ctx: &RunContext, spec: &Ec2Spec, target: &Target) -> RunRepo
         run_id,
         action = action.as_str(),
         error_kind = "empty_selection",
-        "ec2 {action}: {msg}"
+        "{}: ec2 {action}: {msg}",
+        job
     );
     RunReport::failed(msg)
 }
@@ -194,7 +198,7 @@ fn log_unacted(
             id: id.clone(),
             region: target.region.clone(),
         };
-        tracing::error!(job, run_id, instance_id = %id, action = action.as_str(), outcome = "not_found", "{e}");
+        tracing::error!(job, run_id, instance_id = %id, action = action.as_str(), outcome = "not_found", "{}: {e}", job);
         tally.failed.push(format!("{id}: not found"));
     }
     for (f, reason) in &sel.skip {
@@ -202,11 +206,11 @@ fn log_unacted(
         if reason.is_notable() {
             tracing::warn!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
                 previous_state = state, new_state = state, outcome = "skipped", reason = %reason,
-                "{}: skipped, {reason}", f.label());
+                "{}: {}: skipped, {reason}", job, f.label());
         } else {
             tracing::info!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
                 previous_state = state, new_state = state, outcome = "skipped", reason = %reason,
-                "{}: skipped, {reason}", f.label());
+                "{}: {}: skipped, {reason}", job, f.label());
         }
         tally.skipped += 1;
     }
@@ -235,13 +239,13 @@ impl Act<'_> {
                 Ok(()) => {
                     tracing::info!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
                         previous_state = state, new_state = state, outcome = "would_change", dry_run = true,
-                        "{}: would {action} (dry run: EC2 says the call would succeed)", f.label());
+                        "{}: {}: would {action} (dry run: EC2 says the call would succeed)", job, f.label());
                     tally.changed.push(f.label());
                 }
                 Err(e @ Ec2Error::DryRunIgnored { .. }) => {
                     tracing::error!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
                         previous_state = state, outcome = "may_have_changed", dry_run = true, error_kind = e.kind(),
-                        "{}: {e}", f.label());
+                        "{}: {}: {e}", job, f.label());
                     tally.uncertain.push(f.label());
                     tally.failed.push(format!("{}: {e}", f.id));
                     tally.dry_run_ignored = true;
@@ -250,7 +254,7 @@ impl Act<'_> {
                 Err(e) => {
                     tracing::error!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
                         previous_state = state, outcome = "failed", dry_run = true, error_kind = e.kind(),
-                        "{}: {e}", f.label());
+                        "{}: {}: {e}", job, f.label());
                     tally.failed.push(format!("{}: {e}", f.id));
                 }
             }
@@ -276,7 +280,7 @@ impl Act<'_> {
                 () = self.ctx.cancel.cancelled() => {
                     tracing::error!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
                         previous_state = f.state.as_str(), outcome = "may_have_changed",
-                        "{}: cancelled while asking EC2 to {action}; the call may have reached EC2", f.label());
+                        "{}: {}: cancelled while asking EC2 to {action}; the call may have reached EC2", job, f.label());
                     tally.uncertain.push(f.label());
                     break;
                 }
@@ -286,7 +290,7 @@ impl Act<'_> {
                 Ok(t) => {
                     tracing::info!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
                         previous_state = %t.previous, new_state = %t.current, outcome = "changed",
-                        "{}: {} -> {}", f.label(), t.previous, t.current);
+                        "{}: {}: {} -> {}", job, f.label(), t.previous, t.current);
                     tally.changed.push(f.label());
                 }
                 Err(e) => {
@@ -298,7 +302,7 @@ impl Act<'_> {
                     };
                     tracing::error!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
                         previous_state = f.state.as_str(), outcome, error_kind = e.kind(),
-                        "{}: {e}", f.label());
+                        "{}: {}: {e}", job, f.label());
                     tally.failed.push(format!("{}: {e}", f.id));
                 }
             }
@@ -325,7 +329,7 @@ impl Act<'_> {
                 for (f, t) in to_wait {
                     tracing::warn!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
                         previous_state = %t.previous, new_state = %t.current, outcome = "requested",
-                        "{}: EC2 accepted the {action} ({} -> {}); cancelled while waiting", f.label(), t.previous, t.current);
+                        "{}: {}: EC2 accepted the {action} ({} -> {}); cancelled while waiting", job, f.label(), t.previous, t.current);
                     tally.requested.push(f.label());
                 }
                 return;
@@ -336,13 +340,13 @@ impl Act<'_> {
                 Ok(state) => {
                     tracing::info!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
                         previous_state = %t.previous, new_state = %state, outcome = "changed", waited = true,
-                        "{}: {} -> {state}", f.label(), t.previous);
+                        "{}: {}: {} -> {state}", job, f.label(), t.previous);
                     tally.changed.push(f.label());
                 }
                 Err(e) => {
                     tracing::error!(job, run_id, instance_id = %f.id, name = %f.name, action = action.as_str(),
                         previous_state = %t.previous, new_state = %t.current, outcome = "failed", error_kind = e.kind(),
-                        "{}: asked to {action}, but {e}", f.label());
+                        "{}: {}: asked to {action}, but {e}", job, f.label());
                     tally.failed.push(format!("{}: {e}", f.id));
                 }
             }
@@ -429,7 +433,8 @@ fn finish(
             changed,
             skipped,
             failed,
-            "ec2 {action}: {detail}"
+            "{}: ec2 {action}: {detail}",
+            job
         );
     } else {
         tracing::error!(
@@ -442,7 +447,8 @@ fn finish(
             failed,
             requested = tally.requested.len(),
             uncertain = tally.uncertain.len(),
-            "ec2 {action}: {detail}"
+            "{}: ec2 {action}: {detail}",
+            job
         );
     }
     RunReport {
@@ -450,6 +456,7 @@ fn finish(
         exit_code: None,
         signal: None,
         detail: Some(detail),
+        output: Vec::new(),
     }
 }
 
@@ -460,6 +467,7 @@ fn cancelled(when: &str) -> RunReport {
         exit_code: None,
         signal: None,
         detail: Some(format!("cancelled {when}; nothing changed")),
+        output: Vec::new(),
     }
 }
 
