@@ -129,8 +129,6 @@ fn intervals_too_long_to_schedule_fail_check_with_their_location() {
         let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
             .args(["check", "--config"])
             .arg(&cfg)
-            .arg("--state-dir")
-            .arg(dir.path())
             .output()
             .expect("run opsd check");
         let err = String::from_utf8_lossy(&out.stderr);
