@@ -217,7 +217,9 @@ macro_rules! log_event_at {
             line = %$crate::escape::control(&$ev.last_line),
             first_line = %$crate::escape::control(&$ev.first_line),
             dedup_key = %$crate::escape::control($ev.dedup_key.as_deref().unwrap_or("")),
-            "{}", $ev.summary
+            suppressed = $ev.suppressed,
+            "{}: {}{}", $job, $ev.summary,
+            $ev.suppressed_note().map(|n| format!(" ({n})")).unwrap_or_default()
         )
     };
 }
@@ -261,8 +263,8 @@ pub async fn run_with(
     }
     match task.await {
         Ok(Ok(stats)) => RunReport::success(Some(format!(
-            "stopped after {} lines, {} events ({} dropped while the consumer was behind), {} failed checkpoint saves",
-            stats.lines, stats.events, stats.dropped, stats.failed_saves
+            "stopped after {} lines, {} events ({} dropped while the consumer was behind), {} matches held back by cooldowns, {} failed checkpoint saves",
+            stats.lines, stats.events, stats.dropped, stats.suppressed, stats.failed_saves
         ))),
         Ok(Err(e)) => RunReport::failed(e.to_string()),
         Err(e) => RunReport::failed(format!("the watcher task failed: {e}")),
@@ -348,7 +350,11 @@ async fn run_doctor(job: &str, bin: Option<PathBuf>) -> Option<Diagnosis> {
 /// The alert record for one event; a child crash carries the doctor's verdict when the
 /// server matches the crash recipe.
 pub fn alert_for(job: &str, ev: &LogEvent, diagnosis: Option<&Diagnosis>) -> Alert {
-    let alert = Alert::new(job, &ev.rule, alert_severity(ev.severity), &ev.summary)
+    let summary = match ev.suppressed_note() {
+        Some(note) => format!("{} ({note})", ev.summary),
+        None => ev.summary.clone(),
+    };
+    let alert = Alert::new(job, &ev.rule, alert_severity(ev.severity), summary)
         .with_count(u64::from(ev.count))
         .with_lines(ev.first_line.clone(), Some(ev.last_line.clone()))
         .with_source(ev.file.clone(), ev.dedup_key.clone());

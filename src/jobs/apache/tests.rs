@@ -218,6 +218,34 @@ async fn the_start_up_doctor_is_bounded_in_time_and_reports_failures() {
     );
 }
 
+/// Before, the alert after a cooldown said nothing of the matches the cooldown swallowed.
+#[test]
+fn the_alert_after_a_cooldown_says_how_many_matches_it_held_back() {
+    let exhaustion = |t: &str| {
+        format!("[Wed Nov 25 {t}.000001 2026] [mpm_event:error] [pid 1:tid 1] AH00484: server reached MaxRequestWorkers setting, consider raising the MaxRequestWorkers setting\n")
+    };
+    let text: String = ["10:00:00", "10:02:00", "10:03:00", "10:05:00", "10:10:01"]
+        .iter()
+        .map(|t| exhaustion(t))
+        .collect();
+    let evs = events(&text);
+    assert_eq!(evs.len(), 2, "{evs:#?}");
+    let first = alert_for("web", &evs[0], None);
+    assert!(!first.summary.contains("more since"), "{}", first.summary);
+    let next = alert_for("web", &evs[1], None);
+    assert!(
+        next.summary
+            .contains("and 3 more since 10:02:00 (held back by the rule's cooldown)"),
+        "{}",
+        next.summary
+    );
+    assert!(
+        next.text().contains("and 3 more since 10:02:00"),
+        "{}",
+        next.text()
+    );
+}
+
 #[test]
 fn apache_bin_is_a_job_key() {
     let cfg = parse(
