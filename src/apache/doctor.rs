@@ -565,6 +565,21 @@ impl Diagnosis {
         }
     }
 
+    /// What the verdict means for a child crash on this server: the recipe's fix when it
+    /// matches, and when it does not, that php-fpm is not the known fix here.
+    pub fn crash_advice(&self) -> String {
+        match self.verdict {
+            Verdict::Recipe => self.summary(),
+            Verdict::Mitigated => format!(
+                "{}; it crashed anyway: lower H2MaxWorkers to 1 or move PHP to php-fpm",
+                self.summary()
+            ),
+            Verdict::NoRecipe => {
+                format!("{}, so php-fpm is not the known fix here", self.summary())
+            }
+        }
+    }
+
     /// The exit code of `opsd apache doctor`: 1 when the recipe matches, else 0.
     pub fn exit_code(&self) -> u8 {
         u8::from(self.matches_recipe())

@@ -135,8 +135,7 @@ pub fn builtin_rules() -> Vec<Rule> {
         Severity::High,
         r"AH0005[12]: .*exit signal (?:Segmentation fault|Bus error|Abort(?:ed)?) ",
         "an Apache child process crashed; the parent respawns it, so clients only see dropped \
-         connections. With worker/event MPM + mod_php + HTTP/2, run `opsd apache doctor`; the \
-         fix is php-fpm via proxy_fcgi",
+         connections",
     );
     child.escalate = Some(Escalation {
         count: 3,
