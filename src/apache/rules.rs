@@ -122,6 +122,7 @@ pub const BUILTIN_IDS: &[&str] = &[
     "child_crash",
     "parent_crash",
     "worker_exhaustion",
+    "workers_nearly_exhausted",
     "scoreboard_full",
     "php_fatal",
     "php_heap_corruption",
@@ -163,6 +164,14 @@ pub fn builtin_rules() -> Vec<Rule> {
             r"AH00484: |AH00161: |AH00286: ",
             "all workers are busy (MaxRequestWorkers reached): requests queue or are refused; \
              raise MaxRequestWorkers or find what holds the workers",
+        ),
+        builtin(
+            "workers_nearly_exhausted",
+            Severity::Warning,
+            r"AH10159: |AH00287: ",
+            "the server is within MinSpareThreads of MaxRequestWorkers: workers are about to run \
+             out; raise MaxRequestWorkers (and ServerLimit) or find what holds the workers, \
+             before requests queue",
         ),
         builtin(
             "scoreboard_full",
@@ -341,6 +350,12 @@ impl RuleSet {
             self.check_line(&chunk[start..end], file, events);
             pos = end + 1;
         }
+    }
+
+    /// The indices (into [`RuleSet::rules`]) of the rules whose regex matches `line`, without
+    /// counting anything.
+    pub fn matching(&self, line: &[u8]) -> Vec<usize> {
+        self.set.matches(truncate(line)).into_iter().collect()
     }
 
     /// Matches one line (without its newline), pushing the events it causes onto `events`.

@@ -245,7 +245,10 @@ pub async fn run_with(
             outcome: Outcome::Skipped,
             exit_code: None,
             signal: None,
-            detail: Some("apache_log has no dry run".to_string()),
+            detail: Some(format!(
+                "apache_log has no dry run; `opsd apache test-rules LOG --job {}` shows what its rules would match in a log",
+                ctx.job
+            )),
         };
     }
     let cfg = spec.watch_config(&ctx.job);

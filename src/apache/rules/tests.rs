@@ -230,3 +230,38 @@ fn below_the_threshold_nothing_counts_as_held_back() {
     assert!(scan(&mut rules, (at(0, "a") + &at(1, "a")).as_bytes()).is_empty());
     assert_eq!(rules.suppressed(), 0);
 }
+
+/// Before, the early warnings were not matched at all: no rule named them.
+#[test]
+fn the_early_worker_warnings_are_a_lower_severity_rule() {
+    let text = "[Tue Dec 01 10:00:00.000001 2026] [mpm_event:error] [pid 7:tid 7] AH10159: server is within MinSpareThreads of MaxRequestWorkers, consider raising the MaxRequestWorkers setting\n\
+                [Tue Dec 01 10:20:00.000001 2026] [mpm_worker:error] [pid 7:tid 7] AH00287: server is within MinSpareThreads of MaxRequestWorkers, consider raising the MaxRequestWorkers setting\n";
+    let events = scan(&mut builtin(), text.as_bytes());
+    let got: Vec<_> = events
+        .iter()
+        .map(|e| (e.rule.as_str(), e.severity))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("workers_nearly_exhausted", Severity::Warning),
+            ("workers_nearly_exhausted", Severity::Warning)
+        ]
+    );
+    let exhaustion = builtin_rules()
+        .into_iter()
+        .find(|r| r.id == "worker_exhaustion")
+        .unwrap();
+    assert!(
+        Severity::Warning < exhaustion.severity,
+        "below worker_exhaustion"
+    );
+    assert!(BUILTIN_IDS.contains(&"workers_nearly_exhausted"));
+    assert_eq!(
+        BUILTIN_IDS.to_vec(),
+        builtin_rules()
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>()
+    );
+}
