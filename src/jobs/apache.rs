@@ -20,6 +20,8 @@ use tracing::{info, warn};
 
 /// Default time between two passes over the files.
 const DEFAULT_POLL: Duration = Duration::from_millis(200);
+/// Files named per glob by `opsd check`.
+const LISTED_FILES: usize = 10;
 /// Default window and cooldown of custom rules.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(600);
 /// How long the doctor may take at job start, all three Apache calls together.
@@ -183,6 +185,38 @@ impl ApacheLogSpec {
             }
         }));
         rules
+    }
+
+    /// Which files each glob of `paths` matches now, for `opsd check`: one `PATTERN: FILE, ...`
+    /// part per glob (at most [`LISTED_FILES`] names each), or that it matches no file today.
+    pub fn files_today(&self) -> String {
+        let parts: Vec<String> = self
+            .paths
+            .get_ref()
+            .iter()
+            .map(|pattern| {
+                let mut files: Vec<PathBuf> = glob::glob(pattern)
+                    .map(|paths| paths.flatten().filter(|p| p.is_file()).collect())
+                    .unwrap_or_default();
+                files.sort();
+                let shown = crate::escape::control(pattern).into_owned();
+                if files.is_empty() {
+                    return format!(
+                        "{shown} matches no file today (a file that appears is followed within a second)"
+                    );
+                }
+                let mut names: Vec<String> = files
+                    .iter()
+                    .take(LISTED_FILES)
+                    .map(|f| crate::escape::control(&f.display().to_string()).into_owned())
+                    .collect();
+                if files.len() > LISTED_FILES {
+                    names.push(format!("and {} more", files.len() - LISTED_FILES));
+                }
+                format!("{shown} matches {} file(s): {}", files.len(), names.join(", "))
+            })
+            .collect();
+        format!("follows today: {}", parts.join("; "))
     }
 
     /// The watcher's configuration for job `job`.

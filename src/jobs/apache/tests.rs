@@ -317,3 +317,27 @@ from_beginnig = true
     );
     assert!(err.contains("unknown key for an apache_log job"), "{err}");
 }
+
+/// Before, `opsd check` said nothing of an apache_log job's globs: a typo in `paths` showed
+/// only as a job that never alerts.
+#[tokio::test]
+async fn check_shows_which_files_the_globs_match_today() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["a_error.log", "b_error.log", "access.log"] {
+        std::fs::write(dir.path().join(f), "").unwrap();
+    }
+    std::fs::create_dir(dir.path().join("c_error.log")).unwrap();
+    let d = dir.path().display();
+    let cfg = parse(&format!(
+        "[jobs.w]\ntype = \"apache_log\"\npaths = [\"{d}/*error.log\", \"{d}/nope/*.log\"]\n"
+    ))
+    .unwrap();
+    let line = cfg.jobs["w"].job.preflight().await.unwrap().unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "follows today: {d}/*error.log matches 2 file(s): {d}/a_error.log, {d}/b_error.log; \
+             {d}/nope/*.log matches no file today (a file that appears is followed within a second)"
+        )
+    );
+}
