@@ -152,6 +152,14 @@ pub enum ApacheCommand {
     /// Check this Apache for the 2.4.27+ child-crash recipe (threaded MPM + mod_php + HTTP/2);
     /// exit 0 no recipe, 1 recipe matched, 2 could not run Apache.
     Doctor(DoctorCli),
+    /// Print what each rule would match in an error log, and the alerts the watch would send,
+    /// without sending any (like fail2ban-regex).
+    TestRules {
+        #[command(flatten)]
+        args: crate::apache::test_rules::TestRulesArgs,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 /// `opsd apache doctor`'s command line: the doctor's flags and the Apache configuration to
@@ -265,11 +273,67 @@ fn apache_doctor(cli: DoctorCli) -> anyhow::Result<ExitCode> {
     Ok(crate::apache::doctor::cli(doctor))
 }
 
+/// Runs `opsd apache test-rules`: the rules of `--job` (from the job file) or the built-in ones,
+/// over the log, printed; exit 0 once the log was read.
+fn apache_test_rules(
+    args: &crate::apache::test_rules::TestRulesArgs,
+    config_path: &Path,
+) -> anyhow::Result<ExitCode> {
+    let (rules, source) = match &args.job {
+        None => (
+            crate::apache::rules::builtin_rules(),
+            "built-in; --job NAME tests a job's own".to_string(),
+        ),
+        Some(name) => {
+            let cfg = load_config(config_path)?;
+            let apache_jobs = || {
+                cfg.jobs
+                    .values()
+                    .filter(|j| matches!(j.job, crate::jobs::JobType::ApacheLog(_)))
+                    .map(|j| j.name.as_str())
+            };
+            let Some(job) = cfg.jobs.get(name) else {
+                let hint = config::did_you_mean(name, apache_jobs())
+                    .map(|s| format!("; did you mean {s:?}?"))
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "{}: no job {name:?}{hint} (apache_log jobs: {})",
+                    config_path.display(),
+                    apache_jobs().collect::<Vec<_>>().join(", ")
+                );
+            };
+            let crate::jobs::JobType::ApacheLog(spec) = &job.job else {
+                anyhow::bail!(
+                    "{}: job {name:?} is a {} job, not an apache_log job",
+                    config_path.display(),
+                    job.job.type_name()
+                );
+            };
+            (
+                spec.rules(),
+                format!("of job {name} in {}", config_path.display()),
+            )
+        }
+    };
+    let report = if args.file == Path::new("-") {
+        crate::apache::test_rules::test_rules(rules, std::io::stdin().lock(), &args.file)?
+    } else {
+        let file = std::fs::File::open(&args.file)
+            .with_context(|| format!("cannot open {}", args.file.display()))?;
+        crate::apache::test_rules::test_rules(rules, file, &args.file)?
+    };
+    print!("{}", report.render(&args.file, &source));
+    Ok(ExitCode::SUCCESS)
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Apache {
             command: ApacheCommand::Doctor(args),
         } => apache_doctor(args),
+        Command::Apache {
+            command: ApacheCommand::TestRules { args, config },
+        } => apache_test_rules(&args, &config.config),
         Command::Geoip {
             log_format,
             command,
@@ -779,6 +843,7 @@ mod tests {
                 &["apache", "doctor"],
                 &["--apache-config", "--bin", "--json"],
             ),
+            (&["apache", "test-rules"], &["--config", "--job"]),
             (&["completions"], &[]),
         ];
         for (path, expected) in cases {

@@ -328,3 +328,90 @@ fn kill_9_after_alerts_replays_at_most_the_last_batch() {
     );
     assert!((0..=end).all(|p| seen.contains_key(&p)), "lost events");
 }
+
+/// `opsd apache test-rules` on the log a real Apache wrote while a child was killed: each rule
+/// of the job says what it matched, the alerts the watch would send are listed, nothing is sent.
+#[test]
+fn test_rules_shows_what_a_jobs_rules_match_in_a_real_log() {
+    let apache = Apache::start();
+    let log = apache.dir.path().join("error.log");
+    for n in 1..=3 {
+        apache.get(&format!("/missing-{n}"));
+    }
+    let victim = *apache.children().first().expect("apache has children");
+    segfault(victim);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("AH00052") && text.matches("AH00128").count() >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Apache logged no crash:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jobs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[jobs.web]\ntype = \"apache_log\"\npaths = [{:?}]\ndisable_rules = [\"php_fatal\"]\n\n\
+             [[jobs.web.rules]]\nid = \"missing\"\nregex = 'AH00128: File does not exist: \\S*/missing-(\\d+)'\n\
+             severity = \"info\"\ncount = 2\nwindow = \"1h\"\n",
+            log.display().to_string()
+        ),
+    )
+    .unwrap();
+    let test_rules = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args(["apache", "test-rules"])
+            .arg(&log)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = test_rules(&["--config", config.to_str().unwrap(), "--job", "web"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("rules (of job web in "), "{stdout}");
+    assert!(
+        stdout.contains("child_crash (high): 1 matched line(s), 1 alert(s)\n  line "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "child pid {victim} exit signal Segmentation fault (11)"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("missing (info): 3 matched line(s), 1 alert(s)"),
+        "count = 2: the second match alerts, the third is below the threshold again\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("php_fatal"),
+        "disabled for the job:\n{stdout}"
+    );
+    assert!(stdout.contains(": high child_crash x1: "), "{stdout}");
+
+    // The built-in rules alone, without a job file.
+    let out = test_rules(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("rules (built-in; --job NAME"), "{stdout}");
+    assert!(
+        stdout.contains("php_fatal (high): no match") && !stdout.contains("missing"),
+        "{stdout}"
+    );
+
+    // A job that is not there: the error names the file and the apache_log jobs.
+    let out = test_rules(&["--config", config.to_str().unwrap(), "--job", "webb"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no job \"webb\"; did you mean \"web\"?"),
+        "{stderr}"
+    );
+}

@@ -1,6 +1,8 @@
 //! `opsd apache doctor`: asks Apache itself (`-V`, `-M`, `-t -D DUMP_INCLUDES`) what it runs and
 //! checks for the known child-segfault recipe of 2.4.27+: a threaded MPM (worker or event), a
-//! `php*_module`, `http2_module` + `ssl_module`, `Protocols ... h2` and no `H2MaxWorkers`.
+//! `php*_module`, `http2_module` + `ssl_module`, `Protocols ... h2` and no `H2MaxWorkers`
+//! stopgap (a value of at most [`STOPGAP_MAX_WORKERS`]; a higher one still runs PHP in many
+//! HTTP/2 threads at once and is reported as found but no stopgap).
 //! The [`Diagnosis`] is also what a child-crash alert quotes.
 
 use serde::Serialize;
@@ -26,6 +28,8 @@ const DEBIAN_ENVVARS: &str = "/etc/apache2/envvars";
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The first version with the crash recipe (mod_http2 stopped working under prefork).
 pub const FIRST_AFFECTED: (u32, u32, u32) = (2, 4, 27);
+/// The highest `H2MaxWorkers` that is the stopgap: one HTTP/2 worker thread runs PHP at a time.
+pub const STOPGAP_MAX_WORKERS: u32 = 1;
 
 /// `opsd apache doctor` on the command line.
 #[derive(Debug, Clone, clap::Args)]
@@ -423,6 +427,47 @@ fn scan_directives(file: &Path, text: &str, h2: &mut Vec<Location>, max: &mut Ve
     }
 }
 
+/// The value of an `H2MaxWorkers` directive, `None` when it is not a number.
+fn workers_value(l: &Location) -> Option<u32> {
+    l.text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The last ingredient: no `H2MaxWorkers` stopgap. The last directive read is the one in
+/// force; it is the stopgap only with a value of at most [`STOPGAP_MAX_WORKERS`].
+fn stopgap_check(h2_max_workers: &[Location], files_known: bool) -> Check {
+    let ingredient = "no `H2MaxWorkers` stopgap (H2MaxWorkers 1)";
+    let Some(last) = h2_max_workers.last() else {
+        return Check {
+            ingredient,
+            present: if files_known {
+                Presence::Yes
+            } else {
+                Presence::Unknown
+            },
+            found: "H2MaxWorkers not set".into(),
+        };
+    };
+    let (present, judged) = match workers_value(last) {
+        Some(n) if n <= STOPGAP_MAX_WORKERS => (Presence::No, "the stopgap".to_string()),
+        Some(n) => (
+            Presence::Yes,
+            format!(
+                "{n} is no stopgap: PHP still runs in up to {n} HTTP/2 threads at once; \
+                 the stopgap is H2MaxWorkers {STOPGAP_MAX_WORKERS}"
+            ),
+        ),
+        None => (
+            Presence::Yes,
+            "not a number, so no stopgap (Apache refuses it at start)".to_string(),
+        ),
+    };
+    Check {
+        ingredient,
+        present,
+        found: format!("{last} ({judged})"),
+    }
+}
+
 /// Judges Apache's output and the configuration files (`None` text: unreadable).
 pub fn analyze(out: &ApacheOutput, files: &[(PathBuf, Option<String>)]) -> Diagnosis {
     let (server_version, version) = parse_version(&out.version);
@@ -497,15 +542,7 @@ pub fn analyze(out: &ApacheOutput, files: &[(PathBuf, Option<String>)]) -> Diagn
             },
             found: first(&protocols_h2),
         },
-        Check {
-            ingredient: "`H2MaxWorkers` not set",
-            present: if h2_max_workers.is_empty() && !files_known {
-                Presence::Unknown
-            } else {
-                yes_no(h2_max_workers.is_empty())
-            },
-            found: first(&h2_max_workers),
-        },
+        stopgap_check(&h2_max_workers, files_known),
     ];
     let (last, rest) = checks.split_last().expect("the check list is not empty");
     let verdict = if rest.iter().all(|c| c.present == Presence::Yes) {
@@ -543,8 +580,12 @@ impl Diagnosis {
         let mpm = self.mpm.as_deref().unwrap_or("unknown");
         match self.verdict {
             Verdict::Recipe => format!(
-                "opsd apache doctor: {server} matches the known child-crash recipe ({mpm} MPM + mod_php + HTTP/2 over TLS, no H2MaxWorkers); \
-                 stopgap: H2MaxWorkers; fix: event MPM + proxy_fcgi + php-fpm; or prefork (HTTP/2 off)"
+                "opsd apache doctor: {server} matches the known child-crash recipe ({mpm} MPM + mod_php + HTTP/2 over TLS, {}); \
+                 stopgap: H2MaxWorkers 1; fix: event MPM + proxy_fcgi + php-fpm; or prefork (HTTP/2 off)",
+                self.h2_max_workers.last().map_or_else(
+                    || "no H2MaxWorkers".to_string(),
+                    |l| format!("{} at {}:{} is too high to be the stopgap", l.text, l.file.display(), l.line)
+                )
             ),
             Verdict::Mitigated => format!(
                 "opsd apache doctor: {server} has the child-crash recipe ({mpm} MPM + mod_php + HTTP/2) with the H2MaxWorkers stopgap; \
@@ -561,6 +602,21 @@ impl Diagnosis {
                     "opsd apache doctor: {server} does not match the known child-crash recipe (missing: {})",
                     missing.join("; ")
                 )
+            }
+        }
+    }
+
+    /// What the verdict means for a child crash on this server: the recipe's fix when it
+    /// matches, and when it does not, that php-fpm is not the known fix here.
+    pub fn crash_advice(&self) -> String {
+        match self.verdict {
+            Verdict::Recipe => self.summary(),
+            Verdict::Mitigated => format!(
+                "{}; it crashed anyway: lower H2MaxWorkers to 1 or move PHP to php-fpm",
+                self.summary()
+            ),
+            Verdict::NoRecipe => {
+                format!("{}, so php-fpm is not the known fix here", self.summary())
             }
         }
     }
@@ -615,7 +671,7 @@ impl fmt::Display for Diagnosis {
             }
             Verdict::Mitigated => {
                 writeln!(f, "VERDICT: recipe present, H2MaxWorkers stopgap in place.")?;
-                if let Some(l) = self.h2_max_workers.first() {
+                if let Some(l) = self.h2_max_workers.last() {
                     writeln!(f, "  {l}")?;
                 }
                 writeln!(f)?;

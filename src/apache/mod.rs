@@ -3,11 +3,13 @@
 //!
 //! [`watch::Watcher`] ties it together: it follows the files ([`follow`]), remembers where it is
 //! ([`checkpoint`]), and turns matching lines ([`line`], [`rules`]) into [`rules::LogEvent`]s.
-//! [`doctor`] checks a server for the known child-crash recipe (`opsd apache doctor`).
+//! [`doctor`] checks a server for the known child-crash recipe (`opsd apache doctor`);
+//! [`test_rules`] shows what the rules would match in a given log (`opsd apache test-rules`).
 
 pub mod checkpoint;
 pub mod doctor;
 pub mod follow;
 pub mod line;
 pub mod rules;
+pub mod test_rules;
 pub mod watch;

@@ -122,6 +122,7 @@ pub const BUILTIN_IDS: &[&str] = &[
     "child_crash",
     "parent_crash",
     "worker_exhaustion",
+    "workers_nearly_exhausted",
     "scoreboard_full",
     "php_fatal",
     "php_heap_corruption",
@@ -135,8 +136,7 @@ pub fn builtin_rules() -> Vec<Rule> {
         Severity::High,
         r"AH0005[12]: .*exit signal (?:Segmentation fault|Bus error|Abort(?:ed)?) ",
         "an Apache child process crashed; the parent respawns it, so clients only see dropped \
-         connections. With worker/event MPM + mod_php + HTTP/2, run `opsd apache doctor`; the \
-         fix is php-fpm via proxy_fcgi",
+         connections",
     );
     child.escalate = Some(Escalation {
         count: 3,
@@ -164,6 +164,14 @@ pub fn builtin_rules() -> Vec<Rule> {
             r"AH00484: |AH00161: |AH00286: ",
             "all workers are busy (MaxRequestWorkers reached): requests queue or are refused; \
              raise MaxRequestWorkers or find what holds the workers",
+        ),
+        builtin(
+            "workers_nearly_exhausted",
+            Severity::Warning,
+            r"AH10159: |AH00287: ",
+            "the server is within MinSpareThreads of MaxRequestWorkers: workers are about to run \
+             out; raise MaxRequestWorkers (and ServerLimit) or find what holds the workers, \
+             before requests queue",
         ),
         builtin(
             "scoreboard_full",
@@ -211,6 +219,25 @@ pub struct LogEvent {
     pub file: String,
     /// What the rule means and what to do.
     pub summary: String,
+    /// Matches of this rule and key held back by the cooldown since the previous event.
+    pub suppressed: u32,
+    /// When the first of those held-back matches was logged.
+    pub suppressed_since: Option<NaiveDateTime>,
+}
+
+impl LogEvent {
+    /// `and 7 more since 10:02:13` when the cooldown held matches back since the previous
+    /// event, for the alert text; `None` when it held none.
+    pub fn suppressed_note(&self) -> Option<String> {
+        let since = self.suppressed_since?;
+        (self.suppressed > 0).then(|| {
+            format!(
+                "and {} more since {} (held back by the rule's cooldown)",
+                self.suppressed,
+                since.format("%H:%M:%S")
+            )
+        })
+    }
 }
 
 /// Counting state of one rule and key.
@@ -220,6 +247,10 @@ struct Group {
     first_line: Option<Vec<u8>>,
     quiet_until: Option<NaiveDateTime>,
     last_severity: Severity,
+    /// Matches held back by the cooldown since the last event.
+    suppressed: u32,
+    /// When the first of them was logged.
+    suppressed_since: Option<NaiveDateTime>,
 }
 
 /// Error for a rule set that cannot be built.
@@ -241,6 +272,10 @@ pub struct RuleSet {
     set: RegexSet,
     any: Regex,
     groups: HashMap<(usize, Vec<u8>), Group>,
+    /// The job's name, for the debug line about each held-back match.
+    job: String,
+    /// Matches held back by cooldowns since the set was built.
+    suppressed: u64,
 }
 
 /// `in /path/file.php on line 12` or `in /path/file.php:12`, as PHP writes locations.
@@ -279,7 +314,21 @@ impl RuleSet {
             set,
             any,
             groups: HashMap::new(),
+            job: String::new(),
+            suppressed: 0,
         })
+    }
+
+    /// Names the job in the debug line logged for each match a cooldown holds back.
+    pub fn with_job(mut self, job: impl Into<String>) -> Self {
+        self.job = job.into();
+        self
+    }
+
+    /// Matches held back by a rule's cooldown since the set was built (each is also counted
+    /// in the next event of its rule and key).
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed
     }
 
     /// The rules, in order.
@@ -301,6 +350,12 @@ impl RuleSet {
             self.check_line(&chunk[start..end], file, events);
             pos = end + 1;
         }
+    }
+
+    /// The indices (into [`RuleSet::rules`]) of the rules whose regex matches `line`, without
+    /// counting anything.
+    pub fn matching(&self, line: &[u8]) -> Vec<usize> {
+        self.set.matches(truncate(line)).into_iter().collect()
     }
 
     /// Matches one line (without its newline), pushing the events it causes onto `events`.
@@ -395,11 +450,29 @@ impl RuleSet {
             _ => rule.severity,
         };
         let quiet = group.quiet_until.is_some_and(|u| at < u);
-        if count < rule.count || (quiet && severity <= group.last_severity) {
+        if count < rule.count {
+            return None;
+        }
+        if quiet && severity <= group.last_severity {
+            group.suppressed = group.suppressed.saturating_add(1);
+            group.suppressed_since.get_or_insert(at);
+            self.suppressed += 1;
+            tracing::debug!(
+                job = %self.job,
+                rule = %rule.id,
+                dedup_key = %crate::escape::control(&String::from_utf8_lossy(key.as_deref().unwrap_or_default())),
+                suppressed = group.suppressed,
+                line = %crate::escape::control(&String::from_utf8_lossy(line)),
+                "{}: {} matched during its cooldown; held back, reported with the next alert",
+                self.job,
+                rule.id
+            );
             return None;
         }
         let first_line = String::from_utf8_lossy(first).into_owned();
         group.first_line = None;
+        let suppressed = std::mem::take(&mut group.suppressed);
+        let suppressed_since = group.suppressed_since.take();
         group.quiet_until = chrono::Duration::from_std(rule.cooldown)
             .ok()
             .and_then(|c| at.checked_add_signed(c));
@@ -414,6 +487,8 @@ impl RuleSet {
             last_line: String::from_utf8_lossy(line).into_owned(),
             file: file.display().to_string(),
             summary: rule.summary.clone(),
+            suppressed,
+            suppressed_since,
         })
     }
 }

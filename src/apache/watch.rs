@@ -107,6 +107,8 @@ pub struct WatchStats {
     pub lines: u64,
     /// Events the rules produced.
     pub events: u64,
+    /// Matches a rule's cooldown held back (each counted in the next event of its rule and key).
+    pub suppressed: u64,
     /// Events dropped because their consumer was behind.
     pub dropped: u64,
     /// Checkpoint saves that failed.
@@ -150,7 +152,7 @@ impl Watcher {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let rules = RuleSet::new(cfg.rules.clone())?;
+        let rules = RuleSet::new(cfg.rules.clone())?.with_job(&cfg.job);
         let saved = match Checkpoint::load(&checkpoint_path) {
             Ok(saved) => saved,
             Err(CheckpointError::Corrupt { path, source }) => {
@@ -269,6 +271,11 @@ impl Watcher {
     /// Complete lines read and matched since the watcher was built.
     pub fn lines_read(&self) -> u64 {
         self.lines
+    }
+
+    /// Matches held back by a rule's cooldown since the watcher was built.
+    pub fn suppressed(&self) -> u64 {
+        self.rules.suppressed()
     }
 
     /// The rules in use.
@@ -741,6 +748,7 @@ pub async fn watch(
     Ok(WatchStats {
         lines: watcher.lines_read(),
         events: produced,
+        suppressed: watcher.suppressed(),
         dropped: drops.total,
         failed_saves: saves.total,
     })

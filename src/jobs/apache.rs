@@ -4,21 +4,24 @@
 
 use super::{Outcome, RunContext, RunReport};
 use crate::alert::Alert;
-use crate::apache::doctor::{diagnose, Diagnosis, DoctorError, DoctorOptions};
+use crate::apache::doctor::{diagnose, Diagnosis, DoctorError, DoctorOptions, Verdict};
 use crate::apache::rules::{builtin_rules, Dedup, LogEvent, Rule, Severity, BUILTIN_IDS};
 use crate::apache::watch::{watch, WatchConfig, Watcher};
 use crate::config::{did_you_mean, FieldError, HumanDuration};
 use crate::logging::CRITICAL_TARGET;
+use regex::Regex;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 use toml::Spanned;
 use tracing::{info, warn};
 
 /// Default time between two passes over the files.
 const DEFAULT_POLL: Duration = Duration::from_millis(200);
+/// Files named per glob by `opsd check`.
+const LISTED_FILES: usize = 10;
 /// Default window and cooldown of custom rules.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(600);
 /// How long the doctor may take at job start, all three Apache calls together.
@@ -26,7 +29,7 @@ pub const DOCTOR_TIMEOUT: Duration = Duration::from_secs(20);
 /// The compiled size a custom rule's regex may take: ample for any log pattern, and it bounds
 /// the time and memory a reload spends compiling a job file's rules.
 const RULE_REGEX_LIMIT: usize = 1 << 20;
-/// The built-in rule whose alerts carry the doctor's verdict.
+/// The built-in rule whose alerts carry advice from the doctor's verdict.
 const CHILD_CRASH: &str = "child_crash";
 
 /// The `type = "apache_log"` keys of a job.
@@ -199,6 +202,38 @@ impl ApacheLogSpec {
         rules
     }
 
+    /// Which files each glob of `paths` matches now, for `opsd check`: one `PATTERN: FILE, ...`
+    /// part per glob (at most [`LISTED_FILES`] names each), or that it matches no file today.
+    pub fn files_today(&self) -> String {
+        let parts: Vec<String> = self
+            .paths
+            .get_ref()
+            .iter()
+            .map(|pattern| {
+                let mut files: Vec<PathBuf> = glob::glob(pattern)
+                    .map(|paths| paths.flatten().filter(|p| p.is_file()).collect())
+                    .unwrap_or_default();
+                files.sort();
+                let shown = crate::escape::control(pattern).into_owned();
+                if files.is_empty() {
+                    return format!(
+                        "{shown} matches no file today (a file that appears is followed within a second)"
+                    );
+                }
+                let mut names: Vec<String> = files
+                    .iter()
+                    .take(LISTED_FILES)
+                    .map(|f| crate::escape::control(&f.display().to_string()).into_owned())
+                    .collect();
+                if files.len() > LISTED_FILES {
+                    names.push(format!("and {} more", files.len() - LISTED_FILES));
+                }
+                format!("{shown} matches {} file(s): {}", files.len(), names.join(", "))
+            })
+            .collect();
+        format!("follows today: {}", parts.join("; "))
+    }
+
     /// The watcher's configuration for job `job`.
     pub fn watch_config(&self, job: &str) -> WatchConfig {
         let mut cfg = WatchConfig::new(job, self.paths.get_ref().clone(), self.rules());
@@ -235,7 +270,9 @@ macro_rules! log_event_at {
                 .dedup_key
                 .as_deref()
                 .map(|k| tracing::field::display($crate::escape::control(k))),
-            "{}: {}", $job, $ev.summary
+            suppressed = $ev.suppressed,
+            "{}: {}{}", $job, $ev.summary,
+            $ev.suppressed_note().map(|n| format!(" ({n})")).unwrap_or_default()
         )
     };
 }
@@ -260,7 +297,10 @@ pub async fn run_with(
             outcome: Outcome::Skipped,
             exit_code: None,
             signal: None,
-            detail: Some("apache_log has no dry run".to_string()),
+            detail: Some(format!(
+                "apache_log has no dry run; `opsd apache test-rules LOG --job {}` shows what its rules would match in a log",
+                ctx.job
+            )),
             output: Vec::new(),
         };
     }
@@ -280,8 +320,8 @@ pub async fn run_with(
     }
     match task.await {
         Ok(Ok(stats)) => RunReport::success(Some(format!(
-            "stopped after {} lines, {} events ({} dropped while the consumer was behind), {} failed checkpoint saves",
-            stats.lines, stats.events, stats.dropped, stats.failed_saves
+            "stopped after {} lines, {} events ({} dropped while the consumer was behind), {} matches held back by cooldowns, {} failed checkpoint saves",
+            stats.lines, stats.events, stats.dropped, stats.suppressed, stats.failed_saves
         ))),
         Ok(Err(e)) => RunReport::failed(e.to_string()),
         Err(e) => RunReport::failed(format!("the watcher task failed: {e}")),
@@ -289,7 +329,7 @@ pub async fn run_with(
 }
 
 /// Watches until `ctx.cancel` fires, logging every event and sending it to the job's sinks;
-/// child-crash alerts carry the doctor's verdict once it has found the crash recipe.
+/// child-crash alerts carry advice that follows the doctor's verdict once it has answered.
 pub async fn run(spec: &ApacheLogSpec, ctx: &RunContext) -> RunReport {
     let diagnosis = Arc::new(OnceLock::new());
     if !ctx.dry_run {
@@ -364,16 +404,58 @@ async fn run_doctor(job: &str, bin: Option<PathBuf>) -> Option<Diagnosis> {
     }
 }
 
-/// The alert record for one event; a child crash carries the doctor's verdict when the
-/// server matches the crash recipe.
+/// The alert record for one event; a child crash carries advice (in `extra`) that follows
+/// the doctor's verdict for this server.
 pub fn alert_for(job: &str, ev: &LogEvent, diagnosis: Option<&Diagnosis>) -> Alert {
-    let alert = Alert::new(job, &ev.rule, alert_severity(ev.severity), &ev.summary)
+    let summary = match ev.suppressed_note() {
+        Some(note) => format!("{} ({note})", ev.summary),
+        None => ev.summary.clone(),
+    };
+    let alert = Alert::new(job, &ev.rule, alert_severity(ev.severity), summary)
         .with_count(u64::from(ev.count))
         .with_lines(ev.first_line.clone(), Some(ev.last_line.clone()))
         .with_source(ev.file.clone(), ev.dedup_key.clone());
-    match diagnosis {
-        Some(d) if ev.rule == CHILD_CRASH && d.matches_recipe() => alert.with_extra(d.summary()),
-        _ => alert,
+    if ev.rule == CHILD_CRASH {
+        alert.with_extra(crash_advice(ev, diagnosis))
+    } else {
+        alert
+    }
+}
+
+/// `possible coredump in DIR`, as `AH00051` names where the crashed child's core went.
+static CORE_PATH: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"AH00051: .*possible coredump in (\S+)").expect("constant regex compiles")
+});
+
+/// How to find the cause of a child crash that is not the known recipe.
+pub const CORE_ADVICE: &str = "to find the cause, let the next crash leave a core: set \
+    `CoreDumpDirectory /var/crash/apache2` (a directory the Apache user can write) and \
+    `LimitCORE=infinity` in its unit; the crash line then reads `AH00051: ... possible coredump \
+    in DIR`: open the core with `gdb /usr/sbin/apache2 DIR/core`";
+
+/// The advice of a child-crash alert: the doctor's verdict for this server when it has one
+/// (the php-fpm fix only when the server matches the recipe), then where the core is when the
+/// crash line names one (`AH00051`), or else how to get one when the recipe is not the cause.
+pub fn crash_advice(ev: &LogEvent, diagnosis: Option<&Diagnosis>) -> String {
+    let core = CORE_PATH.captures(&ev.last_line).map(|c| {
+        format!(
+            "the child left a core in {dir} (AH00051): open it with `gdb /usr/sbin/apache2 {dir}/core`",
+            dir = crate::escape::control(&c[1])
+        )
+    });
+    let (verdict, known) = match diagnosis {
+        Some(d) => (d.crash_advice(), d.verdict != Verdict::NoRecipe),
+        None => (
+            "the doctor has no verdict for this server: run `opsd apache doctor` to check for \
+             the known mod_php + HTTP/2 recipe"
+                .to_string(),
+            false,
+        ),
+    };
+    match core {
+        Some(core) => format!("{verdict}; {core}"),
+        None if known => verdict,
+        None => format!("{verdict}; {CORE_ADVICE}"),
     }
 }
 

@@ -153,7 +153,7 @@ impl JobType {
     }
 
     /// Checks what a run will need from outside before the first run comes due (EC2
-    /// credentials): `Ok(Some(what))` names what was checked, `Ok(None)` means there is
+    /// credentials, the files an Apache watch's globs match): `Ok(Some(what))` names what was checked, `Ok(None)` means there is
     /// nothing to check, and `Err` says what will make runs fail.
     pub async fn preflight(&self) -> Result<Option<String>, String> {
         match self {
@@ -161,7 +161,8 @@ impl JobType {
                 .await
                 .map(|source| Some(format!("credentials: OK ({source})")))
                 .map_err(|e| format!("credentials: {e}")),
-            JobType::Command(_) | JobType::Geoip(_) | JobType::ApacheLog(_) => Ok(None),
+            JobType::ApacheLog(spec) => Ok(Some(spec.files_today())),
+            JobType::Command(_) | JobType::Geoip(_) => Ok(None),
         }
     }
 

@@ -108,6 +108,61 @@ fn h2maxworkers_means_mitigated() {
     assert_eq!(d.h2_max_workers[0].line, 3);
 }
 
+/// Before, any H2MaxWorkers counted as the stopgap: 500 was "in place" and the doctor exited 0.
+#[test]
+fn only_a_low_h2maxworkers_is_the_stopgap_and_the_value_found_is_said() {
+    let judged = |conf: &str| analyze(&output(V_EVENT, M_RECIPE), &files(conf));
+    let high = judged("Protocols h2 http/1.1\nH2MaxWorkers 500\n");
+    assert_eq!(high.verdict, Verdict::Recipe, "{high}");
+    assert_eq!(high.exit_code(), 1);
+    let check = high.checks.last().unwrap();
+    assert_eq!(check.present, Presence::Yes);
+    assert!(
+        check
+            .found
+            .contains(":2: H2MaxWorkers 500 (500 is no stopgap")
+            && check.found.contains("the stopgap is H2MaxWorkers 1"),
+        "{}",
+        check.found
+    );
+    assert!(
+        high.summary().contains("H2MaxWorkers 500 at ")
+            && high.summary().contains(":2 is too high to be the stopgap"),
+        "{}",
+        high.summary()
+    );
+    assert!(high.to_string().contains("500 is no stopgap"), "{high}");
+
+    // The last directive read is the one in force.
+    let later = judged("Protocols h2\nH2MaxWorkers 1\nH2MaxWorkers 64\n");
+    assert_eq!(later.verdict, Verdict::Recipe, "{later}");
+    let lowered = judged("Protocols h2\nH2MaxWorkers 64\nH2MaxWorkers 1\n");
+    assert_eq!(lowered.verdict, Verdict::Mitigated, "{lowered}");
+    assert!(
+        lowered
+            .checks
+            .last()
+            .unwrap()
+            .found
+            .contains(":3: H2MaxWorkers 1 (the stopgap)"),
+        "{lowered}"
+    );
+    assert!(
+        lowered.to_string().contains(":3: H2MaxWorkers 1\n"),
+        "{lowered}"
+    );
+
+    let junk = judged("Protocols h2\nH2MaxWorkers many\n");
+    assert_eq!(junk.verdict, Verdict::Recipe, "{junk}");
+    assert!(
+        junk.checks.last().unwrap().found.contains("not a number"),
+        "{junk}"
+    );
+
+    let unset = judged("Protocols h2\n");
+    assert_eq!(unset.checks.last().unwrap().found, "H2MaxWorkers not set");
+}
+
 #[test]
 fn prefork_or_old_version_or_no_h2_is_no_recipe() {
     let prefork = V_EVENT.replace("Server MPM:     event", "Server MPM:     prefork");

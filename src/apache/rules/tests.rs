@@ -194,3 +194,74 @@ fn a_flood_of_distinct_keys_keeps_the_groups_bounded() {
         rules.groups.len()
     );
 }
+
+/// Before, a match during the cooldown vanished: no count, no trace in the next event.
+#[test]
+fn matches_held_back_by_the_cooldown_are_counted_and_reported_with_the_next_event() {
+    let mut rules = RuleSet::new(vec![custom(1, 600, 300, Dedup::Rule)])
+        .unwrap()
+        .with_job("web");
+    // 05:00:00 alerts; 05:00:10, 05:00:20, 05:01:00 fall in the 5-minute cooldown; 05:05:01
+    // alerts again and carries the three held back since 05:00:10.
+    let text = at(0, "a") + &at(10, "a") + &at(20, "a") + &at(60, "a") + &at(301, "a");
+    let events = scan(&mut rules, text.as_bytes());
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(events[0].suppressed, 0);
+    assert_eq!(events[0].suppressed_note(), None);
+    assert_eq!(events[1].suppressed, 3);
+    assert_eq!(
+        events[1].suppressed_note().as_deref(),
+        Some("and 3 more since 05:00:10 (held back by the rule's cooldown)")
+    );
+    assert_eq!(rules.suppressed(), 3);
+    // The count starts again after an event.
+    let events = scan(&mut rules, (at(302, "a") + &at(700, "a")).as_bytes());
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].suppressed, rules.suppressed()),
+        (1, 4),
+        "{events:#?}"
+    );
+}
+
+#[test]
+fn below_the_threshold_nothing_counts_as_held_back() {
+    let mut rules = RuleSet::new(vec![custom(3, 60, 300, Dedup::Rule)]).unwrap();
+    assert!(scan(&mut rules, (at(0, "a") + &at(1, "a")).as_bytes()).is_empty());
+    assert_eq!(rules.suppressed(), 0);
+}
+
+/// Before, the early warnings were not matched at all: no rule named them.
+#[test]
+fn the_early_worker_warnings_are_a_lower_severity_rule() {
+    let text = "[Tue Dec 01 10:00:00.000001 2026] [mpm_event:error] [pid 7:tid 7] AH10159: server is within MinSpareThreads of MaxRequestWorkers, consider raising the MaxRequestWorkers setting\n\
+                [Tue Dec 01 10:20:00.000001 2026] [mpm_worker:error] [pid 7:tid 7] AH00287: server is within MinSpareThreads of MaxRequestWorkers, consider raising the MaxRequestWorkers setting\n";
+    let events = scan(&mut builtin(), text.as_bytes());
+    let got: Vec<_> = events
+        .iter()
+        .map(|e| (e.rule.as_str(), e.severity))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("workers_nearly_exhausted", Severity::Warning),
+            ("workers_nearly_exhausted", Severity::Warning)
+        ]
+    );
+    let exhaustion = builtin_rules()
+        .into_iter()
+        .find(|r| r.id == "worker_exhaustion")
+        .unwrap();
+    assert!(
+        Severity::Warning < exhaustion.severity,
+        "below worker_exhaustion"
+    );
+    assert!(BUILTIN_IDS.contains(&"workers_nearly_exhausted"));
+    assert_eq!(
+        BUILTIN_IDS.to_vec(),
+        builtin_rules()
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>()
+    );
+}

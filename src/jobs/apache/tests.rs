@@ -151,8 +151,10 @@ const RECIPE_MODULES: &[&str] = &["ssl_module", "http2_module", "php_module"];
 const CRASH: &str = "[Wed Nov 25 05:52:50.032317 2026] [core:notice] [pid 28516:tid 28516] AH00052: child pid 28517 exit signal Segmentation fault (11)\n";
 const PHP_FATAL: &str = "[Wed Nov 25 06:00:01.000001 2026] [php:error] [pid 7:tid 7] [client 10.0.0.1:5] PHP Fatal error:  Uncaught Error: x in /srv/www/a.php:12\n";
 
+/// Before, every child-crash alert said "the fix is php-fpm via proxy_fcgi", also on a server
+/// whose own doctor verdict (logged seconds before) said no mod_php is loaded.
 #[tokio::test]
-async fn child_crash_alerts_carry_the_verdict_only_when_the_recipe_matches() {
+async fn child_crash_advice_follows_the_doctors_verdict_for_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let bin = fake_apachectl(dir.path(), RECIPE_MODULES, "Protocols h2 http/1.1\n", "0");
     let recipe = diagnose_in_background(Some(bin), Duration::from_secs(10))
@@ -163,22 +165,16 @@ async fn child_crash_alerts_carry_the_verdict_only_when_the_recipe_matches() {
     let crash = &events(CRASH)[0];
     let a = alert_for("web", crash, Some(&recipe));
     assert_eq!(a.rule, "child_crash");
-    assert_eq!(a.extra.as_deref(), Some(recipe.summary().as_str()));
+    let extra = a.extra.clone().unwrap_or_default();
     assert!(
-        a.extra
-            .as_deref()
-            .is_some_and(|e| e.contains("matches the known child-crash recipe")),
+        extra.contains("matches the known child-crash recipe") && extra.contains("php-fpm"),
         "{a:?}"
     );
+    assert!(!extra.contains("CoreDumpDirectory"), "{extra}");
     assert_eq!(a.file.as_deref(), Some("/var/log/apache2/error.log"));
     assert_eq!(a.first_line.as_deref(), Some(CRASH.trim_end()));
 
-    // Not before the doctor answered, not for other rules, not when the server lacks the recipe.
-    assert_eq!(alert_for("web", crash, None).extra, None);
-    let php = &events(PHP_FATAL)[0];
-    let p = alert_for("web", php, Some(&recipe));
-    assert_eq!((p.rule.as_str(), p.extra.as_deref()), ("php_fatal", None));
-    assert_eq!(p.dedup_key.as_deref(), Some("/srv/www/a.php:12"));
+    // A server without mod_php: no php-fpm fix is claimed, the way to a core is given.
     let dir2 = tempfile::tempdir().unwrap();
     let plain = fake_apachectl(
         dir2.path(),
@@ -190,7 +186,43 @@ async fn child_crash_alerts_carry_the_verdict_only_when_the_recipe_matches() {
         .await
         .unwrap();
     assert!(!no_recipe.matches_recipe(), "{no_recipe}");
-    assert_eq!(alert_for("web", crash, Some(&no_recipe)).extra, None);
+    let n = alert_for("web", crash, Some(&no_recipe));
+    let extra = n.extra.clone().unwrap_or_default();
+    assert!(
+        extra.contains("does not match the known child-crash recipe")
+            && extra.contains("missing: a php*_module loaded (mod_php)")
+            && extra.contains("php-fpm is not the known fix here")
+            && extra.contains("CoreDumpDirectory")
+            && extra.contains("AH00051"),
+        "{extra}"
+    );
+    assert!(!n.summary.contains("php-fpm"), "{}", n.summary);
+    assert!(!n.text().contains("the fix is"), "{}", n.text());
+
+    // A crash that dumped core: the advice names the directory AH00051 gave.
+    let cored = &events(
+        "[Wed Nov 25 05:52:50.032317 2026] [core:notice] [pid 2:tid 2] AH00051: child pid 3 exit signal Segmentation fault (11), possible coredump in /var/crash/apache2\n",
+    )[0];
+    let c = alert_for("web", cored, Some(&no_recipe));
+    assert!(
+        c.extra
+            .as_deref()
+            .is_some_and(|e| e.contains("core in /var/crash/apache2 (AH00051)")
+                && !e.contains("CoreDumpDirectory")),
+        "{c:?}"
+    );
+
+    // Before the doctor answers: no verdict is claimed either way.
+    let none = alert_for("web", crash, None).extra.unwrap_or_default();
+    assert!(
+        none.contains("run `opsd apache doctor`") && none.contains("CoreDumpDirectory"),
+        "{none}"
+    );
+    // Other rules carry no crash advice.
+    let php = &events(PHP_FATAL)[0];
+    let p = alert_for("web", php, Some(&recipe));
+    assert_eq!((p.rule.as_str(), p.extra.as_deref()), ("php_fatal", None));
+    assert_eq!(p.dedup_key.as_deref(), Some("/srv/www/a.php:12"));
 }
 
 #[tokio::test]
@@ -215,6 +247,34 @@ async fn the_start_up_doctor_is_bounded_in_time_and_reports_failures() {
         err.to_string()
             .contains("cannot run /nonexistent/apachectl"),
         "{err}"
+    );
+}
+
+/// Before, the alert after a cooldown said nothing of the matches the cooldown swallowed.
+#[test]
+fn the_alert_after_a_cooldown_says_how_many_matches_it_held_back() {
+    let exhaustion = |t: &str| {
+        format!("[Wed Nov 25 {t}.000001 2026] [mpm_event:error] [pid 1:tid 1] AH00484: server reached MaxRequestWorkers setting, consider raising the MaxRequestWorkers setting\n")
+    };
+    let text: String = ["10:00:00", "10:02:00", "10:03:00", "10:05:00", "10:10:01"]
+        .iter()
+        .map(|t| exhaustion(t))
+        .collect();
+    let evs = events(&text);
+    assert_eq!(evs.len(), 2, "{evs:#?}");
+    let first = alert_for("web", &evs[0], None);
+    assert!(!first.summary.contains("more since"), "{}", first.summary);
+    let next = alert_for("web", &evs[1], None);
+    assert!(
+        next.summary
+            .contains("and 3 more since 10:02:00 (held back by the rule's cooldown)"),
+        "{}",
+        next.summary
+    );
+    assert!(
+        next.text().contains("and 3 more since 10:02:00"),
+        "{}",
+        next.text()
     );
 }
 
@@ -256,4 +316,28 @@ from_beginnig = true
         "false missing-schedule error:\n{err}"
     );
     assert!(err.contains("unknown key for an apache_log job"), "{err}");
+}
+
+/// Before, `opsd check` said nothing of an apache_log job's globs: a typo in `paths` showed
+/// only as a job that never alerts.
+#[tokio::test]
+async fn check_shows_which_files_the_globs_match_today() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["a_error.log", "b_error.log", "access.log"] {
+        std::fs::write(dir.path().join(f), "").unwrap();
+    }
+    std::fs::create_dir(dir.path().join("c_error.log")).unwrap();
+    let d = dir.path().display();
+    let cfg = parse(&format!(
+        "[jobs.w]\ntype = \"apache_log\"\npaths = [\"{d}/*error.log\", \"{d}/nope/*.log\"]\n"
+    ))
+    .unwrap();
+    let line = cfg.jobs["w"].job.preflight().await.unwrap().unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "follows today: {d}/*error.log matches 2 file(s): {d}/a_error.log, {d}/b_error.log; \
+             {d}/nope/*.log matches no file today (a file that appears is followed within a second)"
+        )
+    );
 }
