@@ -635,6 +635,13 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
             running,
         ]);
     }
+    // Cells hold what jobs.toml and jobs wrote: one line each, and short enough for a table
+    // (a 1 MB schedule once made the padding panic).
+    for row in &mut rows {
+        for cell in row.iter_mut() {
+            *cell = table_cell(cell);
+        }
+    }
     let widths: Vec<usize> = (0..9)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
@@ -645,6 +652,18 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
         println!("{}", line.join("  ").trim_end());
+    }
+}
+
+/// The longest cell of the status table, in characters.
+const CELL_CHARS: usize = 60;
+
+/// `text` as one table cell: control characters escaped, cut to [`CELL_CHARS`] with an ellipsis.
+fn table_cell(text: &str) -> String {
+    let safe = crate::escape::control(text);
+    match safe.char_indices().nth(CELL_CHARS - 1) {
+        Some((end, _)) if safe.chars().count() > CELL_CHARS => format!("{}…", &safe[..end]),
+        _ => safe.into_owned(),
     }
 }
 
@@ -767,9 +786,10 @@ fn print_check(cfg: &Config, next: usize, ok: bool) {
             ),
             Some(s) => {
                 println!(
-                    "\n{} [{}]{state}: \"{s}\" in {}",
+                    "\n{} [{}]{state}: \"{}\" in {}",
                     job.name,
                     job.job.type_name(),
+                    table_cell(&s.to_string()),
                     s.timezone()
                 );
                 if s.is_start() {
@@ -794,6 +814,16 @@ fn print_check(cfg: &Config, next: usize, ok: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_or_multi_line_cell_is_cut_and_kept_on_one_line() {
+        let huge = "0 0 3 1 1 * ".to_string() + &"2030,".repeat(300_000);
+        let cell = table_cell(&huge);
+        assert_eq!(cell.chars().count(), CELL_CHARS);
+        assert!(cell.ends_with('…'), "{cell}");
+        assert_eq!(table_cell("a\nb"), "a\\nb");
+        assert_eq!(table_cell("@every 5s"), "@every 5s");
+    }
 
     /// The long flags `opsd ARGS… --help` lists.
     fn flags_in_help(path: &[&str]) -> Vec<String> {

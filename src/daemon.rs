@@ -253,6 +253,13 @@ fn reload(
                     added = ?summary.added, changed = ?summary.changed, removed = ?summary.removed,
                     unchanged = summary.unchanged, "configuration reloaded"
                 );
+                // A file cut short by a full disk or an editor's crash parses as valid and
+                // empty: say loudly that it stopped everything.
+                if sched.config().jobs.is_empty() && !summary.removed.is_empty() {
+                    tracing::warn!(config = %opts.config.display(), removed = summary.removed.len(),
+                        "the reloaded {} has no jobs: all {} job(s) were removed and nothing will run",
+                        opts.config.display(), summary.removed.len());
+                }
                 spawn_preflights(sched.config(), summary.added.iter().chain(&summary.changed));
                 release_freed_memory();
             })

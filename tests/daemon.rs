@@ -1244,3 +1244,26 @@ fn run_job_of_a_failing_job_repeats_its_last_output_beside_the_verdict() {
     );
     assert!(out.stdout.is_empty(), "{err}");
 }
+
+#[test]
+fn a_reload_that_removes_every_job_says_so_at_warn() {
+    let mut d = Daemon::start(&job("a", "@every 1h", "true", ""));
+    // A job file cut short (full disk, an editor's crash) is valid TOML with no jobs.
+    d.write_config("");
+    let out = d.ctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_for(
+        || {
+            d.log()
+                .lines()
+                .any(|l| l.contains("WARN") && l.contains("has no jobs: all 1 job(s) were removed"))
+        },
+        "the warning that nothing will run",
+    );
+    let (status, _) = d.stop();
+    assert!(status.success());
+}

@@ -97,12 +97,27 @@ impl Schedule {
                 .map_err(|e| ScheduleError(explain_cron(&source, &parser, &e)))?;
             Kind::Cron
         };
-        Ok(Schedule {
+        let schedule = Schedule {
             source,
             kind,
             tz,
             exclude,
-        })
+        };
+        // Without a year field a cron expression repeats every year, so one with no next fire
+        // time never fires at all (`0 0 0 30 2 *`): refuse it rather than arm a silent job. A
+        // year field may simply have passed; the daemon logs that job's end.
+        let has_year = schedule.source.split_whitespace().count() == 7;
+        if matches!(schedule.kind, Kind::Cron)
+            && !has_year
+            && schedule.next_after(Utc::now()).is_none()
+        {
+            return Err(ScheduleError(format!(
+                "{:?} never fires: no date matches its day and month fields (a day the month \
+                 does not have, such as 30 February?)",
+                schedule.source
+            )));
+        }
+        Ok(schedule)
     }
 
     /// The time zone the schedule is evaluated in.

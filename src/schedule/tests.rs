@@ -404,3 +404,20 @@ fn frequent_means_an_interval_or_a_wildcard_time_of_day_field() {
         assert!(!sched(expr, UTC).is_frequent(), "{expr}");
     }
 }
+
+#[test]
+fn a_cron_without_a_year_that_matches_no_date_is_refused() {
+    for expr in ["0 0 0 30 2 *", "0 0 0 31 4 *", "0 0 31 11 *"] {
+        let err = Schedule::parse(expr, UTC, BTreeSet::new())
+            .expect_err(expr)
+            .to_string();
+        assert!(err.contains("never fires"), "{expr}: {err}");
+    }
+    // 29 February comes every four years; a past year is an ended job, not a mistake.
+    for expr in ["0 0 0 29 2 *", "0 0 0 1 1 * 2025"] {
+        assert!(
+            Schedule::parse(expr, UTC, BTreeSet::new()).is_ok(),
+            "{expr}"
+        );
+    }
+}
