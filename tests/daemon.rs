@@ -1267,3 +1267,21 @@ fn a_reload_that_removes_every_job_says_so_at_warn() {
     let (status, _) = d.stop();
     assert!(status.success());
 }
+
+#[test]
+fn a_jobs_output_is_logged_escaped_on_one_line_not_blanked() {
+    let mut d = Daemon::start(&job(
+        "noisy",
+        "@start",
+        r"printf 'a\033[2Kb\rc\nnext line\n'",
+        "",
+    ));
+    d.wait_for(|| d.log().contains("run finished"), "the run to end");
+    let (_, log) = d.stop();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(r"noisy: a\u{1b}[2Kb\rc") && !l.contains('\u{1b}')),
+        "the output line is not escaped as written:\n{log}"
+    );
+    assert!(log.contains("noisy: next line"), "{log}");
+}

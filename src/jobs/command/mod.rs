@@ -366,16 +366,8 @@ fn emit(
         return;
     }
     *logged += 1;
-    let mut text: String = String::from_utf8_lossy(line)
-        .chars()
-        .map(|c| {
-            if c.is_control() && c != '\t' {
-                '\u{FFFD}'
-            } else {
-                c
-            }
-        })
-        .collect();
+    // Escaped, not blanked: the line keeps what the job wrote and still cannot forge another.
+    let mut text = crate::escape::bytes(line);
     if dropped > 0 {
         text.push_str(&format!(" …[{dropped} more bytes]"));
     }
