@@ -124,7 +124,7 @@ fn segfaulting_child_is_posted_to_the_webhook_within_2s_with_the_real_line() {
     let mut following = false;
     while verdict.is_none() || !following {
         let line = wait_for(&lines, "");
-        following |= line.contains("\"following\"");
+        following |= line.contains(": following\"");
         if line.contains("apache doctor") {
             verdict = Some(line);
         }
@@ -287,7 +287,7 @@ fn kill_9_after_alerts_replays_at_most_the_last_batch() {
     let state = dir.path().join("state");
     let checkpoint = state.join("apache/crash-count.json");
     let (mut opsd, lines) = run_job(&config, &state);
-    wait_for(&lines, "\"following\"");
+    wait_for(&lines, ": following\"");
     let mut seen = std::collections::BTreeMap::new();
     append_crashes(&log, 0..BATCH);
     wait_for_events(&lines, &mut seen, 0..BATCH);
