@@ -342,8 +342,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::geoip::cli::run(command)
         }
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "opsd", &mut std::io::stdout());
+            crate::dist_assets::write_completion(&Cli::command(), shell, &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
         Command::DistAssets { dir } => {
@@ -374,8 +373,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             if let Err(e) = rt.block_on(daemon::run(opts)) {
                 let e = missing_file_hint(e, &path);
+                // Said once, through the log (stderr or the journal): returning the error
+                // would make `main` print it a second time.
                 tracing::error!("{}", error_text(&e));
-                return Err(e);
+                return Ok(ExitCode::from(2));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -5,6 +5,9 @@
 use clap_complete::Shell;
 use std::path::{Path, PathBuf};
 
+/// The installed program's name, which the completion scripts complete.
+const BIN_NAME: &str = "opsd";
+
 /// Writes `dir/man/*.8` and `dir/completions/{opsd.bash,_opsd,opsd.fish}` for `cmd`; returns
 /// the files written.
 pub fn write_assets(cmd: &mut clap::Command, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -16,16 +19,41 @@ pub fn write_assets(cmd: &mut clap::Command, dir: &Path) -> std::io::Result<Vec<
     write_man_pages(&cmd, &man, &mut written)?;
     let completions = dir.join("completions");
     std::fs::create_dir_all(&completions)?;
+    let mut visible = completion_command(&cmd);
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        let name = cmd.get_name().to_string();
+        let name = visible.get_name().to_string();
         written.push(clap_complete::generate_to(
             shell,
-            &mut cmd,
+            &mut visible,
             name,
             &completions,
         )?);
     }
     Ok(written)
+}
+
+/// Writes the `shell` completion script for `cmd` to `out`: the same script the package
+/// installs, so `opsd completions bash` and /usr/share/bash-completion never differ.
+pub fn write_completion(cmd: &clap::Command, shell: Shell, out: &mut dyn std::io::Write) {
+    let mut cmd = cmd.clone().disable_help_subcommand(true);
+    cmd.build();
+    let mut visible = completion_command(&cmd);
+    let name = visible.get_name().to_string();
+    clap_complete::generate(shell, &mut visible, name, out);
+}
+
+/// `cmd` without its hidden subcommands, which clap_complete would otherwise offer (it
+/// completes every subcommand it is given). clap cannot remove a subcommand, so this builds
+/// the command anew from the visible parts.
+fn completion_command(cmd: &clap::Command) -> clap::Command {
+    clap::Command::new(BIN_NAME)
+        .version(env!("CARGO_PKG_VERSION"))
+        .disable_help_subcommand(true)
+        // The built `cmd` already holds its --help and --version; copied below.
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .args(cmd.get_arguments().filter(|a| !a.is_hide_set()).cloned())
+        .subcommands(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
 }
 
 /// One section-8 page for `cmd` and one for each of its visible subcommands, recursively.
@@ -82,7 +110,19 @@ mod tests {
             !dir.path().join("man/opsd-dist-assets.8").exists(),
             "the hidden subcommand got a man page"
         );
-        assert!(read("completions/opsd.bash").contains("run-job"));
+        let bash = read("completions/opsd.bash");
+        assert!(bash.contains("run-job"));
+        assert!(
+            !bash.contains("dist-assets"),
+            "completions offer a hidden subcommand"
+        );
+        let mut printed = Vec::new();
+        write_completion(&crate::cli::Cli::command(), Shell::Bash, &mut printed);
+        assert_eq!(
+            String::from_utf8_lossy(&printed),
+            bash,
+            "`opsd completions bash` differs from the packaged script"
+        );
         assert!(read("completions/_opsd").contains("#compdef opsd"));
         assert!(read("completions/opsd.fish").contains("complete -c opsd"));
         assert!(written.iter().all(|p| p.starts_with(dir.path())));

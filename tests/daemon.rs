@@ -486,6 +486,11 @@ fn broken_config_at_first_start_exits_nonzero_with_location() {
             err.contains("jobs.toml:5:12: `jobs.x.timezone`: unknown time zone \"Mars/Base\""),
             "{sub}: {err}"
         );
+        assert_eq!(
+            err.matches("unknown time zone").count(),
+            1,
+            "{sub}: the error is said more than once:\n{err}"
+        );
     }
 }
 
