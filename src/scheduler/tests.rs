@@ -148,12 +148,18 @@ struct Fixture {
 impl Fixture {
     fn start(jobs: &str) -> Fixture {
         let dir = tempfile::tempdir().expect("a temporary directory");
+        Fixture {
+            sched: Fixture::start_in(&dir, jobs),
+            dir,
+        }
+    }
+
+    /// A scheduler over `jobs` with its state in `dir/state`.
+    fn start_in(dir: &tempfile::TempDir, jobs: &str) -> Scheduler {
         let config = parse(dir.path(), jobs);
         let alerts = Dispatcher::new(&config.alerts, crate::alert::DispatcherOptions::default())
             .expect("no alert sinks");
-        let sched = Scheduler::start(config, dir.path().join("state"), alerts)
-            .expect("the alarm thread starts");
-        Fixture { dir, sched }
+        Scheduler::start(config, dir.path().join("state"), alerts).expect("the alarm thread starts")
     }
 
     fn reload(&mut self, jobs: &str) -> ReloadSummary {
@@ -411,4 +417,85 @@ async fn a_run_still_waiting_out_its_jitter_at_shutdown_never_starts() {
         .await
         .expect("shutdown ends");
     assert_eq!(state.last(), None, "a run started during shutdown");
+}
+
+/// An `apache_log` job (continuous) following `log`, with `extra` keys.
+fn watch_job(name: &str, log: &str, extra: &str) -> String {
+    format!(
+        "[jobs.{name}]\ntype = \"apache_log\"\npaths = [{log:?}]\napache_bin = \"/bin/false\"\n{extra}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_restarts_a_changed_continuous_job_and_stops_a_removed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log").display().to_string();
+    std::fs::write(&log, "").unwrap();
+    let mut f = Fixture::start(&watch_job("web", &log, ""));
+    f.wait_for("web", "the watch starting", |s| s.running == 1)
+        .await;
+    assert_eq!(f.status("web").last, None);
+
+    let changed = f.reload(&watch_job("web", &log, "disable_rules = [\"php_fatal\"]"));
+    assert_eq!(changed.changed, ["web"]);
+    // The old watch is stopped (its run ends) and the new one takes its place.
+    f.wait_for("web", "the old watch ending and a new one running", |s| {
+        s.running == 1 && s.last.is_some()
+    })
+    .await;
+    let ended = f.status("web").last.unwrap();
+    assert_eq!(ended.outcome, Outcome::Success, "{ended:?}");
+
+    let state = f.sched.jobs["web"].state.clone();
+    let removed = f.reload("");
+    assert_eq!(removed.removed, ["web"]);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while state.running() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the removed watch still runs after {PATIENCE:?}: last run {:?}",
+            state.last()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_ne!(state.last().map(|l| l.run_id), Some(ended.run_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuous_job_that_ends_on_its_own_is_started_again_after_a_growing_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log").display().to_string();
+    std::fs::write(&log, "").unwrap();
+    // A checkpoint that cannot be read (a directory): every watch fails as it starts.
+    std::fs::create_dir_all(dir.path().join("state/apache/web.json")).unwrap();
+    let f = Fixture {
+        sched: Fixture::start_in(&dir, &watch_job("web", &log, "")),
+        dir,
+    };
+    let mut runs: Vec<LastRun> = Vec::new();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while runs.len() < 3 {
+        if let Some(last) = f.status("web").last {
+            if runs.last().is_none_or(|r| r.run_id != last.run_id) {
+                runs.push(last);
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "three failed watches were not seen within {PATIENCE:?}: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        runs.iter().all(|r| r.outcome == Outcome::Failed),
+        "{runs:?}"
+    );
+    let gaps: Vec<i64> = runs
+        .windows(2)
+        .map(|w| (w[1].started - w[0].started).num_milliseconds())
+        .collect();
+    assert!(
+        gaps[0] >= 1000 && gaps[1] >= 2000,
+        "restarts came sooner than 1 s, then 2 s: {gaps:?} ms"
+    );
 }
