@@ -499,3 +499,22 @@ async fn a_continuous_job_that_ends_on_its_own_is_started_again_after_a_growing_
         "restarts came sooner than 1 s, then 2 s: {gaps:?} ms"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_type_changes_starts_over_with_nothing_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log").display().to_string();
+    std::fs::write(&log, "").unwrap();
+    let mut f = Fixture::start(&job("x", "true", ""));
+    f.ran("x").await;
+    let summary = f.reload(&watch_job("x", &log, ""));
+    assert_eq!(summary.changed, ["x"]);
+    f.wait_for("x", "the watch starting", |s| s.running == 1)
+        .await;
+    let status = f.status("x");
+    assert_eq!(status.job_type, "apache_log");
+    assert_eq!(
+        status.last, None,
+        "the command's last run was kept: {status:?}"
+    );
+}
