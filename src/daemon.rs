@@ -93,28 +93,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
-            Some((req, reply)) = requests.recv() => {
-                if let Request::Trigger { job } = req {
-                    // The run goes on off the loop; the client waits on its own connection.
-                    match sched.trigger(&job) {
-                        Ok(rx) => {
-                            tokio::spawn(async move {
-                                let reply_to = rx.await.unwrap_or_else(|_| {
-                                    TriggerReply::NotStarted("the run was abandoned".into())
-                                });
-                                let _ = reply.send(Response::Triggered { reply: reply_to });
-                            });
-                        }
-                        Err(message) => {
-                            let _ = reply.send(Response::Error { message });
-                        }
-                    }
-                } else if let Request::Reload = req {
-                    reloads.request(Some(reply), &opts, &notifier);
-                } else {
-                    let _ = reply.send(handle(req, &sched));
+            Some((req, reply)) = requests.recv() => match req {
+                Request::Status => {
+                    let _ = reply.send(status(&sched));
                 }
-            }
+                Request::Reload => reloads.request(Some(reply), &opts, &notifier),
+                Request::Trigger { job } => trigger(&sched, &job, reply),
+            },
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
                 notifier.watchdog();
             }
@@ -135,16 +120,29 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Answers a status request (reloads and triggers are answered when they are done).
-fn handle(req: Request, sched: &Scheduler) -> Response {
-    match req {
-        Request::Status => Response::Status {
-            config: sched.config().path.display().to_string(),
-            jobs: sched.status(),
-        },
-        Request::Reload | Request::Trigger { .. } => Response::Error {
-            message: "reload and trigger are answered when they are done".into(),
-        },
+/// The answer to `opsd status`.
+fn status(sched: &Scheduler) -> Response {
+    Response::Status {
+        config: sched.config().path.display().to_string(),
+        jobs: sched.status(),
+    }
+}
+
+/// Starts a run for `opsd trigger`; the run goes on off the loop and `reply` hears how it
+/// ended (the client waits on its own connection).
+fn trigger(sched: &Scheduler, job: &str, reply: oneshot::Sender<Response>) {
+    match sched.trigger(job) {
+        Ok(rx) => {
+            tokio::spawn(async move {
+                let ran = rx
+                    .await
+                    .unwrap_or_else(|_| TriggerReply::NotStarted("the run was abandoned".into()));
+                let _ = reply.send(Response::Triggered { reply: ran });
+            });
+        }
+        Err(message) => {
+            let _ = reply.send(Response::Error { message });
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod apache;
 pub mod cli;
+pub mod command_line;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -252,12 +252,10 @@ async fn command_sink_gets_the_alert_as_json_on_stdin() {
     )
     .unwrap();
     d.send(
-        Alert::for_failed_run(
+        opsd::scheduler::execute::failed_run_alert(
             "backup",
             "0123abcd",
-            opsd::jobs::Outcome::Failed,
-            Some("exit code 1"),
-            &[],
+            &opsd::jobs::RunReport::failed("exit code 1"),
         ),
         &["mail".to_string(), "broken".to_string()],
     );

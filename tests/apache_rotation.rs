@@ -11,7 +11,7 @@ use apache_support::{counting_rule, rotate_copytruncate, rotate_create, Apache};
 use opsd::apache::rules::LogEvent;
 use opsd::apache::watch::{watch, WatchConfig, WatchError, WatchStats, Watcher, RETIRE_QUIET};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::{block_in_place, JoinHandle};
@@ -22,6 +22,9 @@ struct Running {
     cancel: CancellationToken,
     task: JoinHandle<Result<WatchStats, WatchError>>,
     rx: mpsc::Receiver<LogEvent>,
+    /// The file it follows and its checkpoint, to tell when it has caught up.
+    log: PathBuf,
+    checkpoint: PathBuf,
 }
 
 fn start_watcher(log: &Path, checkpoint: &Path) -> Running {
@@ -35,7 +38,13 @@ fn start_watcher(log: &Path, checkpoint: &Path) -> Running {
     let cancel = CancellationToken::new();
     let (tx, rx) = mpsc::channel(100_000);
     let task = tokio::spawn(watch(watcher, cancel.clone(), tx));
-    Running { cancel, task, rx }
+    Running {
+        cancel,
+        task,
+        rx,
+        log: log.to_path_buf(),
+        checkpoint: checkpoint.to_path_buf(),
+    }
 }
 
 /// Moves the events received so far into `seen` (count per N).
@@ -46,24 +55,51 @@ fn drain(rx: &mut mpsc::Receiver<LogEvent>, seen: &mut BTreeMap<u32, u32>) {
     }
 }
 
-/// Waits until all of `0..n` were seen (or a generous deadline passes).
+/// Waits until all of `0..n` were seen; fails at a generous deadline naming the missing ones.
 async fn wait_until_seen(rx: &mut mpsc::Receiver<LogEvent>, seen: &mut BTreeMap<u32, u32>, n: u32) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while (0..n).any(|k| !seen.contains_key(&k)) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
         drain(rx, seen);
+        let missing: Vec<u32> = (0..n).filter(|k| !seen.contains_key(k)).collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lines never seen within 60 s: {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// Waits until all of `0..total` were seen (or a generous deadline passes), then a little
-/// longer so late duplicates would show, and stops the watcher.
-async fn finish(mut w: Running, mut seen: BTreeMap<u32, u32>, total: u32) -> BTreeMap<u32, u32> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while (0..total).any(|n| !seen.contains_key(&n)) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        drain(&mut w.rx, &mut seen);
+/// Waits until the watcher has caught up with `log` (see [`caught_up`]): every rotated file
+/// retired, the current one read to its end and checkpointed. Fails at the deadline with the
+/// file's size and the checkpoint it saw.
+async fn wait_caught_up(checkpoint: &Path, log: &Path, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !caught_up(checkpoint, log) {
+        assert!(
+            Instant::now() < deadline,
+            "the watcher did not catch up with {} ({:?} bytes) within {within:?}; checkpoint: {}",
+            log.display(),
+            std::fs::metadata(log).map(|m| m.len()).ok(),
+            std::fs::read_to_string(checkpoint).unwrap_or_else(|e| e.to_string())
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(RETIRE_QUIET + Duration::from_secs(2)).await;
+}
+
+/// Waits until all of `0..total` were seen and the watcher has retired every rotated file
+/// (nothing it reads again could still show up as a duplicate), then stops the watcher.
+async fn finish(mut w: Running, mut seen: BTreeMap<u32, u32>, total: u32) -> BTreeMap<u32, u32> {
+    wait_until_seen(&mut w.rx, &mut seen, total).await;
+    // A rotated file is retired once quiet for RETIRE_QUIET, then saved out of the checkpoint.
+    wait_caught_up(
+        &w.checkpoint,
+        &w.log,
+        RETIRE_QUIET + Duration::from_secs(60),
+    )
+    .await;
     w.cancel.cancel();
     w.task.await.unwrap().unwrap();
     while let Some(ev) = w.rx.recv().await {
@@ -286,10 +322,7 @@ async fn a_slow_consumer_never_slows_reading_across_a_rotation_every_second() {
     })
     .await
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !caught_up(&checkpoint, &log) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_caught_up(&checkpoint, &log, Duration::from_secs(60)).await;
     cancel.cancel();
     let stats = task.await.unwrap().unwrap();
     let received = consumer.await.unwrap();
@@ -348,10 +381,7 @@ async fn a_checkpoint_that_cannot_be_saved_does_not_stop_the_watch() {
     let mut seen = BTreeMap::new();
     append_lines(&log, 0..50);
     wait_until_seen(&mut w.rx, &mut seen, 50).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !caught_up(&checkpoint, &log) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_caught_up(&checkpoint, &log, Duration::from_secs(30)).await;
     std::fs::rename(&cp_dir, dir.path().join("state/apache.moved")).unwrap();
     std::fs::write(&cp_dir, b"not a directory").unwrap();
     for batch in 1..6u64 {

@@ -514,26 +514,17 @@ fn catch_up_runs_a_missed_slot_once_after_downtime() {
     )
     .unwrap();
     fs::write(dir.path().join("jobs.toml"), &cfg).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
-        .args(["run", "--config"])
-        .arg(dir.path().join("jobs.toml"))
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .arg("--socket")
-        .arg(dir.path().join("s.sock"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while lines(&marks).is_empty() && Instant::now() < deadline {
-        sleep(Duration::from_millis(50));
-    }
-    sleep(Duration::from_millis(500));
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(child.wait().unwrap().success());
-    assert_eq!(lines(&marks).len(), 1, "exactly one catch-up run");
+    let mut d = Daemon::start_in(dir, &[]);
+    // Catch-up runs are started before the daemon's loop: once one has finished, any other
+    // would have started too (and shutdown waits for a started run).
+    d.wait_for(
+        || d.log().contains("nightly: run finished"),
+        "the catch-up run to finish",
+    );
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(lines(&marks).len(), 1, "exactly one catch-up run:\n{log}");
+    assert_eq!(log.matches("nightly: run started").count(), 1, "{log}");
 }
 
 #[test]

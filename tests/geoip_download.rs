@@ -502,19 +502,29 @@ async fn a_cancelled_run_stops_while_the_server_is_silent() {
     // A server that accepts connections and never answers.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     h.settings.download.base_url = format!("http://{}", silent.local_addr().unwrap());
+    let (connected, waiting) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let mut held = Vec::new();
+        let mut connected = Some(connected);
         while let Ok((sock, _)) = silent.accept().await {
             held.push(sock);
+            if let Some(tx) = connected.take() {
+                let _ = tx.send(());
+            }
         }
     });
     let ctx = h.ctx(false);
     let cancel = ctx.cancel.clone();
+    // Cancelled once the run is waiting on the server, not after a guess at how long that takes.
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        cancel.cancel();
+        if waiting.await.is_ok() {
+            cancel.cancel();
+        }
     });
-    let report = run_with(&h.spec, &ctx, Arc::clone(&h.builder), h.settings.clone()).await;
+    let run = run_with(&h.spec, &ctx, Arc::clone(&h.builder), h.settings.clone());
+    let report = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run ended within 60 s of connecting to the silent server");
     assert_eq!(report.outcome, Outcome::Killed, "{report:?}");
     assert!(h.installed().is_none());
     h.assert_no_scratch();

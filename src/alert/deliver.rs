@@ -2,7 +2,6 @@
 
 use super::record::Alert;
 use crate::config::{CommandSink, SinkConfig, SinkKind, WebhookSink};
-use crate::jobs::command::CommandLine;
 use crate::process::env::{self, RunUser};
 use crate::{escape, redact};
 use nix::sys::signal::{killpg, Signal};
@@ -252,13 +251,10 @@ fn quote(bytes: &[u8]) -> String {
 }
 
 async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptError> {
-    let (program, args): (&str, Vec<&str>) = match &sink.command {
-        CommandLine::Argv(argv) => match argv.split_first() {
-            Some((program, args)) => (program, args.iter().map(String::as_str).collect()),
-            None => return Err(AttemptError::Permanent("the command is empty".into())),
-        },
-        CommandLine::Shell(line) => ("/bin/sh", vec!["-c", line]),
-    };
+    let (program, args) = sink
+        .command
+        .program_and_args()
+        .ok_or_else(|| AttemptError::Permanent("the command is empty".into()))?;
     // The marker its processes carry, so what leaves its process group is found and stopped.
     let marker = format!("alert-{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
     // The same clean environment as a job's run (the daemon's `TZ`, as alerts have no zone of

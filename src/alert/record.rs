@@ -1,6 +1,5 @@
 //! The alert record: what happened, how bad, how often, where — the same JSON for every sink.
 
-use crate::jobs::Outcome;
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -130,21 +129,18 @@ impl Alert {
         self
     }
 
-    /// The alert for a run of any job type that ended in `outcome` (failed, timed out, killed),
-    /// with the last lines the run printed in `extra`: the field every sink shows (webhook
-    /// JSON, the Slack-style text), so the alert says why as well as what.
+    /// The alert for a run of any job type that ended in `outcome` (its name: `failed`,
+    /// `timed_out`, `killed`; the rule is `run_OUTCOME`), with the last lines the run printed in
+    /// `extra`: the field every sink shows (webhook JSON, the Slack-style text), so the alert
+    /// says why as well as what. How bad each outcome is, is the caller's to say.
     pub fn for_failed_run(
         job: &str,
         run_id: &str,
-        outcome: Outcome,
+        outcome: &str,
+        severity: Severity,
         detail: Option<&str>,
         output: &[String],
     ) -> Self {
-        let severity = match outcome {
-            Outcome::Failed | Outcome::TimedOut => Severity::High,
-            Outcome::Killed => Severity::Warning,
-            Outcome::Success | Outcome::Skipped => Severity::Info,
-        };
         let summary = match detail {
             Some(d) if !d.is_empty() => format!("run {run_id} of job {job} {outcome}: {d}"),
             _ => format!("run {run_id} of job {job} {outcome}"),
@@ -246,7 +242,14 @@ mod tests {
 
     #[test]
     fn failed_run_alert_names_the_run() {
-        let a = Alert::for_failed_run("backup", "abc123", Outcome::TimedOut, Some("after 4s"), &[]);
+        let a = Alert::for_failed_run(
+            "backup",
+            "abc123",
+            "timed_out",
+            Severity::High,
+            Some("after 4s"),
+            &[],
+        );
         assert_eq!(a.extra, None);
         assert_eq!(a.rule, "run_timed_out");
         assert_eq!(a.severity, Severity::High);
@@ -265,7 +268,7 @@ mod tests {
             "pg_dump: error: connection refused".to_string(),
             "giving up".into(),
         ];
-        let a = Alert::for_failed_run("backup", "r1", Outcome::Failed, None, &output);
+        let a = Alert::for_failed_run("backup", "r1", "failed", Severity::High, None, &output);
         assert_eq!(
             a.extra.as_deref(),
             Some("last output:\npg_dump: error: connection refused\ngiving up")

@@ -5,7 +5,7 @@ use super::{
     de, did_you_mean, located_in_table, misspelt_type, struct_fields, unknown_key, FieldError,
 };
 use super::{valid_job_name, HumanDuration};
-use crate::jobs::command::CommandLine;
+use crate::command_line::CommandLine;
 use crate::process::env;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Url;

@@ -4,7 +4,7 @@
 //! systemd names the unit, so `journalctl -u opsd -o cat` says which job a line is about.
 
 use super::alarm::Ticket;
-use crate::alert::{Alert, Dispatcher};
+use crate::alert::{Alert, Dispatcher, Severity};
 use crate::config::JobConfig;
 use crate::jobs::{command::signal_name, Outcome, RunContext, RunReport};
 use chrono::{DateTime, Utc};
@@ -132,14 +132,7 @@ pub async fn execute(
     let duration = clock.elapsed();
     log_end(&job.name, &run_id, &report, duration);
     if report.outcome.is_error() && !job.alert.is_empty() {
-        let alert = Alert::for_failed_run(
-            &job.name,
-            &run_id,
-            report.outcome,
-            report.detail.as_deref(),
-            &report.output,
-        );
-        alerts.deliver(alert, &job.alert);
+        alerts.deliver(failed_run_alert(&job.name, &run_id, &report), &job.alert);
     }
     Finished {
         run_id,
@@ -147,6 +140,24 @@ pub async fn execute(
         duration,
         report,
     }
+}
+
+/// The alert for a run that ended badly: a failure or a timeout needs someone now (`high`),
+/// a run stopped from outside (shutdown, removal) is worth a look (`warning`).
+pub fn failed_run_alert(job: &str, run_id: &str, report: &RunReport) -> Alert {
+    let severity = match report.outcome {
+        Outcome::Failed | Outcome::TimedOut => Severity::High,
+        Outcome::Killed => Severity::Warning,
+        Outcome::Success | Outcome::Skipped => Severity::Info,
+    };
+    Alert::for_failed_run(
+        job,
+        run_id,
+        report.outcome.as_str(),
+        severity,
+        report.detail.as_deref(),
+        &report.output,
+    )
 }
 
 /// Logs the one start-of-run event; a scheduled run also says which slot it is for and how

@@ -3,9 +3,12 @@
 //! down by waiting for running jobs, then stopping them.
 
 pub mod alarm;
+mod backoff;
 pub mod execute;
 pub mod job_state;
 pub mod status;
+#[cfg(test)]
+mod tests;
 mod timer;
 
 pub use execute::{execute, Finished, RunMode, Trigger};
@@ -14,6 +17,7 @@ pub use status::JobStatus;
 
 use crate::alert::Dispatcher;
 use crate::config::{CatchUp, Config, JobConfig};
+use backoff::RestartBackoff;
 use chrono::{DateTime, Utc};
 use job_state::Admission;
 use serde::{Deserialize, Serialize};
@@ -25,9 +29,6 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// The longest wait between restarts of a continuous job that keeps failing.
-const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What `opsd trigger` gets back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,7 +157,9 @@ impl Runner {
                     let delay = job.jitter.mul_f64(fastrand::f64());
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
-                        () = stop.cancelled() => {}
+                        // Stopped (shutdown's grace ran out) before its turn came: a run that
+                        // has not started is not started now, only to be killed and alerted on.
+                        () = stop.cancelled() => break,
                     }
                 }
                 let finished = execute(
@@ -190,7 +193,7 @@ impl Runner {
     ) -> JoinHandle<()> {
         let runner = self.clone();
         self.inner.tracker.spawn(async move {
-            let mut backoff = Duration::from_secs(1);
+            let mut backoff = RestartBackoff::default();
             loop {
                 state.start_unconditionally();
                 let finished = execute(
@@ -207,16 +210,13 @@ impl Runner {
                 if stop.is_cancelled() {
                     return;
                 }
-                if finished.duration > MAX_RESTART_BACKOFF {
-                    backoff = Duration::from_secs(1);
-                }
-                tracing::error!(job = %job.name, restart_in_ms = backoff.as_millis() as u64,
+                let wait = backoff.after(finished.duration);
+                tracing::error!(job = %job.name, restart_in_ms = wait.as_millis() as u64,
                     "{}: continuous job ended on its own; restarting it", job.name);
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(wait) => {}
                     () = stop.cancelled() => return,
                 }
-                backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
             }
         })
     }

@@ -6,6 +6,7 @@ mod spawn;
 pub mod tail;
 
 use super::{Outcome, RunContext, RunReport};
+pub use crate::command_line::CommandLine;
 use crate::config::FieldError;
 use crate::process::env;
 use nix::sys::signal::{killpg, Signal};
@@ -36,16 +37,6 @@ const GROUP_POLL: Duration = Duration::from_millis(20);
 /// flood the journal.
 const MAX_LINES_PER_RUN: u64 = 10_000;
 
-/// What to run: an argv list (no shell) or one string for `/bin/sh -c`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum CommandLine {
-    /// `["/usr/bin/prog", "--flag"]`, run directly.
-    Argv(Vec<String>),
-    /// `"pg_dump app | gzip > x"`, run under `/bin/sh -c`.
-    Shell(String),
-}
-
 /// The `type = "command"` keys of a job.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct CommandSpec {
@@ -72,11 +63,7 @@ impl CommandSpec {
     /// Checks what serde cannot: a non-empty command and existing user and group.
     pub fn validate(&self, prefix: &str) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        let empty = match self.command.get_ref() {
-            CommandLine::Argv(v) => v.first().is_none_or(|p| p.trim().is_empty()),
-            CommandLine::Shell(s) => s.trim().is_empty(),
-        };
-        if empty {
+        if self.command.get_ref().is_empty() {
             errors.push(FieldError::new(
                 self.command.span(),
                 format!("{prefix}.command"),
@@ -291,6 +278,11 @@ async fn log_stream(
     let mut dropped_in_line = 0usize;
     let mut logged = 0u64;
     let mut suppressed = 0u64;
+    // Each complete line is kept for the report and logged (until the per-run limit).
+    let mut end_line = |line: &[u8], dropped: usize| {
+        tail.push(stream, line);
+        emit(&ctx, stream, line, dropped, &mut logged, &mut suppressed);
+    };
     loop {
         let n = match reader.read(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -302,15 +294,7 @@ async fn log_stream(
         }
         for &b in &buf[..n] {
             if b == b'\n' {
-                tail.push(stream, &line);
-                emit(
-                    &ctx,
-                    stream,
-                    &line,
-                    dropped_in_line,
-                    &mut logged,
-                    &mut suppressed,
-                );
+                end_line(&line, dropped_in_line);
                 line.clear();
                 dropped_in_line = 0;
             } else if line.len() < MAX_LINE {
@@ -323,16 +307,9 @@ async fn log_stream(
             buf.resize(READ_CHATTY, 0);
         }
     }
+    // A last line without its newline is still a line.
     if !line.is_empty() || dropped_in_line > 0 {
-        tail.push(stream, &line);
-        emit(
-            &ctx,
-            stream,
-            &line,
-            dropped_in_line,
-            &mut logged,
-            &mut suppressed,
-        );
+        end_line(&line, dropped_in_line);
     }
     if suppressed > 0 {
         tracing::warn!(job = %ctx.job, run_id = %ctx.run_id, suppressed,

@@ -3,7 +3,7 @@
 //! `User=` give them (a job run as a member of `adm` can read `/var/log`).
 
 use super::env::{self, EnvInputs, RunUser};
-use super::{CommandLine, CommandSpec};
+use super::CommandSpec;
 use crate::jobs::RunContext;
 use nix::unistd::{Gid, Group, Uid, User};
 use std::ffi::CString;
@@ -20,19 +20,13 @@ struct Credentials {
 
 /// Builds the process to spawn, with its environment, process group and credentials applied.
 pub(super) fn build(spec: &CommandSpec, ctx: &RunContext) -> Result<Command, String> {
-    let mut cmd = match spec.command.get_ref() {
-        CommandLine::Argv(argv) => {
-            let (program, args) = argv.split_first().ok_or("empty command")?;
-            let mut c = Command::new(program);
-            c.args(args);
-            c
-        }
-        CommandLine::Shell(line) => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c").arg(line);
-            c
-        }
-    };
+    let (program, args) = spec
+        .command
+        .get_ref()
+        .program_and_args()
+        .ok_or("empty command")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,0 +1,84 @@
+//! What a command job or a command alert sink runs, as written in `jobs.toml`: an argv list
+//! (no shell) or one line for `/bin/sh -c`. A leaf: it imports nothing of ours, so `config`,
+//! `jobs` and `alert` all use it without importing one another.
+
+use serde::Deserialize;
+
+/// What to run: an argv list (no shell) or one string for `/bin/sh -c`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum CommandLine {
+    /// `["/usr/bin/prog", "--flag"]`, run directly.
+    Argv(Vec<String>),
+    /// `"pg_dump app | gzip > x"`, run under `/bin/sh -c`.
+    Shell(String),
+}
+
+impl CommandLine {
+    /// True when there is nothing to run: no program, a blank program name, or a blank line.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            CommandLine::Argv(v) => v.first().is_none_or(|p| p.trim().is_empty()),
+            CommandLine::Shell(s) => s.trim().is_empty(),
+        }
+    }
+
+    /// The program to start and its arguments: the argv as given, or `/bin/sh -c LINE`;
+    /// `None` for an argv with no program.
+    pub fn program_and_args(&self) -> Option<(&str, Vec<&str>)> {
+        match self {
+            CommandLine::Argv(argv) => argv.split_first().map(|(program, args)| {
+                (program.as_str(), args.iter().map(String::as_str).collect())
+            }),
+            CommandLine::Shell(line) => Some(("/bin/sh", vec!["-c", line.as_str()])),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CommandLine;
+
+    #[test]
+    fn an_argv_runs_as_given_and_a_line_runs_under_sh() {
+        let argv = CommandLine::Argv(vec!["/usr/bin/env".into(), "-i".into(), "true".into()]);
+        assert_eq!(
+            argv.program_and_args(),
+            Some(("/usr/bin/env", vec!["-i", "true"]))
+        );
+        let line = CommandLine::Shell("echo a | tr a b".into());
+        assert_eq!(
+            line.program_and_args(),
+            Some(("/bin/sh", vec!["-c", "echo a | tr a b"]))
+        );
+        assert_eq!(CommandLine::Argv(Vec::new()).program_and_args(), None);
+    }
+
+    #[test]
+    fn nothing_to_run_is_empty() {
+        for empty in [
+            CommandLine::Argv(Vec::new()),
+            CommandLine::Argv(vec!["  ".into(), "arg".into()]),
+            CommandLine::Shell(" \t\n".into()),
+        ] {
+            assert!(empty.is_empty(), "{empty:?}");
+        }
+        assert!(!CommandLine::Argv(vec!["/bin/true".into()]).is_empty());
+        assert!(!CommandLine::Shell("true".into()).is_empty());
+    }
+
+    #[test]
+    fn a_list_is_an_argv_and_a_string_a_shell_line() {
+        #[derive(serde::Deserialize)]
+        struct T {
+            a: CommandLine,
+            b: CommandLine,
+        }
+        let t: T = toml::from_str("a = [\"/bin/echo\", \"hi\"]\nb = \"echo hi\"\n").unwrap();
+        assert_eq!(
+            t.a,
+            CommandLine::Argv(vec!["/bin/echo".into(), "hi".into()])
+        );
+        assert_eq!(t.b, CommandLine::Shell("echo hi".into()));
+    }
+}
