@@ -69,9 +69,23 @@ pub fn enter() -> Result<PathBuf, String> {
     Ok(OWN.get_or_init(|| dir).clone())
 }
 
-/// Whether `dir` is a cgroup opsd may manage: `cgroup.kill`, writable, no other process in
-/// it, and no live process in its `supervisor` (another opsd).
+/// Whether `dir` is a cgroup opsd may manage: `cgroup.kill`, writable, delegated when it is a
+/// systemd unit's, no other process in it, and no live process in its `supervisor` (another
+/// opsd).
 fn check(dir: &Path) -> Result<(), String> {
+    // systemd marks its units' cgroups with the invocation id, and delegated ones with
+    // `delegate=1` (the `user.` copies are readable without CAP_SYS_ADMIN).
+    let flag = |name: &str| {
+        ["user.", "trusted."]
+            .iter()
+            .find_map(|ns| xattr(dir, &format!("{ns}{name}")))
+    };
+    if flag("invocation_id").is_some() && flag("delegate").as_deref() != Some(b"1") {
+        return Err(format!(
+            "{} is a systemd unit's cgroup without Delegate=yes",
+            dir.display()
+        ));
+    }
     if !dir.join("cgroup.kill").exists() {
         return Err(format!(
             "{} has no cgroup.kill (needs Linux 5.14)",
@@ -99,6 +113,27 @@ fn check(dir: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The value of extended attribute `name` of `path`, or `None` when it has none (or it cannot
+/// be read).
+fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut buf = [0u8; 64];
+    // SAFETY: both strings are NUL-terminated and outlive the call; the kernel writes at most
+    // `buf.len()` bytes into `buf`.
+    let n = unsafe {
+        nix::libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n).ok()?;
+    Some(buf.get(..n)?.to_vec())
 }
 
 /// The cgroup v2 path in `/proc/self/cgroup` text (the `0::PATH` line).
@@ -408,6 +443,35 @@ mod tests {
         assert_eq!(resolve(&root, &mount, "/machine.slice/cx"), None);
         assert_eq!(resolve("/", &mount, "/a/../b"), None);
         assert_eq!(own_path("1:cpu:/\n"), None);
+    }
+
+    #[test]
+    fn an_attribute_is_read_and_a_missing_one_is_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(xattr(dir.path(), "user.delegate"), None);
+        // tmpfs and most disks take user attributes; where one does not, only `None` is known.
+        if set_xattr(dir.path(), "user.delegate", b"1") {
+            assert_eq!(
+                xattr(dir.path(), "user.delegate").as_deref(),
+                Some(&b"1"[..])
+            );
+        }
+    }
+
+    fn set_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
+        let name = std::ffi::CString::new(name).expect("name");
+        // SAFETY: NUL-terminated strings and a value slice that outlive the call.
+        unsafe {
+            nix::libc::setxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            ) == 0
+        }
     }
 
     #[test]
