@@ -979,6 +979,36 @@ fn what_a_killed_daemons_run_left_in_its_cgroup_is_killed_at_the_next_start() {
 }
 
 #[test]
+fn what_an_alert_program_leaves_with_a_cleared_environment_ends_with_its_attempt() {
+    let cg = TestCgroup::new();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("sink.pid");
+    let config = format!(
+        "[alerts.leaves]\ntype = \"command\"\ncommand = {:?}\n\n\
+         [jobs.fail]\ntype = \"command\"\nschedule = \"@start\"\ncommand = [\"/bin/false\"]\nalert = [\"leaves\"]\n",
+        format!(
+            "setsid env -i sh -c 'echo $$ > {p}.tmp; mv {p}.tmp {p}; exec sleep 300' \
+             </dev/null >/dev/null 2>&1 & while [ ! -e {p} ]; do sleep 0.05; done",
+            p = pidfile.display()
+        )
+    );
+    fs::write(dir.path().join("jobs.toml"), config).unwrap();
+    let mut d = Daemon::start_in_cgroup(dir, &[], Some(&cg.dir));
+    let pid = read_pid(&d, &pidfile);
+    d.wait_for(
+        || !alive(&pid),
+        "the alert program's leftover to be stopped",
+    );
+    d.wait_for(
+        || cg.members() == [d.pid().to_string()] && cg.children() == ["supervisor"],
+        "the daemon to be alone in its cgroup",
+    );
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("left behind in its cgroup"), "{log}");
+}
+
+#[test]
 fn a_command_sinks_processes_end_at_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("sink.pid");

@@ -669,10 +669,19 @@ fn stop_waits_for_job_and_empties_cgroup(c: &Container) {
          /sys/fs/cgroup/unified{cgroup}/cgroup.procs 2>/dev/null"
     ));
     let left = String::from_utf8_lossy(&left.stdout);
-    assert!(
-        left.trim().is_empty(),
-        "step 6: processes left in {cgroup} after stop: {left}"
-    );
+    if !left.trim().is_empty() {
+        // What they are, and where in each hierarchy, for the report.
+        let detail = c.sh(&format!(
+            "for h in systemd unified; do find /sys/fs/cgroup/$h{cgroup} -name cgroup.procs \
+             -exec sh -c 'echo \"$1: $(cat \"$1\")\"' _ {{}} \\;; done; \
+             ps -o pid,ppid,stat,user,args -p '{}'; journalctl -u opsd -n 30 --no-pager",
+            left.split_whitespace().collect::<Vec<_>>().join(",")
+        ));
+        panic!(
+            "step 6: processes left in {cgroup} after stop: {left}\n{}",
+            output_text(&detail)
+        );
+    }
     let status = c.run(&["opsd", "status"]);
     assert!(
         !status.status.success() && !status.stderr.is_empty(),
