@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 struct Daemon {
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// The cgroup the daemon was started in, when a test made one for it.
+    cgroup: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -27,7 +29,39 @@ impl Daemon {
 
     /// Starts a daemon on `dir`'s job file and state directory.
     fn start_in(dir: tempfile::TempDir, envs: &[(&str, &str)]) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        Self::start_in_cgroup(dir, envs, None)
+    }
+
+    /// Starts a daemon on `dir`'s files, inside cgroup `cgroup` when given (joined between
+    /// fork and exec, so the daemon starts there as under a unit with `Delegate=yes`).
+    fn start_in_cgroup(
+        dir: tempfile::TempDir,
+        envs: &[(&str, &str)],
+        cgroup: Option<&Path>,
+    ) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsd"));
+        // Kept open until the spawn below has returned.
+        let procs = cgroup.map(|cg| {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(cg.join("cgroup.procs"))
+                .unwrap()
+        });
+        if let Some(procs) = &procs {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::process::CommandExt;
+            let fd = procs.as_raw_fd();
+            // SAFETY: only write(2), on a descriptor opened before the fork; "0" moves the
+            // writing process.
+            unsafe {
+                cmd.pre_exec(move || {
+                    nix::unistd::write(std::os::fd::BorrowedFd::borrow_raw(fd), b"0")
+                        .map(drop)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let child = cmd
             .args(["run", "--log-format", "text", "--config"])
             .arg(dir.path().join("jobs.toml"))
             .arg("--state-dir")
@@ -46,9 +80,11 @@ impl Daemon {
             )
             .spawn()
             .unwrap();
+        drop(procs);
         let d = Daemon {
             child: Some(child),
             dir,
+            cgroup: cgroup.map(Path::to_path_buf),
         };
         d.wait_for(|| d.socket().exists(), "control socket");
         d
@@ -113,7 +149,8 @@ impl Daemon {
         let _ = fs::remove_file(self.socket());
         let dir = tempfile::TempDir::new().unwrap();
         let old = std::mem::replace(&mut self.dir, dir);
-        Self::start_in(old, &[])
+        let cgroup = self.cgroup.take();
+        Self::start_in_cgroup(old, &[], cgroup.as_deref())
     }
 
     /// Sends SIGTERM and returns the exit status.
@@ -754,6 +791,217 @@ fn what_a_killed_daemons_run_left_is_stopped_at_the_next_start() {
     );
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
+}
+
+/// A cgroup (v2) made for one test, removed (with what is left in it) when dropped.
+struct TestCgroup {
+    dir: PathBuf,
+}
+
+static CGROUPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl TestCgroup {
+    /// A fresh cgroup below the cgroup2 mount's root (`/sys/fs/cgroup/unified` on a hybrid
+    /// host, `/sys/fs/cgroup` on a pure v2 one), where a daemon started in it has a cgroup of
+    /// its own, as under a unit with `Delegate=yes`.
+    fn new() -> TestCgroup {
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mount = mounts
+            .lines()
+            .find_map(|l| {
+                let (left, right) = l.split_once(" - ")?;
+                right.starts_with("cgroup2 ").then(|| left.split(' ').nth(4))?
+            })
+            .expect("no cgroup2 file system mounted; these tests need the unified hierarchy (Linux cgroup v2)");
+        let n = CGROUPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = Path::new(mount).join(format!("opsd-test-{}-{n}", std::process::id()));
+        fs::create_dir(&dir).unwrap_or_else(|e| {
+            panic!(
+                "cannot create the test cgroup {} ({e}); these tests need root and a writable cgroup2 mount",
+                dir.display()
+            )
+        });
+        TestCgroup { dir }
+    }
+
+    /// Every pid in the cgroup and below.
+    fn members(&self) -> Vec<String> {
+        fn walk(dir: &Path, out: &mut Vec<String>) {
+            let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            out.extend(procs.split_whitespace().map(str::to_string));
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&e.path(), out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.dir, &mut out);
+        out
+    }
+
+    /// The names of the cgroups directly below.
+    fn children(&self) -> Vec<String> {
+        let mut out: Vec<String> = fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        fn remove(dir: &Path) {
+            let _ = fs::write(dir.join("cgroup.kill"), "1");
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove(&e.path());
+                }
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while fs::remove_dir(dir).is_err() && Instant::now() < deadline {
+                sleep(Duration::from_millis(20));
+            }
+        }
+        remove(&self.dir);
+    }
+}
+
+/// A shell line that leaves a `sleep 300` behind in a new session with an empty environment
+/// (no `OPSD_RUN_ID` to find it by), writes its pid, and says so.
+fn daemonize_clean(pidfile: &Path) -> String {
+    format!(
+        "setsid env -i sh -c 'echo $$ > {p}.tmp; mv {p}.tmp {p}; exec sleep 300' & \
+         while [ ! -e {p} ]; do sleep 0.05; done; echo started",
+        p = pidfile.display()
+    )
+}
+
+/// Starts a daemon with no jobs inside `cg`.
+fn start_in(cg: &TestCgroup) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("jobs.toml"), "").unwrap();
+    Daemon::start_in_cgroup(dir, &[], Some(&cg.dir))
+}
+
+#[test]
+fn a_job_that_clears_its_environment_leaves_nothing_in_its_cgroup_after_its_run() {
+    let cg = TestCgroup::new();
+    let mut d = start_in(&cg);
+    let pidfile = d.path("escaped.pid");
+    d.write_config(&job(
+        "escape",
+        "@start",
+        &daemonize_clean(&pidfile),
+        "kill_grace = \"500ms\"",
+    ));
+    d.signal("-HUP");
+    let pid = read_pid(&d, &pidfile);
+    d.wait_for(|| d.log().contains("run finished"), "the run to end");
+    d.wait_for(|| !alive(&pid), "the process the run left to be stopped");
+    d.wait_for(
+        || cg.members() == [d.pid().to_string()],
+        "the daemon to be alone in its cgroup",
+    );
+    assert_eq!(cg.children(), ["supervisor"], "{}", d.log());
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("escape: stopped 1 processes the run left behind in its cgroup"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_job_that_clears_its_environment_leaves_nothing_in_its_cgroup_after_a_timeout() {
+    let cg = TestCgroup::new();
+    let mut d = start_in(&cg);
+    let pidfile = d.path("escaped.pid");
+    d.write_config(&job(
+        "escape",
+        "@start",
+        &format!("{}; sleep 300", daemonize_clean(&pidfile)),
+        "timeout = \"1s\"\nkill_grace = \"500ms\"",
+    ));
+    d.signal("-HUP");
+    let pid = read_pid(&d, &pidfile);
+    d.wait_for(
+        || d.log().contains("outcome=\"timed_out\""),
+        "the timed_out event",
+    );
+    d.wait_for(|| !alive(&pid), "the process the run left to be stopped");
+    d.wait_for(
+        || cg.members() == [d.pid().to_string()],
+        "the daemon to be alone in its cgroup",
+    );
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn what_a_killed_daemons_run_left_in_its_cgroup_is_killed_at_the_next_start() {
+    let cg = TestCgroup::new();
+    let d = start_in(&cg);
+    let pidfile = d.path("escaped.pid");
+    d.write_config(&job(
+        "escape",
+        "@start",
+        &format!("{}; sleep 300", daemonize_clean(&pidfile)),
+        "",
+    ));
+    d.signal("-HUP");
+    let pid = read_pid(&d, &pidfile);
+    // The next daemon starts with no job, so only the killed one's run is left to stop.
+    d.write_config("");
+    let mut d = d.kill_and_restart(|| {
+        assert!(alive(&pid), "the process should outlive the killed daemon");
+    });
+    d.wait_for(|| !alive(&pid), "the left-over process to be stopped");
+    d.wait_for(
+        || d.log().contains("escape: run ") && d.log().contains("processes left in its cgroup"),
+        "the kill to be logged with the job",
+    );
+    d.wait_for(
+        || cg.members() == [d.pid().to_string()] && cg.children() == ["supervisor"],
+        "the daemon to be alone in its cgroup",
+    );
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn what_an_alert_program_leaves_with_a_cleared_environment_ends_with_its_attempt() {
+    let cg = TestCgroup::new();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("sink.pid");
+    let config = format!(
+        "[alerts.leaves]\ntype = \"command\"\ncommand = {:?}\n\n\
+         [jobs.fail]\ntype = \"command\"\nschedule = \"@start\"\ncommand = [\"/bin/false\"]\nalert = [\"leaves\"]\n",
+        format!(
+            "setsid env -i sh -c 'echo $$ > {p}.tmp; mv {p}.tmp {p}; exec sleep 300' \
+             </dev/null >/dev/null 2>&1 & while [ ! -e {p} ]; do sleep 0.05; done",
+            p = pidfile.display()
+        )
+    );
+    fs::write(dir.path().join("jobs.toml"), config).unwrap();
+    let mut d = Daemon::start_in_cgroup(dir, &[], Some(&cg.dir));
+    let pid = read_pid(&d, &pidfile);
+    d.wait_for(
+        || !alive(&pid),
+        "the alert program's leftover to be stopped",
+    );
+    d.wait_for(
+        || cg.members() == [d.pid().to_string()] && cg.children() == ["supervisor"],
+        "the daemon to be alone in its cgroup",
+    );
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("left behind in its cgroup"), "{log}");
 }
 
 #[test]

@@ -273,6 +273,14 @@ async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptErr
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // Nothing the program starts can leave its cgroup (when opsd has a delegated one).
+    let cgroup = crate::process::cgroup::for_run(&marker).unwrap_or_else(|e| {
+        tracing::warn!("cannot create a cgroup for alert program {program} ({e}); what it leaves running is found by its OPSD_RUN_ID only");
+        None
+    });
+    if let Some(cg) = &cgroup {
+        cg.join_at_exec(&mut cmd);
+    }
     let (mut child, _spawned) = crate::process::reaper::spawn(&mut cmd)
         .map_err(|e| AttemptError::Retry(format!("cannot start {program}: {e}")))?;
     let pid = child.id();
@@ -293,6 +301,15 @@ async fn run_program(sink: &CommandSink, alert: &Alert) -> Result<(), AttemptErr
     // Whatever the program left in its group or outside it ends with the attempt.
     drop(group);
     crate::process::reaper::stop_run(&marker, Duration::ZERO).await;
+    if let Some(cg) = cgroup {
+        let left = cg.end(Duration::ZERO).await;
+        if left > 0 {
+            tracing::warn!(
+                processes = left,
+                "alert program {program}: stopped {left} processes it left behind in its cgroup"
+            );
+        }
+    }
     match result {
         Ok(Ok(out)) if out.status.success() => Ok(()),
         Ok(Ok(out)) => Err(AttemptError::Retry(format!(

@@ -92,8 +92,11 @@ fn parse(text: &str) -> Option<RunEntry> {
     })
 }
 
+/// A run file left by a process that has ended, and what it says (`None`: unreadable).
+pub type LeftOver = (PathBuf, Option<RunEntry>);
+
 /// The runs recorded by a process that has ended, with their files.
-pub fn left_over(state_dir: &Path) -> Vec<(PathBuf, Option<RunEntry>)> {
+pub fn left_over(state_dir: &Path) -> Vec<LeftOver> {
     let Ok(dir) = fs::read_dir(state_dir.join(RUNS_DIR)) else {
         return Vec::new();
     };
@@ -130,7 +133,7 @@ fn processes_of(entry: &RunEntry) -> Vec<i32> {
 
 /// Stops what the runs recorded in `files` left running (SIGTERM, SIGKILL after a grace),
 /// logs each at warn with its job and run id, and removes the files. Blocks until done.
-pub fn stop_left_over(files: Vec<(PathBuf, Option<RunEntry>)>) {
+pub fn stop_left_over(files: Vec<LeftOver>) {
     for (path, entry) in files {
         if let Some(entry) = entry {
             let found = processes_of(&entry);

@@ -122,7 +122,13 @@ impl CommandSpec {
 /// stderr in the foreground), keeps its last lines in the report, and on cancel stops its whole
 /// process group (SIGTERM, then SIGKILL after `kill_grace`).
 pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
-    let mut cmd = match spawn::build(spec, ctx) {
+    // Nothing the run starts can leave its cgroup (when opsd has a delegated one).
+    let cgroup = crate::process::cgroup::for_run(&ctx.run_id).unwrap_or_else(|e| {
+        tracing::warn!(job = %ctx.job, run_id = %ctx.run_id,
+            "{}: cannot create the run's cgroup ({e}); what it leaves running is found by its OPSD_RUN_ID only", ctx.job);
+        None
+    });
+    let mut cmd = match spawn::build(spec, ctx, cgroup.as_ref()) {
         Ok(c) => c,
         Err(e) => return RunReport::failed(e),
     };
@@ -187,6 +193,14 @@ pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
     if escaped > 0 {
         tracing::warn!(job = %ctx.job, run_id = %ctx.run_id, processes = escaped,
             "{}: stopped {escaped} processes the run left running outside its process group", ctx.job);
+    }
+    // What is still in the run's cgroup: hidden from /proc, or with its environment cleared.
+    if let Some(cg) = cgroup {
+        let left = cg.end(grace).await;
+        if left > 0 {
+            tracing::warn!(job = %ctx.job, run_id = %ctx.run_id, processes = left,
+                "{}: stopped {left} processes the run left behind in its cgroup", ctx.job);
+        }
     }
     let output = tail.lines();
     let status = match status {

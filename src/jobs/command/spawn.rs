@@ -5,6 +5,7 @@
 use super::env::{self, EnvInputs, RunUser};
 use super::CommandSpec;
 use crate::jobs::RunContext;
+use crate::process::cgroup::RunCgroup;
 use nix::unistd::{Gid, Group, Uid, User};
 use std::ffi::CString;
 use std::process::Stdio;
@@ -18,8 +19,13 @@ struct Credentials {
     groups: Vec<Gid>,
 }
 
-/// Builds the process to spawn, with its environment, process group and credentials applied.
-pub(super) fn build(spec: &CommandSpec, ctx: &RunContext) -> Result<Command, String> {
+/// Builds the process to spawn, with its environment, process group, cgroup (when the run has
+/// one) and credentials applied.
+pub(super) fn build(
+    spec: &CommandSpec,
+    ctx: &RunContext,
+    cgroup: Option<&RunCgroup>,
+) -> Result<Command, String> {
     let (program, args) = spec
         .command
         .get_ref()
@@ -34,6 +40,10 @@ pub(super) fn build(spec: &CommandSpec, ctx: &RunContext) -> Result<Command, Str
         .kill_on_drop(false);
     if let Some(dir) = &spec.working_dir {
         cmd.current_dir(dir.get_ref());
+    }
+    // Joined while the child still has the daemon's rights, before it switches user below.
+    if let Some(cg) = cgroup {
+        cg.join_at_exec(&mut cmd);
     }
     let root = nix::unistd::geteuid().is_root();
     let group = match &spec.group {
