@@ -1,6 +1,7 @@
 //! The command line: `opsd check`, `opsd run`, `opsd run-job` and friends.
 
 use crate::alert::{Dispatcher, DispatcherOptions};
+use crate::config::sandbox::Sandbox;
 use crate::config::ConfigError;
 use crate::config::{self, Config};
 use crate::control::{self, client, Request, Response};
@@ -671,12 +672,28 @@ fn table_cell(text: &str) -> String {
 /// what the exit code says, then the jobs and what the checks found.
 fn check(cfg: &Config, next: usize) -> anyhow::Result<ExitCode> {
     let mut findings = Vec::new();
+    let mut texts = Texts::default();
     let preflights = check_preflights(cfg, &mut findings)?;
-    let geoip = check_geoip_jobs(cfg, &mut findings)?;
+    let geoip = check_geoip_jobs(cfg, &mut texts, &mut findings)?;
     let ok = preflights && geoip;
+    let mut warnings = Vec::new();
+    check_hidden_paths(cfg, &Sandbox::shipped(), &mut texts, &mut warnings);
+    check_hidden_aws_files(cfg, &Sandbox::shipped(), &mut warnings);
     print_check(cfg, next, ok);
     for line in findings {
         println!("{line}");
+    }
+    if !warnings.is_empty() {
+        println!();
+        for line in &warnings {
+            println!("{line}");
+        }
+        println!(
+            "\n{} warning(s) about what the daemon cannot see; warnings do not change the exit \
+             code ({})",
+            warnings.len(),
+            if ok { "0" } else { "1, for the errors above" }
+        );
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -710,7 +727,11 @@ fn check_preflights(cfg: &Config, out: &mut Vec<String>) -> anyhow::Result<bool>
 
 /// Says for each geoip job whether its license key and output directory are there, with the
 /// file, line and key of a problem; false when one would fail every run of an enabled job.
-fn check_geoip_jobs(cfg: &Config, out: &mut Vec<String>) -> anyhow::Result<bool> {
+fn check_geoip_jobs(
+    cfg: &Config,
+    texts: &mut Texts,
+    out: &mut Vec<String>,
+) -> anyhow::Result<bool> {
     use crate::jobs::geoip::preflight::{preflight, Severity};
     let specs: Vec<(&crate::config::JobConfig, &crate::jobs::geoip::GeoipSpec)> = cfg
         .jobs
@@ -723,8 +744,6 @@ fn check_geoip_jobs(cfg: &Config, out: &mut Vec<String>) -> anyhow::Result<bool>
     if specs.is_empty() {
         return Ok(true);
     }
-    let text = std::fs::read_to_string(&cfg.path)
-        .with_context(|| format!("{}: cannot read configuration", cfg.path.display()))?;
     let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
     let mut ok = true;
     out.push(String::new());
@@ -745,23 +764,109 @@ fn check_geoip_jobs(cfg: &Config, out: &mut Vec<String>) -> anyhow::Result<bool>
                 Severity::Error | Severity::Warning => ("warning", ""),
             };
             let key = format!("jobs.{}.{}", job.name, f.key);
-            match f.span {
-                Some(span) => {
-                    let (line, column) = config::line_col(&text, span.start);
-                    out.push(format!(
-                        "{}:{line}:{column}: `{key}`: {label}: {}{suffix}",
-                        cfg.path.display(),
-                        f.message
-                    ));
-                }
-                None => out.push(format!(
-                    "{}: `{key}`: {label}: {}{suffix}",
-                    job.name, f.message
-                )),
-            }
+            let at = texts.locate(job, f.span)?;
+            out.push(format!("{at}: `{key}`: {label}: {}{suffix}", f.message));
         }
     }
     Ok(ok)
+}
+
+/// The text of each job file `opsd check` looked into, read once, to turn spans into lines.
+#[derive(Debug, Default)]
+struct Texts(std::collections::BTreeMap<PathBuf, String>);
+
+impl Texts {
+    /// `FILE:LINE:COL` of `span` in the file `job` is defined in; the job's name when there
+    /// is no span.
+    fn locate(
+        &mut self,
+        job: &config::JobConfig,
+        span: Option<std::ops::Range<usize>>,
+    ) -> anyhow::Result<String> {
+        let Some(span) = span else {
+            return Ok(job.name.clone());
+        };
+        let text = match self.0.entry(job.file.to_path_buf()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let text = std::fs::read_to_string(&job.file).with_context(|| {
+                    format!("{}: cannot read configuration", job.file.display())
+                })?;
+                e.insert(text)
+            }
+        };
+        let (line, column) = config::line_col(text, span.start);
+        Ok(format!("{}:{line}:{column}", job.file.display()))
+    }
+}
+
+/// Warns, for each path a job needs ([`config::needs::files_needed`]), when the shipped unit
+/// hides it from the daemon: check sees it, the daemon will not.
+fn check_hidden_paths(cfg: &Config, sandbox: &Sandbox, texts: &mut Texts, out: &mut Vec<String>) {
+    for job in cfg.jobs.values() {
+        for needed in config::needs::files_needed(job) {
+            let Some(hiding) = sandbox.hiding(&needed.path) else {
+                continue;
+            };
+            // The file was read a moment ago; if it went, the line is still worth saying.
+            let at = texts
+                .locate(job, needed.span.clone())
+                .unwrap_or_else(|_| job.name.clone());
+            out.push(format!(
+                "{at}: `jobs.{}.{}`: warning: {} is hidden from the daemon by {} in {}; {}",
+                job.name,
+                needed.key,
+                needed.path.display(),
+                hiding.setting,
+                config::sandbox::UNIT_NAME,
+                hiding.advice
+            ));
+        }
+    }
+}
+
+/// Warns, for each ec2 job, when the AWS shared credentials or config file the SDK reads for
+/// the user running check (`$AWS_SHARED_CREDENTIALS_FILE`, `$AWS_CONFIG_FILE`, else
+/// `~/.aws/credentials` and `~/.aws/config`) is one the unit hides: `credentials: OK` above
+/// then holds for check and not for the daemon.
+fn check_hidden_aws_files(cfg: &Config, sandbox: &Sandbox, out: &mut Vec<String>) {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let file = |var: &str, default: &str| match std::env::var_os(var).filter(|v| !v.is_empty()) {
+        Some(named) => Some((PathBuf::from(named), format!("${var}"))),
+        None => home
+            .as_ref()
+            .map(|h| h.join(".aws").join(default))
+            .filter(|p| p.exists())
+            .map(|p| (p, "the default".to_string())),
+    };
+    let files: Vec<(PathBuf, String)> = [
+        file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+        file("AWS_CONFIG_FILE", "config"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for job in cfg.jobs.values() {
+        if !matches!(job.job, crate::jobs::JobType::Ec2(_)) {
+            continue;
+        }
+        for (path, why) in &files {
+            let Some(hiding) = sandbox.hiding(path) else {
+                continue;
+            };
+            out.push(format!(
+                "{}: warning: the AWS file the credential chain reads here ({why}), {}, is hidden \
+                 from the daemon by {} in {}, so what check found is not what the daemon will \
+                 find; give the daemon its own credentials: an EnvironmentFile= drop-in (0600 \
+                 root), LoadCredential= with AWS_SHARED_CREDENTIALS_FILE under \
+                 $CREDENTIALS_DIRECTORY, or an instance profile (docs/ec2.md)",
+                job.name,
+                path.display(),
+                hiding.setting,
+                config::sandbox::UNIT_NAME,
+            ));
+        }
+    }
 }
 
 /// Prints the header (`OK` only when `ok`, as the exit code), then each job with its schedule,
@@ -774,6 +879,16 @@ fn print_check(cfg: &Config, next: usize, ok: bool) {
         }
         (true, n) => println!("{path}: OK, {n} job(s)"),
         (false, n) => println!("{path}: {n} job(s), FAILED: the problems are listed below"),
+    }
+    for file in &cfg.files {
+        let n = cfg.jobs.values().filter(|j| *j.file == **file).count();
+        println!("  read {} ({n} job(s))", file.display());
+    }
+    if cfg.files.len() == 1 {
+        println!(
+            "  (no {}/*.toml files)",
+            config::drop_in_dir(&cfg.path).display()
+        );
     }
     let now = chrono::Utc::now();
     for job in cfg.jobs.values() {
