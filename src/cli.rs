@@ -816,7 +816,7 @@ fn check_hidden_paths(cfg: &Config, sandbox: &Sandbox, texts: &mut Texts, out: &
                 "{at}: `jobs.{}.{}`: warning: {} is hidden from the daemon by {} in {}; {}",
                 job.name,
                 needed.key,
-                needed.path.display(),
+                needed.written,
                 hiding.setting,
                 config::sandbox::UNIT_NAME,
                 hiding.advice

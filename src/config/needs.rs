@@ -14,6 +14,8 @@ pub struct Needed {
     pub key: &'static str,
     /// The path (for a glob, the directory part before its first wildcard).
     pub path: PathBuf,
+    /// The value as the file writes it (the glob itself, the program with `-` cut).
+    pub written: String,
     /// Where the key's value is in the job's file, when it has one.
     pub span: Option<Range<usize>>,
 }
@@ -22,11 +24,6 @@ pub struct Needed {
 /// A bare program name is looked up in `PATH` at run time and is not listed.
 pub fn files_needed(job: &JobConfig) -> Vec<Needed> {
     let mut out = Vec::new();
-    let mut add = |key, path: PathBuf, span: Option<Range<usize>>| {
-        if path.is_absolute() {
-            out.push(Needed { key, path, span });
-        }
-    };
     match &job.job {
         JobType::Command(spec) => {
             let program = match spec.command.get_ref() {
@@ -34,44 +31,78 @@ pub fn files_needed(job: &JobConfig) -> Vec<Needed> {
                 CommandLine::Shell(line) => line.split_whitespace().next().map(str::to_string),
             };
             if let Some(p) = program {
-                add("command", p.into(), Some(spec.command.span()));
+                add(
+                    &mut out,
+                    "command",
+                    p.into(),
+                    None,
+                    Some(spec.command.span()),
+                );
             }
             if let Some(dir) = &spec.working_dir {
-                add("working_dir", dir.get_ref().clone(), Some(dir.span()));
+                let path = dir.get_ref().clone();
+                add(&mut out, "working_dir", path, None, Some(dir.span()));
             }
             if let (Some(file), Some((path, _))) = (&spec.env_file, spec.env_file_path()) {
-                add("env_file", path, Some(file.span()));
+                add(&mut out, "env_file", path, None, Some(file.span()));
             }
         }
         JobType::Geoip(spec) => {
             if let Some(file) = &spec.license_key_file {
-                add(
-                    "license_key_file",
-                    file.get_ref().clone(),
-                    Some(file.span()),
-                );
+                let path = file.get_ref().clone();
+                add(&mut out, "license_key_file", path, None, Some(file.span()));
             }
+            let dir = &spec.output_dir;
             add(
+                &mut out,
                 "output_dir",
-                spec.output_dir.get_ref().clone(),
-                Some(spec.output_dir.span()),
+                dir.get_ref().clone(),
+                None,
+                Some(dir.span()),
             );
-            if let Some(program) = spec.after.as_ref().and_then(|a| a.get_ref().first()) {
-                let span = spec.after.as_ref().map(|a| a.span());
-                add("after", program.into(), span);
+            if let Some(after) = &spec.after {
+                if let Some(program) = after.get_ref().first() {
+                    add(&mut out, "after", program.into(), None, Some(after.span()));
+                }
             }
         }
         JobType::ApacheLog(spec) => {
             for pattern in spec.paths.get_ref() {
-                add("paths", glob_base(pattern), Some(spec.paths.span()));
+                let base = glob_base(pattern);
+                add(
+                    &mut out,
+                    "paths",
+                    base,
+                    Some(pattern),
+                    Some(spec.paths.span()),
+                );
             }
             if let Some(bin) = &spec.apache_bin {
-                add("apache_bin", bin.clone(), None);
+                add(&mut out, "apache_bin", bin.clone(), None, None);
             }
         }
         JobType::Ec2(_) => {}
     }
     out
+}
+
+/// Adds `path` to `out` when it is absolute, shown as `written` when given.
+fn add(
+    out: &mut Vec<Needed>,
+    key: &'static str,
+    path: PathBuf,
+    written: Option<&str>,
+    span: Option<Range<usize>>,
+) {
+    if path.is_absolute() {
+        let written = written.map_or_else(|| path.display().to_string(), str::to_string);
+        out.push(Needed {
+            key,
+            path,
+            written,
+            span,
+        });
+    }
 }
 
 /// The part of a glob before its first wildcard, cut back to a whole directory:
