@@ -1522,3 +1522,34 @@ fn check_warns_of_files_the_unit_hides_from_the_daemon_without_failing() {
     );
     assert_eq!(out.status.code(), Some(0), "{all}");
 }
+
+#[test]
+fn a_job_without_working_dir_runs_in_the_daemons_own_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    fs::write(
+        &cfg,
+        "[jobs.here]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"pwd\"\n\n\
+         [jobs.there]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"pwd\"\n\
+         working_dir = \"/usr\"\n",
+    )
+    .unwrap();
+    let cwd = dir.path().join("cwd");
+    fs::create_dir(&cwd).unwrap();
+    for (job, want) in [("here", cwd.clone()), ("there", PathBuf::from("/usr"))] {
+        let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args(["run-job", job, "--log-format", "text", "--config"])
+            .arg(&cfg)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .current_dir(&cwd)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want.display().to_string(),
+            "{job}"
+        );
+    }
+}

@@ -115,9 +115,8 @@ pub struct JobConfig {
     pub job: JobType,
 }
 
-/// `[defaults]` as written.
+/// `[defaults]` as written (unknown keys are reported by [`parse_defaults`]).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawDefaults {
     timezone: Option<Spanned<String>>,
     shutdown_timeout: Option<HumanDuration>,
@@ -207,16 +206,8 @@ pub fn parse_files(
         }
     }
 
-    let defaults = match defaults_value
-        .map(|v| de::<RawDefaults>(v, "defaults"))
-        .transpose()
-    {
-        Ok(raw) => resolve_defaults(raw, &mut errors),
-        Err(e) => {
-            errors.push(e);
-            resolve_defaults(None, &mut errors)
-        }
-    };
+    let raw = defaults_value.and_then(|v| parse_defaults(v, &mut errors));
+    let defaults = resolve_defaults(raw, &mut errors);
 
     let sinks = alerts::parse(alerts_value, &mut errors);
     let mut jobs = BTreeMap::new();
@@ -393,6 +384,31 @@ impl FileJobs<'_> {
             }
         }
     }
+}
+
+/// Reads `[defaults]` reporting every problem, as for a job: each unknown key with a "did you
+/// mean", each bad value; the keys that are fine are kept.
+fn parse_defaults(
+    value: &Spanned<DeValue<'_>>,
+    errors: &mut Vec<FieldError>,
+) -> Option<RawDefaults> {
+    let Some(table) = value.get_ref().as_table() else {
+        errors.push(FieldError::new(
+            value.span(),
+            "defaults",
+            "`defaults` must be a table: a [defaults] section",
+        ));
+        return None;
+    };
+    let known = struct_fields::<RawDefaults>();
+    for key in table.keys() {
+        let k = key.get_ref().as_ref();
+        if !known.contains(&k) {
+            errors.push(unknown_key(key.span(), k, "defaults", known, ""));
+        }
+    }
+    let misspelt = misspelt_keys(table, known);
+    de_table::<RawDefaults>(value, "defaults", &misspelt, errors)
 }
 
 fn resolve_defaults(raw: Option<RawDefaults>, errors: &mut Vec<FieldError>) -> Defaults {

@@ -387,3 +387,35 @@ fn env_file_must_be_absolute() {
         e[0]
     );
 }
+
+#[test]
+fn every_defaults_error_is_reported_with_did_you_mean() {
+    let e = errors(
+        "[defaults]\ntimezon = \"UTC\"\nshutdown_timeout = \"soon\"\ncontrol_grup = \"adm\"\n\
+         timezone = \"Asia/Seol\"\n",
+    );
+    assert_eq!(e.len(), 4, "{e:?}");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:2:1: `defaults.timezon`: unknown key")
+            && e[0].contains("did you mean `timezone`?"),
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[1].starts_with("/etc/opsd/jobs.toml:3:20: `defaults.shutdown_timeout`:"),
+        "{}",
+        e[1]
+    );
+    assert!(
+        e[2].starts_with("/etc/opsd/jobs.toml:4:1: `defaults.control_grup`: unknown key")
+            && e[2].contains("did you mean `control_group`?"),
+        "{}",
+        e[2]
+    );
+    assert!(e[3].contains("did you mean \"Asia/Seoul\"?"), "{}", e[3]);
+    let e = errors("defaults = 5\n");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:1:12: `defaults`: ") && e[0].contains("table"),
+        "{e:?}"
+    );
+}
