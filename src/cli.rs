@@ -219,10 +219,12 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
 }
 
 /// Replaces a job file's bare `No such file or directory` with a hint at `--config` and the
-/// example; other errors pass unchanged.
+/// example; other errors (a `jobs.d` file that went, a dangling link there) pass unchanged.
 fn missing_file_hint(e: anyhow::Error, path: &Path) -> anyhow::Error {
     match e.downcast_ref::<ConfigError>() {
-        Some(ConfigError::Read { source, .. }) if source.kind() == ErrorKind::NotFound => {
+        Some(ConfigError::Read { source, path: read })
+            if source.kind() == ErrorKind::NotFound && read == path =>
+        {
             anyhow::anyhow!(
                 "{}: no such job file; name another with --config FILE (or OPSD_CONFIG), \
                  or write this one ({EXAMPLE_HINT})",
@@ -1049,6 +1051,19 @@ mod tests {
         let text = error_text(&hinted);
         assert!(
             text.contains("--config") && text.contains("examples/jobs.toml"),
+            "{text}"
+        );
+        let dangling = missing_file_hint(
+            ConfigError::Read {
+                path: "/etc/opsd/jobs.d/x.toml".into(),
+                source: std::io::Error::from(ErrorKind::NotFound),
+            }
+            .into(),
+            Path::new("/etc/opsd/jobs.toml"),
+        );
+        let text = error_text(&dangling);
+        assert!(
+            text.starts_with("/etc/opsd/jobs.d/x.toml: cannot read") && !text.contains("--config"),
             "{text}"
         );
     }
