@@ -802,8 +802,8 @@ impl Texts {
     }
 }
 
-/// Warns, for each path a job needs ([`config::needs::files_needed`]), when the shipped unit
-/// hides it from the daemon: check sees it, the daemon will not.
+/// Warns, for each path a job needs ([`config::needs::files_needed`]) and each alert program,
+/// when the shipped unit hides it from the daemon: check sees it, the daemon will not.
 fn check_hidden_paths(cfg: &Config, sandbox: &Sandbox, texts: &mut Texts, out: &mut Vec<String>) {
     for job in cfg.jobs.values() {
         for needed in config::needs::files_needed(job) {
@@ -819,6 +819,29 @@ fn check_hidden_paths(cfg: &Config, sandbox: &Sandbox, texts: &mut Texts, out: &
                 job.name,
                 needed.key,
                 needed.written,
+                hiding.setting,
+                config::sandbox::UNIT_NAME,
+                hiding.advice
+            ));
+        }
+    }
+    for sink in cfg.alerts.values() {
+        let config::SinkKind::Command(c) = &sink.kind else {
+            continue;
+        };
+        let program = match &c.command {
+            crate::jobs::command::CommandLine::Argv(argv) => argv.first().map(String::as_str),
+            crate::jobs::command::CommandLine::Shell(line) => line.split_whitespace().next(),
+        };
+        let Some(program) = program.map(Path::new).filter(|p| p.is_absolute()) else {
+            continue;
+        };
+        if let Some(hiding) = sandbox.hiding(program) {
+            out.push(format!(
+                "{}: `alerts.{}.command`: warning: {} is hidden from the daemon by {} in {}; {}",
+                cfg.path.display(),
+                sink.name,
+                program.display(),
                 hiding.setting,
                 config::sandbox::UNIT_NAME,
                 hiding.advice

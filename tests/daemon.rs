@@ -1472,7 +1472,8 @@ fn check_warns_of_files_the_unit_hides_from_the_daemon_without_failing() {
         .map_or_else(|| PathBuf::from("/usr/share"), |d| d.path().to_path_buf());
     let cfg = tmp.path().join("jobs.toml");
     let text = format!(
-        "[jobs.geo]\ntype = \"geoip\"\nschedule = \"@weekly\"\naccount_id = 1\n\
+        "[alerts.page]\ntype = \"command\"\ncommand = [\"/home/ops/page\"]\n\n\
+         [jobs.geo]\ntype = \"geoip\"\nschedule = \"@weekly\"\naccount_id = 1\n\
          license_key_file = {key:?}\neditions = [\"GeoLite2-Country-CSV\"]\noutput_dir = {out_dir:?}\n\n\
          [jobs.backup]\ntype = \"command\"\nschedule = \"@daily\"\n\
          command = [\"/root/bin/backup\"]\nworking_dir = \"/home/ops\"\n\n\
@@ -1494,16 +1495,16 @@ fn check_warns_of_files_the_unit_hides_from_the_daemon_without_failing() {
     let cfg = cfg.display();
     for want in [
         format!(
-            "{cfg}:5:20: `jobs.geo.license_key_file`: warning: {} is hidden from the daemon by \
+            "{cfg}:9:20: `jobs.geo.license_key_file`: warning: {} is hidden from the daemon by \
              PrivateTmp=yes in opsd.service;",
             key.display()
         ),
         format!(
-            "{cfg}:12:11: `jobs.backup.command`: warning: /root/bin/backup is hidden from the \
+            "{cfg}:16:11: `jobs.backup.command`: warning: /root/bin/backup is hidden from the \
              daemon by ProtectHome=yes in opsd.service; move it"
         ),
         format!(
-            "{cfg}:13:15: `jobs.backup.working_dir`: warning: /home/ops is hidden from the \
+            "{cfg}:17:15: `jobs.backup.working_dir`: warning: /home/ops is hidden from the \
              daemon by ProtectHome=yes"
         ),
         format!(
@@ -1511,7 +1512,11 @@ fn check_warns_of_files_the_unit_hides_from_the_daemon_without_failing() {
              {}, is hidden from the daemon by PrivateTmp=yes in opsd.service",
             tmp.path().join(".aws/credentials").display()
         ),
-        "4 warning(s) about what the daemon cannot see; warnings do not change the exit code (0)"
+        format!(
+            "{cfg}: `alerts.page.command`: warning: /home/ops/page is hidden from the daemon by \
+             ProtectHome=yes"
+        ),
+        "5 warning(s) about what the daemon cannot see; warnings do not change the exit code (0)"
             .to_string(),
     ] {
         assert!(all.contains(&want), "no {want:?} in:\n{all}");
