@@ -807,6 +807,19 @@ impl Texts {
 fn check_hidden_paths(cfg: &Config, sandbox: &Sandbox, texts: &mut Texts, out: &mut Vec<String>) {
     for job in cfg.jobs.values() {
         for needed in config::needs::files_needed(job) {
+            let read_only = needed
+                .written_to
+                .then(|| sandbox.read_only(&needed.path))
+                .flatten();
+            if let Some(why) = read_only.filter(|_| sandbox.hiding(&needed.path).is_none()) {
+                let at = texts
+                    .locate(job, needed.span.clone())
+                    .unwrap_or_else(|_| job.name.clone());
+                out.push(format!(
+                    "{at}: `jobs.{}.{}`: warning: {}: {why}",
+                    job.name, needed.key, needed.written
+                ));
+            }
             let Some(hiding) = sandbox.hiding(&needed.path) else {
                 continue;
             };

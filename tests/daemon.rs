@@ -1516,7 +1516,12 @@ fn check_warns_of_files_the_unit_hides_from_the_daemon_without_failing() {
             "{cfg}: `alerts.page.command`: warning: /home/ops/page is hidden from the daemon by \
              ProtectHome=yes"
         ),
-        "5 warning(s) about what the daemon cannot see; warnings do not change the exit code (0)"
+        format!(
+            "{cfg}:11:14: `jobs.geo.output_dir`: warning: {}: ProtectSystem=strict in \
+             opsd.service makes it read-only for the daemon",
+            out_dir.display()
+        ),
+        "6 warning(s) about what the daemon cannot see; warnings do not change the exit code (0)"
             .to_string(),
     ] {
         assert!(all.contains(&want), "no {want:?} in:\n{all}");

@@ -18,6 +18,8 @@ pub struct Needed {
     pub written: String,
     /// Where the key's value is in the job's file, when it has one.
     pub span: Option<Range<usize>>,
+    /// Whether the job writes there (a geoip `output_dir`), not only reads.
+    pub written_to: bool,
 }
 
 /// The absolute paths `job` names: programs, directories, key and environment files, logs.
@@ -101,6 +103,7 @@ fn add(
             path,
             written,
             span,
+            written_to: key == "output_dir",
         });
     }
 }

@@ -22,11 +22,15 @@ pub struct Hiding {
     pub advice: &'static str,
 }
 
-/// The hiding settings of a unit.
+/// The hiding settings of a unit, and what `ProtectSystem=strict` leaves writable.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Sandbox {
     /// Each setting that hides something, in the unit's order.
     pub hidings: Vec<Hiding>,
+    /// Under `ProtectSystem=strict`, the directories the daemon may still write to
+    /// (`ReadWritePaths=`, the state, runtime, cache and logs directories, /tmp and /var/tmp,
+    /// /dev, /proc, /sys); `None` when the file system is not read-only.
+    pub writable: Option<Vec<PathBuf>>,
 }
 
 /// What to do about a file under a directory `ProtectHome=` hides.
@@ -52,6 +56,10 @@ impl Sandbox {
         let mut home: Option<String> = None;
         let mut tmp: Option<String> = None;
         let mut inaccessible: Vec<PathBuf> = Vec::new();
+        let mut strict = false;
+        let mut writable: Vec<PathBuf> = ["/tmp", "/var/tmp", "/dev", "/proc", "/sys"]
+            .map(PathBuf::from)
+            .into();
         let mut in_service = false;
         for line in text.lines() {
             let line = line.trim();
@@ -69,6 +77,22 @@ impl Sandbox {
             match key.trim() {
                 "ProtectHome" => home = Some(value.to_string()),
                 "PrivateTmp" => tmp = Some(value.to_string()),
+                "ProtectSystem" => strict = value == "strict",
+                "ReadWritePaths" => writable.extend(
+                    value
+                        .split_whitespace()
+                        .map(|p| PathBuf::from(p.trim_start_matches(['-', '+']))),
+                ),
+                dir @ ("StateDirectory" | "RuntimeDirectory" | "CacheDirectory"
+                | "LogsDirectory") => {
+                    let base = match dir {
+                        "StateDirectory" => "/var/lib",
+                        "RuntimeDirectory" => "/run",
+                        "CacheDirectory" => "/var/cache",
+                        _ => "/var/log",
+                    };
+                    writable.extend(value.split_whitespace().map(|d| Path::new(base).join(d)));
+                }
                 "InaccessiblePaths" if value.is_empty() => inaccessible.clear(),
                 "InaccessiblePaths" => inaccessible.extend(
                     value
@@ -109,7 +133,33 @@ impl Sandbox {
                 advice: INACCESSIBLE_ADVICE,
             });
         }
-        Sandbox { hidings }
+        Sandbox {
+            hidings,
+            writable: strict.then_some(writable),
+        }
+    }
+
+    /// The reason the daemon cannot write under `dir` (`ProtectSystem=strict` without a
+    /// `ReadWritePaths=` for it), if it cannot.
+    pub fn read_only(&self, dir: &Path) -> Option<String> {
+        let writable = self.writable.as_ref()?;
+        let lexical = normalize(dir);
+        let real = std::fs::canonicalize(dir).ok();
+        let inside = |w: &PathBuf| {
+            lexical.starts_with(w) || real.as_deref().is_some_and(|r| r.starts_with(w))
+        };
+        (!writable.iter().any(inside)).then(|| {
+            format!(
+                "ProtectSystem=strict in {UNIT_NAME} makes it read-only for the daemon (writable: {}); \
+                 add ReadWritePaths={} in a drop-in (`systemctl edit opsd`)",
+                writable
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                lexical.display()
+            )
+        })
     }
 
     /// The setting that hides `path` from the daemon, if any: judged on the path as written
@@ -159,6 +209,25 @@ mod tests {
         assert!(s.hiding(Path::new("/etc/opsd/key")).is_none());
         assert!(s.hiding(Path::new("/homestead/x")).is_none());
         assert!(s.hiding(Path::new("/etc/../home/x")).is_some());
+    }
+
+    #[test]
+    fn under_protect_system_strict_only_the_listed_directories_are_writable() {
+        let s = Sandbox::shipped();
+        assert_eq!(s.read_only(Path::new("/usr/share/GeoIP")), None);
+        assert_eq!(s.read_only(Path::new("/var/lib/opsd/geo")), None);
+        let why = s.read_only(Path::new("/var/www/geoip")).expect("read-only");
+        assert!(
+            why.starts_with("ProtectSystem=strict in opsd.service makes it read-only")
+                && why.ends_with(
+                    "add ReadWritePaths=/var/www/geoip in a drop-in (`systemctl edit opsd`)"
+                ),
+            "{why}"
+        );
+        assert_eq!(
+            Sandbox::from_unit("[Service]\nProtectSystem=full\n").read_only(Path::new("/var/www")),
+            None
+        );
     }
 
     #[test]
