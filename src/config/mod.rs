@@ -186,7 +186,10 @@ pub fn parse_files(
 ) -> Result<Config, ConfigError> {
     let text = std::str::from_utf8(bytes).map_err(|e| ConfigError::not_utf8(path, bytes, e))?;
     let main: Arc<Path> = Arc::from(path);
-    let root = DeTable::parse(text).map_err(|e| syntax_error(path, text, &e))?;
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(e) => return Err(syntax_errors(path, text, &e, drop_ins)),
+    };
     let mut errors = Vec::new();
     let mut defaults_value = None;
     let mut jobs_value = None;
@@ -264,9 +267,27 @@ pub fn parse_files(
     }
 }
 
-/// The located error for a file that is not valid TOML.
-fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
-    ConfigError::invalid(path, text, vec![syntax_field_error(text, e)])
+/// The errors for a job file that is not valid TOML, with those of the drop-ins that are not
+/// either (their jobs cannot be checked without the job file's defaults and sinks).
+fn syntax_errors(
+    path: &Path,
+    text: &str,
+    e: &toml::de::Error,
+    drop_ins: &[(PathBuf, Vec<u8>)],
+) -> ConfigError {
+    let main = ConfigError::invalid(path, text, vec![syntax_field_error(text, e)]);
+    let mut located = main.located().to_vec();
+    for (drop_in, bytes) in drop_ins {
+        let error = match std::str::from_utf8(bytes) {
+            Err(e) => ConfigError::not_utf8(drop_in, bytes, e),
+            Ok(text) => match DeTable::parse(text) {
+                Ok(_) => continue,
+                Err(e) => ConfigError::invalid(drop_in, text, vec![syntax_field_error(text, &e)]),
+            },
+        };
+        located.extend(error.located().iter().cloned());
+    }
+    ConfigError::Invalid(located)
 }
 
 /// What is wrong with a file that is not valid TOML, with a duplicate key explained.

@@ -419,3 +419,14 @@ fn every_defaults_error_is_reported_with_did_you_mean() {
         "{e:?}"
     );
 }
+
+#[test]
+fn a_job_file_that_is_not_toml_still_has_its_drop_ins_syntax_checked() {
+    let e = drop_in_errors(
+        "[jobs.a\n",
+        &[("ok.toml", "[jobs.b]\n"), ("bad.toml", "\n[jobs.c\n")],
+    );
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].starts_with("/etc/opsd/jobs.toml:1:"), "{}", e[0]);
+    assert!(e[1].starts_with("/etc/opsd/jobs.d/bad.toml:2:"), "{}", e[1]);
+}
