@@ -28,7 +28,8 @@ pub struct Cli {
 /// `--config`, for the subcommands that read the job file.
 #[derive(Debug, Args)]
 pub struct ConfigArg {
-    /// The job file (or $OPSD_CONFIG).
+    /// The job file (or $OPSD_CONFIG); the *.toml files of the jobs.d directory beside it are
+    /// read after it.
     #[arg(long, short, value_name = "FILE", default_value = config::DEFAULT_PATH, env = "OPSD_CONFIG")]
     pub config: PathBuf,
 }
@@ -61,7 +62,8 @@ pub struct SocketArg {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the job file and print each job's next fire times.
+    /// Validate the job file and its jobs.d/*.toml, print each job's next fire times, and warn
+    /// of paths the systemd unit hides from the daemon (warnings do not change the exit code).
     Check {
         #[command(flatten)]
         config: ConfigArg,
