@@ -679,7 +679,8 @@ fn check(cfg: &Config, next: usize) -> anyhow::Result<ExitCode> {
     let mut texts = Texts::default();
     let preflights = check_preflights(cfg, &mut findings)?;
     let geoip = check_geoip_jobs(cfg, &mut texts, &mut findings)?;
-    let ok = preflights && geoip;
+    let env_files = check_env_files(cfg, &mut texts, &mut findings)?;
+    let ok = preflights && geoip && env_files;
     let mut warnings = Vec::new();
     check_hidden_paths(cfg, &Sandbox::shipped(), &mut texts, &mut warnings);
     check_hidden_aws_files(cfg, &Sandbox::shipped(), &mut warnings);
@@ -771,6 +772,62 @@ fn check_geoip_jobs(
             let at = texts.locate(job, f.span)?;
             out.push(format!("{at}: `{key}`: {label}: {}{suffix}", f.message));
         }
+    }
+    Ok(ok)
+}
+
+/// Reads each command job's `env_file` as a run would: OK with its number of variables, or
+/// the problem (never a value) at the job's `env_file` key; false when one would fail every
+/// run of an enabled job. A file check may not read (not root) is only a warning.
+fn check_env_files(cfg: &Config, texts: &mut Texts, out: &mut Vec<String>) -> anyhow::Result<bool> {
+    use crate::process::env::{read_env_file, EnvFileError};
+    let mut ok = true;
+    let mut first = true;
+    for job in cfg.jobs.values() {
+        let crate::jobs::JobType::Command(spec) = &job.job else {
+            continue;
+        };
+        let (Some(key), Some((path, optional))) = (&spec.env_file, spec.env_file_path()) else {
+            continue;
+        };
+        if std::mem::take(&mut first) {
+            out.push(String::new());
+        }
+        let e = match read_env_file(&path, optional) {
+            Ok(vars) if vars.is_empty() && optional && !path.exists() => {
+                out.push(format!(
+                    "{}: env_file: {} does not exist (optional: runs get none)",
+                    job.name,
+                    path.display()
+                ));
+                continue;
+            }
+            Ok(vars) => {
+                out.push(format!(
+                    "{}: env_file: OK ({}, {} variable(s))",
+                    job.name,
+                    path.display(),
+                    vars.len()
+                ));
+                continue;
+            }
+            Err(e) => e,
+        };
+        let denied = matches!(&e, EnvFileError::Read { source, .. }
+            if source.kind() == ErrorKind::PermissionDenied);
+        let (label, suffix) = if denied {
+            ("warning", " (the daemon reads it as root)")
+        } else if !job.enabled {
+            ("warning", " (the job is disabled)")
+        } else {
+            ok = false;
+            ("error", "; every run fails until it is fixed")
+        };
+        let at = texts.locate(job, Some(key.span()))?;
+        out.push(format!(
+            "{at}: `jobs.{}.env_file`: {label}: {e}{suffix}",
+            job.name
+        ));
     }
     Ok(ok)
 }

@@ -1563,3 +1563,47 @@ fn a_job_without_working_dir_runs_in_the_daemons_own_directory() {
         );
     }
 }
+
+#[test]
+fn check_reads_each_env_file_as_a_run_would_and_fails_on_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.env");
+    let bad = dir.path().join("bad.env");
+    fs::write(&good, "A=1\nB='two'\n").unwrap();
+    fs::write(&bad, "A=1\nhunter2\n").unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    let job = |name: &str, file: &str| {
+        format!(
+            "[jobs.{name}]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\n\
+             env_file = {file:?}\n\n"
+        )
+    };
+    let text = [
+        job("good", &good.display().to_string()),
+        job("bad", &bad.display().to_string()),
+        job(
+            "maybe",
+            &format!("-{}", dir.path().join("none.env").display()),
+        ),
+    ]
+    .concat();
+    fs::write(&cfg, text).unwrap();
+    let out = opsd(&["check", "--config", &cfg.display().to_string()], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    for want in [
+        format!("good: env_file: OK ({}, 2 variable(s))", good.display()),
+        format!(
+            "{}:11:12: `jobs.bad.env_file`: error: env_file {}:2: not KEY=VALUE",
+            cfg.display(),
+            bad.display()
+        ),
+        format!(
+            "maybe: env_file: {} does not exist (optional",
+            dir.path().join("none.env").display()
+        ),
+    ] {
+        assert!(stdout.contains(&want), "no {want:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+}
