@@ -866,34 +866,30 @@ impl Texts {
 fn check_hidden_paths(cfg: &Config, sandbox: &Sandbox, texts: &mut Texts, out: &mut Vec<String>) {
     for job in cfg.jobs.values() {
         for needed in config::needs::files_needed(job) {
-            let read_only = needed
-                .written_to
-                .then(|| sandbox.read_only(&needed.path))
-                .flatten();
-            if let Some(why) = read_only.filter(|_| sandbox.hiding(&needed.path).is_none()) {
-                let at = texts
-                    .locate(job, needed.span.clone())
-                    .unwrap_or_else(|_| job.name.clone());
-                out.push(format!(
-                    "{at}: `jobs.{}.{}`: warning: {}: {why}",
-                    job.name, needed.key, needed.written
-                ));
-            }
-            let Some(hiding) = sandbox.hiding(&needed.path) else {
-                continue;
+            let problem = match sandbox.hiding(&needed.path) {
+                Some(hiding) => format!(
+                    "{} is hidden from the daemon by {} in {}; {}",
+                    needed.written,
+                    hiding.setting,
+                    config::sandbox::UNIT_NAME,
+                    hiding.advice
+                ),
+                None => match needed
+                    .written_to
+                    .then(|| sandbox.read_only(&needed.path))
+                    .flatten()
+                {
+                    Some(why) => format!("{}: {why}", needed.written),
+                    None => continue,
+                },
             };
-            // The file was read a moment ago; if it went, the line is still worth saying.
+            // The file was read a moment ago; if it went, the job's name still says which.
             let at = texts
                 .locate(job, needed.span.clone())
                 .unwrap_or_else(|_| job.name.clone());
             out.push(format!(
-                "{at}: `jobs.{}.{}`: warning: {} is hidden from the daemon by {} in {}; {}",
-                job.name,
-                needed.key,
-                needed.written,
-                hiding.setting,
-                config::sandbox::UNIT_NAME,
-                hiding.advice
+                "{at}: `jobs.{}.{}`: warning: {problem}",
+                job.name, needed.key
             ));
         }
     }
@@ -952,11 +948,12 @@ fn check_hidden_aws_files(cfg: &Config, sandbox: &Sandbox, out: &mut Vec<String>
                 continue;
             };
             out.push(format!(
-                "{}: warning: the AWS file the credential chain reads here ({why}), {}, is hidden \
+                "{}: `jobs.{}`: warning: the AWS file the credential chain reads here ({why}), {}, is hidden \
                  from the daemon by {} in {}, so what check found is not what the daemon will \
                  find; give the daemon its own credentials: an EnvironmentFile= drop-in (0600 \
                  root), LoadCredential= with AWS_SHARED_CREDENTIALS_FILE under \
                  $CREDENTIALS_DIRECTORY, or an instance profile (docs/ec2.md)",
+                job.file.display(),
                 job.name,
                 path.display(),
                 hiding.setting,

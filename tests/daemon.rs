@@ -1508,8 +1508,8 @@ fn check_warns_of_files_the_unit_hides_from_the_daemon_without_failing() {
              daemon by ProtectHome=yes"
         ),
         format!(
-            "dev-stop: warning: the AWS file the credential chain reads here (the default), \
-             {}, is hidden from the daemon by PrivateTmp=yes in opsd.service",
+            "{cfg}: `jobs.dev-stop`: warning: the AWS file the credential chain reads here \
+             (the default), {}, is hidden from the daemon by PrivateTmp=yes in opsd.service",
             tmp.path().join(".aws/credentials").display()
         ),
         format!(

@@ -1,6 +1,6 @@
-//! The `jobs.toml` schema and its validation. Every problem is reported with the file, line,
-//! column and key at fault, unknown keys with a "did you mean" where one is close, and all
-//! problems of a file at once.
+//! The `jobs.toml` schema and its validation, with the `jobs.d/*.toml` drop-ins read after it.
+//! Every problem is reported with the file, line, column and key at fault, unknown keys with a
+//! "did you mean" where one is close, and all problems of all files at once.
 
 mod alerts;
 mod drop_in;
