@@ -518,4 +518,27 @@ mod tests {
             Err(EnvFileError::TooLarge { .. })
         ));
     }
+
+    #[test]
+    fn any_env_file_text_parses_or_fails_without_panicking() {
+        let alphabet: Vec<char> = "AB_9= \t\n#;'\"\\$`x\u{e9}".chars().collect();
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..20_000 {
+            let len = rng.usize(0..40);
+            let text: String = (0..len)
+                .map(|_| alphabet[rng.usize(0..alphabet.len())])
+                .collect();
+            match parse_env_file(&text) {
+                Ok(vars) => assert!(
+                    vars.iter()
+                        .all(|(k, _)| name_problem(k).is_none() && !k.is_empty()),
+                    "{text:?}"
+                ),
+                Err((line, _)) => assert!(
+                    (1..=text.lines().count().max(1)).contains(&line),
+                    "{text:?}: line {line}"
+                ),
+            }
+        }
+    }
 }
