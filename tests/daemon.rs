@@ -1529,3 +1529,325 @@ fn a_jobs_output_is_logged_escaped_on_one_line_not_blanked() {
     );
     assert!(log.contains("noisy: next line"), "{log}");
 }
+
+/// Starts a daemon on a job file and a `jobs.d` beside it holding `drop_ins` (name, text).
+fn start_with_drop_ins(config: &str, drop_ins: &[(&str, String)]) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("jobs.toml"), config).unwrap();
+    fs::create_dir(dir.path().join("jobs.d")).unwrap();
+    for (name, text) in drop_ins {
+        fs::write(dir.path().join("jobs.d").join(name), text).unwrap();
+    }
+    Daemon::start_in(dir, &[])
+}
+
+#[test]
+fn a_job_from_jobs_d_runs_and_a_broken_drop_in_is_rejected_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = |name: &str| dir.path().join(name);
+    let drop_in = |extra: &str| {
+        job(
+            "web",
+            "@every 1s",
+            &format!("echo web >> {}", marks("web").display()),
+            extra,
+        )
+    };
+    let mut d = start_with_drop_ins(
+        &job(
+            "main",
+            "@every 1s",
+            &format!("echo main >> {}", marks("main").display()),
+            "",
+        ),
+        &[
+            ("web.toml", drop_in("")),
+            // Left alone: a package manager's old copy and an editor's backup.
+            ("web.toml.dpkg-old", drop_in("").replace("web", "old")),
+            ("web.toml~", drop_in("").replace("web", "backup")),
+        ],
+    );
+    d.wait_for(
+        || !lines(&marks("web")).is_empty() && !lines(&marks("main")).is_empty(),
+        "the jobs of jobs.toml and jobs.d/web.toml",
+    );
+    let status = d.ctl(&["status"]);
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        !table.contains("old") && !table.contains("backup"),
+        "{table}"
+    );
+
+    // check lists the files it read.
+    let check = opsd(
+        &[
+            "check",
+            "--config",
+            &d.path("jobs.toml").display().to_string(),
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{text}");
+    assert!(text.contains("OK, 2 job(s)"), "{text}");
+    for file in ["jobs.toml", "jobs.d/web.toml"] {
+        let read = format!("  read {} (1 job(s))", d.path(file).display());
+        assert!(text.lines().any(|l| l == read), "no {read:?} in:\n{text}");
+    }
+
+    // A broken drop-in: the reload fails naming that file, and both jobs keep running.
+    fs::write(
+        d.path("jobs.d/web.toml"),
+        drop_in("timout = \"4s\"").as_bytes(),
+    )
+    .unwrap();
+    let out = d.ctl(&["reload"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let at = format!(
+        "{}:5:1: `jobs.web.timout`",
+        d.path("jobs.d/web.toml").display()
+    );
+    assert!(stderr.contains(&at), "no {at:?} in:\n{stderr}");
+    assert!(d.log().contains(&at), "{}", d.log());
+    let (web, main) = (lines(&marks("web")).len(), lines(&marks("main")).len());
+    d.wait_for(
+        || lines(&marks("web")).len() >= web + 2 && lines(&marks("main")).len() >= main + 2,
+        "both jobs still firing after the rejected reload",
+    );
+
+    // The same name in two files: refused, naming both.
+    fs::write(
+        d.path("jobs.d/web.toml"),
+        drop_in("")
+            .replace("web ", "main ")
+            .replace("[jobs.web]", "[jobs.main]"),
+    )
+    .unwrap();
+    let out = d.ctl(&["reload"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let twice = format!(
+        "{}:1:7: `jobs.main`: duplicate job `main`: already defined at {}:1:7",
+        d.path("jobs.d/web.toml").display(),
+        d.path("jobs.toml").display()
+    );
+    assert!(stderr.contains(&twice), "no {twice:?} in:\n{stderr}");
+
+    // Removing the drop-in removes its job at the next reload.
+    fs::remove_file(d.path("jobs.d/web.toml")).unwrap();
+    let out = d.ctl(&["reload"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("removed: web"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn env_file_reaches_the_job_under_env_and_is_read_at_each_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("job.env");
+    let out = dir.path().join("seen");
+    fs::write(
+        &env_file,
+        "# secrets\nTOKEN=\"first secret\"\nOVERRIDDEN=from-file\n",
+    )
+    .unwrap();
+    let config = format!(
+        "[jobs.envfile]\ntype = \"command\"\nschedule = \"@every 1s\"\n\
+         command = [\"/bin/sh\", \"-c\", \"echo \\\"$TOKEN|$OVERRIDDEN\\\" >> {}\"]\n\
+         env_file = {:?}\nenv = {{ OVERRIDDEN = \"from-env\" }}\n\n\
+         [jobs.optional]\ntype = \"command\"\nschedule = \"@every 1s\"\ncommand = \"true\"\n\
+         env_file = \"-{}\"\n",
+        out.display(),
+        env_file.display(),
+        dir.path().join("absent.env").display()
+    );
+    let mut d = Daemon::start(&config);
+    d.wait_for(
+        || lines(&out).iter().any(|l| l == "first secret|from-env"),
+        "the env_file's value under env's",
+    );
+    // Rotated: the next run sees the new value without a reload.
+    fs::write(&env_file, "TOKEN=second\n").unwrap();
+    d.wait_for(
+        || lines(&out).iter().any(|l| l == "second|from-env"),
+        "the rotated value",
+    );
+    // Gone: the run fails naming the job and the file; a `-` file may be missing.
+    fs::remove_file(&env_file).unwrap();
+    let named = format!(
+        "envfile: run failed: env_file {}: cannot read it",
+        env_file.display()
+    );
+    d.wait_for(
+        || d.log().contains(&named),
+        "the failure naming job and file",
+    );
+    // A line that is not KEY=VALUE: located, without its text.
+    fs::write(&env_file, "TOKEN=x\nsecret-without-equals\n").unwrap();
+    let located = format!("env_file {}:2: not KEY=VALUE", env_file.display());
+    d.wait_for(|| d.log().contains(&located), "the located error");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    for secret in ["first secret", "second", "secret-without-equals"] {
+        assert!(!log.contains(secret), "{secret:?} was logged:\n{log}");
+    }
+    assert!(!log.contains("optional: run failed"), "{log}");
+}
+
+#[test]
+fn check_warns_of_files_the_unit_hides_from_the_daemon_without_failing() {
+    let tmp = tempfile::Builder::new().tempdir_in("/tmp").unwrap();
+    let key = tmp.path().join("maxmind.key");
+    fs::write(&key, "0123456789abcdef\n").unwrap();
+    fs::create_dir(tmp.path().join(".aws")).unwrap();
+    fs::write(
+        tmp.path().join(".aws/credentials"),
+        "[default]\naws_access_key_id = AKIDTEST\naws_secret_access_key = dummy\n",
+    )
+    .unwrap();
+    let out_dir = tempfile::Builder::new().tempdir_in("/var/lib").ok();
+    let out_dir = out_dir
+        .as_ref()
+        .map_or_else(|| PathBuf::from("/usr/share"), |d| d.path().to_path_buf());
+    let cfg = tmp.path().join("jobs.toml");
+    let text = format!(
+        "[alerts.page]\ntype = \"command\"\ncommand = [\"/home/ops/page\"]\n\n\
+         [jobs.geo]\ntype = \"geoip\"\nschedule = \"@weekly\"\naccount_id = 1\n\
+         license_key_file = {key:?}\neditions = [\"GeoLite2-Country-CSV\"]\noutput_dir = {out_dir:?}\n\n\
+         [jobs.backup]\ntype = \"command\"\nschedule = \"@daily\"\n\
+         command = [\"/root/bin/backup\"]\nworking_dir = \"/home/ops\"\n\n\
+         [jobs.dev-stop]\ntype = \"ec2\"\naction = \"stop\"\nschedule = \"@daily\"\n\
+         region = \"us-east-1\"\ntags = {{ Schedule = \"office-hours\" }}\n",
+    );
+    fs::write(&cfg, &text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", tmp.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let cfg = cfg.display();
+    for want in [
+        format!(
+            "{cfg}:9:20: `jobs.geo.license_key_file`: warning: {} is hidden from the daemon by \
+             PrivateTmp=yes in opsd.service;",
+            key.display()
+        ),
+        format!(
+            "{cfg}:16:11: `jobs.backup.command`: warning: /root/bin/backup is hidden from the \
+             daemon by ProtectHome=yes in opsd.service; move it"
+        ),
+        format!(
+            "{cfg}:17:15: `jobs.backup.working_dir`: warning: /home/ops is hidden from the \
+             daemon by ProtectHome=yes"
+        ),
+        format!(
+            "{cfg}: `jobs.dev-stop`: warning: the AWS file the credential chain reads here \
+             (the default), {}, is hidden from the daemon by PrivateTmp=yes in opsd.service",
+            tmp.path().join(".aws/credentials").display()
+        ),
+        format!(
+            "{cfg}: `alerts.page.command`: warning: /home/ops/page is hidden from the daemon by \
+             ProtectHome=yes"
+        ),
+        format!(
+            "{cfg}:11:14: `jobs.geo.output_dir`: warning: {}: ProtectSystem=strict in \
+             opsd.service makes it read-only for the daemon",
+            out_dir.display()
+        ),
+        "6 warning(s) about what the daemon cannot see; warnings do not change the exit code (0)"
+            .to_string(),
+    ] {
+        assert!(all.contains(&want), "no {want:?} in:\n{all}");
+    }
+    assert!(
+        stdout.lines().next().unwrap_or_default().contains("OK"),
+        "{all}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{all}");
+}
+
+#[test]
+fn a_job_without_working_dir_runs_in_the_daemons_own_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    fs::write(
+        &cfg,
+        "[jobs.here]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"pwd\"\n\n\
+         [jobs.there]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"pwd\"\n\
+         working_dir = \"/usr\"\n",
+    )
+    .unwrap();
+    let cwd = dir.path().join("cwd");
+    fs::create_dir(&cwd).unwrap();
+    for (job, want) in [("here", cwd.clone()), ("there", PathBuf::from("/usr"))] {
+        let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args(["run-job", job, "--log-format", "text", "--config"])
+            .arg(&cfg)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .current_dir(&cwd)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want.display().to_string(),
+            "{job}"
+        );
+    }
+}
+
+#[test]
+fn check_reads_each_env_file_as_a_run_would_and_fails_on_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.env");
+    let bad = dir.path().join("bad.env");
+    fs::write(&good, "A=1\nB='two'\n").unwrap();
+    fs::write(&bad, "A=1\nhunter2\n").unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    let job = |name: &str, file: &str| {
+        format!(
+            "[jobs.{name}]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\n\
+             env_file = {file:?}\n\n"
+        )
+    };
+    let text = [
+        job("good", &good.display().to_string()),
+        job("bad", &bad.display().to_string()),
+        job(
+            "maybe",
+            &format!("-{}", dir.path().join("none.env").display()),
+        ),
+    ]
+    .concat();
+    fs::write(&cfg, text).unwrap();
+    let out = opsd(&["check", "--config", &cfg.display().to_string()], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    for want in [
+        format!("good: env_file: OK ({}, 2 variable(s))", good.display()),
+        format!(
+            "{}:11:12: `jobs.bad.env_file`: error: env_file {}:2: not KEY=VALUE",
+            cfg.display(),
+            bad.display()
+        ),
+        format!(
+            "maybe: env_file: {} does not exist (optional",
+            dir.path().join("none.env").display()
+        ),
+    ] {
+        assert!(stdout.contains(&want), "no {want:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+}

@@ -1,13 +1,17 @@
-//! The `jobs.toml` schema and its validation. Every problem is reported with the file, line,
-//! column and key at fault, unknown keys with a "did you mean" where one is close, and all
-//! problems of a file at once.
+//! The `jobs.toml` schema and its validation, with the `jobs.d/*.toml` drop-ins read after it.
+//! Every problem is reported with the file, line, column and key at fault, unknown keys with a
+//! "did you mean" where one is close, and all problems of all files at once.
 
 mod alerts;
+mod drop_in;
 mod duration;
 mod error;
 mod fields;
+pub mod needs;
+pub mod sandbox;
 
 pub use alerts::{CommandSink, SinkConfig, SinkKind, WebhookSink, SINK_TYPES};
+pub use drop_in::{drop_in_dir, DROP_IN_DIR};
 pub use duration::HumanDuration;
 pub use error::{did_you_mean, line_col, shown, ConfigError, FieldError, Located};
 pub use fields::struct_fields;
@@ -36,8 +40,10 @@ pub const JOB_TYPES: &[&str] = &["command", "ec2", "geoip", "apache_log"];
 /// A validated configuration, ready to be scheduled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// The file it was read from.
+    /// The job file it was read from (`--config`).
     pub path: PathBuf,
+    /// Every file read, in order: the job file, then each `jobs.d/*.toml` by name.
+    pub files: Vec<PathBuf>,
     /// Daemon-wide settings.
     pub defaults: Defaults,
     /// The jobs by name, shared with the scheduler's entries rather than copied.
@@ -86,6 +92,9 @@ pub enum CatchUp {
 pub struct JobConfig {
     /// The job's name (the key under `[jobs]`).
     pub name: String,
+    /// The file the job is defined in (the job file or one in `jobs.d`), which the spans of
+    /// its keys point into.
+    pub file: Arc<Path>,
     /// When it fires; `None` for continuous job types.
     pub schedule: Option<Schedule>,
     /// Disabled jobs are validated but never scheduled.
@@ -106,9 +115,8 @@ pub struct JobConfig {
     pub job: JobType,
 }
 
-/// `[defaults]` as written.
+/// `[defaults]` as written (unknown keys are reported by [`parse_defaults`]).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawDefaults {
     timezone: Option<Spanned<String>>,
     shutdown_timeout: Option<HumanDuration>,
@@ -146,34 +154,42 @@ const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
 /// Default wait for running jobs at shutdown.
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Reads and validates the configuration at `path`.
+/// Reads and validates the configuration at `path`, then the `*.toml` files of the `jobs.d`
+/// directory beside it ([`drop_in_dir`]) in name order. Errors of every file are reported
+/// together, each against its own file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_bytes(path, &bytes)
+    let drop_ins = drop_in::read(&drop_in_dir(path))?;
+    parse_files(path, &bytes, &drop_ins)
 }
 
 /// Validates the bytes of a job file, locating the first byte that is not UTF-8 if any.
 pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => parse(path, text),
-        Err(e) => Err(ConfigError::not_utf8(path, bytes, e)),
-    }
+    parse_files(path, bytes, &[])
 }
 
 /// Validates configuration `text`, reporting errors against `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let root = DeTable::parse(text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        let error = if e.message() == "duplicate key" {
-            duplicate(text, span)
-        } else {
-            FieldError::new(span, "", toml_message(&e))
-        };
-        ConfigError::invalid(path, text, vec![error])
-    })?;
+    parse_files(path, text.as_bytes(), &[])
+}
+
+/// Validates a job file and its drop-ins (`(path, bytes)` in the order they are read): the job
+/// file's `[defaults]` and `[alerts]` apply to the jobs of every file; a drop-in holds jobs only,
+/// and a job name may be defined once across all of them.
+pub fn parse_files(
+    path: &Path,
+    bytes: &[u8],
+    drop_ins: &[(PathBuf, Vec<u8>)],
+) -> Result<Config, ConfigError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| ConfigError::not_utf8(path, bytes, e))?;
+    let main: Arc<Path> = Arc::from(path);
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(e) => return Err(syntax_errors(path, text, &e, drop_ins)),
+    };
     let mut errors = Vec::new();
     let mut defaults_value = None;
     let mut jobs_value = None;
@@ -193,50 +209,227 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     }
 
-    let defaults = match defaults_value
-        .map(|v| de::<RawDefaults>(v, "defaults"))
-        .transpose()
-    {
-        Ok(raw) => resolve_defaults(raw, &mut errors),
-        Err(e) => {
-            errors.push(e);
-            resolve_defaults(None, &mut errors)
-        }
-    };
+    let raw = defaults_value.and_then(|v| parse_defaults(v, &mut errors));
+    let defaults = resolve_defaults(raw, &mut errors);
 
     let sinks = alerts::parse(alerts_value, &mut errors);
     let mut jobs = BTreeMap::new();
-    if let Some(value) = jobs_value {
-        match value.get_ref().as_table() {
-            Some(table) => {
-                for (name, job) in table {
-                    match parse_job(name, job, &defaults, &sinks.declared) {
-                        Ok(j) => {
-                            jobs.insert(j.name.clone(), Arc::new(j));
-                        }
-                        Err(mut e) => errors.append(&mut e),
-                    }
+    let mut defined = BTreeMap::new();
+    let file = FileJobs {
+        file: &main,
+        text,
+        defaults: &defaults,
+        sinks: &sinks.declared,
+    };
+    file.parse_jobs(jobs_value, &mut jobs, &mut defined, &mut errors);
+    let mut located = Vec::new();
+    if !errors.is_empty() {
+        located.extend(
+            ConfigError::invalid(path, text, errors)
+                .located()
+                .iter()
+                .cloned(),
+        );
+    }
+    let mut files = vec![path.to_path_buf()];
+    for (drop_in, bytes) in drop_ins {
+        files.push(drop_in.clone());
+        let errors = match std::str::from_utf8(bytes) {
+            Err(e) => ConfigError::not_utf8(drop_in, bytes, e),
+            Ok(text) => {
+                let file: Arc<Path> = Arc::from(drop_in.as_path());
+                let errors = FileJobs {
+                    file: &file,
+                    text,
+                    defaults: &defaults,
+                    sinks: &sinks.declared,
                 }
+                .parse_drop_in(path, &mut jobs, &mut defined);
+                if errors.is_empty() {
+                    continue;
+                }
+                ConfigError::invalid(drop_in, text, errors)
             }
-            None => errors.push(FieldError::new(
-                value.span(),
-                "jobs",
-                "`jobs` must be a table of [jobs.NAME] sections",
-            )),
-        }
+        };
+        located.extend(errors.located().iter().cloned());
     }
 
-    if errors.is_empty() {
+    if located.is_empty() {
         Ok(Config {
             path: path.to_path_buf(),
+            files,
             defaults,
             jobs,
             alerts: sinks.configs,
         })
     } else {
-        errors.sort_by_key(|e| e.span.start);
-        Err(ConfigError::invalid(path, text, errors))
+        Err(ConfigError::Invalid(located))
     }
+}
+
+/// The errors for a job file that is not valid TOML, with those of the drop-ins that are not
+/// either (their jobs cannot be checked without the job file's defaults and sinks).
+fn syntax_errors(
+    path: &Path,
+    text: &str,
+    e: &toml::de::Error,
+    drop_ins: &[(PathBuf, Vec<u8>)],
+) -> ConfigError {
+    let main = ConfigError::invalid(path, text, vec![syntax_field_error(text, e)]);
+    let mut located = main.located().to_vec();
+    for (drop_in, bytes) in drop_ins {
+        let error = match std::str::from_utf8(bytes) {
+            Err(e) => ConfigError::not_utf8(drop_in, bytes, e),
+            Ok(text) => match DeTable::parse(text) {
+                Ok(_) => continue,
+                Err(e) => ConfigError::invalid(drop_in, text, vec![syntax_field_error(text, &e)]),
+            },
+        };
+        located.extend(error.located().iter().cloned());
+    }
+    ConfigError::Invalid(located)
+}
+
+/// What is wrong with a file that is not valid TOML, with a duplicate key explained.
+fn syntax_field_error(text: &str, e: &toml::de::Error) -> FieldError {
+    let span = e.span().unwrap_or(0..0);
+    if e.message() == "duplicate key" {
+        duplicate(text, span)
+    } else {
+        FieldError::new(span, "", toml_message(e))
+    }
+}
+
+/// Where a job name was first defined, for the error of a second definition in another file.
+struct Defined {
+    /// The file.
+    file: Arc<Path>,
+    /// 1-based line and column of the name.
+    line: usize,
+    column: usize,
+}
+
+/// One file's `[jobs]`, parsed with the job file's defaults and sinks.
+struct FileJobs<'a> {
+    /// The file, which the jobs parsed from it point back to.
+    file: &'a Arc<Path>,
+    /// Its text.
+    text: &'a str,
+    /// The job file's `[defaults]`.
+    defaults: &'a Defaults,
+    /// Every sink name the job file declares.
+    sinks: &'a BTreeSet<String>,
+}
+
+impl FileJobs<'_> {
+    /// Parses a `jobs.d` file: TOML, `[jobs.NAME]` sections only. `main` is the job file,
+    /// named in the error for a `[defaults]` or `[alerts]` here.
+    fn parse_drop_in(
+        &self,
+        main: &Path,
+        jobs: &mut BTreeMap<String, Arc<JobConfig>>,
+        defined: &mut BTreeMap<String, Defined>,
+    ) -> Vec<FieldError> {
+        let root = match DeTable::parse(self.text) {
+            Ok(root) => root,
+            Err(e) => return vec![syntax_field_error(self.text, &e)],
+        };
+        let mut errors = Vec::new();
+        let mut jobs_value = None;
+        for (key, value) in root.get_ref() {
+            match key.get_ref().as_ref() {
+                "jobs" => jobs_value = Some(value),
+                section @ ("defaults" | "alerts") => errors.push(FieldError::new(
+                    key.span(),
+                    section,
+                    format!(
+                        "[{section}] belongs in {} only; a file in {DROP_IN_DIR}/ holds \
+                         [jobs.NAME] sections",
+                        main.display()
+                    ),
+                )),
+                other => errors.push(unknown_key(key.span(), other, "", &["jobs"], "")),
+            }
+        }
+        self.parse_jobs(jobs_value, jobs, defined, &mut errors);
+        errors
+    }
+
+    /// Parses the `[jobs]` table into `jobs`, refusing a name `defined` in an earlier file.
+    fn parse_jobs(
+        &self,
+        jobs_value: Option<&Spanned<DeValue<'_>>>,
+        jobs: &mut BTreeMap<String, Arc<JobConfig>>,
+        defined: &mut BTreeMap<String, Defined>,
+        errors: &mut Vec<FieldError>,
+    ) {
+        let Some(value) = jobs_value else { return };
+        let Some(table) = value.get_ref().as_table() else {
+            errors.push(FieldError::new(
+                value.span(),
+                "jobs",
+                "`jobs` must be a table of [jobs.NAME] sections",
+            ));
+            return;
+        };
+        for (name, job) in table {
+            let (line, column) = line_col(self.text, name.span().start);
+            if let Some(first) = defined.get(name.get_ref().as_ref()) {
+                errors.push(FieldError::new(
+                    name.span(),
+                    format!("jobs.{}", name.get_ref()),
+                    format!(
+                        "duplicate job `{}`: already defined at {}:{}:{} (a job name may be \
+                         defined once across the job file and {DROP_IN_DIR}/)",
+                        name.get_ref(),
+                        first.file.display(),
+                        first.line,
+                        first.column
+                    ),
+                ));
+                continue;
+            }
+            defined.insert(
+                name.get_ref().to_string(),
+                Defined {
+                    file: self.file.clone(),
+                    line,
+                    column,
+                },
+            );
+            match parse_job(name, job, self.defaults, self.sinks, self.file) {
+                Ok(j) => {
+                    jobs.insert(j.name.clone(), Arc::new(j));
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+    }
+}
+
+/// Reads `[defaults]` reporting every problem, as for a job: each unknown key with a "did you
+/// mean", each bad value; the keys that are fine are kept.
+fn parse_defaults(
+    value: &Spanned<DeValue<'_>>,
+    errors: &mut Vec<FieldError>,
+) -> Option<RawDefaults> {
+    let Some(table) = value.get_ref().as_table() else {
+        errors.push(FieldError::new(
+            value.span(),
+            "defaults",
+            "`defaults` must be a table: a [defaults] section",
+        ));
+        return None;
+    };
+    let known = struct_fields::<RawDefaults>();
+    for key in table.keys() {
+        let k = key.get_ref().as_ref();
+        if !known.contains(&k) {
+            errors.push(unknown_key(key.span(), k, "defaults", known, ""));
+        }
+    }
+    let misspelt = misspelt_keys(table, known);
+    de_table::<RawDefaults>(value, "defaults", &misspelt, errors)
 }
 
 fn resolve_defaults(raw: Option<RawDefaults>, errors: &mut Vec<FieldError>) -> Defaults {
@@ -312,6 +505,7 @@ fn parse_job(
     value: &Spanned<DeValue<'_>>,
     defaults: &Defaults,
     sinks: &BTreeSet<String>,
+    file: &Arc<Path>,
 ) -> Result<JobConfig, Vec<FieldError>> {
     let name_str = name.get_ref().to_string();
     let prefix = format!("jobs.{name_str}");
@@ -473,6 +667,7 @@ fn parse_job(
     match job {
         Some(job) if errors.is_empty() => Ok(JobConfig {
             name: name_str,
+            file: file.clone(),
             schedule,
             enabled: common.enabled,
             overlap: common.overlap,

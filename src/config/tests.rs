@@ -270,3 +270,163 @@ fn a_huge_value_is_cut_in_its_message() {
     );
     assert!(lines[0].len() < 300, "{}", lines[0]);
 }
+
+fn drop_in_errors(main: &str, drop_ins: &[(&str, &str)]) -> Vec<String> {
+    let drop_ins: Vec<(PathBuf, Vec<u8>)> = drop_ins
+        .iter()
+        .map(|(name, text)| {
+            (
+                Path::new("/etc/opsd/jobs.d").join(name),
+                text.as_bytes().to_vec(),
+            )
+        })
+        .collect();
+    match parse_files(Path::new("/etc/opsd/jobs.toml"), main.as_bytes(), &drop_ins) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string().lines().map(str::to_string).collect(),
+    }
+}
+
+#[test]
+fn drop_in_jobs_join_the_job_files_and_use_its_defaults_and_sinks() {
+    let main = "[defaults]\ntimezone = \"Asia/Seoul\"\n\n[alerts.ops]\ntype = \"command\"\ncommand = [\"/bin/true\"]\n\n[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\n";
+    let web = "[jobs.b]\ntype = \"command\"\nschedule = \"@hourly\"\ncommand = \"true\"\nalert = [\"ops\"]\n";
+    let cfg = parse_files(
+        Path::new("/etc/opsd/jobs.toml"),
+        main.as_bytes(),
+        &[("/etc/opsd/jobs.d/web.toml".into(), web.as_bytes().to_vec())],
+    )
+    .unwrap();
+    assert_eq!(cfg.jobs.len(), 2);
+    assert_eq!(&*cfg.jobs["b"].file, Path::new("/etc/opsd/jobs.d/web.toml"));
+    assert_eq!(&*cfg.jobs["a"].file, Path::new("/etc/opsd/jobs.toml"));
+    assert_eq!(
+        cfg.jobs["b"].schedule.as_ref().unwrap().timezone(),
+        chrono_tz::Asia::Seoul
+    );
+    assert_eq!(
+        cfg.files,
+        [
+            PathBuf::from("/etc/opsd/jobs.toml"),
+            PathBuf::from("/etc/opsd/jobs.d/web.toml")
+        ]
+    );
+}
+
+#[test]
+fn a_job_defined_in_two_files_names_both_files_and_lines() {
+    let main = "\n[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\n";
+    let e = drop_in_errors(
+        main,
+        &[(
+            "x.toml",
+            "# again\n[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\n",
+        )],
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.d/x.toml:2:7: `jobs.a`: duplicate job `a`: already defined at /etc/opsd/jobs.toml:2:7"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn each_error_names_its_own_file_and_defaults_belong_in_the_job_file() {
+    let main = "[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\ntimout = \"1s\"\n";
+    let e = drop_in_errors(
+        main,
+        &[
+            (
+                "a.toml",
+                "[defaults]\ntimezone = \"UTC\"\n[alerts.x]\ntype = \"command\"\n",
+            ),
+            ("b.toml", "\n\n[jobs.b]\ntype = \"comand\"\n"),
+            ("c.toml", "[jobs.c\n"),
+            ("d.toml", "[jobz.d]\n"),
+        ],
+    );
+    assert_eq!(e.len(), 6, "{e:?}");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:5:1: `jobs.a.timout`"),
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[1].starts_with("/etc/opsd/jobs.d/a.toml:1:2: `defaults`: [defaults] belongs in /etc/opsd/jobs.toml only"),
+        "{}",
+        e[1]
+    );
+    assert!(
+        e[2].starts_with("/etc/opsd/jobs.d/a.toml:3:2: `alerts`:"),
+        "{}",
+        e[2]
+    );
+    assert!(
+        e[3].starts_with("/etc/opsd/jobs.d/b.toml:4:8: `jobs.b.type`: unknown job type")
+            && e[3].contains("did you mean \"command\"?"),
+        "{}",
+        e[3]
+    );
+    assert!(e[4].starts_with("/etc/opsd/jobs.d/c.toml:1:"), "{}", e[4]);
+    assert!(
+        e[5].starts_with("/etc/opsd/jobs.d/d.toml:1:2: `jobz`: unknown key; did you mean `jobs`?"),
+        "{}",
+        e[5]
+    );
+}
+
+#[test]
+fn env_file_must_be_absolute() {
+    let e = errors("[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\nenv_file = \"-rel.env\"\n");
+    assert!(
+        e[0].starts_with(
+            "/etc/opsd/jobs.toml:5:12: `jobs.a.env_file`: env_file must be an absolute path"
+        ),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn every_defaults_error_is_reported_with_did_you_mean() {
+    let e = errors(
+        "[defaults]\ntimezon = \"UTC\"\nshutdown_timeout = \"soon\"\ncontrol_grup = \"adm\"\n\
+         timezone = \"Asia/Seol\"\n",
+    );
+    assert_eq!(e.len(), 4, "{e:?}");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:2:1: `defaults.timezon`: unknown key")
+            && e[0].contains("did you mean `timezone`?"),
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[1].starts_with("/etc/opsd/jobs.toml:3:20: `defaults.shutdown_timeout`:"),
+        "{}",
+        e[1]
+    );
+    assert!(
+        e[2].starts_with("/etc/opsd/jobs.toml:4:1: `defaults.control_grup`: unknown key")
+            && e[2].contains("did you mean `control_group`?"),
+        "{}",
+        e[2]
+    );
+    assert!(e[3].contains("did you mean \"Asia/Seoul\"?"), "{}", e[3]);
+    let e = errors("defaults = 5\n");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:1:12: `defaults`: ") && e[0].contains("table"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_job_file_that_is_not_toml_still_has_its_drop_ins_syntax_checked() {
+    let e = drop_in_errors(
+        "[jobs.a\n",
+        &[("ok.toml", "[jobs.b]\n"), ("bad.toml", "\n[jobs.c\n")],
+    );
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].starts_with("/etc/opsd/jobs.toml:1:"), "{}", e[0]);
+    assert!(e[1].starts_with("/etc/opsd/jobs.d/bad.toml:2:"), "{}", e[1]);
+}

@@ -411,6 +411,7 @@ async fn run_after(after: &Spanned<Vec<String>>, ctx: &RunContext) -> RunReport 
         command: Spanned::new(after.span(), CommandLine::Argv(after.get_ref().clone())),
         env: BTreeMap::new(),
         pass_env: Vec::new(),
+        env_file: None,
         // No zone of its own: the run keeps the machine's local time.
         timezone: String::new(),
         working_dir: None,

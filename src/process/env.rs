@@ -3,10 +3,13 @@
 //! either unless it names the variable in `pass_env`: the daemon's environment holds what its
 //! unit or shell gave it (`AWS_SECRET_ACCESS_KEY` for the ec2 jobs, proxies, tokens), which a
 //! job run as `nobody` or a mail script must not see. Like cron and systemd, a program gets a
-//! fixed, documented set instead ([`base`]); a job's run adds its own ([`build`]).
+//! fixed, documented set instead ([`base`]); a job's run adds its own ([`build`]), which may
+//! come in part from an `env_file` in systemd's `EnvironmentFile=` format ([`read_env_file`]).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 
 /// The `PATH` every run starts with (systemd's default for services).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -69,6 +72,8 @@ pub struct EnvInputs<'a> {
     pub timezone: &'a str,
     /// Daemon variables the job asked for by name.
     pub pass_env: &'a [String],
+    /// The variables of the job's `env_file`, applied before `env`.
+    pub env_file: &'a [(String, String)],
     /// The job's own `env`, applied last.
     pub env: &'a BTreeMap<String, String>,
 }
@@ -110,12 +115,15 @@ pub fn base(
 }
 
 /// Builds a run's whole environment: the [`base`] every program gets (with `TZ` the job's
-/// zone), then the job's `env`, then `OPSD_JOB` and `OPSD_RUN_ID`.
+/// zone), then the job's `env_file`, then its `env`, then `OPSD_JOB` and `OPSD_RUN_ID`.
 pub fn build(
     inputs: &EnvInputs<'_>,
     daemon: impl Fn(&str) -> Option<OsString>,
 ) -> BTreeMap<OsString, OsString> {
     let mut vars = base(inputs.user, inputs.timezone, inputs.pass_env, daemon);
+    for (k, v) in inputs.env_file {
+        vars.insert(k.into(), v.into());
+    }
     for (k, v) in inputs.env {
         vars.insert(k.into(), v.into());
     }
@@ -139,6 +147,212 @@ pub fn name_problem(name: &str) -> Option<String> {
     } else {
         None
     }
+}
+
+/// The largest `env_file` read; a larger one fails the run rather than fill the memory.
+pub const MAX_ENV_FILE: u64 = 1 << 20;
+
+/// Why an `env_file` could not be used. No message holds a value from the file (they are
+/// often secrets), nor the text of a line that is not `KEY=VALUE`.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvFileError {
+    /// The file could not be opened or read.
+    #[error("env_file {}: cannot read it: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_ENV_FILE`].
+    #[error("env_file {}: larger than {} KiB; is it the right file?", path.display(), MAX_ENV_FILE / 1024)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A line is not in the `KEY=VALUE` format.
+    #[error("env_file {}:{line}: {problem}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+        /// What is wrong, without the line's text.
+        problem: &'static str,
+    },
+}
+
+/// Reads an `env_file` now (each run reads it again, so a rotated secret is picked up): its
+/// variables in file order. With `optional` (a leading `-` in the job file, as systemd's), a
+/// missing file gives none.
+pub fn read_env_file(path: &Path, optional: bool) -> Result<Vec<(String, String)>, EnvFileError> {
+    let read_error = |source| EnvFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(read_error(e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_ENV_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_ENV_FILE {
+        return Err(EnvFileError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text",
+        ))
+    })?;
+    parse_env_file(&text).map_err(|(line, problem)| EnvFileError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        problem,
+    })
+}
+
+/// Parses systemd's `EnvironmentFile=` format: `KEY=VALUE` lines, blank lines and lines
+/// starting with `#` or `;` skipped, whitespace around the key and before the value dropped,
+/// trailing whitespace of an unquoted value dropped, `'single'` (literal) and `"double"`
+/// (`\"`, `\\`, `\$`, `` \` `` escapes) quotes that may span lines, and a `\` that escapes
+/// the next character or, at the end of a line, joins the next. A key given twice keeps its
+/// last value. An error is the 1-based line and what is wrong.
+pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize, &'static str)> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut chars = text.chars().peekable();
+    let mut line = 1;
+    loop {
+        // The start of a line: blank, a comment, or a key.
+        while chars.next_if(|c| *c == ' ' || *c == '\t').is_some() {}
+        match chars.peek() {
+            None => break,
+            Some('\n') => {
+                chars.next();
+                line += 1;
+                continue;
+            }
+            Some('#' | ';') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                        break;
+                    }
+                }
+                continue;
+            }
+            Some(_) => {}
+        }
+        let mut key = String::new();
+        loop {
+            match chars.next() {
+                Some('=') => break,
+                Some('\n') | None => return Err((line, "not KEY=VALUE (no '=' on the line)")),
+                Some(c) => key.push(c),
+            }
+        }
+        let key = key.trim_end().to_string();
+        let mut name = key.chars();
+        let valid = name
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err((
+                line,
+                "the name before '=' is not a variable name (letters, digits and '_')",
+            ));
+        }
+        let key_line = line;
+        let value = env_file_value(&mut chars, &mut line).map_err(|p| (key_line, p))?;
+        vars.retain(|(k, _)| *k != key);
+        vars.push((key, value));
+    }
+    Ok(vars)
+}
+
+/// Reads a value up to the end of its line (the newline is consumed), counting lines.
+fn env_file_value(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    line: &mut usize,
+) -> Result<String, &'static str> {
+    while chars.next_if(|c| *c == ' ' || *c == '\t').is_some() {}
+    let mut value = String::new();
+    // Where the value ends once trailing unquoted whitespace is dropped.
+    let mut kept = 0;
+    // Quotes open only at the start of the value or right after a quoted part, as systemd's.
+    let mut quote_may_open = true;
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => {
+                *line += 1;
+                break;
+            }
+            '\'' if quote_may_open => {
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => {
+                            if c == '\n' {
+                                *line += 1;
+                            }
+                            value.push(c);
+                        }
+                        None => return Err("a ' quote is not closed"),
+                    }
+                }
+                kept = value.len();
+            }
+            '"' if quote_may_open => {
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some('\n') => *line += 1,
+                            Some(c @ ('"' | '\\' | '$' | '`')) => value.push(c),
+                            Some(c) => {
+                                value.push('\\');
+                                value.push(c);
+                            }
+                            None => return Err("a \" quote is not closed"),
+                        },
+                        Some(c) => {
+                            if c == '\n' {
+                                *line += 1;
+                            }
+                            value.push(c);
+                        }
+                        None => return Err("a \" quote is not closed"),
+                    }
+                }
+                kept = value.len();
+            }
+            '\\' => {
+                quote_may_open = false;
+                match chars.next() {
+                    Some('\n') => *line += 1,
+                    Some(c) => {
+                        value.push(c);
+                        kept = value.len();
+                    }
+                    None => {}
+                }
+            }
+            ' ' | '\t' => value.push(c),
+            c => {
+                quote_may_open = false;
+                value.push(c);
+                kept = value.len();
+            }
+        }
+    }
+    value.truncate(kept);
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -168,6 +382,10 @@ mod tests {
             user: &u,
             timezone: "Asia/Seoul",
             pass_env: &pass,
+            env_file: &[
+                ("DB".to_string(), "from-file".to_string()),
+                ("FROM_FILE".to_string(), "1".to_string()),
+            ],
             env: &env,
         };
         let daemon = |k: &str| match k {
@@ -181,6 +399,7 @@ mod tests {
             keys,
             [
                 "DB",
+                "FROM_FILE",
                 "HOME",
                 "HTTPS_PROXY",
                 "LANG",
@@ -194,6 +413,7 @@ mod tests {
             ]
         );
         assert_eq!(get(&vars, "TZ"), Some("Asia/Seoul"));
+        assert_eq!(get(&vars, "DB"), Some("app"), "env overrides env_file");
         assert_eq!(get(&vars, "LANG"), Some(DEFAULT_LANG));
         assert_eq!(get(&vars, "HOME"), Some("/var/backups"));
         assert_eq!(get(&vars, "OPSD_RUN_ID"), Some("abc"));
@@ -209,6 +429,7 @@ mod tests {
             user: &u,
             timezone: "UTC",
             pass_env: &[],
+            env_file: &[],
             env: &env,
         };
         let vars = build(&inputs, |k| (k == "LANG").then(|| "de_DE.UTF-8".into()));
@@ -244,5 +465,80 @@ mod tests {
             ]
         );
         assert_eq!(get(&vars, "SHELL"), Some("/bin/bash"));
+    }
+
+    #[test]
+    fn an_env_file_reads_as_systemds_environmentfile() {
+        let text = "# comment\n; also a comment\n\n  A=1\nB = two words  \nC='single $x \\ '\n\
+                    D=\"dq \\\"x\\\" \\$y\"\nE=it's\nF=\"multi\nline\"\nG=a\\\nb\nA=last\nH=\n";
+        let vars = parse_env_file(text).unwrap();
+        let got: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("B", "two words"),
+                ("C", "single $x \\ "),
+                ("D", "dq \"x\" $y"),
+                ("E", "it's"),
+                ("F", "multi\nline"),
+                ("G", "ab"),
+                ("A", "last"),
+                ("H", ""),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_env_file_line_is_located_without_its_text() {
+        assert_eq!(
+            parse_env_file("A=1\nhunter2\n"),
+            Err((2, "not KEY=VALUE (no '=' on the line)"))
+        );
+        assert_eq!(
+            parse_env_file("A=1\n\n9X=s3cret\n").map_err(|e| e.0),
+            Err(3)
+        );
+        assert_eq!(parse_env_file("A='open\n").map_err(|e| e.0), Err(1));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("env");
+        std::fs::write(&file, "TOKEN=s3cret\nbroken s3cret\n").unwrap();
+        let e = read_env_file(&file, false).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("env_file {}:2: ", file.display())),
+            "{e}"
+        );
+        assert!(!e.contains("s3cret"), "{e}");
+        let missing = dir.path().join("missing");
+        assert!(read_env_file(&missing, true).unwrap().is_empty());
+        let e = read_env_file(&missing, false).unwrap_err().to_string();
+        assert!(e.contains("missing: cannot read it"), "{e}");
+        std::fs::write(&file, vec![b'x'; MAX_ENV_FILE as usize + 1]).unwrap();
+        assert!(matches!(
+            read_env_file(&file, false),
+            Err(EnvFileError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn any_env_file_text_parses_or_fails_without_panicking() {
+        let alphabet: Vec<char> = "AB_9= \t\n#;'\"\\$`x\u{e9}".chars().collect();
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..20_000 {
+            let len = rng.usize(0..40);
+            let text: String = (0..len)
+                .map(|_| alphabet[rng.usize(0..alphabet.len())])
+                .collect();
+            match parse_env_file(&text) {
+                Ok(vars) => assert!(
+                    vars.iter()
+                        .all(|(k, _)| name_problem(k).is_none() && !k.is_empty()),
+                    "{text:?}"
+                ),
+                Err((line, _)) => assert!(
+                    (1..=text.lines().count().max(1)).contains(&line),
+                    "{text:?}: line {line}"
+                ),
+            }
+        }
     }
 }

@@ -48,6 +48,9 @@ pub struct CommandSpec {
     /// Names of the daemon's environment variables a run may see (none by default).
     #[serde(default)]
     pub pass_env: Vec<Spanned<String>>,
+    /// A file of `KEY=VALUE` lines (systemd's `EnvironmentFile=` format) read at each run,
+    /// below `env`; a leading `-` means a missing file is no error.
+    pub env_file: Option<Spanned<String>>,
     /// The job's time zone name, a run's `TZ`; filled in from the job's `timezone` key.
     #[serde(skip)]
     pub timezone: String,
@@ -79,6 +82,15 @@ impl CommandSpec {
                 ));
             }
         }
+        if let Some(file) = &self.env_file {
+            if !self.env_file_path().is_some_and(|(p, _)| p.is_absolute()) {
+                errors.push(FieldError::new(
+                    file.span(),
+                    format!("{prefix}.env_file"),
+                    "env_file must be an absolute path (\"-/path\" when the file may be missing)",
+                ));
+            }
+        }
         if let Some(dir) = &self.working_dir {
             if !dir.get_ref().is_absolute() {
                 errors.push(FieldError::new(
@@ -107,6 +119,16 @@ impl CommandSpec {
             }
         }
         errors
+    }
+
+    /// The `env_file` path, and whether it may be missing (a leading `-`, as systemd's).
+    pub fn env_file_path(&self) -> Option<(PathBuf, bool)> {
+        self.env_file
+            .as_ref()
+            .map(|f| match f.get_ref().strip_prefix('-') {
+                Some(rest) => (PathBuf::from(rest), true),
+                None => (PathBuf::from(f.get_ref()), false),
+            })
     }
 
     /// A short human description of what runs, for logs and `opsd check`.

@@ -90,6 +90,11 @@ pub(super) fn build(
         }
     };
     let pass_env: Vec<String> = spec.pass_env.iter().map(|n| n.get_ref().clone()).collect();
+    // Read at each run, so that a rotated secret is picked up without a reload.
+    let env_file = match spec.env_file_path() {
+        Some((path, optional)) => env::read_env_file(&path, optional).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
     let vars = env::build(
         &EnvInputs {
             job: &ctx.job,
@@ -97,6 +102,7 @@ pub(super) fn build(
             user: &run_user,
             timezone: &spec.timezone,
             pass_env: &pass_env,
+            env_file: &env_file,
             env: &spec.env,
         },
         |name| std::env::var_os(name),
