@@ -551,6 +551,9 @@ fn print_job_status(j: &JobStatus) {
     if j.running > 0 {
         println!("  running:  yes ({})", j.running);
     }
+    if let Some(live) = &j.live {
+        print_live(live);
+    }
     let Some(l) = &j.last else {
         println!("  last run: none yet");
         return;
@@ -570,6 +573,24 @@ fn print_job_status(j: &JobStatus) {
         println!("  (no output)");
     } else {
         print_output(&l.output);
+    }
+}
+
+/// Prints what the run going now published about itself, one labelled value a line.
+fn print_live(live: &crate::jobs::LiveStatus) {
+    println!(
+        "  now:      as of {}",
+        live.updated.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    let width = live
+        .fields
+        .iter()
+        .map(|(label, _)| label.chars().count() + 1)
+        .max()
+        .unwrap_or(0);
+    for (label, value) in &live.fields {
+        let label = format!("{}:", crate::escape::control(label));
+        println!("    {label:<width$} {}", crate::escape::control(value));
     }
 }
 
@@ -595,6 +616,7 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
         "OUTCOME".into(),
         "DURATION".into(),
         "RUNNING".into(),
+        "NOW".into(),
     ]];
     for j in jobs {
         let schedule = match (&j.schedule, &j.timezone) {
@@ -623,6 +645,10 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
         } else {
             "no".into()
         };
+        let now = j
+            .live
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |l| l.summary.clone());
         rows.push([
             j.name.clone(),
             j.job_type.clone(),
@@ -633,6 +659,7 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
             outcome,
             duration,
             running,
+            now,
         ]);
     }
     // Cells hold what jobs.toml and jobs wrote: one line each, and short enough for a table
@@ -642,7 +669,7 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
             *cell = table_cell(cell);
         }
     }
-    let widths: Vec<usize> = (0..9)
+    let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     for r in &rows {
