@@ -320,12 +320,18 @@ pub async fn run_with(
     let figures = Arc::new(live::Publisher::new(ctx.live.clone(), ctx.alert_to.len()));
     let on_pass = {
         let figures = Arc::clone(&figures);
+        let (alerts, sinks) = (ctx.alerts.clone(), Arc::clone(&ctx.alert_to));
         move |w: &Watcher, stats: &crate::apache::watch::WatchStats| {
             let following = w
                 .followed()
                 .map(|p| crate::escape::control(&p.display().to_string()).into_owned())
                 .collect();
-            figures.pass(following, stats);
+            let all = alerts.stats();
+            let sink_stats = sinks
+                .iter()
+                .filter_map(|name| Some((name.clone(), *all.get(name)?)))
+                .collect();
+            figures.pass(following, stats, sink_stats);
         }
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);

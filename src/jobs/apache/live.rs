@@ -2,6 +2,7 @@
 //! lines it read, the alerts it raised, held back (cooldown) and dropped, and the last alert.
 //! Kept here, rendered to labelled values for the job-agnostic [`LiveSlot`].
 
+use crate::alert::SinkStats;
 use crate::apache::rules::LogEvent;
 use crate::jobs::{LiveSlot, LiveStatus};
 use chrono::{DateTime, Utc};
@@ -24,6 +25,8 @@ pub struct WatchFigures {
     pub last_alert: Option<(DateTime<Utc>, String)>,
     /// How many sinks the job's alerts go to (0: they are only logged).
     pub sinks: usize,
+    /// The counters of the job's sinks (shared with the other jobs that use them).
+    pub sink_stats: Vec<(String, SinkStats)>,
 }
 
 impl WatchFigures {
@@ -56,7 +59,17 @@ impl WatchFigures {
             Some((at, rule)) => format!("{} ({rule})", at.format("%Y-%m-%d %H:%M:%S UTC")),
             None => "none yet".to_string(),
         };
-        let fields = [
+        let sinks = self
+            .sink_stats
+            .iter()
+            .map(|(name, s)| {
+                format!(
+                    "{name}: {} delivered, {} failed, {} dropped, {} queued",
+                    s.delivered, s.failed, s.dropped, s.queued
+                )
+            })
+            .collect::<Vec<_>>();
+        let mut fields = vec![
             ("following", following),
             ("lines read", self.lines.to_string()),
             ("alerts sent", alerts),
@@ -64,6 +77,9 @@ impl WatchFigures {
             ("alerts dropped", self.dropped.to_string()),
             ("last alert", last_alert),
         ];
+        if !sinks.is_empty() {
+            fields.push(("sinks (all jobs)", sinks.join("; ")));
+        }
         LiveStatus {
             updated,
             summary,
@@ -113,13 +129,19 @@ impl Publisher {
         }
     }
 
-    /// Notes where the watch is after one pass.
-    pub fn pass(&self, following: Vec<String>, stats: &crate::apache::watch::WatchStats) {
+    /// Notes where the watch is after one pass, and how the job's sinks are doing.
+    pub fn pass(
+        &self,
+        following: Vec<String>,
+        stats: &crate::apache::watch::WatchStats,
+        sink_stats: Vec<(String, SinkStats)>,
+    ) {
         self.update(|f| {
             f.following = following;
             f.lines = stats.lines;
             f.suppressed = stats.suppressed;
             f.dropped = stats.dropped;
+            f.sink_stats = sink_stats;
         });
     }
 
@@ -149,6 +171,14 @@ mod tests {
             dropped: 0,
             last_alert: Some((at, "child_crash".into())),
             sinks: 1,
+            sink_stats: vec![(
+                "hook".into(),
+                SinkStats {
+                    delivered: 2,
+                    failed: 1,
+                    ..SinkStats::default()
+                },
+            )],
         };
         let live = figures.render(at);
         assert_eq!(live.summary, "1 file, 1234 lines, 3 alerts, 7 held back");
@@ -165,6 +195,10 @@ mod tests {
         assert_eq!(get("held back by cooldown"), "7");
         assert_eq!(get("alerts dropped"), "0");
         assert_eq!(get("last alert"), "2026-12-01 10:02:03 UTC (child_crash)");
+        assert_eq!(
+            get("sinks (all jobs)"),
+            "hook: 2 delivered, 1 failed, 0 dropped, 0 queued"
+        );
     }
 
     #[test]
