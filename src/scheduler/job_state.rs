@@ -136,7 +136,8 @@ impl JobState {
     }
 
     /// Writes the last run (the newest, even when runs end together) to `path` atomically, as
-    /// the record of a job of type `job_type`. Blocking: call it off the async threads.
+    /// the record of a job of type `job_type`; not fsynced (it is rewritten at every run, and
+    /// lost after a power loss at worst). Blocking: call it off the async threads.
     pub fn save_last(&self, path: &Path, job_type: &str) -> std::io::Result<()> {
         let _one_at_a_time = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         let Some(last) = self.last() else {
@@ -146,7 +147,7 @@ impl JobState {
             job_type: job_type.to_string(),
             last,
         };
-        crate::state::write_json(path, &saved)
+        crate::state::write_json_unsynced(path, &saved)
     }
 
     /// The slot the run going now publishes its live figures in.
