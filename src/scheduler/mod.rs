@@ -1,6 +1,7 @@
 //! The scheduler: arms one timer per job, applies overlap, jitter and catch-up policies,
-//! swaps configurations on reload without disturbing unchanged or running jobs, and shuts
-//! down by waiting for running jobs, then stopping them.
+//! swaps configurations on reload without disturbing unchanged or running jobs, keeps each
+//! job's last run in the state directory (`last-run/NAME.json`) across restarts, and shuts
+//! down by waiting for running jobs, then stopping them with the reason.
 
 pub mod alarm;
 pub mod execute;
@@ -96,7 +97,7 @@ impl Runner {
     }
 
     /// The file that keeps `job`'s last run across restarts.
-    fn runs_file(&self, job: &str) -> PathBuf {
+    fn last_run_file(&self, job: &str) -> PathBuf {
         self.inner
             .state_dir
             .join("last-run")
@@ -106,7 +107,7 @@ impl Runner {
     /// A state for `job` that starts from the last run saved by an earlier daemon; a file that
     /// cannot be read is logged and ignored (the next run replaces it).
     fn restore_state(&self, job: &JobConfig) -> Arc<JobState> {
-        let (state, error) = JobState::restore(&self.runs_file(&job.name), job.job.type_name());
+        let (state, error) = JobState::restore(&self.last_run_file(&job.name), job.job.type_name());
         if let Some(e) = error {
             tracing::warn!(job = %job.name, "{}: {e}; status shows no last run until it runs again", job.name);
         }
@@ -116,7 +117,7 @@ impl Runner {
     /// Writes `job`'s last run to its file (off the async threads); the run's task waits for
     /// it, so shutdown does not end before the last runs are kept.
     async fn save_last(&self, job: &JobConfig, state: &Arc<JobState>) {
-        let path = self.runs_file(&job.name);
+        let path = self.last_run_file(&job.name);
         let (state, job_type) = (Arc::clone(state), job.job.type_name());
         let name = job.name.clone();
         let saved = tokio::task::spawn_blocking(move || {
