@@ -13,7 +13,6 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tokio_util::sync::CancellationToken;
 
 /// opsd: the ops scheduler that runs jobs at second precision in your own time zone.
 #[derive(Debug, Parser)]
@@ -476,10 +475,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let state = state_dir(state.state_dir);
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             let finished = rt.block_on(async move {
-                let stop = CancellationToken::new();
-                let on_signal = stop.clone();
+                let control = scheduler::RunControl {
+                    why: vec![scheduler::StopReason::default()],
+                    ..Default::default()
+                };
+                let (on_signal, why) = (control.stop.clone(), control.why[0].clone());
                 tokio::spawn(async move {
                     if tokio::signal::ctrl_c().await.is_ok() {
+                        why.set("interrupted (SIGINT)");
                         on_signal.cancel();
                     }
                 });
@@ -489,7 +492,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     foreground: true,
                 };
                 let finished =
-                    scheduler::execute(&job, state, &alerts, mode, Trigger::Manual, stop, None)
+                    scheduler::execute(&job, state, &alerts, mode, Trigger::Manual, control, None)
                         .await;
                 alerts.shutdown(std::time::Duration::from_secs(30)).await;
                 Ok::<_, anyhow::Error>(finished)

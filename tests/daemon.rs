@@ -1264,6 +1264,55 @@ fn run_job_of_a_failing_job_repeats_its_last_output_beside_the_verdict() {
 }
 
 #[test]
+fn run_job_interrupted_by_ctrl_c_says_it_was_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    let started = dir.path().join("started");
+    fs::write(
+        &cfg,
+        job(
+            "long",
+            "0 0 3 * * *",
+            &format!("touch {}; sleep 300", started.display()),
+            "kill_grace = \"500ms\"",
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["run-job", "long", "--log-format", "text", "--config"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the job never started");
+        sleep(Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        exits_in_time(&mut child),
+        "opsd run-job did not end after SIGINT"
+    );
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Before: `long: killed: ended by signal SIGTERM`, which does not say who stopped it.
+    assert!(
+        err.contains("long: killed: interrupted (SIGINT); ended by signal"),
+        "{err}"
+    );
+    assert!(!out.status.success(), "{err}");
+}
+
+#[test]
 fn a_reload_that_removes_every_job_says_so_at_warn() {
     let mut d = Daemon::start(&job("a", "@every 1h", "true", ""));
     // A job file cut short (full disk, an editor's crash) is valid TOML with no jobs.
