@@ -196,6 +196,7 @@ fn latency(dir: &Path) {
             opsd::alert::Dispatcher::new(&cfg.alerts, Default::default()).unwrap()
         }),
         alert_to: vec!["hook".to_string()].into(),
+        live: Default::default(),
     };
     let job = rt.spawn(async move { opsd::jobs::apache::run(&spec, &ctx).await });
     std::thread::sleep(Duration::from_millis(500));

@@ -14,7 +14,6 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tokio_util::sync::CancellationToken;
 
 /// opsd: the ops scheduler that runs jobs at second precision in your own time zone.
 #[derive(Debug, Parser)]
@@ -482,10 +481,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let state = state_dir(state.state_dir);
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             let finished = rt.block_on(async move {
-                let stop = CancellationToken::new();
-                let on_signal = stop.clone();
+                let control = scheduler::RunControl {
+                    why: vec![scheduler::StopReason::default()],
+                    ..Default::default()
+                };
+                let (on_signal, why) = (control.stop.clone(), control.why[0].clone());
                 tokio::spawn(async move {
                     if tokio::signal::ctrl_c().await.is_ok() {
+                        why.set("interrupted (SIGINT)");
                         on_signal.cancel();
                     }
                 });
@@ -495,7 +498,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     foreground: true,
                 };
                 let finished =
-                    scheduler::execute(&job, state, &alerts, mode, Trigger::Manual, stop, None)
+                    scheduler::execute(&job, state, &alerts, mode, Trigger::Manual, control, None)
                         .await;
                 alerts.shutdown(std::time::Duration::from_secs(30)).await;
                 Ok::<_, anyhow::Error>(finished)
@@ -557,6 +560,9 @@ fn print_job_status(j: &JobStatus) {
     if j.running > 0 {
         println!("  running:  yes ({})", j.running);
     }
+    if let Some(live) = &j.live {
+        print_live(live);
+    }
     let Some(l) = &j.last else {
         println!("  last run: none yet");
         return;
@@ -576,6 +582,24 @@ fn print_job_status(j: &JobStatus) {
         println!("  (no output)");
     } else {
         print_output(&l.output);
+    }
+}
+
+/// Prints what the run going now published about itself, one labelled value a line.
+fn print_live(live: &crate::jobs::LiveStatus) {
+    println!(
+        "  now:      as of {}",
+        live.updated.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    let width = live
+        .fields
+        .iter()
+        .map(|(label, _)| label.chars().count() + 1)
+        .max()
+        .unwrap_or(0);
+    for (label, value) in &live.fields {
+        let label = format!("{}:", crate::escape::control(label));
+        println!("    {label:<width$} {}", crate::escape::control(value));
     }
 }
 
@@ -601,6 +625,7 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
         "OUTCOME".into(),
         "DURATION".into(),
         "RUNNING".into(),
+        "NOW".into(),
     ]];
     for j in jobs {
         let schedule = match (&j.schedule, &j.timezone) {
@@ -629,6 +654,10 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
         } else {
             "no".into()
         };
+        let now = j
+            .live
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |l| l.summary.clone());
         rows.push([
             j.name.clone(),
             j.job_type.clone(),
@@ -639,6 +668,7 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
             outcome,
             duration,
             running,
+            now,
         ]);
     }
     // Cells hold what jobs.toml and jobs wrote: one line each, and short enough for a table
@@ -648,7 +678,7 @@ fn print_status(config: &str, jobs: &[JobStatus]) {
             *cell = table_cell(cell);
         }
     }
-    let widths: Vec<usize> = (0..9)
+    let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     for r in &rows {

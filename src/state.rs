@@ -111,6 +111,33 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     write_atomic(path, &bytes)
 }
 
+/// Like [`write_json`] without the fsyncs: readers still see the old or the new file, never a
+/// mix, but after a power loss the file may be the old one, empty or missing. For records
+/// rewritten at every run that cost little when lost (a job's last run): 1,000 `@every 1s`
+/// jobs would otherwise fsync 2,000 times a second.
+pub fn write_json_unsynced<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("state path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = fs::write(&tmp, &bytes).and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Reads JSON state from `path`; `Ok(None)` when the file does not exist yet.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
     match fs::read(path) {
@@ -151,6 +178,17 @@ mod tests {
         write_json(&path, &1u32).unwrap();
         write_json(&path, &2u32).unwrap();
         assert_eq!(read_json::<u32>(&path).unwrap(), Some(2));
+        let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp files are left behind");
+    }
+
+    #[test]
+    fn an_unsynced_write_replaces_the_file_whole_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/last.json");
+        write_json_unsynced(&path, &vec![1u32; 1000]).unwrap();
+        write_json_unsynced(&path, &vec![2u32]).unwrap();
+        assert_eq!(read_json::<Vec<u32>>(&path).unwrap(), Some(vec![2]));
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files are left behind");
     }

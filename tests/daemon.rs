@@ -153,6 +153,17 @@ impl Daemon {
         Self::start_in_cgroup(old, &[], cgroup.as_deref())
     }
 
+    /// Stops the daemon with SIGTERM (it must exit cleanly) and starts another on the same
+    /// files, as `systemctl restart` does.
+    fn restart(mut self) -> Daemon {
+        let (status, log) = self.stop();
+        assert!(status.success(), "{log}");
+        let _ = fs::remove_file(self.socket());
+        let dir = tempfile::TempDir::new().unwrap();
+        let old = std::mem::replace(&mut self.dir, dir);
+        Self::start_in(old, &[])
+    }
+
     /// Sends SIGTERM and returns the exit status.
     fn stop(&mut self) -> (std::process::ExitStatus, String) {
         self.signal("-TERM");
@@ -419,6 +430,13 @@ fn shutdown_timeout_stops_a_job_that_will_not_finish() {
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
     assert!(log.contains("outcome=\"killed\""), "{log}");
+    // The run says why it was killed, not just that it was.
+    assert!(
+        log.contains(
+            "forever: run killed: opsd was stopping; the run outlived shutdown_timeout (1s)"
+        ),
+        "{log}"
+    );
 }
 
 #[test]
@@ -1490,6 +1508,55 @@ fn run_job_of_a_failing_job_repeats_its_last_output_beside_the_verdict() {
 }
 
 #[test]
+fn run_job_interrupted_by_ctrl_c_says_it_was_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    let started = dir.path().join("started");
+    fs::write(
+        &cfg,
+        job(
+            "long",
+            "0 0 3 * * *",
+            &format!("touch {}; sleep 300", started.display()),
+            "kill_grace = \"500ms\"",
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["run-job", "long", "--log-format", "text", "--config"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the job never started");
+        sleep(Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        exits_in_time(&mut child),
+        "opsd run-job did not end after SIGINT"
+    );
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Before: `long: killed: ended by signal SIGTERM`, which does not say who stopped it.
+    assert!(
+        err.contains("long: killed: interrupted (SIGINT); ended by signal"),
+        "{err}"
+    );
+    assert!(!out.status.success(), "{err}");
+}
+
+#[test]
 fn a_reload_that_removes_every_job_says_so_at_warn() {
     let mut d = Daemon::start(&job("a", "@every 1h", "true", ""));
     // A job file cut short (full disk, an editor's crash) is valid TOML with no jobs.
@@ -1641,6 +1708,108 @@ fn a_job_from_jobs_d_runs_and_a_broken_drop_in_is_rejected_naming_it() {
         String::from_utf8_lossy(&out.stdout).contains("removed: web"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// The value printed after `label:` by `opsd status NAME`, if the label is there.
+fn status_field(text: &str, label: &str) -> Option<String> {
+    let prefix = format!("{label}:");
+    text.lines()
+        .map(str::trim_start)
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().to_string())
+}
+
+#[test]
+fn status_shows_what_a_running_apache_log_watch_is_doing() {
+    let logs = tempfile::tempdir().unwrap();
+    let error_log = logs.path().join("error.log");
+    fs::write(&error_log, "").unwrap();
+    let mut d = Daemon::start(&format!(
+        "[alerts.mail]\ntype = \"command\"\ncommand = \"cat > /dev/null\"\n\n\
+         [jobs.web]\ntype = \"apache_log\"\npaths = [{:?}]\napache_bin = \"/bin/false\"\n\
+         poll_interval = \"50ms\"\nalert = [\"mail\"]\n\n[[jobs.web.rules]]\nid = \"marked\"\n\
+         regex = 'MARK-\\d+'\nsummary = \"marked line\"\n",
+        error_log.display().to_string()
+    ));
+    let status = |args: &[&str]| String::from_utf8_lossy(&d.ctl(args).stdout).into_owned();
+    let following = error_log.display().to_string();
+    d.wait_for(
+        || status_field(&status(&["status", "web"]), "following").as_deref() == Some(&following),
+        "the watch to say which file it follows",
+    );
+    let text = status(&["status", "web"]);
+    assert_eq!(
+        status_field(&text, "lines read").as_deref(),
+        Some("0"),
+        "{text}"
+    );
+    assert_eq!(
+        status_field(&text, "last alert").as_deref(),
+        Some("none yet"),
+        "{text}"
+    );
+
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(&error_log)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut file,
+        b"[core:notice] plain line one\n[core:notice] plain line two\n\
+          [core:error] MARK-1 first\n[core:error] MARK-2 within the cooldown\n",
+    )
+    .unwrap();
+    d.wait_for(
+        || status_field(&status(&["status", "web"]), "lines read").as_deref() == Some("4"),
+        "the lines appended to show up in status",
+    );
+    let delivered = "mail: 1 delivered, 0 failed, 0 dropped, 0 queued";
+    d.wait_for(
+        || {
+            status_field(&status(&["status", "web"]), "sinks (all jobs)").as_deref()
+                == Some(delivered)
+        },
+        "the sink's delivery to show up in status",
+    );
+    let text = status(&["status", "web"]);
+    assert!(text.contains("running:  yes (1)"), "{text}");
+    assert_eq!(
+        status_field(&text, "alerts sent").as_deref(),
+        Some("1"),
+        "{text}"
+    );
+    assert_eq!(
+        status_field(&text, "held back by cooldown").as_deref(),
+        Some("1"),
+        "{text}"
+    );
+    assert_eq!(
+        status_field(&text, "alerts dropped").as_deref(),
+        Some("0"),
+        "{text}"
+    );
+    let last = status_field(&text, "last alert").unwrap_or_default();
+    assert!(last.ends_with("UTC (marked)"), "{text}");
+
+    // The table has the short form in the job's row; --json carries the labelled values.
+    let table = status(&["status"]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap_or_default();
+    assert!(
+        row.contains("continuous") && row.ends_with("1 file, 4 lines, 1 alert, 1 held back"),
+        "{table}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&d.ctl(&["status", "web", "--json"]).stdout).unwrap();
+    assert_eq!(
+        json["live"]["fields"][1],
+        serde_json::json!(["lines read", "4"]),
+        "{json}"
     );
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
@@ -1850,4 +2019,54 @@ fn check_reads_each_env_file_as_a_run_would_and_fails_on_a_broken_one() {
         assert!(stdout.contains(&want), "no {want:?} in:\n{stdout}");
     }
     assert!(!stdout.contains("hunter2"), "{stdout}");
+}
+
+#[test]
+fn status_after_a_restart_still_shows_the_last_run_and_its_output() {
+    let d = Daemon::start(&job(
+        "nightly",
+        "0 0 3 * * *",
+        "echo 'dump: 42 tables'; echo 'disk full' >&2; exit 3",
+        "",
+    ));
+    let out = d.ctl(&["trigger", "nightly"]);
+    assert!(!out.status.success());
+    let before = String::from_utf8_lossy(&d.ctl(&["status", "nightly"]).stdout).into_owned();
+    assert!(before.contains("exited with code 3"), "{before}");
+
+    let mut d = d.restart();
+    let after = String::from_utf8_lossy(&d.ctl(&["status", "nightly"]).stdout).into_owned();
+    let last_run = |t: &str| {
+        t.lines()
+            .find(|l| l.contains("last run:"))
+            .map(str::to_string)
+    };
+    assert_eq!(last_run(&after), last_run(&before), "{after}");
+    assert!(
+        after.contains("  | dump: 42 tables") && after.contains("  | disk full"),
+        "{after}"
+    );
+    let table = String::from_utf8_lossy(&d.ctl(&["status"]).stdout).into_owned();
+    assert!(table.contains("failed"), "{table}");
+
+    // A record that cannot be read costs the last run, with a warning, not the daemon.
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    let record = d.path("state/last-run/nightly.json");
+    assert!(record.exists(), "{log}");
+    fs::write(&record, "{\"job_type\": \"command\", \"last\": {").unwrap();
+    let _ = fs::remove_file(d.socket());
+    let dir = std::mem::replace(&mut d.dir, tempfile::TempDir::new().unwrap());
+    let d = Daemon::start_in(dir, &[]);
+    let after = String::from_utf8_lossy(&d.ctl(&["status", "nightly"]).stdout).into_owned();
+    assert!(after.contains("last run: none yet"), "{after}");
+    let log = d.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("cannot read the last run from"))
+        .unwrap_or_else(|| panic!("no warning about the corrupt record:\n{log}"));
+    assert!(
+        warning.contains(" WARN ") && warning.contains("nightly.json"),
+        "{warning}"
+    );
 }

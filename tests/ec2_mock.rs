@@ -50,6 +50,7 @@ fn ctx(dry_run: bool) -> RunContext {
         kill_grace: Duration::from_secs(1),
         alerts: opsd::alert::Dispatcher::new(&Default::default(), Default::default()).unwrap(),
         alert_to: Vec::new().into(),
+        live: Default::default(),
     }
 }
 

@@ -168,6 +168,7 @@ impl Harness {
             kill_grace: Duration::from_secs(1),
             alerts: opsd::alert::Dispatcher::new(&Default::default(), Default::default()).unwrap(),
             alert_to: Vec::new().into(),
+            live: Default::default(),
         }
     }
 

@@ -1,8 +1,9 @@
 //! opsd under a real systemd: boots systemd in an nspawn container (volatile root), installs the
 //! shipped unit `systemd/opsd.service` and the built binary, and proves the six behaviours of
 //! issue 3 one numbered step at a time (start/STATUS, journal fields, reload, status/trigger,
-//! watchdog, a daemonized process ending with its run and a `user = "nobody"` run's hidden
-//! leftover ending with its cgroup (issue 10), stop). Needs root and systemd-nspawn (`.ci/setup`); fails loudly without them.
+//! watchdog (and the last run kept across its restart), a daemonized process ending with its run
+//! and a `user = "nobody"` run's hidden leftover ending with its cgroup (issue 10), stop). Needs
+//! root and systemd-nspawn (`.ci/setup`); fails loudly without them.
 
 mod e2e;
 
@@ -482,6 +483,17 @@ fn watchdog_restarts_a_wedged_loop(c: &Container, d: &Dirs) {
     c.ok(
         "step 5: restart opsd with a 2s watchdog",
         &["systemctl", "restart", UNIT],
+    );
+    // The last run step 4 triggered is still shown after the restart (kept in the state dir).
+    let status = c.ok(
+        "step 5: opsd status manual after systemctl restart",
+        &["opsd", "status", "manual"],
+    );
+    assert!(
+        status.contains("last run:")
+            && status.contains(" success (")
+            && status.contains("| triggered"),
+        "step 5: the last run of `manual` (and its output) was lost at the restart:\n{status}"
     );
     let before = c.journal_cursor();
     let restarts: u32 = c.prop(UNIT, "NRestarts").parse().unwrap_or(0);

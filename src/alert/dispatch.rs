@@ -8,7 +8,7 @@ use crate::config::SinkConfig;
 use crate::logging::CRITICAL_TARGET;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
@@ -69,6 +69,9 @@ pub struct SinkStats {
     pub dropped: u64,
     /// Alerts waiting in the queue now.
     pub queued: u64,
+    /// Alerts abandoned when a deadline passed (shutdown, or the grace of replaced sinks),
+    /// whether still queued or being delivered.
+    pub abandoned: u64,
 }
 
 /// A cheap-to-clone handle that raises alerts; see the module documentation.
@@ -89,8 +92,9 @@ struct Shared {
     options: DispatcherOptions,
     /// Fired by `shutdown`: from then on alerts are only logged.
     closed: CancellationToken,
-    /// The drains of sink sets a reload replaced; shutdown waits for them too.
-    retiring: Mutex<Vec<JoinHandle<()>>>,
+    /// The sink sets a reload replaced, with their drains; shutdown waits for them too, and
+    /// abandons what they still hold at its own deadline.
+    retiring: Mutex<Vec<(Arc<Generation>, JoinHandle<()>)>>,
 }
 
 /// One configuration's sinks, their workers and their shutdown signals.
@@ -102,6 +106,8 @@ struct Generation {
     closing: CancellationToken,
     /// Fired when the drain deadline passes: abandon what is still pending.
     abort: CancellationToken,
+    /// Which deadline passed, set just before `abort` fires, for the log lines of what it cost.
+    abort_why: Arc<OnceLock<String>>,
 }
 
 /// One sink's queue and counters, shared by its worker and its deliveries.
@@ -114,6 +120,33 @@ struct SinkQueue {
     delivered: AtomicU64,
     failed: AtomicU64,
     dropped: AtomicU64,
+    abandoned: AtomicU64,
+    /// `job/rule` of the first [`LOST_NAMED`] alerts abandoned, for the summary line.
+    lost: Mutex<Vec<String>>,
+}
+
+/// Abandoned alerts named in the summary of a drain; the rest are counted.
+const LOST_NAMED: usize = 10;
+
+/// What a drain left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Abandoned {
+    /// How many alerts were abandoned, queued or in delivery.
+    count: u64,
+    /// `job/rule` of the first of them.
+    lost: Vec<String>,
+}
+
+impl Abandoned {
+    /// `N alert(s) (job/rule, ...)`, for log lines.
+    fn describe(&self) -> String {
+        let more = self.count.saturating_sub(self.lost.len() as u64);
+        let mut names = self.lost.join(", ");
+        if more > 0 {
+            names.push_str(&format!(" and {more} more"));
+        }
+        format!("{} alert(s) ({names})", self.count)
+    }
 }
 
 impl SinkQueue {
@@ -139,6 +172,21 @@ impl SinkQueue {
 
     fn pop(&self) -> Option<Arc<Alert>> {
         self.lock().pop_front()
+    }
+
+    /// Counts `alert` as abandoned because `why` (a deadline passed) and says so at error.
+    fn abandon(&self, alert: &Alert, why: &str) {
+        self.abandoned.fetch_add(1, Ordering::Relaxed);
+        let mut lost = self.lost.lock().unwrap_or_else(PoisonError::into_inner);
+        if lost.len() < LOST_NAMED {
+            lost.push(format!("{}/{}", alert.job, alert.rule));
+        }
+        tracing::error!(
+            sink = %self.sink.name,
+            job = %alert.job,
+            rule = %alert.rule,
+            "{}: alert never sent: {why}", alert.job
+        );
     }
 }
 
@@ -183,6 +231,7 @@ impl Generation {
     ) -> Result<Generation, DispatcherError> {
         let closing = CancellationToken::new();
         let abort = CancellationToken::new();
+        let abort_why = Arc::new(OnceLock::new());
         let mut queues = BTreeMap::new();
         let mut prepared = Vec::new();
         // Every sink is prepared before any worker starts, so a failure leaves nothing running.
@@ -203,12 +252,17 @@ impl Generation {
                 delivered: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
+                abandoned: AtomicU64::new(0),
+                lost: Mutex::new(Vec::new()),
             });
             workers.push(tokio::spawn(worker(
                 q.clone(),
                 options,
                 closing.clone(),
-                abort.clone(),
+                Abort {
+                    token: abort.clone(),
+                    why: abort_why.clone(),
+                },
             )));
             queues.insert(name, q);
         }
@@ -217,6 +271,7 @@ impl Generation {
             workers: Mutex::new(workers),
             closing,
             abort,
+            abort_why,
         })
     }
 
@@ -250,25 +305,57 @@ impl Generation {
                     failed: q.failed.load(Ordering::Relaxed),
                     dropped: q.dropped.load(Ordering::Relaxed),
                     queued: q.lock().len() as u64,
+                    abandoned: q.abandoned.load(Ordering::Relaxed),
                 };
                 (name.clone(), stats)
             })
             .collect()
     }
 
-    /// Stops taking alerts and delivers what is pending, for at most `deadline`; returns true
-    /// when everything was flushed.
-    async fn drain(&self, deadline: Duration) -> bool {
+    /// Stops taking alerts and delivers what is pending, for at most `deadline`, then abandons
+    /// the rest saying `why`; returns what was abandoned (nothing when all was flushed).
+    async fn drain(&self, deadline: Duration, why: &str) -> Abandoned {
         self.closing.cancel();
         let workers: Vec<JoinHandle<()>> =
             std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
         let mut all = futures_util::future::join_all(workers);
-        let flushed = tokio::time::timeout(deadline, &mut all).await.is_ok();
-        if !flushed {
-            self.abort.cancel();
+        if tokio::time::timeout(deadline, &mut all).await.is_err() {
+            self.abort_now(why);
             all.await;
         }
-        flushed
+        self.abandoned()
+    }
+
+    /// Abandons every alert still queued or in delivery, saying `why` (the first reason stays).
+    fn abort_now(&self, why: &str) {
+        let _ = self.abort_why.set(why.to_string());
+        self.abort.cancel();
+    }
+
+    /// What was abandoned so far, over every sink.
+    fn abandoned(&self) -> Abandoned {
+        let mut total = Abandoned::default();
+        for q in self.sinks.values() {
+            total.count += q.abandoned.load(Ordering::Relaxed);
+            let lost = q.lost.lock().unwrap_or_else(PoisonError::into_inner);
+            let room = LOST_NAMED.saturating_sub(total.lost.len());
+            total.lost.extend(lost.iter().take(room).cloned());
+        }
+        total
+    }
+}
+
+/// The abandon signal of one sink set, with which deadline passed.
+#[derive(Debug, Clone)]
+struct Abort {
+    token: CancellationToken,
+    why: Arc<OnceLock<String>>,
+}
+
+impl Abort {
+    /// Which deadline passed.
+    fn why(&self) -> &str {
+        self.why.get().map_or("a deadline passed", String::as_str)
     }
 }
 
@@ -296,26 +383,32 @@ impl Dispatcher {
         // Senders queue while holding the read lock, so once the write lock is ours no alert can
         // still reach the old sinks: their workers see every queued one before they stop.
         let old = std::mem::replace(&mut *self.write(), fresh);
+        let retired = Arc::clone(&old);
         let drain = tokio::spawn(async move {
-            let flushed = old.drain(RETIRE_GRACE).await;
-            let abandoned: u64 = old.stats().values().map(|s| s.queued).sum();
-            if flushed {
+            let why = format!(
+                "the sinks a reload replaced had {} to deliver it",
+                humantime::format_duration(RETIRE_GRACE)
+            );
+            let abandoned = old.drain(RETIRE_GRACE, &why).await;
+            if abandoned.count == 0 {
                 tracing::info!("previous alert sinks retired; their queues are empty");
             } else {
                 tracing::error!(
-                    abandoned,
-                    grace_ms = RETIRE_GRACE.as_millis() as u64,
-                    "previous alert sinks retired; alerts still pending for them were abandoned"
+                    abandoned = abandoned.count,
+                    lost = %abandoned.lost.join(", "),
+                    "previous alert sinks retired; {} still pending for them were abandoned: {}",
+                    abandoned.describe(),
+                    old.abort_why.get().map_or("a deadline passed", String::as_str)
                 );
             }
         });
         let mut retiring = self.retiring();
-        retiring.retain(|d| !d.is_finished());
-        retiring.push(drain);
+        retiring.retain(|(_, d)| !d.is_finished());
+        retiring.push((retired, drain));
         Ok(())
     }
 
-    fn retiring(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+    fn retiring(&self) -> std::sync::MutexGuard<'_, Vec<(Arc<Generation>, JoinHandle<()>)>> {
         self.shared
             .retiring
             .lock()
@@ -370,23 +463,38 @@ impl Dispatcher {
     pub async fn shutdown(&self, deadline: Duration) -> bool {
         self.shared.closed.cancel();
         let current = self.read().clone();
-        let retiring = std::mem::take(&mut *self.retiring());
-        // Sinks a recent reload replaced finish their own drain (bounded by its grace) meanwhile.
-        let (flushed, _) = tokio::join!(
-            current.drain(deadline),
-            tokio::time::timeout(deadline, futures_util::future::join_all(retiring))
+        let (retired, drains): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut *self.retiring()).into_iter().unzip();
+        let why = format!(
+            "opsd was stopping and the shutdown deadline ({}) passed",
+            humantime::format_duration(deadline)
         );
-        let pending: u64 = current.stats().values().map(|s| s.queued).sum();
-        if flushed {
+        // Sinks a recent reload replaced finish their own drain meanwhile, within this deadline
+        // too: what they still hold then is abandoned, and their drain says what.
+        let mut drains = futures_util::future::join_all(drains);
+        let (abandoned, retired_in_time) = tokio::join!(
+            current.drain(deadline, &why),
+            tokio::time::timeout(deadline, &mut drains)
+        );
+        if retired_in_time.is_err() {
+            for old in &retired {
+                old.abort_now(&why);
+            }
+            drains.await;
+        }
+        if abandoned.count == 0 {
             tracing::info!("alert sinks flushed");
         } else {
             tracing::error!(
-                pending,
+                abandoned = abandoned.count,
+                lost = %abandoned.lost.join(", "),
                 deadline_ms = deadline.as_millis() as u64,
-                "alert deliveries still pending at the shutdown deadline were abandoned"
+                "{} still pending at the shutdown deadline were abandoned",
+                abandoned.describe()
             );
         }
-        flushed
+        let retired_lost: u64 = retired.iter().map(|g| g.abandoned().count).sum();
+        abandoned.count == 0 && retired_lost == 0
     }
 }
 
@@ -396,7 +504,7 @@ async fn worker(
     q: Arc<SinkQueue>,
     options: DispatcherOptions,
     closing: CancellationToken,
-    abort: CancellationToken,
+    abort: Abort,
 ) {
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut inflight = JoinSet::new();
@@ -407,7 +515,7 @@ async fn worker(
                 Ok(p) => p,
                 Err(_) => break,
             },
-            _ = abort.cancelled() => break,
+            _ = abort.token.cancelled() => break,
         };
         let next = loop {
             if let Some(alert) = q.pop() {
@@ -431,10 +539,9 @@ async fn worker(
         ));
     }
     while inflight.join_next().await.is_some() {}
-    if abort.is_cancelled() {
-        let left = q.lock().len();
-        if left > 0 {
-            tracing::error!(sink = %q.sink.name, left, "alerts never sent: shutdown deadline passed");
+    if abort.token.is_cancelled() {
+        while let Some(alert) = q.pop() {
+            q.abandon(&alert, abort.why());
         }
     }
 }
@@ -444,7 +551,7 @@ async fn deliver(
     q: Arc<SinkQueue>,
     alert: Arc<Alert>,
     retry: RetryPolicy,
-    abort: CancellationToken,
+    abort: Abort,
     _slot: OwnedSemaphorePermit,
 ) {
     let sink = &q.sink.name;
@@ -453,7 +560,10 @@ async fn deliver(
     for attempt in 1..=attempts {
         let result = tokio::select! {
             r = q.sink.attempt(&alert) => r,
-            _ = abort.cancelled() => Err(AttemptError::Permanent("shutdown deadline passed".into())),
+            _ = abort.token.cancelled() => {
+                q.abandon(&alert, abort.why());
+                return;
+            }
         };
         let error = match result {
             Ok(()) => {
@@ -487,8 +597,107 @@ async fn deliver(
         );
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = abort.cancelled() => {}
+            _ = abort.token.cancelled() => {
+                q.abandon(&alert, abort.why());
+                return;
+            }
         }
         backoff = (backoff * 2).min(retry.max_backoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A webhook endpoint on 127.0.0.1 that takes connections and never answers; `seen` hears
+    /// of each connection (its alert is then being delivered, no longer queued).
+    async fn hanging_hook() -> (
+        std::net::SocketAddr,
+        tokio::sync::mpsc::UnboundedReceiver<()>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let _ = tx.send(());
+                tokio::spawn(async move {
+                    let _open = sock;
+                    std::future::pending::<()>().await
+                });
+            }
+        });
+        (addr, rx)
+    }
+
+    fn stuck_sink(addr: std::net::SocketAddr) -> BTreeMap<String, SinkConfig> {
+        let text = format!(
+            "[alerts.stuck]\ntype = \"webhook\"\nurl = \"http://{addr}/\"\ntimeout = \"1h\"\n"
+        );
+        crate::config::parse(Path::new("jobs.toml"), &text)
+            .expect("valid sink")
+            .alerts
+    }
+
+    fn one_at_a_time() -> DispatcherOptions {
+        DispatcherOptions {
+            queue_capacity: 8,
+            concurrency: 1,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    fn alert(rule: &str) -> Alert {
+        Alert::new("web", rule, Severity::High, "summary")
+    }
+
+    async fn wait(seen: &mut tokio::sync::mpsc::UnboundedReceiver<()>) {
+        tokio::time::timeout(Duration::from_secs(30), seen.recv())
+            .await
+            .expect("the sink was never called");
+    }
+
+    #[tokio::test]
+    async fn a_drain_out_of_time_counts_and_names_the_alert_in_delivery_and_the_queued_one() {
+        let (addr, mut seen) = hanging_hook().await;
+        let generation = Generation::start(&stuck_sink(addr), one_at_a_time()).unwrap();
+        let to = ["stuck".to_string()];
+        generation.push(Arc::new(alert("child_crash")), &to);
+        wait(&mut seen).await;
+        generation.push(Arc::new(alert("worker_exhaustion")), &to);
+        assert_eq!(generation.stats()["stuck"].queued, 1);
+
+        let abandoned = generation
+            .drain(Duration::from_millis(100), "the test's deadline passed")
+            .await;
+        // Before: the count was of the queue alone (the alert in delivery was not in it).
+        assert_eq!(abandoned.count, 2);
+        assert_eq!(abandoned.lost, ["web/child_crash", "web/worker_exhaustion"]);
+        assert_eq!(
+            abandoned.describe(),
+            "2 alert(s) (web/child_crash, web/worker_exhaustion)"
+        );
+        let stats = generation.stats()["stuck"];
+        assert_eq!((stats.queued, stats.failed, stats.abandoned), (0, 0, 2));
+    }
+
+    #[tokio::test]
+    async fn shutdown_abandons_what_replaced_sinks_still_hold_and_says_it_was_the_shutdown() {
+        let (addr, mut seen) = hanging_hook().await;
+        let d = Dispatcher::new(&stuck_sink(addr), one_at_a_time()).unwrap();
+        d.send(alert("child_crash"), &["stuck".to_string()]);
+        wait(&mut seen).await;
+        let old = d.read().clone();
+        d.replace(&BTreeMap::new()).unwrap();
+        // Before: true, as the new (empty) sinks were flushed; the old sink's alert was lost.
+        assert!(!d.shutdown(Duration::from_millis(100)).await);
+        assert_eq!(old.abandoned().count, 1);
+        let why = old.abort_why.get().map(String::as_str).unwrap_or_default();
+        assert_eq!(
+            why,
+            "opsd was stopping and the shutdown deadline (100ms) passed"
+        );
     }
 }

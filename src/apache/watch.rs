@@ -697,9 +697,19 @@ impl SaveFailures {
 /// watch goes on from where it is. File reading runs on the blocking pool, one pass per poll
 /// interval. Ends when `cancel` fires or nobody receives events any more.
 pub async fn watch(
+    watcher: Watcher,
+    cancel: CancellationToken,
+    events: tokio::sync::mpsc::Sender<LogEvent>,
+) -> Result<WatchStats, WatchError> {
+    watch_reporting(watcher, cancel, events, |_, _| {}).await
+}
+
+/// [`watch`], telling `on_pass` after every pass where the watch is (for `opsd status`).
+pub async fn watch_reporting(
     mut watcher: Watcher,
     cancel: CancellationToken,
     events: tokio::sync::mpsc::Sender<LogEvent>,
+    mut on_pass: impl FnMut(&Watcher, &WatchStats) + Send,
 ) -> Result<WatchStats, WatchError> {
     let interval = watcher.cfg.poll_interval;
     let job = watcher.cfg.job.clone();
@@ -733,6 +743,14 @@ pub async fn watch(
             watcher = w;
             saves.note(&job, result);
         }
+        let stats = WatchStats {
+            lines: watcher.lines_read(),
+            events: produced,
+            suppressed: watcher.suppressed(),
+            dropped: drops.total,
+            failed_saves: saves.total,
+        };
+        on_pass(&watcher, &stats);
         tokio::select! {
             () = cancel.cancelled() => break,
             () = tokio::time::sleep(interval) => {}

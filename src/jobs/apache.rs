@@ -6,7 +6,7 @@ use super::{Outcome, RunContext, RunReport};
 use crate::alert::Alert;
 use crate::apache::doctor::{diagnose, Diagnosis, DoctorError, DoctorOptions, Verdict};
 use crate::apache::rules::{builtin_rules, Dedup, LogEvent, Rule, Severity, BUILTIN_IDS};
-use crate::apache::watch::{watch, WatchConfig, Watcher};
+use crate::apache::watch::{watch_reporting, WatchConfig, Watcher};
 use crate::config::{did_you_mean, FieldError, HumanDuration};
 use crate::logging::CRITICAL_TARGET;
 use regex::Regex;
@@ -17,6 +17,10 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 use toml::Spanned;
 use tracing::{info, warn};
+
+mod live;
+
+pub use live::WatchFigures;
 
 /// Default time between two passes over the files.
 const DEFAULT_POLL: Duration = Duration::from_millis(200);
@@ -286,7 +290,8 @@ pub fn log_event(job: &str, ev: &LogEvent) {
     }
 }
 
-/// Watches until `ctx.cancel` fires, logging every event; events go to `on_event` too.
+/// Watches until `ctx.cancel` fires, logging every event; events go to `on_event` too, and
+/// the watch's figures to `ctx.live` after every pass and every event.
 pub async fn run_with(
     spec: &ApacheLogSpec,
     ctx: &RunContext,
@@ -312,11 +317,29 @@ pub async fn run_with(
         Err(e) => return RunReport::failed(format!("the log reader task failed: {e}")),
     };
     info!(job = %ctx.job, rules = watcher.rules().len(), "{}: watching Apache error logs", ctx.job);
+    let figures = Arc::new(live::Publisher::new(ctx.live.clone(), ctx.alert_to.len()));
+    let on_pass = {
+        let figures = Arc::clone(&figures);
+        let (alerts, sinks) = (ctx.alerts.clone(), Arc::clone(&ctx.alert_to));
+        move |w: &Watcher, stats: &crate::apache::watch::WatchStats| {
+            let following = w
+                .followed()
+                .map(|p| crate::escape::control(&p.display().to_string()).into_owned())
+                .collect();
+            let all = alerts.stats();
+            let sink_stats = sinks
+                .iter()
+                .filter_map(|name| Some((name.clone(), *all.get(name)?)))
+                .collect();
+            figures.pass(following, stats, sink_stats);
+        }
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-    let task = tokio::spawn(watch(watcher, ctx.cancel.clone(), tx));
+    let task = tokio::spawn(watch_reporting(watcher, ctx.cancel.clone(), tx, on_pass));
     while let Some(ev) = rx.recv().await {
         log_event(&ctx.job, &ev);
         on_event(&ev);
+        figures.alert(&ev);
     }
     match task.await {
         Ok(Ok(stats)) => RunReport::success(Some(format!(

@@ -6,6 +6,9 @@ pub mod apache;
 pub mod command;
 pub mod ec2;
 pub mod geoip;
+pub mod live;
+
+pub use live::{LiveSlot, LiveStatus};
 
 use serde::Serialize;
 use std::fmt;
@@ -35,6 +38,8 @@ pub struct RunContext {
     pub alerts: crate::alert::Dispatcher,
     /// The job's `alert = [...]` sink names.
     pub alert_to: Arc<[String]>,
+    /// Where a long run (a continuous job) publishes its live figures for `opsd status`.
+    pub live: LiveSlot,
 }
 
 /// How a run ended.
@@ -200,6 +205,7 @@ mod tests {
             alerts: crate::alert::Dispatcher::new(&Default::default(), Default::default())
                 .expect("no sinks"),
             alert_to: Vec::new().into(),
+            live: LiveSlot::default(),
         };
         let run = cfg.jobs["a"].job.run(&ctx);
         // Unboxed, this was the size of an AWS SDK call's state (~12 KB) for every run.

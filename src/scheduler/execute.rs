@@ -6,10 +6,10 @@
 use super::alarm::Ticket;
 use crate::alert::{Alert, Dispatcher, Severity};
 use crate::config::JobConfig;
-use crate::jobs::{command::signal_name, Outcome, RunContext, RunReport};
+use crate::jobs::{command::signal_name, LiveSlot, Outcome, RunContext, RunReport};
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +50,44 @@ pub struct RunMode {
     pub foreground: bool,
 }
 
+/// Why a stop token fired, set just before it is fired, so a run it ends is reported as
+/// `killed: <why>` instead of with no explanation. The first reason given stays.
+#[derive(Debug, Clone, Default)]
+pub struct StopReason(Arc<OnceLock<String>>);
+
+impl StopReason {
+    /// Records why the token is about to fire (kept only if no reason was given before).
+    pub fn set(&self, why: impl Into<String>) {
+        let _ = self.0.set(why.into());
+    }
+
+    /// The reason given, if any.
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
+
+/// What the caller of [`execute`] keeps hold of while the run goes.
+#[derive(Debug, Clone, Default)]
+pub struct RunControl {
+    /// Fired from outside (shutdown, removal) to end the run early.
+    pub stop: CancellationToken,
+    /// Why `stop` fired, most specific first: the first one set is reported.
+    pub why: Vec<StopReason>,
+    /// Where the run publishes its live figures (continuous jobs).
+    pub live: LiveSlot,
+}
+
+impl From<CancellationToken> for RunControl {
+    /// A run stopped by `stop` alone, for a reason nobody records, and whose figures nobody reads.
+    fn from(stop: CancellationToken) -> Self {
+        RunControl {
+            stop,
+            ..RunControl::default()
+        }
+    }
+}
+
 /// What a finished run looked like, for status and state.
 #[derive(Debug, Clone)]
 pub struct Finished {
@@ -68,17 +106,19 @@ pub fn new_run_id() -> Arc<str> {
     format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff).into()
 }
 
-/// Runs `job` once. `stop` is fired from outside (shutdown, removal) to end the run early;
-/// `ticket`, from the alarm that woke the run, goes back once the run has started.
+/// Runs `job` once. `control.stop` is fired from outside (shutdown, removal) to end the run
+/// early; `ticket`, from the alarm that woke the run, goes back once the run has started.
 pub async fn execute(
     job: &JobConfig,
     state_dir: PathBuf,
     alerts: &Dispatcher,
     mode: RunMode,
     trigger: Trigger,
-    stop: CancellationToken,
+    control: impl Into<RunControl>,
     ticket: Option<Ticket>,
 ) -> Finished {
+    let control = control.into();
+    let stop = &control.stop;
     let run_id = new_run_id();
     let cancel = stop.child_token();
     let ctx = RunContext {
@@ -91,6 +131,7 @@ pub async fn execute(
         kill_grace: job.kill_grace,
         alerts: alerts.clone(),
         alert_to: job.alert.clone().into(),
+        live: control.live.clone(),
     };
     let started = Utc::now();
     log_start(&job.name, &run_id, trigger, started);
@@ -128,6 +169,15 @@ pub async fn execute(
         });
     } else if stop.is_cancelled() && report.outcome != Outcome::Success {
         report.outcome = Outcome::Killed;
+        let why = control
+            .why
+            .iter()
+            .find_map(StopReason::get)
+            .unwrap_or("stopped from outside");
+        report.detail = Some(match report.detail.take().filter(|d| !d.is_empty()) {
+            Some(how) => format!("{why}; {how}"),
+            None => why.to_string(),
+        });
     }
     let duration = clock.elapsed();
     log_end(&job.name, &run_id, &report, duration);

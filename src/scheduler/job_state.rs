@@ -1,10 +1,13 @@
 //! What the scheduler remembers about one job across its runs and across reloads: how many
-//! runs are going, whether one is queued, the next and last fire, and whether its timer broke.
+//! runs are going, whether one is queued, the next and last fire, whether its timer broke, and
+//! the live figures of the run going now. The last run is also kept across restarts, in
+//! `state_dir/last-run/<job>.json`, so `opsd status` still shows it after `systemctl restart`.
 
 use super::execute::Finished;
-use crate::jobs::Outcome;
+use crate::jobs::{LiveSlot, Outcome};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::sync::Mutex;
 
 /// The last finished run of a job, as shown by `opsd status`.
@@ -38,10 +41,33 @@ impl From<&Finished> for LastRun {
     }
 }
 
+/// The file that keeps a job's last run across restarts.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedRun {
+    /// The job's type when the run was recorded: a job since given another type starts afresh.
+    job_type: String,
+    /// The run.
+    last: LastRun,
+}
+
+/// Why a saved last run could not be loaded; the job then shows no last run.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the last run from {path}: {source}")]
+pub struct LoadError {
+    /// The file.
+    pub path: String,
+    /// What went wrong.
+    pub source: std::io::Error,
+}
+
 /// Live counters for one job, shared by its timer and its runs.
 #[derive(Debug, Default)]
 pub struct JobState {
     inner: Mutex<Inner>,
+    /// Where the run going now publishes its live figures.
+    live: LiveSlot,
+    /// Held while the last run is written out, so the newest one is always the one kept.
+    saving: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -94,11 +120,49 @@ impl JobState {
         self.lock().running += 1;
     }
 
+    /// A state whose last run is the one saved in `path` for a job of type `job_type`;
+    /// `Err` (with an empty state beside it) when the file cannot be read or is corrupt.
+    pub fn restore(path: &Path, job_type: &str) -> (JobState, Option<LoadError>) {
+        let state = JobState::default();
+        match crate::state::read_json::<SavedRun>(path) {
+            Ok(Some(saved)) if saved.job_type == job_type => state.lock().last = Some(saved.last),
+            Ok(_) => {}
+            Err(source) => {
+                let path = path.display().to_string();
+                return (state, Some(LoadError { path, source }));
+            }
+        }
+        (state, None)
+    }
+
+    /// Writes the last run (the newest, even when runs end together) to `path` atomically, as
+    /// the record of a job of type `job_type`; not fsynced (it is rewritten at every run, and
+    /// lost after a power loss at worst). Blocking: call it off the async threads.
+    pub fn save_last(&self, path: &Path, job_type: &str) -> std::io::Result<()> {
+        let _one_at_a_time = self.saving.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(last) = self.last() else {
+            return Ok(());
+        };
+        let saved = SavedRun {
+            job_type: job_type.to_string(),
+            last,
+        };
+        crate::state::write_json_unsynced(path, &saved)
+    }
+
+    /// The slot the run going now publishes its live figures in.
+    pub fn live(&self) -> LiveSlot {
+        self.live.clone()
+    }
+
     /// Records a finished run; returns true when a queued run should start now.
     pub fn finish(&self, finished: &Finished) -> bool {
         let mut s = self.lock();
         s.running = s.running.saturating_sub(1);
         s.last = Some(LastRun::from(finished));
+        if s.running == 0 {
+            self.live.clear();
+        }
         if s.queued {
             s.queued = false;
             s.running += 1;
@@ -136,5 +200,86 @@ impl JobState {
     /// The last finished run, if any.
     pub fn last(&self) -> Option<LastRun> {
         self.lock().last.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::RunReport;
+
+    fn finished(run_id: &str, outcome: Outcome) -> Finished {
+        Finished {
+            run_id: run_id.into(),
+            started: Utc::now(),
+            duration: std::time::Duration::from_millis(7),
+            report: RunReport {
+                outcome,
+                exit_code: Some(2),
+                signal: None,
+                detail: Some("exited with code 2".into()),
+                output: vec!["pg_dump: connection refused".into()],
+            },
+        }
+    }
+
+    #[test]
+    fn the_last_run_and_its_output_come_back_from_the_state_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs/backup.json");
+        let state = JobState::default();
+        state.start_unconditionally();
+        state.finish(&finished("first", Outcome::Success));
+        state.start_unconditionally();
+        state.finish(&finished("second", Outcome::Failed));
+        state.save_last(&path, "command").unwrap();
+
+        let (restored, error) = JobState::restore(&path, "command");
+        assert!(error.is_none(), "{error:?}");
+        let last = restored.last().expect("a last run");
+        assert_eq!(last, state.last().unwrap());
+        assert_eq!(last.run_id, "second");
+        assert_eq!(last.output, ["pg_dump: connection refused"]);
+        assert_eq!(restored.running(), 0);
+    }
+
+    #[test]
+    fn a_missing_file_or_one_of_another_job_type_gives_no_last_run_quietly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs/job.json");
+        let (state, error) = JobState::restore(&path, "command");
+        assert!(state.last().is_none() && error.is_none());
+
+        let old = JobState::default();
+        old.start_unconditionally();
+        old.finish(&finished("r", Outcome::Success));
+        old.save_last(&path, "apache_log").unwrap();
+        let (state, error) = JobState::restore(&path, "command");
+        assert!(state.last().is_none() && error.is_none());
+    }
+
+    #[test]
+    fn a_corrupt_file_is_reported_and_leaves_an_empty_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.json");
+        std::fs::write(&path, b"{\"job_type\": \"command\", \"last\": {tru").unwrap();
+        let (state, error) = JobState::restore(&path, "command");
+        assert!(state.last().is_none());
+        let error = error.expect("the corrupt file is reported").to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+    }
+
+    #[test]
+    fn the_live_figures_go_when_the_last_run_going_ends() {
+        let state = JobState::default();
+        state.start_unconditionally();
+        state.live().publish(crate::jobs::LiveStatus {
+            updated: Utc::now(),
+            summary: "1 file".into(),
+            fields: Vec::new(),
+        });
+        assert!(state.live().get().is_some());
+        state.finish(&finished("r", Outcome::Success));
+        assert!(state.live().get().is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! The scheduler: arms one timer per job, applies overlap, jitter and catch-up policies,
-//! swaps configurations on reload without disturbing unchanged or running jobs, and shuts
-//! down by waiting for running jobs, then stopping them.
+//! swaps configurations on reload without disturbing unchanged or running jobs, keeps each
+//! job's last run in the state directory (`last-run/NAME.json`) across restarts, and shuts
+//! down by waiting for running jobs, then stopping them with the reason.
 
 pub mod alarm;
 mod backoff;
@@ -11,7 +12,7 @@ pub mod status;
 mod tests;
 mod timer;
 
-pub use execute::{execute, Finished, RunMode, Trigger};
+pub use execute::{execute, Finished, RunControl, RunMode, StopReason, Trigger};
 pub use job_state::{JobState, LastRun};
 pub use status::JobStatus;
 
@@ -65,6 +66,8 @@ struct RunnerInner {
     alerts: Dispatcher,
     /// Fired at the end of the shutdown grace period: every run still going is stopped.
     kill_all: CancellationToken,
+    /// Why `kill_all` fired, for the runs it ends.
+    kill_why: StopReason,
     tracker: TaskTracker,
     /// The precise last stretch of every timer.
     alarm: alarm::Alarm,
@@ -92,6 +95,45 @@ impl Runner {
             .state_dir
             .join("schedule")
             .join(format!("{job}.json"))
+    }
+
+    /// The file that keeps `job`'s last run across restarts.
+    fn last_run_file(&self, job: &str) -> PathBuf {
+        self.inner
+            .state_dir
+            .join("last-run")
+            .join(format!("{job}.json"))
+    }
+
+    /// A state for `job` that starts from the last run saved by an earlier daemon; a file that
+    /// cannot be read is logged and ignored (the next run replaces it).
+    fn restore_state(&self, job: &JobConfig) -> Arc<JobState> {
+        let (state, error) = JobState::restore(&self.last_run_file(&job.name), job.job.type_name());
+        if let Some(e) = error {
+            tracing::warn!(job = %job.name, "{}: {e}; status shows no last run until it runs again", job.name);
+        }
+        Arc::new(state)
+    }
+
+    /// Writes `job`'s last run to its file (off the async threads); the run's task waits for
+    /// it, so shutdown does not end before the last runs are kept.
+    async fn save_last(&self, job: &JobConfig, state: &Arc<JobState>) {
+        let path = self.last_run_file(&job.name);
+        let (state, job_type) = (Arc::clone(state), job.job.type_name());
+        let name = job.name.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            state.save_last(&path, job_type).map_err(|e| (path, e))
+        })
+        .await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err((path, e))) => tracing::error!(
+                job = %name,
+                "{name}: cannot keep the last run in {}: {e}; after a restart status will not show it",
+                path.display()
+            ),
+            Err(e) => tracing::error!(job = %name, "{name}: cannot keep the last run: {e}"),
+        }
     }
 
     /// Persists the slot a catch-up job last fired for (off the async threads).
@@ -146,6 +188,11 @@ impl Runner {
             }
         }
         let runner = self.clone();
+        let control = RunControl {
+            stop: stop.clone(),
+            why: vec![self.inner.kill_why.clone()],
+            live: state.live(),
+        };
         self.inner.tracker.spawn(async move {
             let mut trigger = trigger;
             let mut reply = reply;
@@ -168,7 +215,7 @@ impl Runner {
                     &runner.alerts(),
                     RunMode::default(),
                     trigger,
-                    stop.clone(),
+                    control.clone(),
                     ticket.take(),
                 )
                 .await;
@@ -176,6 +223,7 @@ impl Runner {
                 if let Some(r) = reply.take() {
                     let _ = r.send(TriggerReply::Ran(LastRun::from(&finished)));
                 }
+                runner.save_last(&job, &state).await;
                 if !again || stop.is_cancelled() {
                     break;
                 }
@@ -190,8 +238,14 @@ impl Runner {
         job: Arc<JobConfig>,
         state: Arc<JobState>,
         stop: CancellationToken,
+        why: StopReason,
     ) -> JoinHandle<()> {
         let runner = self.clone();
+        let control = RunControl {
+            stop: stop.clone(),
+            why: vec![why, self.inner.kill_why.clone()],
+            live: state.live(),
+        };
         self.inner.tracker.spawn(async move {
             let mut backoff = RestartBackoff::default();
             loop {
@@ -202,11 +256,12 @@ impl Runner {
                     &runner.alerts(),
                     RunMode::default(),
                     Trigger::Continuous,
-                    stop.clone(),
+                    control.clone(),
                     None,
                 )
                 .await;
                 state.finish(&finished);
+                runner.save_last(&job, &state).await;
                 if stop.is_cancelled() {
                     return;
                 }
@@ -231,6 +286,8 @@ struct Entry {
     timer_stop: CancellationToken,
     /// Stops the job's runs (continuous jobs on change/removal; everything at shutdown).
     runs_stop: CancellationToken,
+    /// Why `runs_stop` fired, for the run it ends.
+    runs_why: StopReason,
     /// The supervisor of a continuous job.
     supervisor: Option<JoinHandle<()>>,
 }
@@ -253,6 +310,7 @@ impl Scheduler {
                 state_dir,
                 alerts,
                 kill_all: CancellationToken::new(),
+                kill_why: StopReason::default(),
                 tracker: TaskTracker::new(),
                 alarm: alarm::Alarm::start()?,
             }),
@@ -263,7 +321,7 @@ impl Scheduler {
             jobs: BTreeMap::new(),
         };
         for job in config.jobs.values() {
-            let state = Arc::new(JobState::default());
+            let state = sched.runner.restore_state(job);
             sched.arm(job.clone(), state, None, true);
         }
         Ok(sched)
@@ -284,17 +342,19 @@ impl Scheduler {
     ) {
         let timer_stop = CancellationToken::new();
         let runs_stop = self.runner.inner.kill_all.child_token();
+        let runs_why = StopReason::default();
         let mut supervisor = None;
         if job.enabled {
             if job.job.is_continuous() {
                 let runner = self.runner.clone();
                 let (j, s, stop) = (job.clone(), state.clone(), runs_stop.clone());
+                let why = runs_why.clone();
                 // The new watcher starts only once the one it replaces has stopped.
                 supervisor = Some(tokio::spawn(async move {
                     if let Some(prev) = previous {
                         let _ = prev.await;
                     }
-                    let _ = runner.supervise(j, s, stop).await;
+                    let _ = runner.supervise(j, s, stop, why).await;
                 }));
             } else {
                 let is_start = job.schedule.as_ref().is_some_and(|s| s.is_start());
@@ -327,6 +387,7 @@ impl Scheduler {
                 state,
                 timer_stop,
                 runs_stop,
+                runs_why,
                 supervisor,
             },
         );
@@ -381,6 +442,9 @@ impl Scheduler {
                 if let Some(entry) = self.jobs.remove(&name) {
                     entry.timer_stop.cancel();
                     if entry.config.job.is_continuous() {
+                        entry
+                            .runs_why
+                            .set("the job was removed from the configuration");
                         entry.runs_stop.cancel();
                     }
                     summary.removed.push(name);
@@ -396,6 +460,7 @@ impl Scheduler {
                 Some(entry) => {
                     entry.timer_stop.cancel();
                     if entry.config.job.is_continuous() {
+                        entry.runs_why.set("the job was changed by a reload");
                         entry.runs_stop.cancel();
                     }
                     let state = if entry.config.job.type_name() == job.job.type_name() {
@@ -408,7 +473,8 @@ impl Scheduler {
                 }
                 None => {
                     // A new `@start` job runs once now: it has not run in this daemon's life.
-                    self.arm(job.clone(), Arc::new(JobState::default()), None, false);
+                    let state = self.runner.restore_state(job);
+                    self.arm(job.clone(), state, None, false);
                     if job.enabled && job.schedule.as_ref().is_some_and(|s| s.is_start()) {
                         if let Some(e) = self.jobs.get(name) {
                             self.runner.fire(
@@ -478,6 +544,7 @@ impl Scheduler {
         for entry in self.jobs.values() {
             entry.timer_stop.cancel();
             if entry.config.job.is_continuous() {
+                entry.runs_why.set("opsd was stopping");
                 entry.runs_stop.cancel();
             }
         }
@@ -496,6 +563,10 @@ impl Scheduler {
                 "jobs still running after shutdown_timeout ({}); stopping them",
                 humantime::format_duration(grace)
             );
+            self.runner.inner.kill_why.set(format!(
+                "opsd was stopping; the run outlived shutdown_timeout ({})",
+                humantime::format_duration(grace)
+            ));
             self.runner.inner.kill_all.cancel();
             tracker.wait().await;
         }

@@ -2,6 +2,7 @@
 
 use super::{JobState, LastRun};
 use crate::config::JobConfig;
+use crate::jobs::LiveStatus;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,9 @@ pub struct JobStatus {
     /// Why the job's timer stopped, when it did: the job does not fire until it is changed.
     #[serde(default)]
     pub broken: Option<String>,
+    /// What the run going now says about itself (continuous jobs), when it published anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveStatus>,
 }
 
 impl JobStatus {
@@ -45,6 +49,7 @@ impl JobStatus {
             last: state.last(),
             running: state.running(),
             broken: state.broken(),
+            live: state.live().get(),
         }
     }
 }
