@@ -10,19 +10,13 @@ use crate::geoip::download::{DownloadConfig, DownloadError, MaxMindClient, DEFAU
 use crate::geoip::install::{check_dir, check_output_dir, install, Staged, LOCK_WAIT};
 use crate::geoip::license::LicenseKey;
 use crate::geoip::state::{self, EditionState, StateFile};
+use crate::geoip::EDITIONS;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use toml::Spanned;
-
-/// The GeoLite2 CSV editions the job knows how to turn into legacy files.
-pub const EDITIONS: &[&str] = &[
-    "GeoLite2-Country-CSV",
-    "GeoLite2-ASN-CSV",
-    "GeoLite2-City-CSV",
-];
 
 /// A size in bytes written as a number or as `"512MiB"`, `"1 GB"`, `"300k"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +78,7 @@ pub struct GeoipSpec {
     pub account_id: Spanned<i64>,
     /// File holding the license key; default `$CREDENTIALS_DIRECTORY/maxmind-license`.
     pub license_key_file: Option<Spanned<PathBuf>>,
-    /// The GeoLite2 CSV editions to fetch, from [`EDITIONS`].
+    /// The GeoLite2 CSV editions to fetch, from [`crate::geoip::EDITIONS`].
     pub editions: Spanned<Vec<Spanned<String>>>,
     /// Where the legacy `.dat` files are installed, e.g. `/usr/share/GeoIP`.
     pub output_dir: Spanned<PathBuf>,
