@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// Bytes at the start of a file that identify it.
@@ -169,22 +169,15 @@ impl Checkpoint {
             })
     }
 
-    /// Writes the checkpoint to `path` atomically (temp file, fsync, rename, fsync dir).
+    /// Writes the checkpoint to `path` with [`crate::atomic_file::write`] (temp file, fsync,
+    /// rename, fsync dir; no temp file left when it fails).
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
         let io_err = |source| CheckpointError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io_err)?;
-        let tmp = path.with_extension("json.tmp");
         let body = serde_json::to_vec_pretty(self).map_err(|e| io_err(io::Error::other(e)))?;
-        let mut f = File::create(&tmp).map_err(io_err)?;
-        f.write_all(&body).map_err(io_err)?;
-        f.sync_all().map_err(io_err)?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(io_err)?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)
+        crate::atomic_file::write(path, &body).map_err(io_err)
     }
 }
 
@@ -210,7 +203,22 @@ mod tests {
         };
         cp.save(&path).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap(), Some(cp));
-        assert!(!path.with_extension("json.tmp").exists());
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temp file is left");
+    }
+
+    #[test]
+    fn a_failed_save_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.json");
+        std::fs::create_dir_all(path.join("sub")).unwrap();
+        let err = Checkpoint::default().save(&path).unwrap_err();
+        assert!(matches!(err, CheckpointError::Io { .. }), "{err}");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["job.json"], "a temp file was left");
     }
 
     #[test]
