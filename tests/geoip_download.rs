@@ -593,6 +593,67 @@ async fn a_cancelled_run_stops_its_build_and_leaves_no_scratch() {
     h.assert_no_scratch();
 }
 
+/// The same through the real binary and the scheduler's `timeout`: `opsd run-job` on a geoip
+/// job downloading the real Country zip (a build of several seconds) with a 2 s timeout ends
+/// as timed out, installs nothing and leaves no scratch directory. (Before the stop was wired
+/// this passed too, only later: `run-job`'s runtime waited for the whole build before
+/// exiting. The test above is the one that tells the two apart.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_geoip_job_stops_its_build_and_leaves_no_scratch() {
+    let h = Harness::new("").await;
+    h.world.lock().unwrap().zip = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/geoip/GeoLite2-Country-CSV_20191224.zip"),
+    )
+    .unwrap();
+    let config = h.root.path().join("jobs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[jobs.geo]\ntype = \"geoip\"\nschedule = \"0 0 4 1 1 * 2099\"\ntimeout = \"2s\"\n\
+             account_id = 42\nlicense_key_file = {:?}\neditions = [\"{EDITION}\"]\n\
+             output_dir = {:?}\nbase_url = \"{}\"\n",
+            h.root.path().join("maxmind.key").display().to_string(),
+            h.out().display().to_string(),
+            h.main.url()
+        ),
+    )
+    .unwrap();
+    let state = h.root.path().join("state");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["run-job", "geo", "--log-format", "text", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(h.root.path().join("log")).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::task::spawn_blocking(move || child.wait().unwrap()),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        panic!("opsd run-job did not end");
+    })
+    .unwrap();
+    let log = std::fs::read_to_string(h.root.path().join("log")).unwrap();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("building legacy GeoIP files") && log.contains("timed out after 2s"),
+        "the run did not time out while building:\n{log}"
+    );
+    assert!(h.installed().is_none(), "{log}");
+    h.assert_no_scratch();
+}
+
 /// Runs `opsd check` on a job file holding one geoip job with these two keys.
 fn check_geoip(dir: &Path, key_file: &Path, output_dir: &Path) -> (bool, String) {
     let config = dir.join("jobs.toml");
