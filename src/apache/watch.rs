@@ -178,8 +178,8 @@ impl Watcher {
                 None
             }
             Err(e @ CheckpointError::Unreadable { .. }) => {
-                // Left in place, no save could replace it (a rename cannot replace a
-                // directory): the job fails with one error saying what to do.
+                // When it cannot be moved aside, no save could replace it either (a rename
+                // cannot replace a directory): the job fails with one error saying what to do.
                 set_aside(&cfg.job, &checkpoint_path, &e, "cannot be read as a file")
                     .map_err(|rename| WatchError::CheckpointStuck { cause: e, rename })?;
                 None
@@ -611,19 +611,15 @@ fn set_aside(
     let mut aside = path.as_os_str().to_owned();
     aside.push(format!(".corrupt-{secs}"));
     let aside = PathBuf::from(aside);
-    match std::fs::rename(path, &aside) {
-        Ok(()) => {
-            error!(
-                job = %job,
-                checkpoint = %path.display(),
-                kept_as = %aside.display(),
-                error = %cause,
-                "{}: the checkpoint {} {what}; kept it aside as {} and starting as on a first start (files not read before begin at their end unless from_beginning is set)", job, path.display(), aside.display()
-            );
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
+    std::fs::rename(path, &aside)?;
+    error!(
+        job = %job,
+        checkpoint = %path.display(),
+        kept_as = %aside.display(),
+        error = %cause,
+        "{}: the checkpoint {} {what}; kept it aside as {} and starting as on a first start (files not read before begin at their end unless from_beginning is set)", job, path.display(), aside.display()
+    );
+    Ok(())
 }
 
 /// Looks in the directory of `path` for the file with this device and inode (a rotated file).

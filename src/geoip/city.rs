@@ -45,8 +45,11 @@ pub(super) struct City {
 pub(super) struct CityColumns {
     /// The geoname id columns in fallback order.
     ids: [usize; 3],
+    /// `postal_code`.
     postal: usize,
+    /// `latitude`.
     lat: usize,
+    /// `longitude`.
     lon: usize,
     /// The A1 / A2 flag columns.
     flags: [Option<usize>; 2],
