@@ -3,6 +3,7 @@
 
 pub mod alert;
 pub mod apache;
+pub mod atomic_file;
 pub mod cli;
 pub mod command_line;
 pub mod config;

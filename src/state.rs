@@ -1,6 +1,7 @@
-//! Files under the state directory, always written atomically: temp file in the same
-//! directory, fsync, rename over the old file, fsync the directory; and the lock that keeps a
-//! second daemon off a state directory already in use.
+//! Files under the state directory, always written atomically through
+//! [`crate::atomic_file::write`] (temp file in the same directory, fsync, rename over the old
+//! file, fsync the directory; no temp file left on failure); and the lock that keeps a second
+//! daemon off a state directory already in use.
 
 use serde::{de::DeserializeOwned, Serialize};
 use std::fs::{self, File};
@@ -75,40 +76,11 @@ pub fn lock_daemon(dir: &Path) -> Result<DaemonLock, LockError> {
     }
 }
 
-/// Writes `bytes` to `path` so that readers see either the old or the new file, never a mix,
-/// even across a crash or power loss.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("state path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// Serializes `value` as pretty JSON and writes it atomically to `path`.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    crate::atomic_file::write(path, &bytes)
 }
 
 /// Like [`write_json`] without the fsyncs: readers still see the old or the new file, never a

@@ -466,3 +466,161 @@ fn copytruncate_while_stopped_reads_the_rest_of_the_copy_first() {
         "out of order: {order:?}"
     );
 }
+
+/// The real `opsd run` daemon on a jobs file, its log in a file; killed on drop.
+struct Daemon {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `opsd run` on `jobs` with its state, socket and log in a fresh directory,
+    /// after `prepare` was given the state directory.
+    fn start(jobs: &str, prepare: impl FnOnce(&Path)) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("jobs.toml"), jobs).unwrap();
+        prepare(&dir.path().join("state"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+            .args(["run", "--log-format", "text", "--config"])
+            .arg(dir.path().join("jobs.toml"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--socket")
+            .arg(dir.path().join("opsd.sock"))
+            .env("RUST_LOG", "info")
+            .env_remove("JOURNAL_STREAM")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon { child, dir }
+    }
+
+    /// The checkpoint of the job named `web`.
+    fn checkpoint(&self) -> std::path::PathBuf {
+        self.dir.path().join("state/apache/web.json")
+    }
+
+    /// What the daemon logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// Waits until `cond` holds, failing with the daemon's log after a generous deadline.
+    fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 10 item 9, for what is not a file: a directory at the checkpoint path made every
+/// start fail (EISDIR) and the job restart-looped, reading nothing. It is moved aside like a
+/// corrupt checkpoint, logged at error naming the job and the path, and the job starts as on
+/// a first start: lines appended are read and alerted (through a command sink).
+#[test]
+fn a_directory_at_the_checkpoint_path_is_set_aside_and_the_daemon_alerts() {
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("error.log");
+    let alerts = work.path().join("alerts.jsonl");
+    append_lines(&log, 0..3);
+    let jobs = format!(
+        "[jobs.web]\ntype = \"apache_log\"\npaths = [{:?}]\napache_bin = \"/bin/false\"\n\
+         alert = [\"file\"]\ndisable_rules = [\"child_crash\"]\npoll_interval = \"100ms\"\n\n\
+         [[jobs.web.rules]]\nid = \"missing\"\nregex = 'AH00128: File does not exist: \\S*/missing-(\\d+)'\n\
+         dedup = \"$1\"\nseverity = \"high\"\ncooldown = \"1ms\"\nsummary = \"missing file\"\n\n\
+         [alerts.file]\ntype = \"command\"\ncommand = [\"/bin/sh\", \"-c\", \"cat >> {}\"]\n",
+        log.display().to_string(),
+        alerts.display()
+    );
+    let d = Daemon::start(&jobs, |state| {
+        std::fs::create_dir_all(state.join("apache/web.json/sub")).unwrap();
+    });
+    d.wait_for("the job to start watching", || {
+        d.log().contains("web: watching Apache error logs")
+    });
+    let log_text = d.log();
+    let line = log_text
+        .lines()
+        .find(|l| l.contains("cannot be read as a file"))
+        .unwrap_or_else(|| panic!("no error about the checkpoint; log:\n{log_text}"));
+    assert!(
+        line.contains("ERROR")
+            && line.contains("web:")
+            && line.contains(&d.checkpoint().display().to_string())
+            && line.contains("a directory")
+            && line.contains("first start"),
+        "{line}"
+    );
+    let aside: Vec<_> = std::fs::read_dir(d.checkpoint().parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("web.json.corrupt-"))
+        .collect();
+    assert_eq!(
+        aside.len(),
+        1,
+        "the directory was not kept aside: {aside:?}"
+    );
+    // A first start: the lines there before begin at the end; lines appended are alerted.
+    append_lines(&log, 3..6);
+    d.wait_for("alerts for lines 3, 4 and 5", || {
+        let sent = std::fs::read_to_string(&alerts).unwrap_or_default();
+        (3..6).all(|n| sent.contains(&format!("missing-{n}")))
+    });
+    let sent = std::fs::read_to_string(&alerts).unwrap();
+    assert!(
+        !sent.contains("missing-0"),
+        "lines from before the start were alerted: {sent}"
+    );
+    d.wait_for("a checkpoint saved at the path again", || {
+        d.checkpoint().is_file()
+    });
+    assert!(
+        !d.log().contains("restarting it"),
+        "the job restarted:\n{}",
+        d.log()
+    );
+}
+
+/// What cannot be read and cannot be moved aside either (here the name with `.corrupt-<time>`
+/// appended is longer than a file name may be) fails the job with one error that names the
+/// checkpoint, both causes and what to do, instead of a start that could never save.
+#[test]
+fn an_unreadable_checkpoint_that_cannot_be_moved_aside_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    append_lines(&log, 0..1);
+    let checkpoint = dir.path().join(format!("{}.json", "j".repeat(245)));
+    std::fs::create_dir(&checkpoint).unwrap();
+    let cfg = WatchConfig::new(
+        "faults",
+        vec![log.display().to_string()],
+        vec![counting_rule()],
+    );
+    let err = Watcher::new(cfg, checkpoint.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&checkpoint.display().to_string())
+            && err.contains("a directory")
+            && err.contains("could not be moved aside")
+            && err.contains("move or remove it"),
+        "{err}"
+    );
+    assert!(checkpoint.is_dir(), "the directory was touched");
+}

@@ -4,11 +4,12 @@
 #[path = "support/stub_http.rs"]
 mod stub_http;
 
-use opsd::jobs::geoip::{run_with, BuiltFile, GeoipBuilder, GeoipSpec, RunSettings};
+use opsd::jobs::geoip::{run_with, BuiltFile, GeoipBuilder, GeoipSpec, LegacyBuilder, RunSettings};
 use opsd::jobs::{Outcome, RunContext, RunReport};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stub_http::{Request, Response, Stub};
@@ -213,7 +214,12 @@ struct FakeBuilder {
 }
 
 impl GeoipBuilder for FakeBuilder {
-    fn build(&self, zip: &Path, out_dir: &Path) -> Result<Vec<BuiltFile>, String> {
+    fn build(
+        &self,
+        zip: &Path,
+        out_dir: &Path,
+        _stop: &Arc<AtomicBool>,
+    ) -> Result<Vec<BuiltFile>, String> {
         let mut archive =
             zip::ZipArchive::new(std::fs::File::open(zip).map_err(|e| e.to_string())?)
                 .map_err(|e| e.to_string())?;
@@ -528,6 +534,134 @@ async fn a_cancelled_run_stops_while_the_server_is_silent() {
         .expect("the run ended within 60 s of connecting to the silent server");
     assert_eq!(report.outcome, Outcome::Killed, "{report:?}");
     assert!(h.installed().is_none());
+    h.assert_no_scratch();
+}
+
+/// The real builder, noting how its build ended (`None` while it runs).
+#[derive(Default)]
+struct NotedBuilder {
+    inner: LegacyBuilder,
+    ended: Mutex<Option<Result<usize, String>>>,
+}
+
+impl GeoipBuilder for NotedBuilder {
+    fn build(
+        &self,
+        zip: &Path,
+        out_dir: &Path,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<Vec<BuiltFile>, String> {
+        let r = self.inner.build(zip, out_dir, stop);
+        *self.ended.lock().unwrap() = Some(r.as_ref().map(Vec::len).map_err(Clone::clone));
+        r
+    }
+
+    fn verify(&self, zip: &Path, file: &BuiltFile, candidate: &Path) -> Result<(), String> {
+        self.inner.verify(zip, file, candidate)
+    }
+}
+
+/// A cancelled run (what a timeout, a reload removing the job or a shutdown does) stops its
+/// in-process build: the real builder on the real Country zip ends at its next read, before
+/// the run reports, and the run's scratch directory is gone. Before, the run stopped waiting
+/// and removed the directory while the build went on writing into it to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_stops_its_build_and_leaves_no_scratch() {
+    let h = Harness::new("").await;
+    h.world.lock().unwrap().zip = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/geoip/GeoLite2-Country-CSV_20191224.zip"),
+    )
+    .unwrap();
+    let ctx = h.ctx(false);
+    let builder = Arc::new(NotedBuilder::default());
+    let building = h
+        .root
+        .path()
+        .join(format!("state/geoip/geo/work/{EDITION}.out"));
+    let cancel = ctx.cancel.clone();
+    let canceller = tokio::spawn(async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !building.exists() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        cancel.cancel();
+    });
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        run_with(&h.spec, &ctx, Arc::clone(&builder), h.settings.clone()),
+    )
+    .await
+    .expect("the cancelled run did not end");
+    canceller.await.unwrap();
+    assert_eq!(report.outcome, Outcome::Killed, "{report:?}");
+    let ended = builder.ended.lock().unwrap().clone();
+    match ended {
+        Some(Err(e)) => assert!(e.contains("stopped"), "{e}"),
+        other => panic!("the build had not been stopped when the run ended: {other:?}"),
+    }
+    assert!(h.installed().is_none());
+    h.assert_no_scratch();
+}
+
+/// The same through the real binary and the scheduler's `timeout`: `opsd run-job` on a geoip
+/// job downloading the real Country zip (a build of several seconds) with a 2 s timeout ends
+/// as timed out, installs nothing and leaves no scratch directory. (Before the stop was wired
+/// this passed too, only later: `run-job`'s runtime waited for the whole build before
+/// exiting. The test above is the one that tells the two apart.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_geoip_job_stops_its_build_and_leaves_no_scratch() {
+    let h = Harness::new("").await;
+    h.world.lock().unwrap().zip = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/geoip/GeoLite2-Country-CSV_20191224.zip"),
+    )
+    .unwrap();
+    let config = h.root.path().join("jobs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[jobs.geo]\ntype = \"geoip\"\nschedule = \"0 0 4 1 1 * 2099\"\ntimeout = \"2s\"\n\
+             account_id = 42\nlicense_key_file = {:?}\neditions = [\"{EDITION}\"]\n\
+             output_dir = {:?}\nbase_url = \"{}\"\n",
+            h.root.path().join("maxmind.key").display().to_string(),
+            h.out().display().to_string(),
+            h.main.url()
+        ),
+    )
+    .unwrap();
+    let state = h.root.path().join("state");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["run-job", "geo", "--log-format", "text", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(h.root.path().join("log")).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::task::spawn_blocking(move || child.wait().unwrap()),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        panic!("opsd run-job did not end");
+    })
+    .unwrap();
+    let log = std::fs::read_to_string(h.root.path().join("log")).unwrap();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("building legacy GeoIP files") && log.contains("timed out after 2s"),
+        "the run did not time out while building:\n{log}"
+    );
+    assert!(h.installed().is_none(), "{log}");
     h.assert_no_scratch();
 }
 

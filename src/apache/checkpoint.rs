@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// Bytes at the start of a file that identify it.
@@ -79,13 +79,40 @@ pub struct Checkpoint {
     pub files: Vec<FileMark>,
 }
 
+/// What kind of thing a file type is, for messages: "a directory", "a FIFO", ...
+fn describe(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
 /// Errors reading or writing a checkpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// The file could not be read or written.
+    /// The file could not be written.
     #[error("checkpoint {path}: {source}")]
     Io {
         /// The checkpoint file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Something is at the checkpoint's path that cannot be read as a file.
+    #[error("checkpoint {path} cannot be read: {source}")]
+    Unreadable {
+        /// The checkpoint path.
         path: PathBuf,
         /// The cause.
         #[source]
@@ -106,19 +133,34 @@ impl Checkpoint {
     /// The current format version.
     pub const VERSION: u32 = 1;
 
-    /// Reads the checkpoint at `path`; `None` when there is none yet.
+    /// Reads the checkpoint at `path`; `None` when there is none yet. Anything at `path` that
+    /// cannot be read as a regular file (a directory, a FIFO, a socket, a device, a read
+    /// error) is [`CheckpointError::Unreadable`]; it is opened without blocking, so a FIFO
+    /// with no writer cannot hang the job.
     pub fn load(path: &Path) -> Result<Option<Self>, CheckpointError> {
-        let mut text = Vec::new();
-        match File::open(path).and_then(|mut f| f.read_to_end(&mut text)) {
-            Ok(_) => {}
+        use std::os::unix::fs::OpenOptionsExt;
+        let unreadable = |source| CheckpointError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(CheckpointError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
+            Err(e) => return Err(unreadable(e)),
+        };
+        let kind = file.metadata().map_err(unreadable)?.file_type();
+        if !kind.is_file() {
+            return Err(unreadable(io::Error::other(format!(
+                "it is {}, not a regular file",
+                describe(kind)
+            ))));
         }
+        let mut text = Vec::new();
+        file.read_to_end(&mut text).map_err(unreadable)?;
         serde_json::from_slice(&text)
             .map(Some)
             .map_err(|source| CheckpointError::Corrupt {
@@ -127,22 +169,15 @@ impl Checkpoint {
             })
     }
 
-    /// Writes the checkpoint to `path` atomically (temp file, fsync, rename, fsync dir).
+    /// Writes the checkpoint to `path` with [`crate::atomic_file::write`] (temp file, fsync,
+    /// rename, fsync dir; no temp file left when it fails).
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
         let io_err = |source| CheckpointError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io_err)?;
-        let tmp = path.with_extension("json.tmp");
         let body = serde_json::to_vec_pretty(self).map_err(|e| io_err(io::Error::other(e)))?;
-        let mut f = File::create(&tmp).map_err(io_err)?;
-        f.write_all(&body).map_err(io_err)?;
-        f.sync_all().map_err(io_err)?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(io_err)?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)
+        crate::atomic_file::write(path, &body).map_err(io_err)
     }
 }
 
@@ -168,7 +203,22 @@ mod tests {
         };
         cp.save(&path).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap(), Some(cp));
-        assert!(!path.with_extension("json.tmp").exists());
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temp file is left");
+    }
+
+    #[test]
+    fn a_failed_save_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.json");
+        std::fs::create_dir_all(path.join("sub")).unwrap();
+        let err = Checkpoint::default().save(&path).unwrap_err();
+        assert!(matches!(err, CheckpointError::Io { .. }), "{err}");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["job.json"], "a temp file was left");
     }
 
     #[test]
@@ -180,6 +230,22 @@ mod tests {
             Checkpoint::load(&path),
             Err(CheckpointError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_directory_or_a_fifo_is_unreadable_and_a_fifo_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = Checkpoint::load(&fifo).unwrap_err();
+        assert!(
+            matches!(err, CheckpointError::Unreadable { .. }) && err.to_string().contains("a FIFO"),
+            "{err}"
+        );
+        let sub = dir.path().join("dir.json");
+        std::fs::create_dir(&sub).unwrap();
+        let err = Checkpoint::load(&sub).unwrap_err();
+        assert!(err.to_string().contains("a directory"), "{err}");
     }
 
     #[test]

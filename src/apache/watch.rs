@@ -76,6 +76,14 @@ pub enum WatchError {
     /// The checkpoint could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The checkpoint cannot be read and could not be moved aside, so no save could replace it.
+    #[error("{cause}, and it could not be moved aside ({rename}); move or remove it and the job starts as on a first start")]
+    CheckpointStuck {
+        /// Why it cannot be read.
+        cause: CheckpointError,
+        /// Why it could not be moved.
+        rename: std::io::Error,
+    },
     /// A rule did not compile.
     #[error(transparent)]
     Rule(#[from] RuleError),
@@ -139,8 +147,10 @@ pub struct Watcher {
 
 impl Watcher {
     /// Builds a watcher, resuming from the checkpoint at `checkpoint_path` when there is one.
-    /// A corrupt checkpoint is moved aside (`<name>.corrupt-<unix time>`), logged at error, and
-    /// the watch starts as on a first start.
+    /// A corrupt checkpoint, or anything at its path that cannot be read as a file (a
+    /// directory, a FIFO, ...), is moved aside (`<name>.corrupt-<unix time>`), logged at error,
+    /// and the watch starts as on a first start; an unreadable one that cannot be moved aside
+    /// is [`WatchError::CheckpointStuck`].
     pub fn new(cfg: WatchConfig, checkpoint_path: PathBuf) -> Result<Self, WatchError> {
         let patterns = cfg
             .paths
@@ -155,8 +165,23 @@ impl Watcher {
         let rules = RuleSet::new(cfg.rules.clone())?.with_job(&cfg.job);
         let saved = match Checkpoint::load(&checkpoint_path) {
             Ok(saved) => saved,
-            Err(CheckpointError::Corrupt { path, source }) => {
-                set_aside_corrupt(&cfg.job, &path, &source);
+            Err(e @ CheckpointError::Corrupt { .. }) => {
+                if let Err(rename) = set_aside(&cfg.job, &checkpoint_path, &e, "is corrupt") {
+                    error!(
+                        job = %cfg.job,
+                        checkpoint = %checkpoint_path.display(),
+                        error = %e,
+                        rename_error = %rename,
+                        "{}: the checkpoint {} is corrupt and could not be moved aside; starting as on a first start, the next save replaces it", cfg.job, checkpoint_path.display()
+                    );
+                }
+                None
+            }
+            Err(e @ CheckpointError::Unreadable { .. }) => {
+                // When it cannot be moved aside, no save could replace it either (a rename
+                // cannot replace a directory): the job fails with one error saying what to do.
+                set_aside(&cfg.job, &checkpoint_path, &e, "cannot be read as a file")
+                    .map_err(|rename| WatchError::CheckpointStuck { cause: e, rename })?;
                 None
             }
             Err(e) => return Err(e.into()),
@@ -571,30 +596,30 @@ fn rotated_unseen(
         .collect()
 }
 
-/// Moves a corrupt checkpoint aside as `<name>.corrupt-<unix time>` and says so at error.
-fn set_aside_corrupt(job: &str, path: &Path, cause: &serde_json::Error) {
+/// Moves a checkpoint that is corrupt or cannot be read (`what` says which) aside as
+/// `<name>.corrupt-<unix time>` and says so at error; returns the rename's error (unlogged)
+/// when it could not be moved.
+fn set_aside(
+    job: &str,
+    path: &Path,
+    cause: &CheckpointError,
+    what: &str,
+) -> Result<(), std::io::Error> {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let mut aside = path.as_os_str().to_owned();
     aside.push(format!(".corrupt-{secs}"));
     let aside = PathBuf::from(aside);
-    match std::fs::rename(path, &aside) {
-        Ok(()) => error!(
-            job = %job,
-            checkpoint = %path.display(),
-            kept_as = %aside.display(),
-            error = %cause,
-            "{}: the checkpoint is corrupt; kept it aside and starting as on a first start (files not read before begin at their end unless from_beginning is set)", job
-        ),
-        Err(e) => error!(
-            job = %job,
-            checkpoint = %path.display(),
-            error = %cause,
-            rename_error = %e,
-            "{}: the checkpoint is corrupt and could not be moved aside; starting as on a first start, the next save replaces it", job
-        ),
-    }
+    std::fs::rename(path, &aside)?;
+    error!(
+        job = %job,
+        checkpoint = %path.display(),
+        kept_as = %aside.display(),
+        error = %cause,
+        "{}: the checkpoint {} {what}; kept it aside as {} and starting as on a first start (files not read before begin at their end unless from_beginning is set)", job, path.display(), aside.display()
+    );
+    Ok(())
 }
 
 /// Looks in the directory of `path` for the file with this device and inode (a rotated file).

@@ -2,15 +2,14 @@
 //! points at a NUL-terminated Latin-1 string `"AS15169 Google LLC"` of at most 299 bytes
 //! (libGeoIP reads 300); equal strings are stored once.
 
-use super::build::{emit, link_v4, load_blocks, log_skips, samples, v4_samples_in_v6, BuiltFile};
 use super::csv::CsvReader;
 use super::dat::DbType;
+use super::edition::Edition;
 use super::error::GeoipError;
 use super::latin1::{from_latin1, push_latin1};
 use super::source::Source;
-use super::tree::Tree;
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
 /// The longest ASN string, without its NUL.
 const MAX_NAME: usize = 299;
@@ -61,65 +60,39 @@ impl Names {
     }
 }
 
-/// Builds both ASN files.
-pub(super) fn build<W: Write>(
-    src: &mut Source,
-    create: &mut dyn FnMut(&'static str) -> std::io::Result<W>,
-) -> Result<Vec<BuiltFile>, GeoipError> {
-    let mut names = Names::new();
-    let mut tree = Tree::new();
-
-    let v4_root = tree.new_root();
-    let mut csv = src.csv("Blocks-IPv4.csv")?;
-    let value = lookup(&csv, &mut names)?;
-    let v4 = load_blocks(&mut csv, true, &mut tree, v4_root, value)?;
-    drop(csv);
-    log_skips(src, "ipv4", &v4);
-    let v4_samples = samples(&v4.picks, |v| names.render(v));
-    let finished = tree.finish(v4_root, 0);
-    let mut out = vec![emit(
-        create,
-        src,
-        "GeoIPASNum.dat",
-        DbType::AsNum,
-        &finished,
-        &names.data,
-        v4.networks,
-        v4_samples.clone(),
-    )?];
-    drop(finished);
-
-    let v6_root = tree.new_root();
-    let mut csv = src.csv("Blocks-IPv6.csv")?;
-    let value = lookup(&csv, &mut names)?;
-    let v6 = load_blocks(&mut csv, false, &mut tree, v6_root, value)?;
-    drop(csv);
-    log_skips(src, "ipv6", &v6);
-    link_v4(&mut tree, v6_root, v4_root);
-    let mut v6_samples = samples(&v6.picks, |v| names.render(v));
-    v6_samples.extend(v4_samples_in_v6(&v4_samples));
-    let finished = tree.finish(v6_root, v4_root);
-    out.push(emit(
-        create,
-        src,
-        "GeoIPASNumv6.dat",
-        DbType::AsNumV6,
-        &finished,
-        &names.data,
-        v6.networks + v4.networks,
-        v6_samples,
-    )?);
-    Ok(out)
+/// The ASN edition: a leaf points at its `"AS{number} {organisation}"` string.
+pub(super) struct Asn {
+    names: Names,
 }
 
-/// The closure giving a block row's string offset; rows without an AS number are skipped.
-fn lookup<'n, R: BufRead>(
-    csv: &CsvReader<R>,
-    names: &'n mut Names,
-) -> Result<impl FnMut(&CsvReader<R>) -> Result<Option<u32>, GeoipError> + 'n, GeoipError> {
-    let asn_col = csv.column("autonomous_system_number")?;
-    let org_col = csv.column("autonomous_system_organization")?;
-    Ok(move |row: &CsvReader<R>| {
+impl Edition for Asn {
+    const FILES: [(&'static str, DbType); 2] = [
+        ("GeoIPASNum.dat", DbType::AsNum),
+        ("GeoIPASNumv6.dat", DbType::AsNumV6),
+    ];
+
+    /// `autonomous_system_number`, `autonomous_system_organization`.
+    type Columns = (usize, usize);
+
+    fn load(_src: &mut Source) -> Result<Self, GeoipError> {
+        Ok(Asn {
+            names: Names::new(),
+        })
+    }
+
+    fn columns<R: BufRead>(csv: &CsvReader<R>) -> Result<Self::Columns, GeoipError> {
+        Ok((
+            csv.column("autonomous_system_number")?,
+            csv.column("autonomous_system_organization")?,
+        ))
+    }
+
+    /// Rows without an AS number are skipped.
+    fn value<R: BufRead>(
+        &mut self,
+        &(asn_col, org_col): &Self::Columns,
+        row: &CsvReader<R>,
+    ) -> Result<Option<u32>, GeoipError> {
         let asn = row.field(asn_col);
         if asn.is_empty() {
             return Ok(None);
@@ -127,8 +100,16 @@ fn lookup<'n, R: BufRead>(
         if !asn.bytes().all(|b| b.is_ascii_digit()) {
             return Err(row.error(&format!("not an AS number: {asn:?}")));
         }
-        Ok(Some(names.offset(asn, row.field(org_col))))
-    })
+        Ok(Some(self.names.offset(asn, row.field(org_col))))
+    }
+
+    fn render(&self, v: u32) -> Option<String> {
+        self.names.render(v)
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.names.data
+    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,18 @@
 //! Turns one GeoLite2 CSV zip into its two legacy files (IPv4 and IPv6), the steps all
 //! editions share: stream the blocks into the tree, link the IPv4 tree into the IPv6 one,
-//! write each file and keep sample answers for the installer's check.
+//! write each file and keep sample answers for the installer's check. What differs between
+//! editions comes from their [`Edition`]; this module names none of them.
 
 use super::csv::CsvReader;
 use super::dat::{comment, write_dat, DbType};
+use super::edition::Edition;
 use super::error::GeoipError;
-use super::guard::BuildGuard;
 use super::network::Network;
 use super::reader::{v4_in_v6, Sample};
-use super::source::{Kind, Source};
-use super::tree::{Inserted, Tree, MAX_VALUE};
-use super::{asn, city, country};
+use super::source::Source;
+use super::tree::{Finished, Inserted, Tree, MAX_VALUE};
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
-use std::path::Path;
 
 /// Every this many networks one is kept for sample lookups.
 const SAMPLE_EVERY: u64 = 512;
@@ -38,7 +37,7 @@ pub struct BuiltFile {
 }
 
 /// What loading one Blocks CSV into a tree found.
-pub(super) struct Loaded {
+struct Loaded {
     /// Networks put into the tree.
     pub networks: u64,
     /// Rows skipped because no location they name maps to an answer.
@@ -57,7 +56,7 @@ pub(super) struct Loaded {
 /// skip the row. Overlapping networks are allowed (counted, and each address takes the most
 /// specific one's answer, as MaxMind's own readers do); the same network twice is an error at
 /// its second line.
-pub(super) fn load_blocks<R: BufRead>(
+fn load_blocks<R: BufRead>(
     csv: &mut CsvReader<R>,
     v4: bool,
     tree: &mut Tree,
@@ -128,17 +127,14 @@ fn is_linked(net: &Network) -> bool {
 }
 
 /// Links the IPv4 tree `v4_root` under every prefix of [`LINKS`] in the v6 tree.
-pub(super) fn link_v4(tree: &mut Tree, v6_root: u32, v4_root: u32) {
+fn link_v4(tree: &mut Tree, v6_root: u32, v4_root: u32) {
     for (bits, prefix) in LINKS {
         tree.link(v6_root, bits, prefix, v4_root);
     }
 }
 
 /// Samples for `picks`: each network's first, last and one random address.
-pub(super) fn samples(
-    picks: &[(Network, u32)],
-    render: impl Fn(u32) -> Option<String>,
-) -> Vec<Sample> {
+fn samples(picks: &[(Network, u32)], render: impl Fn(u32) -> Option<String>) -> Vec<Sample> {
     let mut rng = fastrand::Rng::with_seed(0x0006_e01b);
     let mut out = Vec::with_capacity(picks.len() * 3);
     for (net, v) in picks {
@@ -154,7 +150,7 @@ pub(super) fn samples(
 }
 
 /// IPv4 samples asked again through a v6 file, in all three linked forms.
-pub(super) fn v4_samples_in_v6(v4: &[Sample]) -> Vec<Sample> {
+fn v4_samples_in_v6(v4: &[Sample]) -> Vec<Sample> {
     v4.iter()
         .take(V4_SAMPLES_IN_V6)
         .filter_map(|s| match s.addr {
@@ -168,17 +164,78 @@ pub(super) fn v4_samples_in_v6(v4: &[Sample]) -> Vec<Sample> {
         .collect()
 }
 
-/// Writes one file through `create` and describes it.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn emit<W: Write>(
+/// Builds both files of edition `E` from `src`, handing each one's bytes to the writer
+/// `create` returns for its file name. The IPv6 file links the IPv4 tree, so it answers IPv4
+/// addresses too.
+pub(super) fn build_edition<E: Edition, W: Write>(
+    src: &mut Source,
+    create: &mut dyn FnMut(&'static str) -> std::io::Result<W>,
+) -> Result<Vec<BuiltFile>, GeoipError> {
+    let mut edition = E::load(src)?;
+    let [v4_file, v6_file] = E::FILES;
+    let mut tree = Tree::new();
+
+    let v4_root = tree.new_root();
+    let v4 = load_family(src, &mut edition, &mut tree, v4_root, true)?;
+    log_skips(src, "ipv4", &v4);
+    let v4_samples = samples(&v4.picks, |v| edition.render(v));
+    let finished = tree.finish(v4_root, 0);
+    let mut out = vec![emit(
+        create,
+        src,
+        v4_file,
+        &finished,
+        edition.data(),
+        (v4.networks, v4_samples.clone()),
+    )?];
+    drop(finished);
+
+    let v6_root = tree.new_root();
+    let v6 = load_family(src, &mut edition, &mut tree, v6_root, false)?;
+    log_skips(src, "ipv6", &v6);
+    link_v4(&mut tree, v6_root, v4_root);
+    let mut v6_samples = samples(&v6.picks, |v| edition.render(v));
+    v6_samples.extend(v4_samples_in_v6(&v4_samples));
+    let finished = tree.finish(v6_root, v4_root);
+    out.push(emit(
+        create,
+        src,
+        v6_file,
+        &finished,
+        edition.data(),
+        (v6.networks + v4.networks, v6_samples),
+    )?);
+    Ok(out)
+}
+
+/// Streams one family's Blocks CSV (`Blocks-IPv4.csv` or `Blocks-IPv6.csv`) into `tree`
+/// under `root`, each row's leaf value from `edition`.
+fn load_family<E: Edition>(
+    src: &mut Source,
+    edition: &mut E,
+    tree: &mut Tree,
+    root: u32,
+    v4: bool,
+) -> Result<Loaded, GeoipError> {
+    let member = if v4 {
+        "Blocks-IPv4.csv"
+    } else {
+        "Blocks-IPv6.csv"
+    };
+    let mut csv = src.csv(member)?;
+    let cols = E::columns(&csv)?;
+    load_blocks(&mut csv, v4, tree, root, |row| edition.value(&cols, row))
+}
+
+/// Writes one file (`file`: its name and type) through `create` and describes it with
+/// `answered`: how many CSV networks it answers and the samples to check it with.
+fn emit<W: Write>(
     create: &mut dyn FnMut(&'static str) -> std::io::Result<W>,
     src: &Source,
-    file: &'static str,
-    db: DbType,
-    tree: &super::tree::Finished,
+    (file, db): (&'static str, DbType),
+    tree: &Finished,
     data: &[u8],
-    networks: u64,
-    samples: Vec<Sample>,
+    (networks, samples): (u64, Vec<Sample>),
 ) -> Result<BuiltFile, GeoipError> {
     let mut out = create(file).map_err(|e| GeoipError::io(file, e))?;
     let size = write_dat(
@@ -206,31 +263,8 @@ pub(super) fn emit<W: Write>(
     })
 }
 
-/// Builds the legacy files of the GeoLite2 CSV zip at `zip`, handing each one's bytes to the
-/// writer `create` returns for its file name (`GeoIP.dat`, …), reading no more than `guard`
-/// allows and stopping when its flag is set. The writer is flushed, not synced: durability is
-/// the caller's.
-pub fn build_zip<W: Write>(
-    zip: &Path,
-    guard: &BuildGuard,
-    mut create: impl FnMut(&'static str) -> std::io::Result<W>,
-) -> Result<Vec<BuiltFile>, GeoipError> {
-    let mut src = Source::open(zip, guard)?;
-    tracing::info!(
-        zip = %zip.display(),
-        edition = %src.edition,
-        date = %src.date,
-        "building legacy GeoIP files"
-    );
-    match src.kind {
-        Kind::Country => country::build(&mut src, &mut create),
-        Kind::Asn => asn::build(&mut src, &mut create),
-        Kind::City => city::build(&mut src, &mut create),
-    }
-}
-
 /// Logs what was left out of a tree and why.
-pub(super) fn log_skips(src: &Source, family: &str, loaded: &Loaded) {
+fn log_skips(src: &Source, family: &str, loaded: &Loaded) {
     if loaded.unmapped > 0 {
         tracing::warn!(
             edition = %src.edition,

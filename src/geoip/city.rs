@@ -5,18 +5,17 @@
 //! Regions: libGeoIP's codes are ISO 3166-2 for US and CA only (FIPS 10-4 elsewhere, which
 //! GeoLite2 lacks), so other countries' regions are left empty rather than wrong.
 
-use super::build::{emit, link_v4, load_blocks, log_skips, samples, v4_samples_in_v6, BuiltFile};
-use super::country::{flag_columns, flagged, parse_id};
+use super::country::{flag_columns, flagged, id_columns, parse_id};
 use super::country_table::{continent_id, country_id};
 use super::csv::CsvReader;
 use super::dat::DbType;
+use super::edition::Edition;
 use super::error::GeoipError;
 use super::latin1::push_latin1;
 use super::reader::{render_city, FULL_RECORD_LENGTH};
 use super::source::Source;
-use super::tree::Tree;
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
 /// The US country index (the only country with metro codes).
 const US: u8 = 225;
@@ -33,56 +32,97 @@ struct Location {
     metro: u32,
 }
 
-/// Builds both City files.
-pub(super) fn build<W: Write>(
-    src: &mut Source,
-    create: &mut dyn FnMut(&'static str) -> std::io::Result<W>,
-) -> Result<Vec<BuiltFile>, GeoipError> {
-    let locations = load_locations(src)?;
-    let mut records = Records::new();
-    let mut tree = Tree::new();
+/// The City edition: a leaf points at a City Rev1 record.
+pub(super) struct City {
+    /// `geoname_id` → location.
+    locations: HashMap<u32, Location>,
+    records: Records,
+    /// The location of a block that names none but is flagged A1 / A2 (its country set).
+    pseudo: Location,
+}
 
-    let v4_root = tree.new_root();
-    let mut csv = src.csv("Blocks-IPv4.csv")?;
-    let value = lookup(&csv, &locations, &mut records)?;
-    let v4 = load_blocks(&mut csv, true, &mut tree, v4_root, value)?;
-    drop(csv);
-    log_skips(src, "ipv4", &v4);
-    let v4_samples = samples(&v4.picks, |v| records.render(v));
-    let finished = tree.finish(v4_root, 0);
-    let mut out = vec![emit(
-        create,
-        src,
-        "GeoIPCity.dat",
-        DbType::CityRev1,
-        &finished,
-        &records.data,
-        v4.networks,
-        v4_samples.clone(),
-    )?];
-    drop(finished);
+/// The columns of a City Blocks CSV a record is made from.
+pub(super) struct CityColumns {
+    /// The geoname id columns in fallback order.
+    ids: [usize; 3],
+    /// `postal_code`.
+    postal: usize,
+    /// `latitude`.
+    lat: usize,
+    /// `longitude`.
+    lon: usize,
+    /// The A1 / A2 flag columns.
+    flags: [Option<usize>; 2],
+}
 
-    let v6_root = tree.new_root();
-    let mut csv = src.csv("Blocks-IPv6.csv")?;
-    let value = lookup(&csv, &locations, &mut records)?;
-    let v6 = load_blocks(&mut csv, false, &mut tree, v6_root, value)?;
-    drop(csv);
-    log_skips(src, "ipv6", &v6);
-    link_v4(&mut tree, v6_root, v4_root);
-    let mut v6_samples = samples(&v6.picks, |v| records.render(v));
-    v6_samples.extend(v4_samples_in_v6(&v4_samples));
-    let finished = tree.finish(v6_root, v4_root);
-    out.push(emit(
-        create,
-        src,
-        "GeoIPCityv6.dat",
-        DbType::CityRev1V6,
-        &finished,
-        &records.data,
-        v6.networks + v4.networks,
-        v6_samples,
-    )?);
-    Ok(out)
+impl Edition for City {
+    const FILES: [(&'static str, DbType); 2] = [
+        ("GeoIPCity.dat", DbType::CityRev1),
+        ("GeoIPCityv6.dat", DbType::CityRev1V6),
+    ];
+
+    type Columns = CityColumns;
+
+    fn load(src: &mut Source) -> Result<Self, GeoipError> {
+        Ok(City {
+            locations: load_locations(src)?,
+            records: Records::new(),
+            pseudo: Location {
+                country: 0,
+                region: Box::new([]),
+                city: Box::new([]),
+                metro: 0,
+            },
+        })
+    }
+
+    fn columns<R: BufRead>(csv: &CsvReader<R>) -> Result<Self::Columns, GeoipError> {
+        Ok(CityColumns {
+            ids: id_columns(csv)?,
+            postal: csv.column("postal_code")?,
+            lat: csv.column("latitude")?,
+            lon: csv.column("longitude")?,
+            flags: flag_columns(csv),
+        })
+    }
+
+    fn value<R: BufRead>(
+        &mut self,
+        cols: &Self::Columns,
+        row: &CsvReader<R>,
+    ) -> Result<Option<u32>, GeoipError> {
+        let mut loc = None;
+        for col in cols.ids {
+            if let Some(l) = parse_id(row, col)?.and_then(|id| self.locations.get(&id)) {
+                loc = Some(l);
+                break;
+            }
+        }
+        let loc = match (loc, flagged(row, cols.flags)) {
+            (Some(l), _) => l,
+            (None, Some(country)) => {
+                self.pseudo.country = country;
+                &self.pseudo
+            }
+            (None, None) => return Ok(None),
+        };
+        let lat = parse_degrees(row, cols.lat)?;
+        let lon = parse_degrees(row, cols.lon)?;
+        Ok(Some(self.records.offset(
+            loc,
+            row.field(cols.postal),
+            lat,
+            lon,
+        )))
+    }
+
+    fn render(&self, v: u32) -> Option<String> {
+        self.records.render(v)
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.records.data
+    }
 }
 
 /// `geoname_id` → location, from `Locations-en.csv`.
@@ -210,49 +250,6 @@ impl Records {
 /// A latitude or longitude in libGeoIP's encoding.
 fn coordinate(deg: f64) -> u32 {
     ((deg.clamp(-180.0, 180.0) + 180.0) * 10000.0).round() as u32
-}
-
-/// The closure giving a block row's record offset.
-fn lookup<'a, R: BufRead>(
-    csv: &CsvReader<R>,
-    locations: &'a HashMap<u32, Location>,
-    records: &'a mut Records,
-) -> Result<impl FnMut(&CsvReader<R>) -> Result<Option<u32>, GeoipError> + 'a, GeoipError> {
-    let ids = [
-        csv.column("geoname_id")?,
-        csv.column("represented_country_geoname_id")?,
-        csv.column("registered_country_geoname_id")?,
-    ];
-    let postal_col = csv.column("postal_code")?;
-    let lat_col = csv.column("latitude")?;
-    let lon_col = csv.column("longitude")?;
-    let flags = flag_columns(csv);
-    let mut pseudo = Location {
-        country: 0,
-        region: Box::new([]),
-        city: Box::new([]),
-        metro: 0,
-    };
-    Ok(move |row: &CsvReader<R>| {
-        let mut loc = None;
-        for col in ids {
-            if let Some(l) = parse_id(row, col)?.and_then(|id| locations.get(&id)) {
-                loc = Some(l);
-                break;
-            }
-        }
-        let loc = match (loc, flagged(row, flags)) {
-            (Some(l), _) => l,
-            (None, Some(country)) => {
-                pseudo.country = country;
-                &pseudo
-            }
-            (None, None) => return Ok(None),
-        };
-        let lat = parse_degrees(row, lat_col)?;
-        let lon = parse_degrees(row, lon_col)?;
-        Ok(Some(records.offset(loc, row.field(postal_col), lat, lon)))
-    })
 }
 
 /// A latitude or longitude column; 0 when empty.

@@ -4,66 +4,60 @@
 //! location at all but flagged `is_anonymous_proxy` / `is_satellite_provider` get libGeoIP's
 //! A1 / A2.
 
-use super::build::{emit, link_v4, load_blocks, log_skips, samples, v4_samples_in_v6, BuiltFile};
 use super::country_table::{continent_id, country_id, COUNTRY_CODES};
 use super::csv::CsvReader;
 use super::dat::DbType;
+use super::edition::Edition;
 use super::error::GeoipError;
 use super::source::Source;
-use super::tree::Tree;
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
-/// Builds both Country files.
-pub(super) fn build<W: Write>(
-    src: &mut Source,
-    create: &mut dyn FnMut(&'static str) -> std::io::Result<W>,
-) -> Result<Vec<BuiltFile>, GeoipError> {
-    let countries = load_locations(src)?;
-    let render = |v: u32| Some(COUNTRY_CODES[v as usize].to_string());
-    let mut tree = Tree::new();
+/// The Country edition: a leaf is the country's index in libGeoIP's table.
+pub(super) struct Country {
+    /// `geoname_id` → country index.
+    countries: HashMap<u32, u8>,
+}
 
-    let v4_root = tree.new_root();
-    let mut csv = src.csv("Blocks-IPv4.csv")?;
-    let value = lookup(&csv, &countries)?;
-    let v4 = load_blocks(&mut csv, true, &mut tree, v4_root, value)?;
-    drop(csv);
-    log_skips(src, "ipv4", &v4);
-    let v4_samples = samples(&v4.picks, render);
-    let finished = tree.finish(v4_root, 0);
-    let mut out = vec![emit(
-        create,
-        src,
-        "GeoIP.dat",
-        DbType::Country,
-        &finished,
-        &[],
-        v4.networks,
-        v4_samples.clone(),
-    )?];
-    drop(finished);
+impl Edition for Country {
+    const FILES: [(&'static str, DbType); 2] = [
+        ("GeoIP.dat", DbType::Country),
+        ("GeoIPv6.dat", DbType::CountryV6),
+    ];
 
-    let v6_root = tree.new_root();
-    let mut csv = src.csv("Blocks-IPv6.csv")?;
-    let value = lookup(&csv, &countries)?;
-    let v6 = load_blocks(&mut csv, false, &mut tree, v6_root, value)?;
-    drop(csv);
-    log_skips(src, "ipv6", &v6);
-    link_v4(&mut tree, v6_root, v4_root);
-    let mut v6_samples = samples(&v6.picks, render);
-    v6_samples.extend(v4_samples_in_v6(&v4_samples));
-    let finished = tree.finish(v6_root, v4_root);
-    out.push(emit(
-        create,
-        src,
-        "GeoIPv6.dat",
-        DbType::CountryV6,
-        &finished,
-        &[],
-        v6.networks + v4.networks,
-        v6_samples,
-    )?);
-    Ok(out)
+    /// The three geoname id columns in fallback order, and the A1 / A2 flag columns.
+    type Columns = ([usize; 3], [Option<usize>; 2]);
+
+    fn load(src: &mut Source) -> Result<Self, GeoipError> {
+        Ok(Country {
+            countries: load_locations(src)?,
+        })
+    }
+
+    fn columns<R: BufRead>(csv: &CsvReader<R>) -> Result<Self::Columns, GeoipError> {
+        Ok((id_columns(csv)?, flag_columns(csv)))
+    }
+
+    fn value<R: BufRead>(
+        &mut self,
+        &(cols, flags): &Self::Columns,
+        row: &CsvReader<R>,
+    ) -> Result<Option<u32>, GeoipError> {
+        for col in cols {
+            if let Some(c) = parse_id(row, col)?.and_then(|id| self.countries.get(&id)) {
+                return Ok(Some(u32::from(*c)));
+            }
+        }
+        Ok(flagged(row, flags).map(u32::from))
+    }
+
+    fn render(&self, v: u32) -> Option<String> {
+        Some(COUNTRY_CODES[v as usize].to_string())
+    }
+
+    fn data(&self) -> &[u8] {
+        &[]
+    }
 }
 
 /// `geoname_id` → country index, from `Locations-en.csv`; continent-only locations map to
@@ -101,25 +95,14 @@ fn load_locations(src: &mut Source) -> Result<HashMap<u32, u8>, GeoipError> {
     Ok(map)
 }
 
-/// The closure giving a block row's country index.
-fn lookup<'m, R: BufRead>(
-    csv: &CsvReader<R>,
-    countries: &'m HashMap<u32, u8>,
-) -> Result<impl FnMut(&CsvReader<R>) -> Result<Option<u32>, GeoipError> + 'm, GeoipError> {
-    let cols = [
+/// The columns `geoname_id`, `represented_country_geoname_id`, `registered_country_geoname_id`,
+/// the order a block's location is looked up in.
+pub(super) fn id_columns<R: BufRead>(csv: &CsvReader<R>) -> Result<[usize; 3], GeoipError> {
+    Ok([
         csv.column("geoname_id")?,
         csv.column("represented_country_geoname_id")?,
         csv.column("registered_country_geoname_id")?,
-    ];
-    let flags = flag_columns(csv);
-    Ok(move |row: &CsvReader<R>| {
-        for col in cols {
-            if let Some(c) = parse_id(row, col)?.and_then(|id| countries.get(&id)) {
-                return Ok(Some(u32::from(*c)));
-            }
-        }
-        Ok(flagged(row, flags).map(u32::from))
-    })
+    ])
 }
 
 /// The columns `is_anonymous_proxy` and `is_satellite_provider`, where present.

@@ -6,6 +6,7 @@
 pub mod archive;
 mod asn;
 mod build;
+mod build_zip;
 mod city;
 pub mod cli;
 mod country;
@@ -13,6 +14,7 @@ pub mod country_table;
 mod csv;
 pub mod dat;
 pub mod download;
+mod edition;
 mod error;
 pub mod guard;
 pub mod install;
@@ -28,8 +30,10 @@ pub mod state;
 pub mod stop;
 pub mod tree;
 
-pub use build::{build_zip, BuiltFile};
+pub use build::BuiltFile;
+pub use build_zip::build_zip;
 pub use error::GeoipError;
 pub use guard::BuildGuard;
 pub use offline::{build, build_guarded, BuildReport};
 pub use reader::{verify_samples, DatFile, Sample};
+pub use source::EDITIONS;

@@ -1,7 +1,8 @@
 //! The library half of `opsd geoip build`: build every input zip in a scratch directory, then
 //! install the files into the output directory the same safe way the `geoip` job does.
 
-use super::build::{build_zip, BuiltFile};
+use super::build::BuiltFile;
+use super::build_zip::build_zip;
 use super::error::GeoipError;
 use super::guard::BuildGuard;
 use super::install::{self, InstallReport, Staged};

@@ -26,14 +26,29 @@ pub enum Kind {
     City,
 }
 
+/// Every edition's MaxMind name, the one place each is written.
+pub const EDITIONS: [&str; 3] = [Kind::Country.name(), Kind::Asn.name(), Kind::City.name()];
+
 impl Kind {
-    /// The word in MaxMind's member names (`GeoLite2-{word}-Blocks-IPv4.csv`).
-    fn word(self) -> &'static str {
+    /// Every kind, in the order of [`EDITIONS`].
+    pub const ALL: [Kind; 3] = [Kind::Country, Kind::Asn, Kind::City];
+
+    /// The edition's MaxMind name, e.g. `GeoLite2-Country-CSV`.
+    pub const fn name(self) -> &'static str {
         match self {
-            Kind::Country => "Country",
-            Kind::Asn => "ASN",
-            Kind::City => "City",
+            Kind::Country => "GeoLite2-Country-CSV",
+            Kind::Asn => "GeoLite2-ASN-CSV",
+            Kind::City => "GeoLite2-City-CSV",
         }
+    }
+
+    /// The word in MaxMind's member names (`GeoLite2-{word}-Blocks-IPv4.csv`): the name
+    /// between `GeoLite2-` and `-CSV`.
+    fn word(self) -> &'static str {
+        let name = self.name();
+        name.strip_prefix("GeoLite2-")
+            .and_then(|n| n.strip_suffix("-CSV"))
+            .unwrap_or(name)
     }
 }
 
@@ -69,7 +84,7 @@ impl Source {
             .file_names()
             .filter_map(|n| n.ok().map(|n| n.into_owned()))
             .collect();
-        let (kind, blocks) = [Kind::Country, Kind::Asn, Kind::City]
+        let (kind, blocks) = Kind::ALL
             .into_iter()
             .find_map(|k| {
                 let suffix = format!("-{}-Blocks-IPv4.csv", k.word());
@@ -138,6 +153,12 @@ fn date_in(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kind_has_its_member_word() {
+        let words: Vec<_> = Kind::ALL.iter().map(|k| k.word()).collect();
+        assert_eq!(words, ["Country", "ASN", "City"]);
+    }
 
     #[test]
     fn finds_dates_in_names() {

@@ -3,8 +3,8 @@
 
 use super::download::Release;
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// The record of one edition's last install.
@@ -60,35 +60,11 @@ pub fn load(path: &Path) -> io::Result<Option<EditionState>> {
     }
 }
 
-/// Writes a state file atomically: temp file in the same directory, fsync, rename, fsync dir.
+/// Writes a state file atomically with [`crate::atomic_file::write`].
 pub fn save(path: &Path, state: &EditionState) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "state path has no folder"))?;
-    fs::create_dir_all(dir)?;
     let mut json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
     json.push(b'\n');
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        path.file_name()
-            .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned()),
-        std::process::id()
-    ));
-    let written = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(&json)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
+    crate::atomic_file::write(path, &json)
 }
 
 #[cfg(test)]

@@ -10,18 +10,13 @@ use crate::geoip::download::{DownloadConfig, DownloadError, MaxMindClient, DEFAU
 use crate::geoip::install::{check_dir, check_output_dir, install, Staged, LOCK_WAIT};
 use crate::geoip::license::LicenseKey;
 use crate::geoip::state::{self, EditionState, StateFile};
+use crate::geoip::EDITIONS;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use toml::Spanned;
-
-/// The GeoLite2 CSV editions the job knows how to turn into legacy files.
-pub const EDITIONS: &[&str] = &[
-    "GeoLite2-Country-CSV",
-    "GeoLite2-ASN-CSV",
-    "GeoLite2-City-CSV",
-];
 
 /// A size in bytes written as a number or as `"512MiB"`, `"1 GB"`, `"300k"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +78,7 @@ pub struct GeoipSpec {
     pub account_id: Spanned<i64>,
     /// File holding the license key; default `$CREDENTIALS_DIRECTORY/maxmind-license`.
     pub license_key_file: Option<Spanned<PathBuf>>,
-    /// The GeoLite2 CSV editions to fetch, from [`EDITIONS`].
+    /// The GeoLite2 CSV editions to fetch, from [`crate::geoip::EDITIONS`].
     pub editions: Spanned<Vec<Spanned<String>>>,
     /// Where the legacy `.dat` files are installed, e.g. `/usr/share/GeoIP`.
     pub output_dir: Spanned<PathBuf>,
@@ -231,8 +226,15 @@ pub struct BuiltFile {
 /// Turns a checked GeoLite2 CSV zip into legacy files; plugged into [`run_with`].
 pub trait GeoipBuilder: Send + Sync + 'static {
     /// Builds the legacy files of the edition in `zip` (already checked by
-    /// [`validate_zip`]) into the empty directory `out_dir`.
-    fn build(&self, zip: &Path, out_dir: &Path) -> Result<Vec<BuiltFile>, String>;
+    /// [`validate_zip`]) into the empty directory `out_dir`. `stop` is set when the run is
+    /// cancelled (timeout, reload, shutdown): the build should then end soon, with any error;
+    /// the run waits for it before removing its scratch directory.
+    fn build(
+        &self,
+        zip: &Path,
+        out_dir: &Path,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<Vec<BuiltFile>, String>;
 
     /// Checks `candidate` (a copy of `file` about to be installed) with sample lookups
     /// against `zip`; an error stops the whole edition's install.
@@ -502,7 +504,7 @@ impl<B: GeoipBuilder> Edition<'_, B> {
             .map_err(|e| StepError::Other(format!("{}: {e}", out.display())))?;
         let (b, zip_path, out_dir) = (Arc::clone(self.builder), zip.path.clone(), out.clone());
         let built = self
-            .blocking(move || b.build(&zip_path, &out_dir))
+            .stoppable(move |stop| b.build(&zip_path, &out_dir, stop))
             .await?
             .map_err(|e| StepError::Other(format!("build failed: {e}")))?;
 
@@ -571,6 +573,28 @@ impl<B: GeoipBuilder> Edition<'_, B> {
         })
     }
 
+    /// Runs work that takes a stop flag off the async threads; when the run is cancelled, sets
+    /// the flag and waits for the work to end (a build ends at its next read), so nothing
+    /// is left writing into the run's scratch directory when it is removed.
+    async fn stoppable<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Arc<AtomicBool>) -> T + Send + 'static,
+    ) -> Result<T, StepError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let mut task = tokio::task::spawn_blocking(move || f(&flag));
+        let failed =
+            |e: tokio::task::JoinError| StepError::Other(format!("worker task failed: {e}"));
+        tokio::select! {
+            r = &mut task => r.map_err(failed),
+            () = self.ctx.cancel.cancelled() => {
+                stop.store(true, Ordering::SeqCst);
+                let _ = task.await;
+                Err(StepError::Cancelled)
+            }
+        }
+    }
+
     /// Runs CPU or disk work off the async threads; gives up waiting when the run is cancelled
     /// (the work then ends on its own in the run's scratch directory, nothing is installed).
     async fn blocking<T: Send + 'static>(
@@ -597,10 +621,18 @@ pub struct LegacyBuilder {
 }
 
 impl GeoipBuilder for LegacyBuilder {
-    fn build(&self, zip: &Path, out_dir: &Path) -> Result<Vec<BuiltFile>, String> {
+    fn build(
+        &self,
+        zip: &Path,
+        out_dir: &Path,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<Vec<BuiltFile>, String> {
         // The zip passed `validate_zip` with the job's limits; the default caps are at least
         // those, and the row cap of the CSV reader holds whatever they are.
-        let guard = crate::geoip::BuildGuard::default();
+        let guard = crate::geoip::BuildGuard {
+            stop: Arc::clone(stop),
+            ..Default::default()
+        };
         let built = crate::geoip::build_zip(zip, &guard, |name| {
             std::fs::File::create(out_dir.join(name))
                 .map(|f| std::io::BufWriter::with_capacity(1 << 20, f))
