@@ -4,7 +4,9 @@
 //!
 //! The contract of [`write`]: the bytes go to a new temporary file in the target's own
 //! directory (a rename is atomic only within one file system), which is fsynced, renamed over
-//! the target, and the directory fsynced so the rename itself survives a power loss. On any
+//! the target, and the directory fsynced so the rename itself survives a power loss
+//! ([`write_unsynced`] skips both fsyncs: whole across a crash of opsd, not across a power
+//! loss, for records written too often to pay two fsyncs each). On any
 //! failure the temporary file is removed and the target is as it was. Only a `kill -9` or a
 //! crash between the temporary file's creation and the rename can leave one behind, named
 //! `.<name>.<pid>.<n>.tmp` so it is recognisable.
@@ -20,6 +22,16 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 /// Writes `bytes` to `path` atomically (see the module doc), creating its directory first
 /// when it does not exist.
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, true)
+}
+
+/// As [`write`] without the fsyncs: survives a crash of opsd, not a power loss.
+pub fn write_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, false)
+}
+
+/// Both writers: the temporary file, the rename and, when `sync`, the fsyncs.
+fn replace(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -40,9 +52,14 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = File::options().write(true).create_new(true).open(&tmp)?;
     let result = (|| {
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if sync {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         // Gone already when the rename succeeded and only the directory's fsync failed.

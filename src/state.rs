@@ -78,9 +78,7 @@ pub fn lock_daemon(dir: &Path) -> Result<DaemonLock, LockError> {
 
 /// Serializes `value` as pretty JSON and writes it atomically to `path`.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-    bytes.push(b'\n');
-    crate::atomic_file::write(path, &bytes)
+    crate::atomic_file::write(path, &json_bytes(value)?)
 }
 
 /// Like [`write_json`] without the fsyncs: readers still see the old or the new file, never a
@@ -88,26 +86,14 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
 /// rewritten at every run that cost little when lost (a job's last run): 1,000 `@every 1s`
 /// jobs would otherwise fsync 2,000 times a second.
 pub fn write_json_unsynced<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    crate::atomic_file::write_unsynced(path, &json_bytes(value)?)
+}
+
+/// `value` as pretty JSON ending in a newline, as the state files are written.
+fn json_bytes<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
     bytes.push(b'\n');
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("state path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = fs::write(&tmp, &bytes).and_then(|()| fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    Ok(bytes)
 }
 
 /// Reads JSON state from `path`; `Ok(None)` when the file does not exist yet.
