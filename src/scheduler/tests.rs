@@ -466,8 +466,10 @@ async fn a_continuous_job_that_ends_on_its_own_is_started_again_after_a_growing_
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("error.log").display().to_string();
     std::fs::write(&log, "").unwrap();
-    // A checkpoint that cannot be read (a directory): every watch fails as it starts.
-    std::fs::create_dir_all(dir.path().join("state/apache/web.json")).unwrap();
+    // A checkpoint that can be neither read nor moved aside (its directory is a file): every
+    // watch fails as it starts.
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::write(dir.path().join("state/apache"), "").unwrap();
     let f = Fixture {
         sched: Fixture::start_in(&dir, &watch_job("web", &log, "")),
         dir,
