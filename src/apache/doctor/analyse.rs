@@ -195,3 +195,6 @@ fn stopgap_check(h2_max_workers: &[Location], files_known: bool) -> Check {
         found: format!("{last} ({judged})"),
     }
 }
+
+#[cfg(test)]
+mod tests;
