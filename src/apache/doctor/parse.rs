@@ -24,7 +24,7 @@ impl fmt::Display for Location {
 }
 
 /// What the server runs, as Apache's answers and its configuration files describe it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Setup {
     /// `Server version:` from `-V`, e.g. `Apache/2.4.71 (Debian)`.
     pub server_version: Option<String>,
