@@ -1,8 +1,10 @@
-//! Unit tests for the doctor's parsing and verdicts, on Apache's own output formats.
+//! Unit tests for the doctor as a whole (parse, analyse, report) on Apache's own output formats;
+//! the fixtures are shared with the parts' own tests.
 
 use super::*;
+use std::path::PathBuf;
 
-const V_EVENT: &str = "Server version: Apache/2.4.71 (Debian)
+pub(super) const V_EVENT: &str = "Server version: Apache/2.4.71 (Debian)
 Server built:   2026-11-12T08:58:41
 Server's Module Magic Number: 20120211:142
 Architecture:   64-bit
@@ -13,7 +15,7 @@ Server compiled with....
  -D APR_HAS_SENDFILE
 ";
 
-const M_RECIPE: &str = "Loaded Modules:
+pub(super) const M_RECIPE: &str = "Loaded Modules:
  core_module (static)
  so_module (static)
  mpm_event_module (shared)
@@ -22,7 +24,7 @@ const M_RECIPE: &str = "Loaded Modules:
  php7_module (shared)
 ";
 
-const INCLUDES: &str = "Included configuration files:
+pub(super) const INCLUDES: &str = "Included configuration files:
   (*) /etc/httpd/conf/httpd.conf
     (56) /etc/httpd/conf.d/ssl.conf
 ";
@@ -49,34 +51,6 @@ fn files(ssl_conf: &str) -> Vec<(PathBuf, Option<String>)> {
 }
 
 #[test]
-fn parses_the_include_list() {
-    assert_eq!(
-        parse_includes(INCLUDES),
-        vec![
-            PathBuf::from("/etc/httpd/conf/httpd.conf"),
-            PathBuf::from("/etc/httpd/conf.d/ssl.conf")
-        ]
-    );
-}
-
-#[test]
-fn parses_versions_and_modules() {
-    assert_eq!(
-        parse_version(V_EVENT),
-        (Some("Apache/2.4.71 (Debian)".into()), Some((2, 4, 71)))
-    );
-    assert_eq!(
-        parse_version("Server version: Apache/2.4.6 (CentOS)").1,
-        Some((2, 4, 6))
-    );
-    let m = parse_modules(M_RECIPE);
-    assert_eq!(m.len(), 6);
-    assert!(is_php_module("php7_module") && is_php_module("php_module"));
-    assert!(!is_php_module("phpx_module"));
-    assert_eq!(parse_mpm("", &m).as_deref(), Some("event"));
-}
-
-#[test]
 fn full_recipe_matches() {
     let d = analyze(
         &output(V_EVENT, M_RECIPE),
@@ -84,8 +58,8 @@ fn full_recipe_matches() {
     );
     assert_eq!(d.verdict, Verdict::Recipe, "{d}");
     assert_eq!(d.exit_code(), 1);
-    assert_eq!(d.protocols_h2.len(), 1);
-    assert_eq!(d.protocols_h2[0].line, 3);
+    assert_eq!(d.setup.protocols_h2.len(), 1);
+    assert_eq!(d.setup.protocols_h2[0].line, 3);
     let text = d.to_string();
     assert!(text.contains("RECIPE MATCHED"), "{text}");
     assert!(text.contains("H2MaxWorkers 1"), "{text}");
@@ -105,7 +79,7 @@ fn h2maxworkers_means_mitigated() {
     );
     assert_eq!(d.verdict, Verdict::Mitigated, "{d}");
     assert_eq!(d.exit_code(), 0);
-    assert_eq!(d.h2_max_workers[0].line, 3);
+    assert_eq!(d.setup.h2_max_workers[0].line, 3);
 }
 
 /// Before, any H2MaxWorkers counted as the stopgap: 500 was "in place" and the doctor exited 0.
@@ -201,11 +175,4 @@ fn unreadable_files_make_config_checks_unknown() {
     assert!(d
         .to_string()
         .contains("could not read /etc/httpd/conf/httpd.conf"));
-}
-
-#[test]
-fn threadsafe_refusal_gets_a_hint() {
-    let h = hint_for("[php:crit] Apache is running a threaded MPM, but your PHP Module is not compiled to be threadsafe.");
-    assert!(h.contains("php-fpm"), "{h}");
-    assert_eq!(hint_for("Syntax error on line 3"), "");
 }
