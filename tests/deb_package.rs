@@ -190,6 +190,11 @@ fn deb_installs_and_starts_under_systemd() {
         check.contains("OK, no jobs"),
         "the shipped job file is not an empty, valid one:\n{check}"
     );
+    // The drop-in directory is there to be found, and its README is not read as jobs.
+    c.ok(
+        "the drop-in directory's README",
+        &["test", "-f", "/etc/opsd/jobs.d/README"],
+    );
 
     step(
         "deb 2b",
