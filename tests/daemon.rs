@@ -2070,3 +2070,40 @@ fn status_after_a_restart_still_shows_the_last_run_and_its_output() {
         "{warning}"
     );
 }
+
+#[test]
+fn a_process_left_in_the_supervisor_cgroup_is_named_at_warn_with_what_to_do() {
+    let cg = TestCgroup::new();
+    let d = start_in(&cg);
+    let mut parked = None;
+    let d = d.kill_and_restart(|| {
+        // What a root job that moved itself into `supervisor` leaves after a crash.
+        let sleeper = Command::new("sleep").arg("300").spawn().unwrap();
+        fs::write(
+            cg.dir.join("supervisor/cgroup.procs"),
+            sleeper.id().to_string(),
+        )
+        .unwrap();
+        parked = Some(sleeper);
+    });
+    let mut sleeper = parked.unwrap();
+    let pid = sleeper.id();
+    d.wait_for(
+        || d.log().contains("runs get no cgroup of their own"),
+        "the daemon to say how runs are tracked",
+    );
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("runs get no cgroup of their own"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(" WARN ")
+            && line.contains(&format!("holds pid {pid} (sleep, "))
+            && line.contains("which is not opsd")
+            && line.contains(&format!("kill {pid}")),
+        "{line}"
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}
