@@ -229,7 +229,7 @@ fn missing_file_hint(e: anyhow::Error, path: &Path) -> anyhow::Error {
             anyhow::anyhow!(
                 "{}: no such job file; name another with --config FILE (or OPSD_CONFIG), \
                  or write this one ({EXAMPLE_HINT})",
-                path.display()
+                shown_path(path)
             )
         }
         _ => e,
@@ -302,20 +302,20 @@ fn apache_test_rules(
                     .unwrap_or_default();
                 anyhow::bail!(
                     "{}: no job {name:?}{hint} (apache_log jobs: {})",
-                    config_path.display(),
+                    shown_path(config_path),
                     apache_jobs().collect::<Vec<_>>().join(", ")
                 );
             };
             let crate::jobs::JobType::ApacheLog(spec) = &job.job else {
                 anyhow::bail!(
                     "{}: job {name:?} is a {} job, not an apache_log job",
-                    config_path.display(),
+                    shown_path(config_path),
                     job.job.type_name()
                 );
             };
             (
                 spec.rules(),
-                format!("of job {name} in {}", config_path.display()),
+                format!("of job {name} in {}", shown_path(config_path)),
             )
         }
     };
@@ -376,10 +376,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let path = opts.config.clone();
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             if let Err(e) = rt.block_on(daemon::run(opts)) {
-                let e = missing_file_hint(e, &path);
                 // Said once, through the log (stderr or the journal): returning the error
                 // would make `main` print it a second time.
-                tracing::error!("{}", error_text(&e));
+                log_start_failure(&missing_file_hint(e, &path));
                 return Ok(ExitCode::from(2));
             }
             Ok(ExitCode::SUCCESS)
@@ -393,16 +392,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                             config::did_you_mean(&name, jobs.iter().map(|j| j.name.as_str()))
                                 .map(|s| format!("; did you mean {s:?}?"))
                                 .unwrap_or_default();
-                        anyhow::bail!("no job named {name:?} in {config}{hint}");
+                        anyhow::bail!(
+                            "no job named {name:?} in the loaded job files ({} and its \
+                             jobs.d/*.toml){hint}",
+                            crate::escape::control(&config)
+                        );
                     };
                     if json {
-                        println!("{}", serde_json::json!(job));
+                        print_json(&serde_json::json!(job));
                     } else {
                         print_job_status(job);
                     }
                 }
                 Response::Status { config, jobs } if json => {
-                    println!("{}", serde_json::json!({ "config": config, "jobs": jobs }));
+                    print_json(&serde_json::json!({ "config": config, "jobs": jobs }));
                 }
                 Response::Status { config, jobs } => print_status(&config, &jobs),
                 other => return Err(unexpected(other)),
@@ -415,14 +418,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     reply: TriggerReply::Ran(run),
                 } => {
                     println!(
-                        "{name}: {} ({} ms, run {}){}",
+                        "{}: {} ({} ms, run {}){}",
+                        crate::escape::control(&name),
                         run.outcome,
                         run.duration_ms,
-                        run.run_id,
-                        run.detail
-                            .as_deref()
-                            .map(|d| format!(": {d}"))
-                            .unwrap_or_default()
+                        crate::escape::control(&run.run_id),
+                        detail_text(run.detail.as_deref())
                     );
                     print_output(&run.output);
                     Ok(if run.outcome.is_error() {
@@ -434,7 +435,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Response::Triggered {
                     reply: TriggerReply::NotStarted(why),
                 } => {
-                    println!("{name}: not started: {why}");
+                    println!(
+                        "{}: not started: {}",
+                        crate::escape::control(&name),
+                        crate::escape::control(&why)
+                    );
                     Ok(ExitCode::FAILURE)
                 }
                 other => Err(unexpected(other)),
@@ -455,7 +460,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     ("removed", &summary.removed),
                 ] {
                     for n in names {
-                        println!("  {what}: {n}");
+                        println!("  {what}: {}", crate::escape::control(n));
                     }
                 }
                 Ok(ExitCode::SUCCESS)
@@ -476,7 +481,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 let hint = config::did_you_mean(&name, names.iter().copied())
                     .map(|s| format!("; did you mean {s:?}?"))
                     .unwrap_or_default();
-                format!("no job named {name:?} in {}{hint}", config.config.display())
+                format!(
+                    "no job named {name:?} in the loaded job files ({} and its \
+                     jobs.d/*.toml){hint}",
+                    shown_path(&config.config)
+                )
             })?;
             let state = state_dir(state.state_dir);
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -507,17 +516,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             // beside the log lines, with the last output again when the run failed.
             let r = &finished.report;
             eprintln!(
-                "{name}: {}{} ({} ms)",
+                "{}: {}{} ({} ms)",
+                crate::escape::control(&name),
                 r.outcome,
-                r.detail
-                    .as_deref()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default(),
+                detail_text(r.detail.as_deref()),
                 finished.duration.as_millis()
             );
             if r.outcome.is_error() {
                 for line in &r.output {
-                    eprintln!("  | {line}");
+                    eprintln!("  | {}", crate::escape::control(line));
                 }
             }
             Ok(match (r.outcome.is_error(), r.exit_code) {
@@ -529,6 +536,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Logs why `opsd run` did not start, each thing said once: a rejected job file as one error
+/// event per located error (as `opsd check` and a reload list them), then how many there were;
+/// any other failure as one error event.
+fn log_start_failure(e: &anyhow::Error) {
+    let Some(ConfigError::Invalid(located)) = e.downcast_ref::<ConfigError>() else {
+        tracing::error!("{}", error_text(e));
+        return;
+    };
+    for l in located {
+        tracing::error!(file = %shown_path(&l.path), line = l.line, "{l}");
+    }
+    let n = located.len();
+    let errors = if n == 1 { "error" } else { "errors" };
+    tracing::error!("not started: {n} {errors} in the job files");
+}
+
 /// Turns an error or unexpected answer from the daemon into an error.
 fn unexpected(r: Response) -> anyhow::Error {
     match r {
@@ -538,18 +561,39 @@ fn unexpected(r: Response) -> anyhow::Error {
 }
 
 /// Prints a run's last output lines under its one-line summary, as `systemctl status` shows
-/// a unit's last log lines.
+/// a unit's last log lines, each escaped: the job wrote them.
 fn print_output(lines: &[String]) {
     for line in lines {
-        println!("  | {line}");
+        println!("  | {}", crate::escape::control(line));
     }
+}
+
+/// `: DETAIL` escaped for one line (a run's detail quotes what the job or a file said), or
+/// nothing.
+fn detail_text(detail: Option<&str>) -> String {
+    detail
+        .map(|d| format!(": {}", crate::escape::control(d)))
+        .unwrap_or_default()
+}
+
+/// A path as `opsd` prints it: on one line, with what its name holds that could move the
+/// cursor or end the line escaped (a file name is anyone's text).
+fn shown_path(path: &Path) -> String {
+    crate::escape::control(&path.to_string_lossy()).into_owned()
+}
+
+/// Prints `value` as one JSON line with every character that could reach a terminal raw
+/// (DEL, C1, line separators, bidi) escaped; serde_json escapes the rest.
+fn print_json(value: &serde_json::Value) {
+    println!("{}", crate::escape::json(&value.to_string()));
 }
 
 /// Prints `opsd status NAME`: one job, its last run and the last lines that run printed.
 fn print_job_status(j: &JobStatus) {
-    println!("{} ({})", j.name, j.job_type);
+    use crate::escape::control;
+    println!("{} ({})", control(&j.name), control(&j.job_type));
     match (&j.schedule, &j.timezone) {
-        (Some(s), Some(z)) => println!("  schedule: {s} ({z})"),
+        (Some(s), Some(z)) => println!("  schedule: {} ({})", control(s), control(z)),
         _ => println!("  schedule: continuous"),
     }
     match j.next {
@@ -572,11 +616,8 @@ fn print_job_status(j: &JobStatus) {
         l.started.format("%Y-%m-%d %H:%M:%S UTC"),
         l.outcome,
         l.duration_ms,
-        l.run_id,
-        l.detail
-            .as_deref()
-            .map(|d| format!(": {d}"))
-            .unwrap_or_default()
+        control(&l.run_id),
+        detail_text(l.detail.as_deref())
     );
     if l.output.is_empty() {
         println!("  (no output)");
@@ -585,10 +626,12 @@ fn print_job_status(j: &JobStatus) {
     }
 }
 
-/// Prints what the run going now published about itself, one labelled value a line.
+/// Prints what the run going now published about itself, one labelled value a line. The
+/// time is when a figure last changed (a job republishes only then), not when it last looked:
+/// a quiet watch shows an old time while it keeps polling.
 fn print_live(live: &crate::jobs::LiveStatus) {
     println!(
-        "  now:      as of {}",
+        "  now:      figures last changed {}",
         live.updated.format("%Y-%m-%d %H:%M:%S UTC")
     );
     let width = live
@@ -605,7 +648,11 @@ fn print_live(live: &crate::jobs::LiveStatus) {
 
 /// Prints the job table of `opsd status`.
 fn print_status(config: &str, jobs: &[JobStatus]) {
-    println!("{config}: {} job(s)\n", jobs.len());
+    println!(
+        "{}: {} job(s)\n",
+        crate::escape::control(config),
+        jobs.len()
+    );
     let fmt_local = |t: chrono::DateTime<chrono::Utc>, tz: Option<&str>| match tz
         .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
     {
@@ -829,7 +876,7 @@ fn check_env_files(cfg: &Config, texts: &mut Texts, out: &mut Vec<String>) -> an
                 out.push(format!(
                     "{}: env_file: {} does not exist (optional: runs get none)",
                     job.name,
-                    path.display()
+                    shown_path(&path)
                 ));
                 continue;
             }
@@ -837,7 +884,7 @@ fn check_env_files(cfg: &Config, texts: &mut Texts, out: &mut Vec<String>) -> an
                 out.push(format!(
                     "{}: env_file: OK ({}, {} variable(s))",
                     job.name,
-                    path.display(),
+                    shown_path(&path),
                     vars.len()
                 ));
                 continue;
@@ -882,13 +929,13 @@ impl Texts {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => {
                 let text = std::fs::read_to_string(&job.file).with_context(|| {
-                    format!("{}: cannot read configuration", job.file.display())
+                    format!("{}: cannot read configuration", shown_path(&job.file))
                 })?;
                 e.insert(text)
             }
         };
         let (line, column) = config::line_col(text, span.start);
-        Ok(format!("{}:{line}:{column}", job.file.display()))
+        Ok(format!("{}:{line}:{column}", shown_path(&job.file)))
     }
 }
 
@@ -938,9 +985,9 @@ fn check_hidden_paths(cfg: &Config, sandbox: &Sandbox, texts: &mut Texts, out: &
         if let Some(hiding) = sandbox.hiding(program) {
             out.push(format!(
                 "{}: `alerts.{}.command`: warning: {} is hidden from the daemon by {} in {}; {}",
-                cfg.path.display(),
+                shown_path(&cfg.path),
                 sink.name,
-                program.display(),
+                shown_path(program),
                 hiding.setting,
                 config::sandbox::UNIT_NAME,
                 hiding.advice
@@ -984,9 +1031,9 @@ fn check_hidden_aws_files(cfg: &Config, sandbox: &Sandbox, out: &mut Vec<String>
                  find; give the daemon its own credentials: an EnvironmentFile= drop-in (0600 \
                  root), LoadCredential= with AWS_SHARED_CREDENTIALS_FILE under \
                  $CREDENTIALS_DIRECTORY, or an instance profile (docs/ec2.md)",
-                job.file.display(),
+                shown_path(&job.file),
                 job.name,
-                path.display(),
+                shown_path(path),
                 hiding.setting,
                 config::sandbox::UNIT_NAME,
             ));
@@ -997,7 +1044,7 @@ fn check_hidden_aws_files(cfg: &Config, sandbox: &Sandbox, out: &mut Vec<String>
 /// Prints the header (`OK` only when `ok`, as the exit code), then each job with its schedule,
 /// zone and next fire times (local and UTC).
 fn print_check(cfg: &Config, next: usize, ok: bool) {
-    let path = cfg.path.display();
+    let path = shown_path(&cfg.path);
     match (ok, cfg.jobs.len()) {
         (true, 0) => {
             println!("{path}: OK, no jobs: nothing will run until a [jobs.NAME] section is added")
@@ -1007,12 +1054,12 @@ fn print_check(cfg: &Config, next: usize, ok: bool) {
     }
     for file in &cfg.files {
         let n = cfg.jobs.values().filter(|j| *j.file == **file).count();
-        println!("  read {} ({n} job(s))", file.display());
+        println!("  read {} ({n} job(s))", shown_path(file));
     }
     if cfg.files.len() == 1 {
         println!(
             "  (no {}/*.toml files)",
-            config::drop_in_dir(&cfg.path).display()
+            shown_path(&config::drop_in_dir(&cfg.path))
         );
     }
     let now = chrono::Utc::now();

@@ -1746,6 +1746,11 @@ fn status_shows_what_a_running_apache_log_watch_is_doing() {
         Some("0"),
         "{text}"
     );
+    // The time is when a figure last changed, and says so: a quiet watch keeps polling.
+    assert!(
+        status_field(&text, "now").is_some_and(|v| v.starts_with("figures last changed 20")),
+        "{text}"
+    );
     assert_eq!(
         status_field(&text, "last alert").as_deref(),
         Some("none yet"),
@@ -2069,4 +2074,224 @@ fn status_after_a_restart_still_shows_the_last_run_and_its_output() {
         warning.contains(" WARN ") && warning.contains("nightly.json"),
         "{warning}"
     );
+}
+
+/// True when `text` holds a character that moves the cursor, recolours the terminal or ends a
+/// line other than the newline between lines.
+fn has_raw_controls(text: &str) -> bool {
+    text.chars().any(|c| c != '\n' && c.is_control())
+}
+
+#[test]
+fn status_trigger_and_run_job_print_what_a_run_record_holds_escaped() {
+    // A last-run record someone else wrote (or a job's own output): escapes, a bell, a
+    // carriage return and a line of its own.
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("jobs.toml"),
+        job("b", "0 0 3 * * *", "printf 'o\\033[41mX\\r\\n'; exit 1", ""),
+    )
+    .unwrap();
+    fs::create_dir_all(dir.path().join("state/last-run")).unwrap();
+    fs::write(
+        dir.path().join("state/last-run/b.json"),
+        r#"{"job_type":"command","last":{"run_id":"\u001b[31mRID","started":"2026-12-01T10:00:00Z","duration_ms":5,"outcome":"success","detail":"d\u001b[2J\u001b]0;pwn\u0007\nFAKE LINE","output":["o\u001b[41mX\r"]}}"#,
+    )
+    .unwrap();
+    let d = Daemon::start_in(dir, &[]);
+    let shown = String::from_utf8_lossy(&d.ctl(&["status", "b"]).stdout).into_owned();
+    assert!(
+        !has_raw_controls(&shown),
+        "raw controls in status b: {shown:?}"
+    );
+    assert!(
+        shown.contains("run \\u{1b}[31mRID): d\\u{1b}[2J\\u{1b}]0;pwn\\u{7}\\nFAKE LINE")
+            && shown.contains("  | o\\u{1b}[41mX\\r"),
+        "{shown}"
+    );
+    assert!(
+        !shown.lines().any(|l| l.starts_with("FAKE")),
+        "a forged line: {shown}"
+    );
+    // A name not there: the message speaks of every file the daemon read, not jobs.toml only.
+    let err = String::from_utf8_lossy(&d.ctl(&["status", "nosuch"]).stderr).into_owned();
+    assert!(
+        err.contains("no job named \"nosuch\" in the loaded job files (")
+            && err.contains("jobs.toml and its jobs.d/*.toml)"),
+        "{err}"
+    );
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["status", "b", "--json"],
+    ] {
+        let out = String::from_utf8_lossy(&d.ctl(args).stdout).into_owned();
+        assert!(!has_raw_controls(&out), "raw controls in {args:?}: {out:?}");
+    }
+    // What a run prints now, through trigger and run-job.
+    let out = d.ctl(&["trigger", "b"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !has_raw_controls(&text) && text.contains("  | o\\u{1b}[41mX\\r"),
+        "{text:?}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["run-job", "b", "--log-format", "text", "--config"])
+        .arg(d.path("jobs.toml"))
+        .arg("--state-dir")
+        .arg(d.path("state-run-job"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let verdict: Vec<&str> = err.lines().filter(|l| l.starts_with("  | ")).collect();
+    assert_eq!(verdict, ["  | o\\u{1b}[41mX\\r"], "{err}");
+}
+
+#[test]
+fn a_drop_in_named_with_control_characters_is_printed_escaped_by_check_reload_and_the_log() {
+    let evil = "evil\u{1b}[2J\n FAKE: all ok.toml";
+    let shown = "evil\\u{1b}[2J\\n FAKE: all ok.toml";
+    let d = start_with_drop_ins(
+        &job("main", "0 0 3 * * *", "true", ""),
+        &[(evil, job("web", "0 0 3 * * *", "true", ""))],
+    );
+    let check = |what: &str| {
+        let out = opsd(
+            &[
+                "check",
+                "--config",
+                &d.path("jobs.toml").display().to_string(),
+            ],
+            &[],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!has_raw_controls(&text), "{what}: raw controls: {text:?}");
+        assert!(
+            !text.lines().any(|l| l.starts_with(" FAKE")),
+            "{what}: a forged line:\n{text}"
+        );
+        assert!(text.contains(shown), "{what}: no {shown:?} in:\n{text}");
+        text
+    };
+    let text = check("a good drop-in");
+    assert!(
+        text.contains(&format!(
+            "  read {}/jobs.d/{shown} (1 job(s))",
+            d.path("").display().to_string().trim_end_matches('/')
+        )),
+        "{text}"
+    );
+
+    fs::write(
+        d.path("jobs.d").join(evil),
+        job("web", "0 0 3 * * *", "true", "timout = \"4s\""),
+    )
+    .unwrap();
+    check("a broken drop-in");
+    let out = d.ctl(&["reload"]);
+    let reply = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{reply}");
+    assert!(
+        !has_raw_controls(&reply) && reply.contains(&format!("{shown}:5:1: `jobs.web.timout`")),
+        "reload reply: {reply:?}"
+    );
+    d.wait_for(
+        || d.log().contains("reload rejected;"),
+        "the rejected reload in the log",
+    );
+    let log = d.log();
+    assert!(
+        !has_raw_controls(&log) && log.contains(&format!("{shown}:5:1: `jobs.web.timout`")),
+        "log: {log:?}"
+    );
+    assert!(!log.lines().any(|l| l.starts_with(" FAKE")), "{log}");
+}
+
+#[test]
+fn a_broken_drop_in_at_first_start_logs_each_error_once_then_why_it_did_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("jobs.toml"),
+        job("main", "0 0 3 * * *", "true", ""),
+    )
+    .unwrap();
+    fs::create_dir(dir.path().join("jobs.d")).unwrap();
+    fs::write(
+        dir.path().join("jobs.d/web.toml"),
+        job(
+            "web",
+            "0 0 3 * * *",
+            "true",
+            "timout = \"4s\"\ntimezone = \"Mars/Base\"",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(["run", "--log-format", "text", "--config"])
+        .arg(dir.path().join("jobs.toml"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--socket")
+        .arg(dir.path().join("opsd.sock"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    let web = dir.path().join("jobs.d/web.toml").display().to_string();
+    let timout = format!("{web}:5:1: `jobs.web.timout`");
+    let zone = format!("{web}:6:12: `jobs.web.timezone`: unknown time zone");
+    for (what, n) in [(&timout, 1), (&zone, 1), (&"\\n".to_string(), 0)] {
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(what.as_str())).count(),
+            n,
+            "{what:?} on {n} line(s):\n{err}"
+        );
+    }
+    for l in lines.iter().filter(|l| l.contains(&web)) {
+        assert!(l.contains(" ERROR "), "not at error: {l}");
+    }
+    let last = lines.last().copied().unwrap_or_default();
+    assert!(
+        last.contains(" ERROR ") && last.contains("not started: 2 errors in the job files"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_process_left_in_the_supervisor_cgroup_is_named_at_warn_with_what_to_do() {
+    let cg = TestCgroup::new();
+    let d = start_in(&cg);
+    let mut parked = None;
+    let d = d.kill_and_restart(|| {
+        // What a root job that moved itself into `supervisor` leaves after a crash.
+        let sleeper = Command::new("sleep").arg("300").spawn().unwrap();
+        fs::write(
+            cg.dir.join("supervisor/cgroup.procs"),
+            sleeper.id().to_string(),
+        )
+        .unwrap();
+        parked = Some(sleeper);
+    });
+    let mut sleeper = parked.unwrap();
+    let pid = sleeper.id();
+    d.wait_for(
+        || d.log().contains("runs get no cgroup of their own"),
+        "the daemon to say how runs are tracked",
+    );
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("runs get no cgroup of their own"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(" WARN ")
+            && line.contains(&format!("holds pid {pid} (sleep, "))
+            && line.contains("which is not opsd")
+            && line.contains(&format!("kill {pid}")),
+        "{line}"
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
 }

@@ -1,4 +1,8 @@
 //! Configuration errors that point at the file, line, column and key at fault.
+//!
+//! Each error displays as one line with its control characters escaped
+//! ([`crate::escape::control`]): a drop-in's file name, a quoted key or a value in a message is
+//! anyone's text, and these lines reach `opsd check`, the reload reply and the journal.
 
 use std::fmt;
 use std::ops::Range;
@@ -30,7 +34,7 @@ impl FieldError {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read at all.
-    #[error("{path}: cannot read configuration: {source}")]
+    #[error("{}: cannot read configuration: {source}", crate::escape::control(&.path.to_string_lossy()))]
     Read {
         /// The file that was asked for.
         path: PathBuf,
@@ -58,12 +62,24 @@ pub struct Located {
 }
 
 impl fmt::Display for Located {
+    /// `FILE:LINE:COL: `KEY`: MESSAGE`, on one line whatever the file's name, the key or the
+    /// message hold.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.path.display(), self.line, self.column)?;
+        use crate::escape::control;
+        let path = self.path.to_string_lossy();
+        write!(f, "{}:{}:{}: ", control(&path), self.line, self.column)?;
         if !self.key.is_empty() {
-            write!(f, "`{}`: ", self.key)?;
+            write!(f, "`{}`: ", control(&self.key))?;
         }
-        write!(f, "{}", self.message)
+        // A parser's message may span lines ("invalid table header" / "expected ..."): one
+        // line, its parts joined.
+        let message: Vec<&str> = self
+            .message
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        write!(f, "{}", control(&message.join("; ")))
     }
 }
 
@@ -238,6 +254,42 @@ mod tests {
         assert_eq!(line_col(text, 0), (1, 1));
         assert_eq!(line_col(text, 6), (2, 1));
         assert_eq!(line_col(text, 8), (2, 3));
+    }
+
+    #[test]
+    fn a_file_name_key_or_message_with_control_characters_stays_on_its_line() {
+        let path = Path::new("/etc/opsd/jobs.d/evil\u{1b}[2J\n FAKE: all ok.toml");
+        let e = ConfigError::invalid(
+            path,
+            "[jobs.x]\n",
+            vec![FieldError::new(1..5, "jobs.\u{7}x", "bad\rvalue")],
+        );
+        assert_eq!(
+            e.to_string(),
+            "/etc/opsd/jobs.d/evil\\u{1b}[2J\\n FAKE: all ok.toml:1:2: `jobs.\\u{7}x`: bad\\rvalue"
+        );
+        let parser = ConfigError::invalid(
+            Path::new("/etc/opsd/jobs.toml"),
+            "[jobs.x\n",
+            vec![FieldError::new(
+                0..1,
+                "",
+                "invalid table header\nexpected `.`, `]`\n",
+            )],
+        );
+        assert_eq!(
+            parser.to_string(),
+            "/etc/opsd/jobs.toml:1:1: invalid table header; expected `.`, `]`"
+        );
+        let read = ConfigError::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let text = read.to_string();
+        assert!(
+            text.starts_with("/etc/opsd/jobs.d/evil\\u{1b}[2J\\n FAKE") && !text.contains('\n'),
+            "{text}"
+        );
     }
 
     #[test]

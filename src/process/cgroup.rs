@@ -35,10 +35,41 @@ const POLL: Duration = Duration::from_millis(20);
 /// The daemon's own (delegated) cgroup directory, once [`enter`] has succeeded.
 static OWN: OnceLock<PathBuf> = OnceLock::new();
 
+/// Why runs get no cgroup of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoCgroup {
+    /// The setup gives opsd no cgroup to manage (no delegation, the root cgroup, an old
+    /// kernel): how opsd was started, said at info.
+    Unusable(String),
+    /// Processes sit in the `supervisor` leaf: another opsd, or what a root job moved there
+    /// and left running. Something to act on, said at warn.
+    Occupied(String),
+}
+
+impl std::fmt::Display for NoCgroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoCgroup::Unusable(why) | NoCgroup::Occupied(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<String> for NoCgroup {
+    fn from(why: String) -> Self {
+        NoCgroup::Unusable(why)
+    }
+}
+
+impl From<&str> for NoCgroup {
+    fn from(why: &str) -> Self {
+        NoCgroup::Unusable(why.to_string())
+    }
+}
+
 /// Finds the daemon's own cgroup and, when it is delegated to opsd alone, moves the daemon
 /// into its `supervisor` leaf so that runs get cgroups of their own. Returns the directory, or
 /// why runs will not get one.
-pub fn enter() -> Result<PathBuf, String> {
+pub fn enter() -> Result<PathBuf, NoCgroup> {
     if let Some(dir) = OWN.get() {
         return Ok(dir.clone());
     }
@@ -62,7 +93,7 @@ pub fn enter() -> Result<PathBuf, String> {
     match fs::create_dir(&leaf) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(format!("cannot create {}: {e}", leaf.display())),
+        Err(e) => return Err(format!("cannot create {}: {e}", leaf.display()).into()),
     }
     fs::write(leaf.join("cgroup.procs"), std::process::id().to_string())
         .map_err(|e| format!("cannot move opsd into {}: {e}", leaf.display()))?;
@@ -71,8 +102,8 @@ pub fn enter() -> Result<PathBuf, String> {
 
 /// Whether `dir` is a cgroup opsd may manage: `cgroup.kill`, writable, delegated when it is a
 /// systemd unit's, no other process in it, and no live process in its `supervisor` (another
-/// opsd).
-fn check(dir: &Path) -> Result<(), String> {
+/// opsd, or a process a root job moved there).
+fn check(dir: &Path) -> Result<(), NoCgroup> {
     // systemd marks its units' cgroups with the invocation id, and delegated ones with
     // `delegate=1` (the `user.` copies are readable without CAP_SYS_ADMIN).
     let flag = |name: &str| {
@@ -84,35 +115,110 @@ fn check(dir: &Path) -> Result<(), String> {
         return Err(format!(
             "{} is a systemd unit's cgroup without Delegate=yes",
             dir.display()
-        ));
+        )
+        .into());
     }
     if !dir.join("cgroup.kill").exists() {
-        return Err(format!(
-            "{} has no cgroup.kill (needs Linux 5.14)",
-            dir.display()
-        ));
+        return Err(format!("{} has no cgroup.kill (needs Linux 5.14)", dir.display()).into());
     }
     let writable = |p: &Path| access(p, AccessFlags::W_OK).is_ok();
     if !writable(dir) || !writable(&dir.join("cgroup.procs")) {
         return Err(format!(
             "{} is not writable (no Delegate=yes, or ProtectControlGroups=yes)",
             dir.display()
-        ));
+        )
+        .into());
     }
     let me = std::process::id() as i32;
     if procs(dir).iter().any(|&p| p != me) {
         return Err(format!(
             "{} holds other processes, so it is not delegated to opsd alone",
             dir.display()
-        ));
+        )
+        .into());
     }
-    if !procs(&dir.join(SUPERVISOR)).is_empty() {
-        return Err(format!(
-            "another process supervises runs in {}",
-            dir.display()
-        ));
+    let leaf = dir.join(SUPERVISOR);
+    let found = procs(&leaf);
+    if !found.is_empty() {
+        let found: Vec<Occupant> = found.into_iter().map(Occupant::of).collect();
+        return Err(NoCgroup::Occupied(occupied(&leaf, &found)));
     }
     Ok(())
+}
+
+/// The most processes in `supervisor` a message names one by one.
+const NAMED: usize = 5;
+
+/// A process found in the `supervisor` leaf at start, as `/proc` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Occupant {
+    pid: i32,
+    /// Its `comm` (anyone's text: the process sets it), when `/proc` shows it.
+    comm: Option<String>,
+    /// Its executable, when `/proc` lets opsd read the link.
+    exe: Option<PathBuf>,
+}
+
+impl Occupant {
+    /// What `/proc` says about `pid`.
+    fn of(pid: i32) -> Occupant {
+        let proc = PathBuf::from(format!("/proc/{pid}"));
+        Occupant {
+            pid,
+            comm: fs::read_to_string(proc.join("comm"))
+                .ok()
+                .map(|c| c.trim_end().to_string()),
+            exe: fs::read_link(proc.join("exe")).ok(),
+        }
+    }
+
+    /// True when its name or executable is opsd's (an executable replaced by an upgrade
+    /// reads `opsd (deleted)`).
+    fn looks_like_opsd(&self) -> bool {
+        let exe_name = self
+            .exe
+            .as_ref()
+            .and_then(|e| e.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        self.comm.as_deref() == Some("opsd")
+            || exe_name.is_some_and(|n| n == "opsd" || n == "opsd (deleted)")
+    }
+
+    /// `pid 1234 (sleep, /usr/bin/sleep)`, escaped for a log line.
+    fn describe(&self) -> String {
+        let comm = self.comm.as_deref().unwrap_or("?");
+        let exe = self
+            .exe
+            .as_ref()
+            .map_or_else(|| "executable hidden".into(), |e| e.to_string_lossy());
+        crate::escape::control(&format!("pid {} ({comm}, {exe})", self.pid)).into_owned()
+    }
+}
+
+/// Why the `supervisor` leaf `leaf` holding `found` keeps runs out of cgroups: the processes,
+/// whether they look like another opsd, and what to do.
+fn occupied(leaf: &Path, found: &[Occupant]) -> String {
+    let mut named: Vec<String> = found.iter().take(NAMED).map(Occupant::describe).collect();
+    if found.len() > NAMED {
+        named.push(format!("{} more", found.len() - NAMED));
+    }
+    let pids: Vec<String> = found.iter().map(|o| o.pid.to_string()).collect();
+    let leaf = crate::escape::control(&leaf.to_string_lossy()).into_owned();
+    let named = named.join(", ");
+    if found.iter().any(Occupant::looks_like_opsd) {
+        format!(
+            "{leaf} holds {named}, which looks like another opsd: two daemons in one cgroup \
+             would kill each other's runs; stop the other one (kill {}) and restart this one",
+            pids.join(" ")
+        )
+    } else {
+        format!(
+            "{leaf} holds {named}, which is not opsd: most likely a process a root job moved \
+             there, out of its run's cgroup, and left running; end it (kill {}) and restart \
+             opsd so that runs get cgroups of their own again",
+            pids.join(" ")
+        )
+    }
 }
 
 /// The value of extended attribute `name` of `path`, or `None` when it has none (or it cannot
@@ -472,6 +578,45 @@ mod tests {
                 0,
             ) == 0
         }
+    }
+
+    #[test]
+    fn processes_in_supervisor_are_named_and_told_apart_from_another_opsd() {
+        let leaf = Path::new("/sys/fs/cgroup/opsd.service/supervisor");
+        let sleeper = Occupant {
+            pid: 4242,
+            comm: Some("sleep\u{1b}[2J".into()),
+            exe: Some("/usr/bin/sleep".into()),
+        };
+        let text = occupied(leaf, std::slice::from_ref(&sleeper));
+        assert!(
+            text.contains("holds pid 4242 (sleep\\u{1b}[2J, /usr/bin/sleep), which is not opsd")
+                && text.contains("kill 4242")
+                && !text.contains('\u{1b}'),
+            "{text}"
+        );
+        let opsd = Occupant {
+            pid: 7,
+            comm: None,
+            exe: Some("/usr/bin/opsd (deleted)".into()),
+        };
+        assert!(opsd.looks_like_opsd());
+        let text = occupied(leaf, &[opsd, sleeper.clone()]);
+        assert!(
+            text.contains("pid 7 (?, /usr/bin/opsd (deleted))")
+                && text.contains("looks like another opsd")
+                && text.contains("kill 7 4242"),
+            "{text}"
+        );
+        let many: Vec<Occupant> = (0..8)
+            .map(|pid| Occupant {
+                pid,
+                ..sleeper.clone()
+            })
+            .collect();
+        assert!(occupied(leaf, &many).contains(", 3 more, which"));
+        // The process running this test is a test binary, not opsd.
+        assert!(!Occupant::of(std::process::id() as i32).looks_like_opsd());
     }
 
     #[test]

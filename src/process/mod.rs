@@ -30,6 +30,8 @@ pub fn supervise(state_dir: &Path) -> Supervisor {
     match cgroup::enter() {
         Ok(dir) => tracing::info!(cgroup = %dir.display(),
             "each run gets its own cgroup under {}; everything a run starts ends with it", dir.display()),
+        Err(cgroup::NoCgroup::Occupied(why)) => tracing::warn!(
+            "runs get no cgroup of their own: {why}; until then what a run leaves is found only through the processes opsd adopts and their OPSD_RUN_ID"),
         Err(why) => tracing::info!(
             "runs get no cgroup of their own ({why}); what a run leaves is found through the processes opsd adopts and their OPSD_RUN_ID"),
     }
