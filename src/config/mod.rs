@@ -87,8 +87,10 @@ pub enum CatchUp {
     Once,
 }
 
-/// One job: when it runs, its run policies, and what it does.
-#[derive(Debug, Clone, PartialEq)]
+/// One job: when it runs, its run policies, and what it does. Two are equal when they run the
+/// same way, wherever they are defined ([`JobConfig::file`] is left out), so a job moved
+/// unchanged from the job file into a drop-in is not "changed" by a reload.
+#[derive(Debug, Clone)]
 pub struct JobConfig {
     /// The job's name (the key under `[jobs]`).
     pub name: String,
@@ -113,6 +115,35 @@ pub struct JobConfig {
     pub alert: Vec<String>,
     /// The type-specific part.
     pub job: JobType,
+}
+
+impl PartialEq for JobConfig {
+    fn eq(&self, other: &Self) -> bool {
+        // Destructured so that a new field cannot be forgotten here.
+        let JobConfig {
+            name,
+            file: _,
+            schedule,
+            enabled,
+            overlap,
+            timeout,
+            kill_grace,
+            jitter,
+            catch_up,
+            alert,
+            job,
+        } = self;
+        *name == other.name
+            && *schedule == other.schedule
+            && *enabled == other.enabled
+            && *overlap == other.overlap
+            && *timeout == other.timeout
+            && *kill_grace == other.kill_grace
+            && *jitter == other.jitter
+            && *catch_up == other.catch_up
+            && *alert == other.alert
+            && *job == other.job
+    }
 }
 
 /// `[defaults]` as written (unknown keys are reported by [`parse_defaults`]).

@@ -430,3 +430,23 @@ fn a_job_file_that_is_not_toml_still_has_its_drop_ins_syntax_checked() {
     assert!(e[0].starts_with("/etc/opsd/jobs.toml:1:"), "{}", e[0]);
     assert!(e[1].starts_with("/etc/opsd/jobs.d/bad.toml:2:"), "{}", e[1]);
 }
+
+#[test]
+fn a_job_moved_unchanged_into_a_drop_in_is_equal_to_the_one_it_was() {
+    let job = "[jobs.w]\ntype = \"command\"\nschedule = \"@hourly\"\ncommand = [\"/bin/true\", \"-x\"]\nenv = { A = \"1\" }\n";
+    let main = Path::new("/etc/opsd/jobs.toml");
+    let before = parse_files(main, job.as_bytes(), &[]).unwrap();
+    // Other spans too: the job sits lower in its new file.
+    let moved = format!("# moved here from jobs.toml\n\n{job}");
+    let after = parse_files(
+        main,
+        b"",
+        &[("/etc/opsd/jobs.d/w.toml".into(), moved.into_bytes())],
+    )
+    .unwrap();
+    assert_ne!(before.jobs["w"].file, after.jobs["w"].file);
+    assert_eq!(before.jobs["w"], after.jobs["w"]);
+    let edited = job.replace("@hourly", "@daily");
+    let edited = parse_files(main, edited.as_bytes(), &[]).unwrap();
+    assert_ne!(before.jobs["w"], edited.jobs["w"]);
+}
