@@ -613,6 +613,7 @@ fn parse_job(
     let mut spec_errors = Vec::new();
     let mut job = match kind {
         "command" => {
+            let value = &checked_env(value, &prefix, &mut spec_errors);
             de_table::<CommandSpec>(value, &prefix, &misspelt, &mut spec_errors).map(|spec| {
                 spec_errors.extend(spec.validate(&prefix));
                 JobType::Command(spec)
@@ -711,6 +712,72 @@ fn parse_job(
         }),
         _ => Err(errors),
     }
+}
+
+/// Checks a command job's `env` table here rather than through serde, whose errors have no
+/// span for a key and echo a value: each name must be one a program can be given (not
+/// `PATH=/evil:`, not `OPSD_JOB`), each value a string, and no value (often a secret) is ever
+/// put in a message. Returns the job's table with `env` left out when it has a problem, so
+/// that serde does not report it again.
+fn checked_env<'a>(
+    value: &Spanned<DeValue<'a>>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Spanned<DeValue<'a>> {
+    let key = format!("{prefix}.env");
+    let Some(env) = value.get_ref().as_table().and_then(|t| t.get("env")) else {
+        return value.clone();
+    };
+    let before = errors.len();
+    match env.get_ref().as_table() {
+        None => errors.push(FieldError::new(
+            env.span(),
+            &key,
+            "`env` must be a table of NAME = \"value\" (e.g. env = { LANG = \"C\" })",
+        )),
+        Some(table) => {
+            for (name, v) in table {
+                if let Some(problem) = env_name_problem(name.get_ref()) {
+                    errors.push(FieldError::new(name.span(), &key, problem));
+                }
+                if !matches!(v.get_ref(), DeValue::String(_)) {
+                    errors.push(FieldError::new(
+                        v.span(),
+                        format!("{key}.{}", name.get_ref()),
+                        "an env value must be a string, in quotes (the value is not shown: it \
+                         may be a secret)",
+                    ));
+                }
+            }
+        }
+    }
+    let mut rest = value.clone();
+    if errors.len() > before {
+        if let DeValue::Table(t) = rest.get_mut() {
+            t.remove("env");
+        }
+    }
+    rest
+}
+
+/// Why `name` cannot be an `env` key: one opsd sets itself or that holds `=` (as for
+/// `pass_env`), or one that is not a variable name (letters, digits and `_`, not starting
+/// with a digit), which a shell could not read and systemd's `Environment=` refuses.
+fn env_name_problem(name: &str) -> Option<String> {
+    crate::process::env::name_problem(name).or_else(|| {
+        let mut chars = name.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        (!valid).then(|| {
+            format!(
+                "{} is not an environment variable name (letters, digits and '_', not \
+                 starting with a digit)",
+                shown(name)
+            )
+        })
+    })
 }
 
 /// The keys of job type `kind` beyond the common ones; `None` for an unknown type.
