@@ -1009,6 +1009,9 @@ fn print_check(cfg: &Config, next: usize, ok: bool) {
         let n = cfg.jobs.values().filter(|j| *j.file == **file).count();
         println!("  read {} ({n} job(s))", file.display());
     }
+    for (file, why) in &cfg.skipped {
+        println!("  skipped {} ({why})", file.display());
+    }
     if cfg.files.len() == 1 {
         println!(
             "  (no {}/*.toml files)",

@@ -2070,3 +2070,33 @@ fn status_after_a_restart_still_shows_the_last_run_and_its_output() {
         "{warning}"
     );
 }
+
+#[test]
+fn check_lists_the_jobs_d_files_it_skipped_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    fs::write(&cfg, "").unwrap();
+    let jobs_d = dir.path().join("jobs.d");
+    fs::create_dir(&jobs_d).unwrap();
+    let job = "[jobs.web]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\n";
+    for name in ["web.toml", "web.toml.dpkg-old", ".hidden.toml", "web.toml~"] {
+        fs::write(jobs_d.join(name), job.replace("web", "w")).unwrap();
+    }
+    let out = opsd(&["check", "--config", &cfg.display().to_string()], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for (name, why) in [
+        (".hidden.toml", "a dotfile; dotfiles are skipped"),
+        ("web.toml.dpkg-old", "a package manager's copy"),
+        ("web.toml~", "an editor's backup"),
+    ] {
+        let want = format!("  skipped {} ({why})", jobs_d.join(name).display());
+        assert!(
+            stdout.lines().any(|l| l == want),
+            "no {want:?} in:\n{stdout}"
+        );
+    }
+    let read = format!("skipped {} ", jobs_d.join("web.toml").display());
+    assert!(!stdout.contains(&read), "{stdout}");
+    assert!(stdout.contains("OK, 1 job(s)"), "{stdout}");
+}

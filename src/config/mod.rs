@@ -11,7 +11,7 @@ pub mod needs;
 pub mod sandbox;
 
 pub use alerts::{CommandSink, SinkConfig, SinkKind, WebhookSink, SINK_TYPES};
-pub use drop_in::{drop_in_dir, DROP_IN_DIR};
+pub use drop_in::{drop_in_dir, skipped, DROP_IN_DIR};
 pub use duration::HumanDuration;
 pub use error::{did_you_mean, line_col, shown, ConfigError, FieldError, Located};
 pub use fields::struct_fields;
@@ -44,6 +44,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Every file read, in order: the job file, then each `jobs.d/*.toml` by name.
     pub files: Vec<PathBuf>,
+    /// The entries of `jobs.d` that were not read, with why ([`drop_in::skipped`]).
+    pub skipped: Vec<(PathBuf, &'static str)>,
     /// Daemon-wide settings.
     pub defaults: Defaults,
     /// The jobs by name, shared with the scheduler's entries rather than copied.
@@ -193,8 +195,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let drop_ins = drop_in::read(&drop_in_dir(path))?;
-    parse_files(path, &bytes, &drop_ins)
+    let dir = drop_in_dir(path);
+    let drop_ins = drop_in::read(&dir)?;
+    let mut config = parse_files(path, &bytes, &drop_ins)?;
+    config.skipped = drop_in::skipped(&dir);
+    Ok(config)
 }
 
 /// Validates the bytes of a job file, locating the first byte that is not UTF-8 if any.
@@ -289,6 +294,7 @@ pub fn parse_files(
         Ok(Config {
             path: path.to_path_buf(),
             files,
+            skipped: Vec::new(),
             defaults,
             jobs,
             alerts: sinks.configs,
