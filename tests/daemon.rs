@@ -2100,3 +2100,65 @@ fn check_lists_the_jobs_d_files_it_skipped_and_why() {
     assert!(!stdout.contains(&read), "{stdout}");
     assert!(stdout.contains("OK, 1 job(s)"), "{stdout}");
 }
+
+#[test]
+fn a_required_env_file_that_cannot_be_read_is_warned_of_at_start_and_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.env");
+    let bad = dir.path().join("bad.env");
+    fs::write(&bad, "A=1\nexport B=hunter2\n").unwrap();
+    let jobs = |file: &Path| {
+        [
+            job(
+                "needs",
+                "@daily",
+                "true",
+                &format!("env_file = {:?}", file.display().to_string()),
+            ),
+            job(
+                "maybe",
+                "@daily",
+                "true",
+                &format!("env_file = \"-{}\"", dir.path().join("none.env").display()),
+            ),
+            job(
+                "off",
+                "@daily",
+                "true",
+                &format!(
+                    "enabled = false\nenv_file = {:?}",
+                    missing.display().to_string()
+                ),
+            ),
+        ]
+        .concat()
+    };
+    let d = Daemon::start(&jobs(&missing));
+    let warned = |file: &Path| {
+        let log = d.log();
+        log.lines().any(|l| {
+            l.contains("WARN")
+                && l.contains("needs: env_file")
+                && l.contains(&file.display().to_string())
+        })
+    };
+    d.wait_for(
+        || warned(&missing),
+        "a warning naming the job and the missing file",
+    );
+    d.write_config(&jobs(&bad));
+    let out = d.ctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_for(
+        || warned(&bad),
+        "a warning naming the job and the broken file",
+    );
+    let log = d.log();
+    assert!(!log.contains("hunter2"), "{log}");
+    assert!(!log.contains("maybe: env_file"), "{log}");
+    assert!(!log.contains("off: env_file"), "{log}");
+}
