@@ -2162,3 +2162,32 @@ fn a_required_env_file_that_cannot_be_read_is_warned_of_at_start_and_reload() {
     assert!(!log.contains("maybe: env_file"), "{log}");
     assert!(!log.contains("off: env_file"), "{log}");
 }
+
+#[test]
+fn check_warns_of_a_hidden_script_argument_and_run_home_but_not_of_a_tmp_working_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    fs::write(
+        &cfg,
+        "[jobs.s]\ntype = \"command\"\nschedule = \"@daily\"\n\
+         command = [\"bash\", \"/home/u/job.sh\"]\nworking_dir = \"/tmp\"\nuser = \"root\"\n",
+    )
+    .unwrap();
+    let out = opsd(&["check", "--config", &cfg.display().to_string()], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let cfg = cfg.display();
+    for want in [
+        format!(
+            "{cfg}:4:11: `jobs.s.command`: warning: /home/u/job.sh is hidden from the daemon by \
+             ProtectHome=yes"
+        ),
+        format!(
+            "{cfg}:6:8: `jobs.s.user`: warning: /root, the home of user root and so the run's \
+             HOME, is hidden from the daemon by ProtectHome=yes"
+        ),
+    ] {
+        assert!(stdout.contains(&want), "no {want:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("working_dir"), "{stdout}");
+}
