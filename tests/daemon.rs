@@ -2191,3 +2191,36 @@ fn check_warns_of_a_hidden_script_argument_and_run_home_but_not_of_a_tmp_working
     }
     assert!(!stdout.contains("working_dir"), "{stdout}");
 }
+
+#[test]
+fn a_job_moved_unchanged_into_jobs_d_is_unchanged_by_the_reload() {
+    let slow = "sleep 30";
+    let text = job("mover", "@start", slow, "");
+    let d = Daemon::start(&text);
+    d.wait_for(
+        || d.log().contains("mover") && d.log().contains("run started"),
+        "the run starting",
+    );
+    fs::create_dir(d.path("jobs.d")).unwrap();
+    fs::write(d.path("jobs.d/mover.toml"), format!("# moved\n{text}")).unwrap();
+    d.write_config("");
+    let out = d.ctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_for(
+        || d.log().contains("configuration reloaded"),
+        "the reload to be logged",
+    );
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .unwrap();
+    assert!(
+        line.contains("changed=[]") && line.contains("unchanged=1"),
+        "{line}"
+    );
+}
