@@ -1056,6 +1056,9 @@ fn print_check(cfg: &Config, next: usize, ok: bool) {
         let n = cfg.jobs.values().filter(|j| *j.file == **file).count();
         println!("  read {} ({n} job(s))", shown_path(file));
     }
+    for (file, why) in &cfg.skipped {
+        println!("  skipped {} ({why})", file.display());
+    }
     if cfg.files.len() == 1 {
         println!(
             "  (no {}/*.toml files)",

@@ -75,6 +75,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let alerts =
         Dispatcher::new(&cfg.alerts, DispatcherOptions::default()).context("alert sinks")?;
     spawn_preflights(&cfg, cfg.jobs.keys());
+    spawn_env_file_checks(&cfg);
     let mut sched = Scheduler::start(cfg, opts.state_dir.clone(), alerts)
         .context("cannot start the scheduler's alarm thread")?;
     release_freed_memory();
@@ -259,6 +260,7 @@ fn reload(
                         opts.config.display(), summary.removed.len());
                 }
                 spawn_preflights(sched.config(), summary.added.iter().chain(&summary.changed));
+                spawn_env_file_checks(sched.config());
                 release_freed_memory();
             })
             .inspect_err(|e| {
@@ -304,6 +306,57 @@ fn spawn_preflights<'a>(cfg: &Config, names: impl IntoIterator<Item = &'a String
                     "{}: {why}; its runs will fail until this is fixed", job.name),
             }
         });
+    }
+}
+
+/// Warns, naming the job and the file, for each enabled command job whose `env_file` cannot be
+/// used now (missing when required, not a regular file, unreadable, not `KEY=VALUE`): each run
+/// reads it again and would fail, and without this the journal says nothing until the first
+/// run does. All jobs are checked at each reload, changed or not, since the file may have gone
+/// meanwhile. The checks run on a thread of their own: a stat or open of a file on a dead
+/// mount blocks, and must block neither the main loop nor the runtime's shutdown.
+fn spawn_env_file_checks(cfg: &Config) {
+    let files: Vec<(String, PathBuf, bool)> = cfg
+        .jobs
+        .values()
+        .filter(|job| job.enabled)
+        .filter_map(|job| match &job.job {
+            crate::jobs::JobType::Command(spec) => spec
+                .env_file_path()
+                .map(|(path, optional)| (job.name.clone(), path, optional)),
+            _ => None,
+        })
+        .collect();
+    if files.is_empty() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("env-file-check".into())
+        .spawn(move || {
+            for (job, path, optional) in files {
+                if let Some(why) = env_file_problem(&path, optional) {
+                    tracing::warn!(job = %job, file = %path.display(),
+                        "{job}: {why}; its runs will fail until this is fixed");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the thread that checks env_file files: {e}");
+    }
+}
+
+/// Why the `env_file` at `path` cannot be used by a run now, without any of its text.
+fn env_file_problem(path: &std::path::Path, optional: bool) -> Option<String> {
+    match std::fs::metadata(path) {
+        Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => Some(format!("env_file {}: cannot read it: {e}", path.display())),
+        // Opening a FIFO for reading would block here until a writer comes.
+        Ok(meta) if !meta.is_file() => {
+            Some(format!("env_file {}: not a regular file", path.display()))
+        }
+        Ok(_) => crate::process::env::read_env_file(path, optional)
+            .err()
+            .map(|e| e.to_string()),
     }
 }
 

@@ -2295,3 +2295,157 @@ fn a_process_left_in_the_supervisor_cgroup_is_named_at_warn_with_what_to_do() {
     let _ = sleeper.kill();
     let _ = sleeper.wait();
 }
+
+#[test]
+fn check_lists_the_jobs_d_files_it_skipped_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    fs::write(&cfg, "").unwrap();
+    let jobs_d = dir.path().join("jobs.d");
+    fs::create_dir(&jobs_d).unwrap();
+    let job = "[jobs.web]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\n";
+    for name in ["web.toml", "web.toml.dpkg-old", ".hidden.toml", "web.toml~"] {
+        fs::write(jobs_d.join(name), job.replace("web", "w")).unwrap();
+    }
+    let out = opsd(&["check", "--config", &cfg.display().to_string()], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for (name, why) in [
+        (".hidden.toml", "a dotfile; dotfiles are skipped"),
+        ("web.toml.dpkg-old", "a package manager's copy"),
+        ("web.toml~", "an editor's backup"),
+    ] {
+        let want = format!("  skipped {} ({why})", jobs_d.join(name).display());
+        assert!(
+            stdout.lines().any(|l| l == want),
+            "no {want:?} in:\n{stdout}"
+        );
+    }
+    let read = format!("skipped {} ", jobs_d.join("web.toml").display());
+    assert!(!stdout.contains(&read), "{stdout}");
+    assert!(stdout.contains("OK, 1 job(s)"), "{stdout}");
+}
+
+#[test]
+fn a_required_env_file_that_cannot_be_read_is_warned_of_at_start_and_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.env");
+    let bad = dir.path().join("bad.env");
+    fs::write(&bad, "A=1\nexport B=hunter2\n").unwrap();
+    let jobs = |file: &Path| {
+        [
+            job(
+                "needs",
+                "@daily",
+                "true",
+                &format!("env_file = {:?}", file.display().to_string()),
+            ),
+            job(
+                "maybe",
+                "@daily",
+                "true",
+                &format!("env_file = \"-{}\"", dir.path().join("none.env").display()),
+            ),
+            job(
+                "off",
+                "@daily",
+                "true",
+                &format!(
+                    "enabled = false\nenv_file = {:?}",
+                    missing.display().to_string()
+                ),
+            ),
+        ]
+        .concat()
+    };
+    let d = Daemon::start(&jobs(&missing));
+    let warned = |file: &Path| {
+        let log = d.log();
+        log.lines().any(|l| {
+            l.contains("WARN")
+                && l.contains("needs: env_file")
+                && l.contains(&file.display().to_string())
+        })
+    };
+    d.wait_for(
+        || warned(&missing),
+        "a warning naming the job and the missing file",
+    );
+    d.write_config(&jobs(&bad));
+    let out = d.ctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_for(
+        || warned(&bad),
+        "a warning naming the job and the broken file",
+    );
+    let log = d.log();
+    assert!(!log.contains("hunter2"), "{log}");
+    assert!(!log.contains("maybe: env_file"), "{log}");
+    assert!(!log.contains("off: env_file"), "{log}");
+}
+
+#[test]
+fn check_warns_of_a_hidden_script_argument_and_run_home_but_not_of_a_tmp_working_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("jobs.toml");
+    fs::write(
+        &cfg,
+        "[jobs.s]\ntype = \"command\"\nschedule = \"@daily\"\n\
+         command = [\"bash\", \"/home/u/job.sh\"]\nworking_dir = \"/tmp\"\nuser = \"root\"\n",
+    )
+    .unwrap();
+    let out = opsd(&["check", "--config", &cfg.display().to_string()], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let cfg = cfg.display();
+    for want in [
+        format!(
+            "{cfg}:4:11: `jobs.s.command`: warning: /home/u/job.sh is hidden from the daemon by \
+             ProtectHome=yes"
+        ),
+        format!(
+            "{cfg}:6:8: `jobs.s.user`: warning: /root, the home of user root and so the run's \
+             HOME, is hidden from the daemon by ProtectHome=yes"
+        ),
+    ] {
+        assert!(stdout.contains(&want), "no {want:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("working_dir"), "{stdout}");
+}
+
+#[test]
+fn a_job_moved_unchanged_into_jobs_d_is_unchanged_by_the_reload() {
+    let slow = "sleep 30";
+    let text = job("mover", "@start", slow, "");
+    let d = Daemon::start(&text);
+    d.wait_for(
+        || d.log().contains("mover") && d.log().contains("run started"),
+        "the run starting",
+    );
+    fs::create_dir(d.path("jobs.d")).unwrap();
+    fs::write(d.path("jobs.d/mover.toml"), format!("# moved\n{text}")).unwrap();
+    d.write_config("");
+    let out = d.ctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_for(
+        || d.log().contains("configuration reloaded"),
+        "the reload to be logged",
+    );
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .unwrap();
+    assert!(
+        line.contains("changed=[]") && line.contains("unchanged=1"),
+        "{line}"
+    );
+}

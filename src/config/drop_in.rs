@@ -1,7 +1,8 @@
 //! The `jobs.d` directory beside the job file, read after it as cron reads `cron.d`: the
 //! `*.toml` files in it, in name order. Dotfiles and whatever else lies there (a package
 //! manager's `*.dpkg-old`/`*.dpkg-dist`, an editor's `~` backup, a subdirectory) are skipped
-//! with a debug line, so a file the admin did not mean to enable never runs jobs.
+//! with a debug line, so a file the admin did not mean to enable never runs jobs; `opsd check`
+//! lists them with the reason ([`skipped`]).
 
 use super::ConfigError;
 use std::io::ErrorKind;
@@ -40,13 +41,13 @@ pub fn read(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, ConfigError> {
             source,
         })?;
         let path = entry.path();
-        if !wanted(&path) {
-            tracing::debug!(file = %path.display(), "skipping {}: only *.toml files in {} are read", path.display(), dir.display());
+        if let Some(why) = name_skip_reason(&path) {
+            tracing::debug!(file = %path.display(), "skipping {}: {why}", path.display());
             continue;
         }
         // Follows a symlink, as the file itself is read.
         if path.is_dir() {
-            tracing::debug!(file = %path.display(), "skipping {}: a directory", path.display());
+            tracing::debug!(file = %path.display(), "skipping {}: {DIRECTORY}", path.display());
             continue;
         }
         paths.push(path);
@@ -61,14 +62,58 @@ pub fn read(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, ConfigError> {
         .collect()
 }
 
-/// Whether a directory entry is a drop-in: a `NAME.toml`, not a dotfile (editors' swap and
-/// lock files), so `x.toml.dpkg-old`, `x.toml~` and `.x.toml.swp` are left alone.
-fn wanted(path: &Path) -> bool {
-    match path.file_name().and_then(|n| n.to_str()) {
-        Some(name) => {
-            !name.starts_with('.') && name.len() > ".toml".len() && name.ends_with(".toml")
-        }
-        None => false,
+/// The skip reason of a subdirectory (or a symlink to one).
+const DIRECTORY: &str = "a directory";
+
+/// The entries of `dir` that are not read as drop-ins, in name order, each with why: what
+/// `opsd check` lists, since an admin who drops in `web.toml.bak` expects its jobs to run.
+/// None when `dir` cannot be listed ([`read`] reports that).
+pub fn skipped(dir: &Path) -> Vec<(PathBuf, &'static str)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut skipped: Vec<(PathBuf, &'static str)> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter_map(|path| {
+            let why = name_skip_reason(&path).or_else(|| path.is_dir().then_some(DIRECTORY))?;
+            Some((path, why))
+        })
+        .collect();
+    skipped.sort();
+    skipped
+}
+
+/// Why a directory entry is not a drop-in by its name, or `None` for a `NAME.toml`: a dotfile
+/// (editors' swap and lock files), a package manager's or an editor's copy, or another name,
+/// so `x.toml.dpkg-old`, `x.toml~` and `.x.toml.swp` are left alone.
+fn name_skip_reason(path: &Path) -> Option<&'static str> {
+    const PACKAGE_COPIES: &[&str] = &[
+        ".dpkg-old",
+        ".dpkg-dist",
+        ".dpkg-new",
+        ".dpkg-tmp",
+        ".dpkg-bak",
+        ".ucf-old",
+        ".ucf-dist",
+        ".ucf-new",
+        ".rpmnew",
+        ".rpmsave",
+        ".rpmorig",
+    ];
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Some("the name is not UTF-8; only NAME.toml files are read");
+    };
+    if name.starts_with('.') {
+        Some("a dotfile; dotfiles are skipped")
+    } else if PACKAGE_COPIES.iter().any(|s| name.ends_with(s)) {
+        Some("a package manager's copy")
+    } else if name.ends_with('~') {
+        Some("an editor's backup")
+    } else if !name.ends_with(".toml") {
+        Some("only NAME.toml files are read")
+    } else {
+        None
     }
 }
 
@@ -100,6 +145,24 @@ mod tests {
             .collect();
         assert_eq!(names, ["10-x.toml", "a.toml", "b.toml"]);
         assert_eq!(read[1].1, b"a.toml");
+        let skipped: Vec<_> = skipped(dir.path())
+            .into_iter()
+            .map(|(p, why)| (p.file_name().unwrap().to_str().unwrap().to_string(), why))
+            .collect();
+        let dotfile = "a dotfile; dotfiles are skipped";
+        let package = "a package manager's copy";
+        assert_eq!(
+            skipped,
+            [
+                (".hidden.toml".to_string(), dotfile),
+                (".toml".to_string(), dotfile),
+                ("c.toml.dpkg-dist".to_string(), package),
+                ("c.toml.dpkg-old".to_string(), package),
+                ("d.toml~".to_string(), "an editor's backup"),
+                ("notes.txt".to_string(), "only NAME.toml files are read"),
+                ("sub.toml".to_string(), DIRECTORY),
+            ]
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod needs;
 pub mod sandbox;
 
 pub use alerts::{CommandSink, SinkConfig, SinkKind, WebhookSink, SINK_TYPES};
-pub use drop_in::{drop_in_dir, DROP_IN_DIR};
+pub use drop_in::{drop_in_dir, skipped, DROP_IN_DIR};
 pub use duration::HumanDuration;
 pub use error::{did_you_mean, line_col, shown, ConfigError, FieldError, Located};
 pub use fields::struct_fields;
@@ -44,6 +44,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Every file read, in order: the job file, then each `jobs.d/*.toml` by name.
     pub files: Vec<PathBuf>,
+    /// The entries of `jobs.d` that were not read, with why ([`drop_in::skipped`]).
+    pub skipped: Vec<(PathBuf, &'static str)>,
     /// Daemon-wide settings.
     pub defaults: Defaults,
     /// The jobs by name, shared with the scheduler's entries rather than copied.
@@ -87,8 +89,10 @@ pub enum CatchUp {
     Once,
 }
 
-/// One job: when it runs, its run policies, and what it does.
-#[derive(Debug, Clone, PartialEq)]
+/// One job: when it runs, its run policies, and what it does. Two are equal when they run the
+/// same way, wherever they are defined ([`JobConfig::file`] is left out), so a job moved
+/// unchanged from the job file into a drop-in is not "changed" by a reload.
+#[derive(Debug, Clone)]
 pub struct JobConfig {
     /// The job's name (the key under `[jobs]`).
     pub name: String,
@@ -113,6 +117,35 @@ pub struct JobConfig {
     pub alert: Vec<String>,
     /// The type-specific part.
     pub job: JobType,
+}
+
+impl PartialEq for JobConfig {
+    fn eq(&self, other: &Self) -> bool {
+        // Destructured so that a new field cannot be forgotten here.
+        let JobConfig {
+            name,
+            file: _,
+            schedule,
+            enabled,
+            overlap,
+            timeout,
+            kill_grace,
+            jitter,
+            catch_up,
+            alert,
+            job,
+        } = self;
+        *name == other.name
+            && *schedule == other.schedule
+            && *enabled == other.enabled
+            && *overlap == other.overlap
+            && *timeout == other.timeout
+            && *kill_grace == other.kill_grace
+            && *jitter == other.jitter
+            && *catch_up == other.catch_up
+            && *alert == other.alert
+            && *job == other.job
+    }
 }
 
 /// `[defaults]` as written (unknown keys are reported by [`parse_defaults`]).
@@ -162,8 +195,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let drop_ins = drop_in::read(&drop_in_dir(path))?;
-    parse_files(path, &bytes, &drop_ins)
+    let dir = drop_in_dir(path);
+    let drop_ins = drop_in::read(&dir)?;
+    let mut config = parse_files(path, &bytes, &drop_ins)?;
+    config.skipped = drop_in::skipped(&dir);
+    Ok(config)
 }
 
 /// Validates the bytes of a job file, locating the first byte that is not UTF-8 if any.
@@ -258,6 +294,7 @@ pub fn parse_files(
         Ok(Config {
             path: path.to_path_buf(),
             files,
+            skipped: Vec::new(),
             defaults,
             jobs,
             alerts: sinks.configs,
@@ -582,6 +619,7 @@ fn parse_job(
     let mut spec_errors = Vec::new();
     let mut job = match kind {
         "command" => {
+            let value = &checked_env(value, &prefix, &mut spec_errors);
             de_table::<CommandSpec>(value, &prefix, &misspelt, &mut spec_errors).map(|spec| {
                 spec_errors.extend(spec.validate(&prefix));
                 JobType::Command(spec)
@@ -680,6 +718,72 @@ fn parse_job(
         }),
         _ => Err(errors),
     }
+}
+
+/// Checks a command job's `env` table here rather than through serde, whose errors have no
+/// span for a key and echo a value: each name must be one a program can be given (not
+/// `PATH=/evil:`, not `OPSD_JOB`), each value a string, and no value (often a secret) is ever
+/// put in a message. Returns the job's table with `env` left out when it has a problem, so
+/// that serde does not report it again.
+fn checked_env<'a>(
+    value: &Spanned<DeValue<'a>>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Spanned<DeValue<'a>> {
+    let key = format!("{prefix}.env");
+    let Some(env) = value.get_ref().as_table().and_then(|t| t.get("env")) else {
+        return value.clone();
+    };
+    let before = errors.len();
+    match env.get_ref().as_table() {
+        None => errors.push(FieldError::new(
+            env.span(),
+            &key,
+            "`env` must be a table of NAME = \"value\" (e.g. env = { LANG = \"C\" })",
+        )),
+        Some(table) => {
+            for (name, v) in table {
+                if let Some(problem) = env_name_problem(name.get_ref()) {
+                    errors.push(FieldError::new(name.span(), &key, problem));
+                }
+                if !matches!(v.get_ref(), DeValue::String(_)) {
+                    errors.push(FieldError::new(
+                        v.span(),
+                        format!("{key}.{}", name.get_ref()),
+                        "an env value must be a string, in quotes (the value is not shown: it \
+                         may be a secret)",
+                    ));
+                }
+            }
+        }
+    }
+    let mut rest = value.clone();
+    if errors.len() > before {
+        if let DeValue::Table(t) = rest.get_mut() {
+            t.remove("env");
+        }
+    }
+    rest
+}
+
+/// Why `name` cannot be an `env` key: one opsd sets itself or that holds `=` (as for
+/// `pass_env`), or one that is not a variable name (letters, digits and `_`, not starting
+/// with a digit), which a shell could not read and systemd's `Environment=` refuses.
+fn env_name_problem(name: &str) -> Option<String> {
+    crate::process::env::name_problem(name).or_else(|| {
+        let mut chars = name.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        (!valid).then(|| {
+            format!(
+                "{} is not an environment variable name (letters, digits and '_', not \
+                 starting with a digit)",
+                shown(name)
+            )
+        })
+    })
 }
 
 /// The keys of job type `kind` beyond the common ones; `None` for an unknown type.

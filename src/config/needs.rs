@@ -22,17 +22,28 @@ pub struct Needed {
     pub written_to: bool,
 }
 
-/// The absolute paths `job` names: programs, directories, key and environment files, logs.
-/// A bare program name is looked up in `PATH` at run time and is not listed.
+/// Directories the unit's `PrivateTmp=` gives the daemon afresh: a run may start in one (it
+/// exists, empty), though not in a directory below it that the host has.
+const PRIVATE_TMP: &[&str] = &["/tmp", "/var/tmp"];
+
+/// The absolute paths `job` names: programs and every absolute argument of an argv (the
+/// script of `["bash", "/home/u/job.sh"]`), directories, key and environment files, logs, and
+/// the home of the `user` a run runs as (its `HOME`). A bare program name is looked up in
+/// `PATH` at run time and is not listed.
 pub fn files_needed(job: &JobConfig) -> Vec<Needed> {
     let mut out = Vec::new();
     match &job.job {
         JobType::Command(spec) => {
-            let program = match spec.command.get_ref() {
-                CommandLine::Argv(argv) => argv.first().cloned(),
-                CommandLine::Shell(line) => line.split_whitespace().next().map(str::to_string),
+            let paths: Vec<String> = match spec.command.get_ref() {
+                CommandLine::Argv(argv) => argv.clone(),
+                CommandLine::Shell(line) => line
+                    .split_whitespace()
+                    .next()
+                    .map(str::to_string)
+                    .into_iter()
+                    .collect(),
             };
-            if let Some(p) = program {
+            for p in paths {
                 add(
                     &mut out,
                     "command",
@@ -43,7 +54,19 @@ pub fn files_needed(job: &JobConfig) -> Vec<Needed> {
             }
             if let Some(dir) = &spec.working_dir {
                 let path = dir.get_ref().clone();
-                add(&mut out, "working_dir", path, None, Some(dir.span()));
+                if !PRIVATE_TMP.iter().any(|t| path == std::path::Path::new(t)) {
+                    add(&mut out, "working_dir", path, None, Some(dir.span()));
+                }
+            }
+            if let Some(user) = &spec.user {
+                if let Ok(Some(u)) = nix::unistd::User::from_name(user.get_ref()) {
+                    let written = format!(
+                        "{}, the home of user {} and so the run's HOME,",
+                        u.dir.display(),
+                        u.name
+                    );
+                    add(&mut out, "user", u.dir, Some(&written), Some(user.span()));
+                }
             }
             if let (Some(file), Some((path, _))) = (&spec.env_file, spec.env_file_path()) {
                 add(&mut out, "env_file", path, None, Some(file.span()));
@@ -141,7 +164,7 @@ mod tests {
 [jobs.a]
 type = "command"
 schedule = "@daily"
-command = "/root/bin/backup --all"
+command = "/root/bin/backup --all /home/not-a-program"
 working_dir = "/home/ops"
 env_file = "-/tmp/a.env"
 
@@ -149,6 +172,14 @@ env_file = "-/tmp/a.env"
 type = "command"
 schedule = "@daily"
 command = ["backup"]
+working_dir = "/tmp"
+
+[jobs.c]
+type = "command"
+schedule = "@daily"
+command = ["bash", "-e", "/home/u/job.sh"]
+working_dir = "/tmp/sub"
+user = "root"
 "#;
         let cfg = crate::config::parse(Path::new("jobs.toml"), text).expect("valid");
         let a: Vec<(&str, PathBuf)> = files_needed(&cfg.jobs["a"])
@@ -164,5 +195,21 @@ command = ["backup"]
             ]
         );
         assert!(files_needed(&cfg.jobs["b"]).is_empty());
+        let c: Vec<(&str, PathBuf, String)> = files_needed(&cfg.jobs["c"])
+            .into_iter()
+            .map(|n| (n.key, n.path, n.written))
+            .collect();
+        assert_eq!(
+            c,
+            [
+                ("command", "/home/u/job.sh".into(), "/home/u/job.sh".into()),
+                ("working_dir", "/tmp/sub".into(), "/tmp/sub".into()),
+                (
+                    "user",
+                    "/root".into(),
+                    "/root, the home of user root and so the run's HOME,".into()
+                ),
+            ]
+        );
     }
 }

@@ -430,3 +430,70 @@ fn a_job_file_that_is_not_toml_still_has_its_drop_ins_syntax_checked() {
     assert!(e[0].starts_with("/etc/opsd/jobs.toml:1:"), "{}", e[0]);
     assert!(e[1].starts_with("/etc/opsd/jobs.d/bad.toml:2:"), "{}", e[1]);
 }
+
+#[test]
+fn a_job_moved_unchanged_into_a_drop_in_is_equal_to_the_one_it_was() {
+    let job = "[jobs.w]\ntype = \"command\"\nschedule = \"@hourly\"\ncommand = [\"/bin/true\", \"-x\"]\nenv = { A = \"1\" }\n";
+    let main = Path::new("/etc/opsd/jobs.toml");
+    let before = parse_files(main, job.as_bytes(), &[]).unwrap();
+    // Other spans too: the job sits lower in its new file.
+    let moved = format!("# moved here from jobs.toml\n\n{job}");
+    let after = parse_files(
+        main,
+        b"",
+        &[("/etc/opsd/jobs.d/w.toml".into(), moved.into_bytes())],
+    )
+    .unwrap();
+    assert_ne!(before.jobs["w"].file, after.jobs["w"].file);
+    assert_eq!(before.jobs["w"], after.jobs["w"]);
+    let edited = job.replace("@hourly", "@daily");
+    let edited = parse_files(main, edited.as_bytes(), &[]).unwrap();
+    assert_ne!(before.jobs["w"], edited.jobs["w"]);
+}
+
+#[test]
+fn env_names_are_checked_at_the_key_and_values_are_never_echoed() {
+    let e = errors("[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\nenv = { \"OPSD_JOB=evil\" = \"x\", \"PATH=/evil:\" = \"y\", \"BAD NAME\" = \"v\", OPSD_RUN_ID = \"r\", TOKEN = 1234567, OK = \"fine\" }\n");
+    assert_eq!(e.len(), 5, "{e:#?}");
+    assert!(
+        e[0].starts_with("/etc/opsd/jobs.toml:5:9: `jobs.a.env`: \"OPSD_JOB=evil\" is not an environment variable name"),
+        "{e:#?}"
+    );
+    assert!(
+        e[1].starts_with("/etc/opsd/jobs.toml:5:32: `jobs.a.env`: \"PATH=/evil:\""),
+        "{e:#?}"
+    );
+    assert!(
+        e[2].starts_with("/etc/opsd/jobs.toml:5:53: `jobs.a.env`: \"BAD NAME\" is not an environment variable name"),
+        "{e:#?}"
+    );
+    assert!(
+        e[3].contains("`jobs.a.env`: OPSD_RUN_ID is set by opsd itself"),
+        "{e:#?}"
+    );
+    assert!(
+        e[4].contains("`jobs.a.env.TOKEN`: an env value must be a string"),
+        "{e:#?}"
+    );
+    assert!(!e.join("\n").contains("1234567"), "{e:#?}");
+    let e = errors("[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\nenv = \"SECRET=hunter2\"\n");
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(
+        e[0].contains("`jobs.a.env`: `env` must be a table"),
+        "{e:#?}"
+    );
+    assert!(!e[0].contains("hunter2"), "{e:#?}");
+}
+
+#[test]
+fn good_env_names_pass() {
+    let cfg = parse(
+        Path::new("/etc/opsd/jobs.toml"),
+        "[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\nenv = { _X1 = \"a\", LANG = \"C\" }\n",
+    )
+    .unwrap();
+    let JobType::Command(spec) = &cfg.jobs["a"].job else {
+        panic!("a command job")
+    };
+    assert_eq!(spec.env.len(), 2);
+}

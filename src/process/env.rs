@@ -252,7 +252,9 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize, &'sta
         loop {
             match chars.next() {
                 Some('=') => break,
-                Some('\n') | None => return Err((line, "not KEY=VALUE (no '=' on the line)")),
+                Some('\n') | None => {
+                    return Err((line, "not KEY=VALUE (no '=' on the line; systemd would ignore the line, opsd refuses it so that a typo cannot drop a variable unseen)"))
+                }
                 Some(c) => key.push(c),
             }
         }
@@ -265,7 +267,7 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(String, String)>, (usize, &'sta
         if !valid {
             return Err((
                 line,
-                "the name before '=' is not a variable name (letters, digits and '_')",
+                "the name before '=' is not a variable name (letters, digits and '_'; no `export`): systemd would ignore the line, opsd refuses it so that a typo cannot drop a variable unseen",
             ));
         }
         let key_line = line;
@@ -492,7 +494,7 @@ mod tests {
     fn a_bad_env_file_line_is_located_without_its_text() {
         assert_eq!(
             parse_env_file("A=1\nhunter2\n"),
-            Err((2, "not KEY=VALUE (no '=' on the line)"))
+            Err((2, "not KEY=VALUE (no '=' on the line; systemd would ignore the line, opsd refuses it so that a typo cannot drop a variable unseen)"))
         );
         assert_eq!(
             parse_env_file("A=1\n\n9X=s3cret\n").map_err(|e| e.0),
