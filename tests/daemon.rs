@@ -2070,3 +2070,48 @@ fn status_after_a_restart_still_shows_the_last_run_and_its_output() {
         "{warning}"
     );
 }
+
+#[test]
+fn a_checkpoint_with_a_huge_fingerprint_length_is_set_aside_not_allocated() {
+    use std::os::unix::fs::MetadataExt;
+    let logs = tempfile::tempdir().unwrap();
+    let error_log = logs.path().join("error.log");
+    fs::write(&error_log, "[Wed] first line\n").unwrap();
+    let meta = fs::metadata(&error_log).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("jobs.toml"),
+        format!(
+            "[alerts.mail]\ntype = \"command\"\ncommand = \"cat > /dev/null\"\n\n\
+             [jobs.web]\ntype = \"apache_log\"\npaths = [{:?}]\napache_bin = \"/bin/false\"\n\
+             poll_interval = \"50ms\"\nalert = [\"mail\"]\n",
+            error_log.display().to_string()
+        ),
+    )
+    .unwrap();
+    // Its mark names the very file followed, so the watch compares its fingerprint: with
+    // this length it once allocated a petabyte and the daemon aborted.
+    let checkpoint = dir.path().join("state/apache/web.json");
+    fs::create_dir_all(checkpoint.parent().unwrap()).unwrap();
+    fs::write(
+        &checkpoint,
+        format!(
+            "{{\"version\":1,\"files\":[{{\"path\":{:?},\"dev\":{},\"ino\":{},\"offset\":0,\
+             \"fingerprint\":{{\"len\":1000000000000000,\"sha256\":\"00\"}}}}]}}",
+            error_log.display().to_string(),
+            meta.dev(),
+            meta.ino()
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::start_in(dir, &[]);
+    d.wait_for(
+        || d.log().contains("web: the checkpoint") && d.log().contains("is corrupt"),
+        "the checkpoint set aside as corrupt",
+    );
+    let status = String::from_utf8_lossy(&d.ctl(&["status", "web"]).stdout).into_owned();
+    assert!(status.contains("web"), "{status}");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("memory allocation"), "{log}");
+}
