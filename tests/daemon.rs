@@ -2115,3 +2115,83 @@ fn a_checkpoint_with_a_huge_fingerprint_length_is_set_aside_not_allocated() {
     assert!(status.success(), "{log}");
     assert!(!log.contains("memory allocation"), "{log}");
 }
+
+/// `opsd ARGS` as [`opsd`] does, killed and failed when it has not exited within 15 s (a read
+/// that blocks must fail the test, not hang it).
+fn opsd_in_time(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(args)
+        .env_remove("OPSD_SOCKET")
+        .env_remove("OPSD_CONFIG")
+        .env_remove("RUNTIME_DIRECTORY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if !exits_in_time(&mut child) {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "opsd {args:?} did not exit within 15 s; stdout:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_fifo_env_file_fails_its_run_at_once_and_the_daemon_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("job.env");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let ticks = dir.path().join("ticks");
+    let config = [
+        job(
+            "piped",
+            "@every 1s",
+            "true",
+            &format!("env_file = {:?}", fifo.display().to_string()),
+        ),
+        job(
+            "tick",
+            "@every 1s",
+            &format!("echo tick >> {}", ticks.display()),
+            "",
+        ),
+    ]
+    .concat();
+    fs::write(dir.path().join("jobs.toml"), &config).unwrap();
+    // `opsd check` once waited for a writer for good.
+    let cfg = dir.path().join("jobs.toml").display().to_string();
+    let out = opsd_in_time(&["check", "--config", &cfg]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let refused = format!(
+        "env_file {}: it is a FIFO, not a regular file",
+        fifo.display()
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains(&refused), "{stdout}");
+
+    // The daemon's run once blocked an async thread on the open (two such jobs, both).
+    let mut d = Daemon::start_in(dir, &[]);
+    let failed = format!("piped: run failed: {refused}");
+    d.wait_for(
+        || d.log().contains(&failed),
+        "the run failing naming job and file",
+    );
+    let before = lines(&ticks).len();
+    d.wait_for(
+        || lines(&ticks).len() > before + 1,
+        "the other job to go on",
+    );
+    let status = String::from_utf8_lossy(&d.ctl(&["status", "piped"]).stdout).into_owned();
+    assert!(status.contains("failed"), "{status}");
+    let mut child = d.child.take().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(exits_in_time(&mut child), "SIGTERM did not stop the daemon");
+}
+
