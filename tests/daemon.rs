@@ -2195,3 +2195,39 @@ fn a_fifo_env_file_fails_its_run_at_once_and_the_daemon_goes_on() {
     assert!(exits_in_time(&mut child), "SIGTERM did not stop the daemon");
 }
 
+#[test]
+fn a_fifo_or_dev_zero_as_a_last_run_record_costs_the_record_not_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = [
+        job("piped", "0 0 3 * * *", "true", ""),
+        job("zero", "0 0 3 * * *", "true", ""),
+    ]
+    .concat();
+    fs::write(dir.path().join("jobs.toml"), config).unwrap();
+    let records = dir.path().join("state/last-run");
+    fs::create_dir_all(&records).unwrap();
+    nix::unistd::mkfifo(&records.join("piped.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", records.join("zero.json")).unwrap();
+    // The start once waited for a writer for good (and read /dev/zero until memory ran out):
+    // the control socket never came up.
+    let mut d = Daemon::start_in(dir, &[]);
+    let status = String::from_utf8_lossy(&d.ctl(&["status", "piped"]).stdout).into_owned();
+    assert!(status.contains("last run: none yet"), "{status}");
+    let log = d.log();
+    for (name, what) in [
+        ("piped.json", "a FIFO"),
+        ("zero.json", "a character device"),
+    ] {
+        let warning = log
+            .lines()
+            .find(|l| l.contains("cannot read the last run from") && l.contains(name))
+            .unwrap_or_else(|| panic!("no warning about {name}:\n{log}"));
+        assert!(
+            warning.contains(" WARN ") && warning.contains(what),
+            "{warning}"
+        );
+    }
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
+
