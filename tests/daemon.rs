@@ -2231,3 +2231,46 @@ fn a_fifo_or_dev_zero_as_a_last_run_record_costs_the_record_not_the_start() {
     assert!(status.success(), "{log}");
 }
 
+#[test]
+fn a_fifo_or_dev_zero_drop_in_is_an_error_naming_it_for_check_and_reload() {
+    let d = start_with_drop_ins(&job("main", "@daily", "true", ""), &[]);
+    let cfg = d.path("jobs.toml").display().to_string();
+    let fifo = d.path("jobs.d/piped.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // `opsd check` once waited for a writer for good.
+    let out = opsd_in_time(&["check", "--config", &cfg]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    let refused = format!(
+        "{}: cannot read configuration: it is a FIFO",
+        fifo.display()
+    );
+    assert!(text.contains(&refused), "{text}");
+    // A reload once hung, and every later one queued behind it.
+    d.signal("-HUP");
+    d.wait_for(
+        || d.log().contains(&refused),
+        "the reload refusing the FIFO",
+    );
+    fs::remove_file(&fifo).unwrap();
+    let zero = d.path("jobs.d/zero.toml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let out = opsd_in_time(&["check", "--config", &cfg]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}: cannot read configuration: it is a character device",
+            zero.display()
+        )),
+        "{text}"
+    );
+    let mut d = d;
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
