@@ -2196,28 +2196,31 @@ fn a_fifo_env_file_fails_its_run_at_once_and_the_daemon_goes_on() {
 }
 
 #[test]
-fn a_fifo_or_dev_zero_as_a_last_run_record_costs_the_record_not_the_start() {
+fn a_fifo_or_a_huge_last_run_record_costs_the_record_not_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let config = [
         job("piped", "0 0 3 * * *", "true", ""),
-        job("zero", "0 0 3 * * *", "true", ""),
+        job("huge", "0 0 3 * * *", "true", ""),
     ]
     .concat();
     fs::write(dir.path().join("jobs.toml"), config).unwrap();
     let records = dir.path().join("state/last-run");
     fs::create_dir_all(&records).unwrap();
     nix::unistd::mkfifo(&records.join("piped.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
-    std::os::unix::fs::symlink("/dev/zero", records.join("zero.json")).unwrap();
-    // The start once waited for a writer for good (and read /dev/zero until memory ran out):
-    // the control socket never came up.
+    // Sparse; a symlink to /dev/zero (read until memory ran out) is the unit tests' (the old
+    // code must not be able to exhaust a shared machine's memory here).
+    fs::File::create(records.join("huge.json"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    // The start once waited for a writer for good: nothing answered on the control socket.
     let mut d = Daemon::start_in(dir, &[]);
-    let status = String::from_utf8_lossy(&d.ctl(&["status", "piped"]).stdout).into_owned();
+    let socket = d.socket().display().to_string();
+    let out = opsd_in_time(&["status", "piped", "--socket", &socket]);
+    let status = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(status.contains("last run: none yet"), "{status}");
     let log = d.log();
-    for (name, what) in [
-        ("piped.json", "a FIFO"),
-        ("zero.json", "a character device"),
-    ] {
+    for (name, what) in [("piped.json", "a FIFO"), ("huge.json", "larger than 1 MiB")] {
         let warning = log
             .lines()
             .find(|l| l.contains("cannot read the last run from") && l.contains(name))
@@ -2232,7 +2235,7 @@ fn a_fifo_or_dev_zero_as_a_last_run_record_costs_the_record_not_the_start() {
 }
 
 #[test]
-fn a_fifo_or_dev_zero_drop_in_is_an_error_naming_it_for_check_and_reload() {
+fn a_fifo_or_a_huge_drop_in_is_an_error_naming_it_for_check_and_reload() {
     let d = start_with_drop_ins(&job("main", "@daily", "true", ""), &[]);
     let cfg = d.path("jobs.toml").display().to_string();
     let fifo = d.path("jobs.d/piped.toml");
@@ -2257,19 +2260,18 @@ fn a_fifo_or_dev_zero_drop_in_is_an_error_naming_it_for_check_and_reload() {
         "the reload refusing the FIFO",
     );
     fs::remove_file(&fifo).unwrap();
-    let zero = d.path("jobs.d/zero.toml");
-    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    // Sparse; a symlink to /dev/zero (read until memory ran out) is the unit tests'.
+    let huge = d.path("jobs.d/huge.toml");
+    fs::File::create(&huge).unwrap().set_len(64 << 20).unwrap();
     let out = opsd_in_time(&["check", "--config", &cfg]);
     let text =
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
-    assert!(
-        text.contains(&format!(
-            "{}: cannot read configuration: it is a character device",
-            zero.display()
-        )),
-        "{text}"
+    let capped = format!(
+        "{}: cannot read configuration: it is larger than 16 MiB",
+        huge.display()
     );
+    assert!(text.contains(&capped), "{text}");
     let mut d = d;
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
