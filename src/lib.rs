@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod apache;
 pub mod atomic_file;
+pub mod bounded_read;
 pub mod cli;
 pub mod command_line;
 pub mod config;

@@ -96,18 +96,25 @@ fn json_bytes<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Reads JSON state from `path`; `Ok(None)` when the file does not exist yet.
+/// The largest state record read; a larger one is as corrupt as one that is not JSON.
+pub const MAX_STATE_FILE: u64 = 1 << 20;
+
+/// Reads JSON state from `path`; `Ok(None)` when the file does not exist yet. It is read with
+/// [`crate::bounded_read`]: something at `path` that is not a regular file (a FIFO, a symlink
+/// to `/dev/zero`) or is larger than [`MAX_STATE_FILE`] is an error at once, as a record that
+/// is not JSON is, never a wait or an endless read.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
-    match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
-            )
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    let bytes = match crate::bounded_read::read(path, MAX_STATE_FILE) {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -149,5 +156,23 @@ mod tests {
         assert_eq!(read_json::<Vec<u32>>(&path).unwrap(), Some(vec![2]));
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files are left behind");
+    }
+
+    #[test]
+    fn a_fifo_a_device_or_a_huge_record_is_an_error_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // A blocking read would wait for a writer for good: this test would hang.
+        let e = read_json::<u32>(&fifo).unwrap_err().to_string();
+        assert!(e.contains("fifo.json") && e.contains("a FIFO"), "{e}");
+        let zero = dir.path().join("zero.json");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let e = read_json::<u32>(&zero).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        let huge = dir.path().join("huge.json");
+        fs::write(&huge, vec![b' '; MAX_STATE_FILE as usize + 1]).unwrap();
+        let e = read_json::<u32>(&huge).unwrap_err().to_string();
+        assert!(e.contains("larger than 1 MiB"), "{e}");
     }
 }

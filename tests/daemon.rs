@@ -2449,3 +2449,209 @@ fn a_job_moved_unchanged_into_jobs_d_is_unchanged_by_the_reload() {
         "{line}"
     );
 }
+
+#[test]
+fn a_checkpoint_with_a_huge_fingerprint_length_is_set_aside_not_allocated() {
+    use std::os::unix::fs::MetadataExt;
+    let logs = tempfile::tempdir().unwrap();
+    let error_log = logs.path().join("error.log");
+    fs::write(&error_log, "[Wed] first line\n").unwrap();
+    let meta = fs::metadata(&error_log).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("jobs.toml"),
+        format!(
+            "[alerts.mail]\ntype = \"command\"\ncommand = \"cat > /dev/null\"\n\n\
+             [jobs.web]\ntype = \"apache_log\"\npaths = [{:?}]\napache_bin = \"/bin/false\"\n\
+             poll_interval = \"50ms\"\nalert = [\"mail\"]\n",
+            error_log.display().to_string()
+        ),
+    )
+    .unwrap();
+    // Its mark names the very file followed, so the watch compares its fingerprint: with
+    // this length it once allocated a petabyte and the daemon aborted.
+    let checkpoint = dir.path().join("state/apache/web.json");
+    fs::create_dir_all(checkpoint.parent().unwrap()).unwrap();
+    fs::write(
+        &checkpoint,
+        format!(
+            "{{\"version\":1,\"files\":[{{\"path\":{:?},\"dev\":{},\"ino\":{},\"offset\":0,\
+             \"fingerprint\":{{\"len\":1000000000000000,\"sha256\":\"00\"}}}}]}}",
+            error_log.display().to_string(),
+            meta.dev(),
+            meta.ino()
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::start_in(dir, &[]);
+    d.wait_for(
+        || d.log().contains("web: the checkpoint") && d.log().contains("is corrupt"),
+        "the checkpoint set aside as corrupt",
+    );
+    let status = String::from_utf8_lossy(&d.ctl(&["status", "web"]).stdout).into_owned();
+    assert!(status.contains("web"), "{status}");
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("memory allocation"), "{log}");
+}
+
+/// `opsd ARGS` as [`opsd`] does, killed and failed when it has not exited within 15 s (a read
+/// that blocks must fail the test, not hang it).
+fn opsd_in_time(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .args(args)
+        .env_remove("OPSD_SOCKET")
+        .env_remove("OPSD_CONFIG")
+        .env_remove("RUNTIME_DIRECTORY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if !exits_in_time(&mut child) {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "opsd {args:?} did not exit within 15 s; stdout:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_fifo_env_file_fails_its_run_at_once_and_the_daemon_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("job.env");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let ticks = dir.path().join("ticks");
+    let config = [
+        job(
+            "piped",
+            "@every 1s",
+            "true",
+            &format!("env_file = {:?}", fifo.display().to_string()),
+        ),
+        job(
+            "tick",
+            "@every 1s",
+            &format!("echo tick >> {}", ticks.display()),
+            "",
+        ),
+    ]
+    .concat();
+    fs::write(dir.path().join("jobs.toml"), &config).unwrap();
+    // `opsd check` once waited for a writer for good.
+    let cfg = dir.path().join("jobs.toml").display().to_string();
+    let out = opsd_in_time(&["check", "--config", &cfg]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let refused = format!(
+        "env_file {}: it is a FIFO, not a regular file",
+        fifo.display()
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains(&refused), "{stdout}");
+
+    // The daemon's run once blocked an async thread on the open (two such jobs, both).
+    let mut d = Daemon::start_in(dir, &[]);
+    let failed = format!("piped: run failed: {refused}");
+    d.wait_for(
+        || d.log().contains(&failed),
+        "the run failing naming job and file",
+    );
+    let before = lines(&ticks).len();
+    d.wait_for(
+        || lines(&ticks).len() > before + 1,
+        "the other job to go on",
+    );
+    let status = String::from_utf8_lossy(&d.ctl(&["status", "piped"]).stdout).into_owned();
+    assert!(status.contains("failed"), "{status}");
+    let mut child = d.child.take().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(exits_in_time(&mut child), "SIGTERM did not stop the daemon");
+}
+
+#[test]
+fn a_fifo_or_a_huge_last_run_record_costs_the_record_not_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = [
+        job("piped", "0 0 3 * * *", "true", ""),
+        job("huge", "0 0 3 * * *", "true", ""),
+    ]
+    .concat();
+    fs::write(dir.path().join("jobs.toml"), config).unwrap();
+    let records = dir.path().join("state/last-run");
+    fs::create_dir_all(&records).unwrap();
+    nix::unistd::mkfifo(&records.join("piped.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // Sparse; a symlink to /dev/zero (read until memory ran out) is the unit tests' (the old
+    // code must not be able to exhaust a shared machine's memory here).
+    fs::File::create(records.join("huge.json"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    // The start once waited for a writer for good: nothing answered on the control socket.
+    let mut d = Daemon::start_in(dir, &[]);
+    let socket = d.socket().display().to_string();
+    let out = opsd_in_time(&["status", "piped", "--socket", &socket]);
+    let status = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(status.contains("last run: none yet"), "{status}");
+    let log = d.log();
+    for (name, what) in [("piped.json", "a FIFO"), ("huge.json", "larger than 1 MiB")] {
+        let warning = log
+            .lines()
+            .find(|l| l.contains("cannot read the last run from") && l.contains(name))
+            .unwrap_or_else(|| panic!("no warning about {name}:\n{log}"));
+        assert!(
+            warning.contains(" WARN ") && warning.contains(what),
+            "{warning}"
+        );
+    }
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn a_fifo_or_a_huge_drop_in_is_an_error_naming_it_for_check_and_reload() {
+    let d = start_with_drop_ins(&job("main", "@daily", "true", ""), &[]);
+    let cfg = d.path("jobs.toml").display().to_string();
+    let fifo = d.path("jobs.d/piped.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // `opsd check` once waited for a writer for good.
+    let out = opsd_in_time(&["check", "--config", &cfg]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    let refused = format!(
+        "{}: cannot read configuration: it is a FIFO",
+        fifo.display()
+    );
+    assert!(text.contains(&refused), "{text}");
+    // A reload once hung, and every later one queued behind it.
+    d.signal("-HUP");
+    d.wait_for(
+        || d.log().contains(&refused),
+        "the reload refusing the FIFO",
+    );
+    fs::remove_file(&fifo).unwrap();
+    // Sparse; a symlink to /dev/zero (read until memory ran out) is the unit tests'.
+    let huge = d.path("jobs.d/huge.toml");
+    fs::File::create(&huge).unwrap().set_len(64 << 20).unwrap();
+    let out = opsd_in_time(&["check", "--config", &cfg]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    let capped = format!(
+        "{}: cannot read configuration: it is larger than 16 MiB",
+        huge.display()
+    );
+    assert!(text.contains(&capped), "{text}");
+    let mut d = d;
+    let (status, log) = d.stop();
+    assert!(status.success(), "{log}");
+}

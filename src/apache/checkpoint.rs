@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Bytes at the start of a file that identify it.
@@ -13,17 +13,31 @@ pub const FINGERPRINT_LEN: usize = 256;
 /// The first bytes of a file, hex-encoded SHA-256, with how many bytes were hashed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Fingerprint {
-    /// Bytes hashed (less than [`FINGERPRINT_LEN`] while the file is shorter).
+    /// Bytes hashed (less than [`FINGERPRINT_LEN`] while the file is shorter). A checkpoint
+    /// with more is corrupt: the length is read back from a file, and is allocated.
+    #[serde(deserialize_with = "at_most_fingerprint_len")]
     pub len: u64,
     /// Hex SHA-256 of those bytes.
     pub sha256: String,
 }
 
+/// Deserializes a fingerprint's length, refusing one above [`FINGERPRINT_LEN`].
+fn at_most_fingerprint_len<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let len = u64::deserialize(d)?;
+    if len > FINGERPRINT_LEN as u64 {
+        return Err(serde::de::Error::custom(format!(
+            "fingerprint length {len} is above {FINGERPRINT_LEN}"
+        )));
+    }
+    Ok(len)
+}
+
 impl Fingerprint {
-    /// Fingerprints the first `len` bytes of `file` (fewer if it is shorter).
+    /// Fingerprints the first `len` bytes of `file` (fewer if it is shorter), at most
+    /// [`FINGERPRINT_LEN`].
     pub fn of(file: &File, len: u64) -> io::Result<Self> {
         use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(FINGERPRINT_LEN)];
+        let mut buf = vec![0u8; len.min(FINGERPRINT_LEN as u64) as usize];
         let mut got = 0;
         while got < buf.len() {
             match file.read_at(&mut buf[got..], got as u64) {
@@ -52,6 +66,9 @@ impl Fingerprint {
     }
 }
 
+/// The largest checkpoint read: some 40,000 files' marks; a larger file is set aside.
+pub const MAX_CHECKPOINT: u64 = 16 << 20;
+
 /// The position in one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileMark {
@@ -77,24 +94,6 @@ pub struct Checkpoint {
     pub version: u32,
     /// Every file being followed.
     pub files: Vec<FileMark>,
-}
-
-/// What kind of thing a file type is, for messages: "a directory", "a FIFO", ...
-fn describe(kind: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else {
-        "a special file"
-    }
 }
 
 /// Errors reading or writing a checkpoint.
@@ -134,33 +133,23 @@ impl Checkpoint {
     pub const VERSION: u32 = 1;
 
     /// Reads the checkpoint at `path`; `None` when there is none yet. Anything at `path` that
-    /// cannot be read as a regular file (a directory, a FIFO, a socket, a device, a read
-    /// error) is [`CheckpointError::Unreadable`]; it is opened without blocking, so a FIFO
-    /// with no writer cannot hang the job.
+    /// cannot be read as a regular file of at most [`MAX_CHECKPOINT`] bytes (a directory, a
+    /// FIFO, a socket, a device, a read error, a larger file) is
+    /// [`CheckpointError::Unreadable`]; it is read with [`crate::bounded_read`], so a FIFO
+    /// with no writer cannot hang the job nor `/dev/zero` fill the memory. A checkpoint that
+    /// is not JSON, or holds a fingerprint longer than [`FINGERPRINT_LEN`], is
+    /// [`CheckpointError::Corrupt`].
     pub fn load(path: &Path) -> Result<Option<Self>, CheckpointError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let unreadable = |source| CheckpointError::Unreadable {
-            path: path.to_path_buf(),
-            source,
+        let text = match crate::bounded_read::read(path, MAX_CHECKPOINT) {
+            Ok(text) => text,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => {
+                return Err(CheckpointError::Unreadable {
+                    path: path.to_path_buf(),
+                    source: e.into(),
+                })
+            }
         };
-        let mut file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(unreadable(e)),
-        };
-        let kind = file.metadata().map_err(unreadable)?.file_type();
-        if !kind.is_file() {
-            return Err(unreadable(io::Error::other(format!(
-                "it is {}, not a regular file",
-                describe(kind)
-            ))));
-        }
-        let mut text = Vec::new();
-        file.read_to_end(&mut text).map_err(unreadable)?;
         serde_json::from_slice(&text)
             .map(Some)
             .map_err(|source| CheckpointError::Corrupt {
@@ -230,6 +219,48 @@ mod tests {
             Checkpoint::load(&path),
             Err(CheckpointError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_fingerprint_longer_than_fingerprint_len_makes_the_checkpoint_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.json");
+        let with_len = |len: u64| {
+            format!(
+                "{{\"version\":1,\"files\":[{{\"path\":\"/x\",\"dev\":1,\"ino\":2,\
+                 \"offset\":0,\"fingerprint\":{{\"len\":{len},\"sha256\":\"00\"}}}}]}}"
+            )
+        };
+        std::fs::write(&path, with_len(FINGERPRINT_LEN as u64)).unwrap();
+        assert!(Checkpoint::load(&path).unwrap().is_some());
+        // Once allocated whole by the first comparison: the daemon aborted.
+        std::fs::write(&path, with_len(1_000_000_000_000_000)).unwrap();
+        let err = Checkpoint::load(&path).unwrap_err();
+        assert!(
+            matches!(err, CheckpointError::Corrupt { .. })
+                && err.to_string().contains("fingerprint length"),
+            "{err}"
+        );
+        // And a fingerprint taken with a length above it hashes FINGERPRINT_LEN bytes at most.
+        std::fs::write(&path, vec![b'x'; 2 * FINGERPRINT_LEN]).unwrap();
+        let fp = Fingerprint::of(&File::open(&path).unwrap(), u64::MAX).unwrap();
+        assert_eq!(fp.len, FINGERPRINT_LEN as u64);
+    }
+
+    #[test]
+    fn a_checkpoint_above_the_cap_or_a_device_is_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.json");
+        std::fs::write(&path, vec![b' '; MAX_CHECKPOINT as usize + 1]).unwrap();
+        let err = Checkpoint::load(&path).unwrap_err();
+        assert!(
+            matches!(err, CheckpointError::Unreadable { .. }) && err.to_string().contains("16 MiB"),
+            "{err}"
+        );
+        let zero = dir.path().join("zero.json");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let err = Checkpoint::load(&zero).unwrap_err();
+        assert!(err.to_string().contains("a character device"), "{err}");
     }
 
     #[test]

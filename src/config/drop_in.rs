@@ -21,8 +21,13 @@ pub fn drop_in_dir(config: &Path) -> PathBuf {
         .join(DROP_IN_DIR)
 }
 
+/// The largest drop-in read; a larger one is an error naming it.
+pub const MAX_DROP_IN: u64 = 16 << 20;
+
 /// Reads the `*.toml` files of `dir` in name order; none when `dir` does not exist. A
-/// directory or file that exists but cannot be read is an error naming it.
+/// directory or file that exists but cannot be read is an error naming it; so is a drop-in
+/// that is not a regular file (a FIFO, a symlink to a device), refused without waiting on it,
+/// or one larger than [`MAX_DROP_IN`] ([`crate::bounded_read`]).
 pub fn read(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, ConfigError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -55,9 +60,12 @@ pub fn read(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, ConfigError> {
     paths.sort();
     paths
         .into_iter()
-        .map(|path| match std::fs::read(&path) {
+        .map(|path| match crate::bounded_read::read(&path, MAX_DROP_IN) {
             Ok(bytes) => Ok((path, bytes)),
-            Err(source) => Err(ConfigError::Read { path, source }),
+            Err(e) => Err(ConfigError::Read {
+                path,
+                source: e.into(),
+            }),
         })
         .collect()
 }
@@ -173,5 +181,37 @@ mod tests {
             Path::new("/etc/opsd/jobs.d")
         );
         assert_eq!(drop_in_dir(Path::new("jobs.toml")), Path::new("./jobs.d"));
+    }
+
+    #[test]
+    fn a_fifo_a_device_or_a_huge_drop_in_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.toml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // A blocking read would wait for a writer for good: this test would hang.
+        let e = read(dir.path()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: cannot read configuration: it is a FIFO, not a regular file",
+                fifo.display()
+            )
+        );
+        std::fs::remove_file(&fifo).unwrap();
+        let zero = dir.path().join("zero.toml");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let e = read(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("zero.toml") && e.contains("a character device"),
+            "{e}"
+        );
+        std::fs::remove_file(&zero).unwrap();
+        let huge = dir.path().join("huge.toml");
+        std::fs::write(&huge, vec![b'#'; MAX_DROP_IN as usize + 1]).unwrap();
+        let e = read(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("huge.toml") && e.contains("larger than 16 MiB"),
+            "{e}"
+        );
     }
 }

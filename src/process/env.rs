@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 /// The `PATH` every run starts with (systemd's default for services).
@@ -164,6 +163,14 @@ pub enum EnvFileError {
         /// Why.
         source: std::io::Error,
     },
+    /// The file is not a regular file (a FIFO, a device, a directory).
+    #[error("env_file {}: it is {kind}, not a regular file", path.display())]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead ("a FIFO", ...).
+        kind: &'static str,
+    },
     /// The file is larger than [`MAX_ENV_FILE`].
     #[error("env_file {}: larger than {} KiB; is it the right file?", path.display(), MAX_ENV_FILE / 1024)]
     TooLarge {
@@ -184,26 +191,31 @@ pub enum EnvFileError {
 
 /// Reads an `env_file` now (each run reads it again, so a rotated secret is picked up): its
 /// variables in file order. With `optional` (a leading `-` in the job file, as systemd's), a
-/// missing file gives none.
+/// missing file gives none. It is read with [`crate::bounded_read`]: a FIFO or a device is
+/// refused at once ([`EnvFileError::NotRegular`]) rather than waited on or read forever.
+/// Blocking (the open may still hang on a stale network mount): call it off the async threads.
 pub fn read_env_file(path: &Path, optional: bool) -> Result<Vec<(String, String)>, EnvFileError> {
+    use crate::bounded_read::ReadError;
     let read_error = |source| EnvFileError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(read_error(e)),
+    let bytes = match crate::bounded_read::read(path, MAX_ENV_FILE) {
+        Ok(bytes) => bytes,
+        Err(e) if optional && e.is_not_found() => return Ok(Vec::new()),
+        Err(ReadError::Open(e) | ReadError::Read(e)) => return Err(read_error(e)),
+        Err(ReadError::NotRegular(kind)) => {
+            return Err(EnvFileError::NotRegular {
+                path: path.to_path_buf(),
+                kind,
+            })
+        }
+        Err(ReadError::TooLarge(_)) => {
+            return Err(EnvFileError::TooLarge {
+                path: path.to_path_buf(),
+            })
+        }
     };
-    let mut bytes = Vec::new();
-    file.take(MAX_ENV_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_ENV_FILE {
-        return Err(EnvFileError::TooLarge {
-            path: path.to_path_buf(),
-        });
-    }
     let text = String::from_utf8(bytes).map_err(|_| {
         read_error(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -519,6 +531,34 @@ mod tests {
             read_env_file(&file, false),
             Err(EnvFileError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_env_file_is_refused_at_once_and_a_symlinked_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.env");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // A blocking open would wait for a writer for good: this test would hang.
+        let e = read_env_file(&fifo, true).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "env_file {}: it is a FIFO, not a regular file",
+                fifo.display()
+            )
+        );
+        let e = read_env_file(Path::new("/dev/zero"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a character device"), "{e}");
+        let file = dir.path().join("real.env");
+        std::fs::write(&file, "A=1\n").unwrap();
+        let link = dir.path().join("link.env");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(
+            read_env_file(&link, false).unwrap(),
+            [("A".to_string(), "1".to_string())]
+        );
     }
 
     #[test]

@@ -150,7 +150,7 @@ pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
             "{}: cannot create the run's cgroup ({e}); what it leaves running is found by its OPSD_RUN_ID only", ctx.job);
         None
     });
-    let mut cmd = match spawn::build(spec, ctx, cgroup.as_ref()) {
+    let mut cmd = match spawn::build(spec, ctx, cgroup.as_ref()).await {
         Ok(c) => c,
         Err(e) => return RunReport::failed(e),
     };

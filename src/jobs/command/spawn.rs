@@ -21,7 +21,7 @@ struct Credentials {
 
 /// Builds the process to spawn, with its environment, process group, cgroup (when the run has
 /// one) and credentials applied.
-pub(super) fn build(
+pub(super) async fn build(
     spec: &CommandSpec,
     ctx: &RunContext,
     cgroup: Option<&RunCgroup>,
@@ -92,7 +92,7 @@ pub(super) fn build(
     let pass_env: Vec<String> = spec.pass_env.iter().map(|n| n.get_ref().clone()).collect();
     // Read at each run, so that a rotated secret is picked up without a reload.
     let env_file = match spec.env_file_path() {
-        Some((path, optional)) => env::read_env_file(&path, optional).map_err(|e| e.to_string())?,
+        Some((path, optional)) => read_env_file(path, optional, ctx).await?,
         None => Vec::new(),
     };
     let vars = env::build(
@@ -109,6 +109,25 @@ pub(super) fn build(
     );
     cmd.env_clear().envs(vars);
     Ok(cmd)
+}
+
+/// Reads the run's `env_file` on a blocking thread, so that a slow disk or a hung network
+/// mount stalls this run only, never the async threads every other job, timer and the
+/// control socket share; a cancel (timeout, shutdown) ends the wait.
+async fn read_env_file(
+    path: std::path::PathBuf,
+    optional: bool,
+    ctx: &RunContext,
+) -> Result<Vec<(String, String)>, String> {
+    let shown = path.display().to_string();
+    let read = tokio::task::spawn_blocking(move || env::read_env_file(&path, optional));
+    tokio::select! {
+        read = read => match read {
+            Ok(vars) => vars.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("env_file {shown}: reading it failed: {e}")),
+        },
+        () = ctx.cancel.cancelled() => Err(format!("env_file {shown}: cancelled while reading it")),
+    }
 }
 
 /// The ids of `user`, with `group` as the primary group when given, and every group the group
