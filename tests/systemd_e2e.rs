@@ -41,7 +41,9 @@ command = ["/bin/echo", "triggered"]
 [jobs.hidden]
 type = "command"
 schedule = "@every 4s"
-command = "setsid env -i sh -c 'exec sleep 600' </dev/null >/dev/null 2>&1 & echo left $!"
+# Waits until the leftover has left the run's process group (setsid done): exiting before
+# would let the group stop end it, and the run cgroup would have nothing left to find.
+command = "setsid env -i sh -c 'exec sleep 600' </dev/null >/dev/null 2>&1 & p=$!; until [ \"$(cut -d' ' -f5 /proc/$p/stat)\" != \"$(cut -d' ' -f5 /proc/$$/stat)\" ]; do sleep 0.05; done; echo left $p"
 user = "nobody"
 
 # Never due on its own: step 5c triggers it. Tries to move itself out of the unit's cgroup.
