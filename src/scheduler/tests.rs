@@ -4,13 +4,15 @@
 //! `opsd status` would show) and say what they saw when a deadline passes.
 
 use super::backoff::{RestartBackoff, FIRST_RESTART, MAX_RESTART_BACKOFF};
-use super::execute::failed_run_alert;
 use super::job_state::Admission;
 use super::*;
-use crate::alert::Severity;
-use crate::config::Overlap;
+use crate::alert::Dispatcher;
+use crate::config::{Config, Overlap};
 use crate::jobs::{Outcome, RunReport};
+use chrono::Utc;
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 /// How long a scheduler test waits for what it expects before it fails.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -115,28 +117,6 @@ fn a_run_longer_than_the_cap_starts_the_waits_over() {
     let healthy = MAX_RESTART_BACKOFF + Duration::from_millis(1);
     assert_eq!(backoff.after(healthy), FIRST_RESTART);
     assert_eq!(backoff.after(Duration::ZERO), Duration::from_secs(2));
-}
-
-#[test]
-fn a_failed_or_timed_out_run_alerts_high_and_a_killed_one_warns() {
-    for (outcome, severity) in [
-        (Outcome::Failed, Severity::High),
-        (Outcome::TimedOut, Severity::High),
-        (Outcome::Killed, Severity::Warning),
-    ] {
-        let mut report = RunReport::failed("exited with code 2");
-        report.outcome = outcome;
-        report.output = vec!["disk full".into()];
-        let a = failed_run_alert("backup", "r9", &report);
-        assert_eq!(a.severity, severity, "{outcome}");
-        assert_eq!(a.rule, format!("run_{outcome}"));
-        assert_eq!(a.run_id.as_deref(), Some("r9"));
-        assert_eq!(
-            a.summary,
-            format!("run r9 of job backup {outcome}: exited with code 2")
-        );
-        assert_eq!(a.extra.as_deref(), Some("last output:\ndisk full"));
-    }
 }
 
 /// A scheduler over `jobs` (the body of a `jobs.toml`), its state in a fresh directory.
@@ -411,7 +391,7 @@ async fn a_run_still_waiting_out_its_jitter_at_shutdown_never_starts() {
         s.running == 1
     })
     .await;
-    let state = f.sched.jobs["j"].state.clone();
+    let state = f.sched.jobs["j"].job.state.clone();
     // No grace: the waiting run is stopped at once.
     tokio::time::timeout(PATIENCE, f.sched.shutdown(Duration::ZERO))
         .await
@@ -446,7 +426,7 @@ async fn reload_restarts_a_changed_continuous_job_and_stops_a_removed_one() {
     let ended = f.status("web").last.unwrap();
     assert_eq!(ended.outcome, Outcome::Success, "{ended:?}");
 
-    let state = f.sched.jobs["web"].state.clone();
+    let state = f.sched.jobs["web"].job.state.clone();
     let removed = f.reload("");
     assert_eq!(removed.removed, ["web"]);
     let deadline = tokio::time::Instant::now() + PATIENCE;
