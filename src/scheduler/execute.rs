@@ -132,7 +132,7 @@ pub struct Finished {
 }
 
 /// A fresh, short, random run id.
-pub fn new_run_id() -> Arc<str> {
+fn new_run_id() -> Arc<str> {
     format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff).into()
 }
 

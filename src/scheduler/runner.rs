@@ -206,6 +206,19 @@ impl Runner {
         });
     }
 
+    /// What `job`'s runs are stopped and watched through: its `runs_stop`, reported as ended
+    /// by `why` when given, else by why shutdown's grace ran out.
+    fn control(&self, job: &JobHandle, why: Option<StopReason>) -> RunControl {
+        RunControl {
+            stop: job.runs_stop.clone(),
+            why: why
+                .into_iter()
+                .chain([self.inner.kill_why.clone()])
+                .collect(),
+            live: job.state.live(),
+        }
+    }
+
     /// Runs `job` once to its end, for `trigger`, stopped through `control`.
     async fn run_once(
         &self,
@@ -220,7 +233,7 @@ impl Runner {
 
     /// Starts a run now if the job's overlap policy allows; a queued run follows it.
     pub fn fire(&self, fire: Fire) {
-        let (job, state, stop) = (&fire.job.config, &fire.job.state, &fire.job.runs_stop);
+        let (job, state) = (&fire.job.config, &fire.job.state);
         let trigger = fire.trigger;
         match state.admit(job.overlap) {
             Admission::Start => {}
@@ -237,11 +250,7 @@ impl Runner {
             }
         }
         let runner = self.clone();
-        let control = RunControl {
-            stop: stop.clone(),
-            why: vec![self.inner.kill_why.clone()],
-            live: state.live(),
-        };
+        let control = self.control(&fire.job, None);
         let Fire {
             job:
                 JobHandle {
@@ -286,16 +295,12 @@ impl Runner {
     /// `why` says why its `runs_stop` fired, for the run that ends.
     pub fn supervise(&self, job: JobHandle, why: StopReason) -> JoinHandle<()> {
         let runner = self.clone();
+        let control = self.control(&job, Some(why));
         let JobHandle {
             config: job,
             state,
             runs_stop: stop,
         } = job;
-        let control = RunControl {
-            stop: stop.clone(),
-            why: vec![why, self.inner.kill_why.clone()],
-            live: state.live(),
-        };
         self.inner.tracker.spawn(async move {
             let mut backoff = RestartBackoff::default();
             loop {
