@@ -4,7 +4,7 @@
 //! [`ReloadSummary::between`] decides, and stops them at shutdown.
 
 use super::reload::{keeps_state, ReloadSummary};
-use super::runner::{Fire, JobHandle, Runner, SlotState, TriggerReply};
+use super::runner::{Fire, JobHandle, Runner, TriggerReply};
 use super::{timer, JobState, JobStatus, StopReason, Trigger};
 use crate::alert::Dispatcher;
 use crate::config::{CatchUp, Config, JobConfig};
@@ -140,15 +140,14 @@ impl Scheduler {
     /// Runs a slot missed while the daemon was down, once, and records the baseline.
     fn catch_up(&self, job: &JobHandle) {
         let name = &job.config.name;
-        let path = self.runner.slot_file(name);
         let now = Utc::now();
-        match crate::state::read_json::<SlotState>(&path) {
-            Ok(Some(saved)) => {
+        match self.runner.last_slot(name) {
+            Ok(Some(last_slot)) => {
                 let missed = job
                     .config
                     .schedule
                     .as_ref()
-                    .and_then(|s| s.missed_between(saved.last_slot, now));
+                    .and_then(|s| s.missed_between(last_slot, now));
                 if let Some(slot) = missed {
                     tracing::info!(job = %name, missed_slot = %slot, "{name}: catching up a slot missed while opsd was down");
                     self.runner.remember_slot(name, slot);

@@ -103,9 +103,9 @@ struct RunnerInner {
 
 /// Catch-up state kept for jobs with `catch_up = "once"`.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct SlotState {
+struct SlotState {
     /// The slot the job last fired for.
-    pub last_slot: DateTime<Utc>,
+    last_slot: DateTime<Utc>,
 }
 
 impl Runner {
@@ -143,20 +143,19 @@ impl Runner {
         }
     }
 
+    /// `job`'s file in the state directory's folder `dir`.
+    fn job_file(&self, dir: &str, job: &str) -> PathBuf {
+        self.inner.state_dir.join(dir).join(format!("{job}.json"))
+    }
+
     /// The file that keeps the slot a catch-up job last fired for.
-    pub fn slot_file(&self, job: &str) -> PathBuf {
-        self.inner
-            .state_dir
-            .join("schedule")
-            .join(format!("{job}.json"))
+    fn slot_file(&self, job: &str) -> PathBuf {
+        self.job_file("schedule", job)
     }
 
     /// The file that keeps `job`'s last run across restarts.
     fn last_run_file(&self, job: &str) -> PathBuf {
-        self.inner
-            .state_dir
-            .join("last-run")
-            .join(format!("{job}.json"))
+        self.job_file("last-run", job)
     }
 
     /// A state for `job` that starts from the last run saved by an earlier daemon; a file that
@@ -188,6 +187,13 @@ impl Runner {
             ),
             Err(e) => tracing::error!(job = %name, "{name}: cannot keep the last run: {e}"),
         }
+    }
+
+    /// The slot catch-up job `job` last fired for, as [`Runner::remember_slot`] kept it;
+    /// `None` when it never fired.
+    pub fn last_slot(&self, job: &str) -> std::io::Result<Option<DateTime<Utc>>> {
+        let saved = crate::state::read_json::<SlotState>(&self.slot_file(job))?;
+        Ok(saved.map(|s| s.last_slot))
     }
 
     /// Persists the slot a catch-up job last fired for (off the async threads).
