@@ -82,9 +82,13 @@ pub struct RunControl {
 /// One run as asked for: why it runs, how, and what its caller keeps hold of; see [`execute`].
 #[derive(Debug)]
 pub struct Run {
+    /// Why it runs, for the log.
     trigger: Trigger,
+    /// Dry run, foreground.
     mode: RunMode,
+    /// What the caller stops it and reads its live figures through.
     control: RunControl,
+    /// From the alarm that woke the run; goes back once the run has started.
     ticket: Option<Ticket>,
 }
 

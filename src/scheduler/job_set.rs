@@ -34,10 +34,10 @@ enum Arming {
 #[derive(Debug)]
 pub(super) struct Entry {
     /// The job as its runs see it.
-    pub job: JobHandle,
+    pub handle: JobHandle,
     /// Stops the timer (scheduled jobs) — running instances are left to finish.
     timer_stop: CancellationToken,
-    /// Why `job.runs_stop` fired, for the run it ends.
+    /// Why `handle.runs_stop` fired, for the run it ends.
     runs_why: StopReason,
     /// The supervisor of a continuous job.
     supervisor: Option<JoinHandle<()>>,
@@ -48,9 +48,9 @@ impl Entry {
     /// (a scheduled job's run going now is left to finish).
     fn stop(&self, why: &str) {
         self.timer_stop.cancel();
-        if self.job.config.job.is_continuous() {
+        if self.handle.config.job.is_continuous() {
             self.runs_why.set(why);
-            self.job.runs_stop.cancel();
+            self.handle.runs_stop.cancel();
         }
     }
 }
@@ -94,15 +94,15 @@ impl Scheduler {
         previous: Option<JoinHandle<()>>,
         arming: Arming,
     ) {
-        let job = self.runner.handle(config, state);
+        let handle = self.runner.handle(config, state);
         let timer_stop = CancellationToken::new();
         let runs_why = StopReason::default();
         let mut supervisor = None;
-        let config = &job.config;
+        let config = &handle.config;
         if config.enabled {
             if config.job.is_continuous() {
                 let runner = self.runner.clone();
-                let (j, why) = (job.clone(), runs_why.clone());
+                let (j, why) = (handle.clone(), runs_why.clone());
                 // The new watcher starts only once the one it replaces has stopped.
                 supervisor = Some(tokio::spawn(async move {
                     if let Some(prev) = previous {
@@ -114,22 +114,22 @@ impl Scheduler {
                 let is_start = config.schedule.as_ref().is_some_and(|s| s.is_start());
                 if is_start && arming != Arming::Changed {
                     self.runner
-                        .fire(Fire::new(&job, Trigger::Schedule(Utc::now())));
+                        .fire(Fire::new(&handle, Trigger::Schedule(Utc::now())));
                 }
                 if arming == Arming::DaemonStart && config.catch_up == CatchUp::Once && !is_start {
-                    self.catch_up(&job);
+                    self.catch_up(&handle);
                 }
                 tokio::spawn(timer::run(
                     self.runner.clone(),
-                    job.clone(),
+                    handle.clone(),
                     timer_stop.clone(),
                 ));
             }
         }
         self.jobs.insert(
-            job.config.name.clone(),
+            handle.config.name.clone(),
             Entry {
-                job,
+                handle,
                 timer_stop,
                 runs_why,
                 supervisor,
@@ -138,12 +138,12 @@ impl Scheduler {
     }
 
     /// Runs a slot missed while the daemon was down, once, and records the baseline.
-    fn catch_up(&self, job: &JobHandle) {
-        let name = &job.config.name;
+    fn catch_up(&self, handle: &JobHandle) {
+        let name = &handle.config.name;
         let now = Utc::now();
         match self.runner.last_slot(name) {
             Ok(Some(last_slot)) => {
-                let missed = job
+                let missed = handle
                     .config
                     .schedule
                     .as_ref()
@@ -151,7 +151,7 @@ impl Scheduler {
                 if let Some(slot) = missed {
                     tracing::info!(job = %name, missed_slot = %slot, "{name}: catching up a slot missed while opsd was down");
                     self.runner.remember_slot(name, slot);
-                    self.runner.fire(Fire::new(job, Trigger::CatchUp));
+                    self.runner.fire(Fire::new(handle, Trigger::CatchUp));
                 }
             }
             Ok(None) => self.runner.remember_slot(name, now),
@@ -183,8 +183,8 @@ impl Scheduler {
                 continue;
             };
             entry.stop("the job was changed by a reload");
-            let state = if keeps_state(&entry.job.config, job) {
-                entry.job.state
+            let state = if keeps_state(&entry.handle.config, job) {
+                entry.handle.state
             } else {
                 Arc::new(JobState::default())
             };
@@ -208,14 +208,14 @@ impl Scheduler {
                 .unwrap_or_default();
             format!("no job named {name:?}{hint}")
         })?;
-        if entry.job.config.job.is_continuous() {
+        if entry.handle.config.job.is_continuous() {
             return Err(format!(
                 "{name:?} runs continuously; it cannot be triggered"
             ));
         }
         let (tx, rx) = oneshot::channel();
         self.runner
-            .fire(Fire::new(&entry.job, Trigger::Manual).with_reply(tx));
+            .fire(Fire::new(&entry.handle, Trigger::Manual).with_reply(tx));
         Ok(rx)
     }
 
@@ -223,7 +223,7 @@ impl Scheduler {
     pub fn status(&self) -> Vec<JobStatus> {
         self.jobs
             .values()
-            .map(|e| JobStatus::new(&e.job.config, &e.job.state))
+            .map(|e| JobStatus::new(&e.handle.config, &e.handle.state))
             .collect()
     }
 
@@ -232,8 +232,8 @@ impl Scheduler {
         self.jobs
             .values()
             .filter_map(|e| {
-                let tz = e.job.config.schedule.as_ref()?.timezone();
-                Some((e.job.config.name.as_str(), e.job.state.next()?, tz))
+                let tz = e.handle.config.schedule.as_ref()?.timezone();
+                Some((e.handle.config.name.as_str(), e.handle.state.next()?, tz))
             })
             .min_by_key(|(_, t, _)| *t)
     }
@@ -245,7 +245,7 @@ impl Scheduler {
         }
         let tracker = self.runner.tracker();
         tracker.close();
-        let running: usize = self.jobs.values().map(|e| e.job.state.running()).sum();
+        let running: usize = self.jobs.values().map(|e| e.handle.state.running()).sum();
         if running > 0 {
             tracing::info!(
                 running,

@@ -41,7 +41,8 @@ pub(super) struct JobHandle {
 /// A run asked of [`Runner::fire`]: which job, why, and who hears how it went.
 #[derive(Debug)]
 pub(super) struct Fire {
-    job: JobHandle,
+    /// The job to run.
+    handle: JobHandle,
     trigger: Trigger,
     /// Hears how the run ended, or why it did not start (`opsd trigger`).
     reply: Option<oneshot::Sender<TriggerReply>>,
@@ -53,7 +54,7 @@ impl Fire {
     /// A run of `job` for `trigger` that nobody waits for.
     pub fn new(job: &JobHandle, trigger: Trigger) -> Self {
         Fire {
-            job: job.clone(),
+            handle: job.clone(),
             trigger,
             reply: None,
             ticket: None,
@@ -86,6 +87,7 @@ pub(super) struct Runner {
     inner: Arc<RunnerInner>,
 }
 
+/// What every clone of a [`Runner`] shares.
 #[derive(Debug)]
 struct RunnerInner {
     state_dir: PathBuf,
@@ -239,7 +241,7 @@ impl Runner {
 
     /// Starts a run now if the job's overlap policy allows; a queued run follows it.
     pub fn fire(&self, fire: Fire) {
-        let (job, state) = (&fire.job.config, &fire.job.state);
+        let (job, state) = (&fire.handle.config, &fire.handle.state);
         let trigger = fire.trigger;
         match state.admit(job.overlap) {
             Admission::Start => {}
@@ -256,9 +258,9 @@ impl Runner {
             }
         }
         let runner = self.clone();
-        let control = self.control(&fire.job, None);
+        let control = self.control(&fire.handle, None);
         let Fire {
-            job:
+            handle:
                 JobHandle {
                     config: job,
                     state,

@@ -288,7 +288,7 @@ async fn a_run_still_waiting_out_its_jitter_at_shutdown_never_starts() {
         s.running == 1
     })
     .await;
-    let state = f.sched.jobs["j"].job.state.clone();
+    let state = f.sched.jobs["j"].handle.state.clone();
     // No grace: the waiting run is stopped at once.
     tokio::time::timeout(PATIENCE, f.sched.shutdown(Duration::ZERO))
         .await
@@ -323,7 +323,7 @@ async fn reload_restarts_a_changed_continuous_job_and_stops_a_removed_one() {
     let ended = f.status("web").last.unwrap();
     assert_eq!(ended.outcome, Outcome::Success, "{ended:?}");
 
-    let state = f.sched.jobs["web"].job.state.clone();
+    let state = f.sched.jobs["web"].handle.state.clone();
     let removed = f.reload("");
     assert_eq!(removed.removed, ["web"]);
     let deadline = tokio::time::Instant::now() + PATIENCE;
