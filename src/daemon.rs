@@ -345,19 +345,12 @@ fn spawn_env_file_checks(cfg: &Config) {
     }
 }
 
-/// Why the `env_file` at `path` cannot be used by a run now, without any of its text.
+/// Why the `env_file` at `path` cannot be used by a run now, without any of its text: read
+/// as a run and `opsd check` read it (a FIFO is refused without waiting for a writer).
 fn env_file_problem(path: &std::path::Path, optional: bool) -> Option<String> {
-    match std::fs::metadata(path) {
-        Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => Some(format!("env_file {}: cannot read it: {e}", path.display())),
-        // Opening a FIFO for reading would block here until a writer comes.
-        Ok(meta) if !meta.is_file() => {
-            Some(format!("env_file {}: not a regular file", path.display()))
-        }
-        Ok(_) => crate::process::env::read_env_file(path, optional)
-            .err()
-            .map(|e| e.to_string()),
-    }
+    crate::process::env::read_env_file(path, optional)
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// "7 jobs; next: geoip-weekly at 2026-11-29 04:00:00 KST".

@@ -252,7 +252,7 @@ async fn command_sink_gets_the_alert_as_json_on_stdin() {
     )
     .unwrap();
     d.send(
-        opsd::scheduler::execute::failed_run_alert(
+        opsd::scheduler::failed_run_alert(
             "backup",
             "0123abcd",
             &opsd::jobs::RunReport::failed("exit code 1"),

@@ -444,13 +444,12 @@ async fn execute(job: &opsd::config::JobConfig, dry_run: bool) -> RunReport {
         job,
         state.path().to_path_buf(),
         &opsd::alert::Dispatcher::new(&Default::default(), Default::default()).unwrap(),
-        opsd::scheduler::RunMode {
-            dry_run,
-            foreground: false,
-        },
-        opsd::scheduler::Trigger::Manual,
-        CancellationToken::new(),
-        None,
+        opsd::scheduler::Run::new(opsd::scheduler::Trigger::Manual).with_mode(
+            opsd::scheduler::RunMode {
+                dry_run,
+                foreground: false,
+            },
+        ),
     )
     .await
     .report

@@ -6,11 +6,10 @@ mod common;
 use common::moto::{Moto, AWS_TEST_ENV, REGION};
 use opsd::config::{parse, JobConfig};
 use opsd::jobs::{Outcome, RunReport};
-use opsd::scheduler::{execute, Trigger};
+use opsd::scheduler::{execute, Run, Trigger};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 /// Parses one ec2 job named `dev` with the given keys, pointed at `moto`.
 fn job(moto: &Moto, keys: &str) -> Arc<JobConfig> {
@@ -30,13 +29,10 @@ async fn run(job: &JobConfig, dry_run: bool) -> RunReport {
         job,
         state.path().to_path_buf(),
         &opsd::alert::Dispatcher::new(&Default::default(), Default::default()).unwrap(),
-        opsd::scheduler::RunMode {
+        Run::new(Trigger::Manual).with_mode(opsd::scheduler::RunMode {
             dry_run,
             foreground: false,
-        },
-        Trigger::Manual,
-        CancellationToken::new(),
-        None,
+        }),
     )
     .await
     .report

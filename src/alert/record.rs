@@ -129,30 +129,6 @@ impl Alert {
         self
     }
 
-    /// The alert for a run of any job type that ended in `outcome` (its name: `failed`,
-    /// `timed_out`, `killed`; the rule is `run_OUTCOME`), with the last lines the run printed in
-    /// `extra`: the field every sink shows (webhook JSON, the Slack-style text), so the alert
-    /// says why as well as what. How bad each outcome is, is the caller's to say.
-    pub fn for_failed_run(
-        job: &str,
-        run_id: &str,
-        outcome: &str,
-        severity: Severity,
-        detail: Option<&str>,
-        output: &[String],
-    ) -> Self {
-        let summary = match detail {
-            Some(d) if !d.is_empty() => format!("run {run_id} of job {job} {outcome}: {d}"),
-            _ => format!("run {run_id} of job {job} {outcome}"),
-        };
-        let mut alert = Alert::new(job, format!("run_{outcome}"), severity, summary);
-        alert.run_id = Some(run_id.to_string());
-        if !output.is_empty() {
-            alert = alert.with_extra(format!("last output:\n{}", output.join("\n")));
-        }
-        alert
-    }
-
     /// The Slack-style one-message text: severity, job, rule, summary, lines and extra.
     pub fn text(&self) -> String {
         let mut t = format!(
@@ -238,48 +214,6 @@ mod tests {
         assert_eq!(back, a);
         let none = Alert::new("w", "r", Severity::Info, "s").with_source("/f", Some(String::new()));
         assert_eq!(none.dedup_key, None);
-    }
-
-    #[test]
-    fn failed_run_alert_names_the_run() {
-        let a = Alert::for_failed_run(
-            "backup",
-            "abc123",
-            "timed_out",
-            Severity::High,
-            Some("after 4s"),
-            &[],
-        );
-        assert_eq!(a.extra, None);
-        assert_eq!(a.rule, "run_timed_out");
-        assert_eq!(a.severity, Severity::High);
-        assert_eq!(a.run_id.as_deref(), Some("abc123"));
-        assert!(
-            a.text()
-                .contains("run abc123 of job backup timed_out: after 4s"),
-            "{}",
-            a.text()
-        );
-    }
-
-    #[test]
-    fn failed_run_alert_carries_the_last_output_lines() {
-        let output = [
-            "pg_dump: error: connection refused".to_string(),
-            "giving up".into(),
-        ];
-        let a = Alert::for_failed_run("backup", "r1", "failed", Severity::High, None, &output);
-        assert_eq!(
-            a.extra.as_deref(),
-            Some("last output:\npg_dump: error: connection refused\ngiving up")
-        );
-        assert!(
-            a.text().ends_with("connection refused\ngiving up"),
-            "{}",
-            a.text()
-        );
-        let json: serde_json::Value = serde_json::from_str(&a.to_json()).unwrap();
-        assert!(json["extra"].as_str().unwrap().contains("giving up"));
     }
 
     #[test]

@@ -36,3 +36,31 @@ impl RestartBackoff {
         wait
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_waits_double_from_one_second_up_to_the_cap() {
+        let mut backoff = RestartBackoff::default();
+        let quick = Duration::from_millis(10);
+        let waits: Vec<u64> = (0..9).map(|_| backoff.after(quick).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(FIRST_RESTART, Duration::from_secs(1));
+        assert_eq!(MAX_RESTART_BACKOFF, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_run_longer_than_the_cap_starts_the_waits_over() {
+        let mut backoff = RestartBackoff::default();
+        for _ in 0..8 {
+            backoff.after(Duration::ZERO);
+        }
+        // Exactly the cap is not yet healthy; a moment more is.
+        assert_eq!(backoff.after(MAX_RESTART_BACKOFF), MAX_RESTART_BACKOFF);
+        let healthy = MAX_RESTART_BACKOFF + Duration::from_millis(1);
+        assert_eq!(backoff.after(healthy), FIRST_RESTART);
+        assert_eq!(backoff.after(Duration::ZERO), Duration::from_secs(2));
+    }
+}

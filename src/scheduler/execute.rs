@@ -4,7 +4,8 @@
 //! systemd names the unit, so `journalctl -u opsd -o cat` says which job a line is about.
 
 use super::alarm::Ticket;
-use crate::alert::{Alert, Dispatcher, Severity};
+use super::failure_alert::failed_run_alert;
+use crate::alert::Dispatcher;
 use crate::config::JobConfig;
 use crate::jobs::{command::signal_name, LiveSlot, Outcome, RunContext, RunReport};
 use chrono::{DateTime, Utc};
@@ -78,13 +79,46 @@ pub struct RunControl {
     pub live: LiveSlot,
 }
 
-impl From<CancellationToken> for RunControl {
-    /// A run stopped by `stop` alone, for a reason nobody records, and whose figures nobody reads.
-    fn from(stop: CancellationToken) -> Self {
-        RunControl {
-            stop,
-            ..RunControl::default()
+/// One run as asked for: why it runs, how, and what its caller keeps hold of; see [`execute`].
+#[derive(Debug)]
+pub struct Run {
+    /// Why it runs, for the log.
+    trigger: Trigger,
+    /// Dry run, foreground.
+    mode: RunMode,
+    /// What the caller stops it and reads its live figures through.
+    control: RunControl,
+    /// From the alarm that woke the run; goes back once the run has started.
+    ticket: Option<Ticket>,
+}
+
+impl Run {
+    /// A run for `trigger` in the default mode, with a stop token of its own and no ticket.
+    pub fn new(trigger: Trigger) -> Self {
+        Run {
+            trigger,
+            mode: RunMode::default(),
+            control: RunControl::default(),
+            ticket: None,
         }
+    }
+
+    /// Carries the run out in `mode` (dry run, foreground).
+    pub fn with_mode(mut self, mode: RunMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Lets the caller stop the run (`control.stop`), say why, and read its live figures.
+    pub fn with_control(mut self, control: RunControl) -> Self {
+        self.control = control;
+        self
+    }
+
+    /// Gives back `ticket`, from the alarm that woke the run, once the run has started.
+    pub fn with_ticket(mut self, ticket: Option<Ticket>) -> Self {
+        self.ticket = ticket;
+        self
     }
 }
 
@@ -102,22 +136,24 @@ pub struct Finished {
 }
 
 /// A fresh, short, random run id.
-pub fn new_run_id() -> Arc<str> {
+fn new_run_id() -> Arc<str> {
     format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff).into()
 }
 
-/// Runs `job` once. `control.stop` is fired from outside (shutdown, removal) to end the run
-/// early; `ticket`, from the alarm that woke the run, goes back once the run has started.
+/// Runs `job` once as `run` asks, keeping its files under `state_dir` and alerting through
+/// `alerts`. `run`'s stop token is fired from outside (shutdown, removal) to end it early.
 pub async fn execute(
     job: &JobConfig,
     state_dir: PathBuf,
     alerts: &Dispatcher,
-    mode: RunMode,
-    trigger: Trigger,
-    control: impl Into<RunControl>,
-    ticket: Option<Ticket>,
+    run: Run,
 ) -> Finished {
-    let control = control.into();
+    let Run {
+        trigger,
+        mode,
+        control,
+        ticket,
+    } = run;
     let stop = &control.stop;
     let run_id = new_run_id();
     let cancel = stop.child_token();
@@ -190,24 +226,6 @@ pub async fn execute(
         duration,
         report,
     }
-}
-
-/// The alert for a run that ended badly: a failure or a timeout needs someone now (`high`),
-/// a run stopped from outside (shutdown, removal) is worth a look (`warning`).
-pub fn failed_run_alert(job: &str, run_id: &str, report: &RunReport) -> Alert {
-    let severity = match report.outcome {
-        Outcome::Failed | Outcome::TimedOut => Severity::High,
-        Outcome::Killed => Severity::Warning,
-        Outcome::Success | Outcome::Skipped => Severity::Info,
-    };
-    Alert::for_failed_run(
-        job,
-        run_id,
-        report.outcome.as_str(),
-        severity,
-        report.detail.as_deref(),
-        &report.output,
-    )
 }
 
 /// Logs the one start-of-run event; a scheduled run also says which slot it is for and how

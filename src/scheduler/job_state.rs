@@ -206,6 +206,7 @@ impl JobState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Overlap;
     use crate::jobs::RunReport;
 
     fn finished(run_id: &str, outcome: Outcome) -> Finished {
@@ -281,5 +282,68 @@ mod tests {
         assert!(state.live().get().is_some());
         state.finish(&finished("r", Outcome::Success));
         assert!(state.live().get().is_none());
+    }
+
+    #[test]
+    fn skip_refuses_a_second_run_while_one_is_going() {
+        let state = JobState::default();
+        assert_eq!(state.admit(Overlap::Skip), Admission::Start);
+        assert_eq!(state.admit(Overlap::Skip), Admission::Skipped);
+        assert_eq!(state.running(), 1);
+        assert!(!state.finish(&finished("r1", Outcome::Success)));
+        assert_eq!(state.running(), 0);
+        assert_eq!(state.admit(Overlap::Skip), Admission::Start);
+    }
+
+    #[test]
+    fn allow_counts_every_run_side_by_side() {
+        let state = JobState::default();
+        for _ in 0..3 {
+            assert_eq!(state.admit(Overlap::Allow), Admission::Start);
+        }
+        assert_eq!(state.running(), 3);
+        for n in (0..3).rev() {
+            assert!(!state.finish(&finished("r", Outcome::Success)));
+            assert_eq!(state.running(), n);
+        }
+    }
+
+    #[test]
+    fn queue_holds_one_run_behind_the_running_one_and_skips_the_rest() {
+        let state = JobState::default();
+        assert_eq!(state.admit(Overlap::Queue), Admission::Start);
+        assert_eq!(state.admit(Overlap::Queue), Admission::Queued);
+        assert_eq!(state.admit(Overlap::Queue), Admission::Skipped);
+        assert_eq!(state.running(), 1, "a queued run is not running yet");
+        // The first run ends: the queued one starts now, and is counted as running.
+        assert!(state.finish(&finished("r1", Outcome::Success)));
+        assert_eq!(state.running(), 1);
+        // The queue is free again while the second run goes.
+        assert_eq!(state.admit(Overlap::Queue), Admission::Queued);
+        assert!(state.finish(&finished("r2", Outcome::Success)));
+        assert!(!state.finish(&finished("r3", Outcome::Success)));
+        assert_eq!(state.running(), 0);
+    }
+
+    #[test]
+    fn a_continuous_start_is_counted_whatever_the_policy() {
+        let state = JobState::default();
+        state.start_unconditionally();
+        state.start_unconditionally();
+        assert_eq!(state.running(), 2);
+        assert_eq!(state.admit(Overlap::Skip), Admission::Skipped);
+    }
+
+    #[test]
+    fn finish_records_the_last_run() {
+        let state = JobState::default();
+        assert_eq!(state.last(), None);
+        state.admit(Overlap::Skip);
+        let f = finished("abc", Outcome::Failed);
+        state.finish(&f);
+        let last = state.last().expect("a last run");
+        assert_eq!(last, LastRun::from(&f));
+        assert_eq!(last.run_id, "abc");
+        assert_eq!(last.outcome, Outcome::Failed);
     }
 }

@@ -1,143 +1,20 @@
-//! The scheduler's contract: what the overlap policies admit, what a reload keeps, replaces,
-//! adds and removes, when jitter delays a run, and how a continuous job's restarts back off.
-//! Scheduler tests run real `command` jobs on a real runtime; they wait on conditions (what
-//! `opsd status` would show) and say what they saw when a deadline passes.
+//! The scheduler's contract as a whole, where its parts' own tests (admission in
+//! `job_state.rs`, the reload diff in `reload.rs`, restart waits in `backoff.rs`) leave off:
+//! the overlap policies and jitter applied to real runs, what a reload does to timers and
+//! runs, `@start` runs, and how a continuous job is restarted. Scheduler tests run real
+//! `command` jobs on a real runtime; they wait on conditions (what `opsd status` would show)
+//! and say what they saw when a deadline passes.
 
-use super::backoff::{RestartBackoff, FIRST_RESTART, MAX_RESTART_BACKOFF};
-use super::execute::failed_run_alert;
-use super::job_state::Admission;
 use super::*;
-use crate::alert::Severity;
-use crate::config::Overlap;
-use crate::jobs::{Outcome, RunReport};
+use crate::alert::Dispatcher;
+use crate::config::Config;
+use crate::jobs::Outcome;
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 /// How long a scheduler test waits for what it expects before it fails.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A finished run with this outcome.
-fn finished(run_id: &str, outcome: Outcome) -> Finished {
-    Finished {
-        run_id: run_id.into(),
-        started: Utc::now(),
-        duration: Duration::from_millis(3),
-        report: RunReport {
-            outcome,
-            exit_code: None,
-            signal: None,
-            detail: None,
-            output: Vec::new(),
-        },
-    }
-}
-
-#[test]
-fn skip_refuses_a_second_run_while_one_is_going() {
-    let state = JobState::default();
-    assert_eq!(state.admit(Overlap::Skip), Admission::Start);
-    assert_eq!(state.admit(Overlap::Skip), Admission::Skipped);
-    assert_eq!(state.running(), 1);
-    assert!(!state.finish(&finished("r1", Outcome::Success)));
-    assert_eq!(state.running(), 0);
-    assert_eq!(state.admit(Overlap::Skip), Admission::Start);
-}
-
-#[test]
-fn allow_counts_every_run_side_by_side() {
-    let state = JobState::default();
-    for _ in 0..3 {
-        assert_eq!(state.admit(Overlap::Allow), Admission::Start);
-    }
-    assert_eq!(state.running(), 3);
-    for n in (0..3).rev() {
-        assert!(!state.finish(&finished("r", Outcome::Success)));
-        assert_eq!(state.running(), n);
-    }
-}
-
-#[test]
-fn queue_holds_one_run_behind_the_running_one_and_skips_the_rest() {
-    let state = JobState::default();
-    assert_eq!(state.admit(Overlap::Queue), Admission::Start);
-    assert_eq!(state.admit(Overlap::Queue), Admission::Queued);
-    assert_eq!(state.admit(Overlap::Queue), Admission::Skipped);
-    assert_eq!(state.running(), 1, "a queued run is not running yet");
-    // The first run ends: the queued one starts now, and is counted as running.
-    assert!(state.finish(&finished("r1", Outcome::Success)));
-    assert_eq!(state.running(), 1);
-    // The queue is free again while the second run goes.
-    assert_eq!(state.admit(Overlap::Queue), Admission::Queued);
-    assert!(state.finish(&finished("r2", Outcome::Success)));
-    assert!(!state.finish(&finished("r3", Outcome::Success)));
-    assert_eq!(state.running(), 0);
-}
-
-#[test]
-fn a_continuous_start_is_counted_whatever_the_policy() {
-    let state = JobState::default();
-    state.start_unconditionally();
-    state.start_unconditionally();
-    assert_eq!(state.running(), 2);
-    assert_eq!(state.admit(Overlap::Skip), Admission::Skipped);
-}
-
-#[test]
-fn finish_records_the_last_run() {
-    let state = JobState::default();
-    assert_eq!(state.last(), None);
-    state.admit(Overlap::Skip);
-    let f = finished("abc", Outcome::Failed);
-    state.finish(&f);
-    let last = state.last().expect("a last run");
-    assert_eq!(last, LastRun::from(&f));
-    assert_eq!(last.run_id, "abc");
-    assert_eq!(last.outcome, Outcome::Failed);
-}
-
-#[test]
-fn restart_waits_double_from_one_second_up_to_the_cap() {
-    let mut backoff = RestartBackoff::default();
-    let quick = Duration::from_millis(10);
-    let waits: Vec<u64> = (0..9).map(|_| backoff.after(quick).as_secs()).collect();
-    assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-    assert_eq!(FIRST_RESTART, Duration::from_secs(1));
-    assert_eq!(MAX_RESTART_BACKOFF, Duration::from_secs(60));
-}
-
-#[test]
-fn a_run_longer_than_the_cap_starts_the_waits_over() {
-    let mut backoff = RestartBackoff::default();
-    for _ in 0..8 {
-        backoff.after(Duration::ZERO);
-    }
-    // Exactly the cap is not yet healthy; a moment more is.
-    assert_eq!(backoff.after(MAX_RESTART_BACKOFF), MAX_RESTART_BACKOFF);
-    let healthy = MAX_RESTART_BACKOFF + Duration::from_millis(1);
-    assert_eq!(backoff.after(healthy), FIRST_RESTART);
-    assert_eq!(backoff.after(Duration::ZERO), Duration::from_secs(2));
-}
-
-#[test]
-fn a_failed_or_timed_out_run_alerts_high_and_a_killed_one_warns() {
-    for (outcome, severity) in [
-        (Outcome::Failed, Severity::High),
-        (Outcome::TimedOut, Severity::High),
-        (Outcome::Killed, Severity::Warning),
-    ] {
-        let mut report = RunReport::failed("exited with code 2");
-        report.outcome = outcome;
-        report.output = vec!["disk full".into()];
-        let a = failed_run_alert("backup", "r9", &report);
-        assert_eq!(a.severity, severity, "{outcome}");
-        assert_eq!(a.rule, format!("run_{outcome}"));
-        assert_eq!(a.run_id.as_deref(), Some("r9"));
-        assert_eq!(
-            a.summary,
-            format!("run r9 of job backup {outcome}: exited with code 2")
-        );
-        assert_eq!(a.extra.as_deref(), Some("last output:\ndisk full"));
-    }
-}
 
 /// A scheduler over `jobs` (the body of a `jobs.toml`), its state in a fresh directory.
 struct Fixture {
@@ -411,7 +288,7 @@ async fn a_run_still_waiting_out_its_jitter_at_shutdown_never_starts() {
         s.running == 1
     })
     .await;
-    let state = f.sched.jobs["j"].state.clone();
+    let state = f.sched.jobs["j"].handle.state.clone();
     // No grace: the waiting run is stopped at once.
     tokio::time::timeout(PATIENCE, f.sched.shutdown(Duration::ZERO))
         .await
@@ -446,7 +323,7 @@ async fn reload_restarts_a_changed_continuous_job_and_stops_a_removed_one() {
     let ended = f.status("web").last.unwrap();
     assert_eq!(ended.outcome, Outcome::Success, "{ended:?}");
 
-    let state = f.sched.jobs["web"].state.clone();
+    let state = f.sched.jobs["web"].handle.state.clone();
     let removed = f.reload("");
     assert_eq!(removed.removed, ["web"]);
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -519,4 +396,43 @@ async fn a_job_whose_type_changes_starts_over_with_nothing_remembered() {
         status.last, None,
         "the command's last run was kept: {status:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_at_start_job_runs_at_start_and_when_a_reload_adds_it_but_not_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = |name: &str| dir.path().join(name).display().to_string();
+    let at_start = |name: &str, extra: &str| {
+        let command = format!("echo run >> {}", log(name));
+        format!("[jobs.{name}]\ntype = \"command\"\nschedule = \"@start\"\ncommand = {command:?}\n{extra}\n")
+    };
+    let mut f = Fixture::start(&at_start("first", ""));
+    f.wait_for("first", "the run at start", |s| s.last.is_some())
+        .await;
+
+    let jobs = [at_start("first", "timeout = \"1h\""), at_start("added", "")].concat();
+    let summary = f.reload(&jobs);
+    assert_eq!(
+        (summary.changed, summary.added),
+        (vec!["first".into()], vec!["added".into()])
+    );
+    // A run that starts is counted before `fire` returns: none was started for the change.
+    assert_eq!(
+        f.status("first").running,
+        0,
+        "the changed @start job ran again"
+    );
+    f.wait_for("added", "the run of the job the reload added", |s| {
+        s.last.is_some()
+    })
+    .await;
+
+    let summary = f.reload(&[jobs, at_start("off", "enabled = false")].concat());
+    assert_eq!((summary.added, summary.unchanged), (vec!["off".into()], 2));
+    for name in ["first", "added", "off"] {
+        assert_eq!(f.status(name).running, 0, "{name} ran again");
+    }
+    assert_eq!(lines(&log("first")), 1);
+    assert_eq!(lines(&log("added")), 1);
+    assert_eq!(lines(&log("off")), 0, "a disabled job ran");
 }

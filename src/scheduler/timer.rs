@@ -16,16 +16,16 @@
 //! shown as broken in `opsd status` instead of dying silently.
 
 use super::alarm::{Alarm, Ticket, CLOCK_STEP};
-use super::{Runner, Trigger};
-use crate::config::JobConfig;
+use super::job_state::JobState;
+use super::runner::{Fire, JobHandle, Runner};
+use super::Trigger;
 use crate::schedule::Schedule;
-use crate::scheduler::job_state::JobState;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::FutureExt;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -125,15 +125,9 @@ async fn sleep_until_wall(
 
 /// Fires `job` on its schedule until `stop` fires or the schedule has no more slots; a
 /// failure of the timer (a panic included) is logged and marks the job broken.
-pub async fn run(
-    runner: Runner,
-    job: Arc<JobConfig>,
-    state: Arc<JobState>,
-    runs_stop: CancellationToken,
-    stop: CancellationToken,
-) {
-    let name = job.name.clone();
-    let timer = fire_on_schedule(runner, job, state.clone(), runs_stop, stop);
+pub async fn run(runner: Runner, job: JobHandle, stop: CancellationToken) {
+    let (name, state) = (job.config.name.clone(), job.state.clone());
+    let timer = fire_on_schedule(runner, job, stop);
     guarded(&name, &state, timer).await;
 }
 
@@ -165,12 +159,11 @@ async fn guarded(job: &str, state: &JobState, timer: impl Future<Output = Result
 /// The timer's loop; an error says why the job cannot be scheduled any more.
 async fn fire_on_schedule(
     runner: Runner,
-    job: Arc<JobConfig>,
-    state: Arc<JobState>,
-    runs_stop: CancellationToken,
+    job: JobHandle,
     stop: CancellationToken,
 ) -> Result<(), String> {
-    let Some(schedule) = job.schedule.clone() else {
+    let (config, state) = (&job.config, &job.state);
+    let Some(schedule) = config.schedule.clone() else {
         return Ok(());
     };
     let mut steps = runner.alarm().clock_steps();
@@ -181,7 +174,7 @@ async fn fire_on_schedule(
         state.set_next(next);
         let Some(next) = next else {
             if schedule.may_end() {
-                tracing::info!(job = %job.name, "{}: schedule has no further fire times", job.name);
+                tracing::info!(job = %config.name, "{}: schedule has no further fire times", config.name);
                 return Ok(());
             }
             return Err(format!("no fire time after {prev} can be computed"));
@@ -191,10 +184,10 @@ async fn fire_on_schedule(
                 Woke::Due(ticket) => ticket,
                 Woke::Stopped => return Ok(()),
                 Woke::Stepped(step) => {
-                    let (from, missed) = after_step(&schedule, &job.name, prev, step);
+                    let (from, missed) = after_step(&schedule, &config.name, prev, step);
                     prev = from;
                     if let Some(slot) = missed {
-                        fire(&runner, &job, &state, &runs_stop, slot, None);
+                        fire(&runner, &job, slot, None);
                     }
                     continue;
                 }
@@ -213,32 +206,18 @@ async fn fire_on_schedule(
             } else {
                 0
             };
-            report_overload(&job.name, now - next, folded);
+            report_overload(&config.name, now - next, folded);
         }
-        fire(&runner, &job, &state, &runs_stop, next, ticket);
+        fire(&runner, &job, next, ticket);
     }
 }
 
 /// Starts the run for `slot` (the overlap policy decides whether it runs).
-fn fire(
-    runner: &Runner,
-    job: &Arc<JobConfig>,
-    state: &Arc<JobState>,
-    runs_stop: &CancellationToken,
-    slot: DateTime<Utc>,
-    ticket: Option<Ticket>,
-) {
-    if job.catch_up == crate::config::CatchUp::Once {
-        runner.remember_slot(&job.name, slot);
+fn fire(runner: &Runner, job: &JobHandle, slot: DateTime<Utc>, ticket: Option<Ticket>) {
+    if job.config.catch_up == crate::config::CatchUp::Once {
+        runner.remember_slot(&job.config.name, slot);
     }
-    runner.fire(
-        job.clone(),
-        state.clone(),
-        runs_stop.clone(),
-        Trigger::Schedule(slot),
-        None,
-        ticket,
-    );
+    runner.fire(Fire::new(job, Trigger::Schedule(slot)).with_ticket(ticket));
 }
 
 /// Cron's rule for a wall-clock step of `step` seen by a timer whose last slot was `prev`:

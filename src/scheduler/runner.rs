@@ -1,0 +1,345 @@
+//! The part of the scheduler that starts runs: it applies a job's overlap policy and jitter,
+//! runs queued runs one after the other, keeps a continuous job going with backoff, and keeps
+//! each job's last run (and a catch-up job's last slot) in the state directory. Timers, the
+//! `@start` and catch-up runs and `opsd trigger` all come here through [`Runner::fire`].
+
+use super::alarm::{Alarm, Ticket};
+use super::backoff::RestartBackoff;
+use super::execute::{execute, Finished, Run, RunControl, StopReason, Trigger};
+use super::job_state::{Admission, JobState, LastRun};
+use crate::alert::Dispatcher;
+use crate::config::JobConfig;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What `opsd trigger` gets back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TriggerReply {
+    /// The run happened; here is how it went.
+    Ran(LastRun),
+    /// The run did not start, and why (overlap policy).
+    NotStarted(String),
+}
+
+/// One job as its runs see it: its definition, its live state, and the token that stops them.
+#[derive(Debug, Clone)]
+pub(super) struct JobHandle {
+    /// The definition in force.
+    pub config: Arc<JobConfig>,
+    /// What its timer and runs share.
+    pub state: Arc<JobState>,
+    /// Stops the job's runs (continuous jobs on change/removal; everything at shutdown).
+    pub runs_stop: CancellationToken,
+}
+
+/// A run asked of [`Runner::fire`]: which job, why, and who hears how it went.
+#[derive(Debug)]
+pub(super) struct Fire {
+    /// The job to run.
+    handle: JobHandle,
+    trigger: Trigger,
+    /// Hears how the run ended, or why it did not start (`opsd trigger`).
+    reply: Option<oneshot::Sender<TriggerReply>>,
+    /// From the alarm that woke the timer; goes back once the run has started.
+    ticket: Option<Ticket>,
+}
+
+impl Fire {
+    /// A run of `job` for `trigger` that nobody waits for.
+    pub fn new(job: &JobHandle, trigger: Trigger) -> Self {
+        Fire {
+            handle: job.clone(),
+            trigger,
+            reply: None,
+            ticket: None,
+        }
+    }
+
+    /// `reply` hears how the run ended, or why it did not start.
+    pub fn with_reply(mut self, reply: oneshot::Sender<TriggerReply>) -> Self {
+        self.reply = Some(reply);
+        self
+    }
+
+    /// `ticket`, from the alarm that woke the timer, goes back once the run has started.
+    pub fn with_ticket(mut self, ticket: Option<Ticket>) -> Self {
+        self.ticket = ticket;
+        self
+    }
+
+    /// Tells whoever waits that the run did not start, and why.
+    fn not_started(self, why: &str) {
+        if let Some(reply) = self.reply {
+            let _ = reply.send(TriggerReply::NotStarted(why.into()));
+        }
+    }
+}
+
+/// Starts the runs of every job; cheap to clone into timers and runs.
+#[derive(Debug, Clone)]
+pub(super) struct Runner {
+    inner: Arc<RunnerInner>,
+}
+
+/// What every clone of a [`Runner`] shares.
+#[derive(Debug)]
+struct RunnerInner {
+    state_dir: PathBuf,
+    /// Where alerts go; its sinks are swapped in place when a reload changes `[alerts]`.
+    alerts: Dispatcher,
+    /// Fired at the end of the shutdown grace period: every run still going is stopped.
+    kill_all: CancellationToken,
+    /// Why `kill_all` fired, for the runs it ends.
+    kill_why: StopReason,
+    /// Every run and supervisor, for shutdown to wait on.
+    tracker: TaskTracker,
+    /// The precise last stretch of every timer.
+    alarm: Alarm,
+}
+
+/// Catch-up state kept for jobs with `catch_up = "once"`.
+#[derive(Debug, Serialize, Deserialize)]
+struct SlotState {
+    /// The slot the job last fired for.
+    last_slot: DateTime<Utc>,
+}
+
+impl Runner {
+    /// A runner keeping its files in `state_dir` and alerting through `alerts`; fails only if
+    /// the alarm thread cannot be started.
+    pub fn start(state_dir: PathBuf, alerts: Dispatcher) -> std::io::Result<Self> {
+        Ok(Runner {
+            inner: Arc::new(RunnerInner {
+                state_dir,
+                alerts,
+                kill_all: CancellationToken::new(),
+                kill_why: StopReason::default(),
+                tracker: TaskTracker::new(),
+                alarm: Alarm::start()?,
+            }),
+        })
+    }
+
+    /// The precise alarm timers finish their wait on.
+    pub fn alarm(&self) -> &Alarm {
+        &self.inner.alarm
+    }
+
+    /// The alert dispatcher in force.
+    pub fn alerts(&self) -> &Dispatcher {
+        &self.inner.alerts
+    }
+
+    /// A handle on `config`'s runs with `state`; its runs stop when shutdown's grace runs out.
+    pub fn handle(&self, config: Arc<JobConfig>, state: Arc<JobState>) -> JobHandle {
+        JobHandle {
+            config,
+            state,
+            runs_stop: self.inner.kill_all.child_token(),
+        }
+    }
+
+    /// `job`'s file in the state directory's folder `dir`.
+    fn job_file(&self, dir: &str, job: &str) -> PathBuf {
+        self.inner.state_dir.join(dir).join(format!("{job}.json"))
+    }
+
+    /// The file that keeps the slot a catch-up job last fired for.
+    fn slot_file(&self, job: &str) -> PathBuf {
+        self.job_file("schedule", job)
+    }
+
+    /// The file that keeps `job`'s last run across restarts.
+    fn last_run_file(&self, job: &str) -> PathBuf {
+        self.job_file("last-run", job)
+    }
+
+    /// A state for `job` that starts from the last run saved by an earlier daemon; a file that
+    /// cannot be read is logged and ignored (the next run replaces it).
+    pub fn restore_state(&self, job: &JobConfig) -> Arc<JobState> {
+        let (state, error) = JobState::restore(&self.last_run_file(&job.name), job.job.type_name());
+        if let Some(e) = error {
+            tracing::warn!(job = %job.name, "{}: {e}; status shows no last run until it runs again", job.name);
+        }
+        Arc::new(state)
+    }
+
+    /// Writes `job`'s last run to its file (off the async threads); the run's task waits for
+    /// it, so shutdown does not end before the last runs are kept.
+    async fn save_last(&self, job: &JobConfig, state: &Arc<JobState>) {
+        let path = self.last_run_file(&job.name);
+        let (state, job_type) = (Arc::clone(state), job.job.type_name());
+        let name = job.name.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            state.save_last(&path, job_type).map_err(|e| (path, e))
+        })
+        .await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err((path, e))) => tracing::error!(
+                job = %name,
+                "{name}: cannot keep the last run in {}: {e}; after a restart status will not show it",
+                path.display()
+            ),
+            Err(e) => tracing::error!(job = %name, "{name}: cannot keep the last run: {e}"),
+        }
+    }
+
+    /// The slot catch-up job `job` last fired for, as [`Runner::remember_slot`] kept it;
+    /// `None` when it never fired.
+    pub fn last_slot(&self, job: &str) -> std::io::Result<Option<DateTime<Utc>>> {
+        let saved = crate::state::read_json::<SlotState>(&self.slot_file(job))?;
+        Ok(saved.map(|s| s.last_slot))
+    }
+
+    /// Persists the slot a catch-up job last fired for (off the async threads).
+    pub fn remember_slot(&self, job: &str, slot: DateTime<Utc>) {
+        let path = self.slot_file(job);
+        let job = job.to_string();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = crate::state::write_json(&path, &SlotState { last_slot: slot }) {
+                tracing::error!(
+                    job,
+                    "{}: cannot record the last fire time in {}: {e}",
+                    job,
+                    path.display()
+                );
+            }
+        });
+    }
+
+    /// What `job`'s runs are stopped and watched through: its `runs_stop`, reported as ended
+    /// by `why` when given, else by why shutdown's grace ran out.
+    fn control(&self, job: &JobHandle, why: Option<StopReason>) -> RunControl {
+        RunControl {
+            stop: job.runs_stop.clone(),
+            why: why
+                .into_iter()
+                .chain([self.inner.kill_why.clone()])
+                .collect(),
+            live: job.state.live(),
+        }
+    }
+
+    /// Runs `job` once to its end, for `trigger`, stopped through `control`.
+    async fn run_once(
+        &self,
+        job: &JobConfig,
+        trigger: Trigger,
+        control: RunControl,
+        ticket: Option<Ticket>,
+    ) -> Finished {
+        let run = Run::new(trigger).with_control(control).with_ticket(ticket);
+        execute(job, self.inner.state_dir.clone(), self.alerts(), run).await
+    }
+
+    /// Starts a run now if the job's overlap policy allows; a queued run follows it.
+    pub fn fire(&self, fire: Fire) {
+        let (job, state) = (&fire.handle.config, &fire.handle.state);
+        let trigger = fire.trigger;
+        match state.admit(job.overlap) {
+            Admission::Start => {}
+            Admission::Queued => {
+                tracing::warn!(job = %job.name, trigger = trigger.as_str(),
+                    "{}: previous run still going; this run waits for it (overlap = \"queue\")", job.name);
+                return fire.not_started("queued behind the running instance");
+            }
+            Admission::Skipped => {
+                tracing::warn!(job = %job.name, outcome = "skipped", trigger = trigger.as_str(),
+                    "{}: previous run still going; skipping this run (overlap = {:?})",
+                    job.name, format!("{:?}", job.overlap).to_lowercase());
+                return fire.not_started("skipped: the previous run is still going");
+            }
+        }
+        let runner = self.clone();
+        let control = self.control(&fire.handle, None);
+        let Fire {
+            handle:
+                JobHandle {
+                    config: job,
+                    state,
+                    runs_stop: stop,
+                },
+            mut trigger,
+            mut reply,
+            mut ticket,
+        } = fire;
+        self.inner.tracker.spawn(async move {
+            loop {
+                if !job.jitter.is_zero() && matches!(trigger, Trigger::Schedule(_)) {
+                    // A jittered run starts apart from its wave; it holds no other run back.
+                    drop(ticket.take());
+                    let delay = job.jitter.mul_f64(fastrand::f64());
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        // Stopped (shutdown's grace ran out) before its turn came: a run that
+                        // has not started is not started now, only to be killed and alerted on.
+                        () = stop.cancelled() => break,
+                    }
+                }
+                let finished = runner
+                    .run_once(&job, trigger, control.clone(), ticket.take())
+                    .await;
+                let again = state.finish(&finished);
+                if let Some(r) = reply.take() {
+                    let _ = r.send(TriggerReply::Ran(LastRun::from(&finished)));
+                }
+                runner.save_last(&job, &state).await;
+                if !again || stop.is_cancelled() {
+                    break;
+                }
+                trigger = Trigger::Queued;
+            }
+        });
+    }
+
+    /// Keeps a continuous job running, restarting it with backoff when it ends on its own;
+    /// `why` says why its `runs_stop` fired, for the run that ends.
+    pub fn supervise(&self, job: JobHandle, why: StopReason) -> JoinHandle<()> {
+        let runner = self.clone();
+        let control = self.control(&job, Some(why));
+        let JobHandle {
+            config: job,
+            state,
+            runs_stop: stop,
+        } = job;
+        self.inner.tracker.spawn(async move {
+            let mut backoff = RestartBackoff::default();
+            loop {
+                state.start_unconditionally();
+                let finished = runner
+                    .run_once(&job, Trigger::Continuous, control.clone(), None)
+                    .await;
+                state.finish(&finished);
+                runner.save_last(&job, &state).await;
+                if stop.is_cancelled() {
+                    return;
+                }
+                let wait = backoff.after(finished.duration);
+                tracing::error!(job = %job.name, restart_in_ms = wait.as_millis() as u64,
+                    "{}: continuous job ended on its own; restarting it", job.name);
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        })
+    }
+
+    /// Stops every run still going, saying `why` for each: shutdown's grace ran out.
+    pub fn kill_all(&self, why: String) {
+        self.inner.kill_why.set(why);
+        self.inner.kill_all.cancel();
+    }
+
+    /// Every run and supervisor started, for shutdown to close and wait on.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.inner.tracker
+    }
+}
