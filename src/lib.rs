@@ -10,7 +10,6 @@ pub mod command_line;
 pub mod config;
 pub mod control;
 pub mod daemon;
-pub mod dist_assets;
 pub mod escape;
 pub mod geoip;
 pub mod jobs;
