@@ -5,9 +5,9 @@ use super::job_file::load_config;
 use super::show::shown_path;
 use super::table::table_cell;
 use crate::config::sandbox::Sandbox;
-use crate::config::{self, Config};
+use crate::config::{self, Config, JobConfig};
+use crate::jobs::check::{CheckContext, Finding, Place, Section, Verdict};
 use anyhow::Context;
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -20,15 +20,26 @@ pub(super) fn run(job_file: &Path, next: usize) -> anyhow::Result<ExitCode> {
 /// Runs `opsd check` on a loaded file: the outside checks first, so that the header can say
 /// what the exit code says, then the jobs and what the checks found.
 fn check(cfg: &Config, next: usize) -> anyhow::Result<ExitCode> {
+    let sandbox = Sandbox::shipped();
     let mut findings = Vec::new();
     let mut texts = Texts::default();
     let preflights = check_preflights(cfg, &mut findings)?;
-    let geoip = check_geoip_jobs(cfg, &mut texts, &mut findings)?;
-    let env_files = check_env_files(cfg, &mut texts, &mut findings)?;
-    let ok = preflights && geoip && env_files;
+    let found = type_checks(cfg, &sandbox);
+    let ok = preflights && !found.iter().any(|(_, f)| f.verdict == Verdict::Error);
+    for section in [Section::Prerequisites, Section::Environment] {
+        let mut first = true;
+        for (job, f) in found.iter().filter(|(_, f)| f.section == section) {
+            if std::mem::take(&mut first) {
+                findings.push(String::new());
+            }
+            findings.push(finding_line(job, f, &mut texts)?);
+        }
+    }
     let mut warnings = Vec::new();
-    check_hidden_paths(cfg, &Sandbox::shipped(), &mut texts, &mut warnings);
-    check_hidden_aws_files(cfg, &Sandbox::shipped(), &mut warnings);
+    check_hidden_paths(cfg, &sandbox, &mut texts, &mut warnings);
+    for (job, f) in found.iter().filter(|(_, f)| f.section == Section::Hidden) {
+        warnings.push(finding_line(job, f, &mut texts)?);
+    }
     print_check(cfg, next, ok);
     for line in findings {
         println!("{line}");
@@ -52,6 +63,47 @@ fn check(cfg: &Config, next: usize) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// What each job's type checks ([`crate::jobs::JobType::check`]), in job order, with the job.
+fn type_checks<'a>(cfg: &'a Config, sandbox: &Sandbox) -> Vec<(&'a JobConfig, Finding)> {
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let hidden_by = |path: &Path| {
+        sandbox
+            .hiding(path)
+            .map(|h| format!("{} in {}", h.setting, config::sandbox::UNIT_NAME))
+    };
+    let mut found = Vec::new();
+    for job in cfg.jobs.values() {
+        let ctx = CheckContext {
+            enabled: job.enabled,
+            credentials_dir: credentials.as_deref(),
+            hidden_by: &hidden_by,
+        };
+        found.extend(job.job.check(&ctx).into_iter().map(|f| (&**job, f)));
+    }
+    found
+}
+
+/// One finding as check prints it: `JOB: KEY: MESSAGE` when fine, else `WHERE: `jobs.JOB.KEY`:
+/// error|warning: MESSAGE`, `WHERE` being `FILE:LINE:COL`, the file, or the job's name.
+fn finding_line(job: &JobConfig, f: &Finding, texts: &mut Texts) -> anyhow::Result<String> {
+    let label = match f.verdict {
+        Verdict::Ok => return Ok(format!("{}: {}: {}", job.name, f.key, f.message)),
+        Verdict::Warning => "warning",
+        Verdict::Error => "error",
+    };
+    let at = match &f.place {
+        Place::Span(span) => texts.locate(job, Some(span.clone()))?,
+        Place::File => shown_path(&job.file),
+        Place::Job => job.name.clone(),
+    };
+    let key = if f.key.is_empty() {
+        format!("jobs.{}", job.name)
+    } else {
+        format!("jobs.{}.{}", job.name, f.key)
+    };
+    Ok(format!("{at}: `{key}`: {label}: {}", f.message))
+}
+
 /// Runs each job's preflight (EC2 credentials) and adds what it found to `out`; false if any
 /// failed.
 fn check_preflights(cfg: &Config, out: &mut Vec<String>) -> anyhow::Result<bool> {
@@ -71,108 +123,6 @@ fn check_preflights(cfg: &Config, out: &mut Vec<String>) -> anyhow::Result<bool>
             out.push(String::new());
         }
         out.push(format!("{}: {line}", job.name));
-    }
-    Ok(ok)
-}
-
-/// Says for each geoip job whether its license key and output directory are there, with the
-/// file, line and key of a problem; false when one would fail every run of an enabled job.
-fn check_geoip_jobs(
-    cfg: &Config,
-    texts: &mut Texts,
-    out: &mut Vec<String>,
-) -> anyhow::Result<bool> {
-    use crate::jobs::geoip::preflight::{preflight, Severity};
-    let specs: Vec<(&crate::config::JobConfig, &crate::jobs::geoip::GeoipSpec)> = cfg
-        .jobs
-        .values()
-        .filter_map(|j| match &j.job {
-            crate::jobs::JobType::Geoip(spec) => Some((&**j, spec)),
-            _ => None,
-        })
-        .collect();
-    if specs.is_empty() {
-        return Ok(true);
-    }
-    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    let mut ok = true;
-    out.push(String::new());
-    for (job, spec) in specs {
-        for f in preflight(spec, credentials.as_deref()) {
-            let (label, suffix) = match f.severity {
-                Severity::Ok => {
-                    out.push(format!("{}: {}: {}", job.name, f.key, f.message));
-                    continue;
-                }
-                Severity::Error if job.enabled => {
-                    ok = false;
-                    ("error", "")
-                }
-                Severity::Error | Severity::Warning if !job.enabled => {
-                    ("warning", " (the job is disabled)")
-                }
-                Severity::Error | Severity::Warning => ("warning", ""),
-            };
-            let key = format!("jobs.{}.{}", job.name, f.key);
-            let at = texts.locate(job, f.span)?;
-            out.push(format!("{at}: `{key}`: {label}: {}{suffix}", f.message));
-        }
-    }
-    Ok(ok)
-}
-
-/// Reads each command job's `env_file` as a run would: OK with its number of variables, or
-/// the problem (never a value) at the job's `env_file` key; false when one would fail every
-/// run of an enabled job. A file check may not read (not root) is only a warning.
-fn check_env_files(cfg: &Config, texts: &mut Texts, out: &mut Vec<String>) -> anyhow::Result<bool> {
-    use crate::process::env::{read_env_file, EnvFileError};
-    let mut ok = true;
-    let mut first = true;
-    for job in cfg.jobs.values() {
-        let crate::jobs::JobType::Command(spec) = &job.job else {
-            continue;
-        };
-        let (Some(key), Some((path, optional))) = (&spec.env_file, spec.env_file_path()) else {
-            continue;
-        };
-        if std::mem::take(&mut first) {
-            out.push(String::new());
-        }
-        let e = match read_env_file(&path, optional) {
-            Ok(vars) if vars.is_empty() && optional && !path.exists() => {
-                out.push(format!(
-                    "{}: env_file: {} does not exist (optional: runs get none)",
-                    job.name,
-                    shown_path(&path)
-                ));
-                continue;
-            }
-            Ok(vars) => {
-                out.push(format!(
-                    "{}: env_file: OK ({}, {} variable(s))",
-                    job.name,
-                    shown_path(&path),
-                    vars.len()
-                ));
-                continue;
-            }
-            Err(e) => e,
-        };
-        let denied = matches!(&e, EnvFileError::Read { source, .. }
-            if source.kind() == ErrorKind::PermissionDenied);
-        let (label, suffix) = if denied {
-            ("warning", " (the daemon reads it as root)")
-        } else if !job.enabled {
-            ("warning", " (the job is disabled)")
-        } else {
-            ok = false;
-            ("error", "; every run fails until it is fixed")
-        };
-        let at = texts.locate(job, Some(key.span()))?;
-        out.push(format!(
-            "{at}: `jobs.{}.env_file`: {label}: {e}{suffix}",
-            job.name
-        ));
     }
     Ok(ok)
 }
@@ -263,51 +213,6 @@ fn check_hidden_paths(cfg: &Config, sandbox: &Sandbox, texts: &mut Texts, out: &
     }
 }
 
-/// Warns, for each ec2 job, when the AWS shared credentials or config file the SDK reads for
-/// the user running check (`$AWS_SHARED_CREDENTIALS_FILE`, `$AWS_CONFIG_FILE`, else
-/// `~/.aws/credentials` and `~/.aws/config`) is one the unit hides: `credentials: OK` above
-/// then holds for check and not for the daemon.
-fn check_hidden_aws_files(cfg: &Config, sandbox: &Sandbox, out: &mut Vec<String>) {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let file = |var: &str, default: &str| match std::env::var_os(var).filter(|v| !v.is_empty()) {
-        Some(named) => Some((PathBuf::from(named), format!("${var}"))),
-        None => home
-            .as_ref()
-            .map(|h| h.join(".aws").join(default))
-            .filter(|p| p.exists())
-            .map(|p| (p, "the default".to_string())),
-    };
-    let files: Vec<(PathBuf, String)> = [
-        file("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
-        file("AWS_CONFIG_FILE", "config"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    for job in cfg.jobs.values() {
-        if !matches!(job.job, crate::jobs::JobType::Ec2(_)) {
-            continue;
-        }
-        for (path, why) in &files {
-            let Some(hiding) = sandbox.hiding(path) else {
-                continue;
-            };
-            out.push(format!(
-                "{}: `jobs.{}`: warning: the AWS file the credential chain reads here ({why}), {}, is hidden \
-                 from the daemon by {} in {}, so what check found is not what the daemon will \
-                 find; give the daemon its own credentials: an EnvironmentFile= drop-in (0600 \
-                 root), LoadCredential= with AWS_SHARED_CREDENTIALS_FILE under \
-                 $CREDENTIALS_DIRECTORY, or an instance profile (docs/ec2.md)",
-                shown_path(&job.file),
-                job.name,
-                shown_path(path),
-                hiding.setting,
-                config::sandbox::UNIT_NAME,
-            ));
-        }
-    }
-}
-
 /// Prints the header (`OK` only when `ok`, as the exit code), then each job with its schedule,
 /// zone and next fire times (local and UTC).
 fn print_check(cfg: &Config, next: usize, ok: bool) {
@@ -365,5 +270,72 @@ fn print_check(cfg: &Config, next: usize, ok: bool) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::check::DISABLED;
+
+    #[test]
+    fn each_place_of_a_finding_is_shown_as_check_always_showed_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jobs.toml");
+        let missing = dir.path().join("gone.env");
+        let text = format!(
+            "[jobs.on]\ntype = \"command\"\nschedule = \"@every 1h\"\ncommand = [\"/bin/true\"]\n\
+             env_file = {:?}\n\n[jobs.off]\ntype = \"command\"\nschedule = \"@every 1h\"\n\
+             command = [\"/bin/true\"]\nenabled = false\nenv_file = {:?}\n",
+            missing.display().to_string(),
+            missing.display().to_string()
+        );
+        std::fs::write(&file, &text).unwrap();
+        let cfg = config::parse(&file, &text).expect("valid");
+        let found = type_checks(&cfg, &Sandbox::default());
+        let mut texts = Texts::default();
+        let lines: Vec<String> = found
+            .iter()
+            .map(|(job, f)| finding_line(job, f, &mut texts).unwrap())
+            .collect();
+        let at = |line: usize| format!("{}:{line}:12", file.display());
+        assert_eq!(found.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with(&format!("{}: `jobs.off.env_file`: warning: ", at(12))),
+            "{lines:?}"
+        );
+        assert!(lines[0].ends_with(DISABLED), "{lines:?}");
+        assert!(
+            lines[1].starts_with(&format!("{}: `jobs.on.env_file`: error: ", at(5)))
+                && lines[1].ends_with("; every run fails until it is fixed"),
+            "{lines:?}"
+        );
+        assert_eq!(found[1].1.verdict, Verdict::Error);
+
+        let (job, _) = &found[0];
+        let finding = |place| Finding {
+            verdict: Verdict::Warning,
+            section: Section::Hidden,
+            key: "",
+            place,
+            message: "m".into(),
+        };
+        assert_eq!(
+            finding_line(job, &finding(Place::File), &mut texts).unwrap(),
+            format!("{}: `jobs.off`: warning: m", file.display())
+        );
+        assert_eq!(
+            finding_line(job, &finding(Place::Job), &mut texts).unwrap(),
+            "off: `jobs.off`: warning: m"
+        );
+        let ok = Finding {
+            verdict: Verdict::Ok,
+            key: "env_file",
+            ..finding(Place::Job)
+        };
+        assert_eq!(
+            finding_line(job, &ok, &mut texts).unwrap(),
+            "off: env_file: m"
+        );
     }
 }

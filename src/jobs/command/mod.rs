@@ -2,6 +2,7 @@
 //! process group, log its output line by line (keeping its last lines for the run's report),
 //! and stop the whole group on cancel.
 
+pub mod check;
 mod spawn;
 pub mod tail;
 
