@@ -1,6 +1,7 @@
 //! opsd: a second-precision ops scheduler daemon. The binary is a thin shell over this library
 //! so tests can drive every part: configuration → schedule → scheduler → job → outcome.
 
+pub mod account;
 pub mod alert;
 pub mod apache;
 pub mod atomic_file;
