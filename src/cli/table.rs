@@ -1,5 +1,6 @@
 //! The job table of `opsd status`, one line per job, like `systemctl list-timers`.
 
+use crate::escape::Cut;
 use crate::scheduler::JobStatus;
 
 /// Prints the job table of `opsd status`.
@@ -100,10 +101,7 @@ const CELL_CHARS: usize = 60;
 /// `text` as one table cell: control characters escaped, cut to [`CELL_CHARS`] with an ellipsis.
 pub(super) fn table_cell(text: &str) -> String {
     let safe = crate::escape::control(text);
-    match safe.char_indices().nth(CELL_CHARS - 1) {
-        Some((end, _)) if safe.chars().count() > CELL_CHARS => format!("{}…", &safe[..end]),
-        _ => safe.into_owned(),
-    }
+    crate::escape::cut(&safe, CELL_CHARS, Cut::End).into_owned()
 }
 
 #[cfg(test)]
