@@ -1,7 +1,9 @@
 //! What a job type tells `opsd check` about one job beyond its preflight: each thing it looked
 //! at, as a [`Finding`] that `opsd check` renders the same way for every type (`JOB: KEY: OK
-//! (...)`, or `FILE:LINE:COL: `jobs.JOB.KEY`: error: ...`). A type's check reads what a run
-//! would read (key files, environment files), never changes anything and never shows a secret.
+//! (...)` when fine, else the file, line and column, the key `jobs.JOB.KEY` and the problem).
+//! A type's check reads what a run would read (key files, environment files), never changes
+//! anything and never shows a secret. [`JobType::check`](super::JobType::check) picks the
+//! type's own check, in its folder (`jobs/TYPE/check.rs`).
 
 use std::ops::Range;
 use std::path::Path;
@@ -18,7 +20,7 @@ pub enum Verdict {
 }
 
 /// Which part of `opsd check`'s report a finding is listed in, each part after the one before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     /// What a run needs in place before it starts: keys, directories.
     Prerequisites,
