@@ -3,7 +3,8 @@
 //! Invariant: what [`control`] returns holds no character that can end a line, move the cursor,
 //! recolour a terminal or reorder text (C0 and C1 controls, DEL, U+2028/U+2029, bidi overrides and
 //! isolates), so text someone else wrote can never forge or hide a log line. Everything else,
-//! printable Unicode included, passes through unchanged.
+//! printable Unicode included, passes through unchanged. [`cut`] shortens a long value for a
+//! message or a table cell.
 
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -66,6 +67,35 @@ pub fn bytes(raw: &[u8]) -> String {
     control(&String::from_utf8_lossy(raw)).into_owned()
 }
 
+/// How [`cut`] shortens a text longer than its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Keep the start and end with `…`, the limit's number of characters in all (a table cell).
+    End,
+    /// Keep the first half and the last quarter of the limit around `… (N bytes) …`, so that a
+    /// message keeps its subject and its hint but not a huge value between them.
+    Middle,
+}
+
+/// `text` itself when at most `max` characters long, else shortened as `how` says; cut at
+/// characters, never inside one.
+pub fn cut(text: &str, max: usize, how: Cut) -> Cow<'_, str> {
+    let chars = text.chars().count();
+    if chars <= max {
+        return Cow::Borrowed(text);
+    }
+    let at = |n: usize| text.char_indices().nth(n).map_or(text.len(), |(i, _)| i);
+    Cow::Owned(match how {
+        Cut::End => format!("{}…", &text[..at(max.saturating_sub(1))]),
+        Cut::Middle => format!(
+            "{}… ({} bytes) …{}",
+            &text[..at(max / 2)],
+            text.len(),
+            &text[at(chars - max / 4)..]
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +120,16 @@ mod tests {
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(back["msg"], "a\u{2028}b\u{202e}c\u{85}d\u{7f}\n");
         assert!(matches!(json("{\"msg\":\"Zürich\"}\n"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_long_text_is_cut_at_characters_to_its_limit() {
+        assert!(matches!(cut("ünï", 3, Cut::End), Cow::Borrowed("ünï")));
+        assert_eq!(cut("ünïcödé", 4, Cut::End), "ünï…");
+        assert_eq!(cut("ünïcödé", 4, Cut::End).chars().count(), 4);
+        let long = "a".repeat(10) + "ß" + &"z".repeat(10);
+        assert_eq!(cut(&long, 8, Cut::Middle), "aaaa… (22 bytes) …zz");
+        assert!(matches!(cut(&long, 21, Cut::Middle), Cow::Borrowed(_)));
     }
 
     #[test]

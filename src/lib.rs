@@ -1,6 +1,7 @@
 //! opsd: a second-precision ops scheduler daemon. The binary is a thin shell over this library
 //! so tests can drive every part: configuration → schedule → scheduler → job → outcome.
 
+pub mod account;
 pub mod alert;
 pub mod apache;
 pub mod atomic_file;
@@ -10,7 +11,6 @@ pub mod command_line;
 pub mod config;
 pub mod control;
 pub mod daemon;
-pub mod dist_assets;
 pub mod escape;
 pub mod geoip;
 pub mod jobs;

@@ -4,6 +4,7 @@
 //! ([`crate::escape::control`]): a drop-in's file name, a quoted key or a value in a message is
 //! anyone's text, and these lines reach `opsd check`, the reload reply and the journal.
 
+use crate::escape::{cut, Cut};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -106,8 +107,8 @@ impl ConfigError {
                     path: path.to_path_buf(),
                     line,
                     column,
-                    key: cut(&e.key, MAX_KEY),
-                    message: cut(&e.message, MAX_MESSAGE),
+                    key: cut(&e.key, MAX_KEY, Cut::Middle).into_owned(),
+                    message: cut(&e.message, MAX_MESSAGE, Cut::Middle).into_owned(),
                 }
             })
             .collect();
@@ -203,29 +204,6 @@ pub fn shown(value: &str) -> String {
         None => format!("{value:?}"),
         Some((end, _)) => format!("{:?}… ({} bytes)", &value[..end], value.len()),
     }
-}
-
-/// `text` itself when at most `max` characters long, else its start and end around a note of
-/// its length, so a message keeps its subject and its hint but not a huge value between them.
-fn cut(text: &str, max: usize) -> String {
-    let chars = text.chars().count();
-    if chars <= max {
-        return text.to_string();
-    }
-    let head_end = text
-        .char_indices()
-        .nth(max / 2)
-        .map_or(text.len(), |(i, _)| i);
-    let tail_start = text
-        .char_indices()
-        .nth(chars - max / 4)
-        .map_or(text.len(), |(i, _)| i);
-    format!(
-        "{}… ({} bytes) …{}",
-        &text[..head_end],
-        text.len(),
-        &text[tail_start..]
-    )
 }
 
 /// Suggests the closest candidate to `word`, if one is close enough to be a typo.

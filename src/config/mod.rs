@@ -481,7 +481,7 @@ fn resolve_defaults(raw: Option<RawDefaults>, errors: &mut Vec<FieldError>) -> D
         .as_ref()
         .and_then(|r| r.control_group.as_ref())
         .and_then(|g| {
-            if matches!(nix::unistd::Group::from_name(g.get_ref()), Ok(Some(_))) {
+            if crate::account::group(g.get_ref()).is_some() {
                 Some(g.get_ref().clone())
             } else {
                 errors.push(FieldError::new(

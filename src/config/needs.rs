@@ -59,7 +59,7 @@ pub fn files_needed(job: &JobConfig) -> Vec<Needed> {
                 }
             }
             if let Some(user) = &spec.user {
-                if let Ok(Some(u)) = nix::unistd::User::from_name(user.get_ref()) {
+                if let Some(u) = crate::account::user(user.get_ref()) {
                     let written = format!(
                         "{}, the home of user {} and so the run's HOME,",
                         u.dir.display(),

@@ -44,12 +44,9 @@ pub fn serve(
     let mode = if group.is_some() { 0o660 } else { 0o600 };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     if let Some(group) = group {
-        let gid = nix::unistd::Group::from_name(group)
-            .ok()
-            .flatten()
-            .ok_or_else(|| {
-                std::io::Error::other(format!("no such group {group:?} for the control socket"))
-            })?;
+        let gid = crate::account::group(group).ok_or_else(|| {
+            std::io::Error::other(format!("no such group {group:?} for the control socket"))
+        })?;
         nix::unistd::chown(path, None, Some(gid.gid)).map_err(std::io::Error::from)?;
     }
     tokio::spawn(async move {

@@ -609,6 +609,7 @@ impl<B: GeoipBuilder> Edition<'_, B> {
     }
 }
 
+pub mod check;
 pub mod preflight;
 #[cfg(test)]
 mod tests;

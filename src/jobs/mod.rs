@@ -3,6 +3,7 @@
 //! [`JobType`], never a type's details.
 
 pub mod apache;
+pub mod check;
 pub mod command;
 pub mod ec2;
 pub mod geoip;
@@ -181,6 +182,19 @@ impl JobType {
             JobType::Ec2(spec) => Box::pin(ec2::run(spec, ctx)).await,
             JobType::Geoip(spec) => Box::pin(geoip::run(spec, ctx)).await,
             JobType::ApacheLog(spec) => Box::pin(apache::run(spec, ctx)).await,
+        }
+    }
+}
+
+/// The one place a job type's `opsd check` is chosen (see [`check`]).
+impl JobType {
+    /// What `opsd check` can tell about this job's runs beyond its [`preflight`](Self::preflight).
+    pub fn check(&self, ctx: &check::CheckContext) -> Vec<check::Finding> {
+        match self {
+            JobType::Command(spec) => command::check::check(spec, ctx),
+            JobType::Ec2(_) => ec2::check::check(ctx),
+            JobType::Geoip(spec) => geoip::check::check(spec, ctx),
+            JobType::ApacheLog(_) => Vec::new(),
         }
     }
 }

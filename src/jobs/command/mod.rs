@@ -2,6 +2,7 @@
 //! process group, log its output line by line (keeping its last lines for the run's report),
 //! and stop the whole group on cancel.
 
+pub mod check;
 mod spawn;
 pub mod tail;
 
@@ -10,7 +11,7 @@ pub use crate::command_line::CommandLine;
 use crate::config::FieldError;
 use crate::process::env;
 use nix::sys::signal::{killpg, Signal};
-use nix::unistd::{Group, Pid, User};
+use nix::unistd::Pid;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -101,7 +102,7 @@ impl CommandSpec {
             }
         }
         if let Some(user) = &self.user {
-            if !matches!(User::from_name(user.get_ref()), Ok(Some(_))) {
+            if crate::account::user(user.get_ref()).is_none() {
                 errors.push(FieldError::new(
                     user.span(),
                     format!("{prefix}.user"),
@@ -110,7 +111,7 @@ impl CommandSpec {
             }
         }
         if let Some(group) = &self.group {
-            if !matches!(Group::from_name(group.get_ref()), Ok(Some(_))) {
+            if crate::account::group(group.get_ref()).is_none() {
                 errors.push(FieldError::new(
                     group.span(),
                     format!("{prefix}.group"),

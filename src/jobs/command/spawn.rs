@@ -6,7 +6,7 @@ use super::env::{self, EnvInputs, RunUser};
 use super::CommandSpec;
 use crate::jobs::RunContext;
 use crate::process::cgroup::RunCgroup;
-use nix::unistd::{Gid, Group, Uid, User};
+use nix::unistd::{Gid, Uid, User};
 use std::ffi::CString;
 use std::process::Stdio;
 use tokio::process::Command;
@@ -48,9 +48,7 @@ pub(super) async fn build(
     let root = nix::unistd::geteuid().is_root();
     let group = match &spec.group {
         Some(name) => {
-            let g = Group::from_name(name.get_ref())
-                .ok()
-                .flatten()
+            let g = crate::account::group(name.get_ref())
                 .ok_or_else(|| format!("no such group {:?}", name.get_ref()))?;
             if !root {
                 return Err(format!(
@@ -64,9 +62,7 @@ pub(super) async fn build(
     };
     let run_user = match &spec.user {
         Some(name) => {
-            let u = User::from_name(name.get_ref())
-                .ok()
-                .flatten()
+            let u = crate::account::user(name.get_ref())
                 .ok_or_else(|| format!("no such user {:?}", name.get_ref()))?;
             if !root {
                 return Err(format!(

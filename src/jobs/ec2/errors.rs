@@ -241,19 +241,18 @@ fn not_ec2(call: Call, target: &Target, answer: &HttpResponse) -> Ec2Error {
     }
 }
 
-/// The first [`BODY_SHOWN`] characters of `body`, whitespace runs as one space, escaped and
-/// quoted; `(empty)` for no body.
+/// `body` with whitespace runs as one space, cut to [`BODY_SHOWN`] characters and an ellipsis,
+/// escaped and quoted; `(empty)` for no body.
 fn body_start(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let mut words = text.split_whitespace();
     let mut shown = String::new();
-    let mut cut = false;
     if let Some(first) = words.next() {
         shown.push_str(first);
     }
+    // Words past what is shown are not joined: a huge body costs no more than a short one.
     for w in words {
-        if shown.chars().count() >= BODY_SHOWN {
-            cut = true;
+        if shown.chars().count() > BODY_SHOWN + 1 {
             break;
         }
         shown.push(' ');
@@ -262,14 +261,9 @@ fn body_start(body: &[u8]) -> String {
     if shown.is_empty() {
         return "(empty)".to_string();
     }
-    if shown.chars().count() > BODY_SHOWN {
-        shown = shown.chars().take(BODY_SHOWN).collect();
-        cut = true;
-    }
     format!(
-        "\"{}{}\"",
-        escape::control(&shown),
-        if cut { "…" } else { "" }
+        "\"{}\"",
+        escape::control(&escape::cut(&shown, BODY_SHOWN + 1, escape::Cut::End))
     )
 }
 
@@ -392,5 +386,26 @@ impl Ec2Error {
             Ec2Error::Api { .. } => "api",
             Ec2Error::Other { .. } => "other",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_body_is_quoted_on_one_line_and_cut_to_its_limit() {
+        assert_eq!(body_start(b""), "(empty)");
+        assert_eq!(
+            body_start(b"<html>\n  <b>Bad\tGateway</b>"),
+            "\"<html> <b>Bad Gateway</b>\""
+        );
+        let words = "word ".repeat(100_000);
+        let shown = body_start(words.as_bytes());
+        assert_eq!(shown.chars().count(), BODY_SHOWN + 3, "{shown}");
+        assert!(shown.ends_with("word …\""), "{shown}");
+        let one = "x".repeat(BODY_SHOWN);
+        assert_eq!(body_start(one.as_bytes()), format!("\"{one}\""));
+        assert_eq!(body_start(b"a\x1b[2Kb"), "\"a\\u{1b}[2Kb\"");
     }
 }

@@ -5,6 +5,7 @@
 //! DryRun check.
 
 mod act;
+pub mod check;
 mod client;
 mod errors;
 mod select;

@@ -2,8 +2,12 @@
 //! never drift from it: the man pages `opsd(8)`, `opsd-SUBCOMMAND(8)` and the bash, zsh and
 //! fish completion scripts. (`jobs.toml(5)` is written by hand: packaging/jobs.toml.5.)
 
+use super::Cli;
+use anyhow::Context;
+use clap::CommandFactory;
 use clap_complete::Shell;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 /// The installed program's name, which the completion scripts complete.
 const BIN_NAME: &str = "opsd";
@@ -72,6 +76,23 @@ fn write_man_pages(
     Ok(())
 }
 
+/// `opsd completions SHELL`: prints the completion script the package installs for `shell`.
+pub(super) fn completions(shell: Shell) -> anyhow::Result<ExitCode> {
+    write_completion(&Cli::command(), shell, &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `opsd dist-assets DIR`: writes the man pages and completion scripts into `dir` and prints
+/// each file written.
+pub(super) fn dist_assets(dir: &Path) -> anyhow::Result<ExitCode> {
+    let written = write_assets(&mut Cli::command(), dir)
+        .with_context(|| format!("cannot write into {}", dir.display()))?;
+    for path in written {
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,8 +101,7 @@ mod tests {
     #[test]
     fn writes_man_pages_for_each_visible_subcommand_and_three_completions() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let written =
-            write_assets(&mut crate::cli::Cli::command(), dir.path()).expect("write assets");
+        let written = write_assets(&mut super::Cli::command(), dir.path()).expect("write assets");
         let read = |rel: &str| {
             std::fs::read_to_string(dir.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
         };
@@ -117,7 +137,7 @@ mod tests {
             "completions offer a hidden subcommand"
         );
         let mut printed = Vec::new();
-        write_completion(&crate::cli::Cli::command(), Shell::Bash, &mut printed);
+        write_completion(&super::Cli::command(), Shell::Bash, &mut printed);
         assert_eq!(
             String::from_utf8_lossy(&printed),
             bash,
