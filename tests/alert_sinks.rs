@@ -447,7 +447,7 @@ impl Daemon {
     fn start(config: &str, format: &str, rust_log: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("jobs.toml"), config).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+        let child = std::process::Command::new(crate::util::OPSD)
             .args(["run", "--log-format", format, "--config"])
             .arg(dir.path().join("jobs.toml"))
             .arg("--state-dir")
@@ -479,20 +479,16 @@ impl Daemon {
     }
 
     fn wait_for(&self, cond: impl Fn() -> bool, what: &str) {
-        let deadline = std::time::Instant::now() + PATIENCE;
-        while !cond() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(
+            crate::util::poll_until(PATIENCE, cond),
+            "timed out waiting for {what}; log:\n{}",
+            self.log()
+        );
     }
 
     /// Runs `opsd ARGS --socket …` and returns its stdout and stderr.
     fn ctl(&self, args: &[&str]) -> (bool, String) {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+        let out = std::process::Command::new(crate::util::OPSD)
             .args(args)
             .arg("--socket")
             .arg(self.path("opsd.sock"))
@@ -680,7 +676,7 @@ fn rust_log_debug_or_trace_does_not_turn_on_the_aws_sdks_key_logging() {
     )
     .unwrap();
     for rust_log in ["debug", "trace"] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+        let out = std::process::Command::new(crate::util::OPSD)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", dir.path())

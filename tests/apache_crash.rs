@@ -2,17 +2,12 @@
 //! 2 s to a webhook on a local HTTP server, as a `child_crash` alert carrying Apache's own AH00052
 //! line and, since the server is configured with the crash recipe, the doctor's verdict.
 
-mod apache_support;
-#[path = "support/stub_http.rs"]
-#[allow(dead_code)] // this test uses a part of it
-mod stub_http;
-
-use apache_support::{segfault, Apache, APACHE, MODULES};
+use crate::util::apache::{segfault, Apache, APACHE, MODULES};
+use crate::util::stub_http::{self, Request, Response};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
-use stub_http::{Request, Response};
 
 /// The acceptance bound: kill → alert at the webhook.
 const ALERT_WITHIN: Duration = Duration::from_secs(2);
@@ -94,7 +89,7 @@ fn segfaulting_child_is_posted_to_the_webhook_within_2s_with_the_real_line() {
     )
     .unwrap();
     let state = dir.path().join("state");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let mut child = Command::new(crate::util::OPSD)
         .args([
             "run-job",
             "apache-errors",
@@ -203,7 +198,7 @@ fn json_line(line: &str) -> Option<serde_json::Value> {
 /// Starts `opsd run-job crash-count` on `config` and `state`, its JSON log lines sent to the
 /// returned channel.
 fn run_job(config: &std::path::Path, state: &std::path::Path) -> (Opsd, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let mut child = Command::new(crate::util::OPSD)
         .args(["run-job", "crash-count", "--log-format", "json", "--config"])
         .arg(config)
         .arg("--state-dir")
@@ -293,17 +288,15 @@ fn kill_9_after_alerts_replays_at_most_the_last_batch() {
     wait_for_events(&lines, &mut seen, 0..BATCH);
     // The first batch is checkpointed: from here on, only what follows may be replayed.
     let size = std::fs::metadata(&log).unwrap().len();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&checkpoint)
-        .unwrap_or_default()
-        .contains(&format!("\"offset\": {size}"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the first batch was never checkpointed"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    crate::util::wait_for(
+        "the first batch to be checkpointed",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&checkpoint)
+                .unwrap_or_default()
+                .contains(&format!("\"offset\": {size}"))
+        },
+    );
     for b in 1..=BATCHES {
         append_crashes(&log, b * BATCH..(b + 1) * BATCH);
         wait_for_events(&lines, &mut seen, b * BATCH..(b + 1) * BATCH);
@@ -362,7 +355,7 @@ fn test_rules_shows_what_a_jobs_rules_match_in_a_real_log() {
     )
     .unwrap();
     let test_rules = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_opsd"))
+        Command::new(crate::util::OPSD)
             .args(["apache", "test-rules"])
             .arg(&log)
             .args(args)

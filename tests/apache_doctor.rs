@@ -34,14 +34,6 @@ fn libphp() -> PathBuf {
         })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Writes `httpd.conf` (MPM + `modules`) including `site.conf` (`site`) into `dir`.
 fn config(dir: &Path, mpm: &str, modules: &[(&str, PathBuf)], site: &str) -> PathBuf {
     let d = dir.display();
@@ -49,7 +41,7 @@ fn config(dir: &Path, mpm: &str, modules: &[(&str, PathBuf)], site: &str) -> Pat
         "ServerRoot \"{d}\"\nServerName 127.0.0.1\nListen 127.0.0.1:{}\nPidFile {d}/httpd.pid\n\
          ErrorLog {d}/error.log\nLoadModule mpm_{mpm}_module {MODULES}/mod_mpm_{mpm}.so\n\
          LoadModule authz_core_module {MODULES}/mod_authz_core.so\n",
-        free_port()
+        crate::util::free_port()
     );
     for (name, path) in modules {
         conf.push_str(&format!("LoadModule {name} {}\n", path.display()));
@@ -75,7 +67,7 @@ fn h2_modules() -> Vec<(&'static str, PathBuf)> {
 const H2_SITE: &str = "<IfModule http2_module>\n    Protocols h2 http/1.1\n</IfModule>\n";
 
 fn doctor(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let out = Command::new(crate::util::OPSD)
         .args(["apache", "doctor"])
         .args(args)
         .output()

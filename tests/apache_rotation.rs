@@ -5,9 +5,7 @@
 //! corrupt, copytruncate while stopped) write the same lines to real files themselves, at
 //! rates and times Apache cannot be made to keep.
 
-mod apache_support;
-
-use apache_support::{counting_rule, rotate_copytruncate, rotate_create, Apache};
+use crate::util::apache::{counting_rule, rotate_copytruncate, rotate_create, Apache};
 use opsd::apache::rules::LogEvent;
 use opsd::apache::watch::{watch, WatchConfig, WatchError, WatchStats, Watcher, RETIRE_QUIET};
 use std::collections::BTreeMap;
@@ -263,8 +261,8 @@ fn caught_up(checkpoint: &Path, log: &Path) -> bool {
 /// rotations, and the files rotated in between were never opened.
 ///
 /// CI runs 5,000 lines/s for 4 s. The README figure (20,000 lines/s) comes from
-/// `APACHE_LOAD_RATE=20000 APACHE_LOAD_SECONDS=10 cargo test --test apache_rotation
-/// slow_consumer -- --nocapture`, which prints the counts.
+/// `APACHE_LOAD_RATE=20000 APACHE_LOAD_SECONDS=10 cargo test --test tests
+/// apache_rotation::slow_consumer -- --nocapture`, which prints the counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_never_slows_reading_across_a_rotation_every_second() {
     let setting = |name: &str, default: u64| {
@@ -480,7 +478,7 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("jobs.toml"), jobs).unwrap();
         prepare(&dir.path().join("state"));
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+        let child = std::process::Command::new(crate::util::OPSD)
             .args(["run", "--log-format", "text", "--config"])
             .arg(dir.path().join("jobs.toml"))
             .arg("--state-dir")
@@ -508,15 +506,11 @@ impl Daemon {
 
     /// Waits until `cond` holds, failing with the daemon's log after a generous deadline.
     fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(
+            crate::util::poll_until(Duration::from_secs(30), cond),
+            "timed out waiting for {what}; log:\n{}",
+            self.log()
+        );
     }
 }
 

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where Debian installs the thread-safe libfaketime.
 const LIBFAKETIME: [&str; 2] = [
@@ -41,7 +41,7 @@ impl FakeClockDaemon {
         fs::write(dir.path().join("jobs.toml"), config).expect("write jobs.toml");
         let mut d = FakeClockDaemon { child: None, dir };
         d.set_offset("+0");
-        let child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        let child = Command::new(crate::util::OPSD)
             .args(["run", "--log-format", "text", "--config"])
             .arg(d.path("jobs.toml"))
             .arg("--state-dir")
@@ -82,15 +82,11 @@ impl FakeClockDaemon {
     }
 
     fn wait_for(&self, within: Duration, cond: impl Fn() -> bool, what: &str) {
-        let deadline = Instant::now() + within;
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; log:\n{}",
-                self.log()
-            );
-            sleep(Duration::from_millis(50));
-        }
+        assert!(
+            crate::util::poll_until(within, cond),
+            "timed out waiting for {what}; log:\n{}",
+            self.log()
+        );
     }
 }
 
@@ -126,7 +122,7 @@ fn intervals_too_long_to_schedule_fail_check_with_their_location() {
             ),
         )
         .expect("write jobs.toml");
-        let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        let out = Command::new(crate::util::OPSD)
             .args(["check", "--config"])
             .arg(&cfg)
             .output()

@@ -39,7 +39,7 @@ impl Daemon {
         envs: &[(&str, &str)],
         cgroup: Option<&Path>,
     ) -> Daemon {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsd"));
+        let mut cmd = Command::new(crate::util::OPSD);
         // Kept open until the spawn below has returned.
         let procs = cgroup.map(|cg| {
             fs::OpenOptions::new()
@@ -120,19 +120,15 @@ impl Daemon {
     }
 
     fn wait_for(&self, cond: impl Fn() -> bool, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !cond() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; log:\n{}",
-                self.log()
-            );
-            sleep(Duration::from_millis(50));
-        }
+        assert!(
+            crate::util::poll_until(Duration::from_secs(15), cond),
+            "timed out waiting for {what}; log:\n{}",
+            self.log()
+        );
     }
 
     fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_opsd"))
+        Command::new(crate::util::OPSD)
             .args(args)
             .arg("--socket")
             .arg(self.socket())
@@ -475,7 +471,7 @@ fn a_second_daemon_on_the_same_state_dir_or_socket_is_refused() {
     let mut d = Daemon::start("");
     let other = tempfile::tempdir().unwrap();
     let second = |state: &Path, socket: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_opsd"))
+        Command::new(crate::util::OPSD)
             .args(["run", "--log-format", "text", "--config"])
             .arg(d.path("jobs.toml"))
             .arg("--state-dir")
@@ -515,7 +511,7 @@ fn a_second_daemon_on_the_same_state_dir_or_socket_is_refused() {
 
 #[test]
 fn clear_message_when_the_daemon_is_not_running() {
-    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let out = Command::new(crate::util::OPSD)
         .args(["status", "--socket", "/nonexistent/opsd.sock"])
         .output()
         .unwrap();
@@ -529,7 +525,7 @@ fn broken_config_at_first_start_exits_nonzero_with_location() {
     let cfg = dir.path().join("jobs.toml");
     fs::write(&cfg, "[jobs.x]\ntype = \"command\"\nschedule = \"@every 1s\"\ncommand = \"true\"\ntimezone = \"Mars/Base\"\n").unwrap();
     for sub in ["run", "check"] {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsd"));
+        let mut cmd = Command::new(crate::util::OPSD);
         cmd.args([sub, "--config"]).arg(&cfg);
         if sub == "run" {
             cmd.arg("--state-dir").arg(dir.path());
@@ -592,7 +588,7 @@ fn check_piped_into_head_ends_quietly() {
         .arg("-c")
         .arg(format!(
             "{} check --next 5000 --config {} | head -n 1",
-            env!("CARGO_BIN_EXE_opsd"),
+            crate::util::OPSD,
             cfg.display()
         ))
         .output()
@@ -656,7 +652,7 @@ fn a_bad_pass_env_name_is_a_located_error() {
         "[jobs.a]\ntype = \"command\"\nschedule = \"@start\"\ncommand = [\"/bin/true\"]\npass_env = [\"A=B\"]\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let out = Command::new(crate::util::OPSD)
         .args(["check", "--config"])
         .arg(&path)
         .output()
@@ -1101,7 +1097,7 @@ fn an_alert_program_sees_a_clean_environment_and_only_the_variables_it_passes() 
 }
 /// `opsd ARGS` with `env` set and nothing else of the test's environment that opsd reads.
 fn opsd(args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsd"));
+    let mut cmd = Command::new(crate::util::OPSD);
     cmd.args(args)
         .env_remove("OPSD_SOCKET")
         .env_remove("OPSD_CONFIG")
@@ -1205,7 +1201,7 @@ fn check_of_an_ec2_job_without_credentials_fails_in_one_sentence_under_a_failed_
              tags = { Schedule = \"office-hours\" }\n",
         )
         .unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        let out = Command::new(crate::util::OPSD)
             .args(["check", "--config"])
             .arg(&cfg)
             .env_clear()
@@ -1264,14 +1260,9 @@ fn write_and_close(mut writer: fs::File, text: &str) {
 
 /// Waits up to 15 s for `child` to exit.
 fn exits_in_time(child: &mut Child) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return true;
-        }
-        sleep(Duration::from_millis(50));
-    }
-    false
+    crate::util::poll_until(Duration::from_secs(15), || {
+        child.try_wait().unwrap().is_some()
+    })
 }
 
 #[test]
@@ -1289,7 +1280,7 @@ fn status_answers_while_a_reload_reads_the_job_file() {
         .success();
     assert!(made, "mkfifo failed (apt-get install coreutils)");
     let reload = |d: &Daemon| {
-        Command::new(env!("CARGO_BIN_EXE_opsd"))
+        Command::new(crate::util::OPSD)
             .args(["reload", "--socket"])
             .arg(d.socket())
             .stdout(Stdio::piped())
@@ -1301,7 +1292,7 @@ fn status_answers_while_a_reload_reads_the_job_file() {
     // A reader on the FIFO: the reload is reading the file. Holding the write end open keeps it
     // reading.
     let writer = fifo_writer(&d, &file, "the reload to open the job file");
-    let mut status = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let mut status = Command::new(crate::util::OPSD)
         .args(["status", "--socket"])
         .arg(d.socket())
         .stdout(Stdio::piped())
@@ -1451,7 +1442,7 @@ fn run_job_writes_the_jobs_stdout_to_stdout_and_its_stderr_to_stderr() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let out = Command::new(crate::util::OPSD)
         .args(["run-job", "report", "--log-format", "text", "--config"])
         .arg(&cfg)
         .arg("--state-dir")
@@ -1491,7 +1482,7 @@ fn run_job_of_a_failing_job_repeats_its_last_output_beside_the_verdict() {
         job("writer", "0 0 3 * * *", "echo 'disk full' >&2; exit 3", ""),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let out = Command::new(crate::util::OPSD)
         .args(["run-job", "writer", "--log-format", "text", "--config"])
         .arg(&cfg)
         .arg("--state-dir")
@@ -1522,7 +1513,7 @@ fn run_job_interrupted_by_ctrl_c_says_it_was_interrupted() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let mut child = Command::new(crate::util::OPSD)
         .args(["run-job", "long", "--log-format", "text", "--config"])
         .arg(&cfg)
         .arg("--state-dir")
@@ -1531,11 +1522,9 @@ fn run_job_interrupted_by_ctrl_c_says_it_was_interrupted() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !started.exists() {
-        assert!(Instant::now() < deadline, "the job never started");
-        sleep(Duration::from_millis(50));
-    }
+    crate::util::wait_for("the job to start", Duration::from_secs(15), || {
+        started.exists()
+    });
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-INT", &pid])
@@ -1899,7 +1888,7 @@ fn check_warns_of_files_the_unit_hides_from_the_daemon_without_failing() {
          region = \"us-east-1\"\ntags = {{ Schedule = \"office-hours\" }}\n",
     );
     fs::write(&cfg, &text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let out = Command::new(crate::util::OPSD)
         .args(["check", "--config"])
         .arg(&cfg)
         .env_clear()
@@ -1965,7 +1954,7 @@ fn a_job_without_working_dir_runs_in_the_daemons_own_directory() {
     let cwd = dir.path().join("cwd");
     fs::create_dir(&cwd).unwrap();
     for (job, want) in [("here", cwd.clone()), ("there", PathBuf::from("/usr"))] {
-        let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        let out = Command::new(crate::util::OPSD)
             .args(["run-job", job, "--log-format", "text", "--config"])
             .arg(&cfg)
             .arg("--state-dir")
@@ -2135,7 +2124,7 @@ fn status_trigger_and_run_job_print_what_a_run_record_holds_escaped() {
         !has_raw_controls(&text) && text.contains("  | o\\u{1b}[41mX\\r"),
         "{text:?}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let out = Command::new(crate::util::OPSD)
         .args(["run-job", "b", "--log-format", "text", "--config"])
         .arg(d.path("jobs.toml"))
         .arg("--state-dir")
@@ -2227,7 +2216,7 @@ fn a_broken_drop_in_at_first_start_logs_each_error_once_then_why_it_did_not_star
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let out = Command::new(crate::util::OPSD)
         .args(["run", "--log-format", "text", "--config"])
         .arg(dir.path().join("jobs.toml"))
         .arg("--state-dir")
@@ -2498,7 +2487,7 @@ fn a_checkpoint_with_a_huge_fingerprint_length_is_set_aside_not_allocated() {
 /// `opsd ARGS` as [`opsd`] does, killed and failed when it has not exited within 15 s (a read
 /// that blocks must fail the test, not hang it).
 fn opsd_in_time(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let mut child = Command::new(crate::util::OPSD)
         .args(args)
         .env_remove("OPSD_SOCKET")
         .env_remove("OPSD_CONFIG")

@@ -4,9 +4,7 @@
 //! changes), and starts opsd from it with the shipped, unmodified unit. Needs root, systemd-nspawn and
 //! cargo-deb (`.ci/setup`); fails loudly without them.
 
-mod e2e;
-
-use e2e::{describe, output_text, step, Bind, Container, Overlay};
+use crate::util::e2e::{describe, output_text, step, Bind, Container, Overlay};
 use std::path::Path;
 use std::process::Command;
 
@@ -39,8 +37,7 @@ fn build_deb(out: &Path, scratch: &Path) -> std::path::PathBuf {
     );
     let target = scratch.join("target");
     std::fs::create_dir_all(target.join("release")).expect("create scratch target dir");
-    std::fs::copy(env!("CARGO_BIN_EXE_opsd"), target.join("release/opsd"))
-        .expect("copy the opsd binary");
+    std::fs::copy(crate::util::OPSD, target.join("release/opsd")).expect("copy the opsd binary");
     // The man pages and completions, as docs/install.md generates them before `cargo deb`.
     let assets = Command::new(target.join("release/opsd"))
         .arg("dist-assets")

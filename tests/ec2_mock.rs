@@ -4,11 +4,7 @@
 //! and, from a fake EC2 endpoint on 127.0.0.1, answers no real EC2 gives: HTML pages and bare
 //! 502s, StopInstances carried out despite DryRun, waits that outlive the job's timeout.
 
-mod common;
-#[path = "support/stub_http.rs"]
-#[allow(dead_code)]
-mod stub_http;
-
+use crate::util::stub_http::{self, Response};
 use aws_sdk_ec2::error::ErrorMetadata;
 use aws_sdk_ec2::operation::describe_instances::{DescribeInstancesError, DescribeInstancesOutput};
 use aws_sdk_ec2::operation::start_instances::{StartInstancesError, StartInstancesOutput};
@@ -23,7 +19,6 @@ use opsd::jobs::ec2::{retry_config, run_with, Ec2Spec, MAX_ATTEMPTS};
 use opsd::jobs::{JobType, Outcome, RunContext, RunReport};
 use std::path::Path;
 use std::time::Duration;
-use stub_http::Response;
 use tokio_util::sync::CancellationToken;
 
 const ID: &str = "i-0123456789abcdef0";
@@ -428,7 +423,7 @@ async fn fake_ec2_ignoring_dry_run() -> stub_http::Stub {
 
 /// Parses one ec2 job `dev` pointed at `endpoint`.
 fn job_at(endpoint: &str, keys: &str) -> std::sync::Arc<opsd::config::JobConfig> {
-    common::moto::aws_test_env();
+    crate::util::moto::aws_test_env();
     let text = format!(
         "[jobs.dev]\ntype = \"ec2\"\nschedule = \"@daily\"\nregion = \"us-east-1\"\n\
          endpoint_url = \"{endpoint}\"\n{keys}\n"

@@ -1,9 +1,7 @@
 //! The ec2 job against a real EC2 API (moto_server on loopback): selection by id and tag,
 //! the safety rules, dry runs, unknown ids, waiting, and the `opsd` binary end to end.
 
-mod common;
-
-use common::moto::{Moto, AWS_TEST_ENV, REGION};
+use crate::util::moto::{Moto, AWS_TEST_ENV, REGION};
 use opsd::config::{parse, JobConfig};
 use opsd::jobs::{Outcome, RunReport};
 use opsd::scheduler::{execute, Run, Trigger};
@@ -234,7 +232,7 @@ async fn unreachable_endpoint_names_region_and_endpoint() {
         "[jobs.dev]\ntype = \"ec2\"\nschedule = \"@daily\"\nregion = \"{REGION}\"\n\
          endpoint_url = \"{closed}\"\naction = \"stop\"\ntags = {{ a = \"b\" }}\n"
     );
-    common::moto::aws_test_env();
+    crate::util::moto::aws_test_env();
     let mut cfg = parse(Path::new("jobs.toml"), &text).expect("valid job");
     let job = cfg.jobs.remove("dev").expect("job dev");
     let r = run(&job, false).await;
@@ -265,7 +263,7 @@ fn opsd(config: &Path) -> Command {
 
 /// The `opsd` binary with only the test AWS environment, logging in `format`.
 fn opsd_logging(config: &Path, format: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsd"));
+    let mut cmd = Command::new(crate::util::OPSD);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", config.parent().expect("dir"))

@@ -34,7 +34,7 @@ fn tool(name: &str) -> PathBuf {
 /// Runs `opsd geoip build` on `zips` into a new directory.
 fn build(zips: &[PathBuf]) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsd"));
+    let mut cmd = Command::new(crate::util::OPSD);
     cmd.args(["geoip", "build", "--output-dir"]).arg(dir.path());
     for z in zips {
         cmd.arg("--input").arg(z);
@@ -617,7 +617,7 @@ fn a_missing_or_non_directory_output_dir_is_named_and_nothing_is_created() {
     let file = dir.path().join("plain-file");
     std::fs::write(&file, "x").unwrap();
     for (out_dir, says) in [(&missing, "does not exist"), (&file, "is not a directory")] {
-        let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        let out = Command::new(crate::util::OPSD)
             .args(["geoip", "build", "--input"])
             .arg(data(COUNTRY_ZIP))
             .arg("--output-dir")
@@ -637,7 +637,7 @@ fn a_missing_or_non_directory_output_dir_is_named_and_nothing_is_created() {
 fn a_second_build_of_the_same_zip_changes_nothing() {
     let (dir, first) = build(&[data(COUNTRY_ZIP)]);
     assert!(first.contains("(2 changed)"), "{first}");
-    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let out = Command::new(crate::util::OPSD)
         .args(["geoip", "build", "--input"])
         .arg(data(COUNTRY_ZIP))
         .arg("--output-dir")
@@ -682,7 +682,7 @@ fn an_unwritable_output_dir_is_found_before_building_and_its_cause_printed_once(
     let out_dir = dir.path().join("GeoIP");
     std::fs::create_dir(&out_dir).unwrap();
     let _frozen = Immutable::new(out_dir.clone());
-    let out = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let out = Command::new(crate::util::OPSD)
         .args(["geoip", "build", "--input"])
         .arg(data(COUNTRY_ZIP))
         .arg("--output-dir")
@@ -732,7 +732,7 @@ fn country_zip_with(dir: &Path, blocks4: &[(&str, &str)]) -> PathBuf {
 
 /// Runs `opsd geoip build` on `zip` into `out`; its exit code, stdout and stderr.
 fn run_build(zip: &Path, out: &Path) -> (Option<i32>, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let o = Command::new(crate::util::OPSD)
         .args(["geoip", "build", "--input"])
         .arg(zip)
         .arg("--output-dir")
@@ -935,7 +935,7 @@ struct Ended {
 /// Starts `opsd geoip build` on `zip` with `$TMPDIR` set to `tmp`; stderr goes to a file.
 fn spawn_build(zip: &Path, out: &Path, tmp: &Path) -> (std::process::Child, PathBuf) {
     let err_path = tmp.with_extension("stderr");
-    let child = Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let child = Command::new(crate::util::OPSD)
         .args(["geoip", "build", "--input"])
         .arg(zip)
         .arg("--output-dir")

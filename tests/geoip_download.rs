@@ -1,9 +1,7 @@
 //! Download-and-install flows of the `geoip` job against stub MaxMind and storage servers on
 //! 127.0.0.1, with a stand-in builder (the format itself is tested elsewhere).
 
-#[path = "support/stub_http.rs"]
-mod stub_http;
-
+use crate::util::stub_http::{self, Request, Response, Stub};
 use opsd::jobs::geoip::{run_with, BuiltFile, GeoipBuilder, GeoipSpec, LegacyBuilder, RunSettings};
 use opsd::jobs::{Outcome, RunContext, RunReport};
 use sha2::{Digest, Sha256};
@@ -12,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stub_http::{Request, Response, Stub};
 use tokio_util::sync::CancellationToken;
 
 const EDITION: &str = "GeoLite2-Country-CSV";
@@ -585,7 +582,14 @@ async fn a_cancelled_run_stops_its_build_and_leaves_no_scratch() {
         while !building.exists() && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        // Cancelled either way, so that the run ends; the test then fails at this task's
+        // await when the build never got as far as its work file.
         cancel.cancel();
+        assert!(
+            building.exists(),
+            "the build's work file {} never appeared within 60 s",
+            building.display()
+        );
     });
     let report = tokio::time::timeout(
         Duration::from_secs(60),
@@ -631,7 +635,7 @@ async fn a_timed_out_geoip_job_stops_its_build_and_leaves_no_scratch() {
     )
     .unwrap();
     let state = h.root.path().join("state");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let mut child = std::process::Command::new(crate::util::OPSD)
         .args(["run-job", "geo", "--log-format", "text", "--config"])
         .arg(&config)
         .arg("--state-dir")
@@ -678,7 +682,7 @@ fn check_geoip(dir: &Path, key_file: &Path, output_dir: &Path) -> (bool, String)
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsd"))
+    let out = std::process::Command::new(crate::util::OPSD)
         .arg("check")
         .arg("--config")
         .arg(&config)

@@ -82,7 +82,7 @@ fn critical_events_reach_journald_at_crit_and_high_ones_at_err() {
              mount --bind \"$0\" /run/systemd/journal && exec \"$@\"",
         )
         .arg(&journal)
-        .arg(env!("CARGO_BIN_EXE_opsd"))
+        .arg(crate::util::OPSD)
         .args(["run-job", "web", "--log-format", "journald", "--config"])
         .arg(&config)
         .arg("--state-dir")

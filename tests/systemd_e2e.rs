@@ -5,9 +5,7 @@
 //! and a `user = "nobody"` run's hidden leftover ending with its cgroup (issue 10), stop). Needs
 //! root and systemd-nspawn (`.ci/setup`); fails loudly without them.
 
-mod e2e;
-
-use e2e::{describe, output_text, step, Bind, Container, Entry};
+use crate::util::e2e::{describe, output_text, step, Bind, Container, Entry};
 use std::path::{Path, PathBuf};
 
 const UNIT: &str = "opsd.service";
@@ -109,7 +107,7 @@ fn dirs() -> Dirs {
         "[Service]\nExecStart=\nExecStart=/usr/local/bin/opsd run\n\
          ExecReload=\nExecReload=/usr/local/bin/opsd reload\n",
     );
-    std::fs::copy(env!("CARGO_BIN_EXE_opsd"), d.bin.join("opsd")).expect("copy opsd binary");
+    std::fs::copy(crate::util::OPSD, d.bin.join("opsd")).expect("copy opsd binary");
     write(&d.etc.join("jobs.toml"), BASE_JOBS);
     d
 }

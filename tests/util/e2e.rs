@@ -3,8 +3,6 @@
 //! when the [`Container`] is dropped, also when a step panics; only the `timeout` process this
 //! code started (and, through it, its nspawn) is ever signalled.
 
-#![allow(dead_code)] // each test binary that includes this module uses a different part of it
-
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,15 +1,15 @@
 //! A real EC2 API for tests: starts `moto_server` on a free loopback port, gives an SDK
 //! client for it, launches and tags instances, and kills the server on drop. Reusable from any
-//! test file with `mod common;` and `common::moto::Moto::start()`.
+//! test module with `crate::util::moto::Moto::start()`.
 
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use aws_sdk_ec2::Client;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Once;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The region every moto test uses.
 pub const REGION: &str = "us-east-1";
@@ -84,10 +84,7 @@ impl Moto {
     /// Starts moto on a free loopback port and waits until it answers.
     pub fn start() -> Moto {
         aws_test_env();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = super::free_port();
         let child = Command::new(moto_server_path())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -99,17 +96,16 @@ impl Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let listening = super::poll_until(Duration::from_secs(60), || {
             if let Ok(Some(status)) = moto.child.try_wait() {
                 panic!("moto_server exited before listening: {status}");
             }
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen on port {port} within 60s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(
+            listening,
+            "moto_server did not listen on port {port} within 60s"
+        );
         moto
     }
 

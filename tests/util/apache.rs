@@ -1,6 +1,5 @@
 //! A real Apache 2.4 (Debian's apache2, event MPM) on a free 127.0.0.1 port with its own
 //! ServerRoot, ErrorLog and PidFile in a temporary directory; stopped on drop.
-#![allow(dead_code)] // each test file uses a part of it
 
 use opsd::apache::rules::{Dedup, Rule, Severity};
 use std::io::{Read, Write};
@@ -47,11 +46,7 @@ impl Apache {
         .unwrap();
         let docroot = dir.path().join("htdocs");
         std::fs::create_dir(&docroot).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let log = dir.path().join("error.log");
         let pid_file = dir.path().join("httpd.pid");
         let conf = dir.path().join("httpd.conf");
@@ -97,10 +92,11 @@ impl Apache {
             pid_file,
             parent,
         };
-        while apache.children().is_empty() {
-            assert!(Instant::now() < deadline, "apache2 started no children");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::wait_for(
+            "apache2 to start its children",
+            Duration::from_secs(20),
+            || !apache.children().is_empty(),
+        );
         apache
     }
 

@@ -17,7 +17,6 @@ pub struct Request {
     /// Header (lower-case name, value) pairs.
     pub headers: Vec<(String, String)>,
     /// The request body (`Content-Length` bytes; empty without one).
-    #[allow(dead_code)] // read by the webhook tests, not by the download tests
     pub body: Vec<u8>,
 }
 
