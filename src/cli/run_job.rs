@@ -50,8 +50,10 @@ pub(super) fn run(
             dry_run,
             foreground: true,
         };
-        let finished =
-            scheduler::execute(&job, state, &alerts, mode, Trigger::Manual, control, None).await;
+        let run = scheduler::Run::new(Trigger::Manual)
+            .with_mode(mode)
+            .with_control(control);
+        let finished = scheduler::execute(&job, state, &alerts, run).await;
         alerts.shutdown(std::time::Duration::from_secs(30)).await;
         Ok::<_, anyhow::Error>(finished)
     })?;
