@@ -609,10 +609,14 @@ async fn a_cancelled_run_stops_its_build_and_leaves_no_scratch() {
 }
 
 /// The same through the real binary and the scheduler's `timeout`: `opsd run-job` on a geoip
-/// job downloading the real Country zip (a build of several seconds) with a 2 s timeout ends
-/// as timed out, installs nothing and leaves no scratch directory. (Before the stop was wired
-/// this passed too, only later: `run-job`'s runtime waited for the whole build before
-/// exiting. The test above is the one that tells the two apart.)
+/// job downloading the real Country zip (a build of several seconds) ends as timed out when the
+/// timeout fires during the build, installs nothing and leaves no scratch directory. (Before
+/// the stop was wired this passed too, only later: `run-job`'s runtime waited for the whole
+/// build before exiting. The test above is the one that tells the two apart.)
+///
+/// The timeout has to fall after the download and its check and before the build ends, and how
+/// long those take depends on the machine's load: it starts at 2 s and doubles while it fired
+/// before the build began.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_geoip_job_stops_its_build_and_leaves_no_scratch() {
     let h = Harness::new("").await;
@@ -621,11 +625,31 @@ async fn a_timed_out_geoip_job_stops_its_build_and_leaves_no_scratch() {
             .join("tests/data/geoip/GeoLite2-Country-CSV_20191224.zip"),
     )
     .unwrap();
+    for seconds in [2, 4, 8, 16, 32] {
+        let (success, log) = run_job_with_timeout(&h, seconds).await;
+        let timed_out = log.contains(&format!("timed out after {seconds}s"));
+        assert!(
+            !success && timed_out,
+            "the run ended within its {seconds} s timeout, so nothing was stopped:\n{log}"
+        );
+        assert!(h.installed().is_none(), "{log}");
+        h.assert_no_scratch();
+        if log.contains("building legacy GeoIP files") {
+            return;
+        }
+        // The download or its check took the whole timeout on a loaded machine: try longer.
+    }
+    panic!("even a 32 s timeout fired before the build began");
+}
+
+/// Runs `opsd run-job` on a geoip job of `h` with `timeout = "SECONDS s"`: whether it
+/// succeeded, and its log.
+async fn run_job_with_timeout(h: &Harness, seconds: u64) -> (bool, String) {
     let config = h.root.path().join("jobs.toml");
     std::fs::write(
         &config,
         format!(
-            "[jobs.geo]\ntype = \"geoip\"\nschedule = \"0 0 4 1 1 * 2099\"\ntimeout = \"2s\"\n\
+            "[jobs.geo]\ntype = \"geoip\"\nschedule = \"0 0 4 1 1 * 2099\"\ntimeout = \"{seconds}s\"\n\
              account_id = 42\nlicense_key_file = {:?}\neditions = [\"{EDITION}\"]\n\
              output_dir = {:?}\nbase_url = \"{}\"\n",
             h.root.path().join("maxmind.key").display().to_string(),
@@ -635,6 +659,7 @@ async fn a_timed_out_geoip_job_stops_its_build_and_leaves_no_scratch() {
     )
     .unwrap();
     let state = h.root.path().join("state");
+    let log_path = h.root.path().join("log");
     let mut child = std::process::Command::new(crate::util::OPSD)
         .args(["run-job", "geo", "--log-format", "text", "--config"])
         .arg(&config)
@@ -642,12 +667,12 @@ async fn a_timed_out_geoip_job_stops_its_build_and_leaves_no_scratch() {
         .arg(&state)
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(h.root.path().join("log")).unwrap())
+        .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
     let pid = child.id();
     let status = tokio::time::timeout(
-        Duration::from_secs(120),
+        Duration::from_secs(seconds + 120),
         tokio::task::spawn_blocking(move || child.wait().unwrap()),
     )
     .await
@@ -659,14 +684,10 @@ async fn a_timed_out_geoip_job_stops_its_build_and_leaves_no_scratch() {
         panic!("opsd run-job did not end");
     })
     .unwrap();
-    let log = std::fs::read_to_string(h.root.path().join("log")).unwrap();
-    assert!(!status.success(), "{log}");
-    assert!(
-        log.contains("building legacy GeoIP files") && log.contains("timed out after 2s"),
-        "the run did not time out while building:\n{log}"
-    );
-    assert!(h.installed().is_none(), "{log}");
-    h.assert_no_scratch();
+    (
+        status.success(),
+        std::fs::read_to_string(&log_path).unwrap(),
+    )
 }
 
 /// Runs `opsd check` on a job file holding one geoip job with these two keys.
