@@ -2,7 +2,7 @@
 //! implementation, and the entry point that builds a zip with it.
 
 use super::asn::Asn;
-use super::build::{build_edition, BuiltFile};
+use super::build::{build_edition, WrittenDat};
 use super::city::City;
 use super::country::Country;
 use super::error::GeoipError;
@@ -19,7 +19,7 @@ pub fn build_zip<W: Write>(
     zip: &Path,
     guard: &BuildGuard,
     mut create: impl FnMut(&'static str) -> std::io::Result<W>,
-) -> Result<Vec<BuiltFile>, GeoipError> {
+) -> Result<Vec<WrittenDat>, GeoipError> {
     let mut src = Source::open(zip, guard)?;
     tracing::info!(
         zip = %zip.display(),

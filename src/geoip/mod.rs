@@ -30,7 +30,7 @@ pub mod state;
 pub mod stop;
 pub mod tree;
 
-pub use build::BuiltFile;
+pub use build::WrittenDat;
 pub use build_zip::build_zip;
 pub use error::GeoipError;
 pub use guard::BuildGuard;

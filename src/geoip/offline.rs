@@ -1,7 +1,7 @@
 //! The library half of `opsd geoip build`: build every input zip in a scratch directory, then
 //! install the files into the output directory the same safe way the `geoip` job does.
 
-use super::build::BuiltFile;
+use super::build::WrittenDat;
 use super::build_zip::build_zip;
 use super::error::GeoipError;
 use super::guard::BuildGuard;
@@ -17,7 +17,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct BuildReport {
     /// Every file built, with the sample answers it was checked against.
-    pub files: Vec<BuiltFile>,
+    pub files: Vec<WrittenDat>,
     /// Which files were installed and which were already identical.
     pub install: InstallReport,
 }
@@ -52,7 +52,7 @@ fn build_waiting(
 ) -> Result<BuildReport, GeoipError> {
     install::check_output_dir(out_dir)?;
     let scratch = scratch::create(&std::env::temp_dir())?;
-    let mut files: Vec<BuiltFile> = Vec::new();
+    let mut files: Vec<WrittenDat> = Vec::new();
     let mut sources: Vec<&Path> = Vec::new();
     for zip in inputs {
         let built = build_zip(zip, guard, |name| {
