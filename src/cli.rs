@@ -815,7 +815,7 @@ fn check_geoip_jobs(
     texts: &mut Texts,
     out: &mut Vec<String>,
 ) -> anyhow::Result<bool> {
-    use crate::jobs::geoip::preflight::{preflight, Severity};
+    use crate::jobs::geoip::preflight::{preflight, FindingLevel};
     let specs: Vec<(&crate::config::JobConfig, &crate::jobs::geoip::GeoipSpec)> = cfg
         .jobs
         .values()
@@ -832,19 +832,19 @@ fn check_geoip_jobs(
     out.push(String::new());
     for (job, spec) in specs {
         for f in preflight(spec, credentials.as_deref()) {
-            let (label, suffix) = match f.severity {
-                Severity::Ok => {
+            let (label, suffix) = match f.level {
+                FindingLevel::Ok => {
                     out.push(format!("{}: {}: {}", job.name, f.key, f.message));
                     continue;
                 }
-                Severity::Error if job.enabled => {
+                FindingLevel::Error if job.enabled => {
                     ok = false;
                     ("error", "")
                 }
-                Severity::Error | Severity::Warning if !job.enabled => {
+                FindingLevel::Error | FindingLevel::Warning if !job.enabled => {
                     ("warning", " (the job is disabled)")
                 }
-                Severity::Error | Severity::Warning => ("warning", ""),
+                FindingLevel::Error | FindingLevel::Warning => ("warning", ""),
             };
             let key = format!("jobs.{}.{}", job.name, f.key);
             let at = texts.locate(job, f.span)?;

@@ -1,9 +1,10 @@
-//! The alert record of an `apache_log` event: the rule's severity on the alert's scale, and
-//! for a child crash, advice that follows the doctor's verdict and names the core.
+//! The alert record of an `apache_log` event, carrying its rule's severity as it is (rules and
+//! alerts share [`crate::severity::Severity`]), and for a child crash, advice that follows the
+//! doctor's verdict and names the core.
 
 use crate::alert::Alert;
 use crate::apache::doctor::{Diagnosis, Verdict};
-use crate::apache::rules::{LogEvent, Severity};
+use crate::apache::rules::LogEvent;
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -17,7 +18,7 @@ pub fn alert_for(job: &str, ev: &LogEvent, diagnosis: Option<&Diagnosis>) -> Ale
         Some(note) => format!("{} ({note})", ev.summary),
         None => ev.summary.clone(),
     };
-    let alert = Alert::new(job, &ev.rule, alert_severity(ev.severity), summary)
+    let alert = Alert::new(job, &ev.rule, ev.severity, summary)
         .with_count(u64::from(ev.count))
         .with_lines(ev.first_line.clone(), Some(ev.last_line.clone()))
         .with_source(ev.file.clone(), ev.dedup_key.clone());
@@ -62,15 +63,5 @@ pub fn crash_advice(ev: &LogEvent, diagnosis: Option<&Diagnosis>) -> String {
         Some(core) => format!("{verdict}; {core}"),
         None if known => verdict,
         None => format!("{verdict}; {CORE_ADVICE}"),
-    }
-}
-
-/// Maps a rule's severity onto the alert record's.
-fn alert_severity(s: Severity) -> crate::alert::Severity {
-    match s {
-        Severity::Critical => crate::alert::Severity::Critical,
-        Severity::High => crate::alert::Severity::High,
-        Severity::Warning => crate::alert::Severity::Warning,
-        Severity::Info => crate::alert::Severity::Info,
     }
 }

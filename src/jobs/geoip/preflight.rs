@@ -11,9 +11,11 @@ use std::path::Path;
 /// Where systemd puts the credentials of every service (`LoadCredential=`).
 const SYSTEMD_CREDENTIALS: &str = "/run/credentials";
 
-/// How a preflight finding affects the job.
+/// How a preflight finding affects the job: check's verdict on whether its runs can work.
+/// Not a [`crate::severity::Severity`] (an alert's urgency): it has an `Ok`, and its
+/// `Warning` means "may work after all", not "look at it today".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
+pub enum FindingLevel {
     /// Fine as far as check can see.
     Ok,
     /// May still work when the job runs: what is missing is supplied later (systemd
@@ -26,8 +28,8 @@ pub enum Severity {
 /// One thing `opsd check` looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// How bad it is.
-    pub severity: Severity,
+    /// Whether it stops the job's runs.
+    pub level: FindingLevel,
     /// The job's key it concerns, e.g. `output_dir`.
     pub key: &'static str,
     /// Where the key's value is in the job file; `None` when the job leaves the key out.
@@ -38,13 +40,13 @@ pub struct Finding {
 
 impl Finding {
     fn new(
-        severity: Severity,
+        level: FindingLevel,
         key: &'static str,
         span: Option<Range<usize>>,
         message: String,
     ) -> Self {
         Finding {
-            severity,
+            level,
             key,
             span,
             message,
@@ -64,7 +66,7 @@ fn license_key(spec: &GeoipSpec, credentials_dir: Option<&Path>) -> Finding {
     let Some(file) = &spec.license_key_file else {
         let Some(dir) = credentials_dir else {
             return Finding::new(
-                Severity::Warning,
+                FindingLevel::Warning,
                 KEY,
                 None,
                 format!(
@@ -75,23 +77,23 @@ fn license_key(spec: &GeoipSpec, credentials_dir: Option<&Path>) -> Finding {
         };
         return match LicenseKey::load_from(None, Some(dir)) {
             Ok(_) => Finding::new(
-                Severity::Ok,
+                FindingLevel::Ok,
                 KEY,
                 None,
                 format!("OK (systemd credential {CREDENTIAL_NAME})"),
             ),
-            Err(e) => Finding::new(Severity::Error, KEY, None, e.to_string()),
+            Err(e) => Finding::new(FindingLevel::Error, KEY, None, e.to_string()),
         };
     };
     let (path, span) = (file.get_ref(), Some(file.span()));
-    let (severity, message) = match LicenseKey::load_from(Some(path), None) {
-        Ok(_) => (Severity::Ok, format!("OK ({})", path.display())),
+    let (level, message) = match LicenseKey::load_from(Some(path), None) {
+        Ok(_) => (FindingLevel::Ok, format!("OK ({})", path.display())),
         Err(LicenseKeyError::Read { source, .. }) if source.kind() == ErrorKind::NotFound => {
             let from_systemd = path.starts_with(SYSTEMD_CREDENTIALS)
                 || credentials_dir.is_some_and(|d| path.starts_with(d));
             if from_systemd {
                 (
-                    Severity::Warning,
+                    FindingLevel::Warning,
                     format!(
                         "{} does not exist here; it is a systemd credential, present only while \
                          the service runs",
@@ -100,7 +102,7 @@ fn license_key(spec: &GeoipSpec, credentials_dir: Option<&Path>) -> Finding {
                 )
             } else {
                 (
-                    Severity::Error,
+                    FindingLevel::Error,
                     format!(
                         "{} does not exist; every run fails until it holds the MaxMind license key",
                         path.display()
@@ -112,7 +114,7 @@ fn license_key(spec: &GeoipSpec, credentials_dir: Option<&Path>) -> Finding {
             if source.kind() == ErrorKind::PermissionDenied =>
         {
             (
-                Severity::Warning,
+                FindingLevel::Warning,
                 format!(
                     "{} cannot be read by uid {} (permission denied); the user opsd runs as \
                      must be able to read it",
@@ -121,9 +123,9 @@ fn license_key(spec: &GeoipSpec, credentials_dir: Option<&Path>) -> Finding {
                 ),
             )
         }
-        Err(e) => (Severity::Error, e.to_string()),
+        Err(e) => (FindingLevel::Error, e.to_string()),
     };
-    Finding::new(severity, KEY, span, message)
+    Finding::new(level, KEY, span, message)
 }
 
 /// The output directory must exist: the job never creates it.
@@ -131,12 +133,17 @@ fn output_dir(spec: &GeoipSpec) -> Finding {
     const KEY: &str = "output_dir";
     let (dir, span) = (spec.output_dir.get_ref(), Some(spec.output_dir.span()));
     match check_dir(dir) {
-        Ok(()) => Finding::new(Severity::Ok, KEY, span, format!("OK ({})", dir.display())),
+        Ok(()) => Finding::new(
+            FindingLevel::Ok,
+            KEY,
+            span,
+            format!("OK ({})", dir.display()),
+        ),
         Err(e @ (InstallError::MissingDir(_) | InstallError::NotADir(_))) => {
-            Finding::new(Severity::Error, KEY, span, e.to_string())
+            Finding::new(FindingLevel::Error, KEY, span, e.to_string())
         }
         Err(e) => Finding::new(
-            Severity::Warning,
+            FindingLevel::Warning,
             KEY,
             span,
             format!("cannot check as uid {}: {e}", nix::unistd::geteuid()),
@@ -165,23 +172,23 @@ mod tests {
         let key = dir.path().join("maxmind.key");
         let out = dir.path().join("GeoIP");
         let found = preflight(&spec(dir.path(), Some(&key), &out), None);
-        assert_eq!(found[0].severity, Severity::Error, "{found:?}");
+        assert_eq!(found[0].level, FindingLevel::Error, "{found:?}");
         assert_eq!(found[0].key, "license_key_file");
         assert!(found[0].span.is_some());
         assert!(found[0].message.contains("does not exist"), "{found:?}");
-        assert_eq!(found[1].severity, Severity::Error, "{found:?}");
+        assert_eq!(found[1].level, FindingLevel::Error, "{found:?}");
         assert!(found[1].message.contains("does not exist"), "{found:?}");
 
         std::fs::create_dir(&out).unwrap();
         std::fs::write(&key, "s3cretKEY_0123\n").unwrap();
         let found = preflight(&spec(dir.path(), Some(&key), &out), None);
         assert!(
-            found.iter().all(|f| f.severity == Severity::Ok),
+            found.iter().all(|f| f.level == FindingLevel::Ok),
             "{found:?}"
         );
         std::fs::write(&key, "s3cret KEY\n").unwrap();
         let found = preflight(&spec(dir.path(), Some(&key), &out), None);
-        assert_eq!(found[0].severity, Severity::Error, "{found:?}");
+        assert_eq!(found[0].level, FindingLevel::Error, "{found:?}");
         for f in &found {
             assert!(!f.message.contains("s3cret"), "the key leaked: {f:?}");
         }
@@ -191,15 +198,15 @@ mod tests {
     fn a_systemd_credential_is_a_warning_when_absent_here() {
         let dir = tempfile::tempdir().unwrap();
         let found = preflight(&spec(dir.path(), None, dir.path()), None);
-        assert_eq!(found[0].severity, Severity::Warning, "{found:?}");
+        assert_eq!(found[0].level, FindingLevel::Warning, "{found:?}");
         assert!(found[0].span.is_none());
         let cred = Path::new("/run/credentials/opsd.service/maxmind-license");
         let found = preflight(&spec(dir.path(), Some(cred), dir.path()), None);
-        assert_eq!(found[0].severity, Severity::Warning, "{found:?}");
+        assert_eq!(found[0].level, FindingLevel::Warning, "{found:?}");
         let found = preflight(&spec(dir.path(), None, dir.path()), Some(dir.path()));
-        assert_eq!(found[0].severity, Severity::Error, "{found:?}");
+        assert_eq!(found[0].level, FindingLevel::Error, "{found:?}");
         std::fs::write(dir.path().join(CREDENTIAL_NAME), "k3y\n").unwrap();
         let found = preflight(&spec(dir.path(), None, dir.path()), Some(dir.path()));
-        assert_eq!(found[0].severity, Severity::Ok, "{found:?}");
+        assert_eq!(found[0].level, FindingLevel::Ok, "{found:?}");
     }
 }
