@@ -24,6 +24,7 @@ pub mod lock;
 pub mod network;
 mod offline;
 pub mod reader;
+mod record_data;
 mod scratch;
 mod source;
 pub mod state;
