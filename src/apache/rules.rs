@@ -205,6 +205,14 @@ impl LogEvent {
             )
         })
     }
+
+    /// [`Self::suppressed_note`] as it follows a summary in alerts, logs and reports:
+    /// ` (and 7 more since ...)`, or nothing.
+    pub fn suppressed_suffix(&self) -> String {
+        self.suppressed_note()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    }
 }
 
 /// Counting state of one rule and key.

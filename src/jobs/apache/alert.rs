@@ -14,10 +14,7 @@ const CHILD_CRASH: &str = "child_crash";
 /// The alert record for one event; a child crash carries advice (in `extra`) that follows
 /// the doctor's verdict for this server.
 pub fn alert_for(job: &str, ev: &LogEvent, diagnosis: Option<&Diagnosis>) -> Alert {
-    let summary = match ev.suppressed_note() {
-        Some(note) => format!("{} ({note})", ev.summary),
-        None => ev.summary.clone(),
-    };
+    let summary = format!("{}{}", ev.summary, ev.suppressed_suffix());
     let alert = Alert::new(job, &ev.rule, ev.severity, summary)
         .with_count(u64::from(ev.count))
         .with_lines(ev.first_line.clone(), Some(ev.last_line.clone()))

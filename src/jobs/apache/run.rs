@@ -40,7 +40,7 @@ macro_rules! log_event_at {
                 .map(|k| tracing::field::display($crate::escape::control(k))),
             suppressed = $ev.suppressed,
             "{}: {}{}", $job, $ev.summary,
-            $ev.suppressed_note().map(|n| format!(" ({n})")).unwrap_or_default()
+            $ev.suppressed_suffix()
         )
     };
 }
