@@ -36,5 +36,5 @@ pub use build_zip::build_zip;
 pub use error::GeoipError;
 pub use guard::BuildGuard;
 pub use offline::{build, build_guarded, BuildReport};
-pub use reader::{verify_samples, DatFile, Sample};
+pub use reader::{verify_file, verify_samples, DatFile, Sample};
 pub use source::EDITIONS;

@@ -6,10 +6,8 @@ use super::build_zip::build_zip;
 use super::error::GeoipError;
 use super::guard::BuildGuard;
 use super::install::{self, InstallReport, Staged};
-use super::reader::verify_samples;
+use super::reader::verify_file;
 use super::scratch;
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -55,9 +53,7 @@ fn build_waiting(
     let mut files: Vec<WrittenDat> = Vec::new();
     let mut sources: Vec<&Path> = Vec::new();
     for zip in inputs {
-        let built = build_zip(zip, guard, |name| {
-            File::create(scratch.path().join(name)).map(|f| BufWriter::with_capacity(1 << 20, f))
-        })?;
+        let built = build_zip(zip, guard, scratch.path())?;
         for b in built {
             if let Some(i) = files.iter().position(|f| f.file_name == b.file_name) {
                 return Err(GeoipError::DuplicateInput {
@@ -82,9 +78,7 @@ fn build_waiting(
             .iter()
             .find(|b| b.file_name == file.name)
             .ok_or_else(|| format!("{} was not built", file.name))?;
-        let bytes =
-            std::fs::read(candidate).map_err(|e| format!("{}: {e}", candidate.display()))?;
-        verify_samples(&bytes, &built.samples).map_err(|e| e.to_string())
+        verify_file(candidate, &built.samples).map_err(|e| e.to_string())
     })?;
     Ok(BuildReport { files, install })
 }

@@ -54,11 +54,7 @@ impl GeoipBuilder for LegacyBuilder {
             stop: Arc::clone(stop),
             ..Default::default()
         };
-        let built = crate::geoip::build_zip(zip, &guard, |name| {
-            std::fs::File::create(out_dir.join(name))
-                .map(|f| std::io::BufWriter::with_capacity(1 << 20, f))
-        })
-        .map_err(|e| e.to_string())?;
+        let built = crate::geoip::build_zip(zip, &guard, out_dir).map_err(|e| e.to_string())?;
         let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         Ok(built
             .into_iter()
@@ -81,8 +77,6 @@ impl GeoipBuilder for LegacyBuilder {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&file.path)
             .ok_or_else(|| format!("no build samples kept for {}", file.name))?;
-        let bytes =
-            std::fs::read(candidate).map_err(|e| format!("{}: {e}", candidate.display()))?;
-        crate::geoip::verify_samples(&bytes, &samples).map_err(|e| e.to_string())
+        crate::geoip::verify_file(candidate, &samples).map_err(|e| e.to_string())
     }
 }
