@@ -2,8 +2,7 @@
 //! state record that lets the next run skip a release already installed.
 
 use super::builder::GeoipBuilder;
-use crate::geoip::archive::validate_zip;
-use crate::geoip::archive::ZipLimits;
+use crate::geoip::archive::{validate_zip, ZipLimits};
 use crate::geoip::download::{DownloadError, MaxMindClient};
 use crate::geoip::install::{install, Staged, LOCK_WAIT};
 use crate::geoip::state::{self, EditionState, StateFile};

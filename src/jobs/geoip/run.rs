@@ -1,5 +1,5 @@
 //! A whole `geoip` run: load the key, check the output directory, pass each edition through
-//! [`super::edition`], then run `after` when a file changed and sum it all up in one report.
+//! `edition.rs`, then run `after` when a file changed and sum it all up in one report.
 
 use super::builder::{GeoipBuilder, LegacyBuilder};
 use super::edition::{Edition, EditionResult, StepError};
