@@ -19,5 +19,6 @@ pub mod process;
 pub mod redact;
 pub mod schedule;
 pub mod scheduler;
+pub mod severity;
 pub mod state;
 pub mod systemd;

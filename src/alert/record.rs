@@ -2,43 +2,10 @@
 
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::sync::OnceLock;
 
-/// How urgently an operator must act; sinks and the journal use it as the priority.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing; nothing to do now.
-    #[default]
-    Info,
-    /// Look at it today.
-    Warning,
-    /// Look at it now.
-    High,
-    /// Service is down or about to be.
-    Critical,
-}
-
-impl Severity {
-    /// The lower-case name used in logs, JSON and configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The alert's severity is the crate's one scale, shared with the log-watch rules.
+pub use crate::severity::Severity;
 
 /// One alert, as logged and as sent to sinks (serialized to JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

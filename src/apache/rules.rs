@@ -9,9 +9,8 @@
 use super::line::{truncate, ErrorLine};
 use chrono::NaiveDateTime;
 use regex::bytes::{Regex, RegexSet};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -21,40 +20,8 @@ const MAX_COUNTED: usize = 10_000;
 /// Keys remembered before stale ones are forgotten.
 const MAX_KEYS: usize = 4096;
 
-/// How urgent an event is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing.
-    Info,
-    /// Worth a look soon.
-    #[default]
-    Warning,
-    /// Something is broken for some users.
-    High,
-    /// The server is down or about to be.
-    Critical,
-}
-
-impl Severity {
-    /// The lower-case name used in logs and alerts.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A rule rates its matches on the crate's one scale, the one alert records carry.
+pub use crate::severity::Severity;
 
 /// How matches of one rule are grouped for counting, cooldown and dedup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +204,14 @@ impl LogEvent {
                 since.format("%H:%M:%S")
             )
         })
+    }
+
+    /// [`Self::suppressed_note`] as it follows a summary in alerts, logs and reports:
+    /// ` (and 7 more since ...)`, or nothing.
+    pub fn suppressed_suffix(&self) -> String {
+        self.suppressed_note()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
     }
 }
 

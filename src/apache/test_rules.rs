@@ -172,10 +172,7 @@ impl Report {
                 self.suppressed
             );
             for (n, ev) in self.alerts.iter().take(MAX_ALERTS) {
-                let held = ev
-                    .suppressed_note()
-                    .map(|s| format!(" ({s})"))
-                    .unwrap_or_default();
+                let held = ev.suppressed_suffix();
                 let _ = writeln!(
                     out,
                     "  line {n}: {} {} x{}{held}: {}",

@@ -18,7 +18,6 @@ use super::checkpoint::{Checkpoint, CheckpointError, FileMark, Fingerprint};
 use super::follow::{compressed, find_copy, identity, FollowedFile, Start};
 use super::rules::{LogEvent, Rule, RuleError, RuleSet};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::error::TrySendError;
@@ -627,7 +626,7 @@ fn find_by_inode(path: &Path, dev: u64, ino: u64) -> Option<PathBuf> {
     let dir = path.parent()?;
     std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
         let m = e.metadata().ok()?;
-        (m.dev() == dev && m.ino() == ino && m.is_file()).then(|| e.path())
+        (identity(&m) == (dev, ino) && m.is_file()).then(|| e.path())
     })
 }
 

@@ -7,26 +7,23 @@ use super::dat::DbType;
 use super::edition::Edition;
 use super::error::GeoipError;
 use super::latin1::{from_latin1, push_latin1};
+use super::record_data::RecordData;
 use super::source::Source;
-use std::collections::HashMap;
 use std::io::BufRead;
 
 /// The longest ASN string, without its NUL.
 const MAX_NAME: usize = 299;
 
-/// The record data: byte 0 unused (a record equal to the segment means "not found"), then
-/// NUL-terminated strings, each stored once.
+/// The NUL-terminated `"AS{number} {organisation}"` strings, each stored once.
 struct Names {
-    data: Vec<u8>,
-    index: HashMap<Box<[u8]>, u32>,
+    store: RecordData,
     scratch: Vec<u8>,
 }
 
 impl Names {
     fn new() -> Self {
         Names {
-            data: vec![0],
-            index: HashMap::new(),
+            store: RecordData::new(),
             scratch: Vec::with_capacity(MAX_NAME + 32),
         }
     }
@@ -41,20 +38,13 @@ impl Names {
             push_latin1(&mut self.scratch, org);
         }
         self.scratch.truncate(MAX_NAME);
-        if let Some(&at) = self.index.get(self.scratch.as_slice()) {
-            return at;
-        }
-        let at = self.data.len() as u32;
-        self.data.extend_from_slice(&self.scratch);
-        self.data.push(0);
-        self.index
-            .insert(self.scratch.clone().into_boxed_slice(), at);
-        at
+        self.scratch.push(0);
+        self.store.offset(&self.scratch)
     }
 
     /// The string at `offset`, decoded.
     fn render(&self, offset: u32) -> Option<String> {
-        let s = self.data.get(offset as usize..)?;
+        let s = self.store.at(offset)?;
         let end = s.iter().position(|&c| c == 0)?;
         Some(from_latin1(&s[..end]))
     }
@@ -108,7 +98,7 @@ impl Edition for Asn {
     }
 
     fn data(&self) -> &[u8] {
-        &self.names.data
+        self.names.store.bytes()
     }
 }
 

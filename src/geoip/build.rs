@@ -19,9 +19,10 @@ const SAMPLE_EVERY: u64 = 512;
 /// At most this many IPv4 networks are sampled again through a v6 file.
 const V4_SAMPLES_IN_V6: usize = 1000;
 
-/// What was written for one legacy file.
+/// One legacy `.dat` file the build wrote: its name, source, figures and the sample answers
+/// to check it with (the `geoip` job's staged file is [`crate::jobs::geoip::BuiltFile`]).
 #[derive(Debug, Clone)]
-pub struct BuiltFile {
+pub struct WrittenDat {
     /// The file's name under libGeoIP's defaults, e.g. `GeoIP.dat`.
     pub file_name: &'static str,
     /// The source edition, e.g. `GeoLite2-Country-CSV`.
@@ -170,7 +171,7 @@ fn v4_samples_in_v6(v4: &[Sample]) -> Vec<Sample> {
 pub(super) fn build_edition<E: Edition, W: Write>(
     src: &mut Source,
     create: &mut dyn FnMut(&'static str) -> std::io::Result<W>,
-) -> Result<Vec<BuiltFile>, GeoipError> {
+) -> Result<Vec<WrittenDat>, GeoipError> {
     let mut edition = E::load(src)?;
     let [v4_file, v6_file] = E::FILES;
     let mut tree = Tree::new();
@@ -236,7 +237,7 @@ fn emit<W: Write>(
     tree: &Finished,
     data: &[u8],
     (networks, samples): (u64, Vec<Sample>),
-) -> Result<BuiltFile, GeoipError> {
+) -> Result<WrittenDat, GeoipError> {
     let mut out = create(file).map_err(|e| GeoipError::io(file, e))?;
     let size = write_dat(
         &mut out,
@@ -253,7 +254,7 @@ fn emit<W: Write>(
         size,
         "legacy file written"
     );
-    Ok(BuiltFile {
+    Ok(WrittenDat {
         file_name: file,
         edition: src.edition.clone(),
         date: src.date.clone(),

@@ -2,24 +2,28 @@
 //! implementation, and the entry point that builds a zip with it.
 
 use super::asn::Asn;
-use super::build::{build_edition, BuiltFile};
+use super::build::{build_edition, WrittenDat};
 use super::city::City;
 use super::country::Country;
 use super::error::GeoipError;
 use super::guard::BuildGuard;
 use super::source::{Kind, Source};
-use std::io::Write;
+use std::fs::File;
+use std::io::BufWriter;
 use std::path::Path;
 
-/// Builds the legacy files of the GeoLite2 CSV zip at `zip`, handing each one's bytes to the
-/// writer `create` returns for its file name (`GeoIP.dat`, …), reading no more than `guard`
-/// allows and stopping when its flag is set. The writer is flushed, not synced: durability is
-/// the caller's.
-pub fn build_zip<W: Write>(
+/// Builds the legacy files of the GeoLite2 CSV zip at `zip` into the directory `out_dir`,
+/// each under its own name (`GeoIP.dat`, …), reading no more than `guard` allows and stopping
+/// when its flag is set. The files are flushed, not synced: durability is the caller's (the
+/// installer copies and fsyncs what it installs).
+pub fn build_zip(
     zip: &Path,
     guard: &BuildGuard,
-    mut create: impl FnMut(&'static str) -> std::io::Result<W>,
-) -> Result<Vec<BuiltFile>, GeoipError> {
+    out_dir: &Path,
+) -> Result<Vec<WrittenDat>, GeoipError> {
+    let mut create = |name: &'static str| {
+        File::create(out_dir.join(name)).map(|f| BufWriter::with_capacity(1 << 20, f))
+    };
     let mut src = Source::open(zip, guard)?;
     tracing::info!(
         zip = %zip.display(),
@@ -28,8 +32,8 @@ pub fn build_zip<W: Write>(
         "building legacy GeoIP files"
     );
     match src.kind {
-        Kind::Country => build_edition::<Country, W>(&mut src, &mut create),
-        Kind::Asn => build_edition::<Asn, W>(&mut src, &mut create),
-        Kind::City => build_edition::<City, W>(&mut src, &mut create),
+        Kind::Country => build_edition::<Country, _>(&mut src, &mut create),
+        Kind::Asn => build_edition::<Asn, _>(&mut src, &mut create),
+        Kind::City => build_edition::<City, _>(&mut src, &mut create),
     }
 }

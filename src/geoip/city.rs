@@ -5,14 +5,14 @@
 //! Regions: libGeoIP's codes are ISO 3166-2 for US and CA only (FIPS 10-4 elsewhere, which
 //! GeoLite2 lacks), so other countries' regions are left empty rather than wrong.
 
-use super::country::{flag_columns, flagged, id_columns, parse_id};
-use super::country_table::{continent_id, country_id};
+use super::country::{flag_columns, flagged, id_columns, location_country, parse_id};
 use super::csv::CsvReader;
 use super::dat::DbType;
 use super::edition::Edition;
 use super::error::GeoipError;
 use super::latin1::push_latin1;
 use super::reader::{render_city, FULL_RECORD_LENGTH};
+use super::record_data::RecordData;
 use super::source::Source;
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -121,7 +121,7 @@ impl Edition for City {
     }
 
     fn data(&self) -> &[u8] {
-        &self.records.data
+        self.records.store.bytes()
     }
 }
 
@@ -149,11 +149,7 @@ fn load_locations(src: &mut Source) -> Result<HashMap<u32, Location>, GeoipError
     while csv.next_row()? {
         let id = parse_id(&csv, id_col)?.ok_or_else(|| csv.error("empty geoname_id"))?;
         let iso = csv.field(iso_col);
-        let country = if iso.is_empty() {
-            continent_id(csv.field(cont_col))
-        } else {
-            country_id(iso)
-        };
+        let country = location_country(&csv, iso_col, cont_col);
         let Some(country) = country else {
             tracing::warn!(
                 edition = %edition,
@@ -192,10 +188,9 @@ fn load_locations(src: &mut Source) -> Result<HashMap<u32, Location>, GeoipError
     Ok(map)
 }
 
-/// The record data: byte 0 unused, then records, each distinct one stored once.
+/// The City Rev1 records, each distinct one stored once.
 struct Records {
-    data: Vec<u8>,
-    index: HashMap<Box<[u8]>, u32>,
+    store: RecordData,
     scratch: Vec<u8>,
     postal: Vec<u8>,
 }
@@ -203,8 +198,7 @@ struct Records {
 impl Records {
     fn new() -> Self {
         Records {
-            data: vec![0],
-            index: HashMap::new(),
+            store: RecordData::new(),
             scratch: Vec::with_capacity(64),
             postal: Vec::with_capacity(32),
         }
@@ -231,18 +225,12 @@ impl Records {
             // GeoLite2 has no area codes: metro * 1000 + 0.
             r.extend_from_slice(&(loc.metro.min(16_776) * 1000).to_le_bytes()[..3]);
         }
-        if let Some(&at) = self.index.get(r.as_slice()) {
-            return at;
-        }
-        let at = self.data.len() as u32;
-        self.data.extend_from_slice(r);
-        self.index.insert(r.clone().into_boxed_slice(), at);
-        at
+        self.store.offset(r)
     }
 
     /// The record at `offset`, rendered as the reader does.
     fn render(&self, offset: u32) -> Option<String> {
-        let rec = self.data.get(offset as usize..)?;
+        let rec = self.store.at(offset)?;
         render_city(&rec[..rec.len().min(FULL_RECORD_LENGTH)])
     }
 }
@@ -278,7 +266,7 @@ mod tests {
             metro: 807,
         };
         let at = r.offset(&loc, "94043", 37.4192, -122.0574);
-        let rec = &r.data[at as usize..];
+        let rec = r.store.at(at).unwrap();
         assert!(rec.len() <= FULL_RECORD_LENGTH, "{} bytes", rec.len());
         let shown = r.render(at).unwrap();
         assert!(shown.starts_with("US|CA|Llanfair"), "{shown}");

@@ -74,11 +74,7 @@ fn load_locations(src: &mut Source) -> Result<HashMap<u32, u8>, GeoipError> {
     while csv.next_row()? {
         let id = parse_id(&csv, id_col)?.ok_or_else(|| csv.error("empty geoname_id"))?;
         let iso = csv.field(iso_col);
-        let country = if iso.is_empty() {
-            continent_id(csv.field(cont_col))
-        } else {
-            country_id(iso)
-        };
+        let country = location_country(&csv, iso_col, cont_col);
         match country {
             Some(c) => {
                 map.insert(id, c);
@@ -93,6 +89,22 @@ fn load_locations(src: &mut Source) -> Result<HashMap<u32, u8>, GeoipError> {
         }
     }
     Ok(map)
+}
+
+/// The country index of a `Locations-en.csv` row: its `country_iso_code`'s, or for a
+/// continent-only location its continent's (AP / EU); `None` when libGeoIP's table has no
+/// entry for it.
+pub(super) fn location_country<R: BufRead>(
+    csv: &CsvReader<R>,
+    iso_col: usize,
+    cont_col: usize,
+) -> Option<u8> {
+    let iso = csv.field(iso_col);
+    if iso.is_empty() {
+        continent_id(csv.field(cont_col))
+    } else {
+        country_id(iso)
+    }
 }
 
 /// The columns `geoname_id`, `represented_country_geoname_id`, `registered_country_geoname_id`,

@@ -1,15 +1,13 @@
 //! The library half of `opsd geoip build`: build every input zip in a scratch directory, then
 //! install the files into the output directory the same safe way the `geoip` job does.
 
-use super::build::BuiltFile;
+use super::build::WrittenDat;
 use super::build_zip::build_zip;
 use super::error::GeoipError;
 use super::guard::BuildGuard;
 use super::install::{self, InstallReport, Staged};
-use super::reader::verify_samples;
+use super::reader::verify_file;
 use super::scratch;
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,7 +15,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct BuildReport {
     /// Every file built, with the sample answers it was checked against.
-    pub files: Vec<BuiltFile>,
+    pub files: Vec<WrittenDat>,
     /// Which files were installed and which were already identical.
     pub install: InstallReport,
 }
@@ -52,12 +50,10 @@ fn build_waiting(
 ) -> Result<BuildReport, GeoipError> {
     install::check_output_dir(out_dir)?;
     let scratch = scratch::create(&std::env::temp_dir())?;
-    let mut files: Vec<BuiltFile> = Vec::new();
+    let mut files: Vec<WrittenDat> = Vec::new();
     let mut sources: Vec<&Path> = Vec::new();
     for zip in inputs {
-        let built = build_zip(zip, guard, |name| {
-            File::create(scratch.path().join(name)).map(|f| BufWriter::with_capacity(1 << 20, f))
-        })?;
+        let built = build_zip(zip, guard, scratch.path())?;
         for b in built {
             if let Some(i) = files.iter().position(|f| f.file_name == b.file_name) {
                 return Err(GeoipError::DuplicateInput {
@@ -82,9 +78,7 @@ fn build_waiting(
             .iter()
             .find(|b| b.file_name == file.name)
             .ok_or_else(|| format!("{} was not built", file.name))?;
-        let bytes =
-            std::fs::read(candidate).map_err(|e| format!("{}: {e}", candidate.display()))?;
-        verify_samples(&bytes, &built.samples).map_err(|e| e.to_string())
+        verify_file(candidate, &built.samples).map_err(|e| e.to_string())
     })?;
     Ok(BuildReport { files, install })
 }

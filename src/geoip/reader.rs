@@ -7,6 +7,7 @@ use super::dat::{DbType, COUNTRY_BEGIN};
 use super::error::GeoipError;
 use super::latin1::from_latin1;
 use std::net::{IpAddr, Ipv6Addr};
+use std::path::Path;
 
 /// libGeoIP looks this many bytes back for the `FF FF FF` structure marker.
 const STRUCTURE_INFO_MAX_SIZE: usize = 20;
@@ -172,6 +173,12 @@ pub fn verify_samples(dat: &[u8], samples: &[Sample]) -> Result<(), GeoipError> 
         }
     }
     Ok(())
+}
+
+/// Reads the file at `path` and checks every sample against it ([`verify_samples`]).
+pub fn verify_file(path: &Path, samples: &[Sample]) -> Result<(), GeoipError> {
+    let dat = std::fs::read(path).map_err(|e| GeoipError::io(path, e))?;
+    verify_samples(&dat, samples)
 }
 
 /// The three ways an IPv4 address is asked in a v6 file (`::a.b.c.d`, `::ffff:a.b.c.d`,

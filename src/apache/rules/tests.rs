@@ -213,6 +213,11 @@ fn matches_held_back_by_the_cooldown_are_counted_and_reported_with_the_next_even
         events[1].suppressed_note().as_deref(),
         Some("and 3 more since 05:00:10 (held back by the rule's cooldown)")
     );
+    assert_eq!(events[0].suppressed_suffix(), "");
+    assert_eq!(
+        events[1].suppressed_suffix(),
+        " (and 3 more since 05:00:10 (held back by the rule's cooldown))"
+    );
     assert_eq!(rules.suppressed(), 3);
     // The count starts again after an event.
     let events = scan(&mut rules, (at(302, "a") + &at(700, "a")).as_bytes());

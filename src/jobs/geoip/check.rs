@@ -1,7 +1,7 @@
 //! `opsd check` for a `geoip` job: its [`preflight`](super::preflight) (license key and output
 //! directory) as findings; a disabled job's problems are warnings.
 
-use super::preflight::{preflight, Severity};
+use super::preflight::preflight;
 use super::GeoipSpec;
 use crate::jobs::check::{CheckContext, Finding, Place, Section, Verdict, DISABLED};
 
@@ -10,11 +10,9 @@ pub fn check(spec: &GeoipSpec, ctx: &CheckContext) -> Vec<Finding> {
     preflight(spec, ctx.credentials_dir)
         .into_iter()
         .map(|f| {
-            let (verdict, suffix) = match f.severity {
-                Severity::Ok => (Verdict::Ok, ""),
-                Severity::Error if ctx.enabled => (Verdict::Error, ""),
-                Severity::Error | Severity::Warning if !ctx.enabled => (Verdict::Warning, DISABLED),
-                Severity::Error | Severity::Warning => (Verdict::Warning, ""),
+            let (verdict, suffix) = match f.level {
+                Verdict::Error | Verdict::Warning if !ctx.enabled => (Verdict::Warning, DISABLED),
+                level => (level, ""),
             };
             Finding {
                 verdict,

@@ -2,6 +2,7 @@
 //! key can be read and its output directory exists. No message ever holds the key.
 
 use super::GeoipSpec;
+use crate::jobs::check::Verdict;
 use crate::geoip::install::{check_dir, InstallError};
 use crate::geoip::license::{LicenseKey, LicenseKeyError, CREDENTIAL_NAME};
 use std::io::ErrorKind;
@@ -11,23 +12,11 @@ use std::path::Path;
 /// Where systemd puts the credentials of every service (`LoadCredential=`).
 const SYSTEMD_CREDENTIALS: &str = "/run/credentials";
 
-/// How a preflight finding affects the job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// Fine as far as check can see.
-    Ok,
-    /// May still work when the job runs: what is missing is supplied later (systemd
-    /// credentials) or cannot be seen by the user running check.
-    Warning,
-    /// Every run fails until someone acts.
-    Error,
-}
-
 /// One thing `opsd check` looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// How bad it is.
-    pub severity: Severity,
+    /// Whether it stops the job's runs.
+    pub level: Verdict,
     /// The job's key it concerns, e.g. `output_dir`.
     pub key: &'static str,
     /// Where the key's value is in the job file; `None` when the job leaves the key out.
@@ -38,13 +27,13 @@ pub struct Finding {
 
 impl Finding {
     fn new(
-        severity: Severity,
+        level: Verdict,
         key: &'static str,
         span: Option<Range<usize>>,
         message: String,
     ) -> Self {
         Finding {
-            severity,
+            level,
             key,
             span,
             message,
@@ -64,7 +53,7 @@ fn license_key(spec: &GeoipSpec, credentials_dir: Option<&Path>) -> Finding {
     let Some(file) = &spec.license_key_file else {
         let Some(dir) = credentials_dir else {
             return Finding::new(
-                Severity::Warning,
+                Verdict::Warning,
                 KEY,
                 None,
                 format!(
@@ -75,23 +64,23 @@ fn license_key(spec: &GeoipSpec, credentials_dir: Option<&Path>) -> Finding {
         };
         return match LicenseKey::load_from(None, Some(dir)) {
             Ok(_) => Finding::new(
-                Severity::Ok,
+                Verdict::Ok,
                 KEY,
                 None,
                 format!("OK (systemd credential {CREDENTIAL_NAME})"),
             ),
-            Err(e) => Finding::new(Severity::Error, KEY, None, e.to_string()),
+            Err(e) => Finding::new(Verdict::Error, KEY, None, e.to_string()),
         };
     };
     let (path, span) = (file.get_ref(), Some(file.span()));
-    let (severity, message) = match LicenseKey::load_from(Some(path), None) {
-        Ok(_) => (Severity::Ok, format!("OK ({})", path.display())),
+    let (level, message) = match LicenseKey::load_from(Some(path), None) {
+        Ok(_) => (Verdict::Ok, format!("OK ({})", path.display())),
         Err(LicenseKeyError::Read { source, .. }) if source.kind() == ErrorKind::NotFound => {
             let from_systemd = path.starts_with(SYSTEMD_CREDENTIALS)
                 || credentials_dir.is_some_and(|d| path.starts_with(d));
             if from_systemd {
                 (
-                    Severity::Warning,
+                    Verdict::Warning,
                     format!(
                         "{} does not exist here; it is a systemd credential, present only while \
                          the service runs",
@@ -100,7 +89,7 @@ fn license_key(spec: &GeoipSpec, credentials_dir: Option<&Path>) -> Finding {
                 )
             } else {
                 (
-                    Severity::Error,
+                    Verdict::Error,
                     format!(
                         "{} does not exist; every run fails until it holds the MaxMind license key",
                         path.display()
@@ -112,7 +101,7 @@ fn license_key(spec: &GeoipSpec, credentials_dir: Option<&Path>) -> Finding {
             if source.kind() == ErrorKind::PermissionDenied =>
         {
             (
-                Severity::Warning,
+                Verdict::Warning,
                 format!(
                     "{} cannot be read by uid {} (permission denied); the user opsd runs as \
                      must be able to read it",
@@ -121,9 +110,9 @@ fn license_key(spec: &GeoipSpec, credentials_dir: Option<&Path>) -> Finding {
                 ),
             )
         }
-        Err(e) => (Severity::Error, e.to_string()),
+        Err(e) => (Verdict::Error, e.to_string()),
     };
-    Finding::new(severity, KEY, span, message)
+    Finding::new(level, KEY, span, message)
 }
 
 /// The output directory must exist: the job never creates it.
@@ -131,12 +120,17 @@ fn output_dir(spec: &GeoipSpec) -> Finding {
     const KEY: &str = "output_dir";
     let (dir, span) = (spec.output_dir.get_ref(), Some(spec.output_dir.span()));
     match check_dir(dir) {
-        Ok(()) => Finding::new(Severity::Ok, KEY, span, format!("OK ({})", dir.display())),
+        Ok(()) => Finding::new(
+            Verdict::Ok,
+            KEY,
+            span,
+            format!("OK ({})", dir.display()),
+        ),
         Err(e @ (InstallError::MissingDir(_) | InstallError::NotADir(_))) => {
-            Finding::new(Severity::Error, KEY, span, e.to_string())
+            Finding::new(Verdict::Error, KEY, span, e.to_string())
         }
         Err(e) => Finding::new(
-            Severity::Warning,
+            Verdict::Warning,
             KEY,
             span,
             format!("cannot check as uid {}: {e}", nix::unistd::geteuid()),
@@ -165,23 +159,23 @@ mod tests {
         let key = dir.path().join("maxmind.key");
         let out = dir.path().join("GeoIP");
         let found = preflight(&spec(dir.path(), Some(&key), &out), None);
-        assert_eq!(found[0].severity, Severity::Error, "{found:?}");
+        assert_eq!(found[0].level, Verdict::Error, "{found:?}");
         assert_eq!(found[0].key, "license_key_file");
         assert!(found[0].span.is_some());
         assert!(found[0].message.contains("does not exist"), "{found:?}");
-        assert_eq!(found[1].severity, Severity::Error, "{found:?}");
+        assert_eq!(found[1].level, Verdict::Error, "{found:?}");
         assert!(found[1].message.contains("does not exist"), "{found:?}");
 
         std::fs::create_dir(&out).unwrap();
         std::fs::write(&key, "s3cretKEY_0123\n").unwrap();
         let found = preflight(&spec(dir.path(), Some(&key), &out), None);
         assert!(
-            found.iter().all(|f| f.severity == Severity::Ok),
+            found.iter().all(|f| f.level == Verdict::Ok),
             "{found:?}"
         );
         std::fs::write(&key, "s3cret KEY\n").unwrap();
         let found = preflight(&spec(dir.path(), Some(&key), &out), None);
-        assert_eq!(found[0].severity, Severity::Error, "{found:?}");
+        assert_eq!(found[0].level, Verdict::Error, "{found:?}");
         for f in &found {
             assert!(!f.message.contains("s3cret"), "the key leaked: {f:?}");
         }
@@ -191,15 +185,15 @@ mod tests {
     fn a_systemd_credential_is_a_warning_when_absent_here() {
         let dir = tempfile::tempdir().unwrap();
         let found = preflight(&spec(dir.path(), None, dir.path()), None);
-        assert_eq!(found[0].severity, Severity::Warning, "{found:?}");
+        assert_eq!(found[0].level, Verdict::Warning, "{found:?}");
         assert!(found[0].span.is_none());
         let cred = Path::new("/run/credentials/opsd.service/maxmind-license");
         let found = preflight(&spec(dir.path(), Some(cred), dir.path()), None);
-        assert_eq!(found[0].severity, Severity::Warning, "{found:?}");
+        assert_eq!(found[0].level, Verdict::Warning, "{found:?}");
         let found = preflight(&spec(dir.path(), None, dir.path()), Some(dir.path()));
-        assert_eq!(found[0].severity, Severity::Error, "{found:?}");
+        assert_eq!(found[0].level, Verdict::Error, "{found:?}");
         std::fs::write(dir.path().join(CREDENTIAL_NAME), "k3y\n").unwrap();
         let found = preflight(&spec(dir.path(), None, dir.path()), Some(dir.path()));
-        assert_eq!(found[0].severity, Severity::Ok, "{found:?}");
+        assert_eq!(found[0].level, Verdict::Ok, "{found:?}");
     }
 }

@@ -1,4 +1,6 @@
+use super::edition::StepError;
 use super::*;
+use crate::geoip::download::{DownloadError, DEFAULT_BASE_URL};
 
 /// Parses a `[job]` table body as a GeoipSpec.
 fn spec(body: &str) -> GeoipSpec {
