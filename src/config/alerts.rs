@@ -1,11 +1,12 @@
 //! The `[alerts.NAME]` sections: where alerts go (a webhook or a program), validated with the
 //! same located errors as jobs, and the check that every job's `alert = [...]` names one.
 
-use super::{
-    de, did_you_mean, located_in_table, misspelt_type, struct_fields, unknown_key, FieldError,
-};
-use super::{valid_job_name, HumanDuration};
+use super::valid_job_name;
 use crate::command_line::CommandLine;
+use crate::field::{
+    de, did_you_mean_hint, located_in_table, misspelt_type, struct_fields, unknown_key, FieldError,
+    HumanDuration,
+};
 use crate::process::env;
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Url;
@@ -202,9 +203,7 @@ fn parse_sink(
         Some(fields) => fields,
         None => {
             let other = kind.get_ref().as_str();
-            let hint = did_you_mean(other, SINK_TYPES.iter().copied())
-                .map(|s| format!("; did you mean {s:?}?"))
-                .unwrap_or_default();
+            let hint = did_you_mean_hint(other, SINK_TYPES.iter().copied()).unwrap_or_default();
             errors.push(FieldError::new(
                 kind.span(),
                 format!("{prefix}.type"),
@@ -349,8 +348,7 @@ pub(super) fn check_refs(
     refs.iter()
         .filter(|r| !declared.contains(r.get_ref()))
         .map(|r| {
-            let hint = did_you_mean(r.get_ref(), declared.iter().map(String::as_str))
-                .map(|s| format!("; did you mean {s:?}?"))
+            let hint = did_you_mean_hint(r.get_ref(), declared.iter().map(String::as_str))
                 .unwrap_or_else(|| {
                     if declared.is_empty() {
                         " (no [alerts.NAME] sections are defined)".to_string()

@@ -4,25 +4,24 @@
 
 mod alerts;
 mod drop_in;
-mod duration;
 mod error;
-mod fields;
 pub mod needs;
 pub mod sandbox;
 
+pub use crate::field::{did_you_mean, line_col, shown, struct_fields, FieldError, HumanDuration};
 pub use alerts::{CommandSink, SinkConfig, SinkKind, WebhookSink, SINK_TYPES};
 pub use drop_in::{drop_in_dir, skipped, DROP_IN_DIR};
-pub use duration::HumanDuration;
-pub use error::{did_you_mean, line_col, shown, ConfigError, FieldError, Located};
-pub use fields::struct_fields;
+pub use error::{ConfigError, Located};
 
+use crate::field::{
+    de_table, did_you_mean_hint, misspelt_keys, misspelt_type, toml_message, unknown_key,
+};
 use crate::jobs::{
     apache::ApacheLogSpec, command::CommandSpec, ec2::Ec2Spec, geoip::GeoipSpec, JobType,
 };
 use crate::schedule::Schedule;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -513,11 +512,10 @@ pub fn system_timezone() -> Tz {
 
 fn parse_tz(tz: &Spanned<String>, key: &str) -> Result<Tz, FieldError> {
     tz.get_ref().parse::<Tz>().map_err(|_| {
-        let hint = did_you_mean(
+        let hint = did_you_mean_hint(
             tz.get_ref(),
             chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()),
         )
-        .map(|s| format!("; did you mean {s:?}?"))
         .unwrap_or_else(|| " (an IANA name such as \"Asia/Seoul\" or \"UTC\")".to_string());
         FieldError::new(
             tz.span(),
@@ -581,9 +579,7 @@ fn parse_job(
     let type_fields: &[&str] = match job_type_fields(kind) {
         Some(fields) => fields,
         None => {
-            let hint = did_you_mean(kind, JOB_TYPES.iter().copied())
-                .map(|s| format!("; did you mean {s:?}?"))
-                .unwrap_or_default();
+            let hint = did_you_mean_hint(kind, JOB_TYPES.iter().copied()).unwrap_or_default();
             errors.push(FieldError::new(
                 common.kind.span(),
                 format!("{prefix}.type"),
@@ -797,72 +793,6 @@ fn job_type_fields(kind: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-/// Deserializes `T` from a job or sink table, reporting every key with a bad value rather than
-/// only the first: the failing key is reported, left out, and the rest tried again. A missing
-/// field is not reported when an unknown key in the table is a misspelling of it (`misspelt`),
-/// nor when its value was already reported. Returns `None` only when a required key is missing.
-fn de_table<T: DeserializeOwned>(
-    value: &Spanned<DeValue<'_>>,
-    prefix: &str,
-    misspelt: &[&str],
-    errors: &mut Vec<FieldError>,
-) -> Option<T> {
-    let table = value.get_ref().as_table()?;
-    let mut rest = value.clone();
-    let mut dropped: Vec<String> = Vec::new();
-    loop {
-        let e = match de::<T>(&rest, prefix) {
-            Ok(t) => return Some(t),
-            Err(e) => located_in_table(e, table, prefix),
-        };
-        let Some(key) = e.key.strip_prefix(prefix).and_then(|k| k.strip_prefix('.')) else {
-            let reported = misspelt
-                .iter()
-                .copied()
-                .chain(dropped.iter().map(String::as_str))
-                .any(|k| e.message == format!("missing field `{k}`"));
-            if !reported {
-                errors.push(e);
-            }
-            return None;
-        };
-        let key = key.to_string();
-        errors.push(e);
-        let removed = match rest.get_mut() {
-            DeValue::Table(t) => t.remove(key.as_str()).is_some(),
-            _ => false,
-        };
-        if !removed {
-            return None;
-        }
-        dropped.push(key);
-    }
-}
-
-/// For a table without a `type` key, the error for a key that looks like a misspelling of it
-/// (`tpye`: unknown key; did you mean `type`?), which says why the type is missing. Keys valid
-/// for some type (`known`) are not taken for misspellings.
-fn misspelt_type(table: &DeTable<'_>, prefix: &str, known: &[&str]) -> Option<FieldError> {
-    if table.keys().any(|k| k.get_ref() == "type") {
-        return None;
-    }
-    table.keys().find_map(|key| {
-        let k = key.get_ref().as_ref();
-        (!known.contains(&k) && did_you_mean(k, ["type"]).is_some())
-            .then(|| unknown_key(key.span(), k, prefix, &["type"], ""))
-    })
-}
-
-/// The known keys that unknown keys of `table` look like misspellings of.
-fn misspelt_keys<'k>(table: &DeTable<'_>, known: &[&'k str]) -> Vec<&'k str> {
-    table
-        .keys()
-        .map(|k| k.get_ref().as_ref())
-        .filter(|k| !known.contains(k))
-        .filter_map(|k| did_you_mean(k, known.iter().copied()))
-        .collect()
-}
-
 /// Explains a duplicate key from the TOML parser: which job, sink or key it is, and the line it
 /// was first defined on.
 fn duplicate(text: &str, span: std::ops::Range<usize>) -> FieldError {
@@ -929,66 +859,6 @@ fn first_definition(text: &str, path: &[String]) -> Option<usize> {
     table
         .get_key_value(last.as_str())
         .map(|(key, _)| key.span().start)
-}
-
-/// Deserializes one subtree, keeping the location of any error.
-fn de<T: DeserializeOwned>(value: &Spanned<DeValue<'_>>, key: &str) -> Result<T, FieldError> {
-    let mut owned = value.clone();
-    owned.get_mut().make_owned();
-    T::deserialize(owned.into_deserializer()).map_err(|e| {
-        let span = e.span().unwrap_or_else(|| value.span());
-        FieldError::new(span, key, explain_variant(toml_message(&e)))
-    })
-}
-
-/// Rewrites serde's "unknown variant" in the words of the file, with a "did you mean".
-fn explain_variant(message: String) -> String {
-    let Some((value, expected)) = message
-        .strip_prefix("unknown variant `")
-        .and_then(|rest| rest.split_once("`, expected "))
-    else {
-        return message;
-    };
-    let choices: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    let hint = did_you_mean(value, choices.iter().copied())
-        .map(|s| format!("; did you mean {s:?}?"))
-        .unwrap_or_default();
-    format!(
-        "unknown value {value:?}{hint} (expected one of: {})",
-        choices.join(", ")
-    )
-}
-
-/// Names the key whose value an error points into, for errors raised inside a job table.
-fn located_in_table(mut e: FieldError, table: &DeTable<'_>, prefix: &str) -> FieldError {
-    if let Some((k, _)) = table.iter().find(|(k, v)| {
-        (v.span().start <= e.span.start && e.span.end <= v.span().end) || k.span() == e.span
-    }) {
-        e.key = format!("{prefix}.{}", k.get_ref());
-    }
-    e
-}
-
-fn toml_message(e: &toml::de::Error) -> String {
-    e.message().trim().to_string()
-}
-
-fn unknown_key(
-    span: std::ops::Range<usize>,
-    key: &str,
-    prefix: &str,
-    known: &[&str],
-    context: &str,
-) -> FieldError {
-    let full = if prefix.is_empty() {
-        key.to_string()
-    } else {
-        format!("{prefix}.{key}")
-    };
-    let hint = did_you_mean(key, known.iter().copied())
-        .map(|s| format!("; did you mean `{s}`?"))
-        .unwrap_or_default();
-    FieldError::new(span, full, format!("unknown key{context}{hint}"))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ pub mod tail;
 
 use super::{Outcome, RunContext, RunReport};
 pub use crate::command_line::CommandLine;
-use crate::config::FieldError;
+use crate::field::FieldError;
 use crate::process::env;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Group, Pid, User};
