@@ -4,8 +4,8 @@
 use super::valid_job_name;
 use crate::command_line::CommandLine;
 use crate::field::{
-    de, did_you_mean_hint, located_in_table, misspelt_type, struct_fields, unknown_key, FieldError,
-    HumanDuration,
+    de, did_you_mean_hint, located_in_table, struct_fields, FieldError, Head, HumanDuration,
+    NotTagged, Tagged,
 };
 use crate::process::env;
 use reqwest::header::{HeaderName, HeaderValue};
@@ -114,6 +114,21 @@ struct RawKind {
     kind: Spanned<String>,
 }
 
+impl Head for RawKind {
+    /// The `type` key alone; the first problem with it is reported.
+    fn read(
+        value: &Spanned<DeValue<'_>>,
+        prefix: &str,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Self> {
+        de(value, prefix).map_err(|e| errors.push(e)).ok()
+    }
+
+    fn tag(&self) -> &Spanned<String> {
+        &self.kind
+    }
+}
+
 /// The parsed `[alerts]` section: valid sinks, and every declared name (valid or not), so a
 /// job naming a broken sink is not reported twice.
 #[derive(Debug, Default)]
@@ -174,60 +189,27 @@ fn parse_sink(
     prefix: &str,
     errors: &mut Vec<FieldError>,
 ) -> Option<SinkKind> {
-    let Some(table) = value.get_ref().as_table() else {
-        errors.push(FieldError::new(
-            value.span(),
-            prefix,
-            "an alert sink must be a table, e.g. [alerts.NAME] with type = \"webhook\"",
-        ));
-        return None;
-    };
-    let any_type: Vec<&str> = SINK_TYPES
+    let types: Vec<(&'static str, &'static [&'static str])> = SINK_TYPES
         .iter()
-        .filter_map(|t| sink_type_fields(t))
-        .flatten()
-        .copied()
+        .filter_map(|t| sink_type_fields(t).map(|fields| (*t, fields)))
         .collect();
-    if let Some(e) = misspelt_type(table, prefix, &any_type) {
-        errors.push(e);
-        return None;
-    }
-    let kind = match de::<RawKind>(value, prefix) {
-        Ok(k) => k.kind,
-        Err(e) => {
+    let family = Tagged {
+        noun: "alert sink",
+        member: "sink",
+        not_a_table: "an alert sink must be a table, e.g. [alerts.NAME] with type = \"webhook\"",
+        common: &[],
+        types: &types,
+    };
+    let before = errors.len();
+    let kind = match family.parse::<RawKind>(value, prefix, errors) {
+        Ok(tagged) => tagged.head.kind,
+        Err(NotTagged::NotATable(e)) => {
             errors.push(e);
             return None;
         }
+        Err(NotTagged::Reported) => return None,
     };
-    let fields = match sink_type_fields(kind.get_ref()) {
-        Some(fields) => fields,
-        None => {
-            let other = kind.get_ref().as_str();
-            let hint = did_you_mean_hint(other, SINK_TYPES.iter().copied()).unwrap_or_default();
-            errors.push(FieldError::new(
-                kind.span(),
-                format!("{prefix}.type"),
-                format!(
-                    "unknown alert sink type {other:?}{hint} (known: {})",
-                    SINK_TYPES.join(", ")
-                ),
-            ));
-            return None;
-        }
-    };
-    let before = errors.len();
-    for key in table.keys() {
-        let k = key.get_ref().as_ref();
-        if !fields.contains(&k) {
-            errors.push(unknown_key(
-                key.span(),
-                k,
-                prefix,
-                fields,
-                &format!(" for a {} sink", kind.get_ref()),
-            ));
-        }
-    }
+    let table = value.get_ref().as_table()?;
     let sink = if kind.get_ref() == "webhook" {
         de::<RawWebhook>(value, prefix).map(|raw| webhook(raw, prefix, errors))
     } else {

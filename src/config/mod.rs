@@ -14,7 +14,7 @@ pub use drop_in::{drop_in_dir, skipped, DROP_IN_DIR};
 pub use error::{ConfigError, Located};
 
 use crate::field::{
-    de_table, did_you_mean_hint, misspelt_keys, misspelt_type, toml_message, unknown_key,
+    de_table, did_you_mean_hint, misspelt_keys, toml_message, unknown_key, Head, NotTagged, Tagged,
 };
 use crate::jobs::{
     apache::ApacheLogSpec, command::CommandSpec, ec2::Ec2Spec, geoip::GeoipSpec, JobType,
@@ -175,6 +175,21 @@ struct CommonSpec {
     exclude_dates: Vec<Spanned<String>>,
     #[serde(default)]
     alert: Vec<Spanned<String>>,
+}
+
+impl Head for CommonSpec {
+    /// Every common key at once, each bad value reported.
+    fn read(
+        value: &Spanned<DeValue<'_>>,
+        prefix: &str,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Self> {
+        de_table(value, prefix, &[], errors)
+    }
+
+    fn tag(&self) -> &Spanned<String> {
+        &self.kind
+    }
 }
 
 fn yes() -> bool {
@@ -552,66 +567,25 @@ fn parse_job(
             "job names may use letters, digits, '-', '_' and '.' (at most 64, not starting with '.')",
         ));
     }
-    let Some(table) = value.get_ref().as_table() else {
-        return Err(vec![FieldError::new(
-            value.span(),
-            prefix,
-            "a job must be a table, e.g. [jobs.NAME]",
-        )]);
-    };
-    let common_fields = struct_fields::<CommonSpec>();
-    let any_type: Vec<&str> = JOB_TYPES
+    let types: Vec<(&'static str, &'static [&'static str])> = JOB_TYPES
         .iter()
-        .filter_map(|t| job_type_fields(t))
-        .flatten()
-        .chain(common_fields)
-        .copied()
+        .filter_map(|t| job_type_fields(t).map(|fields| (*t, fields)))
         .collect();
-    if let Some(e) = misspelt_type(table, &prefix, &any_type) {
-        errors.push(e);
-        return Err(errors);
-    }
-    // Unknown keys are checked once the type is known, so a missing `type` is always reported.
-    let Some(common) = de_table::<CommonSpec>(value, &prefix, &[], &mut errors) else {
-        return Err(errors);
+    let family = Tagged {
+        noun: "job",
+        member: "job",
+        not_a_table: "a job must be a table, e.g. [jobs.NAME]",
+        common: struct_fields::<CommonSpec>(),
+        types: &types,
     };
-    let kind = common.kind.get_ref().as_str();
-    let type_fields: &[&str] = match job_type_fields(kind) {
-        Some(fields) => fields,
-        None => {
-            let hint = did_you_mean_hint(kind, JOB_TYPES.iter().copied()).unwrap_or_default();
-            errors.push(FieldError::new(
-                common.kind.span(),
-                format!("{prefix}.type"),
-                format!(
-                    "unknown job type {kind:?}{hint} (known: {})",
-                    JOB_TYPES.join(", ")
-                ),
-            ));
-            return Err(errors);
-        }
+    let tagged = match family.parse::<CommonSpec>(value, &prefix, &mut errors) {
+        Ok(tagged) => tagged,
+        // A job that is not a table is reported alone, without its name's problem.
+        Err(NotTagged::NotATable(e)) => return Err(vec![e]),
+        Err(NotTagged::Reported) => return Err(errors),
     };
-    let all: Vec<&str> = common_fields.iter().chain(type_fields).copied().collect();
-    for key in table.keys() {
-        let k = key.get_ref().as_ref();
-        if !all.contains(&k) {
-            errors.push(unknown_key(
-                key.span(),
-                k,
-                &prefix,
-                &all,
-                &format!(
-                    " for {} {kind} job",
-                    if kind == "apache_log" || kind == "ec2" {
-                        "an"
-                    } else {
-                        "a"
-                    }
-                ),
-            ));
-        }
-    }
-    let misspelt = misspelt_keys(table, &all);
+    let (common, misspelt) = (tagged.head, tagged.misspelt);
+    let kind = types[tagged.index].0;
     let mut spec_errors = Vec::new();
     let mut job = match kind {
         "command" => {

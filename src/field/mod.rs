@@ -11,6 +11,7 @@ mod error;
 mod fields;
 mod suggest;
 mod table;
+mod tagged;
 mod text;
 
 pub use duration::HumanDuration;
@@ -21,4 +22,5 @@ pub use table::{
     de, de_table, explain_variant, located_in_table, misspelt_keys, misspelt_type, toml_message,
     unknown_key,
 };
+pub use tagged::{Head, NotTagged, Tagged, TaggedTable};
 pub use text::{line_col, shown, Cursor};
