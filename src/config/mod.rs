@@ -16,9 +16,8 @@ pub use error::{ConfigError, Located};
 use crate::field::{
     de_table, did_you_mean_hint, misspelt_keys, toml_message, unknown_key, Head, NotTagged, Tagged,
 };
-use crate::jobs::{
-    apache::ApacheLogSpec, command::CommandSpec, ec2::Ec2Spec, geoip::GeoipSpec, JobType,
-};
+use crate::jobs::kind::SpecTable;
+use crate::jobs::{JobType, REGISTRY};
 use crate::schedule::Schedule;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -32,9 +31,6 @@ use toml::Spanned;
 
 /// The default location of the job file.
 pub const DEFAULT_PATH: &str = "/etc/opsd/jobs.toml";
-
-/// The `type = "..."` names opsd knows.
-pub const JOB_TYPES: &[&str] = &["command", "ec2", "geoip", "apache_log"];
 
 /// A validated configuration, ready to be scheduled.
 #[derive(Debug, Clone, PartialEq)]
@@ -567,9 +563,9 @@ fn parse_job(
             "job names may use letters, digits, '-', '_' and '.' (at most 64, not starting with '.')",
         ));
     }
-    let types: Vec<(&'static str, &'static [&'static str])> = JOB_TYPES
+    let types: Vec<(&'static str, &'static [&'static str])> = REGISTRY
         .iter()
-        .filter_map(|t| job_type_fields(t).map(|fields| (*t, fields)))
+        .map(|kind| (kind.name, (kind.fields)()))
         .collect();
     let family = Tagged {
         noun: "job",
@@ -584,45 +580,24 @@ fn parse_job(
         Err(NotTagged::NotATable(e)) => return Err(vec![e]),
         Err(NotTagged::Reported) => return Err(errors),
     };
-    let (common, misspelt) = (tagged.head, tagged.misspelt);
-    let kind = types[tagged.index].0;
-    let mut spec_errors = Vec::new();
-    let mut job = match kind {
-        "command" => {
-            let value = &checked_env(value, &prefix, &mut spec_errors);
-            de_table::<CommandSpec>(value, &prefix, &misspelt, &mut spec_errors).map(|spec| {
-                spec_errors.extend(spec.validate(&prefix));
-                JobType::Command(spec)
-            })
-        }
-        "ec2" => de_table::<Ec2Spec>(value, &prefix, &misspelt, &mut spec_errors).map(|spec| {
-            spec_errors.extend(spec.validate(&prefix));
-            JobType::Ec2(spec)
-        }),
-        "geoip" => de_table::<GeoipSpec>(value, &prefix, &misspelt, &mut spec_errors).map(|spec| {
-            spec_errors.extend(spec.validate(&prefix));
-            JobType::Geoip(spec)
-        }),
-        "apache_log" => {
-            de_table::<ApacheLogSpec>(value, &prefix, &misspelt, &mut spec_errors).map(|spec| {
-                spec_errors.extend(spec.validate(&prefix));
-                JobType::ApacheLog(spec)
-            })
-        }
-        _ => unreachable!("job type checked above"),
-    };
-    errors.append(&mut spec_errors);
-
+    let (common, misspelt, kind) = (tagged.head, tagged.misspelt, REGISTRY[tagged.index]);
+    // The zone first, for the type's parse; its error is listed after the type's own.
+    let mut tz_errors = Vec::new();
     let tz = match &common.timezone {
         Some(tz) => parse_tz(tz, &format!("{prefix}.timezone")).unwrap_or_else(|e| {
-            errors.push(e);
+            tz_errors.push(e);
             defaults.timezone
         }),
         None => defaults.timezone,
     };
-    if let Some(JobType::Command(spec)) = &mut job {
-        spec.timezone = tz.name().to_string();
-    }
+    let spec_table = SpecTable {
+        value,
+        prefix: &prefix,
+        misspelt: &misspelt,
+        timezone: tz,
+    };
+    let job = (kind.parse)(&spec_table, &mut errors);
+    errors.append(&mut tz_errors);
     let mut exclude = BTreeSet::new();
     for d in &common.exclude_dates {
         match d.get_ref().parse::<NaiveDate>() {
@@ -637,15 +612,17 @@ fn parse_job(
         }
     }
     errors.extend(alerts::check_refs(&common.alert, sinks, &prefix));
-    // From the `type` string, not the parsed job: a job whose other keys fail to parse is
-    // still continuous, and must not also get a false "missing `schedule`".
-    let continuous = JobType::is_continuous_type(kind);
-    let schedule = match (&common.schedule, continuous) {
+    // From the type, not the parsed job: a job whose other keys fail to parse is still
+    // continuous, and must not also get a false "missing `schedule`".
+    let schedule = match (&common.schedule, kind.continuous) {
         (Some(s), true) => {
             errors.push(FieldError::new(
                 s.span(),
                 format!("{prefix}.schedule"),
-                format!("{kind} jobs run continuously from start; remove `schedule`"),
+                format!(
+                    "{} jobs run continuously from start; remove `schedule`",
+                    kind.name
+                ),
             ));
             None
         }
@@ -687,83 +664,6 @@ fn parse_job(
             job,
         }),
         _ => Err(errors),
-    }
-}
-
-/// Checks a command job's `env` table here rather than through serde, whose errors have no
-/// span for a key and echo a value: each name must be one a program can be given (not
-/// `PATH=/evil:`, not `OPSD_JOB`), each value a string, and no value (often a secret) is ever
-/// put in a message. Returns the job's table with `env` left out when it has a problem, so
-/// that serde does not report it again.
-fn checked_env<'a>(
-    value: &Spanned<DeValue<'a>>,
-    prefix: &str,
-    errors: &mut Vec<FieldError>,
-) -> Spanned<DeValue<'a>> {
-    let key = format!("{prefix}.env");
-    let Some(env) = value.get_ref().as_table().and_then(|t| t.get("env")) else {
-        return value.clone();
-    };
-    let before = errors.len();
-    match env.get_ref().as_table() {
-        None => errors.push(FieldError::new(
-            env.span(),
-            &key,
-            "`env` must be a table of NAME = \"value\" (e.g. env = { LANG = \"C\" })",
-        )),
-        Some(table) => {
-            for (name, v) in table {
-                if let Some(problem) = env_name_problem(name.get_ref()) {
-                    errors.push(FieldError::new(name.span(), &key, problem));
-                }
-                if !matches!(v.get_ref(), DeValue::String(_)) {
-                    errors.push(FieldError::new(
-                        v.span(),
-                        format!("{key}.{}", name.get_ref()),
-                        "an env value must be a string, in quotes (the value is not shown: it \
-                         may be a secret)",
-                    ));
-                }
-            }
-        }
-    }
-    let mut rest = value.clone();
-    if errors.len() > before {
-        if let DeValue::Table(t) = rest.get_mut() {
-            t.remove("env");
-        }
-    }
-    rest
-}
-
-/// Why `name` cannot be an `env` key: one opsd sets itself or that holds `=` (as for
-/// `pass_env`), or one that is not a variable name (letters, digits and `_`, not starting
-/// with a digit), which a shell could not read and systemd's `Environment=` refuses.
-fn env_name_problem(name: &str) -> Option<String> {
-    crate::process::env::name_problem(name).or_else(|| {
-        let mut chars = name.chars();
-        let valid = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-        (!valid).then(|| {
-            format!(
-                "{} is not an environment variable name (letters, digits and '_', not \
-                 starting with a digit)",
-                shown(name)
-            )
-        })
-    })
-}
-
-/// The keys of job type `kind` beyond the common ones; `None` for an unknown type.
-fn job_type_fields(kind: &str) -> Option<&'static [&'static str]> {
-    match kind {
-        "command" => Some(struct_fields::<CommandSpec>()),
-        "ec2" => Some(struct_fields::<Ec2Spec>()),
-        "geoip" => Some(struct_fields::<GeoipSpec>()),
-        "apache_log" => Some(struct_fields::<ApacheLogSpec>()),
-        _ => None,
     }
 }
 

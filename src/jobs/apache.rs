@@ -18,8 +18,10 @@ use std::time::Duration;
 use toml::Spanned;
 use tracing::{info, warn};
 
+mod kind;
 mod live;
 
+pub use kind::KIND;
 pub use live::WatchFigures;
 
 /// Default time between two passes over the files.

@@ -607,6 +607,8 @@ impl<B: GeoipBuilder> Edition<'_, B> {
     }
 }
 
+pub use kind::KIND;
+mod kind;
 pub mod preflight;
 #[cfg(test)]
 mod tests;

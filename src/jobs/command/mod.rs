@@ -2,6 +2,7 @@
 //! process group, log its output line by line (keeping its last lines for the run's report),
 //! and stop the whole group on cancel.
 
+mod kind;
 mod spawn;
 pub mod tail;
 
@@ -9,6 +10,7 @@ use super::{Outcome, RunContext, RunReport};
 pub use crate::command_line::CommandLine;
 use crate::field::FieldError;
 use crate::process::env;
+pub use kind::KIND;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Group, Pid, User};
 use serde::Deserialize;
