@@ -2,19 +2,20 @@
 //! Every problem is reported with the file, line, column and key at fault, unknown keys with a
 //! "did you mean" where one is close, and all problems of all files at once.
 
-mod alerts;
 mod drop_in;
 mod error;
 pub mod needs;
 pub mod sandbox;
 
+pub use crate::alert::sink::{CommandSink, SinkConfig, SinkKind, WebhookSink};
 pub use crate::field::{did_you_mean, line_col, shown, struct_fields, FieldError, HumanDuration};
-pub use alerts::{CommandSink, SinkConfig, SinkKind, WebhookSink, SINK_TYPES};
 pub use drop_in::{drop_in_dir, skipped, DROP_IN_DIR};
 pub use error::{ConfigError, Located};
 
+use crate::alert::sink;
 use crate::field::{
-    de_table, did_you_mean_hint, misspelt_keys, toml_message, unknown_key, Head, NotTagged, Tagged,
+    de_table, did_you_mean_hint, misspelt_keys, toml_message, unknown_key, valid_name, Head,
+    NotTagged, Tagged,
 };
 use crate::jobs::kind::SpecTable;
 use crate::jobs::{JobType, REGISTRY};
@@ -258,7 +259,7 @@ pub fn parse_files(
     let raw = defaults_value.and_then(|v| parse_defaults(v, &mut errors));
     let defaults = resolve_defaults(raw, &mut errors);
 
-    let sinks = alerts::parse(alerts_value, &mut errors);
+    let sinks = sink::parse(alerts_value, &mut errors);
     let mut jobs = BTreeMap::new();
     let mut defined = BTreeMap::new();
     let file = FileJobs {
@@ -536,16 +537,6 @@ fn parse_tz(tz: &Spanned<String>, key: &str) -> Result<Tz, FieldError> {
     })
 }
 
-/// Job names end up in file names and log fields, so they are kept simple.
-fn valid_job_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !name.starts_with('.')
-}
-
 fn parse_job(
     name: &Spanned<std::borrow::Cow<'_, str>>,
     value: &Spanned<DeValue<'_>>,
@@ -556,7 +547,7 @@ fn parse_job(
     let name_str = name.get_ref().to_string();
     let prefix = format!("jobs.{name_str}");
     let mut errors = Vec::new();
-    if !valid_job_name(&name_str) {
+    if !valid_name(&name_str) {
         errors.push(FieldError::new(
             name.span(),
             &prefix,
@@ -611,7 +602,7 @@ fn parse_job(
             )),
         }
     }
-    errors.extend(alerts::check_refs(&common.alert, sinks, &prefix));
+    errors.extend(sink::check_refs(&common.alert, sinks, &prefix));
     // From the type, not the parsed job: a job whose other keys fail to parse is still
     // continuous, and must not also get a false "missing `schedule`".
     let schedule = match (&common.schedule, kind.continuous) {

@@ -23,4 +23,4 @@ pub use table::{
     unknown_key,
 };
 pub use tagged::{Head, NotTagged, Tagged, TaggedTable};
-pub use text::{line_col, shown, Cursor};
+pub use text::{line_col, shown, valid_name, Cursor};

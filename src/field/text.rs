@@ -59,6 +59,18 @@ pub fn shown(value: &str) -> String {
     }
 }
 
+/// Whether `name` may name a job or an alert sink: names end up in file names and log fields,
+/// so they are kept simple (letters, digits, `-`, `_` and `.`, at most 64, not starting with
+/// `.`).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
