@@ -1,6 +1,9 @@
 //! Unit tests for configuration errors: each names the file, line, column and key.
 
 use super::*;
+use crate::jobs::JobType;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 fn errors(text: &str) -> Vec<String> {
     match parse(Path::new("/etc/opsd/jobs.toml"), text) {
