@@ -2,8 +2,8 @@
 //! Every problem is reported with the file, line, column and key at fault, unknown keys with a
 //! "did you mean" where one is close, and all problems of all files at once.
 //!
-//! [`schema`] is what a valid configuration is; [`files`] reads the job file and its drop-ins,
-//! [`defaults`] the `[defaults]` section and [`job`] one `[jobs.NAME]` table, whose type-specific
+//! `schema` is what a valid configuration is; `files` reads the job file and its drop-ins,
+//! `defaults` the `[defaults]` section and `job` one `[jobs.NAME]` table, whose type-specific
 //! keys the type reads itself through [`crate::jobs::REGISTRY`]; the `[alerts]` sinks are read by
 //! [`crate::alert::sink`]. Nothing here names a job or sink type.
 
