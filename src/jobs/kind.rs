@@ -1,5 +1,6 @@
-//! The registry of job types: one [`Kind`] row per type ([`super::REGISTRY`]), which `config` consults to parse a job
-//! without naming any type, and the [`JobSpec`] trait each type's spec implements to be run.
+//! The registry of job types: one [`Kind`] row per type ([`super::REGISTRY`]), which `config`
+//! consults to parse a job without naming any type, and the [`JobSpec`] trait each type's spec
+//! implements to be run.
 //!
 //! Two faces, because they answer different questions. Before a job is parsed there is no spec
 //! to ask, only a `type = "..."` string: the row (a plain struct of a name, a flag and two
