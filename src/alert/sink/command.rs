@@ -47,11 +47,7 @@ fn parse(
 }
 
 fn command(raw: RawCommand, prefix: &str, errors: &mut Vec<FieldError>) -> Option<SinkKind> {
-    let empty = match raw.command.get_ref() {
-        CommandLine::Argv(v) => v.first().is_none_or(|p| p.trim().is_empty()),
-        CommandLine::Shell(s) => s.trim().is_empty(),
-    };
-    if empty {
+    if raw.command.get_ref().is_empty() {
         errors.push(FieldError::new(
             raw.command.span(),
             format!("{prefix}.command"),
