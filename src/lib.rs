@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod escape;
+pub mod field;
 pub mod geoip;
 pub mod jobs;
 pub mod logging;

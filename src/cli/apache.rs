@@ -4,7 +4,6 @@
 use super::job_file::load_config;
 use super::show::shown_path;
 use super::ConfigArg;
-use crate::config;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
@@ -94,9 +93,7 @@ fn test_rules(
                     .map(|j| j.name.as_str())
             };
             let Some(job) = cfg.jobs.get(name) else {
-                let hint = config::did_you_mean(name, apache_jobs())
-                    .map(|s| format!("; did you mean {s:?}?"))
-                    .unwrap_or_default();
+                let hint = crate::field::did_you_mean_hint(name, apache_jobs()).unwrap_or_default();
                 anyhow::bail!(
                     "{}: no job {name:?}{hint} (apache_log jobs: {})",
                     shown_path(config_path),

@@ -3,7 +3,6 @@
 use super::job_file::load_config;
 use super::show::{detail_text, shown_path};
 use crate::alert::{Dispatcher, DispatcherOptions};
-use crate::config;
 use crate::logging::{self, LogFormat};
 use crate::scheduler::{self, RunMode, Trigger};
 use anyhow::Context;
@@ -22,9 +21,7 @@ pub(super) fn run(
     let cfg = load_config(job_file)?;
     let job = cfg.jobs.get(name).cloned().with_context(|| {
         let names: Vec<&str> = cfg.jobs.keys().map(String::as_str).collect();
-        let hint = config::did_you_mean(name, names.iter().copied())
-            .map(|s| format!("; did you mean {s:?}?"))
-            .unwrap_or_default();
+        let hint = crate::field::did_you_mean_hint(name, names.iter().copied()).unwrap_or_default();
         format!(
             "no job named {name:?} in the loaded job files ({} and its \
              jobs.d/*.toml){hint}",

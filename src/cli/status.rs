@@ -3,7 +3,6 @@
 
 use super::control::unexpected;
 use super::show::{detail_text, print_json, print_output};
-use crate::config;
 use crate::control::{client, Request, Response};
 use crate::scheduler::JobStatus;
 use std::path::Path;
@@ -15,9 +14,9 @@ pub(super) fn run(name: Option<String>, socket: &Path, json: bool) -> anyhow::Re
         Response::Status { config, jobs } if name.is_some() => {
             let name = name.unwrap_or_default();
             let Some(job) = jobs.iter().find(|j| j.name == name) else {
-                let hint = config::did_you_mean(&name, jobs.iter().map(|j| j.name.as_str()))
-                    .map(|s| format!("; did you mean {s:?}?"))
-                    .unwrap_or_default();
+                let hint =
+                    crate::field::did_you_mean_hint(&name, jobs.iter().map(|j| j.name.as_str()))
+                        .unwrap_or_default();
                 anyhow::bail!(
                     "no job named {name:?} in the loaded job files ({} and its \
                      jobs.d/*.toml){hint}",

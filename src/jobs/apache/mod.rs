@@ -9,12 +9,14 @@
 
 mod alert;
 mod doctor;
+mod kind;
 mod live;
 mod run;
 mod spec;
 
 pub use alert::{alert_for, crash_advice, CORE_ADVICE};
 pub use doctor::{diagnose_in_background, StartDoctorError, DOCTOR_TIMEOUT};
+pub use kind::KIND;
 pub use live::WatchFigures;
 pub use run::{checkpoint_path, log_event, run, run_with};
 pub use spec::{ApacheLogSpec, CustomRuleSpec};

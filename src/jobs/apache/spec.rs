@@ -3,7 +3,7 @@
 
 use crate::apache::rules::{builtin_rules, Dedup, Rule, Severity, BUILTIN_IDS};
 use crate::apache::watch::WatchConfig;
-use crate::config::{did_you_mean, FieldError, HumanDuration};
+use crate::field::{did_you_mean_hint, FieldError, HumanDuration};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -132,9 +132,8 @@ impl ApacheLogSpec {
         }
         for d in &self.disable_rules {
             if !BUILTIN_IDS.contains(&d.get_ref().as_str()) {
-                let hint = did_you_mean(d.get_ref(), BUILTIN_IDS.iter().copied())
-                    .map(|s| format!("; did you mean {s:?}?"))
-                    .unwrap_or_default();
+                let hint =
+                    did_you_mean_hint(d.get_ref(), BUILTIN_IDS.iter().copied()).unwrap_or_default();
                 errors.push(FieldError::new(
                     d.span(),
                     format!("{prefix}.disable_rules"),

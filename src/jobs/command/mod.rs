@@ -3,13 +3,15 @@
 //! and stop the whole group on cancel.
 
 pub mod check;
+mod kind;
 mod spawn;
 pub mod tail;
 
 use super::{Outcome, RunContext, RunReport};
 pub use crate::command_line::CommandLine;
-use crate::config::FieldError;
+use crate::field::FieldError;
 use crate::process::env;
+pub use kind::KIND;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde::Deserialize;

@@ -12,12 +12,14 @@ mod builder;
 mod byte_size;
 pub mod check;
 mod edition;
+mod kind;
 pub mod preflight;
 mod run;
 mod spec;
 
 pub use builder::{BuiltFile, GeoipBuilder, LegacyBuilder};
 pub use byte_size::ByteSize;
+pub use kind::KIND;
 pub use run::{run, run_with};
 pub use spec::{GeoipSpec, RunSettings};
 

@@ -2,9 +2,9 @@
 //! key can be read and its output directory exists. No message ever holds the key.
 
 use super::GeoipSpec;
-use crate::jobs::check::Verdict;
 use crate::geoip::install::{check_dir, InstallError};
 use crate::geoip::license::{LicenseKey, LicenseKeyError, CREDENTIAL_NAME};
+use crate::jobs::check::Verdict;
 use std::io::ErrorKind;
 use std::ops::Range;
 use std::path::Path;
@@ -26,12 +26,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(
-        level: Verdict,
-        key: &'static str,
-        span: Option<Range<usize>>,
-        message: String,
-    ) -> Self {
+    fn new(level: Verdict, key: &'static str, span: Option<Range<usize>>, message: String) -> Self {
         Finding {
             level,
             key,
@@ -120,12 +115,7 @@ fn output_dir(spec: &GeoipSpec) -> Finding {
     const KEY: &str = "output_dir";
     let (dir, span) = (spec.output_dir.get_ref(), Some(spec.output_dir.span()));
     match check_dir(dir) {
-        Ok(()) => Finding::new(
-            Verdict::Ok,
-            KEY,
-            span,
-            format!("OK ({})", dir.display()),
-        ),
+        Ok(()) => Finding::new(Verdict::Ok, KEY, span, format!("OK ({})", dir.display())),
         Err(e @ (InstallError::MissingDir(_) | InstallError::NotADir(_))) => {
             Finding::new(Verdict::Error, KEY, span, e.to_string())
         }
@@ -169,10 +159,7 @@ mod tests {
         std::fs::create_dir(&out).unwrap();
         std::fs::write(&key, "s3cretKEY_0123\n").unwrap();
         let found = preflight(&spec(dir.path(), Some(&key), &out), None);
-        assert!(
-            found.iter().all(|f| f.level == Verdict::Ok),
-            "{found:?}"
-        );
+        assert!(found.iter().all(|f| f.level == Verdict::Ok), "{found:?}");
         std::fs::write(&key, "s3cret KEY\n").unwrap();
         let found = preflight(&spec(dir.path(), Some(&key), &out), None);
         assert_eq!(found[0].level, Verdict::Error, "{found:?}");

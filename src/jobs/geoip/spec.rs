@@ -2,7 +2,7 @@
 //! they give.
 
 use super::ByteSize;
-use crate::config::{did_you_mean, FieldError};
+use crate::field::{did_you_mean_hint, FieldError};
 use crate::geoip::archive::ZipLimits;
 use crate::geoip::download::{DownloadConfig, DEFAULT_BASE_URL};
 use crate::geoip::EDITIONS;
@@ -63,9 +63,7 @@ impl GeoipSpec {
         for edition in self.editions.get_ref() {
             let name = edition.get_ref().as_str();
             if !EDITIONS.contains(&name) {
-                let hint = did_you_mean(name, EDITIONS.iter().copied())
-                    .map(|s| format!("; did you mean {s:?}?"))
-                    .unwrap_or_default();
+                let hint = did_you_mean_hint(name, EDITIONS.iter().copied()).unwrap_or_default();
                 err(
                     edition.span(),
                     "editions",
