@@ -2,7 +2,7 @@
 //! torn write, even across a crash or a power loss; and never a temporary file left behind by
 //! a write that failed. The one writer of state files, checkpoints and GeoIP install records.
 //!
-//! The contract of [`write`]: the bytes go to a new temporary file in the target's own
+//! The contract of [`write()`]: the bytes go to a new temporary file in the target's own
 //! directory (a rename is atomic only within one file system), which is fsynced, renamed over
 //! the target, and the directory fsynced so the rename itself survives a power loss
 //! ([`write_unsynced`] skips both fsyncs: whole across a crash of opsd, not across a power
@@ -25,7 +25,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes, true)
 }
 
-/// As [`write`] without the fsyncs: survives a crash of opsd, not a power loss.
+/// As [`write()`] without the fsyncs: survives a crash of opsd, not a power loss.
 pub fn write_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes, false)
 }

@@ -2,12 +2,13 @@
 //! reload, SIGTERM/SIGINT shutdown), control-socket requests, and the systemd watchdog.
 
 use crate::alert::{Dispatcher, DispatcherOptions};
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, JobConfig};
 use crate::control::{self, server::Envelope, Request, Response};
 use crate::scheduler::{Scheduler, TriggerReply};
 use crate::systemd::Notifier;
 use anyhow::Context;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
@@ -75,7 +76,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let alerts =
         Dispatcher::new(&cfg.alerts, DispatcherOptions::default()).context("alert sinks")?;
     spawn_preflights(&cfg, cfg.jobs.keys());
-    spawn_env_file_checks(&cfg);
+    spawn_file_checks(&cfg);
     let mut sched = Scheduler::start(cfg, opts.state_dir.clone(), alerts)
         .context("cannot start the scheduler's alarm thread")?;
     release_freed_memory();
@@ -260,7 +261,7 @@ fn reload(
                         opts.config.display(), summary.removed.len());
                 }
                 spawn_preflights(sched.config(), summary.added.iter().chain(&summary.changed));
-                spawn_env_file_checks(sched.config());
+                spawn_file_checks(sched.config());
                 release_freed_memory();
             })
             .inspect_err(|e| {
@@ -309,48 +310,28 @@ fn spawn_preflights<'a>(cfg: &Config, names: impl IntoIterator<Item = &'a String
     }
 }
 
-/// Warns, naming the job and the file, for each enabled command job whose `env_file` cannot be
-/// used now (missing when required, not a regular file, unreadable, not `KEY=VALUE`): each run
-/// reads it again and would fail, and without this the journal says nothing until the first
-/// run does. All jobs are checked at each reload, changed or not, since the file may have gone
-/// meanwhile. The checks run on a thread of their own: a stat or open of a file on a dead
-/// mount blocks, and must block neither the main loop nor the runtime's shutdown.
-fn spawn_env_file_checks(cfg: &Config) {
-    let files: Vec<(String, PathBuf, bool)> = cfg
-        .jobs
-        .values()
-        .filter(|job| job.enabled)
-        .filter_map(|job| match &job.job {
-            crate::jobs::JobType::Command(spec) => spec
-                .env_file_path()
-                .map(|(path, optional)| (job.name.clone(), path, optional)),
-            _ => None,
-        })
-        .collect();
-    if files.is_empty() {
-        return;
-    }
+/// Warns, naming the job and the file, for each enabled job with a file its runs read that
+/// cannot be used now (a command job's `env_file` missing when required, not a regular file,
+/// unreadable, not `KEY=VALUE`): each run reads it again and would fail, and without this the
+/// journal says nothing until the first run does. All jobs are checked at each reload, changed
+/// or not, since the file may have gone meanwhile. The checks run on a thread of their own: a
+/// stat or open of a file on a dead mount blocks, and must block neither the main loop nor the
+/// runtime's shutdown.
+fn spawn_file_checks(cfg: &Config) {
+    let jobs: Vec<Arc<JobConfig>> = cfg.jobs.values().filter(|j| j.enabled).cloned().collect();
     let spawned = std::thread::Builder::new()
-        .name("env-file-check".into())
+        .name("job-file-check".into())
         .spawn(move || {
-            for (job, path, optional) in files {
-                if let Some(why) = env_file_problem(&path, optional) {
-                    tracing::warn!(job = %job, file = %path.display(),
-                        "{job}: {why}; its runs will fail until this is fixed");
+            for job in jobs {
+                for (path, why) in job.job.spec().unusable_files() {
+                    tracing::warn!(job = %job.name, file = %path.display(),
+                        "{}: {why}; its runs will fail until this is fixed", job.name);
                 }
             }
         });
     if let Err(e) = spawned {
-        tracing::warn!("cannot start the thread that checks env_file files: {e}");
+        tracing::warn!("cannot start the thread that checks the files jobs read: {e}");
     }
-}
-
-/// Why the `env_file` at `path` cannot be used by a run now, without any of its text: read
-/// as a run and `opsd check` read it (a FIFO is refused without waiting for a writer).
-fn env_file_problem(path: &std::path::Path, optional: bool) -> Option<String> {
-    crate::process::env::read_env_file(path, optional)
-        .err()
-        .map(|e| e.to_string())
 }
 
 /// "7 jobs; next: geoip-weekly at 2026-11-29 04:00:00 KST".

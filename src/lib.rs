@@ -1,5 +1,37 @@
-//! opsd: a second-precision ops scheduler daemon. The binary is a thin shell over this library
-//! so tests can drive every part: configuration → schedule → scheduler → job → outcome.
+//! opsd: a second-precision ops scheduler daemon. The binary (`src/main.rs`) is a thin shell
+//! over this library so tests can drive every part.
+//!
+//! # Layout
+//!
+//! Data flows one way: config → schedule → scheduler → job → outcome → log, alert, state.
+//! Read the modules in that order:
+//!
+//! - [`cli`]: the command line, one file per subcommand; `opsd run` hands over to [`daemon`],
+//!   the main loop (signals, reloads, the [`control`] socket, [`systemd`] notifications).
+//! - [`config`]: `jobs.toml` and `jobs.d/*.toml` read into a [`config::Config`], every problem
+//!   located by file, line and key. It names no job type: a job's own keys go to its type's row
+//!   in [`jobs::REGISTRY`], an `[alerts.NAME]` table to its row in [`alert::sink::TYPES`].
+//! - [`schedule`]: when a job fires (cron, `@every`, `@start`), in its zone.
+//! - [`scheduler`]: a timer per job, overlap, jitter, catch-up, timeouts and reloads. It runs a
+//!   job through [`jobs::JobType`] and never knows a type's details.
+//! - [`jobs`]: the job types, a folder each (`jobs/ec2/` is the template: a small `mod.rs`,
+//!   the spec, `kind.rs` with its registry row and [`jobs::kind::JobSpec`] impl, its run, its
+//!   `opsd check` part, tests). A job type never sees the scheduler.
+//! - What the job types are built on: [`geoip`] (GeoLite2 CSV → legacy `.dat`), [`apache`]
+//!   (error-log lines, following across rotation, rules, `opsd apache doctor`), [`process`]
+//!   (spawning, the clean environment, a cgroup per run, reaping what a run left).
+//! - [`alert`]: the alert record, the sinks (each owning its config) and the dispatcher that
+//!   delivers with retries and cooldowns; [`logging`] (text or journald); [`state`] (files
+//!   under the state directory).
+//!
+//! Leaves, which import nothing of ours and serve everyone: [`field`] (typed TOML fields,
+//! located errors, did-you-mean), [`escape`], [`redact`], [`severity`], [`command_line`],
+//! [`account`], [`atomic_file`], [`bounded_read`]. No module imports one that imports it back:
+//! `.ci/import-cycles` fails CI on a circle.
+//!
+//! Adding a job type touches its folder under `jobs/` (a `KIND` row, a `JobSpec` impl), one
+//! line in [`jobs::REGISTRY`], one variant of [`jobs::JobType`] with its arm in
+//! [`jobs::JobType::spec`], and its page in `docs/`.
 
 pub mod account;
 pub mod alert;

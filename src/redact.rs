@@ -2,7 +2,7 @@
 //!
 //! Invariant: nothing this module returns contains a URL's userinfo (`user:password@`), path,
 //! query or fragment, the places where webhook tokens, signed-URL signatures and license keys
-//! live. Every message that names a URL the user configured goes through [`url`].
+//! live. Every message that names a URL the user configured goes through [`url()`].
 
 /// The part of `raw` that is safe to log: `scheme://host[:port]/…`, or `<url>` when it does not
 /// parse (an unparsable URL may still hold a secret, so none of it is shown).
@@ -13,7 +13,7 @@ pub fn url(raw: &str) -> String {
     }
 }
 
-/// [`url`] for an already parsed URL.
+/// [`url()`] for an already parsed URL.
 pub fn parsed(u: &::url::Url) -> String {
     let host = match u.host_str() {
         Some(h) => h,

@@ -376,7 +376,7 @@ impl Dispatcher {
     }
 
     /// Puts the sinks of `sinks` in force for this handle and every clone of it. The replaced
-    /// sinks take no new alerts and get [`RETIRE_GRACE`] to deliver what was queued for them;
+    /// sinks take no new alerts and get `RETIRE_GRACE` to deliver what was queued for them;
     /// `previous alert sinks retired` is logged when they are done. On error nothing changes.
     pub fn replace(&self, sinks: &BTreeMap<String, SinkConfig>) -> Result<(), DispatcherError> {
         let fresh = Arc::new(Generation::start(sinks, self.shared.options)?);

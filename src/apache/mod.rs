@@ -2,7 +2,7 @@
 //! rules against them, and follow log files across rotation without losing or repeating a line.
 //!
 //! [`watch::Watcher`] ties it together: it follows the files ([`follow`]), remembers where it is
-//! ([`checkpoint`]), and turns matching lines ([`line`], [`rules`]) into [`rules::LogEvent`]s.
+//! ([`checkpoint`]), and turns matching lines ([`mod@line`], [`rules`]) into [`rules::LogEvent`]s.
 //! [`doctor`] checks a server for the known child-crash recipe (`opsd apache doctor`);
 //! [`test_rules`] shows what the rules would match in a given log (`opsd apache test-rules`).
 

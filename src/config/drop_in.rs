@@ -75,7 +75,7 @@ const DIRECTORY: &str = "a directory";
 
 /// The entries of `dir` that are not read as drop-ins, in name order, each with why: what
 /// `opsd check` lists, since an admin who drops in `web.toml.bak` expects its jobs to run.
-/// None when `dir` cannot be listed ([`read`] reports that).
+/// None when `dir` cannot be listed (`read` reports that).
 pub fn skipped(dir: &Path) -> Vec<(PathBuf, &'static str)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();

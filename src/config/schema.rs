@@ -18,7 +18,7 @@ pub struct Config {
     pub path: PathBuf,
     /// Every file read, in order: the job file, then each `jobs.d/*.toml` by name.
     pub files: Vec<PathBuf>,
-    /// The entries of `jobs.d` that were not read, with why ([`drop_in::skipped`]).
+    /// The entries of `jobs.d` that were not read, with why ([`skipped`](super::skipped)).
     pub skipped: Vec<(PathBuf, &'static str)>,
     /// Daemon-wide settings.
     pub defaults: Defaults,

@@ -1,7 +1,7 @@
 //! Stopping `opsd geoip build` cleanly on SIGTERM, SIGINT or SIGHUP: the signals are blocked
 //! and taken by one waiting thread, which sets the build's stop flag; the build ends at its
 //! next read and drops its scratch directory. If the build does not end within
-//! [`GRACE`] (it is writing or installing, which a read does not interrupt), the process exits
+//! `GRACE` (it is writing or installing, which a read does not interrupt), the process exits
 //! anyway and the next build removes what is left (see `scratch`).
 
 use nix::sys::signal::{SigSet, Signal};

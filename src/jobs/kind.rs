@@ -17,6 +17,7 @@ use crate::field::{de_table, FieldError};
 use chrono_tz::Tz;
 use serde::de::DeserializeOwned;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use toml::de::DeValue;
 use toml::Spanned;
@@ -89,6 +90,14 @@ pub trait JobSpec: Send + Sync {
     /// What `opsd check` can tell about the job's runs beyond its preflight (files a run
     /// reads, keys it needs), as findings `opsd check` renders the same way for every type.
     fn check(&self, _ctx: &CheckContext) -> Vec<Finding> {
+        Vec::new()
+    }
+
+    /// What makes every run fail as things stand (a file each run reads that is not there or
+    /// cannot be read), as `(file, why)`, for the daemon to warn about at start and reload
+    /// rather than at the first run. Called on a thread of its own: it may block on a dead
+    /// mount.
+    fn unusable_files(&self) -> Vec<(PathBuf, String)> {
         Vec::new()
     }
 }

@@ -10,7 +10,7 @@
 //!   `alarm.rs`, and tells the runner to fire; a continuous job has a supervisor instead.
 //! - The runner (`runner.rs`) applies the overlap policy (`job_state.rs` counts the runs) and
 //!   jitter, and restarts continuous jobs with `backoff.rs`'s waits.
-//! - [`execute`] (`execute.rs`) carries out one run: timeout, stop reason, the start and end
+//! - [`execute()`] (`execute.rs`) carries out one run: timeout, stop reason, the start and end
 //!   log events, and `failure_alert.rs`'s alert when it ends badly.
 //! - `status.rs` is what `opsd status` shows of each job.
 

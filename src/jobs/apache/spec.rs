@@ -190,7 +190,7 @@ impl ApacheLogSpec {
     }
 
     /// Which files each glob of `paths` matches now, for `opsd check`: one `PATTERN: FILE, ...`
-    /// part per glob (at most [`LISTED_FILES`] names each), or that it matches no file today.
+    /// part per glob (at most `LISTED_FILES` names each), or that it matches no file today.
     pub fn files_today(&self) -> String {
         let parts: Vec<String> = self
             .paths

@@ -7,6 +7,7 @@ use crate::jobs::check::{CheckContext, Finding};
 use crate::jobs::kind::{BoxFuture, JobSpec, Kind, SpecTable};
 use crate::jobs::needs::Needs;
 use crate::jobs::{JobType, RunContext, RunReport};
+use std::path::PathBuf;
 use toml::de::DeValue;
 use toml::Spanned;
 
@@ -79,6 +80,17 @@ impl JobSpec for CommandSpec {
 
     fn check(&self, ctx: &CheckContext) -> Vec<Finding> {
         super::check::check(self, ctx)
+    }
+
+    /// Its `env_file`, read as a run reads it (a FIFO is refused without waiting for a writer).
+    fn unusable_files(&self) -> Vec<(PathBuf, String)> {
+        let Some((path, optional)) = self.env_file_path() else {
+            return Vec::new();
+        };
+        match crate::process::env::read_env_file(&path, optional) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![(path, e.to_string())],
+        }
     }
 }
 

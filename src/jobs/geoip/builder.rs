@@ -16,10 +16,10 @@ pub struct BuiltFile {
     pub networks: u64,
 }
 
-/// Turns a checked GeoLite2 CSV zip into legacy files; plugged into [`run_with`].
+/// Turns a checked GeoLite2 CSV zip into legacy files; plugged into [`run_with`](super::run_with).
 pub trait GeoipBuilder: Send + Sync + 'static {
     /// Builds the legacy files of the edition in `zip` (already checked by
-    /// [`validate_zip`]) into the empty directory `out_dir`. `stop` is set when the run is
+    /// [`validate_zip`](crate::geoip::archive::validate_zip)) into the empty directory `out_dir`. `stop` is set when the run is
     /// cancelled (timeout, reload, shutdown): the build should then end soon, with any error;
     /// the run waits for it before removing its scratch directory.
     fn build(
