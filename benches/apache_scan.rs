@@ -175,7 +175,7 @@ fn latency(dir: &Path) {
         path.display().to_string()
     );
     let cfg = opsd::config::parse(&dir.join("jobs.toml"), &text).unwrap();
-    let JobType::ApacheLog(spec) = cfg.jobs["lat"].job.clone() else {
+    let JobType::ApacheLog(spec) = cfg.jobs["lat"].spec.clone() else {
         panic!("not an apache_log job")
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

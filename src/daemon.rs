@@ -300,7 +300,7 @@ fn spawn_preflights<'a>(cfg: &Config, names: impl IntoIterator<Item = &'a String
             continue;
         };
         tokio::spawn(async move {
-            match job.job.preflight().await {
+            match job.spec.preflight().await {
                 Ok(None) => {}
                 Ok(Some(what)) => tracing::info!(job = %job.name, "{}: {what}", job.name),
                 Err(why) => tracing::error!(job = %job.name,
@@ -323,7 +323,7 @@ fn spawn_file_checks(cfg: &Config) {
         .name("job-file-check".into())
         .spawn(move || {
             for job in jobs {
-                for (path, why) in job.job.spec().unusable_files() {
+                for (path, why) in job.spec.as_spec().unusable_files() {
                     tracing::warn!(job = %job.name, file = %path.display(),
                         "{}: {why}; its runs will fail until this is fixed", job.name);
                 }

@@ -31,7 +31,7 @@
 //!
 //! Adding a job type touches its folder under `jobs/` (a `KIND` row, a `JobSpec` impl), one
 //! line in [`jobs::REGISTRY`], one variant of [`jobs::JobType`] with its arm in
-//! [`jobs::JobType::spec`], and its page in `docs/`.
+//! [`jobs::JobType::as_spec`], and its page in `docs/`.
 
 pub mod account;
 pub mod alert;

@@ -28,7 +28,7 @@ fn spec(keys: &str) -> Ec2Spec {
         "[jobs.dev]\ntype = \"ec2\"\nschedule = \"@daily\"\nregion = \"ap-northeast-2\"\n{keys}\n"
     );
     let cfg = parse(Path::new("jobs.toml"), &text).expect("valid job");
-    match cfg.jobs["dev"].job.clone() {
+    match cfg.jobs["dev"].spec.clone() {
         JobType::Ec2(spec) => spec,
         other => panic!("not an ec2 job: {other:?}"),
     }

@@ -89,7 +89,7 @@ fn test_rules(
             let apache_jobs = || {
                 cfg.jobs
                     .values()
-                    .filter(|j| matches!(j.job, crate::jobs::JobType::ApacheLog(_)))
+                    .filter(|j| matches!(j.spec, crate::jobs::JobType::ApacheLog(_)))
                     .map(|j| j.name.as_str())
             };
             let Some(job) = cfg.jobs.get(name) else {
@@ -100,11 +100,11 @@ fn test_rules(
                     apache_jobs().collect::<Vec<_>>().join(", ")
                 );
             };
-            let crate::jobs::JobType::ApacheLog(spec) = &job.job else {
+            let crate::jobs::JobType::ApacheLog(spec) = &job.spec else {
                 anyhow::bail!(
                     "{}: job {name:?} is a {} job, not an apache_log job",
                     shown_path(config_path),
-                    job.job.type_name()
+                    job.spec.type_name()
                 );
             };
             (

@@ -78,7 +78,7 @@ fn type_checks<'a>(cfg: &'a Config, sandbox: &Sandbox) -> Vec<(&'a JobConfig, Fi
             credentials_dir: credentials.as_deref(),
             hidden_by: &hidden_by,
         };
-        found.extend(job.job.check(&ctx).into_iter().map(|f| (&**job, f)));
+        found.extend(job.spec.check(&ctx).into_iter().map(|f| (&**job, f)));
     }
     found
 }
@@ -111,7 +111,7 @@ fn check_preflights(cfg: &Config, out: &mut Vec<String>) -> anyhow::Result<bool>
     let mut ok = true;
     let mut first = true;
     for job in cfg.jobs.values() {
-        let line = match rt.block_on(job.job.preflight()) {
+        let line = match rt.block_on(job.spec.preflight()) {
             Ok(None) => continue,
             Ok(Some(what)) => what,
             Err(why) => {
@@ -244,13 +244,13 @@ fn print_check(cfg: &Config, next: usize, ok: bool) {
             None => println!(
                 "\n{} [{}]{state}: runs continuously",
                 job.name,
-                job.job.type_name()
+                job.spec.type_name()
             ),
             Some(s) => {
                 println!(
                     "\n{} [{}]{state}: \"{}\" in {}",
                     job.name,
-                    job.job.type_name(),
+                    job.spec.type_name(),
                     table_cell(&s.to_string()),
                     s.timezone()
                 );

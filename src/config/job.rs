@@ -181,7 +181,7 @@ pub(super) fn parse_job(
             jitter: common.jitter.map(|d| d.0).unwrap_or_default(),
             catch_up: common.catch_up,
             alert: common.alert.into_iter().map(Spanned::into_inner).collect(),
-            job,
+            spec: job,
         }),
         _ => Err(errors),
     }

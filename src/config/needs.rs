@@ -12,7 +12,7 @@ use crate::jobs::needs::Needs;
 /// `PATH` at run time and is not listed.
 pub fn files_needed(job: &JobConfig) -> Vec<Needed> {
     let mut out = Needs::default();
-    job.job.spec().needs(&mut out);
+    job.spec.as_spec().needs(&mut out);
     out.into_vec()
 }
 

@@ -90,7 +90,7 @@ pub struct JobConfig {
     /// The alert sinks failed runs (and the job's own alerts) go to.
     pub alert: Vec<String>,
     /// The type-specific part.
-    pub job: JobType,
+    pub spec: JobType,
 }
 
 impl PartialEq for JobConfig {
@@ -107,7 +107,7 @@ impl PartialEq for JobConfig {
             jitter,
             catch_up,
             alert,
-            job,
+            spec,
         } = self;
         *name == other.name
             && *schedule == other.schedule
@@ -118,6 +118,6 @@ impl PartialEq for JobConfig {
             && *jitter == other.jitter
             && *catch_up == other.catch_up
             && *alert == other.alert
-            && *job == other.job
+            && *spec == other.spec
     }
 }

@@ -495,7 +495,7 @@ fn good_env_names_pass() {
         "[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\nenv = { _X1 = \"a\", LANG = \"C\" }\n",
     )
     .unwrap();
-    let JobType::Command(spec) = &cfg.jobs["a"].job else {
+    let JobType::Command(spec) = &cfg.jobs["a"].spec else {
         panic!("a command job")
     };
     assert_eq!(spec.env.len(), 2);

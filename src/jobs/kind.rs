@@ -6,7 +6,7 @@
 //! to ask, only a `type = "..."` string: the row (a plain struct of a name, a flag and two
 //! function pointers, in a `static` in the type's own folder) is what can be looked up by that
 //! string. Once parsed, the spec itself is asked to run, preflight and list what it needs,
-//! through a trait object ([`super::JobType::spec`]), so that [`super::JobType`] holds one
+//! through a trait object ([`super::JobType::as_spec`]), so that [`super::JobType`] holds one
 //! `match`, not one per method. Adding a type: its folder with a `KIND` row and a `JobSpec`
 //! impl, one line in [`super::REGISTRY`], one variant of [`super::JobType`].
 

@@ -146,7 +146,7 @@ pub enum JobType {
 
 impl JobType {
     /// The spec, as the type's [`JobSpec`]: the one place the variants are told apart.
-    pub fn spec(&self) -> &dyn JobSpec {
+    pub fn as_spec(&self) -> &dyn JobSpec {
         match self {
             JobType::Command(spec) => spec,
             JobType::Ec2(spec) => spec,
@@ -157,12 +157,12 @@ impl JobType {
 
     /// The `type = "..."` name of this job type.
     pub fn type_name(&self) -> &'static str {
-        self.spec().kind().name
+        self.as_spec().kind().name
     }
 
     /// True for job types that run continuously from start instead of on a schedule.
     pub fn is_continuous(&self) -> bool {
-        self.spec().kind().continuous
+        self.as_spec().kind().continuous
     }
 
     /// Checks what a run will need from outside before the first run comes due (EC2
@@ -170,12 +170,12 @@ impl JobType {
     /// checked, `Ok(None)` means there is nothing to check, and `Err` says what will make runs
     /// fail.
     pub async fn preflight(&self) -> Result<Option<String>, String> {
-        self.spec().preflight().await
+        self.as_spec().preflight().await
     }
 
     /// What `opsd check` can tell about this job's runs beyond its preflight ([`check`]).
     pub fn check(&self, ctx: &check::CheckContext) -> Vec<check::Finding> {
-        self.spec().check(ctx)
+        self.as_spec().check(ctx)
     }
 
     /// Runs the job once; returns promptly after `ctx.cancel` fires.
@@ -183,7 +183,7 @@ impl JobType {
         // Each type's run is boxed ([`JobSpec::run`]) so a run takes the memory its own type
         // needs: unboxed, every run would be as large as the largest (an AWS SDK call, ~12 KB),
         // which is 12 MB for 1,000 command runs at once.
-        self.spec().run(ctx).await
+        self.as_spec().run(ctx).await
     }
 }
 
@@ -200,7 +200,7 @@ mod tests {
         }
         let text = "[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = [\"true\"]\n";
         let cfg = crate::config::parse(std::path::Path::new("jobs.toml"), text).expect("valid");
-        let kind = cfg.jobs["a"].job.spec().kind();
+        let kind = cfg.jobs["a"].spec.as_spec().kind();
         assert!(REGISTRY.iter().any(|k| std::ptr::eq(*k, kind)));
         assert_eq!(kind.name, "command");
     }
@@ -223,7 +223,7 @@ mod tests {
             alert_to: Vec::new().into(),
             live: LiveSlot::default(),
         };
-        let run = cfg.jobs["a"].job.run(&ctx);
+        let run = cfg.jobs["a"].spec.run(&ctx);
         // Unboxed, this was the size of an AWS SDK call's state (~12 KB) for every run.
         assert!(
             std::mem::size_of_val(&run) <= 64,

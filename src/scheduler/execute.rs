@@ -179,7 +179,7 @@ pub async fn execute(
     }
     let clock = Instant::now();
     let mut timed_out = false;
-    let run = job.job.run(&ctx);
+    let run = job.spec.run(&ctx);
     tokio::pin!(run);
     let mut report = match job.timeout {
         Some(limit) => tokio::select! {

@@ -48,7 +48,7 @@ impl Entry {
     /// (a scheduled job's run going now is left to finish).
     fn stop(&self, why: &str) {
         self.timer_stop.cancel();
-        if self.handle.config.job.is_continuous() {
+        if self.handle.config.spec.is_continuous() {
             self.runs_why.set(why);
             self.handle.runs_stop.cancel();
         }
@@ -100,7 +100,7 @@ impl Scheduler {
         let mut supervisor = None;
         let config = &handle.config;
         if config.enabled {
-            if config.job.is_continuous() {
+            if config.spec.is_continuous() {
                 let runner = self.runner.clone();
                 let (j, why) = (handle.clone(), runs_why.clone());
                 // The new watcher starts only once the one it replaces has stopped.
@@ -207,7 +207,7 @@ impl Scheduler {
                 .unwrap_or_default();
             format!("no job named {name:?}{hint}")
         })?;
-        if entry.handle.config.job.is_continuous() {
+        if entry.handle.config.spec.is_continuous() {
             return Err(format!(
                 "{name:?} runs continuously; it cannot be triggered"
             ));

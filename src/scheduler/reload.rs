@@ -49,7 +49,7 @@ impl ReloadSummary {
 /// Whether a job replaced from `old` to `new` keeps its live state (its last run): a job given
 /// another type starts afresh, as a new one would.
 pub fn keeps_state(old: &JobConfig, new: &JobConfig) -> bool {
-    old.job.type_name() == new.job.type_name()
+    old.spec.type_name() == new.spec.type_name()
 }
 
 #[cfg(test)]

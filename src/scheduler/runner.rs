@@ -163,7 +163,8 @@ impl Runner {
     /// A state for `job` that starts from the last run saved by an earlier daemon; a file that
     /// cannot be read is logged and ignored (the next run replaces it).
     pub fn restore_state(&self, job: &JobConfig) -> Arc<JobState> {
-        let (state, error) = JobState::restore(&self.last_run_file(&job.name), job.job.type_name());
+        let (state, error) =
+            JobState::restore(&self.last_run_file(&job.name), job.spec.type_name());
         if let Some(e) = error {
             tracing::warn!(job = %job.name, "{}: {e}; status shows no last run until it runs again", job.name);
         }
@@ -174,7 +175,7 @@ impl Runner {
     /// it, so shutdown does not end before the last runs are kept.
     async fn save_last(&self, job: &JobConfig, state: &Arc<JobState>) {
         let path = self.last_run_file(&job.name);
-        let (state, job_type) = (Arc::clone(state), job.job.type_name());
+        let (state, job_type) = (Arc::clone(state), job.spec.type_name());
         let name = job.name.clone();
         let saved = tokio::task::spawn_blocking(move || {
             state.save_last(&path, job_type).map_err(|e| (path, e))

@@ -38,7 +38,7 @@ impl JobStatus {
     pub fn new(config: &JobConfig, state: &JobState) -> Self {
         JobStatus {
             name: config.name.clone(),
-            job_type: config.job.type_name().to_string(),
+            job_type: config.spec.type_name().to_string(),
             schedule: config.schedule.as_ref().map(ToString::to_string),
             timezone: config
                 .schedule

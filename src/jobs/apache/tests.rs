@@ -37,11 +37,11 @@ dedup = "$1"
     .unwrap();
     let job = &cfg.jobs["apache-errors"];
     assert!(job.schedule.is_none());
-    let JobType::ApacheLog(spec) = &job.job else {
+    let JobType::ApacheLog(spec) = &job.spec else {
         panic!("not an apache_log job")
     };
-    assert!(job.job.is_continuous());
-    assert_eq!(job.job.type_name(), "apache_log");
+    assert!(job.spec.is_continuous());
+    assert_eq!(job.spec.type_name(), "apache_log");
     assert_eq!(spec.alert, ["ops-webhook"]);
     let rules = spec.rules();
     assert!(rules.iter().all(|r| r.id != "php_fatal"));
@@ -289,7 +289,7 @@ apache_bin = "/usr/sbin/apache2ctl"
 "#,
     )
     .unwrap();
-    let JobType::ApacheLog(spec) = &cfg.jobs["w"].job else {
+    let JobType::ApacheLog(spec) = &cfg.jobs["w"].spec else {
         panic!("not an apache_log job")
     };
     assert_eq!(
@@ -332,7 +332,7 @@ async fn check_shows_which_files_the_globs_match_today() {
         "[jobs.w]\ntype = \"apache_log\"\npaths = [\"{d}/*error.log\", \"{d}/nope/*.log\"]\n"
     ))
     .unwrap();
-    let line = cfg.jobs["w"].job.preflight().await.unwrap().unwrap();
+    let line = cfg.jobs["w"].spec.preflight().await.unwrap().unwrap();
     assert_eq!(
         line,
         format!(

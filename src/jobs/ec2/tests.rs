@@ -26,7 +26,7 @@ fn office_hours_example_parses() {
          tags = {{ Schedule = \"office-hours\" }}\nwait = true\n"
     );
     let cfg = parse(Path::new("jobs.toml"), &text).expect("valid");
-    let JobType::Ec2(spec) = &cfg.jobs["dev"].job else {
+    let JobType::Ec2(spec) = &cfg.jobs["dev"].spec else {
         panic!("not an ec2 job")
     };
     assert_eq!(spec.action(), Action::Start);
@@ -34,7 +34,7 @@ fn office_hours_example_parses() {
     assert_eq!(spec.tag_filter()["Schedule"], "office-hours");
     assert!(spec.wait);
     assert_eq!(spec.max_instances(), 20);
-    assert_eq!(cfg.jobs["dev"].job.type_name(), "ec2");
+    assert_eq!(cfg.jobs["dev"].spec.type_name(), "ec2");
 }
 
 #[test]
