@@ -4,8 +4,10 @@
 //! access key id) never reach its output, and a reload that changes `[alerts]` keeps running
 //! `apache_log` jobs delivering.
 
-use opsd::alert::{Alert, Dispatcher, DispatcherOptions, RetryPolicy, Severity};
-use opsd::config::{self, SinkConfig};
+use opsd::alert::sink::SinkConfig;
+use opsd::alert::{Alert, Dispatcher, DispatcherOptions, RetryPolicy};
+use opsd::config;
+use opsd::severity::Severity;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -3,9 +3,10 @@
 //! itself; deliveries are retried with exponential backoff; the caller never waits.
 
 use super::deliver::{AttemptError, Sink};
-use super::record::{Alert, Severity};
+use super::record::Alert;
 use super::sink::SinkConfig;
 use crate::logging::CRITICAL_TARGET;
+use crate::severity::Severity;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};

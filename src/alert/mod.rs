@@ -8,4 +8,4 @@ mod record;
 pub mod sink;
 
 pub use dispatch::{Dispatcher, DispatcherError, DispatcherOptions, RetryPolicy, SinkStats};
-pub use record::{hostname, Alert, Severity};
+pub use record::{hostname, Alert};

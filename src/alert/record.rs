@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 
 /// The alert's severity is the crate's one scale, shared with the log-watch rules.
-pub use crate::severity::Severity;
+use crate::severity::Severity;
 
 /// One alert, as logged and as sent to sinks (serialized to JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

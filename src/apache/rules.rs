@@ -21,7 +21,7 @@ const MAX_COUNTED: usize = 10_000;
 const MAX_KEYS: usize = 4096;
 
 /// A rule rates its matches on the crate's one scale, the one alert records carry.
-pub use crate::severity::Severity;
+use crate::severity::Severity;
 
 /// How matches of one rule are grouped for counting, cooldown and dedup.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -151,7 +151,7 @@ impl Texts {
                 e.insert(text)
             }
         };
-        let (line, column) = config::line_col(text, span.start);
+        let (line, column) = crate::field::line_col(text, span.start);
         Ok(format!("{}:{line}:{column}", shown_path(&job.file)))
     }
 }
@@ -189,7 +189,7 @@ fn check_hidden_paths(cfg: &Config, sandbox: &Sandbox, texts: &mut Texts, out: &
         }
     }
     for sink in cfg.alerts.values() {
-        let config::SinkKind::Command(c) = &sink.kind else {
+        let crate::alert::sink::SinkKind::Command(c) = &sink.kind else {
             continue;
         };
         let program = match &c.command {

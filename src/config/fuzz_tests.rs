@@ -5,6 +5,7 @@
 //! A failure names the seed, which regenerates its input with [`case`].
 
 use super::*;
+use crate::field::shown;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 

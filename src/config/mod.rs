@@ -17,8 +17,6 @@ pub mod needs;
 pub mod sandbox;
 mod schema;
 
-pub use crate::alert::sink::{CommandSink, SinkConfig, SinkKind, WebhookSink};
-pub use crate::field::{did_you_mean, line_col, shown, struct_fields, FieldError, HumanDuration};
 pub use drop_in::{drop_in_dir, skipped, DROP_IN_DIR};
 pub use error::{ConfigError, Located};
 

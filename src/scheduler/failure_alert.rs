@@ -2,8 +2,9 @@
 //! one part that knows both a run's report and the alert record, so `alert` needs nothing of
 //! `jobs`.
 
-use crate::alert::{Alert, Severity};
+use crate::alert::Alert;
 use crate::jobs::{Outcome, RunReport};
+use crate::severity::Severity;
 
 /// The alert for run `run_id` of `job` that ended as `report` says: the rule is
 /// `run_OUTCOME`, and the last lines the run printed go in `extra`, the field every sink shows

@@ -1,7 +1,8 @@
 //! A real Apache 2.4 (Debian's apache2, event MPM) on a free 127.0.0.1 port with its own
 //! ServerRoot, ErrorLog and PidFile in a temporary directory; stopped on drop.
 
-use opsd::apache::rules::{Dedup, Rule, Severity};
+use opsd::apache::rules::{Dedup, Rule};
+use opsd::severity::Severity;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 use super::*;
-use crate::apache::rules::{builtin_rules, Dedup, Severity};
+use crate::apache::rules::{builtin_rules, Dedup};
+use crate::severity::Severity;
 use std::time::Duration;
 
 const CRASHES: &str = include_str!("../../../tests/data/apache/event-crashes.log");

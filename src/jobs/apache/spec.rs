@@ -1,9 +1,10 @@
 //! The `apache_log` job's keys (`ApacheLogSpec`, its custom rules), their checks beyond serde,
 //! and what they give the watcher: the rule set and its configuration.
 
-use crate::apache::rules::{builtin_rules, Dedup, Rule, Severity, BUILTIN_IDS};
+use crate::apache::rules::{builtin_rules, Dedup, Rule, BUILTIN_IDS};
 use crate::apache::watch::WatchConfig;
 use crate::field::{did_you_mean_hint, FieldError, HumanDuration};
+use crate::severity::Severity;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
