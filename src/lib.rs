@@ -21,3 +21,4 @@ pub mod schedule;
 pub mod scheduler;
 pub mod state;
 pub mod systemd;
+pub mod tls;
