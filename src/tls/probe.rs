@@ -80,9 +80,17 @@ pub async fn probe(target: &Target, timeout: Duration, trust: &Trust) -> ProbeRe
         result,
         elapsed: started.elapsed(),
     };
-    let address = match timeout_at(deadline, resolve(target)).await {
+    let addresses = match timeout_at(deadline, resolve(target)).await {
         Err(_) => return report(None, Err(Unreachable::Timeout(timeout))),
         Ok(Err(e)) => return report(None, Err(Unreachable::Dns(e))),
+        Ok(Ok(addresses)) => addresses,
+    };
+    let Some((first, others)) = addresses.split_first() else {
+        return report(None, Err(Unreachable::Dns("no address".to_string())));
+    };
+    let address = match timeout_at(deadline, pick(*first, others)).await {
+        Err(_) => return report(Some(*first), Err(Unreachable::Timeout(timeout))),
+        Ok(Err((address, unreachable))) => return report(Some(address), Err(unreachable)),
         Ok(Ok(address)) => address,
     };
     let (tls13, tls12, tls11, tls10) = tokio::join!(
@@ -141,20 +149,45 @@ pub async fn probe_all(
         .await
 }
 
-/// The first address of the target (no DNS for an IP address).
-async fn resolve(target: &Target) -> Result<SocketAddr, String> {
+/// The target's addresses (no DNS for an IP address); never empty.
+async fn resolve(target: &Target) -> Result<Vec<SocketAddr>, String> {
     match target.host() {
-        Host::Ip(ip) => Ok(SocketAddr::new(*ip, target.port())),
+        Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, target.port())]),
         Host::Name(name) => {
             let name: &str = name.as_ref();
-            let mut addresses = tokio::net::lookup_host((name, target.port()))
+            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((name, target.port()))
                 .await
-                .map_err(|e| e.to_string())?;
-            addresses
-                .next()
-                .ok_or_else(|| format!("{name} has no address"))
+                .map_err(|e| e.to_string())?
+                .collect();
+            if addresses.is_empty() {
+                return Err(format!("{name} has no address"));
+            }
+            Ok(addresses)
         }
     }
+}
+
+/// The address to probe: `first` when it is the only one, or else the first of `first` and
+/// `others` that takes a TCP connection (a name whose IPv6 address nobody listens on is probed
+/// on its IPv4 one, as browsers do). `Err` says why `first` failed.
+pub(super) async fn pick(
+    first: SocketAddr,
+    others: &[SocketAddr],
+) -> Result<SocketAddr, (SocketAddr, Unreachable)> {
+    if others.is_empty() {
+        return Ok(first);
+    }
+    let failure = match connect(first).await {
+        Ok(_) => return Ok(first),
+        Err(Attempt::ConnectFailed(why)) => Unreachable::Connect(why),
+        Err(_) => Unreachable::Refused,
+    };
+    for address in others {
+        if connect(*address).await.is_ok() {
+            return Ok(*address);
+        }
+    }
+    Err((first, failure))
 }
 
 /// Connects to `address`, classifying a failure.

@@ -830,3 +830,21 @@ async fn probe_all_reports_every_target_in_order() {
     assert_eq!(reports[1].result, Err(Unreachable::Refused));
     assert!(judge(&reports[2], &Expect::default()).passed());
 }
+
+#[tokio::test]
+async fn a_name_is_probed_on_its_first_address_that_answers() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap();
+    let closed: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    assert_eq!(super::probe::pick(closed, &[open]).await, Ok(open));
+    assert_eq!(
+        super::probe::pick(closed, &[]).await,
+        Ok(closed),
+        "one address: no pre-connect"
+    );
+    assert_eq!(
+        super::probe::pick(closed, &[closed]).await,
+        Err((closed, Unreachable::Refused))
+    );
+    drop(listener);
+}
