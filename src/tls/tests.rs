@@ -848,3 +848,22 @@ async fn a_name_is_probed_on_its_first_address_that_answers() {
     );
     drop(listener);
 }
+
+#[tokio::test]
+async fn tls12_with_only_suites_rustls_refuses_is_still_seen_as_on() {
+    let pki = Pki::new();
+    let cbc = Server::start(&pki, "good", None, &["-tls1_2", "-cipher", "AES128-SHA"]);
+    let r = probe_within(&cbc.target("shop.example.com"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, true, false, false], "{r:#?}");
+    assert_eq!(
+        findings(&r).versions.tls12,
+        Support::Accepted {
+            cipher: "TLS_RSA_WITH_AES_128_CBC_SHA (not spoken by rustls)".to_string()
+        }
+    );
+    let line = judge(&r, &Expect::default()).line();
+    assert_eq!(
+        line,
+        "certificate not checked: no TLS 1.3 or 1.2 handshake finished; TLS 1.3 not offered"
+    );
+}
