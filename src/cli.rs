@@ -297,9 +297,7 @@ fn apache_test_rules(
                     .map(|j| j.name.as_str())
             };
             let Some(job) = cfg.jobs.get(name) else {
-                let hint = config::did_you_mean(name, apache_jobs())
-                    .map(|s| format!("; did you mean {s:?}?"))
-                    .unwrap_or_default();
+                let hint = crate::field::did_you_mean_hint(name, apache_jobs()).unwrap_or_default();
                 anyhow::bail!(
                     "{}: no job {name:?}{hint} (apache_log jobs: {})",
                     shown_path(config_path),
@@ -388,10 +386,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Response::Status { config, jobs } if name.is_some() => {
                     let name = name.unwrap_or_default();
                     let Some(job) = jobs.iter().find(|j| j.name == name) else {
-                        let hint =
-                            config::did_you_mean(&name, jobs.iter().map(|j| j.name.as_str()))
-                                .map(|s| format!("; did you mean {s:?}?"))
-                                .unwrap_or_default();
+                        let hint = crate::field::did_you_mean_hint(
+                            &name,
+                            jobs.iter().map(|j| j.name.as_str()),
+                        )
+                        .unwrap_or_default();
                         anyhow::bail!(
                             "no job named {name:?} in the loaded job files ({} and its \
                              jobs.d/*.toml){hint}",
@@ -478,8 +477,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load_config(&config.config)?;
             let job = cfg.jobs.get(&name).cloned().with_context(|| {
                 let names: Vec<&str> = cfg.jobs.keys().map(String::as_str).collect();
-                let hint = config::did_you_mean(&name, names.iter().copied())
-                    .map(|s| format!("; did you mean {s:?}?"))
+                let hint = crate::field::did_you_mean_hint(&name, names.iter().copied())
                     .unwrap_or_default();
                 format!(
                     "no job named {name:?} in the loaded job files ({} and its \

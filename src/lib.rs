@@ -12,6 +12,7 @@ pub mod control;
 pub mod daemon;
 pub mod dist_assets;
 pub mod escape;
+pub mod field;
 pub mod geoip;
 pub mod jobs;
 pub mod logging;

@@ -1,7 +1,7 @@
 //! One delivery attempt to one sink: POST to a webhook, or run a program with the alert on stdin.
 
 use super::record::Alert;
-use crate::config::{CommandSink, SinkConfig, SinkKind, WebhookSink};
+use super::sink::{CommandSink, SinkConfig, SinkKind, WebhookSink};
 use crate::process::env::{self, RunUser};
 use crate::{escape, redact};
 use nix::sys::signal::{killpg, Signal};

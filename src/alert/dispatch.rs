@@ -4,7 +4,7 @@
 
 use super::deliver::{AttemptError, Sink};
 use super::record::{Alert, Severity};
-use crate::config::SinkConfig;
+use super::sink::SinkConfig;
 use crate::logging::CRITICAL_TARGET;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,6 +5,7 @@
 mod deliver;
 mod dispatch;
 mod record;
+pub mod sink;
 
 pub use dispatch::{Dispatcher, DispatcherError, DispatcherOptions, RetryPolicy, SinkStats};
 pub use record::{hostname, Alert, Severity};

@@ -4,31 +4,9 @@
 //! ([`crate::escape::control`]): a drop-in's file name, a quoted key or a value in a message is
 //! anyone's text, and these lines reach `opsd check`, the reload reply and the journal.
 
+use crate::field::{Cursor, FieldError};
 use std::fmt;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
-
-/// A problem found in one key of the configuration, located by byte span.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Byte range in the file of the offending key or value (empty when unknown).
-    pub span: Range<usize>,
-    /// Dotted path of the key, e.g. `jobs.backup.schedule`.
-    pub key: String,
-    /// What is wrong, in words a user can act on.
-    pub message: String,
-}
-
-impl FieldError {
-    /// Builds a field error for `key` at `span`.
-    pub fn new(span: Range<usize>, key: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            span,
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// Why a configuration file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -140,71 +118,10 @@ impl ConfigError {
     }
 }
 
-/// A position in a text walked forward once, for locating errors in span order.
-#[derive(Debug)]
-struct Cursor {
-    offset: usize,
-    line: usize,
-    column: usize,
-}
-
-impl Default for Cursor {
-    fn default() -> Self {
-        Cursor {
-            offset: 0,
-            line: 1,
-            column: 1,
-        }
-    }
-}
-
-impl Cursor {
-    /// Moves to byte `offset` (clamped to the text and to a character start; never backwards)
-    /// and returns its 1-based (line, column).
-    fn advance(&mut self, text: &str, offset: usize) -> (usize, usize) {
-        let mut offset = offset.min(text.len());
-        while !text.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        if offset > self.offset {
-            let walked = &text[self.offset..offset];
-            match walked.rfind('\n') {
-                Some(i) => {
-                    self.line += memchr::memchr_iter(b'\n', walked.as_bytes()).count();
-                    self.column = walked[i + 1..].chars().count() + 1;
-                }
-                None => self.column += walked.chars().count(),
-            }
-            self.offset = offset;
-        }
-        (self.line, self.column)
-    }
-}
-
-/// Converts a byte offset into a 1-based (line, column) pair.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    Cursor::default().advance(text, offset)
-}
-
-/// Characters of a value shown in a message before it is cut.
-const SHOWN_CHARS: usize = 80;
 /// The longest message kept whole; longer ones carry a value from the file and are cut.
 const MAX_MESSAGE: usize = 300;
 /// The longest key path kept whole.
 const MAX_KEY: usize = 160;
-/// Words longer than this get no "did you mean": none of the names suggested is this long, and
-/// comparing a huge value with every candidate would cost time quadratic in its length.
-const MAX_SUGGESTED: usize = 64;
-
-/// A value from the file quoted for a message, cut to its first 80 characters and its length in
-/// bytes when it is longer: `"aaaa…" (1000129 bytes)`.
-pub fn shown(value: &str) -> String {
-    match value.char_indices().nth(SHOWN_CHARS) {
-        None => format!("{value:?}"),
-        Some((end, _)) => format!("{:?}… ({} bytes)", &value[..end], value.len()),
-    }
-}
-
 /// `text` itself when at most `max` characters long, else its start and end around a note of
 /// its length, so a message keeps its subject and its hint but not a huge value between them.
 fn cut(text: &str, max: usize) -> String {
@@ -228,33 +145,9 @@ fn cut(text: &str, max: usize) -> String {
     )
 }
 
-/// Suggests the closest candidate to `word`, if one is close enough to be a typo.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    if word.len() > MAX_SUGGESTED {
-        return None;
-    }
-    candidates
-        .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn line_col_counts_from_one() {
-        let text = "a = 1\nbb = 2\n";
-        assert_eq!(line_col(text, 0), (1, 1));
-        assert_eq!(line_col(text, 6), (2, 1));
-        assert_eq!(line_col(text, 8), (2, 3));
-    }
 
     #[test]
     fn a_file_name_key_or_message_with_control_characters_stays_on_its_line() {
@@ -290,13 +183,5 @@ mod tests {
             text.starts_with("/etc/opsd/jobs.d/evil\\u{1b}[2J\\n FAKE") && !text.contains('\n'),
             "{text}"
         );
-    }
-
-    #[test]
-    fn suggests_close_keys_only() {
-        let keys = ["timeout", "timezone", "schedule"];
-        assert_eq!(did_you_mean("timout", keys), Some("timeout"));
-        assert_eq!(did_you_mean("shedule", keys), Some("schedule"));
-        assert_eq!(did_you_mean("xyz", keys), None);
     }
 }

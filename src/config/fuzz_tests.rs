@@ -6,6 +6,7 @@
 
 use super::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 
 /// Cases run by [`mutated_job_files_never_panic`].
 const CASES: u64 = 10_000;

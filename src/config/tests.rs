@@ -1,6 +1,9 @@
 //! Unit tests for configuration errors: each names the file, line, column and key.
 
 use super::*;
+use crate::jobs::JobType;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 fn errors(text: &str) -> Vec<String> {
     match parse(Path::new("/etc/opsd/jobs.toml"), text) {
@@ -496,4 +499,32 @@ fn good_env_names_pass() {
         panic!("a command job")
     };
     assert_eq!(spec.env.len(), 2);
+}
+
+#[test]
+fn an_unknown_type_lists_every_registered_type_and_unknown_keys_take_the_types_article() {
+    let e = errors("[jobs.a]\ntype = \"sftp\"\n");
+    let known: Vec<&str> = crate::jobs::REGISTRY.iter().map(|k| k.name).collect();
+    assert_eq!(
+        e,
+        [format!(
+            "/etc/opsd/jobs.toml:2:8: `jobs.a.type`: unknown job type \"sftp\" (known: {})",
+            known.join(", ")
+        )]
+    );
+    assert_eq!(known, ["command", "ec2", "geoip", "apache_log"]);
+    let e = errors(
+        "[jobs.a]\ntype = \"ec2\"\nschedule = \"@daily\"\naction = \"start\"\nregion = \"x\"\nbogus = 1\n",
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.ends_with("`jobs.a.bogus`: unknown key for an ec2 job")),
+        "{e:?}"
+    );
+    let e = errors("[jobs.a]\ntype = \"geoip\"\nschedule = \"@daily\"\nbogus = 1\n");
+    assert!(
+        e.iter()
+            .any(|l| l.ends_with("`jobs.a.bogus`: unknown key for a geoip job")),
+        "{e:?}"
+    );
 }

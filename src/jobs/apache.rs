@@ -7,7 +7,7 @@ use crate::alert::Alert;
 use crate::apache::doctor::{diagnose, Diagnosis, DoctorError, DoctorOptions, Verdict};
 use crate::apache::rules::{builtin_rules, Dedup, LogEvent, Rule, Severity, BUILTIN_IDS};
 use crate::apache::watch::{watch_reporting, WatchConfig, Watcher};
-use crate::config::{did_you_mean, FieldError, HumanDuration};
+use crate::field::{did_you_mean_hint, FieldError, HumanDuration};
 use crate::logging::CRITICAL_TARGET;
 use regex::Regex;
 use serde::Deserialize;
@@ -18,8 +18,10 @@ use std::time::Duration;
 use toml::Spanned;
 use tracing::{info, warn};
 
+mod kind;
 mod live;
 
+pub use kind::KIND;
 pub use live::WatchFigures;
 
 /// Default time between two passes over the files.
@@ -148,9 +150,8 @@ impl ApacheLogSpec {
         }
         for d in &self.disable_rules {
             if !BUILTIN_IDS.contains(&d.get_ref().as_str()) {
-                let hint = did_you_mean(d.get_ref(), BUILTIN_IDS.iter().copied())
-                    .map(|s| format!("; did you mean {s:?}?"))
-                    .unwrap_or_default();
+                let hint =
+                    did_you_mean_hint(d.get_ref(), BUILTIN_IDS.iter().copied()).unwrap_or_default();
                 errors.push(FieldError::new(
                     d.span(),
                     format!("{prefix}.disable_rules"),

@@ -4,7 +4,7 @@
 
 use super::command::{self, CommandLine, CommandSpec};
 use super::{Outcome, RunContext, RunReport};
-use crate::config::{did_you_mean, FieldError};
+use crate::field::{did_you_mean_hint, FieldError};
 use crate::geoip::archive::{validate_zip, ZipLimits};
 use crate::geoip::download::{DownloadConfig, DownloadError, MaxMindClient, DEFAULT_BASE_URL};
 use crate::geoip::install::{check_dir, check_output_dir, install, Staged, LOCK_WAIT};
@@ -124,9 +124,7 @@ impl GeoipSpec {
         for edition in self.editions.get_ref() {
             let name = edition.get_ref().as_str();
             if !EDITIONS.contains(&name) {
-                let hint = did_you_mean(name, EDITIONS.iter().copied())
-                    .map(|s| format!("; did you mean {s:?}?"))
-                    .unwrap_or_default();
+                let hint = did_you_mean_hint(name, EDITIONS.iter().copied()).unwrap_or_default();
                 err(
                     edition.span(),
                     "editions",
@@ -609,6 +607,8 @@ impl<B: GeoipBuilder> Edition<'_, B> {
     }
 }
 
+pub use kind::KIND;
+mod kind;
 pub mod preflight;
 #[cfg(test)]
 mod tests;

@@ -1,13 +1,16 @@
 //! The job types and their contract with the scheduler: a job is handed a [`RunContext`] and
 //! returns a [`RunReport`]. Job types never see the scheduler, and the scheduler sees only
-//! [`JobType`], never a type's details.
+//! [`JobType`], never a type's details. Each type has one row in [`REGISTRY`].
 
 pub mod apache;
 pub mod command;
 pub mod ec2;
 pub mod geoip;
+pub mod kind;
 pub mod live;
+pub mod needs;
 
+pub use kind::{JobSpec, Kind};
 pub use live::{LiveSlot, LiveStatus};
 
 use serde::Serialize;
@@ -123,7 +126,11 @@ impl RunReport {
     }
 }
 
-/// A job's type-specific definition, as validated from `jobs.toml`.
+/// Every job type, in the order `unknown job type` lists them: one row per type, defined in
+/// the type's folder.
+pub static REGISTRY: &[&Kind] = &[&command::KIND, &ec2::KIND, &geoip::KIND, &apache::KIND];
+
+/// A job's type-specific definition, as validated from `jobs.toml`: one variant per type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobType {
     /// Run a program or a shell line.
@@ -137,57 +144,60 @@ pub enum JobType {
 }
 
 impl JobType {
+    /// The spec, as the type's [`JobSpec`]: the one place the variants are told apart.
+    pub fn spec(&self) -> &dyn JobSpec {
+        match self {
+            JobType::Command(spec) => spec,
+            JobType::Ec2(spec) => spec,
+            JobType::Geoip(spec) => spec,
+            JobType::ApacheLog(spec) => spec,
+        }
+    }
+
     /// The `type = "..."` name of this job type.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            JobType::Command(_) => "command",
-            JobType::Ec2(_) => "ec2",
-            JobType::Geoip(_) => "geoip",
-            JobType::ApacheLog(_) => "apache_log",
-        }
+        self.spec().kind().name
     }
 
     /// True for job types that run continuously from start instead of on a schedule.
     pub fn is_continuous(&self) -> bool {
-        Self::is_continuous_type(self.type_name())
-    }
-
-    /// True for the `type = "..."` names of jobs that run continuously (no `schedule`).
-    pub fn is_continuous_type(type_name: &str) -> bool {
-        type_name == "apache_log"
+        self.spec().kind().continuous
     }
 
     /// Checks what a run will need from outside before the first run comes due (EC2
-    /// credentials, the files an Apache watch's globs match): `Ok(Some(what))` names what was checked, `Ok(None)` means there is
-    /// nothing to check, and `Err` says what will make runs fail.
+    /// credentials, the files an Apache watch's globs match): `Ok(Some(what))` names what was
+    /// checked, `Ok(None)` means there is nothing to check, and `Err` says what will make runs
+    /// fail.
     pub async fn preflight(&self) -> Result<Option<String>, String> {
-        match self {
-            JobType::Ec2(spec) => ec2::preflight(spec)
-                .await
-                .map(|source| Some(format!("credentials: OK ({source})")))
-                .map_err(|e| format!("credentials: {e}")),
-            JobType::ApacheLog(spec) => Ok(Some(spec.files_today())),
-            JobType::Command(_) | JobType::Geoip(_) => Ok(None),
-        }
+        self.spec().preflight().await
     }
 
     /// Runs the job once; returns promptly after `ctx.cancel` fires.
     pub async fn run(&self, ctx: &RunContext) -> RunReport {
-        // Each type's run is boxed so a run takes the memory its own type needs: unboxed,
-        // every run would be as large as the largest (an AWS SDK call, ~12 KB), which is
-        // 12 MB for 1,000 command runs at once.
-        match self {
-            JobType::Command(spec) => Box::pin(command::run(spec, ctx)).await,
-            JobType::Ec2(spec) => Box::pin(ec2::run(spec, ctx)).await,
-            JobType::Geoip(spec) => Box::pin(geoip::run(spec, ctx)).await,
-            JobType::ApacheLog(spec) => Box::pin(apache::run(spec, ctx)).await,
-        }
+        // Each type's run is boxed ([`JobSpec::run`]) so a run takes the memory its own type
+        // needs: unboxed, every run would be as large as the largest (an AWS SDK call, ~12 KB),
+        // which is 12 MB for 1,000 command runs at once.
+        self.spec().run(ctx).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_type_is_registered_once_and_names_its_own_row() {
+        let names: std::collections::BTreeSet<&str> = REGISTRY.iter().map(|k| k.name).collect();
+        assert_eq!(names.len(), REGISTRY.len(), "a name is registered twice");
+        for kind in REGISTRY {
+            assert!(!(kind.fields)().is_empty(), "{} has keys", kind.name);
+        }
+        let text = "[jobs.a]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = [\"true\"]\n";
+        let cfg = crate::config::parse(std::path::Path::new("jobs.toml"), text).expect("valid");
+        let kind = cfg.jobs["a"].job.spec().kind();
+        assert!(REGISTRY.iter().any(|k| std::ptr::eq(*k, kind)));
+        assert_eq!(kind.name, "command");
+    }
 
     #[test]
     fn a_run_takes_the_memory_of_its_own_type_not_the_largest() {

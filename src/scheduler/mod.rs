@@ -498,8 +498,7 @@ impl Scheduler {
     /// Runs a job now, respecting its overlap policy; the receiver hears how it ended.
     pub fn trigger(&self, name: &str) -> Result<oneshot::Receiver<TriggerReply>, String> {
         let entry = self.jobs.get(name).ok_or_else(|| {
-            let hint = crate::config::did_you_mean(name, self.jobs.keys().map(String::as_str))
-                .map(|s| format!("; did you mean {s:?}?"))
+            let hint = crate::field::did_you_mean_hint(name, self.jobs.keys().map(String::as_str))
                 .unwrap_or_default();
             format!("no job named {name:?}{hint}")
         })?;

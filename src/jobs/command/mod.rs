@@ -2,13 +2,15 @@
 //! process group, log its output line by line (keeping its last lines for the run's report),
 //! and stop the whole group on cancel.
 
+mod kind;
 mod spawn;
 pub mod tail;
 
 use super::{Outcome, RunContext, RunReport};
 pub use crate::command_line::CommandLine;
-use crate::config::FieldError;
+use crate::field::FieldError;
 use crate::process::env;
+pub use kind::KIND;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Group, Pid, User};
 use serde::Deserialize;

@@ -7,11 +7,13 @@
 mod act;
 mod client;
 mod errors;
+mod kind;
 mod select;
 mod spec;
 
 pub use client::{preflight, retry_config, MAX_ATTEMPTS};
 pub use errors::{Call, Ec2Error, Target};
+pub use kind::KIND;
 pub use select::{ASG_TAG, SKIP_TAG};
 pub use spec::{Action, Ec2Spec, DEFAULT_MAX_INSTANCES, DEFAULT_WAIT_TIMEOUT};
 

@@ -1,7 +1,7 @@
 //! The `type = "ec2"` keys of a job and the checks serde cannot make: a selection that is
 //! never "all instances", well-formed ids, tags, region and endpoint.
 
-use crate::config::{FieldError, HumanDuration};
+use crate::field::{FieldError, HumanDuration};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -1,7 +1,8 @@
 //! Unit tests for `[alerts.NAME]`: the example parses, and every mistake is located.
 
-use crate::config::{parse, SinkKind};
-use crate::jobs::command::CommandLine;
+use super::SinkKind;
+use crate::command_line::CommandLine;
+use crate::config::parse;
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,0 +1,74 @@
+//! `type = "command"` sinks: a program run with the alert as JSON on its stdin.
+
+use super::{timeout, SinkKind, SinkType};
+use crate::command_line::CommandLine;
+use crate::field::{de, struct_fields, FieldError, HumanDuration};
+use crate::process::env;
+use serde::Deserialize;
+use std::time::Duration;
+use toml::de::DeValue;
+use toml::Spanned;
+
+/// The `command` sink type.
+pub static TYPE: SinkType = SinkType {
+    name: "command",
+    fields: struct_fields::<RawCommand>,
+    parse,
+};
+
+/// `type = "command"`: a program fed the alert on stdin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandSink {
+    /// The program and its arguments, or a shell line.
+    pub command: CommandLine,
+    /// How long one attempt may take before the program is killed.
+    pub timeout: Duration,
+    /// Names of the daemon's environment variables the program may see (none by default).
+    pub pass_env: Vec<String>,
+}
+
+/// `[alerts.NAME]` with `type = "command"` as written.
+#[derive(Debug, Deserialize)]
+struct RawCommand {
+    #[serde(rename = "type")]
+    _kind: String,
+    command: Spanned<CommandLine>,
+    timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pass_env: Vec<Spanned<String>>,
+}
+
+fn parse(
+    value: &Spanned<DeValue<'_>>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Result<Option<SinkKind>, FieldError> {
+    de::<RawCommand>(value, prefix).map(|raw| command(raw, prefix, errors))
+}
+
+fn command(raw: RawCommand, prefix: &str, errors: &mut Vec<FieldError>) -> Option<SinkKind> {
+    if raw.command.get_ref().is_empty() {
+        errors.push(FieldError::new(
+            raw.command.span(),
+            format!("{prefix}.command"),
+            "the command is empty; give a program and its arguments, e.g. [\"/usr/local/bin/notify-admin\"]",
+        ));
+        return None;
+    }
+    let mut pass_env = Vec::new();
+    for name in raw.pass_env {
+        match env::name_problem(name.get_ref()) {
+            Some(problem) => errors.push(FieldError::new(
+                name.span(),
+                format!("{prefix}.pass_env"),
+                problem,
+            )),
+            None => pass_env.push(name.into_inner()),
+        }
+    }
+    Some(SinkKind::Command(CommandSink {
+        command: raw.command.into_inner(),
+        timeout: timeout(raw.timeout),
+        pass_env,
+    }))
+}
