@@ -512,7 +512,7 @@ fn an_unknown_type_lists_every_registered_type_and_unknown_keys_take_the_types_a
             known.join(", ")
         )]
     );
-    assert_eq!(known, ["command", "ec2", "geoip", "apache_log"]);
+    assert_eq!(known, ["command", "ec2", "geoip", "apache_log", "tls"]);
     let e = errors(
         "[jobs.a]\ntype = \"ec2\"\nschedule = \"@daily\"\naction = \"start\"\nregion = \"x\"\nbogus = 1\n",
     );

@@ -9,6 +9,7 @@ pub mod geoip;
 pub mod kind;
 pub mod live;
 pub mod needs;
+pub mod tls;
 
 pub use kind::{JobSpec, Kind};
 pub use live::{LiveSlot, LiveStatus};
@@ -128,7 +129,13 @@ impl RunReport {
 
 /// Every job type, in the order `unknown job type` lists them: one row per type, defined in
 /// the type's folder.
-pub static REGISTRY: &[&Kind] = &[&command::KIND, &ec2::KIND, &geoip::KIND, &apache::KIND];
+pub static REGISTRY: &[&Kind] = &[
+    &command::KIND,
+    &ec2::KIND,
+    &geoip::KIND,
+    &apache::KIND,
+    &tls::KIND,
+];
 
 /// A job's type-specific definition, as validated from `jobs.toml`: one variant per type.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,6 +148,8 @@ pub enum JobType {
     Geoip(geoip::GeoipSpec),
     /// Watch Apache error logs continuously.
     ApacheLog(apache::ApacheLogSpec),
+    /// Probe TLS versions and certificate expiry of sites.
+    Tls(tls::TlsSpec),
 }
 
 impl JobType {
@@ -151,6 +160,7 @@ impl JobType {
             JobType::Ec2(spec) => spec,
             JobType::Geoip(spec) => spec,
             JobType::ApacheLog(spec) => spec,
+            JobType::Tls(spec) => spec,
         }
     }
 

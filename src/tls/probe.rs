@@ -136,14 +136,21 @@ pub async fn probe(target: &Target, timeout: Duration, trust: &Trust) -> ProbeRe
 }
 
 /// Probes every target, at most `concurrency` at once; reports in the order of `targets`.
+/// The returned future is `Send` (a job's run needs it to be).
 pub async fn probe_all(
     targets: &[Target],
     timeout: Duration,
     trust: &Trust,
     concurrency: usize,
 ) -> Vec<ProbeReport> {
-    stream::iter(targets)
+    // The probes are made before they are streamed: with `stream::iter(targets).map(probe)`
+    // the closure is generic over the target's lifetime, and rustc then cannot prove the
+    // whole future `Send` ("FnOnce is not general enough") where a job's run needs it.
+    let probes: Vec<_> = targets
+        .iter()
         .map(|target| probe(target, timeout, trust))
+        .collect();
+    stream::iter(probes)
         .buffered(concurrency.max(1))
         .collect()
         .await
