@@ -34,10 +34,15 @@ impl JobSpec for TlsSpec {
             let path = path.clone();
             let shown = crate::escape::control(&path.display().to_string()).into_owned();
             match tokio::task::spawn_blocking(move || Trust::only_ca_file(&path)).await {
-                Ok(Ok(trust)) => Ok(Some(format!(
-                    "ca_file {shown}: OK ({} certificates)",
-                    trust.roots().len()
-                ))),
+                Ok(Ok(trust)) => {
+                    let n = trust.roots().len();
+                    let noun = if n == 1 {
+                        "certificate"
+                    } else {
+                        "certificates"
+                    };
+                    Ok(Some(format!("ca_file {shown}: OK ({n} {noun})")))
+                }
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(e) => Err(format!("ca_file {shown}: {e}")),
             }

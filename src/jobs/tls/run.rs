@@ -79,7 +79,7 @@ fn log_target(ctx: &RunContext, report: &ProbeReport, verdict: &Verdict) {
         (Some(worst), Some(severity)) => tracing::error!(
             job,
             run_id,
-            target = %target,
+            target = target.as_str(),
             rule = worst.kind.rule(),
             severity = severity.as_str(),
             elapsed_ms,
@@ -89,7 +89,7 @@ fn log_target(ctx: &RunContext, report: &ProbeReport, verdict: &Verdict) {
         _ => tracing::info!(
             job,
             run_id,
-            target = %target,
+            target = target.as_str(),
             elapsed_ms,
             "{}: tls {target}: {line}",
             job

@@ -153,6 +153,21 @@ fn a_tls_job_needs_a_schedule() {
     assert_eq!(errs[0].1, "jobs.sites.schedule");
 }
 
+#[tokio::test]
+async fn preflight_loads_the_ca_file_and_names_it_when_it_cannot() {
+    let text = format!("{HEAD}targets = [\"a:443\"]\nca_file = \"/nonexistent/ca.pem\"\n");
+    let cfg = parse(Path::new("jobs.toml"), &text).expect("valid");
+    let e = cfg.jobs["sites"]
+        .job
+        .preflight()
+        .await
+        .expect_err("no such file");
+    assert!(e.starts_with("ca_file /nonexistent/ca.pem: "), "{e}");
+    let text = format!("{HEAD}targets = [\"a:443\"]\n");
+    let cfg = parse(Path::new("jobs.toml"), &text).expect("valid");
+    assert_eq!(cfg.jobs["sites"].job.preflight().await, Ok(None));
+}
+
 // ---- outcomes and alerts ------------------------------------------------------------------
 
 /// A certificate by `issuer` with `days_left` days left.
