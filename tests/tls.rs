@@ -177,14 +177,18 @@ fn run_job_passes_a_tls13_and_12_server_and_fails_a_tls12_only_one_with_the_tabl
     let old = Server::start(dir.path(), &["-tls1_2"]);
     let ca = dir.path().join("ca.pem");
     let config = dir.path().join("jobs.toml");
+    let alerts = dir.path().join("alerts.jsonl");
     std::fs::write(
         &config,
         format!(
-            "[jobs.modern]\ntype = \"tls\"\nschedule = \"0 0 9 * * *\"\ntargets = [\"{}\"]\n\
+            "[alerts.capture]\ntype = \"command\"\ncommand = [\"sh\", \"-c\", \"cat >> '{}'; echo >> '{}'\"]\n\n\
+             [jobs.modern]\ntype = \"tls\"\nschedule = \"0 0 9 * * *\"\ntargets = [\"{}\"]\n\
              ca_file = \"{}\"\nprobe_timeout = \"20s\"\n\n\
              [jobs.mixed]\ntype = \"tls\"\nschedule = \"0 0 9 * * *\"\ntargets = [\"{}\", \"{}\"]\n\
              expect = {{ tls13 = true, tls12 = true, legacy = false }}\nwarn_days = 21\n\
-             ca_file = \"{}\"\nprobe_timeout = \"20s\"\n",
+             ca_file = \"{}\"\nprobe_timeout = \"20s\"\nalert = [\"capture\"]\n",
+            alerts.display(),
+            alerts.display(),
             modern.target(),
             ca.display(),
             modern.target(),
@@ -263,6 +267,32 @@ fn run_job_passes_a_tls13_and_12_server_and_fails_a_tls12_only_one_with_the_tabl
             && event.contains(&format!("target=\"{}\"", old.target())),
         "{event}"
     );
+    // One alert for the failing target (run-job waits for the sinks before it exits), beside
+    // the run's own `run_failed`.
+    let sent = std::fs::read_to_string(&alerts).unwrap_or_default();
+    let rules: Vec<(String, String, String)> = sent
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("an alert is JSON");
+            let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            (field("rule"), field("severity"), field("summary"))
+        })
+        .collect();
+    let tls_alerts: Vec<_> = rules
+        .iter()
+        .filter(|(r, _, _)| r.starts_with("tls_"))
+        .collect();
+    assert_eq!(
+        tls_alerts,
+        [&(
+            "tls_version".to_string(),
+            "high".to_string(),
+            format!("{}: TLS 1.3 not offered", old.target())
+        )],
+        "{sent}"
+    );
+    assert!(rules.iter().any(|(r, _, _)| r == "run_failed"), "{sent}");
 }
 
 #[test]

@@ -168,6 +168,52 @@ async fn preflight_loads_the_ca_file_and_names_it_when_it_cannot() {
     assert_eq!(cfg.jobs["sites"].job.preflight().await, Ok(None));
 }
 
+#[tokio::test]
+async fn a_cancel_stops_probes_that_wait_on_a_silent_server_at_once() {
+    // A server that takes connections and never answers: each probe would wait its full
+    // `probe_timeout` (5 minutes here).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let (connected, mut first) = tokio::sync::mpsc::channel::<()>(8);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+            let _ = connected.try_send(());
+        }
+    });
+    let text = format!("{HEAD}targets = [\"127.0.0.1:{port}\"]\nprobe_timeout = \"5m\"\n");
+    let cfg = parse(Path::new("jobs.toml"), &text).expect("valid");
+    let ctx = crate::jobs::RunContext {
+        job: "sites".into(),
+        run_id: "r1".into(),
+        cancel: tokio_util::sync::CancellationToken::new(),
+        state_dir: "/nonexistent".into(),
+        dry_run: false,
+        foreground: false,
+        kill_grace: Duration::from_secs(1),
+        alerts: crate::alert::Dispatcher::new(&Default::default(), Default::default())
+            .expect("no sinks"),
+        alert_to: Vec::new().into(),
+        live: Default::default(),
+    };
+    let job = &cfg.jobs["sites"].job;
+    let run = job.run(&ctx);
+    tokio::pin!(run);
+    tokio::select! {
+        report = &mut run => panic!("the run ended before the server answered: {report:?}"),
+        _ = first.recv() => ctx.cancel.cancel(),
+    }
+    // Bounded only so that a regression fails instead of hanging for the 5-minute timeout.
+    let report = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the run ignored its cancel");
+    assert_eq!(report.outcome, crate::jobs::Outcome::Killed, "{report:?}");
+    assert_eq!(report.detail.as_deref(), Some("cancelled while probing"));
+}
+
 // ---- outcomes and alerts ------------------------------------------------------------------
 
 /// A certificate by `issuer` with `days_left` days left.
