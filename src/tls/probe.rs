@@ -143,14 +143,12 @@ pub async fn probe_all(
     trust: &Trust,
     concurrency: usize,
 ) -> Vec<ProbeReport> {
-    // The probes are made before they are streamed: with `stream::iter(targets).map(probe)`
-    // the closure is generic over the target's lifetime, and rustc then cannot prove the
-    // whole future `Send` ("FnOnce is not general enough") where a job's run needs it.
-    let probes: Vec<_> = targets
-        .iter()
-        .map(|target| probe(target, timeout, trust))
-        .collect();
-    stream::iter(probes)
+    // The stream is of indices, each probe made as the stream is polled: with a stream of
+    // `&Target`, the closure is generic over the target's lifetime, and rustc then cannot
+    // prove the whole future `Send` ("FnOnce is not general enough") where a job's run needs
+    // it (rust-lang/rust#64552).
+    stream::iter(0..targets.len())
+        .map(|n| probe(&targets[n], timeout, trust))
         .buffered(concurrency.max(1))
         .collect()
         .await

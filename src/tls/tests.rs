@@ -811,6 +811,22 @@ async fn server_streaming_garbage_is_cut_off() {
     );
 }
 
+/// `probe_all` on borrowed targets, as a boxed `Send` future (what a job's run is).
+fn boxed_probe_all<'a>(
+    targets: &'a [Target],
+    trust: &'a Trust,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<ProbeReport>> + Send + 'a>> {
+    Box::pin(probe_all(targets, TIMEOUT, trust, 4))
+}
+
+#[tokio::test]
+async fn probe_all_is_a_send_future_for_borrowed_targets() {
+    // This did not compile while probe_all's stream closure was generic over the target's
+    // lifetime ("FnOnce is not general enough").
+    let trust = Trust::system();
+    assert!(boxed_probe_all(&[], &trust).await.is_empty());
+}
+
 #[tokio::test]
 async fn probe_all_reports_every_target_in_order() {
     let pki = Pki::new();
