@@ -1,7 +1,8 @@
 //! The `tls` type's row in the job registry: reading its spec, loading its `ca_file` before the
 //! first run, running it, and the path it needs.
 
-use super::{spec, RawTlsSpec, TlsSpec};
+use super::spec::{self, RawTlsSpec};
+use super::TlsSpec;
 use crate::field::{struct_fields, FieldError};
 use crate::jobs::kind::{BoxFuture, JobSpec, Kind, SpecTable};
 use crate::jobs::needs::Needs;

@@ -13,10 +13,7 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
-pub use alert::{alert_for, outcome_line, LISTED};
+pub use alert::{alert_for, outcome_line};
 pub use kind::KIND;
 pub use run::run;
-pub use spec::{
-    RawTlsSpec, TlsSpec, DEFAULT_CONCURRENCY, DEFAULT_PROBE_TIMEOUT, MAX_CONCURRENCY,
-    MAX_PROBE_TIMEOUT, MAX_WARN_DAYS,
-};
+pub use spec::{TlsSpec, DEFAULT_CONCURRENCY, DEFAULT_PROBE_TIMEOUT};

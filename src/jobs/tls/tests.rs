@@ -214,6 +214,22 @@ async fn a_cancel_stops_probes_that_wait_on_a_silent_server_at_once() {
     assert_eq!(report.detail.as_deref(), Some("cancelled while probing"));
 }
 
+#[test]
+fn the_ca_file_is_a_path_the_job_needs_at_its_key() {
+    let text = format!("{HEAD}targets = [\"a:443\"]\nca_file = \"/tmp/ca.pem\"\n");
+    let spec = spec(&text);
+    let mut needs = crate::jobs::needs::Needs::default();
+    crate::jobs::JobSpec::needs(&spec, &mut needs);
+    let needs = needs.into_vec();
+    assert_eq!(needs.len(), 1, "{needs:?}");
+    assert_eq!(
+        (needs[0].key, needs[0].path.as_path()),
+        ("ca_file", Path::new("/tmp/ca.pem"))
+    );
+    let span = needs[0].span.clone().expect("located");
+    assert_eq!(&text[span], "\"/tmp/ca.pem\"");
+}
+
 // ---- outcomes and alerts ------------------------------------------------------------------
 
 /// A certificate by `issuer` with `days_left` days left.
