@@ -55,3 +55,4 @@ pub mod scheduler;
 pub mod severity;
 pub mod state;
 pub mod systemd;
+pub mod tls;

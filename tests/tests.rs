@@ -21,3 +21,4 @@ mod geoip_build;
 mod geoip_download;
 mod journal_priority;
 mod systemd_e2e;
+mod tls;

@@ -10,6 +10,7 @@ pub mod geoip;
 pub mod kind;
 pub mod live;
 pub mod needs;
+pub mod tls;
 
 pub use kind::{JobSpec, Kind};
 pub use live::{LiveSlot, LiveStatus};
@@ -129,7 +130,13 @@ impl RunReport {
 
 /// Every job type, in the order `unknown job type` lists them: one row per type, defined in
 /// the type's folder.
-pub static REGISTRY: &[&Kind] = &[&command::KIND, &ec2::KIND, &geoip::KIND, &apache::KIND];
+pub static REGISTRY: &[&Kind] = &[
+    &command::KIND,
+    &ec2::KIND,
+    &geoip::KIND,
+    &apache::KIND,
+    &tls::KIND,
+];
 
 /// A job's type-specific definition, as validated from `jobs.toml`: one variant per type.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +149,8 @@ pub enum JobType {
     Geoip(geoip::GeoipSpec),
     /// Watch Apache error logs continuously.
     ApacheLog(apache::ApacheLogSpec),
+    /// Probe TLS versions and certificate expiry of sites.
+    Tls(tls::TlsSpec),
 }
 
 impl JobType {
@@ -152,6 +161,7 @@ impl JobType {
             JobType::Ec2(spec) => spec,
             JobType::Geoip(spec) => spec,
             JobType::ApacheLog(spec) => spec,
+            JobType::Tls(spec) => spec,
         }
     }
 
@@ -197,7 +207,7 @@ mod tests {
         assert_eq!(names.len(), REGISTRY.len(), "a name is registered twice");
         // The order `unknown job type` lists them in (config's tests check the message).
         let order: Vec<&str> = REGISTRY.iter().map(|k| k.name).collect();
-        assert_eq!(order, ["command", "ec2", "geoip", "apache_log"]);
+        assert_eq!(order, ["command", "ec2", "geoip", "apache_log", "tls"]);
         for kind in REGISTRY {
             assert!(!(kind.fields)().is_empty(), "{} has keys", kind.name);
         }

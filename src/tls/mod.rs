@@ -1,0 +1,28 @@
+//! The TLS probe: for one `host:port`, which of TLS 1.3, 1.2, 1.1 and 1.0 the server accepts
+//! (and the cipher suite of each), its certificate chain (trusted? valid for the name? when does
+//! each certificate expire?), a verdict against what the operator expects, and the table
+//! `opsd run-job` prints. The `tls` job type and `opsd tls doctor` are built on this; this
+//! module knows nothing of jobs, configuration or the scheduler.
+//!
+//! Every probe is bounded in time (one timeout covers DNS, connections and reads) and in
+//! memory (the hand-built hello reads one record at most; rustls bounds its own messages).
+
+mod certificate;
+mod hello;
+mod probe;
+mod table;
+mod target;
+mod trust;
+mod verdict;
+mod versions;
+
+#[cfg(test)]
+mod tests;
+
+pub use certificate::{examine, parse as parse_certificate, CertInfo, ChainProblem, ChainReport};
+pub use probe::{probe, probe_all, Findings, ProbeReport, Unreachable};
+pub use table::render;
+pub use target::{Host, Target, TargetError};
+pub use trust::{Trust, TrustError};
+pub use verdict::{judge, Expect, Kind, Problem, Verdict};
+pub use versions::{Support, Version, Versions};

@@ -1,0 +1,306 @@
+//! One probe of one target, and many targets at once.
+//!
+//! Contract: [`probe`] returns by its deadline (the timeout covers DNS, every connection and
+//! every read), whatever the server does: refuses, accepts and stays silent, or streams
+//! garbage. The four version probes run concurrently, each on its own connection. A target that
+//! cannot be reached is one typed [`Unreachable`] outcome, not four version failures.
+
+use super::certificate::{self, ChainReport};
+use super::target::{Host, Target};
+use super::trust::Trust;
+use super::versions::{self, Handshake, Support, Version, Versions};
+use futures_util::stream::{self, StreamExt};
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+
+/// Why a target could not be probed at all.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Unreachable {
+    /// The host name did not resolve.
+    #[error("DNS: {0}")]
+    Dns(String),
+    /// Nothing listens on the port.
+    #[error("connection refused")]
+    Refused,
+    /// No connection, or no answer on it, within the timeout.
+    #[error("timeout: no answer within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// The connection failed otherwise (no route, network unreachable, ...).
+    #[error("cannot connect: {0}")]
+    Connect(String),
+}
+
+/// What a reachable server showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Findings {
+    /// Which versions it accepts.
+    pub versions: Versions,
+    /// Its certificate chain, from the TLS 1.3 handshake (else the TLS 1.2 one); `Err` says why
+    /// there is none.
+    pub chain: Result<ChainReport, String>,
+}
+
+/// Everything one probe learnt about one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// The target probed.
+    pub target: Target,
+    /// The address connected to, once resolved.
+    pub address: Option<SocketAddr>,
+    /// What the server showed, or why it could not be asked.
+    pub result: Result<Findings, Unreachable>,
+    /// How long the probe took.
+    pub elapsed: Duration,
+}
+
+/// How one version probe ended.
+#[derive(Debug)]
+enum Attempt {
+    /// Connected and learnt whether the version is accepted (with the handshake, if any).
+    Answered(Support, Option<Handshake>),
+    /// The connection was refused.
+    Refused,
+    /// The connection failed otherwise.
+    ConnectFailed(String),
+    /// The deadline passed (connecting or waiting for the answer).
+    TimedOut,
+}
+
+/// Probes `target`: versions, certificate chain against `trust`; done within `timeout`.
+pub async fn probe(target: &Target, timeout: Duration, trust: &Trust) -> ProbeReport {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let report = |address, result| ProbeReport {
+        target: target.clone(),
+        address,
+        result,
+        elapsed: started.elapsed(),
+    };
+    let addresses = match timeout_at(deadline, resolve(target)).await {
+        Err(_) => return report(None, Err(Unreachable::Timeout(timeout))),
+        Ok(Err(e)) => return report(None, Err(Unreachable::Dns(e))),
+        Ok(Ok(addresses)) => addresses,
+    };
+    let Some((first, others)) = addresses.split_first() else {
+        return report(None, Err(Unreachable::Dns("no address".to_string())));
+    };
+    let address = match timeout_at(deadline, pick(*first, others)).await {
+        Err(_) => return report(Some(*first), Err(Unreachable::Timeout(timeout))),
+        Ok(Err((address, unreachable))) => return report(Some(address), Err(unreachable)),
+        Ok(Ok(address)) => address,
+    };
+    let (tls13, tls12, tls11, tls10) = tokio::join!(
+        attempt(address, target, Version::Tls13, deadline),
+        attempt(address, target, Version::Tls12, deadline),
+        attempt(address, target, Version::Tls11, deadline),
+        attempt(address, target, Version::Tls10, deadline),
+    );
+    let attempts = [&tls13, &tls12, &tls11, &tls10];
+    if attempts.iter().all(|a| matches!(a, Attempt::Refused)) {
+        return report(Some(address), Err(Unreachable::Refused));
+    }
+    if attempts.iter().all(|a| matches!(a, Attempt::TimedOut)) {
+        return report(Some(address), Err(Unreachable::Timeout(timeout)));
+    }
+    if let Attempt::ConnectFailed(why) = &tls13 {
+        if attempts
+            .iter()
+            .all(|a| matches!(a, Attempt::ConnectFailed(_)))
+        {
+            return report(Some(address), Err(Unreachable::Connect(why.clone())));
+        }
+    }
+    let (tls13, shake13) = support(tls13, timeout);
+    let (tls12, shake12) = support(tls12, timeout);
+    let chain = match shake13.or(shake12) {
+        Some(shake) => Ok(certificate::examine(
+            &shake.chain,
+            target.server_name(),
+            shake.ocsp_stapled,
+            trust,
+            chrono::Utc::now(),
+        )),
+        None => Err("no TLS 1.3 or 1.2 handshake finished".to_string()),
+    };
+    let versions = Versions {
+        tls13,
+        tls12,
+        tls11: support(tls11, timeout).0,
+        tls10: support(tls10, timeout).0,
+    };
+    report(Some(address), Ok(Findings { versions, chain }))
+}
+
+/// Probes every target, at most `concurrency` at once; reports in the order of `targets`.
+/// The returned future is `Send` (a job's run needs it to be).
+pub async fn probe_all(
+    targets: &[Target],
+    timeout: Duration,
+    trust: &Trust,
+    concurrency: usize,
+) -> Vec<ProbeReport> {
+    // The stream is of indices, each probe made as the stream is polled: with a stream of
+    // `&Target`, the closure is generic over the target's lifetime, and rustc then cannot
+    // prove the whole future `Send` ("FnOnce is not general enough") where a job's run needs
+    // it (rust-lang/rust#64552).
+    stream::iter(0..targets.len())
+        .map(|n| probe(&targets[n], timeout, trust))
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
+}
+
+/// The target's addresses (no DNS for an IP address); never empty.
+async fn resolve(target: &Target) -> Result<Vec<SocketAddr>, String> {
+    match target.host() {
+        Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, target.port())]),
+        Host::Name(name) => {
+            let name: &str = name.as_ref();
+            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((name, target.port()))
+                .await
+                .map_err(|e| e.to_string())?
+                .collect();
+            if addresses.is_empty() {
+                return Err(format!("{name} has no address"));
+            }
+            Ok(addresses)
+        }
+    }
+}
+
+/// The address to probe: `first` when it is the only one, or else the first of `first` and
+/// `others` that takes a TCP connection (a name whose IPv6 address nobody listens on is probed
+/// on its IPv4 one, as browsers do). `Err` says why `first` failed.
+pub(super) async fn pick(
+    first: SocketAddr,
+    others: &[SocketAddr],
+) -> Result<SocketAddr, (SocketAddr, Unreachable)> {
+    if others.is_empty() {
+        return Ok(first);
+    }
+    let failure = match connect(first).await {
+        Ok(_) => return Ok(first),
+        Err(Attempt::ConnectFailed(why)) => Unreachable::Connect(why),
+        Err(_) => Unreachable::Refused,
+    };
+    for address in others {
+        if connect(*address).await.is_ok() {
+            return Ok(*address);
+        }
+    }
+    Err((first, failure))
+}
+
+/// Connects to `address`, classifying a failure.
+async fn connect(address: SocketAddr) -> Result<TcpStream, Attempt> {
+    TcpStream::connect(address)
+        .await
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::ConnectionRefused => Attempt::Refused,
+            _ => Attempt::ConnectFailed(e.to_string()),
+        })
+}
+
+/// One version probe on its own connection, ended at `deadline`.
+async fn attempt(
+    address: SocketAddr,
+    target: &Target,
+    version: Version,
+    deadline: Instant,
+) -> Attempt {
+    let work = async {
+        let stream = match connect(address).await {
+            Ok(stream) => stream,
+            Err(failed) => return failed,
+        };
+        match version {
+            Version::Tls13 | Version::Tls12 => {
+                match versions::handshake(stream, target.server_name().clone(), version).await {
+                    Ok(Ok(shake)) => Attempt::Answered(
+                        Support::Accepted {
+                            cipher: shake.cipher.clone(),
+                        },
+                        Some(shake),
+                    ),
+                    Ok(Err(reason)) => {
+                        let refused = Support::Rejected { reason };
+                        Attempt::Answered(
+                            tls12_by_hand(address, target, version, refused).await,
+                            None,
+                        )
+                    }
+                    Err(reason) => {
+                        let failed = Support::Unknown { reason };
+                        Attempt::Answered(
+                            tls12_by_hand(address, target, version, failed).await,
+                            None,
+                        )
+                    }
+                }
+            }
+            Version::Tls11 | Version::Tls10 => {
+                let answer = versions::hello(stream, target.sni_name(), version).await;
+                Attempt::Answered(
+                    answer.unwrap_or_else(|reason| Support::Unknown { reason }),
+                    None,
+                )
+            }
+        }
+    };
+    timeout_at(deadline, work)
+        .await
+        .unwrap_or(Attempt::TimedOut)
+}
+
+/// After rustls's TLS 1.2 offer failed (`failed`): asks again with a hand-built hello offering
+/// the older TLS 1.2 cipher suites too; `failed` stands unless that one is accepted. TLS 1.3
+/// has no such older suites: `failed` stands.
+async fn tls12_by_hand(
+    address: SocketAddr,
+    target: &Target,
+    version: Version,
+    failed: Support,
+) -> Support {
+    if version != Version::Tls12 {
+        return failed;
+    }
+    let Ok(stream) = connect(address).await else {
+        return failed;
+    };
+    match versions::hello(stream, target.sni_name(), Version::Tls12).await {
+        Ok(Support::Accepted { cipher }) => Support::Accepted {
+            cipher: format!("{cipher} (not spoken by rustls)"),
+        },
+        _ => failed,
+    }
+}
+
+/// The version's support from an attempt (not all attempts failed alike, so each one that did
+/// is unknown), and its handshake.
+fn support(attempt: Attempt, timeout: Duration) -> (Support, Option<Handshake>) {
+    match attempt {
+        Attempt::Answered(support, shake) => (support, shake),
+        Attempt::Refused => (
+            Support::Unknown {
+                reason: Unreachable::Refused.to_string(),
+            },
+            None,
+        ),
+        Attempt::ConnectFailed(why) => (
+            Support::Unknown {
+                reason: Unreachable::Connect(why).to_string(),
+            },
+            None,
+        ),
+        Attempt::TimedOut => (
+            Support::Unknown {
+                reason: Unreachable::Timeout(timeout).to_string(),
+            },
+            None,
+        ),
+    }
+}

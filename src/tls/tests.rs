@@ -1,0 +1,894 @@
+//! Tests of the TLS probe. Network tests run against real `openssl s_server` processes on
+//! 127.0.0.1 with certificates made here by the openssl CLI, and against hostile listeners
+//! (refusing, silent, streaming garbage) written here; nothing leaves loopback.
+
+use super::hello::{self, Answer};
+use super::*;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// How long a network test may take before it fails as a hang.
+const HANG: Duration = Duration::from_secs(60);
+/// The probe timeout for servers that answer.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs `openssl` with `args` in `dir`; fails the test with the install line when it is missing.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run openssl ({e}): install it with `apt-get install openssl` (.ci/setup)"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Extensions of the certificates the tests make.
+const EXTENSIONS: &str = "\
+[leaf]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost,DNS:shop.example.com,IP:127.0.0.1
+[wrong]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:other.example.net
+[inter]
+basicConstraints = critical,CA:TRUE,pathlen:0
+keyUsage = critical,keyCertSign,cRLSign
+";
+
+/// A test PKI in a temporary directory: a CA, an intermediate expiring in 10 days, and leaves.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// Makes the CA (`ca.pem`), intermediate (`inter.pem`) and leaves: `good` (RSA 2048, by the
+    /// CA, 90 days), `chained` (by the intermediate, 365 days), `expired` (a day ago),
+    /// `wrong` (for other.example.net only).
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let d = dir.path();
+        std::fs::write(d.join("ext.cnf"), EXTENSIONS).expect("write ext.cnf");
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+        let mut ca = vec!["req", "-x509", "-nodes", "-days", "3650"];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=opsd test CA",
+        ]);
+        openssl(d, &ca);
+        let sign = |name: &str, key: &[&str], issuer: &str, days: &str, ext: &str, serial: &str| {
+            let csr = format!("{name}.csr");
+            let keyfile = format!("{name}.key");
+            let subj = format!("/CN=opsd test {name}");
+            let mut req = vec!["req", "-new", "-nodes"];
+            req.extend(key);
+            req.extend(["-keyout", &keyfile, "-out", &csr, "-subj", &subj]);
+            openssl(d, &req);
+            let (ca_pem, ca_key) = (format!("{issuer}.pem"), format!("{issuer}.key"));
+            let out = format!("{name}.pem");
+            openssl(
+                d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    &ca_pem,
+                    "-CAkey",
+                    &ca_key,
+                    "-days",
+                    days,
+                    "-set_serial",
+                    serial,
+                    "-extfile",
+                    "ext.cnf",
+                    "-extensions",
+                    ext,
+                    "-out",
+                    &out,
+                ],
+            );
+        };
+        let rsa = ["-newkey", "rsa:2048"];
+        sign("good", &rsa, "ca", "90", "leaf", "0x1234");
+        sign("inter", &ec, "ca", "10", "inter", "0x2001");
+        sign("chained", &ec, "inter", "365", "leaf", "0x2002");
+        sign("expired", &ec, "ca", "-1", "leaf", "0x2003");
+        sign("wrong", &ec, "ca", "90", "wrong", "0x2004");
+        Pki { dir }
+    }
+
+    /// A file of the PKI.
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Trust in the test CA alone.
+    fn trust(&self) -> Trust {
+        Trust::only_ca_file(&self.path("ca.pem")).expect("test CA loads")
+    }
+}
+
+/// A free loopback port (bound, then released for the server to take).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// An `openssl s_server` on a loopback port, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `openssl s_server` serving the leaf `leaf` (with `chain` if given) and `flags`,
+    /// and waits until it accepts connections.
+    fn start(pki: &Pki, leaf: &str, chain: Option<&str>, flags: &[&str]) -> Server {
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let log = pki.path(&format!("s_server-{port}.log"));
+            let cert = pki.path(&format!("{leaf}.pem"));
+            let key = pki.path(&format!("{leaf}.key"));
+            let mut cmd = Command::new("openssl");
+            cmd.arg("s_server")
+                .arg("-accept")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-cert")
+                .arg(&cert)
+                .arg("-key")
+                .arg(&key)
+                .args(["-www", "-quiet"])
+                .args(flags)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("s_server log"));
+            if let Some(chain) = chain {
+                cmd.arg("-cert_chain")
+                    .arg(pki.path(&format!("{chain}.pem")));
+            }
+            let child = cmd.spawn().unwrap_or_else(|e| {
+                panic!("cannot run openssl ({e}): install it with `apt-get install openssl` (.ci/setup)")
+            });
+            let mut server = Server { child, port };
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return server;
+                }
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    last_error = format!(
+                        "s_server exited ({status}): {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                    break; // the port was taken meanwhile: try another one
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "s_server did not listen on {port}"
+                );
+                std::thread::yield_now();
+            }
+        }
+        panic!("s_server did not start: {last_error}");
+    }
+
+    /// The target `127.0.0.1:PORT sni=NAME`.
+    fn target(&self, sni: &str) -> Target {
+        Target::parse(&format!("127.0.0.1:{} sni={sni}", self.port)).expect("target parses")
+    }
+}
+
+/// Probes `target`, failing the test if the probe itself hangs.
+async fn probe_within(target: &Target, timeout: Duration, trust: &Trust) -> ProbeReport {
+    tokio::time::timeout(HANG, probe(target, timeout, trust))
+        .await
+        .expect("the probe hung past its own timeout")
+}
+
+/// The findings of a report that reached its server.
+fn findings(report: &ProbeReport) -> &Findings {
+    match &report.result {
+        Ok(findings) => findings,
+        Err(e) => panic!("{} unreachable: {e}", report.target),
+    }
+}
+
+/// The chain report of a server that finished a handshake.
+fn chain(report: &ProbeReport) -> &ChainReport {
+    match &findings(report).chain {
+        Ok(chain) => chain,
+        Err(e) => panic!("{}: no chain: {e}", report.target),
+    }
+}
+
+/// `[1.3, 1.2, 1.1, 1.0]` accepted or not.
+fn accepted(report: &ProbeReport) -> [bool; 4] {
+    let v = &findings(report).versions;
+    Version::ALL.map(|version| v.get(version).accepted())
+}
+
+// ---- targets ----------------------------------------------------------------------------
+
+#[test]
+fn target_parses_names_ports_ipv6_sni_and_idn() {
+    let t = Target::parse("www.example.com:443").unwrap();
+    assert_eq!(t.port(), 443);
+    assert_eq!(t.sni_name(), Some("www.example.com"));
+    assert_eq!(t.to_string(), "www.example.com:443");
+
+    let t = Target::parse("[::1]:8443").unwrap();
+    assert_eq!(t.host(), &Host::Ip("::1".parse().unwrap()));
+    assert_eq!(t.sni_name(), None);
+    assert_eq!(t.to_string(), "[::1]:8443");
+
+    let t = Target::parse("  127.0.0.1:8443   sni=shop.example.com ").unwrap();
+    assert_eq!(t.host(), &Host::Ip("127.0.0.1".parse().unwrap()));
+    assert_eq!(t.sni_name(), Some("shop.example.com"));
+    assert_eq!(t.to_string(), "127.0.0.1:8443 sni=shop.example.com");
+
+    let idn = Target::parse("Bücher.Example:443").unwrap();
+    assert_eq!(idn.sni_name(), Some("xn--bcher-kva.example"));
+    assert_eq!(idn, Target::parse("xn--bcher-kva.example:443").unwrap());
+    let sni = Target::parse("[2001:db8::1]:443 sni=bücher.example").unwrap();
+    assert_eq!(sni.sni_name(), Some("xn--bcher-kva.example"));
+}
+
+#[test]
+fn target_errors_say_what_is_wrong() {
+    let err = |text: &str| Target::parse(text).unwrap_err();
+    assert_eq!(err("  "), TargetError::Empty);
+    assert!(matches!(err("example.com"), TargetError::NoPort { .. }));
+    assert!(err("example.com")
+        .to_string()
+        .contains("\"example.com:443\""));
+    assert!(matches!(err("example.com:0"), TargetError::BadPort { .. }));
+    assert!(matches!(
+        err("example.com:65536"),
+        TargetError::BadPort { .. }
+    ));
+    assert!(matches!(
+        err("example.com:https"),
+        TargetError::BadPort { .. }
+    ));
+    assert!(matches!(err("::1:443"), TargetError::BareIpv6 { .. }));
+    assert!(matches!(err("[::1:443"), TargetError::BadBrackets { .. }));
+    assert!(matches!(err("[::1]x:443"), TargetError::BadBrackets { .. }));
+    assert!(matches!(err("[::1]"), TargetError::NoPort { .. }));
+    assert!(matches!(err("[not-v6]:443"), TargetError::BadHost { .. }));
+    assert!(matches!(
+        err("exa mple.com:443"),
+        TargetError::UnknownOption { .. }
+    ));
+    assert!(matches!(err("a<b>.com:443"), TargetError::BadHost { .. }));
+    assert!(matches!(
+        err("h:443 port=1"),
+        TargetError::UnknownOption { .. }
+    ));
+    assert!(matches!(
+        err("h:443 sni=a.b sni=c.d"),
+        TargetError::DuplicateSni { .. }
+    ));
+    assert!(matches!(
+        err("h:443 sni=10.0.0.1"),
+        TargetError::BadSni { .. }
+    ));
+    assert!(matches!(err("h:443 sni="), TargetError::BadSni { .. }));
+    // Outside text in a message is escaped: no control character reaches a log line.
+    let message = err("h\u{1b}[31m:443").to_string();
+    assert!(!message.contains('\u{1b}'), "{message}");
+}
+
+// ---- the hand-built hello ---------------------------------------------------------------
+
+#[test]
+fn client_hello_is_one_well_formed_record_with_sni() {
+    let record = hello::client_hello(Version::Tls11, Some("shop.example.com"));
+    assert_eq!(
+        &record[..3],
+        &[22, 3, 2],
+        "handshake record, version TLS 1.1"
+    );
+    let len = usize::from(u16::from_be_bytes([record[3], record[4]]));
+    assert_eq!(record.len(), 5 + len);
+    assert_eq!(record[5], 1, "client_hello");
+    let body_len = u32::from_be_bytes([0, record[6], record[7], record[8]]) as usize;
+    assert_eq!(body_len + 4, len);
+    assert_eq!(&record[9..11], &[3, 2], "client_version TLS 1.1");
+    let sni = b"shop.example.com";
+    assert!(record.windows(sni.len()).any(|w| w == sni));
+    let without = hello::client_hello(Version::Tls10, None);
+    assert!(!without.windows(sni.len()).any(|w| w == sni));
+}
+
+#[test]
+fn server_answers_are_read_and_bounded() {
+    // ServerHello, TLS 1.0, session id of 2 bytes, cipher 0xc013.
+    let mut hello_body = vec![2, 0, 0, 40, 3, 1];
+    hello_body.extend([0u8; 32]);
+    hello_body.extend([2, 9, 9, 0xc0, 0x13, 0]);
+    assert_eq!(
+        hello::parse_record(22, &hello_body),
+        Answer::ServerHello {
+            version: 0x0301,
+            cipher: 0xc013
+        }
+    );
+    assert_eq!(hello::parse_record(21, &[2, 70]), Answer::Alert(70));
+    assert!(matches!(hello::parse_record(21, &[2]), Answer::NotTls(_)));
+    assert!(matches!(
+        hello::parse_record(22, &hello_body[..20]),
+        Answer::NotTls(_)
+    ));
+    assert!(matches!(
+        hello::parse_record(22, &[11, 0, 0, 0]),
+        Answer::NotTls(_)
+    ));
+    assert_eq!(hello::alert_name(70), "ProtocolVersion alert");
+    assert_eq!(
+        hello::cipher_name(0xc013),
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"
+    );
+    assert_eq!(hello::cipher_name(0xfefe), "SSL_RSA_FIPS_WITH_DES_CBC_SHA");
+    assert_eq!(hello::cipher_name(0x0a0a), "0x0a0a");
+    assert_eq!(hello::alert_name(250), "alert 250");
+
+    let read = |bytes: &'static [u8]| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let mut reader = bytes;
+                hello::read_answer(&mut reader).await.unwrap()
+            })
+    };
+    assert_eq!(read(&[21, 3, 1, 0, 2, 2, 40]), Answer::Alert(40));
+    assert_eq!(read(&[21, 3, 1]), Answer::Closed);
+    assert_eq!(read(&[22, 3, 1, 0, 9, 2]), Answer::Closed);
+    assert!(matches!(
+        read(b"HTTP/1.1 400 Bad Request\r\n"),
+        Answer::NotTls(_)
+    ));
+    // A record header claiming more than TLS allows is refused before any body is read.
+    assert!(matches!(read(&[22, 3, 3, 0xff, 0xff]), Answer::NotTls(_)));
+}
+
+// ---- verdicts and the table ---------------------------------------------------------------
+
+/// A certificate expiring in `days_left` days, issued by `issuer`.
+fn cert(subject: &str, issuer: &str, days_left: i64) -> CertInfo {
+    let now = chrono::Utc::now();
+    CertInfo {
+        subject: format!("CN={subject}"),
+        issuer: format!("CN={issuer}"),
+        issuer_short: issuer.to_string(),
+        serial: "01".to_string(),
+        sans: vec![format!("DNS:{subject}")],
+        not_before: now - chrono::Duration::days(30),
+        not_after: now + chrono::Duration::days(days_left),
+        days_left,
+        expired: days_left < 0,
+        key: "EC P-256".to_string(),
+        signature: "ecdsa-with-SHA256".to_string(),
+        is_ca: false,
+    }
+}
+
+/// A report of a reachable server with versions `on` ([1.3, 1.2, 1.1, 1.0]) and `chain`.
+fn report(on: [bool; 4], chain: Vec<CertInfo>, trusted: Result<(), ChainProblem>) -> ProbeReport {
+    let support = |yes: bool| {
+        if yes {
+            Support::Accepted {
+                cipher: "TLS13_AES_128_GCM_SHA256".to_string(),
+            }
+        } else {
+            Support::Rejected {
+                reason: "ProtocolVersion alert".to_string(),
+            }
+        }
+    };
+    ProbeReport {
+        target: Target::parse("127.0.0.1:443 sni=shop.example.com").unwrap(),
+        address: Some("127.0.0.1:443".parse().unwrap()),
+        result: Ok(Findings {
+            versions: Versions {
+                tls13: support(on[0]),
+                tls12: support(on[1]),
+                tls11: support(on[2]),
+                tls10: support(on[3]),
+            },
+            chain: Ok(ChainReport {
+                certificates: chain.into_iter().map(Ok).collect(),
+                trusted,
+                hostname: Ok(()),
+                ocsp_stapled: false,
+            }),
+        }),
+        elapsed: Duration::from_millis(5),
+    }
+}
+
+#[test]
+fn verdict_names_what_broke_with_its_severity() {
+    let expect = Expect::default();
+    let modern = [true, true, false, false];
+    let good = judge(
+        &report(modern, vec![cert("shop", "CA", 80)], Ok(())),
+        &expect,
+    );
+    assert!(good.passed());
+    assert_eq!(good.line(), "ok");
+    assert_eq!(good.severity(), None);
+
+    let soon = judge(
+        &report(modern, vec![cert("shop", "CA", 6)], Ok(())),
+        &expect,
+    );
+    assert_eq!(soon.line(), "certificate expires in 6 days");
+    assert_eq!(soon.severity(), Some(crate::severity::Severity::High));
+    assert_eq!(soon.problems[0].kind, Kind::Expiring);
+
+    let expired = report(
+        modern,
+        vec![cert("shop", "CA", -3)],
+        Err(ChainProblem::Expired),
+    );
+    let expired = judge(&expired, &expect);
+    assert_eq!(expired.line(), "certificate expired 3 days ago");
+    assert_eq!(
+        expired.severity(),
+        Some(crate::severity::Severity::Critical)
+    );
+
+    let no13 = judge(
+        &report(
+            [false, true, false, false],
+            vec![cert("s", "CA", 80)],
+            Ok(()),
+        ),
+        &expect,
+    );
+    assert_eq!(no13.line(), "TLS 1.3 not offered");
+    assert_eq!(no13.severity(), Some(crate::severity::Severity::High));
+
+    let no12 = judge(
+        &report(
+            [true, false, false, false],
+            vec![cert("s", "CA", 80)],
+            Ok(()),
+        ),
+        &expect,
+    );
+    assert_eq!(no12.line(), "TLS 1.2 off: older browsers cannot connect");
+
+    let legacy = judge(
+        &report([true, true, true, true], vec![cert("s", "CA", 80)], Ok(())),
+        &expect,
+    );
+    assert_eq!(
+        legacy.line(),
+        "TLS 1.1 and TLS 1.0 are still on: deprecated (RFC 8996), turn off"
+    );
+    let allowed = Expect {
+        legacy: true,
+        ..expect
+    };
+    assert!(judge(
+        &report([true, true, true, true], vec![cert("s", "CA", 80)], Ok(())),
+        &allowed
+    )
+    .passed());
+
+    // Worst first: the untrusted chain (critical) before the version (high).
+    let both = judge(
+        &report(
+            [false, true, false, false],
+            vec![cert("s", "CA", 80)],
+            Err(ChainProblem::UnknownIssuer),
+        ),
+        &expect,
+    );
+    assert_eq!(
+        both.line(),
+        "certificate not trusted: unknown issuer; TLS 1.3 not offered"
+    );
+    assert_eq!(both.severity(), Some(crate::severity::Severity::Critical));
+
+    let intermediate = judge(
+        &report(
+            modern,
+            vec![cert("s", "Mid", 80), cert("Mid", "CA", 4)],
+            Ok(()),
+        ),
+        &expect,
+    );
+    assert_eq!(
+        intermediate.line(),
+        "intermediate certificate \"CN=Mid\" expires in 4 days"
+    );
+
+    let down = ProbeReport {
+        result: Err(Unreachable::Refused),
+        ..report(modern, vec![], Ok(()))
+    };
+    let down = judge(&down, &expect);
+    assert_eq!(down.line(), "connection refused");
+    assert_eq!(down.problems[0].kind, Kind::Unreachable);
+}
+
+#[test]
+fn table_aligns_columns_and_escapes_certificate_text() {
+    let hostile = cert("shop", "Evil\u{1b}[2J\nCA", 42);
+    let r = report([true, true, false, false], vec![hostile], Ok(()));
+    let v = judge(&r, &Expect::default());
+    let down = ProbeReport {
+        result: Err(Unreachable::Timeout(Duration::from_secs(5))),
+        ..r.clone()
+    };
+    let dv = judge(&down, &Expect::default());
+    let table = render(&[(r, v), (down, dv)]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("TARGET"));
+    assert!(!table.contains('\u{1b}'), "{table}");
+    assert!(lines[1].contains("yes") && lines[1].contains(" 42 ") && lines[1].ends_with("ok"));
+    assert!(
+        lines[2].ends_with("timeout: no answer within 5s"),
+        "{table}"
+    );
+    let verdict_column = lines[0].find("VERDICT").unwrap();
+    assert_eq!(lines[1].rfind("ok"), Some(verdict_column), "{table}");
+}
+
+// ---- against openssl s_server --------------------------------------------------------------
+
+#[tokio::test]
+async fn server_with_tls13_and_tls12_passes_with_its_certificate_fields() {
+    let pki = Pki::new();
+    let server = Server::start(&pki, "good", None, &[]);
+    let r = probe_within(&server.target("shop.example.com"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [true, true, false, false], "{r:#?}");
+    let (best, cipher) = findings(&r).versions.best().unwrap();
+    assert_eq!(best, Version::Tls13);
+    assert!(cipher.starts_with("TLS13_"), "{cipher}");
+    let chain = chain(&r);
+    assert_eq!(chain.trusted, Ok(()));
+    assert_eq!(chain.hostname, Ok(()));
+    assert!(!chain.ocsp_stapled);
+    let leaf = chain.leaf().unwrap();
+    assert_eq!(leaf.subject, "CN=opsd test good");
+    assert_eq!(leaf.issuer_short, "opsd test CA");
+    assert_eq!(leaf.serial, "12:34");
+    assert_eq!(leaf.key, "RSA 2048");
+    assert_eq!(leaf.signature, "ecdsa-with-SHA256");
+    assert!(
+        leaf.sans.contains(&"DNS:shop.example.com".to_string()),
+        "{:?}",
+        leaf.sans
+    );
+    assert!(
+        leaf.sans.contains(&"IP:127.0.0.1".to_string()),
+        "{:?}",
+        leaf.sans
+    );
+    assert!((88..=89).contains(&leaf.days_left), "{}", leaf.days_left);
+    let verdict = judge(&r, &Expect::default());
+    assert!(verdict.passed(), "{}", verdict.line());
+}
+
+#[tokio::test]
+async fn tls12_only_server_fails_for_tls13_and_tls13_only_for_tls12() {
+    let pki = Pki::new();
+    let only12 = Server::start(&pki, "good", None, &["-tls1_2"]);
+    let r = probe_within(&only12.target("shop.example.com"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, true, false, false], "{r:#?}");
+    assert_eq!(judge(&r, &Expect::default()).line(), "TLS 1.3 not offered");
+    assert_eq!(
+        chain(&r).trusted,
+        Ok(()),
+        "chain taken from the TLS 1.2 handshake"
+    );
+
+    let only13 = Server::start(&pki, "good", None, &["-tls1_3"]);
+    let r = probe_within(&only13.target("shop.example.com"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [true, false, false, false], "{r:#?}");
+    let verdict = judge(&r, &Expect::default());
+    assert_eq!(verdict.line(), "TLS 1.2 off: older browsers cannot connect");
+    assert_eq!(verdict.severity(), Some(crate::severity::Severity::High));
+}
+
+#[tokio::test]
+async fn legacy_versions_are_seen_by_the_hand_built_hello() {
+    let pki = Pki::new();
+    let legacy = ["-cipher", "DEFAULT:@SECLEVEL=0"];
+    let tls10 = Server::start(
+        &pki,
+        "chained",
+        Some("inter"),
+        &[&["-tls1"][..], &legacy].concat(),
+    );
+    let r = probe_within(&tls10.target("localhost"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, false, false, true], "{r:#?}");
+    let Support::Accepted { cipher } = &findings(&r).versions.tls10 else {
+        unreachable!()
+    };
+    assert!(cipher.starts_with("TLS_"), "{cipher}");
+    let line = judge(&r, &Expect::default()).line();
+    assert!(line.contains("TLS 1.0 is still on"), "{line}");
+
+    let tls11 = Server::start(
+        &pki,
+        "chained",
+        Some("inter"),
+        &[&["-tls1_1"][..], &legacy].concat(),
+    );
+    let r = probe_within(&tls11.target("localhost"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, false, true, false], "{r:#?}");
+}
+
+#[tokio::test]
+async fn expired_wrong_name_and_untrusted_certificates_are_critical() {
+    let pki = Pki::new();
+    let expired = Server::start(&pki, "expired", None, &[]);
+    let r = probe_within(&expired.target("localhost"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(
+        accepted(&r)[..2],
+        [true, true],
+        "an expired certificate does not stop the version probes"
+    );
+    assert_eq!(chain(&r).trusted, Err(ChainProblem::Expired));
+    let verdict = judge(&r, &Expect::default());
+    assert_eq!(verdict.line(), "certificate expired 1 day ago");
+    assert_eq!(
+        verdict.severity(),
+        Some(crate::severity::Severity::Critical)
+    );
+
+    let wrong = Server::start(&pki, "wrong", None, &[]);
+    let r = probe_within(&wrong.target("shop.example.com"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(chain(&r).trusted, Ok(()));
+    assert_eq!(chain(&r).hostname, Err(ChainProblem::NotValidForName));
+    let verdict = judge(&r, &Expect::default());
+    assert_eq!(
+        verdict.line(),
+        "hostname mismatch: the certificate is not valid for shop.example.com"
+    );
+    assert_eq!(
+        verdict.severity(),
+        Some(crate::severity::Severity::Critical)
+    );
+
+    // The system store does not know the test CA.
+    let good = Server::start(&pki, "good", None, &[]);
+    let r = probe_within(&good.target("shop.example.com"), TIMEOUT, &Trust::system()).await;
+    assert_eq!(accepted(&r)[..2], [true, true]);
+    assert_eq!(chain(&r).trusted, Err(ChainProblem::UnknownIssuer));
+    assert_eq!(
+        judge(&r, &Expect::default()).line(),
+        "certificate not trusted: unknown issuer"
+    );
+    // ... and a ca_file adds it to the system store.
+    let with = Trust::with_ca_file(&pki.path("ca.pem")).unwrap();
+    let r = probe_within(&good.target("shop.example.com"), TIMEOUT, &with).await;
+    assert_eq!(chain(&r).trusted, Ok(()));
+}
+
+#[tokio::test]
+async fn intermediate_that_expires_first_is_named() {
+    let pki = Pki::new();
+    let server = Server::start(&pki, "chained", Some("inter"), &[]);
+    let r = probe_within(&server.target("localhost"), TIMEOUT, &pki.trust()).await;
+    let chain = chain(&r);
+    assert_eq!(
+        chain.certificates.len(),
+        2,
+        "the chain as sent: leaf and intermediate"
+    );
+    assert_eq!(chain.trusted, Ok(()));
+    let (position, first) = chain.first_to_expire().unwrap();
+    assert_eq!(position, 1);
+    assert!(first.is_ca);
+    assert_eq!(first.key, "EC P-256");
+    let verdict = judge(&r, &Expect::default());
+    assert_eq!(
+        verdict.line(),
+        "intermediate certificate \"CN=opsd test inter\" expires in 9 days"
+    );
+    assert_eq!(verdict.severity(), Some(crate::severity::Severity::High));
+}
+
+#[test]
+fn ca_file_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = Trust::only_ca_file(&dir.path().join("none.pem")).unwrap_err();
+    assert!(missing.to_string().contains("none.pem"), "{missing}");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let e = Trust::only_ca_file(&empty).unwrap_err();
+    assert!(
+        e.to_string().contains("no \"BEGIN CERTIFICATE\" block"),
+        "{e}"
+    );
+}
+
+// ---- hostile listeners ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn closed_port_is_refused() {
+    let target = Target::parse(&format!("127.0.0.1:{}", free_port())).unwrap();
+    let r = probe_within(&target, TIMEOUT, &Trust::system()).await;
+    assert_eq!(r.result, Err(Unreachable::Refused));
+}
+
+#[tokio::test]
+async fn listener_that_never_answers_times_out() {
+    // Connections complete in the kernel's backlog; nobody ever reads or writes.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let target = Target::parse(&format!("127.0.0.1:{port}")).unwrap();
+    let r = probe_within(&target, Duration::from_millis(500), &Trust::system()).await;
+    assert_eq!(
+        r.result,
+        Err(Unreachable::Timeout(Duration::from_millis(500)))
+    );
+    assert_eq!(
+        judge(&r, &Expect::default()).line(),
+        "timeout: no answer within 500ms"
+    );
+    drop(silent);
+}
+
+#[tokio::test]
+async fn server_streaming_garbage_is_cut_off() {
+    /// What the garbage server may send before the test calls the client unbounded.
+    const CAP: usize = 256 * 1024 * 1024;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // One thread per connection, each sending records that claim to be handshake messages of
+    // 16 MiB, until the client hangs up (or the cap is reached). Returns bytes sent each.
+    let server = std::thread::spawn(move || {
+        let mut chunk = Vec::new();
+        while chunk.len() < 64 * 1024 {
+            chunk.extend_from_slice(&[22, 3, 3, 0x40, 0x00]);
+            chunk.extend(std::iter::repeat_n(0xffu8, 0x4000));
+        }
+        let mut senders = Vec::new();
+        for conn in listener.incoming().take(5) {
+            let Ok(mut conn) = conn else { break };
+            let chunk = chunk.clone();
+            senders.push(std::thread::spawn(move || {
+                let mut sent = 0;
+                while sent < CAP {
+                    match conn.write(&chunk) {
+                        Ok(n) => sent += n,
+                        Err(_) => break,
+                    }
+                }
+                sent
+            }));
+        }
+        senders
+            .into_iter()
+            .map(|s| s.join().unwrap_or(CAP))
+            .collect::<Vec<_>>()
+    });
+    let target = Target::parse(&format!("127.0.0.1:{port}")).unwrap();
+    let r = probe_within(&target, TIMEOUT, &Trust::system()).await;
+    let verdict = judge(&r, &Expect::default());
+    assert!(
+        verdict.line().starts_with("no TLS version accepted"),
+        "{}",
+        verdict.line()
+    );
+    // The fifth connection is the TLS 1.2 retry by hand; wake the accept loop if it never came.
+    let _ = TcpStream::connect(("127.0.0.1", port));
+    let sent = tokio::task::spawn_blocking(move || server.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        sent.iter().all(|n| *n < CAP),
+        "a connection read everything the server sent: {sent:?}"
+    );
+}
+
+/// `probe_all` on borrowed targets, as a boxed `Send` future (what a job's run is).
+fn boxed_probe_all<'a>(
+    targets: &'a [Target],
+    trust: &'a Trust,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<ProbeReport>> + Send + 'a>> {
+    Box::pin(probe_all(targets, TIMEOUT, trust, 4))
+}
+
+#[tokio::test]
+async fn probe_all_is_a_send_future_for_borrowed_targets() {
+    // This did not compile while probe_all's stream closure was generic over the target's
+    // lifetime ("FnOnce is not general enough").
+    let trust = Trust::system();
+    assert!(boxed_probe_all(&[], &trust).await.is_empty());
+}
+
+#[tokio::test]
+async fn probe_all_reports_every_target_in_order() {
+    let pki = Pki::new();
+    let server = Server::start(&pki, "good", None, &[]);
+    let closed = Target::parse(&format!("127.0.0.1:{}", free_port())).unwrap();
+    let targets = vec![
+        server.target("shop.example.com"),
+        closed.clone(),
+        server.target("localhost"),
+    ];
+    let reports = tokio::time::timeout(HANG, probe_all(&targets, TIMEOUT, &pki.trust(), 2))
+        .await
+        .expect("probe_all hung");
+    let order: Vec<&Target> = reports.iter().map(|r| &r.target).collect();
+    assert_eq!(order, targets.iter().collect::<Vec<_>>());
+    assert!(judge(&reports[0], &Expect::default()).passed());
+    assert_eq!(reports[1].result, Err(Unreachable::Refused));
+    assert!(judge(&reports[2], &Expect::default()).passed());
+}
+
+#[tokio::test]
+async fn a_name_is_probed_on_its_first_address_that_answers() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap();
+    let closed: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    assert_eq!(super::probe::pick(closed, &[open]).await, Ok(open));
+    assert_eq!(
+        super::probe::pick(closed, &[]).await,
+        Ok(closed),
+        "one address: no pre-connect"
+    );
+    assert_eq!(
+        super::probe::pick(closed, &[closed]).await,
+        Err((closed, Unreachable::Refused))
+    );
+    drop(listener);
+}
+
+#[tokio::test]
+async fn tls12_with_only_suites_rustls_refuses_is_still_seen_as_on() {
+    let pki = Pki::new();
+    let cbc = Server::start(&pki, "good", None, &["-tls1_2", "-cipher", "AES128-SHA"]);
+    let r = probe_within(&cbc.target("shop.example.com"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, true, false, false], "{r:#?}");
+    assert_eq!(
+        findings(&r).versions.tls12,
+        Support::Accepted {
+            cipher: "TLS_RSA_WITH_AES_128_CBC_SHA (not spoken by rustls)".to_string()
+        }
+    );
+    let line = judge(&r, &Expect::default()).line();
+    assert_eq!(
+        line,
+        "certificate not checked: no TLS 1.3 or 1.2 handshake finished; TLS 1.3 not offered"
+    );
+}
