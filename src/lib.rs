@@ -18,8 +18,9 @@
 //!   the spec, `kind.rs` with its registry row and [`jobs::kind::JobSpec`] impl, its run, its
 //!   `opsd check` part, tests). A job type never sees the scheduler.
 //! - What the job types are built on: [`geoip`] (GeoLite2 CSV → legacy `.dat`), [`apache`]
-//!   (error-log lines, following across rotation, rules, `opsd apache doctor`), [`process`]
-//!   (spawning, the clean environment, a cgroup per run, reaping what a run left).
+//!   (error-log lines, following across rotation, rules, `opsd apache doctor`), [`tls`]
+//!   (which TLS versions a server offers, its certificate chain), [`process`] (spawning, the
+//!   clean environment, a cgroup per run, reaping what a run left).
 //! - [`alert`]: the alert record, the sinks (each owning its config) and the dispatcher that
 //!   delivers with retries and cooldowns; [`logging`] (text or journald); [`state`] (files
 //!   under the state directory).

@@ -1,8 +1,8 @@
 //! The TLS probe: for one `host:port`, which of TLS 1.3, 1.2, 1.1 and 1.0 the server accepts
 //! (and the cipher suite of each), its certificate chain (trusted? valid for the name? when does
 //! each certificate expire?), a verdict against what the operator expects, and the table
-//! `opsd run-job` prints. The `tls` job type and `opsd tls doctor` are built on this; this
-//! module knows nothing of jobs, configuration or the scheduler.
+//! `opsd run-job` prints. The `tls` job type is built on this; this module knows nothing of jobs,
+//! configuration or the scheduler.
 //!
 //! Every probe is bounded in time (one timeout covers DNS, connections and reads) and in
 //! memory (the hand-built hello reads one record at most; rustls bounds its own messages).
