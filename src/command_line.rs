@@ -23,6 +23,15 @@ impl CommandLine {
         }
     }
 
+    /// The program as written: the argv's first element, or the first word of the shell line
+    /// (what `opsd check` looks for on disk); `None` when there is none.
+    pub fn program(&self) -> Option<&str> {
+        match self {
+            CommandLine::Argv(argv) => argv.first().map(String::as_str),
+            CommandLine::Shell(line) => line.split_whitespace().next(),
+        }
+    }
+
     /// The program to start and its arguments: the argv as given, or `/bin/sh -c LINE`;
     /// `None` for an argv with no program.
     pub fn program_and_args(&self) -> Option<(&str, Vec<&str>)> {
@@ -52,6 +61,12 @@ mod tests {
             Some(("/bin/sh", vec!["-c", "echo a | tr a b"]))
         );
         assert_eq!(CommandLine::Argv(Vec::new()).program_and_args(), None);
+        assert_eq!(argv.program(), Some("/usr/bin/env"));
+        assert_eq!(
+            CommandLine::Shell("  /opt/x.sh  -v".into()).program(),
+            Some("/opt/x.sh")
+        );
+        assert_eq!(CommandLine::Shell(" ".into()).program(), None);
     }
 
     #[test]

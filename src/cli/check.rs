@@ -189,14 +189,12 @@ fn check_hidden_paths(cfg: &Config, sandbox: &Sandbox, texts: &mut Texts, out: &
         }
     }
     for sink in cfg.alerts.values() {
-        let crate::alert::sink::SinkKind::Command(c) = &sink.kind else {
-            continue;
-        };
-        let program = match &c.command {
-            crate::jobs::command::CommandLine::Argv(argv) => argv.first().map(String::as_str),
-            crate::jobs::command::CommandLine::Shell(line) => line.split_whitespace().next(),
-        };
-        let Some(program) = program.map(Path::new).filter(|p| p.is_absolute()) else {
+        let Some(program) = sink
+            .kind
+            .program()
+            .map(Path::new)
+            .filter(|p| p.is_absolute())
+        else {
             continue;
         };
         if let Some(hiding) = sandbox.hiding(program) {

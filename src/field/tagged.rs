@@ -3,7 +3,7 @@
 //! mean" and the known list, and reports the keys the type does not have. What each type then
 //! reads from its table is the type's own business.
 
-use super::{did_you_mean_hint, misspelt_keys, misspelt_type, unknown_key, FieldError};
+use super::{de, did_you_mean_hint, misspelt_keys, misspelt_type, unknown_key, FieldError};
 use toml::de::DeValue;
 use toml::Spanned;
 
@@ -19,6 +19,29 @@ pub trait Head: Sized {
 
     /// The `type = "..."` value, as written.
     fn tag(&self) -> &Spanned<String>;
+}
+
+/// A head of the `type` key alone, for families with no keys common to every type.
+#[derive(Debug, serde::Deserialize)]
+pub struct TypeOnly {
+    /// The `type = "..."` value.
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+}
+
+impl Head for TypeOnly {
+    /// The `type` key alone; the first problem with it is reported.
+    fn read(
+        value: &Spanned<DeValue<'_>>,
+        prefix: &str,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Self> {
+        de(value, prefix).map_err(|e| errors.push(e)).ok()
+    }
+
+    fn tag(&self) -> &Spanned<String> {
+        &self.kind
+    }
 }
 
 /// A family of tagged tables: what they are called, and each type's name and keys.
@@ -136,29 +159,7 @@ fn article(name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::field::de;
     use toml::de::DeTable;
-
-    /// Just the `type` key.
-    #[derive(Debug, serde::Deserialize)]
-    struct Kind {
-        #[serde(rename = "type")]
-        kind: Spanned<String>,
-    }
-
-    impl Head for Kind {
-        fn read(
-            value: &Spanned<DeValue<'_>>,
-            prefix: &str,
-            errors: &mut Vec<FieldError>,
-        ) -> Option<Self> {
-            de(value, prefix).map_err(|e| errors.push(e)).ok()
-        }
-
-        fn tag(&self) -> &Spanned<String> {
-            &self.kind
-        }
-    }
 
     const FAMILY: Tagged<'static> = Tagged {
         noun: "probe",
@@ -168,11 +169,11 @@ mod tests {
         types: &[("icmp", &["host"]), ("tcp", &["host", "port"])],
     };
 
-    fn parse(text: &str) -> (Result<TaggedTable<Kind>, NotTagged>, Vec<String>) {
+    fn parse(text: &str) -> (Result<TaggedTable<TypeOnly>, NotTagged>, Vec<String>) {
         let root = DeTable::parse(text).expect("toml");
         let value = root.get_ref().get("p").expect("p");
         let mut errors = Vec::new();
-        let parsed = FAMILY.parse::<Kind>(value, "p", &mut errors);
+        let parsed = FAMILY.parse::<TypeOnly>(value, "p", &mut errors);
         let errors = errors
             .into_iter()
             .map(|e| format!("{}: {}", e.key, e.message))

@@ -10,10 +10,9 @@ pub use command::CommandSink;
 pub use webhook::WebhookSink;
 
 use crate::field::{
-    de, did_you_mean_hint, located_in_table, valid_name, FieldError, Head, HumanDuration,
-    NotTagged, Tagged,
+    did_you_mean_hint, located_in_table, valid_name, FieldError, HumanDuration, NotTagged, Tagged,
+    TypeOnly,
 };
-use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use toml::de::DeValue;
@@ -67,27 +66,13 @@ impl SinkKind {
             SinkKind::Command(_) => command::TYPE.name,
         }
     }
-}
 
-/// Just the `type` key, read first to pick the schema.
-#[derive(Debug, Deserialize)]
-struct RawKind {
-    #[serde(rename = "type")]
-    kind: Spanned<String>,
-}
-
-impl Head for RawKind {
-    /// The `type` key alone; the first problem with it is reported.
-    fn read(
-        value: &Spanned<DeValue<'_>>,
-        prefix: &str,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
-        de(value, prefix).map_err(|e| errors.push(e)).ok()
-    }
-
-    fn tag(&self) -> &Spanned<String> {
-        &self.kind
+    /// The program the sink runs as written, if it runs one (`opsd check` looks for it).
+    pub fn program(&self) -> Option<&str> {
+        match self {
+            SinkKind::Webhook(_) => None,
+            SinkKind::Command(c) => c.command.program(),
+        }
     }
 }
 
@@ -154,7 +139,7 @@ fn parse_sink(
         types: &types,
     };
     let before = errors.len();
-    let kind = match family.parse::<RawKind>(value, prefix, errors) {
+    let kind = match family.parse::<TypeOnly>(value, prefix, errors) {
         Ok(tagged) => TYPES[tagged.index],
         Err(NotTagged::NotATable(e)) => {
             errors.push(e);

@@ -47,12 +47,7 @@ impl JobSpec for CommandSpec {
     fn needs(&self, out: &mut Needs) {
         let paths: Vec<String> = match self.command.get_ref() {
             CommandLine::Argv(argv) => argv.clone(),
-            CommandLine::Shell(line) => line
-                .split_whitespace()
-                .next()
-                .map(str::to_string)
-                .into_iter()
-                .collect(),
+            shell => shell.program().map(str::to_string).into_iter().collect(),
         };
         for p in paths {
             out.add("command", p.into(), None, Some(self.command.span()));
