@@ -1,162 +1,251 @@
-//! End-to-end tests of the `tls` job type on the real `opsd` binary: `opsd run-job` against real
-//! `openssl s_server` processes on 127.0.0.1 with a certificate from a test CA made here by the
-//! openssl CLI (passed as the job's `ca_file`), and `opsd check` on a broken tls job.
-//!
-//! Self-contained: the openssl helpers of `src/tls/tests.rs` are `#[cfg(test)]` in the library
-//! and so not visible here; this file copies the minimum (one CA, one leaf, `s_server`).
+//! Tests of the `tls` probe and job type against real `openssl s_server` processes on 127.0.0.1,
+//! serving certificates of a test PKI made by the openssl CLI (`util::openssl`): the probe
+//! library through `opsd::tls`, then `opsd run-job` on the real binary (the test CA passed as
+//! the job's `ca_file`), and `opsd check` on a broken tls job. The tests that need no openssl
+//! are the library's own (`src/tls/tests.rs`).
 
-use std::net::{TcpListener, TcpStream};
+use crate::util::free_port;
+use crate::util::openssl::{Pki, Server};
+use crate::util::OPSD;
+use opsd::severity::Severity;
+use opsd::tls::{
+    judge, probe, probe_all, ChainProblem, ChainReport, Expect, Findings, ProbeReport, Support,
+    Target, Trust, Unreachable, Version,
+};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-/// The install line a test prints when openssl is missing.
-const INSTALL: &str = "install it with `apt-get install openssl` (.ci/setup)";
+/// How long a network test may take before it fails as a hang.
+const HANG: Duration = Duration::from_secs(60);
+/// The probe timeout for servers that answer.
+const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Runs `openssl` with `args` in `dir`; fails the test with the install line when it is missing.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl ({e}): {INSTALL}"));
+/// Probes `target`, failing the test if the probe itself hangs.
+async fn probe_within(target: &Target, timeout: Duration, trust: &Trust) -> ProbeReport {
+    tokio::time::timeout(HANG, probe(target, timeout, trust))
+        .await
+        .expect("the probe hung past its own timeout")
+}
+
+/// The findings of a report that reached its server.
+fn findings(report: &ProbeReport) -> &Findings {
+    match &report.result {
+        Ok(findings) => findings,
+        Err(e) => panic!("{} unreachable: {e}", report.target),
+    }
+}
+
+/// The chain report of a server that finished a handshake.
+fn chain(report: &ProbeReport) -> &ChainReport {
+    match &findings(report).chain {
+        Ok(chain) => chain,
+        Err(e) => panic!("{}: no chain: {e}", report.target),
+    }
+}
+
+/// `[1.3, 1.2, 1.1, 1.0]` accepted or not.
+fn accepted(report: &ProbeReport) -> [bool; 4] {
+    let v = &findings(report).versions;
+    Version::ALL.map(|version| v.get(version).accepted())
+}
+
+// ---- the probe library -------------------------------------------------------------------
+
+#[tokio::test]
+async fn server_with_tls13_and_tls12_passes_with_its_certificate_fields() {
+    let pki = Pki::new();
+    let server = Server::start(&pki, "good", None, &[]);
+    let r = probe_within(&server.target("shop.example.com"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [true, true, false, false], "{r:#?}");
+    let (best, cipher) = findings(&r).versions.best().unwrap();
+    assert_eq!(best, Version::Tls13);
+    assert!(cipher.starts_with("TLS13_"), "{cipher}");
+    let chain = chain(&r);
+    assert_eq!(chain.trusted, Ok(()));
+    assert_eq!(chain.hostname, Ok(()));
+    assert!(!chain.ocsp_stapled);
+    let leaf = chain.leaf().unwrap();
+    assert_eq!(leaf.subject, "CN=opsd test good");
+    assert_eq!(leaf.issuer_short, "opsd test CA");
+    assert_eq!(leaf.serial, "12:34");
+    assert_eq!(leaf.key, "RSA 2048");
+    assert_eq!(leaf.signature, "ecdsa-with-SHA256");
     assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        leaf.sans.contains(&"DNS:shop.example.com".to_string()),
+        "{:?}",
+        leaf.sans
     );
-}
-
-/// A CA (`ca.pem`) and a leaf it signed (`leaf.pem`, `leaf.key`) for localhost and
-/// 127.0.0.1, valid 90 days, in `dir`.
-fn make_pki(dir: &Path) {
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "[leaf]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n\
-         extendedKeyUsage = serverAuth\nsubjectAltName = DNS:localhost,IP:127.0.0.1\n",
-    )
-    .expect("write ext.cnf");
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
-    let mut ca = vec!["req", "-x509", "-nodes", "-days", "3650"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-subj",
-        "/CN=opsd e2e CA",
-    ]);
-    openssl(dir, &ca);
-    let mut req = vec!["req", "-new", "-nodes"];
-    req.extend(ec);
-    req.extend([
-        "-keyout",
-        "leaf.key",
-        "-out",
-        "leaf.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    openssl(dir, &req);
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-days",
-            "90",
-            "-set_serial",
-            "0x7001",
-            "-extfile",
-            "ext.cnf",
-            "-extensions",
-            "leaf",
-            "-out",
-            "leaf.pem",
-        ],
+    assert!(
+        leaf.sans.contains(&"IP:127.0.0.1".to_string()),
+        "{:?}",
+        leaf.sans
     );
+    assert!((88..=89).contains(&leaf.days_left), "{}", leaf.days_left);
+    let verdict = judge(&r, &Expect::default());
+    assert!(verdict.passed(), "{}", verdict.line());
 }
 
-/// An `openssl s_server` on a free loopback port, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
+#[tokio::test]
+async fn tls12_only_server_fails_for_tls13_and_tls13_only_for_tls12() {
+    let pki = Pki::new();
+    let only12 = Server::start(&pki, "good", None, &["-tls1_2"]);
+    let r = probe_within(&only12.target("shop.example.com"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, true, false, false], "{r:#?}");
+    assert_eq!(judge(&r, &Expect::default()).line(), "TLS 1.3 not offered");
+    assert_eq!(
+        chain(&r).trusted,
+        Ok(()),
+        "chain taken from the TLS 1.2 handshake"
+    );
+
+    let only13 = Server::start(&pki, "good", None, &["-tls1_3"]);
+    let r = probe_within(&only13.target("shop.example.com"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [true, false, false, false], "{r:#?}");
+    let verdict = judge(&r, &Expect::default());
+    assert_eq!(verdict.line(), "TLS 1.2 off: older browsers cannot connect");
+    assert_eq!(verdict.severity(), Some(Severity::High));
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+#[tokio::test]
+async fn legacy_versions_are_seen_by_the_hand_built_hello() {
+    let pki = Pki::new();
+    let legacy = ["-cipher", "DEFAULT:@SECLEVEL=0"];
+    let tls10 = Server::start(
+        &pki,
+        "chained",
+        Some("inter"),
+        &[&["-tls1"][..], &legacy].concat(),
+    );
+    let r = probe_within(&tls10.target("localhost"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, false, false, true], "{r:#?}");
+    let Support::Accepted { cipher } = &findings(&r).versions.tls10 else {
+        unreachable!()
+    };
+    assert!(cipher.starts_with("TLS_"), "{cipher}");
+    let line = judge(&r, &Expect::default()).line();
+    assert!(line.contains("TLS 1.0 is still on"), "{line}");
+
+    let tls11 = Server::start(
+        &pki,
+        "chained",
+        Some("inter"),
+        &[&["-tls1_1"][..], &legacy].concat(),
+    );
+    let r = probe_within(&tls11.target("localhost"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, false, true, false], "{r:#?}");
 }
 
-impl Server {
-    /// Starts `openssl s_server` with the leaf of `dir` and `flags`, and waits until it accepts
-    /// connections (another port is tried when the one picked was taken meanwhile).
-    fn start(dir: &Path, flags: &[&str]) -> Server {
-        let mut last_error = String::new();
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
-            let log = dir.join(format!("s_server-{port}.log"));
-            let child = Command::new("openssl")
-                .arg("s_server")
-                .arg("-accept")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("-cert")
-                .arg(dir.join("leaf.pem"))
-                .arg("-key")
-                .arg(dir.join("leaf.key"))
-                .args(["-www", "-quiet"])
-                .args(flags)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).expect("s_server log"))
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run openssl ({e}): {INSTALL}"));
-            let mut server = Server { child, port };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return server;
-                }
-                if let Ok(Some(status)) = server.child.try_wait() {
-                    last_error = format!(
-                        "s_server exited ({status}): {}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "s_server did not listen on {port}"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+#[tokio::test]
+async fn expired_wrong_name_and_untrusted_certificates_are_critical() {
+    let pki = Pki::new();
+    let expired = Server::start(&pki, "expired", None, &[]);
+    let r = probe_within(&expired.target("localhost"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(
+        accepted(&r)[..2],
+        [true, true],
+        "an expired certificate does not stop the version probes"
+    );
+    assert_eq!(chain(&r).trusted, Err(ChainProblem::Expired));
+    let verdict = judge(&r, &Expect::default());
+    assert_eq!(verdict.line(), "certificate expired 1 day ago");
+    assert_eq!(verdict.severity(), Some(Severity::Critical));
+
+    let wrong = Server::start(&pki, "wrong", None, &[]);
+    let r = probe_within(&wrong.target("shop.example.com"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(chain(&r).trusted, Ok(()));
+    assert_eq!(chain(&r).hostname, Err(ChainProblem::NotValidForName));
+    let verdict = judge(&r, &Expect::default());
+    assert_eq!(
+        verdict.line(),
+        "hostname mismatch: the certificate is not valid for shop.example.com"
+    );
+    assert_eq!(verdict.severity(), Some(Severity::Critical));
+
+    // The system store does not know the test CA.
+    let good = Server::start(&pki, "good", None, &[]);
+    let r = probe_within(&good.target("shop.example.com"), TIMEOUT, &Trust::system()).await;
+    assert_eq!(accepted(&r)[..2], [true, true]);
+    assert_eq!(chain(&r).trusted, Err(ChainProblem::UnknownIssuer));
+    assert_eq!(
+        judge(&r, &Expect::default()).line(),
+        "certificate not trusted: unknown issuer"
+    );
+    // ... and a ca_file adds it to the system store.
+    let with = Trust::with_ca_file(&pki.path("ca.pem")).unwrap();
+    let r = probe_within(&good.target("shop.example.com"), TIMEOUT, &with).await;
+    assert_eq!(chain(&r).trusted, Ok(()));
+}
+
+#[tokio::test]
+async fn intermediate_that_expires_first_is_named() {
+    let pki = Pki::new();
+    let server = Server::start(&pki, "chained", Some("inter"), &[]);
+    let r = probe_within(&server.target("localhost"), TIMEOUT, &pki.trust()).await;
+    let chain = chain(&r);
+    assert_eq!(
+        chain.certificates.len(),
+        2,
+        "the chain as sent: leaf and intermediate"
+    );
+    assert_eq!(chain.trusted, Ok(()));
+    let (position, first) = chain.first_to_expire().unwrap();
+    assert_eq!(position, 1);
+    assert!(first.is_ca);
+    assert_eq!(first.key, "EC P-256");
+    let verdict = judge(&r, &Expect::default());
+    assert_eq!(
+        verdict.line(),
+        "intermediate certificate \"CN=opsd test inter\" expires in 9 days"
+    );
+    assert_eq!(verdict.severity(), Some(Severity::High));
+}
+
+#[tokio::test]
+async fn probe_all_reports_every_target_in_order() {
+    let pki = Pki::new();
+    let server = Server::start(&pki, "good", None, &[]);
+    let closed = Target::parse(&format!("127.0.0.1:{}", free_port())).unwrap();
+    let targets = vec![
+        server.target("shop.example.com"),
+        closed.clone(),
+        server.target("localhost"),
+    ];
+    let reports = tokio::time::timeout(HANG, probe_all(&targets, TIMEOUT, &pki.trust(), 2))
+        .await
+        .expect("probe_all hung");
+    let order: Vec<&Target> = reports.iter().map(|r| &r.target).collect();
+    assert_eq!(order, targets.iter().collect::<Vec<_>>());
+    assert!(judge(&reports[0], &Expect::default()).passed());
+    assert_eq!(reports[1].result, Err(Unreachable::Refused));
+    assert!(judge(&reports[2], &Expect::default()).passed());
+}
+
+#[tokio::test]
+async fn tls12_with_only_suites_rustls_refuses_is_still_seen_as_on() {
+    let pki = Pki::new();
+    let cbc = Server::start(&pki, "good", None, &["-tls1_2", "-cipher", "AES128-SHA"]);
+    let r = probe_within(&cbc.target("shop.example.com"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, true, false, false], "{r:#?}");
+    assert_eq!(
+        findings(&r).versions.tls12,
+        Support::Accepted {
+            cipher: "TLS_RSA_WITH_AES_128_CBC_SHA (not spoken by rustls)".to_string()
         }
-        panic!("s_server did not start: {last_error}");
-    }
-
-    /// The target as a job lists it.
-    fn target(&self) -> String {
-        format!("127.0.0.1:{} sni=localhost", self.port)
-    }
+    );
+    let line = judge(&r, &Expect::default()).line();
+    assert_eq!(
+        line,
+        "certificate not checked: no TLS 1.3 or 1.2 handshake finished; TLS 1.3 not offered"
+    );
 }
+
+// ---- the tls job on the real binary ------------------------------------------------------
 
 /// Runs `opsd ARGS --config CONFIG` (for `run-job`, with text logs and a state directory
 /// beside the config).
 fn opsd(args: &[&str], config: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsd"));
+    let mut cmd = Command::new(OPSD);
     cmd.args(args)
         .arg("--config")
         .arg(config)
@@ -172,10 +261,10 @@ fn opsd(args: &[&str], config: &Path) -> Output {
 #[test]
 fn run_job_passes_a_tls13_and_12_server_and_fails_a_tls12_only_one_with_the_table() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    make_pki(dir.path());
-    let modern = Server::start(dir.path(), &[]);
-    let old = Server::start(dir.path(), &["-tls1_2"]);
-    let ca = dir.path().join("ca.pem");
+    let pki = Pki::new();
+    let modern = Server::start(&pki, "good", None, &[]);
+    let old = Server::start(&pki, "good", None, &["-tls1_2"]);
+    let ca = pki.path("ca.pem");
     let config = dir.path().join("jobs.toml");
     let alerts = dir.path().join("alerts.jsonl");
     std::fs::write(
@@ -189,10 +278,10 @@ fn run_job_passes_a_tls13_and_12_server_and_fails_a_tls12_only_one_with_the_tabl
              ca_file = \"{}\"\nprobe_timeout = \"20s\"\nalert = [\"capture\"]\n",
             alerts.display(),
             alerts.display(),
-            modern.target(),
+            modern.target("localhost"),
             ca.display(),
-            modern.target(),
-            old.target(),
+            modern.target("localhost"),
+            old.target("localhost"),
             ca.display()
         ),
     )
@@ -227,13 +316,13 @@ fn run_job_passes_a_tls13_and_12_server_and_fails_a_tls12_only_one_with_the_tabl
     assert!(row[6].starts_with("TLS13_"), "{stdout}");
     assert!(matches!(row[7], "89" | "90"), "days left: {stdout}");
     assert!(
-        lines[1].contains("opsd e2e CA") && lines[1].ends_with("ok"),
+        lines[1].contains("opsd test CA") && lines[1].ends_with("ok"),
         "{stdout}"
     );
     assert!(stderr.contains("modern: success"), "{stderr}");
     assert!(stderr.contains("1 target pass"), "{stderr}");
     assert!(
-        stderr.contains(&format!("modern: tls {}: ok", modern.target())),
+        stderr.contains(&format!("modern: tls {}: ok", modern.target("localhost"))),
         "one event per target: {stderr}"
     );
 
@@ -246,25 +335,30 @@ fn run_job_passes_a_tls13_and_12_server_and_fails_a_tls12_only_one_with_the_tabl
     assert_eq!(stdout.lines().count(), 3, "{stdout}");
     let old_row = stdout
         .lines()
-        .find(|l| l.starts_with(&old.target()))
-        .unwrap_or_else(|| panic!("no row for {}:\n{stdout}", old.target()));
+        .find(|l| l.starts_with(&old.target("localhost").to_string()))
+        .unwrap_or_else(|| panic!("no row for {}:\n{stdout}", old.target("localhost")));
     assert!(old_row.contains("  no   yes  no   no"), "{stdout}");
     assert!(old_row.ends_with("TLS 1.3 not offered"), "{stdout}");
     assert!(
         stderr.contains(&format!(
             "mixed: failed: 1 of 2 targets failed: {} (TLS 1.3 not offered)",
-            old.target()
+            old.target("localhost")
         )),
         "{stderr}"
     );
     let event = stderr
         .lines()
-        .find(|l| l.contains(&format!("mixed: tls {}: TLS 1.3 not offered", old.target())))
+        .find(|l| {
+            l.contains(&format!(
+                "mixed: tls {}: TLS 1.3 not offered",
+                old.target("localhost")
+            ))
+        })
         .unwrap_or_else(|| panic!("no event for the failing target:\n{stderr}"));
     assert!(
         event.contains("ERROR")
             && event.contains("rule=\"tls_version\"")
-            && event.contains(&format!("target=\"{}\"", old.target())),
+            && event.contains(&format!("target=\"{}\"", old.target("localhost"))),
         "{event}"
     );
     // One alert for the failing target (run-job waits for the sinks before it exits), beside
@@ -288,7 +382,7 @@ fn run_job_passes_a_tls13_and_12_server_and_fails_a_tls12_only_one_with_the_tabl
         [&(
             "tls_version".to_string(),
             "high".to_string(),
-            format!("{}: TLS 1.3 not offered", old.target())
+            format!("{}: TLS 1.3 not offered", old.target("localhost"))
         )],
         "{sent}"
     );
