@@ -109,13 +109,7 @@ pub async fn run_with<B: GeoipBuilder>(
     }
 
     if cancelled {
-        return RunReport {
-            outcome: Outcome::Killed,
-            exit_code: None,
-            signal: None,
-            detail: Some("cancelled; the installed files are complete (old or new)".into()),
-            output: Vec::new(),
-        };
+        return RunReport::killed("cancelled; the installed files are complete (old or new)");
     }
     if ctx.dry_run {
         let detail = if would.is_empty() {
