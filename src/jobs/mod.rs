@@ -31,7 +31,10 @@ pub struct RunContext {
     pub run_id: Arc<str>,
     /// Fired when the run must stop now (timeout, shutdown, job removed).
     pub cancel: CancellationToken,
-    /// The daemon's state directory; a job keeps its files under `state_dir/<type>/`.
+    /// The daemon's state directory. A job type keeps its files in a folder of its own there,
+    /// whose name never changes so files survive upgrades: `geoip/<job>/` for geoip,
+    /// `apache/<job>.json` (not `apache_log/`) for apache_log; the scheduler keeps `schedule/`,
+    /// `last-run/` and `runs/`.
     pub state_dir: PathBuf,
     /// Report what would change, change nothing.
     pub dry_run: bool,
