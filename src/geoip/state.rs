@@ -1,5 +1,6 @@
 //! What a GeoIP job last installed per edition, kept as JSON under
-//! `state_dir/geoip/<job>/<edition>.json` and written atomically.
+//! `state_dir/geoip/<job>/<edition>.json` (beside the run's `work/` download folder, in
+//! [`job_dir`]) and written atomically.
 
 use super::download::Release;
 use serde::{Deserialize, Serialize};
@@ -41,12 +42,14 @@ impl EditionState {
     }
 }
 
+/// The folder where geoip job `job` keeps its state files and its download work area.
+pub fn job_dir(state_dir: &Path, job: &str) -> PathBuf {
+    state_dir.join("geoip").join(job)
+}
+
 /// The state file of `edition` for job `job`.
 pub fn state_path(state_dir: &Path, job: &str, edition: &str) -> PathBuf {
-    state_dir
-        .join("geoip")
-        .join(job)
-        .join(format!("{edition}.json"))
+    job_dir(state_dir, job).join(format!("{edition}.json"))
 }
 
 /// Reads a state file; `Ok(None)` when there is none yet.
@@ -98,6 +101,17 @@ mod tests {
         assert_eq!(load(&path).unwrap(), Some(sample()));
         let names: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn state_files_stay_where_earlier_releases_wrote_them() {
+        // Moving them would make every edition download again after an upgrade.
+        let root = Path::new("/var/lib/opsd");
+        assert_eq!(job_dir(root, "geo"), Path::new("/var/lib/opsd/geoip/geo"));
+        assert_eq!(
+            state_path(root, "geo", "GeoLite2-ASN-CSV"),
+            Path::new("/var/lib/opsd/geoip/geo/GeoLite2-ASN-CSV.json")
+        );
     }
 
     #[test]

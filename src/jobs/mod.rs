@@ -31,7 +31,10 @@ pub struct RunContext {
     pub run_id: Arc<str>,
     /// Fired when the run must stop now (timeout, shutdown, job removed).
     pub cancel: CancellationToken,
-    /// The daemon's state directory; a job keeps its files under `state_dir/<type>/`.
+    /// The daemon's state directory. A job type keeps its files in a folder of its own there,
+    /// whose name never changes so files survive upgrades: `geoip/<job>/` for geoip,
+    /// `apache/<job>.json` (not `apache_log/`) for apache_log; the scheduler keeps `schedule/`,
+    /// `last-run/` and `runs/`.
     pub state_dir: PathBuf,
     /// Report what would change, change nothing.
     pub dry_run: bool,
@@ -126,6 +129,14 @@ impl RunReport {
             output: Vec::new(),
         }
     }
+
+    /// A run stopped from outside (cancelled by a stop or reload) with what it left behind.
+    pub fn killed(detail: impl Into<String>) -> Self {
+        RunReport {
+            outcome: Outcome::Killed,
+            ..RunReport::failed(detail)
+        }
+    }
 }
 
 /// Every job type, in the order `unknown job type` lists them: one row per type, defined in
@@ -216,6 +227,15 @@ mod tests {
         let kind = cfg.jobs["a"].spec.as_spec().kind();
         assert!(REGISTRY.iter().any(|k| std::ptr::eq(*k, kind)));
         assert_eq!(kind.name, "command");
+    }
+
+    #[test]
+    fn a_killed_report_carries_only_its_outcome_and_detail() {
+        let report = RunReport::killed("cancelled before start");
+        assert_eq!(report.outcome, Outcome::Killed);
+        assert_eq!(report.detail.as_deref(), Some("cancelled before start"));
+        assert_eq!((report.exit_code, report.signal), (None, None));
+        assert!(report.output.is_empty());
     }
 
     #[test]

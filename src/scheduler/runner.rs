@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -276,7 +277,7 @@ impl Runner {
                 if !job.jitter.is_zero() && matches!(trigger, Trigger::Schedule(_)) {
                     // A jittered run starts apart from its wave; it holds no other run back.
                     drop(ticket.take());
-                    let delay = job.jitter.mul_f64(fastrand::f64());
+                    let delay = jitter_delay(job.jitter, fastrand::f64());
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         // Stopped (shutdown's grace ran out) before its turn came: a run that
@@ -342,5 +343,52 @@ impl Runner {
     /// Every run and supervisor started, for shutdown to close and wait on.
     pub fn tracker(&self) -> &TaskTracker {
         &self.inner.tracker
+    }
+}
+
+/// How long a scheduled run of a job with `jitter` waits before it starts, for `random`, a
+/// uniform draw from [0, 1): that fraction of the jitter, so runs spread evenly from their
+/// slot up to (never beyond) the jitter after it.
+fn jitter_delay(jitter: Duration, random: f64) -> Duration {
+    jitter.mul_f64(random)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The largest draw `fastrand::f64` can return, the one just below 1.
+    const LAST_DRAW: f64 = 1.0 - f64::EPSILON / 2.0;
+
+    #[test]
+    fn the_wait_is_the_draws_fraction_of_the_jitter() {
+        let jitter = Duration::from_millis(600);
+        assert_eq!(jitter_delay(jitter, 0.0), Duration::ZERO);
+        assert_eq!(jitter_delay(jitter, 0.5), Duration::from_millis(300));
+        assert_eq!(jitter_delay(jitter, 0.25), Duration::from_millis(150));
+    }
+
+    #[test]
+    fn the_wait_never_exceeds_the_jitter_even_for_the_last_draw_or_a_long_jitter() {
+        for jitter in [
+            Duration::from_millis(1),
+            Duration::from_millis(600),
+            Duration::from_secs(3600),
+            Duration::from_secs(366 * 86_400),
+        ] {
+            let wait = jitter_delay(jitter, LAST_DRAW);
+            assert!(wait <= jitter, "{wait:?} > {jitter:?}");
+            assert!(
+                jitter - wait < Duration::from_micros(1),
+                "{wait:?} for {jitter:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_jitter_means_no_wait_whatever_the_draw() {
+        for draw in [0.0, 0.5, LAST_DRAW] {
+            assert_eq!(jitter_delay(Duration::ZERO, draw), Duration::ZERO);
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! The scheduler's contract as a whole, where its parts' own tests (admission in
-//! `job_state.rs`, the reload diff in `reload.rs`, restart waits in `backoff.rs`) leave off:
-//! the overlap policies and jitter applied to real runs, what a reload does to timers and
-//! runs, `@start` runs, and how a continuous job is restarted. Scheduler tests run real
-//! `command` jobs on a real runtime; they wait on conditions (what `opsd status` would show)
-//! and say what they saw when a deadline passes.
+//! `job_state.rs`, the reload diff in `reload.rs`, restart waits in `backoff.rs`, the jitter's
+//! bounds in `runner.rs`) leave off: the overlap policies and jitter applied to real runs,
+//! what a reload does to timers and runs, `@start` runs, and how a continuous job is
+//! restarted. Scheduler tests run real `command` jobs on a real runtime; they wait on
+//! conditions (what `opsd status` would show) and say what they saw when a deadline passes.
 
 use super::*;
 use crate::alert::Dispatcher;
@@ -240,7 +240,7 @@ async fn a_triggered_run_starts_at_once_whatever_the_jitter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_runs_start_at_a_random_point_within_the_jitter() {
-    // Every second on the second; each run starts within 600 ms after its slot.
+    // Every second on the second; each run starts at a random point of the 600 ms after it.
     let jitter_ms = 600;
     let f = Fixture::start(&format!(
         "[jobs.j]\ntype = \"command\"\nschedule = \"* * * * * *\"\ncommand = \"true\"\njitter = \"{jitter_ms}ms\"\n"
@@ -259,12 +259,8 @@ async fn scheduled_runs_start_at_a_random_point_within_the_jitter() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // A loaded machine may wake a run late; it never starts one before its slot.
-    let slack_ms = 300;
-    assert!(
-        late_ms.values().all(|&ms| ms < jitter_ms + slack_ms),
-        "runs started later after their second than the jitter allows: {late_ms:?}"
-    );
+    // How far into the jitter a run may start is `jitter_delay`'s contract (runner.rs's
+    // tests); a wall-clock upper bound here would only measure how loaded the machine is.
     // Without jitter a run starts within a few ms of its second; four such starts are all but
     // impossible with 600 ms of jitter (a chance of about 1 in 10^6).
     assert!(

@@ -163,13 +163,7 @@ fn empty_selection(ctx: &RunContext, spec: &Ec2Spec, target: &Target) -> RunRepo
             "{}: ec2 {action}: {detail}",
             job
         );
-        return RunReport {
-            outcome: Outcome::Success,
-            exit_code: None,
-            signal: None,
-            detail: Some(detail),
-            output: Vec::new(),
-        };
+        return RunReport::success(Some(detail));
     }
     let msg = format!(
         "{action}: no instance in {target} matched {by}; check `region` and `tags` for a typo, \
@@ -465,13 +459,7 @@ fn finish(
 
 /// The report of a run stopped from outside before it acted.
 fn cancelled(when: &str) -> RunReport {
-    RunReport {
-        outcome: Outcome::Killed,
-        exit_code: None,
-        signal: None,
-        detail: Some(format!("cancelled {when}; nothing changed")),
-        output: Vec::new(),
-    }
+    RunReport::killed(format!("cancelled {when}; nothing changed"))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use super::spec::{GeoipSpec, RunSettings};
 use crate::geoip::download::{DownloadError, MaxMindClient};
 use crate::geoip::install::{check_dir, check_output_dir};
 use crate::geoip::license::LicenseKey;
+use crate::geoip::state;
 use crate::jobs::command::{self, CommandLine, CommandSpec};
 use crate::jobs::{Outcome, RunContext, RunReport};
 use std::collections::BTreeMap;
@@ -51,7 +52,7 @@ pub async fn run_with<B: GeoipBuilder>(
         Ok(c) => c,
         Err(e) => return fail(ctx, format!("cannot set up the HTTP client: {e}")),
     };
-    let work = ctx.state_dir.join("geoip").join(&*ctx.job).join("work");
+    let work = state::job_dir(&ctx.state_dir, &ctx.job).join("work");
     if !ctx.dry_run {
         // A crashed run may have left a download behind; start clean.
         let _ = std::fs::remove_dir_all(&work);
@@ -109,13 +110,7 @@ pub async fn run_with<B: GeoipBuilder>(
     }
 
     if cancelled {
-        return RunReport {
-            outcome: Outcome::Killed,
-            exit_code: None,
-            signal: None,
-            detail: Some("cancelled; the installed files are complete (old or new)".into()),
-            output: Vec::new(),
-        };
+        return RunReport::killed("cancelled; the installed files are complete (old or new)");
     }
     if ctx.dry_run {
         let detail = if would.is_empty() {

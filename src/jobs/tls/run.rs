@@ -6,7 +6,7 @@
 use super::alert::{alert_for, outcome_line};
 use super::TlsSpec;
 use crate::escape;
-use crate::jobs::{Outcome, RunContext, RunReport};
+use crate::jobs::{RunContext, RunReport};
 use crate::tls::{self, ProbeReport, Trust, Verdict};
 use std::io::Write;
 
@@ -99,11 +99,5 @@ fn log_target(ctx: &RunContext, report: &ProbeReport, verdict: &Verdict) {
 
 /// The report of a run stopped from outside before every target was judged.
 fn cancelled(when: &str) -> RunReport {
-    RunReport {
-        outcome: Outcome::Killed,
-        exit_code: None,
-        signal: None,
-        detail: Some(format!("cancelled {when}")),
-        output: Vec::new(),
-    }
+    RunReport::killed(format!("cancelled {when}"))
 }
