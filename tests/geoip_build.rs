@@ -2,7 +2,7 @@
 //! the real `opsd` binary and asks the real libGeoIP (`geoiplookup`, `geoiplookup6` from
 //! Debian's geoip-bin) about more than 10,000 addresses drawn from the CSVs.
 
-use opsd::geoip::latin1::to_latin1;
+use opsd::geoip::latin1::push_latin1;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -151,6 +151,13 @@ fn pick<T: Clone>(rows: &[T], max: usize, rng: &mut fastrand::Rng) -> Vec<T> {
         .take(max)
         .cloned()
         .collect()
+}
+
+/// `s` in ISO-8859-1 as libGeoIP stores names, transliterated as opsd writes them.
+fn to_latin1(s: &str) -> Vec<u8> {
+    let mut v = Vec::new();
+    push_latin1(&mut v, s);
+    v
 }
 
 /// Names as `tool` prints them: geoiplookup converts libGeoIP's Latin-1 to UTF-8,

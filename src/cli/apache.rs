@@ -92,19 +92,22 @@ fn test_rules(
                     .filter(|j| matches!(j.spec, crate::jobs::JobType::ApacheLog(_)))
                     .map(|j| j.name.as_str())
             };
+            let apache = crate::jobs::apache::KIND.name;
             let Some(job) = cfg.jobs.get(name) else {
                 let hint = crate::field::did_you_mean_hint(name, apache_jobs()).unwrap_or_default();
                 anyhow::bail!(
-                    "{}: no job {name:?}{hint} (apache_log jobs: {})",
+                    "{}: no job {name:?}{hint} ({apache} jobs: {})",
                     shown_path(config_path),
                     apache_jobs().collect::<Vec<_>>().join(", ")
                 );
             };
             let crate::jobs::JobType::ApacheLog(spec) = &job.spec else {
+                let other = job.spec.type_name();
                 anyhow::bail!(
-                    "{}: job {name:?} is a {} job, not an apache_log job",
+                    "{}: job {name:?} is {} {other} job, not {} {apache} job",
                     shown_path(config_path),
-                    job.spec.type_name()
+                    crate::field::article(other),
+                    crate::field::article(apache),
                 );
             };
             (
@@ -144,6 +147,53 @@ mod tests {
         assert!(
             err.to_string().contains("--apache-config /etc/x.conf"),
             "{err}"
+        );
+    }
+
+    /// `test-rules --job` on a job of another type says which type, with its article.
+    fn refusal_of(toml: &str) -> String {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("jobs.toml");
+        std::fs::write(&config, toml).expect("write jobs.toml");
+        let log = dir.path().join("error.log");
+        std::fs::write(&log, "").expect("write log");
+        let cli = Cli::try_parse_from([
+            "opsd".as_ref(),
+            "apache".as_ref(),
+            "test-rules".as_ref(),
+            log.as_os_str(),
+            "--job".as_ref(),
+            "other".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ])
+        .expect("parsed");
+        let Command::Apache {
+            command: ApacheCommand::TestRules { args, .. },
+        } = cli.command
+        else {
+            panic!("not test-rules: {cli:?}");
+        };
+        let err = test_rules(&args, &config).expect_err("not an apache_log job");
+        err.to_string()
+    }
+
+    #[test]
+    fn test_rules_on_another_type_names_it_with_the_right_article() {
+        let ec2 = refusal_of(
+            "[jobs.other]\ntype = \"ec2\"\nschedule = \"@daily\"\naction = \"start\"\n\
+             region = \"us-east-1\"\ninstance_ids = [\"i-0123456789abcdef0\"]\n",
+        );
+        assert!(
+            ec2.ends_with(": job \"other\" is an ec2 job, not an apache_log job"),
+            "{ec2}"
+        );
+        let command = refusal_of(
+            "[jobs.other]\ntype = \"command\"\nschedule = \"@daily\"\ncommand = \"true\"\n",
+        );
+        assert!(
+            command.ends_with(": job \"other\" is a command job, not an apache_log job"),
+            "{command}"
         );
     }
 }

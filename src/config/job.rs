@@ -7,13 +7,16 @@ use super::{CatchUp, Defaults, JobConfig, Overlap};
 use crate::alert::sink;
 use crate::field::{
     de_table, shown, struct_fields, valid_name, FieldError, Head, HumanDuration, NotTagged, Tagged,
+    TaggedTable,
 };
-use crate::jobs::kind::SpecTable;
+use crate::jobs::kind::{JobKind, SpecTable};
 use crate::jobs::REGISTRY;
 use crate::schedule::Schedule;
 use chrono::NaiveDate;
+use chrono_tz::Tz;
 use serde::Deserialize;
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,40 +79,13 @@ pub(super) fn parse_job(
     let name_str = name.get_ref().to_string();
     let prefix = format!("jobs.{name_str}");
     let mut errors = Vec::new();
-    if !valid_name(&name_str) {
-        errors.push(FieldError::new(
-            name.span(),
-            &prefix,
-            "job names may use letters, digits, '-', '_' and '.' (at most 64, not starting with '.')",
-        ));
-    }
-    let types: Vec<(&'static str, &'static [&'static str])> = REGISTRY
-        .iter()
-        .map(|kind| (kind.name, (kind.fields)()))
-        .collect();
-    let family = Tagged {
-        noun: "job",
-        member: "job",
-        not_a_table: "a job must be a table, e.g. [jobs.NAME]",
-        common: struct_fields::<CommonSpec>(),
-        types: &types,
-    };
-    let tagged = match family.parse::<CommonSpec>(value, &prefix, &mut errors) {
-        Ok(tagged) => tagged,
-        // A job that is not a table is reported alone, without its name's problem.
-        Err(NotTagged::NotATable(e)) => return Err(vec![e]),
-        Err(NotTagged::Reported) => return Err(errors),
+    check_name(name, &prefix, &mut errors);
+    let Some(tagged) = read_common(value, &prefix, &mut errors) else {
+        return Err(errors);
     };
     let (common, misspelt, kind) = (tagged.head, tagged.misspelt, REGISTRY[tagged.index]);
     // The zone first, for the type's parse; its error is listed after the type's own.
-    let mut tz_errors = Vec::new();
-    let tz = match &common.timezone {
-        Some(tz) => parse_tz(tz, &format!("{prefix}.timezone")).unwrap_or_else(|e| {
-            tz_errors.push(e);
-            defaults.timezone
-        }),
-        None => defaults.timezone,
-    };
+    let (tz, tz_error) = job_timezone(common.timezone.as_ref(), defaults, &prefix);
     let spec_table = SpecTable {
         value,
         prefix: &prefix,
@@ -117,58 +93,22 @@ pub(super) fn parse_job(
         timezone: tz,
     };
     let job = (kind.parse)(&spec_table, &mut errors);
-    errors.append(&mut tz_errors);
-    let mut exclude = BTreeSet::new();
-    for d in &common.exclude_dates {
-        match d.get_ref().parse::<NaiveDate>() {
-            Ok(date) => {
-                exclude.insert(date);
-            }
-            Err(_) => errors.push(FieldError::new(
-                d.span(),
-                format!("{prefix}.exclude_dates"),
-                format!("{} is not a date; write \"YYYY-MM-DD\"", shown(d.get_ref())),
-            )),
-        }
-    }
+    errors.extend(tz_error);
+    let exclude = exclude_dates(&common.exclude_dates, &prefix, &mut errors);
     errors.extend(sink::check_refs(&common.alert, sinks, &prefix));
-    // From the type, not the parsed job: a job whose other keys fail to parse is still
-    // continuous, and must not also get a false "missing `schedule`".
-    let schedule = match (&common.schedule, kind.continuous) {
-        (Some(s), true) => {
-            errors.push(FieldError::new(
-                s.span(),
-                format!("{prefix}.schedule"),
-                format!(
-                    "{} jobs run continuously from start; remove `schedule`",
-                    kind.name
-                ),
-            ));
-            None
-        }
-        (Some(s), false) => match Schedule::parse(s.get_ref(), tz, exclude) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                errors.push(FieldError::new(
-                    s.span(),
-                    format!("{prefix}.schedule"),
-                    e.to_string(),
-                ));
-                None
-            }
-        },
-        (None, true) => None,
-        (None, false) if misspelt.contains(&"schedule") => None,
-        (None, false) => {
-            errors.push(FieldError::new(
-                name.span(),
-                format!("{prefix}.schedule"),
-                "missing `schedule` (e.g. \"@every 5s\", \"0 30 2 * * *\", \"@daily\", \"@start\")",
-            ));
-            None
-        }
-    };
-
+    let schedule = job_schedule(
+        common.schedule.as_ref(),
+        kind,
+        misspelt.contains(&"schedule"),
+        name.span(),
+        tz,
+        exclude,
+        &prefix,
+    )
+    .unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
     match job {
         Some(job) if errors.is_empty() => Ok(JobConfig {
             name: name_str,
@@ -184,5 +124,122 @@ pub(super) fn parse_job(
             spec: job,
         }),
         _ => Err(errors),
+    }
+}
+
+/// Reports a job name that `valid_name` refuses.
+fn check_name(
+    name: &Spanned<std::borrow::Cow<'_, str>>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    if !valid_name(name.get_ref()) {
+        errors.push(FieldError::new(
+            name.span(),
+            prefix,
+            "job names may use letters, digits, '-', '_' and '.' (at most 64, not starting with '.')",
+        ));
+    }
+}
+
+/// Reads the keys every job has and finds its type in the registry; `None` when the job
+/// cannot be read further, with `errors` then holding every problem to report.
+fn read_common(
+    value: &Spanned<DeValue<'_>>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<TaggedTable<CommonSpec>> {
+    let types: Vec<(&'static str, &'static [&'static str])> = REGISTRY
+        .iter()
+        .map(|kind| (kind.name, (kind.fields)()))
+        .collect();
+    let family = Tagged {
+        noun: "job",
+        member: "job",
+        not_a_table: "a job must be a table, e.g. [jobs.NAME]",
+        common: struct_fields::<CommonSpec>(),
+        types: &types,
+    };
+    match family.parse::<CommonSpec>(value, prefix, errors) {
+        Ok(tagged) => Some(tagged),
+        // A job that is not a table is reported alone, without its name's problem.
+        Err(NotTagged::NotATable(e)) => {
+            *errors = vec![e];
+            None
+        }
+        Err(NotTagged::Reported) => None,
+    }
+}
+
+/// The job's own `timezone`, else the defaults' one (with the error of a bad zone).
+fn job_timezone(
+    timezone: Option<&Spanned<String>>,
+    defaults: &Defaults,
+    prefix: &str,
+) -> (Tz, Option<FieldError>) {
+    match timezone {
+        Some(tz) => match parse_tz(tz, &format!("{prefix}.timezone")) {
+            Ok(tz) => (tz, None),
+            Err(e) => (defaults.timezone, Some(e)),
+        },
+        None => (defaults.timezone, None),
+    }
+}
+
+/// The dates of `exclude_dates`, each one that is not a date reported.
+fn exclude_dates(
+    dates: &[Spanned<String>],
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> BTreeSet<NaiveDate> {
+    let mut exclude = BTreeSet::new();
+    for d in dates {
+        match d.get_ref().parse::<NaiveDate>() {
+            Ok(date) => {
+                exclude.insert(date);
+            }
+            Err(_) => errors.push(FieldError::new(
+                d.span(),
+                format!("{prefix}.exclude_dates"),
+                format!("{} is not a date; write \"YYYY-MM-DD\"", shown(d.get_ref())),
+            )),
+        }
+    }
+    exclude
+}
+
+/// The job's schedule, read in `tz` without the `exclude` dates: none for a continuous type,
+/// required for a scheduled one unless `schedule_misspelt` (already reported); a missing one is
+/// reported at the job's name (`name_span`).
+fn job_schedule(
+    schedule: Option<&Spanned<String>>,
+    kind: &JobKind,
+    schedule_misspelt: bool,
+    name_span: Range<usize>,
+    tz: Tz,
+    exclude: BTreeSet<NaiveDate>,
+    prefix: &str,
+) -> Result<Option<Schedule>, FieldError> {
+    // From the type, not the parsed job: a job whose other keys fail to parse is still
+    // continuous, and must not also get a false "missing `schedule`".
+    match (schedule, kind.continuous) {
+        (Some(s), true) => Err(FieldError::new(
+            s.span(),
+            format!("{prefix}.schedule"),
+            format!(
+                "{} jobs run continuously from start; remove `schedule`",
+                kind.name
+            ),
+        )),
+        (Some(s), false) => Schedule::parse(s.get_ref(), tz, exclude)
+            .map(Some)
+            .map_err(|e| FieldError::new(s.span(), format!("{prefix}.schedule"), e.to_string())),
+        (None, true) => Ok(None),
+        (None, false) if schedule_misspelt => Ok(None),
+        (None, false) => Err(FieldError::new(
+            name_span,
+            format!("{prefix}.schedule"),
+            "missing `schedule` (e.g. \"@every 5s\", \"0 30 2 * * *\", \"@daily\", \"@start\")",
+        )),
     }
 }

@@ -63,8 +63,9 @@ impl<'de> Deserializer<'de> for FieldProbe<'_> {
 mod tests {
     use super::*;
 
+    /// A struct whose keys are listed; its fields are only deserialised, never read.
     #[derive(serde::Deserialize)]
-    #[allow(dead_code)]
+    #[expect(dead_code)]
     struct Sample {
         alpha: u32,
         #[serde(rename = "type")]

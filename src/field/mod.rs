@@ -22,5 +22,5 @@ pub use table::{
     de, de_table, explain_variant, located_in_table, misspelt_keys, misspelt_type, toml_message,
     unknown_key,
 };
-pub use tagged::{Head, NotTagged, Tagged, TaggedTable, TypeOnly};
+pub use tagged::{article, Head, NotTagged, Tagged, TaggedTable, TypeOnly};
 pub use text::{line_col, shown, valid_name, Cursor};

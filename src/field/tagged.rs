@@ -148,7 +148,7 @@ impl Tagged<'_> {
 }
 
 /// "an" before a name that starts with a vowel (`an ec2 job`), else "a".
-fn article(name: &str) -> &'static str {
+pub fn article(name: &str) -> &'static str {
     if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
         "an"
     } else {

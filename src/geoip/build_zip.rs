@@ -1,5 +1,5 @@
-//! The one place that binds each GeoLite2 edition ([`Kind`]) to its [`super::edition::Edition`]
-//! implementation, and the entry point that builds a zip with it.
+//! The one place that binds each GeoLite2 edition ([`EditionKind`]) to its
+//! [`super::edition::Edition`] implementation, and the entry point that builds a zip with it.
 
 use super::asn::Asn;
 use super::build::{build_edition, WrittenDat};
@@ -7,7 +7,7 @@ use super::city::City;
 use super::country::Country;
 use super::error::GeoipError;
 use super::guard::BuildGuard;
-use super::source::{Kind, Source};
+use super::source::{EditionKind, Source};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
@@ -32,8 +32,8 @@ pub fn build_zip(
         "building legacy GeoIP files"
     );
     match src.kind {
-        Kind::Country => build_edition::<Country, _>(&mut src, &mut create),
-        Kind::Asn => build_edition::<Asn, _>(&mut src, &mut create),
-        Kind::City => build_edition::<City, _>(&mut src, &mut create),
+        EditionKind::Country => build_edition::<Country, _>(&mut src, &mut create),
+        EditionKind::Asn => build_edition::<Asn, _>(&mut src, &mut create),
+        EditionKind::City => build_edition::<City, _>(&mut src, &mut create),
     }
 }

@@ -1,7 +1,7 @@
 //! What one GeoLite2 CSV edition adds to the build steps all editions share (in `build`):
 //! which two files it writes, what a block row's answer is, how answers are stored and how
 //! they read back. Country, ASN and City each implement [`Edition`]; `build` knows only this
-//! trait, and `build_zip` binds each [`super::source::Kind`] to its implementation.
+//! trait, and `build_zip` binds each [`super::source::EditionKind`] to its implementation.
 
 use super::csv::CsvReader;
 use super::dat::DbType;

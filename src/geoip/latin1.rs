@@ -17,13 +17,6 @@ pub fn push_latin1(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// Encodes `s` in ISO-8859-1 with transliteration.
-pub fn to_latin1(s: &str) -> Vec<u8> {
-    let mut v = Vec::with_capacity(s.len());
-    push_latin1(&mut v, s);
-    v
-}
-
 /// Decodes ISO-8859-1 bytes (every byte is the code point of the same value).
 pub fn from_latin1(b: &[u8]) -> String {
     b.iter().map(|&c| c as char).collect()
@@ -591,6 +584,13 @@ const TRANSLIT: &[(u32, &str)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Encodes `s` in ISO-8859-1 with transliteration.
+    fn to_latin1(s: &str) -> Vec<u8> {
+        let mut v = Vec::new();
+        push_latin1(&mut v, s);
+        v
+    }
 
     #[test]
     fn keeps_latin1_and_transliterates_the_rest() {

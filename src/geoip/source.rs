@@ -17,7 +17,7 @@ type Member<'a> = BufReader<Limited<'a, zip::read::ZipFile<'a, BufReader<File>>>
 
 /// The kinds of GeoLite2 CSV editions this build turns into legacy files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum EditionKind {
     /// `GeoLite2-Country-CSV` → `GeoIP.dat`, `GeoIPv6.dat`.
     Country,
     /// `GeoLite2-ASN-CSV` → `GeoIPASNum.dat`, `GeoIPASNumv6.dat`.
@@ -27,18 +27,22 @@ pub enum Kind {
 }
 
 /// Every edition's MaxMind name, the one place each is written.
-pub const EDITIONS: [&str; 3] = [Kind::Country.name(), Kind::Asn.name(), Kind::City.name()];
+pub const EDITIONS: [&str; 3] = [
+    EditionKind::Country.name(),
+    EditionKind::Asn.name(),
+    EditionKind::City.name(),
+];
 
-impl Kind {
+impl EditionKind {
     /// Every kind, in the order of [`EDITIONS`].
-    pub const ALL: [Kind; 3] = [Kind::Country, Kind::Asn, Kind::City];
+    pub const ALL: [EditionKind; 3] = [EditionKind::Country, EditionKind::Asn, EditionKind::City];
 
     /// The edition's MaxMind name, e.g. `GeoLite2-Country-CSV`.
     pub const fn name(self) -> &'static str {
         match self {
-            Kind::Country => "GeoLite2-Country-CSV",
-            Kind::Asn => "GeoLite2-ASN-CSV",
-            Kind::City => "GeoLite2-City-CSV",
+            EditionKind::Country => "GeoLite2-Country-CSV",
+            EditionKind::Asn => "GeoLite2-ASN-CSV",
+            EditionKind::City => "GeoLite2-City-CSV",
         }
     }
 
@@ -61,7 +65,7 @@ pub struct Source {
     /// Bytes unpacked from every member read so far.
     unpacked: Cell<u64>,
     /// Which kind of edition it is.
-    pub kind: Kind,
+    pub kind: EditionKind,
     /// The edition's name, e.g. `GeoLite2-Country-CSV`.
     pub edition: String,
     /// The release date as `YYYYMMDD` (from the folder in the zip, else from the zip's name),
@@ -84,7 +88,7 @@ impl Source {
             .file_names()
             .filter_map(|n| n.ok().map(|n| n.into_owned()))
             .collect();
-        let (kind, blocks) = Kind::ALL
+        let (kind, blocks) = EditionKind::ALL
             .into_iter()
             .find_map(|k| {
                 let suffix = format!("-{}-Blocks-IPv4.csv", k.word());
@@ -156,7 +160,7 @@ mod tests {
 
     #[test]
     fn each_kind_has_its_member_word() {
-        let words: Vec<_> = Kind::ALL.iter().map(|k| k.word()).collect();
+        let words: Vec<_> = EditionKind::ALL.iter().map(|k| k.word()).collect();
         assert_eq!(words, ["Country", "ASN", "City"]);
     }
 

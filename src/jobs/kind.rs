@@ -1,4 +1,4 @@
-//! The registry of job types: one [`Kind`] row per type ([`super::REGISTRY`]), which `config`
+//! The registry of job types: one [`JobKind`] row per type ([`super::REGISTRY`]), which `config`
 //! consults to parse a job without naming any type, and the [`JobSpec`] trait each type's spec
 //! implements to be run.
 //!
@@ -27,7 +27,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One job type as the configuration sees it.
 #[derive(Debug)]
-pub struct Kind {
+pub struct JobKind {
     /// Its `type = "..."` name.
     pub name: &'static str,
     /// True when its jobs run continuously from start (no `schedule`).
@@ -38,7 +38,7 @@ pub struct Kind {
     pub parse: fn(&SpecTable<'_, '_>, &mut Vec<FieldError>) -> Option<JobType>,
 }
 
-/// A job's table as handed to its type's [`Kind::parse`].
+/// A job's table as handed to its type's [`JobKind::parse`].
 #[derive(Debug)]
 pub struct SpecTable<'a, 'v> {
     /// The job's table.
@@ -70,7 +70,7 @@ impl SpecTable<'_, '_> {
 /// What a job type's validated spec does.
 pub trait JobSpec: Send + Sync {
     /// Its type's row in the registry.
-    fn kind(&self) -> &'static Kind;
+    fn kind(&self) -> &'static JobKind;
 
     /// Checks what a run will need from outside before the first run comes due:
     /// `Ok(Some(what))` names what was checked, `Ok(None)` means there is nothing to check, and

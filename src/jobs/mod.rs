@@ -12,7 +12,7 @@ pub mod live;
 pub mod needs;
 pub mod tls;
 
-pub use kind::{JobSpec, Kind};
+pub use kind::{JobKind, JobSpec};
 pub use live::{LiveSlot, LiveStatus};
 
 use serde::Serialize;
@@ -141,7 +141,7 @@ impl RunReport {
 
 /// Every job type, in the order `unknown job type` lists them: one row per type, defined in
 /// the type's folder.
-pub static REGISTRY: &[&Kind] = &[
+pub static REGISTRY: &[&JobKind] = &[
     &command::KIND,
     &ec2::KIND,
     &geoip::KIND,

@@ -70,12 +70,18 @@ pub struct JobState {
     saving: Mutex<()>,
 }
 
+/// The counts and times behind [`JobState`]'s lock.
 #[derive(Debug, Default)]
 struct Inner {
+    /// How many runs are going now.
     running: usize,
+    /// Whether a run waits for the running one (overlap = "queue").
     queued: bool,
+    /// When the job fires next, if it is scheduled.
     next: Option<DateTime<Utc>>,
+    /// The last finished run.
     last: Option<LastRun>,
+    /// Why the job's timer broke, if it did.
     broken: Option<String>,
 }
 

@@ -24,5 +24,5 @@ pub use probe::{probe, probe_all, Findings, ProbeReport, Unreachable};
 pub use table::render;
 pub use target::{Host, Target, TargetError};
 pub use trust::{Trust, TrustError};
-pub use verdict::{judge, Expect, Kind, Problem, Verdict};
+pub use verdict::{judge, Expect, Problem, ProblemKind, Verdict};
 pub use versions::{Support, Version, Versions};

@@ -245,7 +245,7 @@ fn verdict_names_what_broke_with_its_severity() {
     );
     assert_eq!(soon.line(), "certificate expires in 6 days");
     assert_eq!(soon.severity(), Some(crate::severity::Severity::High));
-    assert_eq!(soon.problems[0].kind, Kind::Expiring);
+    assert_eq!(soon.problems[0].kind, ProblemKind::Expiring);
 
     let expired = report(
         modern,
@@ -332,7 +332,7 @@ fn verdict_names_what_broke_with_its_severity() {
     };
     let down = judge(&down, &expect);
     assert_eq!(down.line(), "connection refused");
-    assert_eq!(down.problems[0].kind, Kind::Unreachable);
+    assert_eq!(down.problems[0].kind, ProblemKind::Unreachable);
 }
 
 #[test]

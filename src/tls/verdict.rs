@@ -37,7 +37,7 @@ impl Default for Expect {
 
 /// What kind of thing broke; the job uses it as the alert rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub enum ProblemKind {
     /// The target could not be reached or spoke no TLS.
     Unreachable,
     /// A certificate of the chain has expired (or is not valid yet).
@@ -52,26 +52,27 @@ pub enum Kind {
     Expiring,
 }
 
-impl Kind {
+impl ProblemKind {
     /// The rule name for alerts, e.g. `tls_expiring`.
     pub fn rule(self) -> &'static str {
         match self {
-            Kind::Unreachable => "tls_unreachable",
-            Kind::Expired => "tls_expired",
-            Kind::Untrusted => "tls_untrusted",
-            Kind::HostnameMismatch => "tls_hostname",
-            Kind::Version => "tls_version",
-            Kind::Expiring => "tls_expiring",
+            ProblemKind::Unreachable => "tls_unreachable",
+            ProblemKind::Expired => "tls_expired",
+            ProblemKind::Untrusted => "tls_untrusted",
+            ProblemKind::HostnameMismatch => "tls_hostname",
+            ProblemKind::Version => "tls_version",
+            ProblemKind::Expiring => "tls_expiring",
         }
     }
 
     /// How urgent this kind is.
     pub fn severity(self) -> Severity {
         match self {
-            Kind::Unreachable | Kind::Expired | Kind::Untrusted | Kind::HostnameMismatch => {
-                Severity::Critical
-            }
-            Kind::Version | Kind::Expiring => Severity::High,
+            ProblemKind::Unreachable
+            | ProblemKind::Expired
+            | ProblemKind::Untrusted
+            | ProblemKind::HostnameMismatch => Severity::Critical,
+            ProblemKind::Version | ProblemKind::Expiring => Severity::High,
         }
     }
 }
@@ -80,7 +81,7 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// What kind of thing broke.
-    pub kind: Kind,
+    pub kind: ProblemKind,
     /// What broke, in words, e.g. "certificate expires in 6 days".
     pub message: String,
 }
@@ -128,7 +129,7 @@ pub fn judge(report: &ProbeReport, expect: &Expect) -> Verdict {
     let mut add = |kind, message: String| problems.push(Problem { kind, message });
     let findings = match &report.result {
         Err(unreachable) => {
-            add(Kind::Unreachable, unreachable.to_string());
+            add(ProblemKind::Unreachable, unreachable.to_string());
             return Verdict { problems };
         }
         Ok(findings) => findings,
@@ -140,7 +141,7 @@ pub fn judge(report: &ProbeReport, expect: &Expect) -> Verdict {
             Support::Accepted { .. } => "",
         };
         add(
-            Kind::Unreachable,
+            ProblemKind::Unreachable,
             format!("no TLS version accepted ({why})"),
         );
         return Verdict { problems };
@@ -155,12 +156,12 @@ pub fn judge(report: &ProbeReport, expect: &Expect) -> Verdict {
             };
             if cert.expired {
                 add(
-                    Kind::Expired,
+                    ProblemKind::Expired,
                     format!("{which} expired {} ago", days(-cert.days_left)),
                 );
             } else if cert.days_left < i64::from(expect.warn_days) {
                 add(
-                    Kind::Expiring,
+                    ProblemKind::Expiring,
                     format!("{which} expires in {}", days(cert.days_left)),
                 );
             }
@@ -170,12 +171,15 @@ pub fn judge(report: &ProbeReport, expect: &Expect) -> Verdict {
             // Said above, with the days, when the dates show it.
             Err(ChainProblem::Expired)
                 if chain.first_to_expire().is_some_and(|(_, c)| c.expired) => {}
-            Err(ChainProblem::Expired) => add(Kind::Expired, "certificate expired".to_string()),
-            Err(ChainProblem::NotYetValid) => {
-                add(Kind::Expired, "certificate not valid yet".to_string())
+            Err(ChainProblem::Expired) => {
+                add(ProblemKind::Expired, "certificate expired".to_string())
             }
+            Err(ChainProblem::NotYetValid) => add(
+                ProblemKind::Expired,
+                "certificate not valid yet".to_string(),
+            ),
             Err(problem) => add(
-                Kind::Untrusted,
+                ProblemKind::Untrusted,
                 format!("certificate not trusted: {problem}"),
             ),
         }
@@ -187,12 +191,15 @@ pub fn judge(report: &ProbeReport, expect: &Expect) -> Verdict {
                 .or_else(|| report.address.map(|a| a.ip().to_string()))
                 .unwrap_or_default();
             add(
-                Kind::HostnameMismatch,
+                ProblemKind::HostnameMismatch,
                 format!("hostname mismatch: the certificate is not valid for {name}"),
             );
         }
     } else if let Err(why) = &findings.chain {
-        add(Kind::Untrusted, format!("certificate not checked: {why}"));
+        add(
+            ProblemKind::Untrusted,
+            format!("certificate not checked: {why}"),
+        );
     }
 
     let on = |v: Version| versions.get(v).accepted();
@@ -202,21 +209,21 @@ pub fn judge(report: &ProbeReport, expect: &Expect) -> Verdict {
     };
     match (expect.tls13, on(Version::Tls13)) {
         (true, false) => match unknown(Version::Tls13) {
-            Some(why) => add(Kind::Version, format!("TLS 1.3 unknown: {why}")),
-            None => add(Kind::Version, "TLS 1.3 not offered".to_string()),
+            Some(why) => add(ProblemKind::Version, format!("TLS 1.3 unknown: {why}")),
+            None => add(ProblemKind::Version, "TLS 1.3 not offered".to_string()),
         },
-        (false, true) => add(Kind::Version, "TLS 1.3 on, expected off".to_string()),
+        (false, true) => add(ProblemKind::Version, "TLS 1.3 on, expected off".to_string()),
         _ => {}
     }
     match (expect.tls12, on(Version::Tls12)) {
         (true, false) => match unknown(Version::Tls12) {
-            Some(why) => add(Kind::Version, format!("TLS 1.2 unknown: {why}")),
+            Some(why) => add(ProblemKind::Version, format!("TLS 1.2 unknown: {why}")),
             None => add(
-                Kind::Version,
+                ProblemKind::Version,
                 "TLS 1.2 off: older browsers cannot connect".to_string(),
             ),
         },
-        (false, true) => add(Kind::Version, "TLS 1.2 on, expected off".to_string()),
+        (false, true) => add(ProblemKind::Version, "TLS 1.2 on, expected off".to_string()),
         _ => {}
     }
     let legacy_on: Vec<String> = [Version::Tls11, Version::Tls10]
@@ -227,7 +234,7 @@ pub fn judge(report: &ProbeReport, expect: &Expect) -> Verdict {
     if !expect.legacy && !legacy_on.is_empty() {
         let verb = if legacy_on.len() == 1 { "is" } else { "are" };
         add(
-            Kind::Version,
+            ProblemKind::Version,
             format!(
                 "{} {verb} still on: deprecated (RFC 8996), turn off",
                 legacy_on.join(" and ")
@@ -236,7 +243,7 @@ pub fn judge(report: &ProbeReport, expect: &Expect) -> Verdict {
     }
     if expect.legacy && legacy_on.is_empty() {
         add(
-            Kind::Version,
+            ProblemKind::Version,
             "TLS 1.0 and 1.1 off, expected on (legacy = true)".to_string(),
         );
     }

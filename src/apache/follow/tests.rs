@@ -1,3 +1,6 @@
+//! Unit tests of following a log file: starting at the end or a checkpoint, overlong lines,
+//! copytruncate and a rewritten file noticed by its fingerprint.
+
 use super::*;
 use std::io::Write;
 

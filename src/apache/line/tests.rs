@@ -1,3 +1,6 @@
+//! Unit tests of error-log line parsing on real Apache 2.4 lines: fields, glued stderr,
+//! non-UTF-8 bytes and the 64 KiB cut.
+
 use super::*;
 
 /// Real lines captured from Debian's apache2 2.4 (event MPM) under test.

@@ -1,3 +1,6 @@
+//! Unit tests of the rule set on real Apache logs: severities, escalation, deduplication and
+//! hostile lines.
+
 use super::*;
 
 const CRASHES: &str = include_str!("../../../tests/data/apache/event-crashes.log");

@@ -1,3 +1,6 @@
+//! Unit tests of `opsd apache test-rules`' report: what each rule matched, the alerts the watch
+//! would send, and hostile lines shown safely.
+
 use super::*;
 use crate::apache::rules::{builtin_rules, Dedup};
 use crate::severity::Severity;

@@ -1,3 +1,6 @@
+//! Unit tests of GeoLite2 zip checks: a well-shaped zip passes; traversal, size limits, damage
+//! and non-zips are refused.
+
 use super::*;
 use std::io::Write;
 use zip::write::SimpleFileOptions;

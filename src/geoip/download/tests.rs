@@ -1,3 +1,6 @@
+//! Unit tests of the download's pure parts: Content-Disposition names, checksum files, release
+//! ordering and URL building.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,6 @@
+//! Unit tests of installing built files: new and identical files, failed checks and missing
+//! sources that change nothing, escaping names, and the install lock.
+
 use super::*;
 use std::os::unix::fs::MetadataExt;
 

@@ -3,13 +3,13 @@
 
 use super::ApacheLogSpec;
 use crate::field::{struct_fields, FieldError};
-use crate::jobs::kind::{BoxFuture, JobSpec, Kind, SpecTable};
+use crate::jobs::kind::{BoxFuture, JobKind, JobSpec, SpecTable};
 use crate::jobs::needs::Needs;
 use crate::jobs::{JobType, RunContext, RunReport};
 use std::path::PathBuf;
 
 /// The `apache_log` job type, which runs continuously from start.
-pub static KIND: Kind = Kind {
+pub static KIND: JobKind = JobKind {
     name: "apache_log",
     continuous: true,
     fields: struct_fields::<ApacheLogSpec>,
@@ -23,7 +23,7 @@ fn parse(table: &SpecTable<'_, '_>, errors: &mut Vec<FieldError>) -> Option<JobT
 }
 
 impl JobSpec for ApacheLogSpec {
-    fn kind(&self) -> &'static Kind {
+    fn kind(&self) -> &'static JobKind {
         &KIND
     }
 

@@ -1,3 +1,6 @@
+//! Unit tests of the `apache_log` job type: its configuration checks, the alerts its events
+//! raise, the start-up doctor, and `opsd check`'s report of matched files.
+
 use super::*;
 use crate::config;
 use crate::jobs::JobType;

@@ -4,7 +4,7 @@
 use super::{CommandLine, CommandSpec};
 use crate::field::{shown, struct_fields, FieldError};
 use crate::jobs::check::{CheckContext, Finding};
-use crate::jobs::kind::{BoxFuture, JobSpec, Kind, SpecTable};
+use crate::jobs::kind::{BoxFuture, JobKind, JobSpec, SpecTable};
 use crate::jobs::needs::Needs;
 use crate::jobs::{JobType, RunContext, RunReport};
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use toml::de::DeValue;
 use toml::Spanned;
 
 /// The `command` job type.
-pub static KIND: Kind = Kind {
+pub static KIND: JobKind = JobKind {
     name: "command",
     continuous: false,
     fields: struct_fields::<CommandSpec>,
@@ -32,7 +32,7 @@ fn parse(table: &SpecTable<'_, '_>, errors: &mut Vec<FieldError>) -> Option<JobT
 }
 
 impl JobSpec for CommandSpec {
-    fn kind(&self) -> &'static Kind {
+    fn kind(&self) -> &'static JobKind {
         &KIND
     }
 

@@ -29,6 +29,7 @@ pub struct Tail {
     inner: Arc<Mutex<Inner>>,
 }
 
+/// Both streams' lines behind the [`Tail`]'s lock.
 #[derive(Debug, Default)]
 struct Inner {
     /// How many lines were pushed so far: the order of reading across both streams.

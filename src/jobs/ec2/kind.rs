@@ -4,11 +4,11 @@
 use super::Ec2Spec;
 use crate::field::{struct_fields, FieldError};
 use crate::jobs::check::{CheckContext, Finding};
-use crate::jobs::kind::{BoxFuture, JobSpec, Kind, SpecTable};
+use crate::jobs::kind::{BoxFuture, JobKind, JobSpec, SpecTable};
 use crate::jobs::{JobType, RunContext, RunReport};
 
 /// The `ec2` job type.
-pub static KIND: Kind = Kind {
+pub static KIND: JobKind = JobKind {
     name: "ec2",
     continuous: false,
     fields: struct_fields::<Ec2Spec>,
@@ -22,7 +22,7 @@ fn parse(table: &SpecTable<'_, '_>, errors: &mut Vec<FieldError>) -> Option<JobT
 }
 
 impl JobSpec for Ec2Spec {
-    fn kind(&self) -> &'static Kind {
+    fn kind(&self) -> &'static JobKind {
         &KIND
     }
 

@@ -4,12 +4,12 @@
 use super::GeoipSpec;
 use crate::field::{struct_fields, FieldError};
 use crate::jobs::check::{CheckContext, Finding};
-use crate::jobs::kind::{BoxFuture, JobSpec, Kind, SpecTable};
+use crate::jobs::kind::{BoxFuture, JobKind, JobSpec, SpecTable};
 use crate::jobs::needs::Needs;
 use crate::jobs::{JobType, RunContext, RunReport};
 
 /// The `geoip` job type.
-pub static KIND: Kind = Kind {
+pub static KIND: JobKind = JobKind {
     name: "geoip",
     continuous: false,
     fields: struct_fields::<GeoipSpec>,
@@ -23,7 +23,7 @@ fn parse(table: &SpecTable<'_, '_>, errors: &mut Vec<FieldError>) -> Option<JobT
 }
 
 impl JobSpec for GeoipSpec {
-    fn kind(&self) -> &'static Kind {
+    fn kind(&self) -> &'static JobKind {
         &KIND
     }
 

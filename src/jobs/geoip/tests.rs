@@ -1,3 +1,6 @@
+//! Unit tests of the `geoip` job type: spec checks located at their keys, byte sizes, and a
+//! failed edition named once.
+
 use super::edition::StepError;
 use super::*;
 use crate::geoip::download::{DownloadError, DEFAULT_BASE_URL};

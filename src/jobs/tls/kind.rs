@@ -4,13 +4,13 @@
 use super::spec::{self, RawTlsSpec};
 use super::TlsSpec;
 use crate::field::{struct_fields, FieldError};
-use crate::jobs::kind::{BoxFuture, JobSpec, Kind, SpecTable};
+use crate::jobs::kind::{BoxFuture, JobKind, JobSpec, SpecTable};
 use crate::jobs::needs::Needs;
 use crate::jobs::{JobType, RunContext, RunReport};
 use crate::tls::Trust;
 
 /// The `tls` job type.
-pub static KIND: Kind = Kind {
+pub static KIND: JobKind = JobKind {
     name: "tls",
     continuous: false,
     fields: struct_fields::<RawTlsSpec>,
@@ -22,7 +22,7 @@ fn parse(table: &SpecTable<'_, '_>, errors: &mut Vec<FieldError>) -> Option<JobT
 }
 
 impl JobSpec for TlsSpec {
-    fn kind(&self) -> &'static Kind {
+    fn kind(&self) -> &'static JobKind {
         &KIND
     }
 
