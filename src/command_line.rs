@@ -1,8 +1,10 @@
 //! What a command job or a command alert sink runs, as written in `jobs.toml`: an argv list
-//! (no shell) or one line for `/bin/sh -c`. A leaf: it imports nothing of ours, so `config`,
+//! (no shell) or one line for `/bin/sh -c`. It imports only the `field` leaf, so `config`,
 //! `jobs` and `alert` all use it without importing one another.
 
+use crate::field::FieldError;
 use serde::Deserialize;
+use toml::Spanned;
 
 /// What to run: an argv list (no shell) or one string for `/bin/sh -c`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -42,6 +44,18 @@ impl CommandLine {
             CommandLine::Shell(line) => Some(("/bin/sh", vec!["-c", line.as_str()])),
         }
     }
+}
+
+/// The located error for an empty `PREFIX.command` (see [`CommandLine::is_empty`]), its message
+/// ending in the caller's `hint` of what to write; `None` when there is something to run.
+pub fn empty_error(command: &Spanned<CommandLine>, prefix: &str, hint: &str) -> Option<FieldError> {
+    command.get_ref().is_empty().then(|| {
+        FieldError::new(
+            command.span(),
+            format!("{prefix}.command"),
+            format!("the command is empty; {hint}"),
+        )
+    })
 }
 
 #[cfg(test)]
