@@ -1,6 +1,9 @@
-//! `type = "command"` sinks: a program run with the alert as JSON on its stdin.
+//! `type = "command"` sinks: a program run with the alert as JSON on its stdin; the run itself
+//! (clean environment, own process group, nothing left behind) is in `run.rs`.
 
-use super::{timeout, SinkKind, SinkType};
+mod run;
+
+use super::{timeout, Deliver, PrepareError, SinkKind, SinkSpec, SinkType};
 use crate::command_line::{empty_error, CommandLine};
 use crate::field::{de, struct_fields, FieldError, HumanDuration};
 use crate::process::env;
@@ -25,6 +28,20 @@ pub struct CommandSink {
     pub timeout: Duration,
     /// Names of the daemon's environment variables the program may see (none by default).
     pub pass_env: Vec<String>,
+}
+
+impl SinkSpec for CommandSink {
+    fn sink_type(&self) -> &'static SinkType {
+        &TYPE
+    }
+
+    fn program(&self) -> Option<&str> {
+        self.command.program()
+    }
+
+    fn deliverer(&self) -> Result<Box<dyn Deliver>, PrepareError> {
+        Ok(Box::new(self.clone()))
+    }
 }
 
 /// `[alerts.NAME]` with `type = "command"` as written.
