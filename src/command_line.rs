@@ -84,6 +84,22 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_command_is_reported_at_its_place_with_the_callers_hint() {
+        let empty = toml::Spanned::new(3..5, CommandLine::Argv(Vec::new()));
+        let e = super::empty_error(&empty, "jobs.x", "give a program").unwrap();
+        assert_eq!(
+            (e.span, e.key.as_str(), e.message.as_str()),
+            (
+                3..5,
+                "jobs.x.command",
+                "the command is empty; give a program"
+            )
+        );
+        let full = toml::Spanned::new(0..1, CommandLine::Shell("true".into()));
+        assert!(super::empty_error(&full, "jobs.x", "give a program").is_none());
+    }
+
+    #[test]
     fn nothing_to_run_is_empty() {
         for empty in [
             CommandLine::Argv(Vec::new()),

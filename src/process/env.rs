@@ -606,4 +606,34 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn pass_env_keeps_the_usable_names_and_reports_the_others_at_their_place() {
+        let names = vec![
+            Spanned::new(1..5, "HOME".to_string()),
+            Spanned::new(7..8, String::new()),
+            Spanned::new(10..20, "OPSD_JOB".to_string()),
+        ];
+        let mut errors = Vec::new();
+        assert_eq!(check_pass_env(&names, "jobs.x", &mut errors), vec!["HOME"]);
+        let found: Vec<_> = errors
+            .iter()
+            .map(|e| (e.span.clone(), e.key.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    7..8,
+                    "jobs.x.pass_env",
+                    "an environment variable name cannot be empty"
+                ),
+                (
+                    10..20,
+                    "jobs.x.pass_env",
+                    "OPSD_JOB is set by opsd itself and cannot be replaced"
+                ),
+            ]
+        );
+    }
 }
