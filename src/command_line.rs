@@ -1,8 +1,10 @@
 //! What a command job or a command alert sink runs, as written in `jobs.toml`: an argv list
-//! (no shell) or one line for `/bin/sh -c`. A leaf: it imports nothing of ours, so `config`,
+//! (no shell) or one line for `/bin/sh -c`. It imports only the `field` leaf, so `config`,
 //! `jobs` and `alert` all use it without importing one another.
 
+use crate::field::FieldError;
 use serde::Deserialize;
+use toml::Spanned;
 
 /// What to run: an argv list (no shell) or one string for `/bin/sh -c`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -44,6 +46,18 @@ impl CommandLine {
     }
 }
 
+/// The located error for an empty `PREFIX.command` (see [`CommandLine::is_empty`]), its message
+/// ending in the caller's `hint` of what to write; `None` when there is something to run.
+pub fn empty_error(command: &Spanned<CommandLine>, prefix: &str, hint: &str) -> Option<FieldError> {
+    command.get_ref().is_empty().then(|| {
+        FieldError::new(
+            command.span(),
+            format!("{prefix}.command"),
+            format!("the command is empty; {hint}"),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::CommandLine;
@@ -67,6 +81,22 @@ mod tests {
             Some("/opt/x.sh")
         );
         assert_eq!(CommandLine::Shell(" ".into()).program(), None);
+    }
+
+    #[test]
+    fn an_empty_command_is_reported_at_its_place_with_the_callers_hint() {
+        let empty = toml::Spanned::new(3..5, CommandLine::Argv(Vec::new()));
+        let e = super::empty_error(&empty, "jobs.x", "give a program").unwrap();
+        assert_eq!(
+            (e.span, e.key.as_str(), e.message.as_str()),
+            (
+                3..5,
+                "jobs.x.command",
+                "the command is empty; give a program"
+            )
+        );
+        let full = toml::Spanned::new(0..1, CommandLine::Shell("true".into()));
+        assert!(super::empty_error(&full, "jobs.x", "give a program").is_none());
     }
 
     #[test]

@@ -21,9 +21,9 @@
 //!   (error-log lines, following across rotation, rules, `opsd apache doctor`), [`tls`]
 //!   (which TLS versions a server offers, its certificate chain), [`process`] (spawning, the
 //!   clean environment, a cgroup per run, reaping what a run left).
-//! - [`alert`]: the alert record, the sinks (each owning its config) and the dispatcher that
-//!   delivers with retries and cooldowns; [`logging`] (text or journald); [`state`] (files
-//!   under the state directory).
+//! - [`alert`]: the alert record, the sinks (each type's folder owning its config and its
+//!   delivery) and the dispatcher that delivers with retries and cooldowns; [`logging`] (text
+//!   or journald); [`state`] (files under the state directory).
 //!
 //! Leaves, which import nothing of ours and serve everyone: [`field`] (typed TOML fields,
 //! located errors, did-you-mean), [`escape`], [`redact`], [`severity`], [`command_line`],

@@ -2,9 +2,10 @@
 //! sinks. Each sink has its own bounded queue and worker, so a slow or failing sink delays only
 //! itself; deliveries are retried with exponential backoff; the caller never waits.
 
-use super::deliver::{AttemptError, Sink};
+use super::deliver::Sink;
 use super::record::Alert;
-use super::sink::SinkConfig;
+use super::sink::AttemptError;
+use super::sink::{PrepareError, SinkConfig};
 use crate::logging::CRITICAL_TARGET;
 use crate::severity::Severity;
 use std::collections::{BTreeMap, VecDeque};
@@ -192,13 +193,26 @@ impl SinkQueue {
 }
 
 /// Why a dispatcher could not be built.
-#[derive(Debug, thiserror::Error)]
-#[error("alert sink {sink}: cannot prepare the HTTP client: {source}")]
+#[derive(Debug)]
 pub struct DispatcherError {
     /// The sink at fault.
     pub sink: String,
-    /// What went wrong.
-    pub source: reqwest::Error,
+    /// What went wrong, in its sink type's words (e.g. "cannot prepare the HTTP client: ...").
+    pub source: PrepareError,
+}
+
+impl std::fmt::Display for DispatcherError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "alert sink {}: {}", self.sink, self.source)
+    }
+}
+
+/// The lower error is the sink type's own cause (for a webhook, the HTTP client's error), so the
+/// chain reads as it did when a dispatcher only prepared HTTP clients.
+impl std::error::Error for DispatcherError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
 }
 
 /// Logs an alert at the tracing level (and target) matching its severity, with the standard

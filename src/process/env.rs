@@ -6,9 +6,11 @@
 //! fixed, documented set instead ([`base`]); a job's run adds its own ([`build`]), which may
 //! come in part from an `env_file` in systemd's `EnvironmentFile=` format ([`read_env_file`]).
 
+use crate::field::FieldError;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use toml::Spanned;
 
 /// The `PATH` every run starts with (systemd's default for services).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -129,6 +131,27 @@ pub fn build(
     vars.insert("OPSD_JOB".into(), inputs.job.into());
     vars.insert("OPSD_RUN_ID".into(), inputs.run_id.into());
     vars
+}
+
+/// The usable names of a `PREFIX.pass_env` list, each unusable one reported in `errors` at its
+/// place (see [`name_problem`]).
+pub fn check_pass_env(
+    names: &[Spanned<String>],
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Vec<String> {
+    let mut usable = Vec::new();
+    for name in names {
+        match name_problem(name.get_ref()) {
+            Some(problem) => errors.push(FieldError::new(
+                name.span(),
+                format!("{prefix}.pass_env"),
+                problem,
+            )),
+            None => usable.push(name.get_ref().clone()),
+        }
+    }
+    usable
 }
 
 /// Why a variable name cannot be used in `env` or `pass_env`, or `None` when it can.
@@ -582,5 +605,35 @@ mod tests {
                 ),
             }
         }
+    }
+
+    #[test]
+    fn pass_env_keeps_the_usable_names_and_reports_the_others_at_their_place() {
+        let names = vec![
+            Spanned::new(1..5, "HOME".to_string()),
+            Spanned::new(7..8, String::new()),
+            Spanned::new(10..20, "OPSD_JOB".to_string()),
+        ];
+        let mut errors = Vec::new();
+        assert_eq!(check_pass_env(&names, "jobs.x", &mut errors), vec!["HOME"]);
+        let found: Vec<_> = errors
+            .iter()
+            .map(|e| (e.span.clone(), e.key.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    7..8,
+                    "jobs.x.pass_env",
+                    "an environment variable name cannot be empty"
+                ),
+                (
+                    10..20,
+                    "jobs.x.pass_env",
+                    "OPSD_JOB is set by opsd itself and cannot be replaced"
+                ),
+            ]
+        );
     }
 }

@@ -1,11 +1,16 @@
 //! Alert sinks, each owning its configuration: the `[alerts.NAME]` sections parsed through the
 //! same tagged-table parser as jobs ([`crate::field::Tagged`]), one registry row per sink type
 //! ([`TYPES`]), and the check that every job's `alert = [...]` names a declared sink. The
-//! configuration layer calls [`parse`] and names no sink type.
+//! configuration layer calls [`parse`] and names no sink type. Each type's folder also owns its
+//! delivery ([`SinkSpec`]): adding a sink type is its folder, a [`TYPES`] row and a [`SinkKind`]
+//! variant with its arm in [`SinkKind::spec`].
 
+mod attempt;
 mod command;
 mod webhook;
 
+pub use attempt::PrepareError;
+pub(crate) use attempt::{AttemptError, Deliver, SinkSpec};
 pub use command::CommandSink;
 pub use webhook::WebhookSink;
 
@@ -19,7 +24,7 @@ use toml::de::DeValue;
 use toml::Spanned;
 
 /// Every sink type, in the order `unknown alert sink type` lists them.
-pub static TYPES: [&SinkType; 2] = [&webhook::TYPE, &command::TYPE];
+pub static TYPES: &[&SinkType] = &[&webhook::TYPE, &command::TYPE];
 
 /// Default time one delivery attempt may take.
 pub const DEFAULT_SINK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,20 +64,27 @@ pub enum SinkKind {
 }
 
 impl SinkKind {
+    /// The sink behind its type's trait: the one place that names every variant.
+    pub(crate) fn spec(&self) -> &dyn SinkSpec {
+        match self {
+            SinkKind::Webhook(w) => w,
+            SinkKind::Command(c) => c,
+        }
+    }
+
     /// The `type = "..."` name of this sink.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            SinkKind::Webhook(_) => webhook::TYPE.name,
-            SinkKind::Command(_) => command::TYPE.name,
-        }
+        self.spec().sink_type().name
     }
 
     /// The program the sink runs as written, if it runs one (`opsd check` looks for it).
     pub fn program(&self) -> Option<&str> {
-        match self {
-            SinkKind::Webhook(_) => None,
-            SinkKind::Command(c) => c.command.program(),
-        }
+        self.spec().program()
+    }
+
+    /// Prepares the sink's delivery once (e.g. builds a webhook's HTTP client).
+    pub(crate) fn deliverer(&self) -> Result<Box<dyn Deliver>, PrepareError> {
+        self.spec().deliverer()
     }
 }
 

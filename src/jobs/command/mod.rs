@@ -69,22 +69,12 @@ impl CommandSpec {
     /// Checks what serde cannot: a non-empty command and existing user and group.
     pub fn validate(&self, prefix: &str) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        if self.command.get_ref().is_empty() {
-            errors.push(FieldError::new(
-                self.command.span(),
-                format!("{prefix}.command"),
-                "the command is empty; give a program path (e.g. [\"/usr/bin/true\"]) or a shell line",
-            ));
-        }
-        for name in &self.pass_env {
-            if let Some(problem) = env::name_problem(name.get_ref()) {
-                errors.push(FieldError::new(
-                    name.span(),
-                    format!("{prefix}.pass_env"),
-                    problem,
-                ));
-            }
-        }
+        errors.extend(crate::command_line::empty_error(
+            &self.command,
+            prefix,
+            "give a program path (e.g. [\"/usr/bin/true\"]) or a shell line",
+        ));
+        env::check_pass_env(&self.pass_env, prefix, &mut errors);
         if let Some(file) = &self.env_file {
             if !self.env_file_path().is_some_and(|(p, _)| p.is_absolute()) {
                 errors.push(FieldError::new(

@@ -1,7 +1,10 @@
-//! `type = "command"` sinks: a program run with the alert as JSON on its stdin.
+//! `type = "command"` sinks: a program run with the alert as JSON on its stdin; the run itself
+//! (clean environment, own process group, nothing left behind) is in `run.rs`.
 
-use super::{timeout, SinkKind, SinkType};
-use crate::command_line::CommandLine;
+mod run;
+
+use super::{timeout, Deliver, PrepareError, SinkKind, SinkSpec, SinkType};
+use crate::command_line::{empty_error, CommandLine};
 use crate::field::{de, struct_fields, FieldError, HumanDuration};
 use crate::process::env;
 use serde::Deserialize;
@@ -27,6 +30,20 @@ pub struct CommandSink {
     pub pass_env: Vec<String>,
 }
 
+impl SinkSpec for CommandSink {
+    fn sink_type(&self) -> &'static SinkType {
+        &TYPE
+    }
+
+    fn program(&self) -> Option<&str> {
+        self.command.program()
+    }
+
+    fn deliverer(&self) -> Result<Box<dyn Deliver>, PrepareError> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
 /// `[alerts.NAME]` with `type = "command"` as written.
 #[derive(Debug, Deserialize)]
 struct RawCommand {
@@ -47,25 +64,15 @@ fn parse(
 }
 
 fn command(raw: RawCommand, prefix: &str, errors: &mut Vec<FieldError>) -> Option<SinkKind> {
-    if raw.command.get_ref().is_empty() {
-        errors.push(FieldError::new(
-            raw.command.span(),
-            format!("{prefix}.command"),
-            "the command is empty; give a program and its arguments, e.g. [\"/usr/local/bin/notify-admin\"]",
-        ));
+    if let Some(e) = empty_error(
+        &raw.command,
+        prefix,
+        "give a program and its arguments, e.g. [\"/usr/local/bin/notify-admin\"]",
+    ) {
+        errors.push(e);
         return None;
     }
-    let mut pass_env = Vec::new();
-    for name in raw.pass_env {
-        match env::name_problem(name.get_ref()) {
-            Some(problem) => errors.push(FieldError::new(
-                name.span(),
-                format!("{prefix}.pass_env"),
-                problem,
-            )),
-            None => pass_env.push(name.into_inner()),
-        }
-    }
+    let pass_env = env::check_pass_env(&raw.pass_env, prefix, errors);
     Some(SinkKind::Command(CommandSink {
         command: raw.command.into_inner(),
         timeout: timeout(raw.timeout),

@@ -1,7 +1,10 @@
 //! `type = "webhook"` sinks: an HTTP(S) endpoint the alert is POSTed to as JSON, validated
-//! without ever echoing the URL or a header value (the webhook's secrets).
+//! without ever echoing the URL or a header value (the webhook's secrets); the POST itself is
+//! in `post.rs`.
 
-use super::{timeout, SinkKind, SinkType};
+mod post;
+
+use super::{timeout, Deliver, PrepareError, SinkKind, SinkSpec, SinkType};
 use crate::field::{de, struct_fields, FieldError, HumanDuration};
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Url;
@@ -39,6 +42,16 @@ impl std::fmt::Debug for WebhookSink {
             .field("headers", &header_names)
             .field("timeout", &self.timeout)
             .finish()
+    }
+}
+
+impl SinkSpec for WebhookSink {
+    fn sink_type(&self) -> &'static SinkType {
+        &TYPE
+    }
+
+    fn deliverer(&self) -> Result<Box<dyn Deliver>, PrepareError> {
+        Ok(Box::new(post::Webhook::new(self)?))
     }
 }
 
