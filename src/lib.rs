@@ -15,7 +15,7 @@
 //! - [`scheduler`]: a timer per job, overlap, jitter, catch-up, timeouts and reloads. It runs a
 //!   job through [`jobs::JobType`] and never knows a type's details.
 //! - [`jobs`]: the job types, a folder each (`jobs/ec2/` is the template: a small `mod.rs`,
-//!   the spec, `kind.rs` with its registry row and [`jobs::kind::JobSpec`] impl, its run, its
+//!   the spec, `kind.rs` with its registry row and [`jobs::JobSpec`] impl, its run, its
 //!   `opsd check` part, tests). A job type never sees the scheduler.
 //! - What the job types are built on: [`geoip`] (GeoLite2 CSV → legacy `.dat`), [`apache`]
 //!   (error-log lines, following across rotation, rules, `opsd apache doctor`), [`tls`]
@@ -26,9 +26,9 @@
 //!   or journald); [`state`] (files under the state directory).
 //!
 //! Leaves, which import nothing of ours and serve everyone: [`field`] (typed TOML fields,
-//! located errors, did-you-mean), [`escape`], [`redact`], [`severity`], [`command_line`],
-//! [`account`], [`atomic_file`], [`bounded_read`]. No module imports one that imports it back:
-//! `.ci/import-cycles` fails CI on a circle.
+//! located errors, did-you-mean), [`escape`], [`redact`], [`severity`], [`account`],
+//! [`atomic_file`], [`bounded_read`]; [`command_line`] leans on [`field`] alone. No module
+//! imports one that imports it back: `.ci/import-cycles` fails CI on a circle.
 //!
 //! Adding a job type touches its folder under `jobs/` (a `KIND` row, a `JobSpec` impl), one
 //! line in [`jobs::REGISTRY`], one variant of [`jobs::JobType`] with its arm in

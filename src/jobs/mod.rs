@@ -209,6 +209,26 @@ impl JobType {
 }
 
 #[cfg(test)]
+impl RunContext {
+    /// A context for unit tests of a job type's run: no sinks, no state directory, nothing live.
+    pub(crate) fn for_tests(job: &str) -> Self {
+        RunContext {
+            job: job.into(),
+            run_id: "r1".into(),
+            cancel: CancellationToken::new(),
+            state_dir: "/nonexistent".into(),
+            dry_run: false,
+            foreground: false,
+            kill_grace: Duration::from_secs(1),
+            alerts: crate::alert::Dispatcher::new(&Default::default(), Default::default())
+                .expect("no sinks"),
+            alert_to: Vec::new().into(),
+            live: LiveSlot::default(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -240,19 +260,7 @@ mod tests {
         let text =
             "[jobs.a]\ntype = \"command\"\nschedule = \"@every 1s\"\ncommand = [\"/bin/true\"]\n";
         let cfg = crate::config::parse(std::path::Path::new("jobs.toml"), text).expect("valid");
-        let ctx = RunContext {
-            job: "a".into(),
-            run_id: "r".into(),
-            cancel: CancellationToken::new(),
-            state_dir: "/nonexistent".into(),
-            dry_run: false,
-            foreground: false,
-            kill_grace: Duration::from_secs(1),
-            alerts: crate::alert::Dispatcher::new(&Default::default(), Default::default())
-                .expect("no sinks"),
-            alert_to: Vec::new().into(),
-            live: LiveSlot::default(),
-        };
+        let ctx = RunContext::for_tests("a");
         let run = cfg.jobs["a"].spec.run(&ctx);
         // Unboxed, this was the size of an AWS SDK call's state (~12 KB) for every run.
         assert!(

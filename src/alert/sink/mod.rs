@@ -2,8 +2,8 @@
 //! same tagged-table parser as jobs ([`crate::field::Tagged`]), one registry row per sink type
 //! ([`TYPES`]), and the check that every job's `alert = [...]` names a declared sink. The
 //! configuration layer calls [`parse`] and names no sink type. Each type's folder also owns its
-//! delivery ([`SinkSpec`]): adding a sink type is its folder, a [`TYPES`] row and a [`SinkKind`]
-//! variant with its arm in [`SinkKind::spec`].
+//! delivery (`SinkSpec`): adding a sink type is its folder, a [`TYPES`] row and a [`SinkKind`]
+//! variant with its arm in `SinkKind::spec`.
 
 mod attempt;
 mod command;

@@ -35,7 +35,7 @@ pub fn alert_for(
 }
 
 /// The outcome's line: on a pass, how many targets and the fewest days any certificate has
-/// left; on a failure, how many failed and the first [`LISTED`] of them with what broke.
+/// left; on a failure, how many failed and the first `LISTED` of them with what broke.
 pub fn outcome_line(rows: &[(ProbeReport, Verdict)]) -> (bool, String) {
     let failed: Vec<&(ProbeReport, Verdict)> = rows.iter().filter(|(_, v)| !v.passed()).collect();
     let total = rows.len();

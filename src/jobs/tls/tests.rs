@@ -186,19 +186,7 @@ async fn a_cancel_stops_probes_that_wait_on_a_silent_server_at_once() {
     });
     let text = format!("{HEAD}targets = [\"127.0.0.1:{port}\"]\nprobe_timeout = \"5m\"\n");
     let cfg = parse(Path::new("jobs.toml"), &text).expect("valid");
-    let ctx = crate::jobs::RunContext {
-        job: "sites".into(),
-        run_id: "r1".into(),
-        cancel: tokio_util::sync::CancellationToken::new(),
-        state_dir: "/nonexistent".into(),
-        dry_run: false,
-        foreground: false,
-        kill_grace: Duration::from_secs(1),
-        alerts: crate::alert::Dispatcher::new(&Default::default(), Default::default())
-            .expect("no sinks"),
-        alert_to: Vec::new().into(),
-        live: Default::default(),
-    };
+    let ctx = crate::jobs::RunContext::for_tests("sites");
     let job = &cfg.jobs["sites"].spec;
     let run = job.run(&ctx);
     tokio::pin!(run);
