@@ -17,7 +17,7 @@ mod verdict;
 mod versions;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use certificate::{examine, parse as parse_certificate, CertInfo, ChainProblem, ChainReport};
 pub use probe::{probe, probe_all, Findings, ProbeReport, Unreachable};

@@ -175,7 +175,7 @@ fn server_answers_are_read_and_bounded() {
 // ---- verdicts and the table ---------------------------------------------------------------
 
 /// A certificate expiring in `days_left` days, issued by `issuer`.
-fn cert(subject: &str, issuer: &str, days_left: i64) -> CertInfo {
+pub(crate) fn cert(subject: &str, issuer: &str, days_left: i64) -> CertInfo {
     let now = chrono::Utc::now();
     CertInfo {
         subject: format!("CN={subject}"),

@@ -220,23 +220,9 @@ fn the_ca_file_is_a_path_the_job_needs_at_its_key() {
 
 // ---- outcomes and alerts ------------------------------------------------------------------
 
-/// A certificate by `issuer` with `days_left` days left.
+/// A certificate of shop.example.com by `issuer` with `days_left` days left.
 fn cert(issuer: &str, days_left: i64) -> CertInfo {
-    let now = chrono::Utc::now();
-    CertInfo {
-        subject: "CN=shop.example.com".to_string(),
-        issuer: format!("CN={issuer}"),
-        issuer_short: issuer.to_string(),
-        serial: "01".to_string(),
-        sans: vec!["DNS:shop.example.com".to_string()],
-        not_before: now - chrono::Duration::days(30),
-        not_after: now + chrono::Duration::days(days_left),
-        days_left,
-        expired: days_left < 0,
-        key: "EC P-256".to_string(),
-        signature: "ecdsa-with-SHA256".to_string(),
-        is_ca: false,
-    }
+    crate::tls::tests::cert("shop.example.com", issuer, days_left)
 }
 
 /// A reachable target `address` with TLS 1.3 `tls13` and 1.2 on, and a trusted leaf with
