@@ -16,6 +16,8 @@ mod trust;
 mod verdict;
 mod versions;
 
+pub mod doctor;
+
 #[cfg(test)]
 pub(crate) mod tests;
 
