@@ -73,9 +73,9 @@ fn words(text: &str) -> Vec<String> {
     out
 }
 
-/// The directives of one file's text, continuations joined, comments dropped.
-fn lines(file: &Path, text: &str) -> Vec<Line> {
-    let mut out = Vec::new();
+/// Each directive of one file's text to `each`, continuations joined, comments dropped (one
+/// at a time: a huge file is never held as a list of lines).
+fn lines(file: &Path, text: &str, mut each: impl FnMut(Line)) {
     let mut pending = String::new();
     let mut start = 0;
     for (i, raw) in text.lines().enumerate() {
@@ -102,7 +102,7 @@ fn lines(file: &Path, text: &str) -> Vec<Line> {
             continue;
         }
         let name = w.remove(0).to_ascii_lowercase();
-        out.push(Line {
+        each(Line {
             name,
             args: w,
             at: Place {
@@ -111,7 +111,6 @@ fn lines(file: &Path, text: &str) -> Vec<Line> {
             },
         });
     }
-    out
 }
 
 /// The reader's state across files: the root, the section stack and what was found.
@@ -146,9 +145,7 @@ impl Reader<'_> {
         let Some(text) = self.files.enter(path, from) else {
             return;
         };
-        for line in lines(path, &text) {
-            self.line(line);
-        }
+        lines(path, &text, |line| self.line(line));
         self.files.leave();
     }
 
@@ -176,6 +173,10 @@ impl Reader<'_> {
                 return;
             }
             if section == "virtualhost" {
+                if !self.files.count(&line.at) {
+                    self.sections.push(section.to_string());
+                    return;
+                }
                 if self.vhost.is_some() {
                     self.files
                         .trouble(line.at, "<VirtualHost> inside <VirtualHost>");

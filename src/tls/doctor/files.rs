@@ -18,6 +18,13 @@ pub const MAX_FILES: usize = 2000;
 /// The deepest include chain followed.
 pub const MAX_DEPTH: usize = 16;
 
+/// The most directives, blocks and sections kept in all: a configuration of millions of
+/// them is refused rather than held in memory.
+pub const MAX_ITEMS: usize = 100_000;
+
+/// The most troubles listed; the rest are counted in one last line.
+pub const MAX_TROUBLES: usize = 50;
+
 /// Something in the configuration the doctor could not read or understand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Trouble {
@@ -38,15 +45,24 @@ pub struct Files {
     stack: Vec<PathBuf>,
     /// Bytes read so far.
     bytes: u64,
+    /// Directives, blocks and sections kept so far.
+    items: usize,
 }
 
 impl Files {
-    /// Records a trouble at `at`.
+    /// Records a trouble at `at` (past [`MAX_TROUBLES`], only that there were more).
     pub fn trouble(&mut self, at: Place, what: impl Into<String>) {
-        self.troubles.push(Trouble {
-            at,
-            what: what.into(),
-        });
+        match self.troubles.len() {
+            n if n < MAX_TROUBLES => self.troubles.push(Trouble {
+                at,
+                what: what.into(),
+            }),
+            n if n == MAX_TROUBLES => self.troubles.push(Trouble {
+                at,
+                what: "more troubles follow, not listed".to_string(),
+            }),
+            _ => {}
+        }
     }
 
     /// Reads `path` (included from `from`, `None` for the main file) as text, or records why
@@ -94,6 +110,18 @@ impl Files {
         }
     }
 
+    /// Counts one kept item at `at`; false (and a trouble, once) past [`MAX_ITEMS`].
+    pub fn count(&mut self, at: &Place) -> bool {
+        self.items += 1;
+        if self.items == MAX_ITEMS + 1 {
+            self.trouble(
+                at.clone(),
+                format!("more than {MAX_ITEMS} directives: the rest is not read"),
+            );
+        }
+        self.items <= MAX_ITEMS
+    }
+
     /// Ends the file [`Files::enter`] returned last.
     pub fn leave(&mut self) {
         self.stack.pop();
@@ -117,6 +145,12 @@ impl Files {
                 return Ok(entries);
             }
             return Ok(vec![pattern.to_path_buf()]);
+        }
+        // glob(3), which nginx and Apache use, reads `**` as `*`; the glob crate would walk
+        // every directory below (a whole file system for `/**/*.conf`).
+        let mut text = text.into_owned();
+        while text.contains("**") {
+            text = text.replace("**", "*");
         }
         let mut found: Vec<PathBuf> = glob::glob(&text)
             .map_err(|e| e.to_string())?

@@ -12,6 +12,17 @@ use std::path::Path;
 
 /// nginx's default `ssl_ciphers`.
 const DEFAULT_CIPHERS: &str = "HIGH:!aNULL:!MD5";
+/// The simple directives the doctor reads (the others are skipped as they are parsed, so a
+/// huge configuration is not held in memory).
+const KEPT: &[&str] = &[
+    "listen",
+    "server_name",
+    "ssl",
+    "ssl_protocols",
+    "ssl_ciphers",
+];
+/// The most arguments one directive may have.
+const MAX_ARGS: usize = 1024;
 /// The deepest block nesting read (nginx configurations nest three or four deep).
 const MAX_NESTING: usize = 32;
 
@@ -41,74 +52,102 @@ enum Token {
     Close,
 }
 
-/// Splits `text` into tokens with their lines; `Err` is an unterminated quote's line.
-fn tokens(text: &str) -> Result<Vec<(Token, usize)>, (usize, String)> {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    let mut line = 1;
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' => line += 1,
-            c if c.is_whitespace() => {}
-            '#' => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        line += 1;
-                        break;
-                    }
-                }
+/// The tokens of a text with their lines, one at a time (a huge file is never held as a
+/// list of tokens); an `Err` is an unterminated quote's line.
+struct Lexer<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    line: usize,
+}
+
+impl<'a> Lexer<'a> {
+    /// The tokens of `text`.
+    fn new(text: &'a str) -> Self {
+        Lexer {
+            chars: text.chars().peekable(),
+            line: 1,
+        }
+    }
+
+    /// A quoted string after its opening `quote`.
+    fn quoted(&mut self, quote: char) -> Result<(Token, usize), (usize, String)> {
+        let start = self.line;
+        let mut word = String::new();
+        loop {
+            let c = self
+                .chars
+                .next()
+                .ok_or_else(|| (start, format!("unterminated {quote} quote")))?;
+            if c == '\n' {
+                self.line += 1;
             }
-            ';' => out.push((Token::Semicolon, line)),
-            '{' => out.push((Token::Open, line)),
-            '}' => out.push((Token::Close, line)),
-            '"' | '\'' => {
-                let (quote, start) = (c, line);
-                let mut word = String::new();
-                loop {
-                    match chars.next() {
-                        None => return Err((start, format!("unterminated {quote} quote"))),
-                        Some(c) if c == quote => break,
-                        Some('\\') => match chars.next() {
-                            Some(n) if n == quote || n == '\\' => word.push(n),
-                            Some(n) => {
-                                if n == '\n' {
-                                    line += 1;
-                                }
-                                word.push('\\');
-                                word.push(n);
-                            }
-                            None => return Err((start, format!("unterminated {quote} quote"))),
-                        },
-                        Some(c) => {
-                            if c == '\n' {
-                                line += 1;
-                            }
-                            word.push(c);
-                        }
-                    }
-                }
-                out.push((Token::Word(word), start));
+            if c == quote {
+                return Ok((Token::Word(word), start));
             }
-            c => {
-                let mut word = String::from(c);
-                while let Some(&n) = chars.peek() {
-                    if n.is_whitespace() || matches!(n, ';' | '{' | '}') {
-                        break;
-                    }
-                    chars.next();
-                    if n == '\\' {
-                        if let Some(e) = chars.next() {
-                            word.push(e);
+            if c == '\\' {
+                match self.chars.next() {
+                    Some(n) if n == quote || n == '\\' => word.push(n),
+                    Some(n) => {
+                        if n == '\n' {
+                            self.line += 1;
                         }
-                        continue;
+                        word.push('\\');
+                        word.push(n);
                     }
-                    word.push(n);
+                    None => return Err((start, format!("unterminated {quote} quote"))),
                 }
-                out.push((Token::Word(word), line));
+            } else {
+                word.push(c);
             }
         }
     }
-    Ok(out)
+}
+
+impl Iterator for Lexer<'_> {
+    type Item = Result<(Token, usize), (usize, String)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let c = self.chars.next()?;
+            let line = self.line;
+            return Some(Ok(match c {
+                '\n' => {
+                    self.line += 1;
+                    continue;
+                }
+                c if c.is_whitespace() => continue,
+                '#' => {
+                    for c in self.chars.by_ref() {
+                        if c == '\n' {
+                            self.line += 1;
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                ';' => (Token::Semicolon, line),
+                '{' => (Token::Open, line),
+                '}' => (Token::Close, line),
+                '"' | '\'' => return Some(self.quoted(c)),
+                c => {
+                    let mut word = String::from(c);
+                    while let Some(&n) = self.chars.peek() {
+                        if n.is_whitespace() || matches!(n, ';' | '{' | '}') {
+                            break;
+                        }
+                        self.chars.next();
+                        if n == '\\' {
+                            if let Some(e) = self.chars.next() {
+                                word.push(e);
+                            }
+                            continue;
+                        }
+                        word.push(n);
+                    }
+                    (Token::Word(word), line)
+                }
+            }));
+        }
+    }
 }
 
 /// Reads the configuration `main` and every file it includes.
@@ -126,16 +165,8 @@ fn parse_text(file: &Path, text: &str, prefix: &Path, files: &mut Files) -> Vec<
         file: file.to_path_buf(),
         line,
     };
-    let toks = match tokens(text) {
-        Ok(t) => t,
-        Err((line, what)) => {
-            files.trouble(at(line), what);
-            return Vec::new();
-        }
-    };
     let mut parser = Parser {
-        toks: &toks,
-        pos: 0,
+        toks: Lexer::new(text),
         file,
         prefix,
     };
@@ -143,7 +174,11 @@ fn parse_text(file: &Path, text: &str, prefix: &Path, files: &mut Files) -> Vec<
     let mut top = Vec::new();
     while let Some(step) = parser.next(files) {
         match step {
+            Step::Simple(d) if !KEPT.contains(&d.name.as_str()) => {}
             Step::Simple(d) => {
+                if !files.count(&d.at) {
+                    return top;
+                }
                 let into = stack.last_mut().map_or(&mut top, |(_, body)| body);
                 into.push(d);
             }
@@ -152,6 +187,9 @@ fn parse_text(file: &Path, text: &str, prefix: &Path, files: &mut Files) -> Vec<
                 into.append(&mut ds);
             }
             Step::Open(d) => {
+                if !files.count(&d.at) {
+                    return top;
+                }
                 if stack.len() >= MAX_NESTING {
                     files.trouble(d.at, format!("blocks nested deeper than {MAX_NESTING}"));
                     return top;
@@ -197,8 +235,7 @@ enum Step {
 
 /// The tokens of one file, read directive by directive.
 struct Parser<'a> {
-    toks: &'a [(Token, usize)],
-    pos: usize,
+    toks: Lexer<'a>,
     file: &'a Path,
     prefix: &'a Path,
 }
@@ -206,8 +243,10 @@ struct Parser<'a> {
 impl Parser<'_> {
     /// The next step, `None` at the end of the file.
     fn next(&mut self, files: &mut Files) -> Option<Step> {
-        let (first, line) = self.toks.get(self.pos)?.clone();
-        self.pos += 1;
+        let (first, line) = match self.toks.next()? {
+            Ok(t) => t,
+            Err((line, what)) => return Some(Step::Error(line, what)),
+        };
         let name = match first {
             Token::Close => return Some(Step::Close(line)),
             Token::Word(w) => w,
@@ -221,15 +260,24 @@ impl Parser<'_> {
             line,
         };
         loop {
-            let Some((tok, _)) = self.toks.get(self.pos) else {
-                return Some(Step::Error(
-                    line,
-                    format!("\"{name}\" not ended by \";\" or \"{{\""),
-                ));
+            let tok = match self.toks.next() {
+                Some(Ok((tok, _))) => tok,
+                Some(Err((line, what))) => return Some(Step::Error(line, what)),
+                None => {
+                    return Some(Step::Error(
+                        line,
+                        format!("\"{name}\" not ended by \";\" or \"{{\""),
+                    ))
+                }
             };
-            self.pos += 1;
             match tok {
-                Token::Word(w) => args.push(w.clone()),
+                Token::Word(_) if args.len() >= MAX_ARGS => {
+                    return Some(Step::Error(
+                        line,
+                        format!("\"{name}\" has more than {MAX_ARGS} arguments"),
+                    ))
+                }
+                Token::Word(w) => args.push(w),
                 Token::Semicolon if name == "include" => {
                     return Some(Step::Included(self.include(&args, at, files)))
                 }
@@ -417,7 +465,9 @@ mod tests {
 
     #[test]
     fn tokens_know_comments_quotes_and_escapes() {
-        let toks = tokens("a \"b c\" 'd;e' f\\;g # h;\n{ }").expect("tokens");
+        let toks: Vec<(Token, usize)> = Lexer::new("a \"b c\" 'd;e' f\\;g # h;\n{ }")
+            .collect::<Result<_, _>>()
+            .expect("tokens");
         let words: Vec<_> = toks
             .iter()
             .filter_map(|(t, _)| match t {
@@ -427,7 +477,7 @@ mod tests {
             .collect();
         assert_eq!(words, ["a", "b c", "d;e", "f;g"]);
         assert_eq!(toks.last(), Some(&(Token::Close, 2)));
-        assert!(tokens("a \"open").is_err());
+        assert!(Lexer::new("a \"open").any(|t| t.is_err()));
     }
 
     #[test]

@@ -156,3 +156,55 @@ fn config_text_is_escaped_in_the_report() {
     let json = exam.json().expect("json");
     assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok());
 }
+
+#[test]
+fn huge_configurations_are_refused_in_bounds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Larger than a file may be.
+    let big = dir.path().join("big.conf");
+    let file = std::fs::File::create(&big).expect("create");
+    file.set_len(files::MAX_FILE + 1).expect("grow");
+    let mut f = Files::default();
+    assert!(nginx::read(&big, &mut f).is_none());
+    assert!(
+        f.troubles[0].what.contains("larger than"),
+        "{:?}",
+        f.troubles
+    );
+    // Millions of directives in a file under the cap: counted, not all kept.
+    let many = dir.path().join("many.conf");
+    std::fs::write(&many, "http { server { listen 1 ssl; } }\n".repeat(110_000)).expect("write");
+    let mut f = Files::default();
+    let top = nginx::read(&many, &mut f).expect("read");
+    assert!(top.len() <= files::MAX_ITEMS, "{}", top.len());
+    assert!(
+        f.troubles
+            .iter()
+            .any(|t| t.what.contains("more than 100000 directives")),
+        "{:?}",
+        f.troubles.first()
+    );
+    let vhosts = dir.path().join("apache2.conf");
+    std::fs::write(
+        &vhosts,
+        "<VirtualHost *:443>\n</VirtualHost>\n".repeat(110_000),
+    )
+    .expect("write");
+    let mut f = Files::default();
+    apache::read(&vhosts, &mut f).expect("read");
+    assert!(
+        f.troubles.iter().any(|t| t.what.contains("more than")),
+        "{:?}",
+        f.troubles.first()
+    );
+}
+
+#[test]
+fn a_double_star_include_is_one_level_as_in_glob3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("a/deep")).expect("mkdir");
+    std::fs::write(dir.path().join("a/one.conf"), "").expect("write");
+    std::fs::write(dir.path().join("a/deep/two.conf"), "").expect("write");
+    let found = Files::expand(&dir.path().join("**/*.conf"), false).expect("expands");
+    assert_eq!(found, [dir.path().join("a/one.conf")]);
+}
