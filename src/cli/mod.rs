@@ -319,6 +319,16 @@ mod tests {
                 &["--apache-config", "--bin", "--json"],
             ),
             (&["apache", "test-rules"], &["--config", "--job"]),
+            (
+                &["tls", "doctor"],
+                &[
+                    "--apache-conf",
+                    "--ca-file",
+                    "--json",
+                    "--nginx-conf",
+                    "--probe-timeout",
+                ],
+            ),
             (&["completions"], &[]),
         ];
         for (path, expected) in cases {

@@ -13,10 +13,11 @@ use std::time::Duration;
 pub struct DoctorArgs {
     /// nginx's main configuration (default: /etc/nginx/nginx.conf when it exists). Naming
     /// only one of --nginx-conf and --apache-conf examines only that server.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", alias = "nginx-config")]
     pub nginx_conf: Option<PathBuf>,
-    /// Apache's main configuration (default: /etc/apache2/apache2.conf when it exists).
-    #[arg(long, value_name = "PATH")]
+    /// Apache's main configuration (default: /etc/apache2/apache2.conf when it exists;
+    /// `--apache-config`, as `opsd apache doctor` spells it, works too).
+    #[arg(long, value_name = "PATH", alias = "apache-config")]
     pub apache_conf: Option<PathBuf>,
     /// A PEM file of certificates the probes trust besides the system store (a company CA).
     #[arg(long, value_name = "PATH")]

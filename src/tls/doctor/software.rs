@@ -199,7 +199,7 @@ pub fn library_version(bytes: &[u8]) -> Option<VersionText> {
     Some(VersionText { text, numbers })
 }
 
-/// The first of `names` in `$PATH` or [`DIRS`].
+/// The first of `names` in `$PATH` or the usual sbin and bin directories.
 pub fn find_program(names: &[&str]) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
