@@ -248,3 +248,24 @@ fn a_configuration_it_cannot_read_is_exit_2_without_hanging() {
         "{out}"
     );
 }
+
+#[test]
+fn a_listener_that_does_not_answer_is_exit_2_with_the_reason() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!("http {{\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_protocols TLSv1.2 TLSv1.3;\n  }}\n}}\n"),
+    )
+    .expect("write");
+    let (out, code) = text(&doctor(&pki, &["--nginx-conf".as_ref(), conf.as_os_str()]));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("as recommended\n"),
+        "the configuration is fine: {out}"
+    );
+    let probe = format!("[?] probe 127.0.0.1:{port}: connection refused");
+    assert!(out.contains(&probe), "{out}");
+}

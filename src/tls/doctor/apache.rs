@@ -115,7 +115,9 @@ fn lines(file: &Path, text: &str, mut each: impl FnMut(Line)) {
 
 /// The reader's state across files: the root, the section stack and what was found.
 struct Reader<'a> {
+    /// The bounded file reader and its troubles.
     files: &'a mut Files,
+    /// `ServerRoot`: relative includes and modules are below it.
     root: PathBuf,
     /// Open sections, lower case, without `<`.
     sections: Vec<String>,
@@ -125,17 +127,24 @@ struct Reader<'a> {
     vhosts: Vec<VHost>,
     /// Global `SSLEngine on`, `SSLProtocol`, `SSLCipherSuite`, `Listen`s.
     global: VHost,
+    /// The file `LoadModule ssl_module` names.
     mod_ssl: Option<PathBuf>,
 }
 
 /// A `<VirtualHost>` (or the main server) as read.
 #[derive(Debug, Default, Clone)]
 struct VHost {
+    /// Its `<VirtualHost>` line (`None` for the main server).
     at: Option<Place>,
+    /// The `<VirtualHost>` addresses (the main server: its `Listen`s).
     addresses: Vec<String>,
+    /// `ServerName` and `ServerAlias`.
     names: Vec<String>,
+    /// Where `SSLEngine on` is, if it is.
     ssl_engine: Option<Place>,
+    /// `SSLProtocol`'s words and place.
     protocol: Option<(Vec<String>, Place)>,
+    /// `SSLCipherSuite`'s list and place.
     ciphers: Option<(String, Place)>,
 }
 

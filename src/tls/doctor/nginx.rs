@@ -55,7 +55,9 @@ enum Token {
 /// The tokens of a text with their lines, one at a time (a huge file is never held as a
 /// list of tokens); an `Err` is an unterminated quote's line.
 struct Lexer<'a> {
+    /// The text not read yet.
     chars: std::iter::Peekable<std::str::Chars<'a>>,
+    /// The line being read.
     line: usize,
 }
 
@@ -235,8 +237,11 @@ enum Step {
 
 /// The tokens of one file, read directive by directive.
 struct Parser<'a> {
+    /// The file's tokens.
     toks: Lexer<'a>,
+    /// The file.
     file: &'a Path,
+    /// The main file's directory, against which includes are resolved.
     prefix: &'a Path,
 }
 

@@ -208,3 +208,31 @@ fn a_double_star_include_is_one_level_as_in_glob3() {
     let found = Files::expand(&dir.path().join("**/*.conf"), false).expect("expands");
     assert_eq!(found, [dir.path().join("a/one.conf")]);
 }
+
+#[test]
+fn a_server_that_cannot_offer_tls13_is_something_to_change() {
+    let exam = |tls13: bool| Examination {
+        openssl_command: None,
+        servers: vec![ServerExam {
+            server: Server::Apache,
+            config: "/etc/apache2/apache2.conf".into(),
+            present: true,
+            software: None,
+            capability: Some(Capability {
+                tls13,
+                why: vec!["Apache runs with OpenSSL 1.0.2k, older than OpenSSL 1.1.1".into()],
+            }),
+            files: Vec::new(),
+            troubles: Vec::new(),
+            sites: Vec::new(),
+        }],
+    };
+    assert_eq!(exam(true).outcome(), report::Outcome::AsRecommended);
+    let old = exam(false);
+    assert_eq!(old.outcome().code(), 1);
+    let text = old.to_string();
+    assert!(
+        text.contains("[!] TLS 1.3 cannot be on:\n      Apache runs with OpenSSL 1.0.2k"),
+        "{text}"
+    );
+}
