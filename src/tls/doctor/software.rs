@@ -89,6 +89,21 @@ impl Software {
             Some(_) => {}
             None => why.push(format!("{name}'s version is unknown")),
         }
+        // nginx decides at build time whether it knows TLS 1.3 (OpenSSL's TLS1_3_VERSION):
+        // built against an older OpenSSL, it cannot offer 1.3 whatever it runs with.
+        let built = self
+            .built_with
+            .as_deref()
+            .and_then(|b| numbers_after(b, "OpenSSL "));
+        if let (Some(v), Some(text)) = (built, &self.built_with) {
+            if v < OPENSSL_TLS13 {
+                tls13 = false;
+                why.push(format!(
+                    "{name} was built with {text}, older than OpenSSL 1.1.1: rebuild {name} \
+                     against OpenSSL 1.1.1 or later (running with a newer one is not enough)"
+                ));
+            }
+        }
         match &self.linked {
             Some(v) if v.numbers < OPENSSL_TLS13 => {
                 tls13 = false;
@@ -392,6 +407,20 @@ mod tests {
             parse_nginx("nginx version: nginx/1.12.2\nbuilt with OpenSSL 1.1.1k\n").2,
             None
         );
+        let v = "nginx version: nginx/1.14.0\nbuilt with OpenSSL 1.1.0g  2 Nov 2017 (running with OpenSSL 1.1.1w  11 Sep 2023)\n";
+        let (version, built_with, linked) = parse_nginx(v);
+        let rebuilt = Software {
+            server: Server::Nginx,
+            program: None,
+            version,
+            built_with,
+            libssl: None,
+            linked,
+            unknown: Vec::new(),
+        }
+        .capability();
+        assert!(!rebuilt.tls13, "{rebuilt:?}");
+        assert!(rebuilt.why[0].contains("rebuild nginx"), "{rebuilt:?}");
     }
 
     #[test]
