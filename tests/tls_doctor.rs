@@ -269,3 +269,24 @@ fn a_listener_that_does_not_answer_is_exit_2_with_the_reason() {
     let probe = format!("[?] probe 127.0.0.1:{port}: connection refused");
     assert!(out.contains(&probe), "{out}");
 }
+
+#[test]
+fn nginx_edited_but_not_reloaded_is_told_apart_by_the_probe() {
+    let pki = Pki::new();
+    let nginx = Nginx::start(
+        "",
+        &nginx_site(&pki, "good", "    ssl_protocols TLSv1.2;\n"),
+    );
+    // The operator fixes the file but forgets `nginx -s reload`.
+    let fixed = std::fs::read_to_string(nginx.site_conf())
+        .expect("read site")
+        .replace("ssl_protocols TLSv1.2;", "ssl_protocols TLSv1.2 TLSv1.3;");
+    std::fs::write(nginx.site_conf(), fixed).expect("write site");
+    let (out, code) = doctor_nginx(&pki, &nginx);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("as recommended\n"), "the file is fixed: {out}");
+    assert!(
+        out.contains("(TLS 1.3 configured on but not offered: the server not reloaded since"),
+        "{out}"
+    );
+}

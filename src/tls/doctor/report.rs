@@ -170,8 +170,32 @@ fn write_site(f: &mut fmt::Formatter<'_>, site: &SiteExam, server: &str) -> fmt:
             esc(target),
             esc(&probe.verdict)
         )?;
+        if let Some(hint) = probe.row.as_ref().and_then(|(r, _)| mismatch(a, r)) {
+            writeln!(f, "        {hint}")?;
+        }
     }
     Ok(())
+}
+
+/// Why a version configured on is not offered, when the probe shows that.
+fn mismatch(advice: &super::Advice, report: &crate::tls::ProbeReport) -> Option<String> {
+    let versions = &report.result.as_ref().ok()?.versions;
+    let off = |v| matches!(versions.get(v), crate::tls::Support::Rejected { .. });
+    let missing: Vec<&str> = [
+        (advice.tls13, crate::tls::Version::Tls13, "TLS 1.3"),
+        (advice.tls12, crate::tls::Version::Tls12, "TLS 1.2"),
+    ]
+    .into_iter()
+    .filter(|(configured, version, _)| *configured && off(*version))
+    .map(|(_, _, name)| name)
+    .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "({} configured on but not offered: the server not reloaded since, another site \
+             being the default for this address and port, or an OpenSSL that refuses it)",
+            missing.join(" and ")
+        )
+    })
 }
 
 /// One server: software, TLS 1.3 capability, troubles, sites.
