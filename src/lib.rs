@@ -19,7 +19,7 @@
 //!   `opsd check` part, tests). A job type never sees the scheduler.
 //! - What the job types are built on: [`geoip`] (GeoLite2 CSV → legacy `.dat`), [`apache`]
 //!   (error-log lines, following across rotation, rules, `opsd apache doctor`), [`tls`]
-//!   (which TLS versions a server offers, its certificate chain), [`process`] (spawning, the
+//!   (which TLS versions a server offers, its certificate chain, `opsd tls doctor`), [`process`] (spawning, the
 //!   clean environment, a cgroup per run, reaping what a run left).
 //! - [`alert`]: the alert record, the sinks (each type's folder owning its config and its
 //!   delivery) and the dispatcher that delivers with retries and cooldowns; [`logging`] (text

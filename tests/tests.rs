@@ -22,3 +22,4 @@ mod geoip_download;
 mod journal_priority;
 mod systemd_e2e;
 mod tls;
+mod tls_doctor;

@@ -7,6 +7,7 @@
 //! - `status.rs` (and `table.rs`, its job table): `opsd status`
 //! - `control.rs`: `opsd trigger` and `opsd reload`, the other socket commands
 //! - `apache.rs`: `opsd apache doctor|test-rules`; `geoip.rs`: `opsd geoip ...`
+//! - `tls.rs`: `opsd tls doctor`
 //! - `dist_assets.rs`: `opsd completions` and the man pages and scripts the package installs
 //! - `job_file.rs` and `show.rs`: loading the job file and printing outside text, for all of them
 
@@ -21,6 +22,7 @@ mod run_job;
 mod show;
 mod status;
 mod table;
+mod tls;
 
 use crate::config;
 use crate::control as socket;
@@ -29,6 +31,7 @@ use apache::ApacheCommand;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tls::TlsCommand;
 
 /// opsd: the ops scheduler that runs jobs at second precision in your own time zone.
 #[derive(Debug, Parser)]
@@ -149,6 +152,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ApacheCommand,
     },
+    /// TLS helpers.
+    Tls {
+        /// What to do.
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.
@@ -246,6 +255,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => geoip::run(log_format, command),
         Command::Apache { command } => apache::run(command),
+        Command::Tls { command } => Ok(tls::run(command)),
         Command::Completions { shell } => dist_assets::completions(shell),
         Command::DistAssets { dir } => dist_assets::dist_assets(&dir),
     }
@@ -309,6 +319,16 @@ mod tests {
                 &["--apache-config", "--bin", "--json"],
             ),
             (&["apache", "test-rules"], &["--config", "--job"]),
+            (
+                &["tls", "doctor"],
+                &[
+                    "--apache-conf",
+                    "--ca-file",
+                    "--json",
+                    "--nginx-conf",
+                    "--probe-timeout",
+                ],
+            ),
             (&["completions"], &[]),
         ];
         for (path, expected) in cases {

@@ -6,6 +6,9 @@
 //!
 //! Every probe is bounded in time (one timeout covers DNS, connections and reads) and in
 //! memory (the hand-built hello reads one record at most; rustls bounds its own messages).
+//!
+//! [`doctor`] (`opsd tls doctor`) is built on the probe too: it reads the local nginx and
+//! Apache configurations and probes each TLS listener they define.
 
 mod certificate;
 mod hello;
@@ -15,6 +18,8 @@ mod target;
 mod trust;
 mod verdict;
 mod versions;
+
+pub mod doctor;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -14,6 +14,17 @@ pub const APACHE: &str = "/usr/sbin/apache2";
 /// Where Debian keeps the modules.
 pub const MODULES: &str = "/usr/lib/apache2/modules";
 
+/// The `LoadModule` line of mod_ssl, for configurations with TLS virtual hosts; fails the
+/// test with the install line when Debian's module is missing.
+pub fn mod_ssl() -> String {
+    let module = format!("{MODULES}/mod_ssl.so");
+    assert!(
+        Path::new(&module).exists(),
+        "{module} is missing: install Debian's apache2 package (.ci/setup)"
+    );
+    format!("LoadModule ssl_module {module}\n")
+}
+
 /// A running Apache, stopped (TERM, then KILL) when dropped, even when a test fails.
 pub struct Apache {
     /// The temporary directory holding everything.
