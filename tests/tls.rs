@@ -233,11 +233,45 @@ async fn tls12_with_only_suites_rustls_refuses_is_still_seen_as_on() {
             cipher: "TLS_RSA_WITH_AES_128_CBC_SHA (not spoken by rustls)".to_string()
         }
     );
-    let line = judge(&r, &Expect::default()).line();
-    assert_eq!(
-        line,
-        "certificate not checked: no TLS 1.3 or 1.2 handshake finished; TLS 1.3 not offered"
+    // The chain comes from the hand-built hello's answer.
+    assert_eq!(chain(&r).trusted, Ok(()));
+    assert_eq!(chain(&r).leaf().unwrap().subject, "CN=opsd test good");
+    assert_eq!(judge(&r, &Expect::default()).line(), "TLS 1.3 not offered");
+}
+
+#[tokio::test]
+async fn a_legacy_only_server_has_its_chain_checked_from_the_plaintext_certificate() {
+    let pki = Pki::new();
+    let legacy = ["-cipher", "DEFAULT:@SECLEVEL=0"];
+    let expired = Server::start(&pki, "expired", None, &[&["-tls1"][..], &legacy].concat());
+    let r = probe_within(&expired.target("localhost"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, false, false, true], "{r:#?}");
+    assert_eq!(chain(&r).trusted, Err(ChainProblem::Expired));
+    assert_eq!(chain(&r).hostname, Ok(()));
+    let verdict = judge(&r, &Expect::default());
+    assert_eq!(verdict.severity(), Some(Severity::Critical));
+    let line = verdict.line();
+    assert!(
+        line.starts_with("certificate expired 1 day ago;") && line.contains("TLS 1.0 is still on"),
+        "{line}"
     );
+    assert!(!line.contains("not checked"), "{line}");
+
+    let wrong = Server::start(&pki, "wrong", None, &[&["-tls1_1"][..], &legacy].concat());
+    let r = probe_within(&wrong.target("shop.example.com"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, false, true, false], "{r:#?}");
+    assert_eq!(chain(&r).trusted, Ok(()));
+    assert_eq!(chain(&r).hostname, Err(ChainProblem::NotValidForName));
+    let chained = Server::start(
+        &pki,
+        "chained",
+        Some("inter"),
+        &[&["-tls1"][..], &legacy].concat(),
+    );
+    let r = probe_within(&chained.target("localhost"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(chain(&r).certificates.len(), 2);
+    assert_eq!(chain(&r).trusted, Ok(()));
+    assert_eq!(chain(&r).first_to_expire().unwrap().0, 1);
 }
 
 // ---- the tls job on the real binary ------------------------------------------------------

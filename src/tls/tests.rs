@@ -120,27 +120,81 @@ fn client_hello_is_one_well_formed_record_with_sni() {
     assert!(!without.windows(sni.len()).any(|w| w == sni));
 }
 
+/// The chain `read_chain` read (each certificate's bytes), or why it read none.
+type ReadChain = Result<Vec<Vec<u8>>, String>;
+
+/// What `read_answer` (and then `read_chain`) make of `bytes` sent by a server.
+fn read_flight(bytes: Vec<u8>) -> (Answer, Option<ReadChain>) {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let mut flight = hello::Flight::new(&bytes[..]);
+            let answer = hello::read_answer(&mut flight).await.unwrap();
+            let chain = match answer {
+                Answer::ServerHello { .. } => Some(
+                    hello::read_chain(&mut flight)
+                        .await
+                        .map(|c| c.iter().map(|d| d.to_vec()).collect()),
+                ),
+                _ => None,
+            };
+            (answer, chain)
+        })
+}
+
+/// A ServerHello's body: TLS 1.0, session id of 2 bytes, cipher 0xc013.
+fn server_hello_body() -> Vec<u8> {
+    let mut body = vec![3, 1];
+    body.extend([0u8; 32]);
+    body.extend([2, 9, 9, 0xc0, 0x13, 0]);
+    body
+}
+
+/// One handshake message: type, 24-bit length, body.
+fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+    let len = body.len().to_be_bytes();
+    let mut out = vec![kind];
+    out.extend_from_slice(&len[len.len() - 3..]);
+    out.extend_from_slice(body);
+    out
+}
+
+/// `bytes` as handshake records of at most `size` bytes each.
+fn records(bytes: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in bytes.chunks(size) {
+        out.extend_from_slice(&[22, 3, 1]);
+        out.extend_from_slice(&u16::try_from(piece.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(piece);
+    }
+    out
+}
+
+/// A Certificate message's body holding `certs`.
+fn certificate_body(certs: &[&[u8]]) -> Vec<u8> {
+    let mut list = Vec::new();
+    for cert in certs {
+        list.extend_from_slice(&u32::try_from(cert.len()).unwrap().to_be_bytes()[1..]);
+        list.extend_from_slice(cert);
+    }
+    let mut body = u32::try_from(list.len()).unwrap().to_be_bytes()[1..].to_vec();
+    body.extend(list);
+    body
+}
+
 #[test]
 fn server_answers_are_read_and_bounded() {
-    // ServerHello, TLS 1.0, session id of 2 bytes, cipher 0xc013.
-    let mut hello_body = vec![2, 0, 0, 40, 3, 1];
-    hello_body.extend([0u8; 32]);
-    hello_body.extend([2, 9, 9, 0xc0, 0x13, 0]);
+    let hello_body = server_hello_body();
     assert_eq!(
-        hello::parse_record(22, &hello_body),
+        hello::parse_server_hello(&hello_body),
         Answer::ServerHello {
             version: 0x0301,
             cipher: 0xc013
         }
     );
-    assert_eq!(hello::parse_record(21, &[2, 70]), Answer::Alert(70));
-    assert!(matches!(hello::parse_record(21, &[2]), Answer::NotTls(_)));
     assert!(matches!(
-        hello::parse_record(22, &hello_body[..20]),
-        Answer::NotTls(_)
-    ));
-    assert!(matches!(
-        hello::parse_record(22, &[11, 0, 0, 0]),
+        hello::parse_server_hello(&hello_body[..20]),
         Answer::NotTls(_)
     ));
     assert_eq!(hello::alert_name(70), "ProtocolVersion alert");
@@ -152,24 +206,69 @@ fn server_answers_are_read_and_bounded() {
     assert_eq!(hello::cipher_name(0x0a0a), "0x0a0a");
     assert_eq!(hello::alert_name(250), "alert 250");
 
-    let read = |bytes: &'static [u8]| {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let mut reader = bytes;
-                hello::read_answer(&mut reader).await.unwrap()
-            })
-    };
-    assert_eq!(read(&[21, 3, 1, 0, 2, 2, 40]), Answer::Alert(40));
-    assert_eq!(read(&[21, 3, 1]), Answer::Closed);
-    assert_eq!(read(&[22, 3, 1, 0, 9, 2]), Answer::Closed);
+    let answer = |bytes: &[u8]| read_flight(bytes.to_vec()).0;
+    assert_eq!(answer(&[21, 3, 1, 0, 2, 2, 40]), Answer::Alert(40));
+    assert!(matches!(answer(&[21, 3, 1, 0, 1, 2]), Answer::NotTls(_)));
+    assert_eq!(answer(&[21, 3, 1]), Answer::Closed);
+    assert_eq!(answer(&[22, 3, 1, 0, 9, 2]), Answer::Closed);
     assert!(matches!(
-        read(b"HTTP/1.1 400 Bad Request\r\n"),
+        answer(b"HTTP/1.1 400 Bad Request\r\n"),
         Answer::NotTls(_)
     ));
     // A record header claiming more than TLS allows is refused before any body is read.
-    assert!(matches!(read(&[22, 3, 3, 0xff, 0xff]), Answer::NotTls(_)));
+    assert!(matches!(answer(&[22, 3, 3, 0xff, 0xff]), Answer::NotTls(_)));
+    // A Certificate where the ServerHello belongs.
+    assert!(matches!(
+        answer(&records(&message(11, &[0, 0, 0]), 100)),
+        Answer::NotTls(_)
+    ));
+}
+
+#[test]
+fn the_certificate_after_a_legacy_server_hello_is_read() {
+    let (leaf, inter) = (b"leaf DER".as_slice(), b"intermediate DER".as_slice());
+    let mut flight = message(2, &server_hello_body());
+    flight.extend(message(11, &certificate_body(&[leaf, inter])));
+    flight.extend(message(14, &[]));
+    let expected = Some(Ok(vec![leaf.to_vec(), inter.to_vec()]));
+    // One record for the whole flight, and records of one byte each.
+    for size in [16384, 1] {
+        let (answer, chain) = read_flight(records(&flight, size));
+        assert!(matches!(answer, Answer::ServerHello { .. }), "{size}");
+        assert_eq!(chain, expected, "records of {size} bytes");
+    }
+    let chain_of = |after_hello: Vec<u8>| {
+        let mut bytes = records(&message(2, &server_hello_body()), 16384);
+        bytes.extend(after_hello);
+        read_flight(bytes).1.expect("a ServerHello").unwrap_err()
+    };
+    // No Certificate message (an anonymous suite), an alert, the end of the connection.
+    assert!(chain_of(records(&message(14, &[]), 100)).contains("message 14"));
+    assert!(chain_of(vec![21, 3, 1, 0, 2, 2, 40]).contains("HandshakeFailure alert"));
+    assert!(chain_of(Vec::new()).contains("closed before its certificate"));
+    // Lying lengths: the list, one certificate, the message.
+    let mut lying = certificate_body(&[leaf]);
+    lying[2] += 1;
+    assert!(chain_of(records(&message(11, &lying), 100)).contains("claims"));
+    let mut lying = certificate_body(&[leaf]);
+    lying[5] += 1;
+    assert!(chain_of(records(&message(11, &lying), 100)).contains("where 8 are left"));
+    let huge = [11, 0xff, 0xff, 0xff];
+    assert!(chain_of(records(&huge, 100)).contains("handshake message of 16777215 bytes"));
+}
+
+#[test]
+fn a_flight_of_tiny_records_is_cut_off_at_its_allowance() {
+    // A ServerHello then a Certificate claiming 60 KiB, sent in one-byte records: six bytes on
+    // the wire for each byte of message, past MAX_FLIGHT before the message is whole.
+    let mut flight = message(2, &server_hello_body());
+    flight.extend(message(11, &certificate_body(&[&[0u8; 60 * 1024]])));
+    let bytes = records(&flight, 1);
+    assert!(bytes.len() > hello::MAX_FLIGHT);
+    let (answer, chain) = read_flight(bytes);
+    assert!(matches!(answer, Answer::ServerHello { .. }));
+    let why = chain.expect("a ServerHello").unwrap_err();
+    assert!(why.contains("more than 262140 bytes of handshake"), "{why}");
 }
 
 // ---- verdicts and the table ---------------------------------------------------------------
