@@ -6,6 +6,7 @@
 
 use crate::util::free_port;
 use crate::util::openssl::{Pki, Server};
+use crate::util::starttls::{Front, Mail};
 use crate::util::OPSD;
 use opsd::severity::Severity;
 use opsd::tls::{
@@ -272,6 +273,88 @@ async fn a_legacy_only_server_has_its_chain_checked_from_the_plaintext_certifica
     assert_eq!(chain(&r).certificates.len(), 2);
     assert_eq!(chain(&r).trusted, Ok(()));
     assert_eq!(chain(&r).first_to_expire().unwrap().0, 1);
+}
+
+/// `127.0.0.1:PORT sni=localhost starttls=PROTOCOL`, the front of a mail server.
+fn mail_target(front: &Front, protocol: &str) -> Target {
+    Target::parse(&format!(
+        "127.0.0.1:{} sni=localhost starttls={protocol}",
+        front.port
+    ))
+    .expect("target parses")
+}
+
+#[tokio::test]
+async fn starttls_smtp_imap_and_pop3_probe_every_version_over_the_upgraded_connection() {
+    let pki = Pki::new();
+    let modern = Server::start(&pki, "good", None, &[]);
+    for (mail, name) in [
+        (Mail::Smtp, "smtp"),
+        (Mail::Imap, "imap"),
+        (Mail::Pop3, "pop3"),
+    ] {
+        let front = Front::start(mail, true, modern.port);
+        let r = probe_within(&mail_target(&front, name), TIMEOUT, &pki.trust()).await;
+        assert_eq!(accepted(&r), [true, true, false, false], "{name}: {r:#?}");
+        assert_eq!(chain(&r).trusted, Ok(()), "{name}");
+        assert_eq!(chain(&r).leaf().unwrap().subject, "CN=opsd test good");
+        let verdict = judge(&r, &Expect::default());
+        assert!(verdict.passed(), "{name}: {}", verdict.line());
+    }
+    // The hand-built hellos go through the upgrade too: a TLS 1.0-only mail server.
+    let legacy = Server::start(
+        &pki,
+        "expired",
+        None,
+        &["-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"],
+    );
+    let front = Front::start(Mail::Smtp, true, legacy.port);
+    let r = probe_within(&mail_target(&front, "smtp"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, false, false, true], "{r:#?}");
+    assert_eq!(chain(&r).trusted, Err(ChainProblem::Expired));
+}
+
+#[tokio::test]
+async fn a_mail_server_that_does_not_offer_starttls_is_a_clear_failure() {
+    let pki = Pki::new();
+    let modern = Server::start(&pki, "good", None, &[]);
+    for (mail, name, why) in [
+        (
+            Mail::Smtp,
+            "smtp",
+            "the server does not offer STARTTLS (not in its EHLO answer)",
+        ),
+        (
+            Mail::Imap,
+            "imap",
+            "the server does not offer STARTTLS: \"a001 BAD unknown command\"",
+        ),
+        (
+            Mail::Pop3,
+            "pop3",
+            "the server does not offer STARTTLS: \"-ERR unknown command\"",
+        ),
+    ] {
+        let front = Front::start(mail, false, modern.port);
+        let r = probe_within(&mail_target(&front, name), TIMEOUT, &pki.trust()).await;
+        let verdict = judge(&r, &Expect::default());
+        assert_eq!(
+            verdict.line(),
+            format!("STARTTLS ({name}): {why}"),
+            "{r:#?}"
+        );
+        assert_eq!(verdict.severity(), Some(Severity::Critical));
+    }
+    // A TLS port is not a mail server: the plaintext start fails on the TLS server's silence
+    // (it waits for a ClientHello) within the probe's timeout, not later.
+    let target = Target::parse(&format!(
+        "127.0.0.1:{} sni=localhost starttls=pop3",
+        modern.port
+    ))
+    .unwrap();
+    let short = Duration::from_millis(700);
+    let r = probe_within(&target, short, &pki.trust()).await;
+    assert_eq!(r.result, Err(Unreachable::Timeout(short)));
 }
 
 // ---- the tls job on the real binary ------------------------------------------------------

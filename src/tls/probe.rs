@@ -6,6 +6,7 @@
 //! cannot be reached is one typed [`Unreachable`] outcome, not four version failures.
 
 use super::certificate::{self, ChainReport};
+use super::starttls::{self, Starttls};
 use super::target::{Host, Target};
 use super::trust::Trust;
 use super::versions::{self, Handshake, Support, Version, Versions};
@@ -32,6 +33,15 @@ pub enum Unreachable {
     /// The connection failed otherwise (no route, network unreachable, ...).
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// The plaintext start failed on every connection: the server does not offer STARTTLS,
+    /// refuses it, or speaks another protocol.
+    #[error("STARTTLS ({protocol}): {reason}")]
+    Starttls {
+        /// The protocol spoken.
+        protocol: Starttls,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// What a reachable server showed.
@@ -68,6 +78,8 @@ enum Attempt {
     Refused,
     /// The connection failed otherwise.
     ConnectFailed(String),
+    /// The plaintext start before TLS failed.
+    Starttls(String),
     /// The deadline passed (connecting or waiting for the answer).
     TimedOut,
 }
@@ -107,6 +119,15 @@ pub async fn probe(target: &Target, timeout: Duration, trust: &Trust) -> ProbeRe
     }
     if attempts.iter().all(|a| matches!(a, Attempt::TimedOut)) {
         return report(Some(address), Err(Unreachable::Timeout(timeout)));
+    }
+    if let (Attempt::Starttls(why), Some(protocol)) = (&tls13, target.starttls()) {
+        if attempts.iter().all(|a| matches!(a, Attempt::Starttls(_))) {
+            let reason = why.clone();
+            return report(
+                Some(address),
+                Err(Unreachable::Starttls { protocol, reason }),
+            );
+        }
     }
     if let Attempt::ConnectFailed(why) = &tls13 {
         if attempts
@@ -232,6 +253,17 @@ async fn connect(address: SocketAddr) -> Result<TcpStream, Attempt> {
         })
 }
 
+/// A connection to `address` ready for a ClientHello: after the target's STARTTLS, if any.
+async fn open(address: SocketAddr, target: &Target) -> Result<TcpStream, Attempt> {
+    let mut stream = connect(address).await?;
+    if let Some(protocol) = target.starttls() {
+        starttls::upgrade(&mut stream, protocol)
+            .await
+            .map_err(Attempt::Starttls)?;
+    }
+    Ok(stream)
+}
+
 /// One version probe on its own connection, ended at `deadline`.
 async fn attempt(
     address: SocketAddr,
@@ -240,7 +272,7 @@ async fn attempt(
     deadline: Instant,
 ) -> Attempt {
     let work = async {
-        let stream = match connect(address).await {
+        let stream = match open(address, target).await {
             Ok(stream) => stream,
             Err(failed) => return failed,
         };
@@ -293,7 +325,7 @@ async fn tls12_by_hand(
     if version != Version::Tls12 {
         return (failed, None);
     }
-    let Ok(stream) = connect(address).await else {
+    let Ok(stream) = open(address, target).await else {
         return (failed, None);
     };
     match versions::hello(stream, target.sni_name(), Version::Tls12, deadline).await {
@@ -321,6 +353,12 @@ fn support(attempt: Attempt, timeout: Duration) -> (Support, Option<Result<Hands
         Attempt::ConnectFailed(why) => (
             Support::Unknown {
                 reason: Unreachable::Connect(why).to_string(),
+            },
+            None,
+        ),
+        Attempt::Starttls(why) => (
+            Support::Unknown {
+                reason: format!("STARTTLS: {why}"),
             },
             None,
         ),

@@ -4,6 +4,7 @@
 //! `openssl s_server` processes are in the integration tests (`tests/tls.rs`).
 
 use super::hello::{self, Answer};
+use super::starttls::{self, Starttls};
 use super::*;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -86,13 +87,26 @@ fn target_errors_say_what_is_wrong() {
     ));
     assert!(matches!(
         err("h:443 sni=a.b sni=c.d"),
-        TargetError::DuplicateSni { .. }
+        TargetError::Duplicate { option: "sni", .. }
     ));
     assert!(matches!(
         err("h:443 sni=10.0.0.1"),
         TargetError::BadSni { .. }
     ));
     assert!(matches!(err("h:443 sni="), TargetError::BadSni { .. }));
+    assert!(matches!(
+        err("h:443 starttls=smtp starttls=imap"),
+        TargetError::Duplicate {
+            option: "starttls",
+            ..
+        }
+    ));
+    let bad = err("h:25 starttls=SMTP\u{1b}");
+    assert!(matches!(bad, TargetError::BadStarttls { .. }));
+    assert_eq!(
+        bad.to_string(),
+        "target \"h:25 starttls=SMTP\\u{1b}\": starttls \"SMTP\\u{1b}\" is not one of \"smtp\", \"imap\", \"pop3\""
+    );
     // Outside text in a message is escaped: no control character reaches a log line.
     let message = err("h\u{1b}[31m:443").to_string();
     assert!(!message.contains('\u{1b}'), "{message}");
@@ -586,4 +600,74 @@ async fn a_name_is_probed_on_its_first_address_that_answers() {
         Err((closed, Unreachable::Refused))
     );
     drop(listener);
+}
+
+// ---- STARTTLS against hostile mail servers --------------------------------------------------
+
+/// What `starttls::upgrade` makes of a server that sends `script` (then closes its side)
+/// whatever the client says.
+async fn upgrade_against(protocol: Starttls, script: Vec<u8>) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let (mut from, mut to) = tokio::io::split(server);
+    // Read what the client sends so that it never blocks on a full pipe.
+    let drain = tokio::spawn(async move {
+        let mut sink = vec![0u8; 4096];
+        while from.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+    });
+    let talker = tokio::spawn(async move {
+        let _ = to.write_all(&script).await;
+        let _ = to.shutdown().await;
+        to
+    });
+    let result = tokio::time::timeout(HANG, starttls::upgrade(&mut client, protocol))
+        .await
+        .expect("the upgrade hung");
+    drop(client);
+    let _ = talker.await;
+    let _ = drain.await;
+    result
+}
+
+#[tokio::test]
+async fn starttls_reads_are_bounded_and_server_text_is_escaped() {
+    let endless = [b"220 hi\r\n".as_slice(), &[b'a'; 10_000]].concat();
+    let why = upgrade_against(Starttls::Smtp, endless).await.unwrap_err();
+    assert_eq!(why, "the server sent a line longer than 4096 bytes");
+
+    let mut many = b"220 hi\r\n".to_vec();
+    many.extend(b"250-EXTENSION\r\n".repeat(500));
+    let why = upgrade_against(Starttls::Smtp, many).await.unwrap_err();
+    assert_eq!(why, "the server sent a reply of more than 100 lines");
+
+    let why = upgrade_against(Starttls::Imap, b"* OK hi\r\n".repeat(500))
+        .await
+        .unwrap_err();
+    assert_eq!(why, "no answer to STARTTLS within 100 lines");
+
+    let hostile = b"554 \x1b[2J\x1b[31mgo away\r\n".to_vec();
+    let why = upgrade_against(Starttls::Smtp, hostile).await.unwrap_err();
+    assert_eq!(why, "greeting 554 \"\\u{1b}[2J\\u{1b}[31mgo away\"");
+    let why = upgrade_against(Starttls::Pop3, b"HTTP/1.1 400 Bad Request\r\n".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(why, "greeting \"HTTP/1.1 400 Bad Request\"");
+    let why = upgrade_against(Starttls::Smtp, Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(why, "the server closed the connection");
+    // A long server line is quoted cut short.
+    let long = format!("220-{}\r\n220 x\r\n", "y".repeat(3000));
+    let why = upgrade_against(Starttls::Smtp, long.into_bytes())
+        .await
+        .unwrap_err();
+    assert!(why.len() < 200, "{why}");
+
+    let smtp = b"220 hi\r\n250-mx greets you\r\n250-starttls\r\n250 SIZE\r\n220 go ahead\r\n";
+    assert_eq!(upgrade_against(Starttls::Smtp, smtp.to_vec()).await, Ok(()));
+    let no = b"220 hi\r\n250-mx STARTTLS\r\n250 SIZE\r\n";
+    let why = upgrade_against(Starttls::Smtp, no.to_vec())
+        .await
+        .unwrap_err();
+    assert!(why.contains("does not offer STARTTLS"), "{why}");
 }
