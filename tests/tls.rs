@@ -507,6 +507,73 @@ fn run_job_passes_a_tls13_and_12_server_and_fails_a_tls12_only_one_with_the_tabl
 }
 
 #[test]
+fn a_name_that_does_not_resolve_fails_with_a_dns_reason_quickly() {
+    // opsd runs in its own network namespace (loopback only: nothing can leave the machine)
+    // and mount namespace, where /etc/resolv.conf names 127.0.0.1 (nothing listens on port
+    // 53 there, so a lookup fails at once) and nsswitch.conf asks only files and DNS.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (resolv, nsswitch) = (
+        dir.path().join("resolv.conf"),
+        dir.path().join("nsswitch.conf"),
+    );
+    std::fs::write(&resolv, "nameserver 127.0.0.1\n").expect("write resolv.conf");
+    std::fs::write(&nsswitch, "hosts: files dns\n").expect("write nsswitch.conf");
+    let config = dir.path().join("jobs.toml");
+    std::fs::write(
+        &config,
+        "[jobs.dns]\ntype = \"tls\"\nschedule = \"@daily\"\n\
+         targets = [\"does-not-exist.invalid:443\"]\nprobe_timeout = \"30s\"\n",
+    )
+    .expect("write jobs.toml");
+    let script = format!(
+        "ip link set lo up && mount --bind '{}' /etc/resolv.conf && \
+         mount --bind '{}' /etc/nsswitch.conf && exec '{OPSD}' run-job dns --config '{}' \
+         --log-format text --state-dir '{}'",
+        resolv.display(),
+        nsswitch.display(),
+        config.display(),
+        dir.path().join("state").display()
+    );
+    let mut child = Command::new("unshare")
+        .args(["--net", "--mount", "sh", "-c", &script])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run unshare ({e}): install it with `apt-get install util-linux iproute2` (.ci/setup)")
+        });
+    // Far less than the probe's 30 s: a DNS failure, not a timeout.
+    let done = crate::util::poll_until(Duration::from_secs(20), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !done {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("opsd's output");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(done, "the run hung:\n{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("unshare:") && !stderr.contains("mount:"),
+        "the namespaces need root and util-linux/iproute2 (.ci/setup): {stderr}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("does-not-exist.invalid:443"))
+        .unwrap_or_else(|| panic!("no row:\n{stdout}\n{stderr}"));
+    assert!(row.contains("DNS: "), "{row}");
+    assert!(
+        stderr.contains("dns: failed: 1 of 1 target failed: does-not-exist.invalid:443 (DNS: "),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn check_locates_each_error_of_a_broken_tls_job() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let config = dir.path().join("jobs.toml");
