@@ -472,6 +472,32 @@ fn table_aligns_columns_and_escapes_certificate_text() {
     assert_eq!(lines[1].rfind("ok"), Some(verdict_column), "{table}");
 }
 
+#[test]
+fn kilobytes_of_certificate_names_are_cut_in_the_table_and_the_verdict() {
+    let huge = format!("\u{1b}[31m{}", "x".repeat(20_000));
+    let leaf = cert("shop", &huge, 300);
+    let mut inter = cert(&huge, &huge, 3);
+    inter.is_ca = true;
+    let r = report([true, true, false, false], vec![leaf, inter], Ok(()));
+    let verdict = judge(&r, &Expect::default());
+    let line = verdict.line();
+    assert!(
+        line.starts_with("intermediate certificate \"CN=\u{1b}[31mxxx"),
+        "{line}"
+    );
+    assert!(line.ends_with("…\" expires in 3 days"), "{line}");
+    assert!(line.chars().count() < 200, "{} chars", line.chars().count());
+    let table = render(&[(r, verdict)]);
+    for row in table.lines() {
+        assert!(
+            row.chars().count() < 400,
+            "{} chars: {row}",
+            row.chars().count()
+        );
+        assert!(!row.contains('\u{1b}'), "{row}");
+    }
+}
+
 // ---- trust ------------------------------------------------------------------------------------
 
 #[test]
@@ -670,4 +696,111 @@ async fn starttls_reads_are_bounded_and_server_text_is_escaped() {
         .await
         .unwrap_err();
     assert!(why.contains("does not offer STARTTLS"), "{why}");
+}
+
+/// A listener answering every connection with `answer(n)` (`n` counts connections from 0)
+/// after reading what the client sent first, then draining the connection until it closes.
+fn scripted_server(answer: fn(usize) -> Vec<(Vec<u8>, Duration)>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { break };
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut first = [0u8; 4096];
+                let _ = conn.read(&mut first);
+                for (bytes, pause) in answer(n) {
+                    std::thread::sleep(pause);
+                    if conn.write_all(&bytes).is_err() {
+                        return;
+                    }
+                }
+                while conn.read(&mut first).is_ok_and(|n| n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_server_hello_in_one_byte_records_is_read() {
+    // Every connection gets a TLS 1.0 ServerHello and a Certificate, in records of one byte
+    // each, each record in its own write.
+    let port = scripted_server(|_| {
+        let mut flight = message(2, &server_hello_body());
+        flight.extend(message(11, &certificate_body(&[b"not DER"])));
+        flight.extend(message(14, &[]));
+        records(&flight, 1)
+            .chunks(6)
+            .map(|record| (record.to_vec(), Duration::ZERO))
+            .collect()
+    });
+    let target = Target::parse(&format!("127.0.0.1:{port} sni=localhost")).unwrap();
+    let r = probe_within(&target, TIMEOUT, &Trust::system()).await;
+    let findings = r.result.as_ref().expect("reachable");
+    assert_eq!(
+        findings.versions.tls10,
+        Support::Accepted {
+            cipher: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA".to_string()
+        },
+        "{r:#?}"
+    );
+    assert!(!findings.versions.tls11.accepted(), "{r:#?}");
+    let chain = findings
+        .chain
+        .as_ref()
+        .expect("the chain of the TLS 1.0 hello");
+    assert_eq!(chain.certificates.len(), 1);
+    assert!(chain.certificates[0].is_err(), "{chain:?}");
+    assert!(chain.trusted.is_err());
+}
+
+/// `bytes` one byte at a time, 100 ms apart.
+fn drip(bytes: &[u8]) -> Vec<(Vec<u8>, Duration)> {
+    bytes
+        .iter()
+        .map(|b| (vec![*b], Duration::from_millis(100)))
+        .collect()
+}
+
+#[tokio::test]
+async fn slowloris_servers_end_at_the_probe_timeout() {
+    // One byte every 100 ms: a ServerHello on a TLS port, an SMTP greeting on a STARTTLS one.
+    let tls = scripted_server(|_| drip(&records(&message(2, &server_hello_body()), 16384)));
+    let smtp = scripted_server(|_| drip(format!("220-{}", "x".repeat(1000)).as_bytes()));
+    let timeout = Duration::from_millis(800);
+    for target in [
+        format!("127.0.0.1:{tls}"),
+        format!("127.0.0.1:{smtp} starttls=smtp"),
+    ] {
+        let target = Target::parse(&target).unwrap();
+        let r = probe_within(&target, timeout, &Trust::system()).await;
+        assert_eq!(
+            r.result,
+            Err(Unreachable::Timeout(timeout)),
+            "{target}: {r:#?}"
+        );
+    }
+    // A ServerHello at once, then the certificate dripping: the version's answer stands, the
+    // chain is missing with its reason.
+    let slow_chain = scripted_server(|_| {
+        let mut script = vec![(
+            records(&message(2, &server_hello_body()), 16384),
+            Duration::ZERO,
+        )];
+        script.extend(drip(&records(
+            &message(11, &certificate_body(&[&[0u8; 500]])),
+            16384,
+        )));
+        script
+    });
+    let target = Target::parse(&format!("127.0.0.1:{slow_chain}")).unwrap();
+    let r = probe_within(&target, timeout, &Trust::system()).await;
+    let findings = r.result.as_ref().expect("reachable");
+    assert!(findings.versions.tls10.accepted(), "{r:#?}");
+    assert_eq!(
+        findings.chain,
+        Err("TLS 1.0: its certificate did not come within the timeout".to_string())
+    );
 }
