@@ -5,7 +5,7 @@
 //! are the library's own (`src/tls/tests.rs`).
 
 use crate::util::free_port;
-use crate::util::openssl::{Pki, Server};
+use crate::util::openssl::{openssl, Pki, Server};
 use crate::util::starttls::{Front, Mail};
 use crate::util::OPSD;
 use opsd::severity::Severity;
@@ -355,6 +355,78 @@ async fn a_mail_server_that_does_not_offer_starttls_is_a_clear_failure() {
     let short = Duration::from_millis(700);
     let r = probe_within(&target, short, &pki.trust()).await;
     assert_eq!(r.result, Err(Unreachable::Timeout(short)));
+}
+
+#[tokio::test]
+async fn a_certificate_with_10000_sans_is_refused_bounded_and_named_as_such() {
+    let pki = Pki::new();
+    let sans: Vec<String> = (0..10_000)
+        .map(|n| format!("DNS:s{n}.example.test"))
+        .collect();
+    std::fs::write(
+        pki.path("many.cnf"),
+        format!(
+            "[many]\nsubjectAltName = DNS:localhost,{}\n",
+            sans.join(",")
+        ),
+    )
+    .expect("write many.cnf");
+    let dir = pki.path("");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut req = vec!["req", "-new", "-subj", "/CN=many"];
+    req.extend(ec);
+    req.extend(["-keyout", "many.key", "-out", "many.csr"]);
+    openssl(&dir, &req);
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "many.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-days",
+            "30",
+            "-set_serial",
+            "9",
+            "-extfile",
+            "many.cnf",
+            "-extensions",
+            "many",
+            "-out",
+            "many.pem",
+        ],
+    );
+    let server = Server::start(&pki, "many", None, &[]);
+    let r = probe_within(&server.target("localhost"), TIMEOUT, &pki.trust()).await;
+    let versions = &findings(&r).versions;
+    // rustls refuses a Certificate message over 64 KiB: TLS 1.3 cannot be told, and the
+    // hand-built TLS 1.2 hello sees 1.2 on with a suite rustls speaks (not "not spoken").
+    let Support::Unknown { reason } = &versions.tls13 else {
+        panic!("{r:#?}")
+    };
+    assert!(reason.contains("over 64 KiB"), "{reason}");
+    assert_eq!(
+        versions.tls12,
+        Support::Accepted {
+            cipher: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".to_string()
+        }
+    );
+    let Err(why) = &findings(&r).chain else {
+        panic!("{r:#?}")
+    };
+    assert!(why.contains("a handshake message of"), "{why}");
+    let line = judge(&r, &Expect::default()).line();
+    assert!(line.len() < 500, "{line}");
 }
 
 // ---- the tls job on the real binary ------------------------------------------------------

@@ -329,6 +329,10 @@ async fn tls12_by_hand(
         return (failed, None);
     };
     match versions::hello(stream, target.sni_name(), Version::Tls12, deadline).await {
+        // rustls may have failed for another reason than the suite (a huge chain).
+        Ok((Support::Accepted { cipher }, shake)) if versions::rustls_speaks(&cipher) => {
+            (Support::Accepted { cipher }, shake)
+        }
         Ok((Support::Accepted { cipher }, shake)) => (
             Support::Accepted {
                 cipher: format!("{cipher} (not spoken by rustls)"),

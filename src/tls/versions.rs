@@ -11,7 +11,7 @@ use super::hello::{self, Answer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, InvalidMessage, SignatureScheme};
 use std::fmt;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -212,6 +212,14 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(aws_lc_rs::default_provider())
 }
 
+/// True when rustls speaks the cipher suite of this IANA name.
+pub(crate) fn rustls_speaks(cipher: &str) -> bool {
+    provider()
+        .cipher_suites
+        .iter()
+        .any(|s| hello::cipher_name(u16::from(s.suite())) == cipher)
+}
+
 /// Reads a rustls error out of the `io::Error` tokio-rustls wraps it in.
 fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
     e.get_ref()
@@ -278,6 +286,12 @@ pub(crate) async fn handshake(
         Err(e) => match refusal(&e) {
             Some(reason) => Ok(Err(reason)),
             None => Err(match rustls_error(&e) {
+                // The server took the version; what it sent next is over rustls's limit.
+                Some(rustls::Error::InvalidMessage(InvalidMessage::HandshakePayloadTooLarge)) => {
+                    "the server sent a handshake message over 64 KiB (a certificate chain this \
+                     large is refused)"
+                        .to_string()
+                }
                 Some(tls) => format!("not a TLS answer: {tls}"),
                 None => e.to_string(),
             }),
