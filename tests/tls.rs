@@ -579,6 +579,135 @@ fn run_job_passes_a_tls13_and_12_server_and_fails_a_tls12_only_one_with_the_tabl
 }
 
 #[test]
+fn control_characters_in_certificate_names_are_escaped_in_the_table_the_log_and_the_alert() {
+    // A CA and an intermediate (expiring first, so its name is in the verdict) whose names
+    // hold ANSI escapes and a carriage return, above an ordinary leaf.
+    let pki = Pki::new();
+    let dir = pki.path("");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=Evil\u{1b}[2J\rCA",
+    ];
+    ca.extend(ec);
+    ca.extend(["-keyout", "evil-ca.key", "-out", "evil-ca.pem"]);
+    openssl(&dir, &ca);
+    std::fs::write(
+        pki.path("evil.cnf"),
+        "[inter]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign\n\
+         [leaf]\nsubjectAltName = DNS:localhost\nextendedKeyUsage = serverAuth\n",
+    )
+    .expect("write evil.cnf");
+    let sign = |name: &str, subject: &str, issuer: &str, days: &str, ext: &str| {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let mut req = vec!["req", "-new", "-subj", subject];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr]);
+        openssl(&dir, &req);
+        let (ca_pem, ca_key) = (format!("{issuer}.pem"), format!("{issuer}.key"));
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_pem,
+                "-CAkey",
+                &ca_key,
+                "-days",
+                days,
+                "-set_serial",
+                "77",
+                "-extfile",
+                "evil.cnf",
+                "-extensions",
+                ext,
+                "-out",
+                &pem,
+            ],
+        );
+    };
+    sign(
+        "evil-inter",
+        "/CN=Inter\u{1b}[31m\rERROR forged",
+        "evil-ca",
+        "3",
+        "inter",
+    );
+    sign("evil-leaf", "/CN=leaf", "evil-inter", "30", "leaf");
+    let server = Server::start(&pki, "evil-leaf", Some("evil-inter"), &[]);
+    let target = server.target("localhost");
+
+    let config = pki.path("evil-jobs.toml");
+    let alerts = pki.path("evil-alerts.jsonl");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts.capture]\ntype = \"command\"\ncommand = [\"sh\", \"-c\", \"cat >> '{}'; echo >> '{}'\"]\n\n\
+             [jobs.evil]\ntype = \"tls\"\nschedule = \"@daily\"\ntargets = [\"{target}\"]\n\
+             ca_file = \"{}\"\nalert = [\"capture\"]\n",
+            alerts.display(),
+            alerts.display(),
+            pki.path("evil-ca.pem").display()
+        ),
+    )
+    .expect("write jobs.toml");
+    let out = opsd(&["run-job", "evil"], &config);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let sent = std::fs::read_to_string(&alerts).unwrap_or_default();
+    for (what, text) in [("table", &*stdout), ("log", &*stderr), ("alerts", &*sent)] {
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\r'),
+            "a raw control character in the {what}:\n{text}"
+        );
+    }
+    assert!(
+        stdout.contains("  Inter\\u{1b}[31m\\rERROR forged  "),
+        "the leaf's issuer, escaped:\n{stdout}"
+    );
+    let verdict = "intermediate certificate \"CN=Inter\\u{1b}[31m\\rERROR forged\" expires in ";
+    assert!(stdout.contains(verdict), "{verdict}\n{stdout}");
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("ERROR forged")),
+        "{stderr}"
+    );
+    let summaries: Vec<String> = sent
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("an alert is JSON");
+            v["summary"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s.contains("CN=Inter\\u{1b}[31m\\rERROR forged")),
+        "{summaries:?}"
+    );
+}
+
+#[test]
 fn a_name_that_does_not_resolve_fails_with_a_dns_reason_quickly() {
     // opsd runs in its own network namespace (loopback only: nothing can leave the machine)
     // and mount namespace, where /etc/resolv.conf names 127.0.0.1 (nothing listens on port
