@@ -5,7 +5,8 @@
 //! are the library's own (`src/tls/tests.rs`).
 
 use crate::util::free_port;
-use crate::util::openssl::{Pki, Server};
+use crate::util::openssl::{openssl, Pki, Server};
+use crate::util::starttls::{Front, Mail};
 use crate::util::OPSD;
 use opsd::severity::Severity;
 use opsd::tls::{
@@ -233,11 +234,199 @@ async fn tls12_with_only_suites_rustls_refuses_is_still_seen_as_on() {
             cipher: "TLS_RSA_WITH_AES_128_CBC_SHA (not spoken by rustls)".to_string()
         }
     );
-    let line = judge(&r, &Expect::default()).line();
-    assert_eq!(
-        line,
-        "certificate not checked: no TLS 1.3 or 1.2 handshake finished; TLS 1.3 not offered"
+    // The chain comes from the hand-built hello's answer.
+    assert_eq!(chain(&r).trusted, Ok(()));
+    assert_eq!(chain(&r).leaf().unwrap().subject, "CN=opsd test good");
+    assert_eq!(judge(&r, &Expect::default()).line(), "TLS 1.3 not offered");
+}
+
+#[tokio::test]
+async fn a_legacy_only_server_has_its_chain_checked_from_the_plaintext_certificate() {
+    let pki = Pki::new();
+    let legacy = ["-cipher", "DEFAULT:@SECLEVEL=0"];
+    let expired = Server::start(&pki, "expired", None, &[&["-tls1"][..], &legacy].concat());
+    let r = probe_within(&expired.target("localhost"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, false, false, true], "{r:#?}");
+    assert_eq!(chain(&r).trusted, Err(ChainProblem::Expired));
+    assert_eq!(chain(&r).hostname, Ok(()));
+    let verdict = judge(&r, &Expect::default());
+    assert_eq!(verdict.severity(), Some(Severity::Critical));
+    let line = verdict.line();
+    assert!(
+        line.starts_with("certificate expired 1 day ago;") && line.contains("TLS 1.0 is still on"),
+        "{line}"
     );
+    assert!(!line.contains("not checked"), "{line}");
+
+    let wrong = Server::start(&pki, "wrong", None, &[&["-tls1_1"][..], &legacy].concat());
+    let r = probe_within(&wrong.target("shop.example.com"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, false, true, false], "{r:#?}");
+    assert_eq!(chain(&r).trusted, Ok(()));
+    assert_eq!(chain(&r).hostname, Err(ChainProblem::NotValidForName));
+    let chained = Server::start(
+        &pki,
+        "chained",
+        Some("inter"),
+        &[&["-tls1"][..], &legacy].concat(),
+    );
+    let r = probe_within(&chained.target("localhost"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(chain(&r).certificates.len(), 2);
+    assert_eq!(chain(&r).trusted, Ok(()));
+    assert_eq!(chain(&r).first_to_expire().unwrap().0, 1);
+}
+
+/// `127.0.0.1:PORT sni=localhost starttls=PROTOCOL`, the front of a mail server.
+fn mail_target(front: &Front, protocol: &str) -> Target {
+    Target::parse(&format!(
+        "127.0.0.1:{} sni=localhost starttls={protocol}",
+        front.port
+    ))
+    .expect("target parses")
+}
+
+#[tokio::test]
+async fn starttls_smtp_imap_and_pop3_probe_every_version_over_the_upgraded_connection() {
+    let pki = Pki::new();
+    let modern = Server::start(&pki, "good", None, &[]);
+    for (mail, name) in [
+        (Mail::Smtp, "smtp"),
+        (Mail::Imap, "imap"),
+        (Mail::Pop3, "pop3"),
+    ] {
+        let front = Front::start(mail, true, modern.port);
+        let r = probe_within(&mail_target(&front, name), TIMEOUT, &pki.trust()).await;
+        assert_eq!(accepted(&r), [true, true, false, false], "{name}: {r:#?}");
+        assert_eq!(chain(&r).trusted, Ok(()), "{name}");
+        assert_eq!(chain(&r).leaf().unwrap().subject, "CN=opsd test good");
+        let verdict = judge(&r, &Expect::default());
+        assert!(verdict.passed(), "{name}: {}", verdict.line());
+    }
+    // The hand-built hellos go through the upgrade too: a TLS 1.0-only mail server.
+    let legacy = Server::start(
+        &pki,
+        "expired",
+        None,
+        &["-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"],
+    );
+    let front = Front::start(Mail::Smtp, true, legacy.port);
+    let r = probe_within(&mail_target(&front, "smtp"), TIMEOUT, &pki.trust()).await;
+    assert_eq!(accepted(&r), [false, false, false, true], "{r:#?}");
+    assert_eq!(chain(&r).trusted, Err(ChainProblem::Expired));
+}
+
+#[tokio::test]
+async fn a_mail_server_that_does_not_offer_starttls_is_a_clear_failure() {
+    let pki = Pki::new();
+    let modern = Server::start(&pki, "good", None, &[]);
+    for (mail, name, why) in [
+        (
+            Mail::Smtp,
+            "smtp",
+            "the server does not offer STARTTLS (not in its EHLO answer)",
+        ),
+        (
+            Mail::Imap,
+            "imap",
+            "the server does not offer STARTTLS: \"a001 BAD unknown command\"",
+        ),
+        (
+            Mail::Pop3,
+            "pop3",
+            "the server does not offer STARTTLS: \"-ERR unknown command\"",
+        ),
+    ] {
+        let front = Front::start(mail, false, modern.port);
+        let r = probe_within(&mail_target(&front, name), TIMEOUT, &pki.trust()).await;
+        let verdict = judge(&r, &Expect::default());
+        assert_eq!(
+            verdict.line(),
+            format!("STARTTLS ({name}): {why}"),
+            "{r:#?}"
+        );
+        assert_eq!(verdict.severity(), Some(Severity::Critical));
+    }
+    // A TLS port is not a mail server: the plaintext start fails on the TLS server's silence
+    // (it waits for a ClientHello) within the probe's timeout, not later.
+    let target = Target::parse(&format!(
+        "127.0.0.1:{} sni=localhost starttls=pop3",
+        modern.port
+    ))
+    .unwrap();
+    let short = Duration::from_millis(700);
+    let r = probe_within(&target, short, &pki.trust()).await;
+    assert_eq!(r.result, Err(Unreachable::Timeout(short)));
+}
+
+#[tokio::test]
+async fn a_certificate_with_10000_sans_is_refused_bounded_and_named_as_such() {
+    let pki = Pki::new();
+    let sans: Vec<String> = (0..10_000)
+        .map(|n| format!("DNS:s{n}.example.test"))
+        .collect();
+    std::fs::write(
+        pki.path("many.cnf"),
+        format!(
+            "[many]\nsubjectAltName = DNS:localhost,{}\n",
+            sans.join(",")
+        ),
+    )
+    .expect("write many.cnf");
+    let dir = pki.path("");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut req = vec!["req", "-new", "-subj", "/CN=many"];
+    req.extend(ec);
+    req.extend(["-keyout", "many.key", "-out", "many.csr"]);
+    openssl(&dir, &req);
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "many.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-days",
+            "30",
+            "-set_serial",
+            "9",
+            "-extfile",
+            "many.cnf",
+            "-extensions",
+            "many",
+            "-out",
+            "many.pem",
+        ],
+    );
+    let server = Server::start(&pki, "many", None, &[]);
+    let r = probe_within(&server.target("localhost"), TIMEOUT, &pki.trust()).await;
+    let versions = &findings(&r).versions;
+    // rustls refuses a Certificate message over 64 KiB: TLS 1.3 cannot be told, and the
+    // hand-built TLS 1.2 hello sees 1.2 on with a suite rustls speaks (not "not spoken").
+    let Support::Unknown { reason } = &versions.tls13 else {
+        panic!("{r:#?}")
+    };
+    assert!(reason.contains("over 64 KiB"), "{reason}");
+    assert_eq!(
+        versions.tls12,
+        Support::Accepted {
+            cipher: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".to_string()
+        }
+    );
+    let Err(why) = &findings(&r).chain else {
+        panic!("{r:#?}")
+    };
+    assert!(why.contains("a handshake message of"), "{why}");
+    let line = judge(&r, &Expect::default()).line();
+    assert!(line.len() < 500, "{line}");
 }
 
 // ---- the tls job on the real binary ------------------------------------------------------
@@ -387,6 +576,202 @@ fn run_job_passes_a_tls13_and_12_server_and_fails_a_tls12_only_one_with_the_tabl
         "{sent}"
     );
     assert!(rules.iter().any(|(r, _, _)| r == "run_failed"), "{sent}");
+}
+
+#[test]
+fn control_characters_in_certificate_names_are_escaped_in_the_table_the_log_and_the_alert() {
+    // A CA and an intermediate (expiring first, so its name is in the verdict) whose names
+    // hold ANSI escapes and a carriage return, above an ordinary leaf.
+    let pki = Pki::new();
+    let dir = pki.path("");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=Evil\u{1b}[2J\rCA",
+    ];
+    ca.extend(ec);
+    ca.extend(["-keyout", "evil-ca.key", "-out", "evil-ca.pem"]);
+    openssl(&dir, &ca);
+    std::fs::write(
+        pki.path("evil.cnf"),
+        "[inter]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign\n\
+         [leaf]\nsubjectAltName = DNS:localhost\nextendedKeyUsage = serverAuth\n",
+    )
+    .expect("write evil.cnf");
+    let sign = |name: &str, subject: &str, issuer: &str, days: &str, ext: &str| {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let mut req = vec!["req", "-new", "-subj", subject];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr]);
+        openssl(&dir, &req);
+        let (ca_pem, ca_key) = (format!("{issuer}.pem"), format!("{issuer}.key"));
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_pem,
+                "-CAkey",
+                &ca_key,
+                "-days",
+                days,
+                "-set_serial",
+                "77",
+                "-extfile",
+                "evil.cnf",
+                "-extensions",
+                ext,
+                "-out",
+                &pem,
+            ],
+        );
+    };
+    sign(
+        "evil-inter",
+        "/CN=Inter\u{1b}[31m\rERROR forged",
+        "evil-ca",
+        "3",
+        "inter",
+    );
+    sign("evil-leaf", "/CN=leaf", "evil-inter", "30", "leaf");
+    let server = Server::start(&pki, "evil-leaf", Some("evil-inter"), &[]);
+    let target = server.target("localhost");
+
+    let config = pki.path("evil-jobs.toml");
+    let alerts = pki.path("evil-alerts.jsonl");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts.capture]\ntype = \"command\"\ncommand = [\"sh\", \"-c\", \"cat >> '{}'; echo >> '{}'\"]\n\n\
+             [jobs.evil]\ntype = \"tls\"\nschedule = \"@daily\"\ntargets = [\"{target}\"]\n\
+             ca_file = \"{}\"\nalert = [\"capture\"]\n",
+            alerts.display(),
+            alerts.display(),
+            pki.path("evil-ca.pem").display()
+        ),
+    )
+    .expect("write jobs.toml");
+    let out = opsd(&["run-job", "evil"], &config);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let sent = std::fs::read_to_string(&alerts).unwrap_or_default();
+    for (what, text) in [("table", &*stdout), ("log", &*stderr), ("alerts", &*sent)] {
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\r'),
+            "a raw control character in the {what}:\n{text}"
+        );
+    }
+    assert!(
+        stdout.contains("  Inter\\u{1b}[31m\\rERROR forged  "),
+        "the leaf's issuer, escaped:\n{stdout}"
+    );
+    let verdict = "intermediate certificate \"CN=Inter\\u{1b}[31m\\rERROR forged\" expires in ";
+    assert!(stdout.contains(verdict), "{verdict}\n{stdout}");
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("ERROR forged")),
+        "{stderr}"
+    );
+    let summaries: Vec<String> = sent
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("an alert is JSON");
+            v["summary"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s.contains("CN=Inter\\u{1b}[31m\\rERROR forged")),
+        "{summaries:?}"
+    );
+}
+
+#[test]
+fn a_name_that_does_not_resolve_fails_with_a_dns_reason_quickly() {
+    // opsd runs in its own network namespace (loopback only: nothing can leave the machine)
+    // and mount namespace, where /etc/resolv.conf names 127.0.0.1 (nothing listens on port
+    // 53 there, so a lookup fails at once) and nsswitch.conf asks only files and DNS.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (resolv, nsswitch) = (
+        dir.path().join("resolv.conf"),
+        dir.path().join("nsswitch.conf"),
+    );
+    std::fs::write(&resolv, "nameserver 127.0.0.1\n").expect("write resolv.conf");
+    std::fs::write(&nsswitch, "hosts: files dns\n").expect("write nsswitch.conf");
+    let config = dir.path().join("jobs.toml");
+    std::fs::write(
+        &config,
+        "[jobs.dns]\ntype = \"tls\"\nschedule = \"@daily\"\n\
+         targets = [\"does-not-exist.invalid:443\"]\nprobe_timeout = \"30s\"\n",
+    )
+    .expect("write jobs.toml");
+    let script = format!(
+        "ip link set lo up && mount --bind '{}' /etc/resolv.conf && \
+         mount --bind '{}' /etc/nsswitch.conf && exec '{OPSD}' run-job dns --config '{}' \
+         --log-format text --state-dir '{}'",
+        resolv.display(),
+        nsswitch.display(),
+        config.display(),
+        dir.path().join("state").display()
+    );
+    let mut child = Command::new("unshare")
+        .args(["--net", "--mount", "sh", "-c", &script])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run unshare ({e}): install it with `apt-get install util-linux iproute2` (.ci/setup)")
+        });
+    // Far less than the probe's 30 s: a DNS failure, not a timeout.
+    let done = crate::util::poll_until(Duration::from_secs(20), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !done {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("opsd's output");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(done, "the run hung:\n{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("unshare:") && !stderr.contains("mount:"),
+        "the namespaces need root and util-linux/iproute2 (.ci/setup): {stderr}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("does-not-exist.invalid:443"))
+        .unwrap_or_else(|| panic!("no row:\n{stdout}\n{stderr}"));
+    assert!(row.contains("DNS: "), "{row}");
+    assert!(
+        stderr.contains("dns: failed: 1 of 1 target failed: does-not-exist.invalid:443 (DNS: "),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! cannot be reached is one typed [`Unreachable`] outcome, not four version failures.
 
 use super::certificate::{self, ChainReport};
+use super::starttls::{self, Starttls};
 use super::target::{Host, Target};
 use super::trust::Trust;
 use super::versions::{self, Handshake, Support, Version, Versions};
@@ -32,6 +33,15 @@ pub enum Unreachable {
     /// The connection failed otherwise (no route, network unreachable, ...).
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// The plaintext start failed on every connection: the server does not offer STARTTLS,
+    /// refuses it, or speaks another protocol.
+    #[error("STARTTLS ({protocol}): {reason}")]
+    Starttls {
+        /// The protocol spoken.
+        protocol: Starttls,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// What a reachable server showed.
@@ -39,7 +49,8 @@ pub enum Unreachable {
 pub struct Findings {
     /// Which versions it accepts.
     pub versions: Versions,
-    /// Its certificate chain, from the TLS 1.3 handshake (else the TLS 1.2 one); `Err` says why
+    /// Its certificate chain, from the handshake of the newest version it accepts (for TLS 1.1
+    /// and 1.0, and TLS 1.2 with suites rustls refuses, the hand-built hello's); `Err` says why
     /// there is none.
     pub chain: Result<ChainReport, String>,
 }
@@ -60,12 +71,15 @@ pub struct ProbeReport {
 /// How one version probe ended.
 #[derive(Debug)]
 enum Attempt {
-    /// Connected and learnt whether the version is accepted (with the handshake, if any).
-    Answered(Support, Option<Handshake>),
+    /// Connected and learnt whether the version is accepted, with the handshake when it is
+    /// (`Err`: accepted by a hand-built hello, but its certificate could not be read).
+    Answered(Support, Option<Result<Handshake, String>>),
     /// The connection was refused.
     Refused,
     /// The connection failed otherwise.
     ConnectFailed(String),
+    /// The plaintext start before TLS failed.
+    Starttls(String),
     /// The deadline passed (connecting or waiting for the answer).
     TimedOut,
 }
@@ -106,6 +120,15 @@ pub async fn probe(target: &Target, timeout: Duration, trust: &Trust) -> ProbeRe
     if attempts.iter().all(|a| matches!(a, Attempt::TimedOut)) {
         return report(Some(address), Err(Unreachable::Timeout(timeout)));
     }
+    if let (Attempt::Starttls(why), Some(protocol)) = (&tls13, target.starttls()) {
+        if attempts.iter().all(|a| matches!(a, Attempt::Starttls(_))) {
+            let reason = why.clone();
+            return report(
+                Some(address),
+                Err(Unreachable::Starttls { protocol, reason }),
+            );
+        }
+    }
     if let Attempt::ConnectFailed(why) = &tls13 {
         if attempts
             .iter()
@@ -116,23 +139,48 @@ pub async fn probe(target: &Target, timeout: Duration, trust: &Trust) -> ProbeRe
     }
     let (tls13, shake13) = support(tls13, timeout);
     let (tls12, shake12) = support(tls12, timeout);
-    let chain = match shake13.or(shake12) {
-        Some(shake) => Ok(certificate::examine(
+    let (tls11, shake11) = support(tls11, timeout);
+    let (tls10, shake10) = support(tls10, timeout);
+    let shakes = [
+        (Version::Tls13, shake13),
+        (Version::Tls12, shake12),
+        (Version::Tls11, shake11),
+        (Version::Tls10, shake10),
+    ];
+    let chain = newest_chain(shakes).map(|shake| {
+        certificate::examine(
             &shake.chain,
             target.server_name(),
             shake.ocsp_stapled,
             trust,
             chrono::Utc::now(),
-        )),
-        None => Err("no TLS 1.3 or 1.2 handshake finished".to_string()),
-    };
+        )
+    });
     let versions = Versions {
         tls13,
         tls12,
-        tls11: support(tls11, timeout).0,
-        tls10: support(tls10, timeout).0,
+        tls11,
+        tls10,
     };
     report(Some(address), Ok(Findings { versions, chain }))
+}
+
+/// The chain of the newest version that has one (a TLS 1.0-only server's comes from its
+/// hand-built hello); `Err` says why there is none.
+fn newest_chain(
+    shakes: [(Version, Option<Result<Handshake, String>>); 4],
+) -> Result<Handshake, String> {
+    let mut why = None;
+    for (version, shake) in shakes {
+        match shake {
+            Some(Ok(shake)) => return Ok(shake),
+            Some(Err(e)) => {
+                why.get_or_insert_with(|| format!("{version}: {e}"));
+            }
+            None => {}
+        }
+    }
+    Err(why.unwrap_or_else(|| "no handshake finished".to_string()))
 }
 
 /// Probes every target, at most `concurrency` at once; reports in the order of `targets`.
@@ -205,6 +253,17 @@ async fn connect(address: SocketAddr) -> Result<TcpStream, Attempt> {
         })
 }
 
+/// A connection to `address` ready for a ClientHello: after the target's STARTTLS, if any.
+async fn open(address: SocketAddr, target: &Target) -> Result<TcpStream, Attempt> {
+    let mut stream = connect(address).await?;
+    if let Some(protocol) = target.starttls() {
+        starttls::upgrade(&mut stream, protocol)
+            .await
+            .map_err(Attempt::Starttls)?;
+    }
+    Ok(stream)
+}
+
 /// One version probe on its own connection, ended at `deadline`.
 async fn attempt(
     address: SocketAddr,
@@ -213,7 +272,7 @@ async fn attempt(
     deadline: Instant,
 ) -> Attempt {
     let work = async {
-        let stream = match connect(address).await {
+        let stream = match open(address, target).await {
             Ok(stream) => stream,
             Err(failed) => return failed,
         };
@@ -224,30 +283,27 @@ async fn attempt(
                         Support::Accepted {
                             cipher: shake.cipher.clone(),
                         },
-                        Some(shake),
+                        Some(Ok(shake)),
                     ),
                     Ok(Err(reason)) => {
                         let refused = Support::Rejected { reason };
-                        Attempt::Answered(
-                            tls12_by_hand(address, target, version, refused).await,
-                            None,
-                        )
+                        let (support, shake) =
+                            tls12_by_hand(address, target, version, refused, deadline).await;
+                        Attempt::Answered(support, shake)
                     }
                     Err(reason) => {
                         let failed = Support::Unknown { reason };
-                        Attempt::Answered(
-                            tls12_by_hand(address, target, version, failed).await,
-                            None,
-                        )
+                        let (support, shake) =
+                            tls12_by_hand(address, target, version, failed, deadline).await;
+                        Attempt::Answered(support, shake)
                     }
                 }
             }
             Version::Tls11 | Version::Tls10 => {
-                let answer = versions::hello(stream, target.sni_name(), version).await;
-                Attempt::Answered(
-                    answer.unwrap_or_else(|reason| Support::Unknown { reason }),
-                    None,
-                )
+                match versions::hello(stream, target.sni_name(), version, deadline).await {
+                    Ok((support, shake)) => Attempt::Answered(support, shake),
+                    Err(reason) => Attempt::Answered(Support::Unknown { reason }, None),
+                }
             }
         }
     };
@@ -258,30 +314,38 @@ async fn attempt(
 
 /// After rustls's TLS 1.2 offer failed (`failed`): asks again with a hand-built hello offering
 /// the older TLS 1.2 cipher suites too; `failed` stands unless that one is accepted. TLS 1.3
-/// has no such older suites: `failed` stands.
+/// has no such older suites: `failed` stands. The certificate comes from that hello.
 async fn tls12_by_hand(
     address: SocketAddr,
     target: &Target,
     version: Version,
     failed: Support,
-) -> Support {
+    deadline: Instant,
+) -> (Support, Option<Result<Handshake, String>>) {
     if version != Version::Tls12 {
-        return failed;
+        return (failed, None);
     }
-    let Ok(stream) = connect(address).await else {
-        return failed;
+    let Ok(stream) = open(address, target).await else {
+        return (failed, None);
     };
-    match versions::hello(stream, target.sni_name(), Version::Tls12).await {
-        Ok(Support::Accepted { cipher }) => Support::Accepted {
-            cipher: format!("{cipher} (not spoken by rustls)"),
-        },
-        _ => failed,
+    match versions::hello(stream, target.sni_name(), Version::Tls12, deadline).await {
+        // rustls may have failed for another reason than the suite (a huge chain).
+        Ok((Support::Accepted { cipher }, shake)) if versions::rustls_speaks(&cipher) => {
+            (Support::Accepted { cipher }, shake)
+        }
+        Ok((Support::Accepted { cipher }, shake)) => (
+            Support::Accepted {
+                cipher: format!("{cipher} (not spoken by rustls)"),
+            },
+            shake,
+        ),
+        _ => (failed, None),
     }
 }
 
 /// The version's support from an attempt (not all attempts failed alike, so each one that did
 /// is unknown), and its handshake.
-fn support(attempt: Attempt, timeout: Duration) -> (Support, Option<Handshake>) {
+fn support(attempt: Attempt, timeout: Duration) -> (Support, Option<Result<Handshake, String>>) {
     match attempt {
         Attempt::Answered(support, shake) => (support, shake),
         Attempt::Refused => (
@@ -293,6 +357,12 @@ fn support(attempt: Attempt, timeout: Duration) -> (Support, Option<Handshake>) 
         Attempt::ConnectFailed(why) => (
             Support::Unknown {
                 reason: Unreachable::Connect(why).to_string(),
+            },
+            None,
+        ),
+        Attempt::Starttls(why) => (
+            Support::Unknown {
+                reason: format!("STARTTLS: {why}"),
             },
             None,
         ),

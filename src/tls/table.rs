@@ -1,11 +1,15 @@
 //! The per-target table `opsd run-job` prints for a tls job: versions, cipher, days left,
 //! issuer, verdict. Every cell is escaped ([`crate::escape::control`]): issuer names, cipher
-//! reasons and targets are other people's text.
+//! reasons and targets are other people's text; the issuer is cut to 40 characters.
 
 use super::probe::ProbeReport;
 use super::verdict::Verdict;
 use super::versions::{Support, Version};
-use crate::escape;
+use crate::escape::{self, Cut};
+
+/// The most characters of the ISSUER column: a certificate's issuer is its owner's text, and a
+/// name of kilobytes would stretch every row of the table.
+const MAX_ISSUER: usize = 40;
 
 /// Column headings.
 const HEADINGS: [&str; 9] = [
@@ -58,7 +62,9 @@ fn row(report: &ProbeReport, verdict: &Verdict) -> [String; 9] {
         }
     }
     cells[8] = verdict.line();
-    cells.map(|cell| escape::control(&cell).into_owned())
+    let mut cells = cells.map(|cell| escape::control(&cell).into_owned());
+    cells[7] = escape::cut(&cells[7], MAX_ISSUER, Cut::End).into_owned();
+    cells
 }
 
 /// The table, one line per report, columns aligned, ending with a newline.

@@ -1,11 +1,12 @@
-//! One probe target as a user writes it: `"host:port"`, `"[::1]:443"` or
-//! `"127.0.0.1:8443 sni=shop.example.com"`.
+//! One probe target as a user writes it: `"host:port"`, `"[::1]:443"`,
+//! `"127.0.0.1:8443 sni=shop.example.com"` or `"mail.example.com:587 starttls=smtp"`.
 //!
 //! Invariant: a [`Target`] always has a port from 1 to 65535, a host that is an IP address or an
 //! ASCII (punycode) DNS name, and an SNI name that rustls accepts as a DNS name. International
 //! names are converted with IDNA, so `bücher.example` and `xn--bcher-kva.example` are the same
 //! target.
 
+use super::starttls::Starttls;
 use crate::escape;
 use rustls::pki_types::{DnsName, ServerName};
 use std::fmt;
@@ -41,6 +42,8 @@ pub struct Target {
     sni: Option<DnsName<'static>>,
     /// The name the handshake sends and the certificate must match.
     server_name: ServerName<'static>,
+    /// The `starttls=` option (or the job's `starttls`): the plaintext start before TLS.
+    starttls: Option<Starttls>,
 }
 
 /// What is wrong with a target string. Every quoted piece of input is escaped.
@@ -85,19 +88,29 @@ pub enum TargetError {
         /// Why it is not a host.
         reason: String,
     },
-    /// An option other than `sni=NAME`.
-    #[error("target \"{target}\": unknown option \"{option}\" (the only option is sni=NAME)")]
+    /// An option other than `sni=NAME` and `starttls=PROTOCOL`.
+    #[error("target \"{target}\": unknown option \"{option}\" (the options are sni=NAME and starttls=smtp|imap|pop3)")]
     UnknownOption {
         /// The target as written.
         target: String,
         /// The option as written.
         option: String,
     },
-    /// `sni=` given twice.
-    #[error("target \"{target}\": sni= is given more than once")]
-    DuplicateSni {
+    /// `sni=` or `starttls=` given twice.
+    #[error("target \"{target}\": {option}= is given more than once")]
+    Duplicate {
         /// The target as written.
         target: String,
+        /// The option given twice: `sni` or `starttls`.
+        option: &'static str,
+    },
+    /// `starttls=` names no protocol the probe speaks.
+    #[error("target \"{target}\": {reason}")]
+    BadStarttls {
+        /// The target as written.
+        target: String,
+        /// What is wrong, the value quoted.
+        reason: String,
     },
     /// The SNI name is not a DNS name (an IP address or empty included: SNI carries names only).
     #[error("target \"{target}\": sni \"{name}\" is not a DNS name: {reason}")]
@@ -126,13 +139,31 @@ fn dns_name(text: &str) -> Result<DnsName<'static>, String> {
 }
 
 impl Target {
-    /// Parses `host:port` with an optional ` sni=NAME`.
+    /// Parses `host:port` with an optional ` sni=NAME` and ` starttls=PROTOCOL`.
     pub fn parse(text: &str) -> Result<Target, TargetError> {
         let mut words = text.split_whitespace();
         let address = words.next().ok_or(TargetError::Empty)?;
         let target = || esc(text.trim());
         let mut sni = None;
+        let mut starttls = None;
         for word in words {
+            if let Some(protocol) = word.strip_prefix("starttls=") {
+                if starttls.is_some() {
+                    return Err(TargetError::Duplicate {
+                        target: target(),
+                        option: "starttls",
+                    });
+                }
+                let protocol =
+                    protocol
+                        .parse::<Starttls>()
+                        .map_err(|reason| TargetError::BadStarttls {
+                            target: target(),
+                            reason,
+                        })?;
+                starttls = Some(protocol);
+                continue;
+            }
             let Some(name) = word.strip_prefix("sni=") else {
                 return Err(TargetError::UnknownOption {
                     target: target(),
@@ -140,7 +171,10 @@ impl Target {
                 });
             };
             if sni.is_some() {
-                return Err(TargetError::DuplicateSni { target: target() });
+                return Err(TargetError::Duplicate {
+                    target: target(),
+                    option: "sni",
+                });
             }
             let ascii = dns_name(name).map_err(|reason| TargetError::BadSni {
                 target: target(),
@@ -205,7 +239,20 @@ impl Target {
             port,
             sni,
             server_name,
+            starttls,
         })
+    }
+
+    /// This target with `protocol` as its STARTTLS when it names none itself (a job's
+    /// `starttls` key).
+    pub fn or_starttls(mut self, protocol: Option<Starttls>) -> Target {
+        self.starttls = self.starttls.or(protocol);
+        self
+    }
+
+    /// The plaintext protocol spoken before TLS, if any.
+    pub fn starttls(&self) -> Option<Starttls> {
+        self.starttls
     }
 
     /// Where to connect.
@@ -245,6 +292,9 @@ impl fmt::Display for Target {
         write!(f, "{}:{}", self.host, self.port)?;
         if let Some(sni) = &self.sni {
             write!(f, " sni={}", sni.as_ref())?;
+        }
+        if let Some(protocol) = self.starttls {
+            write!(f, " starttls={protocol}")?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! `openssl s_server` processes are in the integration tests (`tests/tls.rs`).
 
 use super::hello::{self, Answer};
+use super::starttls::{self, Starttls};
 use super::*;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -86,13 +87,26 @@ fn target_errors_say_what_is_wrong() {
     ));
     assert!(matches!(
         err("h:443 sni=a.b sni=c.d"),
-        TargetError::DuplicateSni { .. }
+        TargetError::Duplicate { option: "sni", .. }
     ));
     assert!(matches!(
         err("h:443 sni=10.0.0.1"),
         TargetError::BadSni { .. }
     ));
     assert!(matches!(err("h:443 sni="), TargetError::BadSni { .. }));
+    assert!(matches!(
+        err("h:443 starttls=smtp starttls=imap"),
+        TargetError::Duplicate {
+            option: "starttls",
+            ..
+        }
+    ));
+    let bad = err("h:25 starttls=SMTP\u{1b}");
+    assert!(matches!(bad, TargetError::BadStarttls { .. }));
+    assert_eq!(
+        bad.to_string(),
+        "target \"h:25 starttls=SMTP\\u{1b}\": starttls \"SMTP\\u{1b}\" is not one of \"smtp\", \"imap\", \"pop3\""
+    );
     // Outside text in a message is escaped: no control character reaches a log line.
     let message = err("h\u{1b}[31m:443").to_string();
     assert!(!message.contains('\u{1b}'), "{message}");
@@ -120,27 +134,81 @@ fn client_hello_is_one_well_formed_record_with_sni() {
     assert!(!without.windows(sni.len()).any(|w| w == sni));
 }
 
+/// The chain `read_chain` read (each certificate's bytes), or why it read none.
+type ReadChain = Result<Vec<Vec<u8>>, String>;
+
+/// What `read_answer` (and then `read_chain`) make of `bytes` sent by a server.
+fn read_flight(bytes: Vec<u8>) -> (Answer, Option<ReadChain>) {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let mut flight = hello::Flight::new(&bytes[..]);
+            let answer = hello::read_answer(&mut flight).await.unwrap();
+            let chain = match answer {
+                Answer::ServerHello { .. } => Some(
+                    hello::read_chain(&mut flight)
+                        .await
+                        .map(|c| c.iter().map(|d| d.to_vec()).collect()),
+                ),
+                _ => None,
+            };
+            (answer, chain)
+        })
+}
+
+/// A ServerHello's body: TLS 1.0, session id of 2 bytes, cipher 0xc013.
+fn server_hello_body() -> Vec<u8> {
+    let mut body = vec![3, 1];
+    body.extend([0u8; 32]);
+    body.extend([2, 9, 9, 0xc0, 0x13, 0]);
+    body
+}
+
+/// One handshake message: type, 24-bit length, body.
+fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+    let len = body.len().to_be_bytes();
+    let mut out = vec![kind];
+    out.extend_from_slice(&len[len.len() - 3..]);
+    out.extend_from_slice(body);
+    out
+}
+
+/// `bytes` as handshake records of at most `size` bytes each.
+fn records(bytes: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in bytes.chunks(size) {
+        out.extend_from_slice(&[22, 3, 1]);
+        out.extend_from_slice(&u16::try_from(piece.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(piece);
+    }
+    out
+}
+
+/// A Certificate message's body holding `certs`.
+fn certificate_body(certs: &[&[u8]]) -> Vec<u8> {
+    let mut list = Vec::new();
+    for cert in certs {
+        list.extend_from_slice(&u32::try_from(cert.len()).unwrap().to_be_bytes()[1..]);
+        list.extend_from_slice(cert);
+    }
+    let mut body = u32::try_from(list.len()).unwrap().to_be_bytes()[1..].to_vec();
+    body.extend(list);
+    body
+}
+
 #[test]
 fn server_answers_are_read_and_bounded() {
-    // ServerHello, TLS 1.0, session id of 2 bytes, cipher 0xc013.
-    let mut hello_body = vec![2, 0, 0, 40, 3, 1];
-    hello_body.extend([0u8; 32]);
-    hello_body.extend([2, 9, 9, 0xc0, 0x13, 0]);
+    let hello_body = server_hello_body();
     assert_eq!(
-        hello::parse_record(22, &hello_body),
+        hello::parse_server_hello(&hello_body),
         Answer::ServerHello {
             version: 0x0301,
             cipher: 0xc013
         }
     );
-    assert_eq!(hello::parse_record(21, &[2, 70]), Answer::Alert(70));
-    assert!(matches!(hello::parse_record(21, &[2]), Answer::NotTls(_)));
     assert!(matches!(
-        hello::parse_record(22, &hello_body[..20]),
-        Answer::NotTls(_)
-    ));
-    assert!(matches!(
-        hello::parse_record(22, &[11, 0, 0, 0]),
+        hello::parse_server_hello(&hello_body[..20]),
         Answer::NotTls(_)
     ));
     assert_eq!(hello::alert_name(70), "ProtocolVersion alert");
@@ -152,24 +220,69 @@ fn server_answers_are_read_and_bounded() {
     assert_eq!(hello::cipher_name(0x0a0a), "0x0a0a");
     assert_eq!(hello::alert_name(250), "alert 250");
 
-    let read = |bytes: &'static [u8]| {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let mut reader = bytes;
-                hello::read_answer(&mut reader).await.unwrap()
-            })
-    };
-    assert_eq!(read(&[21, 3, 1, 0, 2, 2, 40]), Answer::Alert(40));
-    assert_eq!(read(&[21, 3, 1]), Answer::Closed);
-    assert_eq!(read(&[22, 3, 1, 0, 9, 2]), Answer::Closed);
+    let answer = |bytes: &[u8]| read_flight(bytes.to_vec()).0;
+    assert_eq!(answer(&[21, 3, 1, 0, 2, 2, 40]), Answer::Alert(40));
+    assert!(matches!(answer(&[21, 3, 1, 0, 1, 2]), Answer::NotTls(_)));
+    assert_eq!(answer(&[21, 3, 1]), Answer::Closed);
+    assert_eq!(answer(&[22, 3, 1, 0, 9, 2]), Answer::Closed);
     assert!(matches!(
-        read(b"HTTP/1.1 400 Bad Request\r\n"),
+        answer(b"HTTP/1.1 400 Bad Request\r\n"),
         Answer::NotTls(_)
     ));
     // A record header claiming more than TLS allows is refused before any body is read.
-    assert!(matches!(read(&[22, 3, 3, 0xff, 0xff]), Answer::NotTls(_)));
+    assert!(matches!(answer(&[22, 3, 3, 0xff, 0xff]), Answer::NotTls(_)));
+    // A Certificate where the ServerHello belongs.
+    assert!(matches!(
+        answer(&records(&message(11, &[0, 0, 0]), 100)),
+        Answer::NotTls(_)
+    ));
+}
+
+#[test]
+fn the_certificate_after_a_legacy_server_hello_is_read() {
+    let (leaf, inter) = (b"leaf DER".as_slice(), b"intermediate DER".as_slice());
+    let mut flight = message(2, &server_hello_body());
+    flight.extend(message(11, &certificate_body(&[leaf, inter])));
+    flight.extend(message(14, &[]));
+    let expected = Some(Ok(vec![leaf.to_vec(), inter.to_vec()]));
+    // One record for the whole flight, and records of one byte each.
+    for size in [16384, 1] {
+        let (answer, chain) = read_flight(records(&flight, size));
+        assert!(matches!(answer, Answer::ServerHello { .. }), "{size}");
+        assert_eq!(chain, expected, "records of {size} bytes");
+    }
+    let chain_of = |after_hello: Vec<u8>| {
+        let mut bytes = records(&message(2, &server_hello_body()), 16384);
+        bytes.extend(after_hello);
+        read_flight(bytes).1.expect("a ServerHello").unwrap_err()
+    };
+    // No Certificate message (an anonymous suite), an alert, the end of the connection.
+    assert!(chain_of(records(&message(14, &[]), 100)).contains("message 14"));
+    assert!(chain_of(vec![21, 3, 1, 0, 2, 2, 40]).contains("HandshakeFailure alert"));
+    assert!(chain_of(Vec::new()).contains("closed before its certificate"));
+    // Lying lengths: the list, one certificate, the message.
+    let mut lying = certificate_body(&[leaf]);
+    lying[2] += 1;
+    assert!(chain_of(records(&message(11, &lying), 100)).contains("claims"));
+    let mut lying = certificate_body(&[leaf]);
+    lying[5] += 1;
+    assert!(chain_of(records(&message(11, &lying), 100)).contains("where 8 are left"));
+    let huge = [11, 0xff, 0xff, 0xff];
+    assert!(chain_of(records(&huge, 100)).contains("handshake message of 16777215 bytes"));
+}
+
+#[test]
+fn a_flight_of_tiny_records_is_cut_off_at_its_allowance() {
+    // A ServerHello then a Certificate claiming 60 KiB, sent in one-byte records: six bytes on
+    // the wire for each byte of message, past MAX_FLIGHT before the message is whole.
+    let mut flight = message(2, &server_hello_body());
+    flight.extend(message(11, &certificate_body(&[&[0u8; 60 * 1024]])));
+    let bytes = records(&flight, 1);
+    assert!(bytes.len() > hello::MAX_FLIGHT);
+    let (answer, chain) = read_flight(bytes);
+    assert!(matches!(answer, Answer::ServerHello { .. }));
+    let why = chain.expect("a ServerHello").unwrap_err();
+    assert!(why.contains("more than 262140 bytes of handshake"), "{why}");
 }
 
 // ---- verdicts and the table ---------------------------------------------------------------
@@ -359,6 +472,32 @@ fn table_aligns_columns_and_escapes_certificate_text() {
     assert_eq!(lines[1].rfind("ok"), Some(verdict_column), "{table}");
 }
 
+#[test]
+fn kilobytes_of_certificate_names_are_cut_in_the_table_and_the_verdict() {
+    let huge = format!("\u{1b}[31m{}", "x".repeat(20_000));
+    let leaf = cert("shop", &huge, 300);
+    let mut inter = cert(&huge, &huge, 3);
+    inter.is_ca = true;
+    let r = report([true, true, false, false], vec![leaf, inter], Ok(()));
+    let verdict = judge(&r, &Expect::default());
+    let line = verdict.line();
+    assert!(
+        line.starts_with("intermediate certificate \"CN=\u{1b}[31mxxx"),
+        "{line}"
+    );
+    assert!(line.ends_with("…\" expires in 3 days"), "{line}");
+    assert!(line.chars().count() < 200, "{} chars", line.chars().count());
+    let table = render(&[(r, verdict)]);
+    for row in table.lines() {
+        assert!(
+            row.chars().count() < 400,
+            "{} chars: {row}",
+            row.chars().count()
+        );
+        assert!(!row.contains('\u{1b}'), "{row}");
+    }
+}
+
 // ---- trust ------------------------------------------------------------------------------------
 
 #[test]
@@ -487,4 +626,181 @@ async fn a_name_is_probed_on_its_first_address_that_answers() {
         Err((closed, Unreachable::Refused))
     );
     drop(listener);
+}
+
+// ---- STARTTLS against hostile mail servers --------------------------------------------------
+
+/// What `starttls::upgrade` makes of a server that sends `script` (then closes its side)
+/// whatever the client says.
+async fn upgrade_against(protocol: Starttls, script: Vec<u8>) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let (mut from, mut to) = tokio::io::split(server);
+    // Read what the client sends so that it never blocks on a full pipe.
+    let drain = tokio::spawn(async move {
+        let mut sink = vec![0u8; 4096];
+        while from.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+    });
+    let talker = tokio::spawn(async move {
+        let _ = to.write_all(&script).await;
+        let _ = to.shutdown().await;
+        to
+    });
+    let result = tokio::time::timeout(HANG, starttls::upgrade(&mut client, protocol))
+        .await
+        .expect("the upgrade hung");
+    drop(client);
+    let _ = talker.await;
+    let _ = drain.await;
+    result
+}
+
+#[tokio::test]
+async fn starttls_reads_are_bounded_and_server_text_is_escaped() {
+    let endless = [b"220 hi\r\n".as_slice(), &[b'a'; 10_000]].concat();
+    let why = upgrade_against(Starttls::Smtp, endless).await.unwrap_err();
+    assert_eq!(why, "the server sent a line longer than 4096 bytes");
+
+    let mut many = b"220 hi\r\n".to_vec();
+    many.extend(b"250-EXTENSION\r\n".repeat(500));
+    let why = upgrade_against(Starttls::Smtp, many).await.unwrap_err();
+    assert_eq!(why, "the server sent a reply of more than 100 lines");
+
+    let why = upgrade_against(Starttls::Imap, b"* OK hi\r\n".repeat(500))
+        .await
+        .unwrap_err();
+    assert_eq!(why, "no answer to STARTTLS within 100 lines");
+
+    let hostile = b"554 \x1b[2J\x1b[31mgo away\r\n".to_vec();
+    let why = upgrade_against(Starttls::Smtp, hostile).await.unwrap_err();
+    assert_eq!(why, "greeting 554 \"\\u{1b}[2J\\u{1b}[31mgo away\"");
+    let why = upgrade_against(Starttls::Pop3, b"HTTP/1.1 400 Bad Request\r\n".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(why, "greeting \"HTTP/1.1 400 Bad Request\"");
+    let why = upgrade_against(Starttls::Smtp, Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(why, "the server closed the connection");
+    // A long server line is quoted cut short.
+    let long = format!("220-{}\r\n220 x\r\n", "y".repeat(3000));
+    let why = upgrade_against(Starttls::Smtp, long.into_bytes())
+        .await
+        .unwrap_err();
+    assert!(why.len() < 200, "{why}");
+
+    let smtp = b"220 hi\r\n250-mx greets you\r\n250-starttls\r\n250 SIZE\r\n220 go ahead\r\n";
+    assert_eq!(upgrade_against(Starttls::Smtp, smtp.to_vec()).await, Ok(()));
+    let no = b"220 hi\r\n250-mx STARTTLS\r\n250 SIZE\r\n";
+    let why = upgrade_against(Starttls::Smtp, no.to_vec())
+        .await
+        .unwrap_err();
+    assert!(why.contains("does not offer STARTTLS"), "{why}");
+}
+
+/// A listener answering every connection with `answer(n)` (`n` counts connections from 0)
+/// after reading what the client sent first, then draining the connection until it closes.
+fn scripted_server(answer: fn(usize) -> Vec<(Vec<u8>, Duration)>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { break };
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut first = [0u8; 4096];
+                let _ = conn.read(&mut first);
+                for (bytes, pause) in answer(n) {
+                    std::thread::sleep(pause);
+                    if conn.write_all(&bytes).is_err() {
+                        return;
+                    }
+                }
+                while conn.read(&mut first).is_ok_and(|n| n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_server_hello_in_one_byte_records_is_read() {
+    // Every connection gets a TLS 1.0 ServerHello and a Certificate, in records of one byte
+    // each, each record in its own write.
+    let port = scripted_server(|_| {
+        let mut flight = message(2, &server_hello_body());
+        flight.extend(message(11, &certificate_body(&[b"not DER"])));
+        flight.extend(message(14, &[]));
+        records(&flight, 1)
+            .chunks(6)
+            .map(|record| (record.to_vec(), Duration::ZERO))
+            .collect()
+    });
+    let target = Target::parse(&format!("127.0.0.1:{port} sni=localhost")).unwrap();
+    let r = probe_within(&target, TIMEOUT, &Trust::system()).await;
+    let findings = r.result.as_ref().expect("reachable");
+    assert_eq!(
+        findings.versions.tls10,
+        Support::Accepted {
+            cipher: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA".to_string()
+        },
+        "{r:#?}"
+    );
+    assert!(!findings.versions.tls11.accepted(), "{r:#?}");
+    let chain = findings
+        .chain
+        .as_ref()
+        .expect("the chain of the TLS 1.0 hello");
+    assert_eq!(chain.certificates.len(), 1);
+    assert!(chain.certificates[0].is_err(), "{chain:?}");
+    assert!(chain.trusted.is_err());
+}
+
+/// `bytes` one byte at a time, 100 ms apart.
+fn drip(bytes: &[u8]) -> Vec<(Vec<u8>, Duration)> {
+    bytes
+        .iter()
+        .map(|b| (vec![*b], Duration::from_millis(100)))
+        .collect()
+}
+
+#[tokio::test]
+async fn slowloris_servers_end_at_the_probe_timeout() {
+    // One byte every 100 ms: a ServerHello on a TLS port, an SMTP greeting on a STARTTLS one.
+    let tls = scripted_server(|_| drip(&records(&message(2, &server_hello_body()), 16384)));
+    let smtp = scripted_server(|_| drip(format!("220-{}", "x".repeat(1000)).as_bytes()));
+    let timeout = Duration::from_millis(800);
+    for target in [
+        format!("127.0.0.1:{tls}"),
+        format!("127.0.0.1:{smtp} starttls=smtp"),
+    ] {
+        let target = Target::parse(&target).unwrap();
+        let r = probe_within(&target, timeout, &Trust::system()).await;
+        assert_eq!(
+            r.result,
+            Err(Unreachable::Timeout(timeout)),
+            "{target}: {r:#?}"
+        );
+    }
+    // A ServerHello at once, then the certificate dripping: the version's answer stands, the
+    // chain is missing with its reason.
+    let slow_chain = scripted_server(|_| {
+        let mut script = vec![(
+            records(&message(2, &server_hello_body()), 16384),
+            Duration::ZERO,
+        )];
+        script.extend(drip(&records(
+            &message(11, &certificate_body(&[&[0u8; 500]])),
+            16384,
+        )));
+        script
+    });
+    let target = Target::parse(&format!("127.0.0.1:{slow_chain}")).unwrap();
+    let r = probe_within(&target, timeout, &Trust::system()).await;
+    let findings = r.result.as_ref().expect("reachable");
+    assert!(findings.versions.tls10.accepted(), "{r:#?}");
+    assert_eq!(
+        findings.chain,
+        Err("TLS 1.0: its certificate did not come within the timeout".to_string())
+    );
 }

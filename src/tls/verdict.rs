@@ -8,7 +8,12 @@
 use super::certificate::ChainProblem;
 use super::probe::ProbeReport;
 use super::versions::{Support, Version};
+use crate::escape::{self, Cut};
 use crate::severity::Severity;
+
+/// The most characters of a certificate's name a verdict quotes: the name is the certificate
+/// owner's text, and up to 64 KiB of it would otherwise reach every log line and alert.
+pub const MAX_NAME: usize = 100;
 
 /// What the operator expects of every target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +157,10 @@ pub fn judge(report: &ProbeReport, expect: &Expect) -> Verdict {
             let which = if n == 0 {
                 "certificate".to_string()
             } else {
-                format!("intermediate certificate \"{}\"", cert.subject)
+                format!(
+                    "intermediate certificate \"{}\"",
+                    escape::cut(&cert.subject, MAX_NAME, Cut::End)
+                )
             };
             if cert.expired {
                 add(

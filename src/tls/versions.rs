@@ -11,12 +11,13 @@ use super::hello::{self, Answer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, InvalidMessage, SignatureScheme};
 use std::fmt;
 use std::io;
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
 
 /// A protocol version the probe asks about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -127,7 +128,8 @@ impl Versions {
     }
 }
 
-/// A finished rustls handshake: the cipher suite and what the server sent for its certificate.
+/// A finished rustls handshake, or a hand-built hello the server accepted: the cipher suite and
+/// what the server sent for its certificate (a hand-built hello asks for no OCSP staple).
 #[derive(Debug, Clone)]
 pub(crate) struct Handshake {
     /// The negotiated cipher suite.
@@ -210,6 +212,14 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(aws_lc_rs::default_provider())
 }
 
+/// True when rustls speaks the cipher suite of this IANA name.
+pub(crate) fn rustls_speaks(cipher: &str) -> bool {
+    provider()
+        .cipher_suites
+        .iter()
+        .any(|s| hello::cipher_name(u16::from(s.suite())) == cipher)
+}
+
 /// Reads a rustls error out of the `io::Error` tokio-rustls wraps it in.
 fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
     e.get_ref()
@@ -276,6 +286,12 @@ pub(crate) async fn handshake(
         Err(e) => match refusal(&e) {
             Some(reason) => Ok(Err(reason)),
             None => Err(match rustls_error(&e) {
+                // The server took the version; what it sent next is over rustls's limit.
+                Some(rustls::Error::InvalidMessage(InvalidMessage::HandshakePayloadTooLarge)) => {
+                    "the server sent a handshake message over 64 KiB (a certificate chain this \
+                     large is refused)"
+                        .to_string()
+                }
                 Some(tls) => format!("not a TLS answer: {tls}"),
                 None => e.to_string(),
             }),
@@ -283,43 +299,64 @@ pub(crate) async fn handshake(
     }
 }
 
-/// One hand-built ClientHello offering `version` (1.2, 1.1 or 1.0) only.
+/// What a hand-built hello learnt: whether the version is accepted and, when it is, the
+/// certificate chain that followed the ServerHello (`Err` says why there is none).
+pub(crate) type HelloAnswer = (Support, Option<Result<Handshake, String>>);
+
+/// One hand-built ClientHello offering `version` (1.2, 1.1 or 1.0) only; when the server
+/// accepts, its certificate chain is read too, until `deadline` (the version's answer stands
+/// when the chain does not come in time).
 pub(crate) async fn hello(
     mut stream: TcpStream,
     sni: Option<&str>,
     version: Version,
-) -> Result<Support, String> {
+    deadline: Instant,
+) -> Result<HelloAnswer, String> {
     let record = hello::client_hello(version, sni);
     if let Err(e) = stream.write_all(&record).await {
         return match e.kind() {
-            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => Ok(Support::Rejected {
-                reason: "reset the connection".to_string(),
-            }),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => Ok((
+                Support::Rejected {
+                    reason: "reset the connection".to_string(),
+                },
+                None,
+            )),
             _ => Err(e.to_string()),
         };
     }
-    let answer = match hello::read_answer(&mut stream).await {
+    let mut flight = hello::Flight::new(stream);
+    let answer = match hello::read_answer(&mut flight).await {
         Ok(answer) => answer,
         Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-            return Ok(Support::Rejected {
-                reason: "reset the connection".to_string(),
-            })
+            return Ok((
+                Support::Rejected {
+                    reason: "reset the connection".to_string(),
+                },
+                None,
+            ))
         }
         Err(e) => return Err(e.to_string()),
     };
-    Ok(match answer {
-        Answer::ServerHello { version: v, cipher } if v == version.wire() => Support::Accepted {
-            cipher: hello::cipher_name(cipher),
-        },
-        Answer::ServerHello { version: v, .. } => Support::Rejected {
-            reason: format!("answered with version 0x{v:04x}"),
-        },
-        Answer::Alert(code) => Support::Rejected {
-            reason: hello::alert_name(code),
-        },
-        Answer::Closed => Support::Rejected {
-            reason: "closed the connection".to_string(),
-        },
-        Answer::NotTls(what) => return Err(format!("not a TLS answer: {what}")),
-    })
+    let rejected = |reason: String| Ok((Support::Rejected { reason }, None));
+    match answer {
+        Answer::ServerHello { version: v, cipher } if v == version.wire() => {
+            let cipher = hello::cipher_name(cipher);
+            let chain = match timeout_at(deadline, hello::read_chain(&mut flight)).await {
+                Ok(chain) => chain,
+                Err(_) => Err("its certificate did not come within the timeout".to_string()),
+            };
+            let shake = chain.map(|chain| Handshake {
+                cipher: cipher.clone(),
+                chain,
+                ocsp_stapled: false,
+            });
+            Ok((Support::Accepted { cipher }, Some(shake)))
+        }
+        Answer::ServerHello { version: v, .. } => {
+            rejected(format!("answered with version 0x{v:04x}"))
+        }
+        Answer::Alert(code) => rejected(hello::alert_name(code)),
+        Answer::Closed => rejected("closed the connection".to_string()),
+        Answer::NotTls(what) => Err(format!("not a TLS answer: {what}")),
+    }
 }

@@ -1,12 +1,14 @@
 //! What the integration tests share: the `opsd` binary under test, free loopback ports, one
 //! wait-on-a-condition loop, and the real parts they drive (moto, a stub HTTP server, Apache,
-//! nginx, openssl s_server, a systemd container). One copy of each; every test module uses `crate::util`.
+//! nginx, openssl s_server with a plaintext mail front for STARTTLS, a systemd container). One
+//! copy of each; every test module uses `crate::util`.
 
 pub mod apache;
 pub mod e2e;
 pub mod moto;
 pub mod nginx;
 pub mod openssl;
+pub mod starttls;
 pub mod stub_http;
 
 use std::time::{Duration, Instant};

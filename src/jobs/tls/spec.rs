@@ -4,7 +4,7 @@
 
 use crate::field::{de_table, misspelt_keys, unknown_key, FieldError, HumanDuration};
 use crate::jobs::kind::SpecTable;
-use crate::tls::{Expect, Target};
+use crate::tls::{Expect, Starttls, Target};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -44,6 +44,8 @@ pub struct RawTlsSpec {
     probe_timeout: Option<Spanned<HumanDuration>>,
     /// How many targets are probed at once.
     concurrency: Option<Spanned<i64>>,
+    /// `"smtp"`, `"imap"` or `"pop3"`: the STARTTLS of every target that names none itself.
+    starttls: Option<Spanned<String>>,
 }
 
 /// A checked `type = "tls"` job.
@@ -128,6 +130,15 @@ impl RawTlsSpec {
         let key = |name: &str| format!("{prefix}.{name}");
         let mut targets = Vec::new();
         let mut seen = BTreeSet::new();
+        let starttls = self.starttls.as_ref().and_then(|written| {
+            written
+                .get_ref()
+                .parse::<Starttls>()
+                .map_err(|reason| {
+                    errors.push(FieldError::new(written.span(), key("starttls"), reason))
+                })
+                .ok()
+        });
         if self.targets.get_ref().is_empty() {
             errors.push(FieldError::new(
                 self.targets.span(),
@@ -136,7 +147,7 @@ impl RawTlsSpec {
             ));
         }
         for written in self.targets.get_ref() {
-            match Target::parse(written.get_ref()) {
+            match Target::parse(written.get_ref()).map(|t| t.or_starttls(starttls)) {
                 Ok(target) if !seen.insert(target.to_string()) => errors.push(FieldError::new(
                     written.span(),
                     key("targets"),

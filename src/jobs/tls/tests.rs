@@ -115,6 +115,45 @@ fn every_bad_key_is_reported_at_its_own_line() {
 }
 
 #[test]
+fn starttls_of_the_job_applies_to_targets_without_their_own() {
+    let spec = spec(&format!(
+        "{HEAD}targets = [\"mail.example.com:587\", \"mail.example.com:143 starttls=imap\"]\n\
+         starttls = \"smtp\"\n"
+    ));
+    let shown: Vec<String> = spec.targets.iter().map(Target::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "mail.example.com:587 starttls=smtp",
+            "mail.example.com:143 starttls=imap"
+        ]
+    );
+    let errs = errors(&format!(
+        "{HEAD}targets = [\n  \"a:25 starttls=smtps\",\n]\nstarttls = \"lmtp\"\n"
+    ));
+    let located: Vec<(usize, &str, &str)> = errs
+        .iter()
+        .map(|(l, k, m)| (*l, k.as_str(), m.as_str()))
+        .collect();
+    assert_eq!(
+        located,
+        [
+            (
+                5,
+                "jobs.sites.targets",
+                "target \"a:25 starttls=smtps\": starttls \"smtps\" is not one of \"smtp\", \"imap\", \"pop3\""
+            ),
+            (
+                7,
+                "jobs.sites.starttls",
+                "starttls \"lmtp\" is not one of \"smtp\", \"imap\", \"pop3\""
+            ),
+        ],
+        "{errs:?}"
+    );
+}
+
+#[test]
 fn missing_empty_or_mistyped_targets_and_a_non_table_expect_are_located() {
     let errs = errors(&format!("{HEAD}expect = true\n"));
     let located: Vec<(usize, &str)> = errs.iter().map(|(l, k, _)| (*l, k.as_str())).collect();
