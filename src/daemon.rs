@@ -4,6 +4,7 @@
 use crate::alert::{Dispatcher, DispatcherOptions};
 use crate::config::{self, Config, ConfigError, JobConfig};
 use crate::control::{self, server::Envelope, Request, Response};
+use crate::metrics::{self, Metrics};
 use crate::scheduler::{Scheduler, TriggerReply};
 use crate::systemd::Notifier;
 use anyhow::Context;
@@ -47,25 +48,28 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let (tx, mut requests) = mpsc::channel::<Envelope>(16);
-    let serving =
-        match control::server::serve(&opts.socket, cfg.defaults.control_group.as_deref(), tx) {
-            Ok(()) => true,
-            // Two daemons on one job file would run every job twice, and the second could
-            // never be reached by status, trigger or reload: refuse, as for the state dir.
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                anyhow::bail!(
-                    "control socket {}: {e}; refusing to start a second daemon",
-                    opts.socket.display()
-                )
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "control socket {} unavailable ({e}); opsd status/trigger/reload will not work",
-                    opts.socket.display()
-                );
-                false
-            }
-        };
+    let serving = match control::server::serve(
+        &opts.socket,
+        cfg.defaults.control_group.as_deref(),
+        tx.clone(),
+    ) {
+        Ok(()) => true,
+        // Two daemons on one job file would run every job twice, and the second could
+        // never be reached by status, trigger or reload: refuse, as for the state dir.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            anyhow::bail!(
+                "control socket {}: {e}; refusing to start a second daemon",
+                opts.socket.display()
+            )
+        }
+        Err(e) => {
+            tracing::warn!(
+                "control socket {} unavailable ({e}); opsd status/trigger/reload will not work",
+                opts.socket.display()
+            );
+            false
+        }
+    };
     let jobs = cfg.jobs.len();
     tracing::info!(config = %opts.config.display(), jobs, "opsd started");
     if jobs == 0 {
@@ -77,7 +81,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         Dispatcher::new(&cfg.alerts, DispatcherOptions::default()).context("alert sinks")?;
     spawn_preflights(&cfg, cfg.jobs.keys());
     spawn_file_checks(&cfg);
-    let mut sched = Scheduler::start(cfg, opts.state_dir.clone(), alerts)
+    let metrics = Arc::new(Metrics::new(chrono::Utc::now()));
+    let source = metrics::Source::new(tx, alerts.clone());
+    metrics::publish(&cfg.metrics, Arc::clone(&metrics), source).await;
+    let mut sched = Scheduler::start(cfg, opts.state_dir.clone(), alerts, metrics.clone())
         .context("cannot start the scheduler's alarm thread")?;
     release_freed_memory();
     notifier.ready(&status_line(&sched));
@@ -91,7 +98,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tokio::select! {
             _ = hup.recv() => reloads.request(None, &opts, &notifier),
             loaded = reloads.finished(), if reloads.loading.is_some() => {
-                reloads.apply(loaded, &mut sched, &opts, &notifier);
+                metrics.reloaded(reloads.apply(loaded, &mut sched, &opts, &notifier));
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -196,14 +203,15 @@ impl Reloads {
         }
     }
 
-    /// Applies a finished read, answers who asked for it, and starts the queued reload if any.
+    /// Applies a finished read, answers who asked for it, and starts the queued reload if any;
+    /// true when the configuration read is the one in force now.
     fn apply(
         &mut self,
         loaded: Result<Result<Config, ConfigError>, tokio::task::JoinError>,
         sched: &mut Scheduler,
         opts: &Options,
         notifier: &Notifier,
-    ) {
+    ) -> bool {
         let waiters = self.loading.take().map(|(_, w)| w).unwrap_or_default();
         let result = match loaded {
             Ok(new) => reload(new, sched, opts),
@@ -235,6 +243,7 @@ impl Reloads {
             }
             None => notifier.ready(&status_line(sched)),
         }
+        result.is_ok()
     }
 }
 
@@ -246,7 +255,12 @@ fn reload(
     opts: &Options,
 ) -> Result<crate::scheduler::ReloadSummary, String> {
     match loaded {
-        Ok(new) => sched
+        Ok(new) => {
+            if new.metrics != sched.config().metrics {
+                tracing::warn!(config = %opts.config.display(),
+                    "[metrics] changed; the change takes effect when opsd is restarted");
+            }
+            sched
             .reload(new)
             .inspect(|summary| {
                 tracing::info!(
@@ -267,7 +281,8 @@ fn reload(
             .inspect_err(|e| {
                 tracing::error!(config = %opts.config.display(),
                     "reload rejected ({e}); the previous configuration keeps running");
-            }),
+            })
+        }
         Err(e) => {
             for line in e.to_string().lines() {
                 tracing::error!(config = %opts.config.display(), "{line}");

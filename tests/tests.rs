@@ -20,5 +20,6 @@ mod ec2_moto;
 mod geoip_build;
 mod geoip_download;
 mod journal_priority;
+mod metrics;
 mod systemd_e2e;
 mod tls;
