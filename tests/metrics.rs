@@ -26,31 +26,39 @@ struct Daemon {
 impl Daemon {
     /// Starts a daemon whose job file is `[metrics]` (a free port, a textfile) then `jobs`.
     fn start(jobs: &str) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut d = Daemon {
+        Daemon::prepare(jobs).spawn()
+    }
+
+    /// A daemon not started yet, its job file written.
+    fn prepare(jobs: &str) -> Daemon {
+        let d = Daemon {
             child: None,
-            dir,
-            port,
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
         };
         d.write_config(jobs);
+        d
+    }
+
+    /// Starts the daemon and waits for its `/health`.
+    fn spawn(mut self) -> Daemon {
         let child = Command::new(OPSD)
             .args(["run", "--log-format", "text", "--config"])
-            .arg(d.path("jobs.toml"))
+            .arg(self.path("jobs.toml"))
             .arg("--state-dir")
-            .arg(d.path("state"))
+            .arg(self.path("state"))
             .arg("--socket")
-            .arg(d.path("opsd.sock"))
+            .arg(self.path("opsd.sock"))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(fs::File::create(d.path("log")).unwrap())
+            .stderr(fs::File::create(self.path("log")).unwrap())
             .spawn()
             .unwrap();
-        d.child = Some(child);
-        d.wait_for("/health", || {
-            get(d.port, "/health").is_some_and(|(code, _)| code == 200)
+        self.child = Some(child);
+        self.wait_for("/health", || {
+            get(self.port, "/health").is_some_and(|(code, _)| code == 200)
         });
-        d
+        self
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -488,4 +496,60 @@ fn the_alert_rules_in_the_docs_pass_promtool() {
     assert!(out.status.success(), "{out:?}\n{rules}");
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("SUCCESS: 2 rules found"), "{said}");
+}
+
+#[test]
+fn an_apache_log_watch_shows_its_lines_files_and_alerts_per_rule() {
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("error.log");
+    fs::write(&log, "").unwrap();
+    let d = Daemon::start(&format!(
+        "[jobs.web]\ntype = \"apache_log\"\npaths = [{:?}]\npoll_interval = \"50ms\"\n",
+        log.display().to_string()
+    ));
+    let files = r#"opsd_apache_log_files_followed{job="web",type="apache_log"}"#;
+    d.wait_for("the watch to follow the file", || {
+        samples(&d.metrics()).get(files) == Some(&1.0)
+    });
+    fs::write(
+        &log,
+        "[Wed Nov 25 05:52:50.032317 2026] [core:notice] [pid 28516:tid 28516] AH00052: child \
+         pid 28517 exit signal Segmentation fault (11)\n[Wed Nov 25 05:52:51.000000 2026] \
+         [core:notice] [pid 28516] AH00094: Command line: 'apache2'\n",
+    )
+    .unwrap();
+    let sent =
+        r#"opsd_apache_log_alerts_sent_total{job="web",type="apache_log",rule="child_crash"}"#;
+    let lines = r#"opsd_apache_log_lines_read_total{job="web",type="apache_log"}"#;
+    d.wait_for("the segfault's alert and both lines in the metrics", || {
+        let m = samples(&d.metrics());
+        m.get(sent) == Some(&1.0) && m.get(lines) == Some(&2.0)
+    });
+    assert_promtool_clean("/metrics of an apache_log job", &d.metrics());
+}
+
+#[test]
+fn a_textfile_that_cannot_be_written_is_logged_once_and_the_jobs_run_on() {
+    let d = Daemon::prepare(
+        "[jobs.tick]\ntype = \"command\"\nschedule = \"@every 1s\"\ncommand = \"true\"\n",
+    );
+    // Its directory is a regular file: every write fails the same way.
+    fs::write(d.path("textfile"), "not a directory").unwrap();
+    let d = d.spawn();
+    let runs = r#"opsd_job_runs_total{job="tick",type="command",outcome="success"}"#;
+    d.wait_for("three runs after the failing write", || {
+        samples(&d.metrics()).get(runs).is_some_and(|n| *n >= 3.0)
+    });
+    let failed = |log: &str| log.matches("metrics: cannot write").count();
+    assert_eq!(
+        failed(&d.log()),
+        1,
+        "logged once, not at every run:\n{}",
+        d.log()
+    );
+    fs::remove_file(d.path("textfile")).unwrap();
+    d.wait_for("the textfile once its directory can be made", || {
+        d.textfile().exists() && d.log().contains("is written again")
+    });
+    assert_eq!(failed(&d.log()), 1);
 }

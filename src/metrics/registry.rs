@@ -249,7 +249,7 @@ impl Collector for FromSnapshot {
 fn encode_jobs(jobs: &[JobStatus], encoder: &mut DescriptorEncoder) -> std::fmt::Result {
     let mut family = encoder.encode_descriptor(
         "opsd_job_runs",
-        "Runs of the job by outcome; skipped counts slots the overlap policy skipped too",
+        "Runs of the job by outcome; skipped counts slots the overlap policy skipped too.",
         None,
         prometheus_client::metrics::MetricType::Counter,
     )?;
@@ -267,35 +267,35 @@ fn encode_jobs(jobs: &[JobStatus], encoder: &mut DescriptorEncoder) -> std::fmt:
         encoder,
         jobs,
         "opsd_job_overlap_skipped",
-        "Slots skipped because the previous run was still going (overlap policy)",
+        "Slots skipped because the previous run was still going (overlap policy).",
         |j| j.runs.overlap_skipped,
     )?;
     job_gauge(
         encoder,
         jobs,
         "opsd_job_last_run_timestamp_seconds",
-        "When the job's last finished run started, in seconds since the epoch; 0 if it never ran",
+        "When the job's last finished run started, in seconds since the epoch; 0 if it never ran.",
         |j| j.last.as_ref().map_or(0.0, |l| seconds(l.started)),
     )?;
     job_gauge(
         encoder,
         jobs,
         "opsd_job_last_success_timestamp_seconds",
-        "When the job's last successful run started, in seconds since the epoch; 0 if none did",
+        "When the job's last successful run started, in seconds since the epoch; 0 if none did.",
         |j| j.last_success.map_or(0.0, seconds),
     )?;
     job_gauge(
         encoder,
         jobs,
         "opsd_job_next_run_timestamp_seconds",
-        "When the job fires next, in seconds since the epoch; 0 if it is not scheduled",
+        "When the job fires next, in seconds since the epoch; 0 if it is not scheduled.",
         |j| j.next.map_or(0.0, seconds),
     )?;
     job_gauge(
         encoder,
         jobs,
         "opsd_job_running",
-        "How many runs of the job are going now",
+        "How many runs of the job are going now.",
         |j| j.running as f64,
     )
 }
@@ -321,7 +321,7 @@ fn encode_live(jobs: &[JobStatus], encoder: &mut DescriptorEncoder) -> std::fmt:
         } else {
             prometheus_client::metrics::MetricType::Gauge
         };
-        let help = format!("{name} as the running {job_type} job publishes it");
+        let help = format!("{name} as the running {job_type} job publishes it.");
         let mut family = encoder.encode_descriptor(&name, &help, None, kind)?;
         for (job, label, value) in series {
             let mut labels = vec![("job", job.name.as_str()), ("type", job_type)];
@@ -386,7 +386,7 @@ fn encode_sinks(
 ) -> std::fmt::Result {
     let mut family = encoder.encode_descriptor(
         "opsd_alert_deliveries",
-        "Alerts per sink by result: ok (delivered), failed (given up on), dropped (queue full)",
+        "Alerts per sink by result: ok (delivered), failed (given up on), dropped (queue full).",
         None,
         prometheus_client::metrics::MetricType::Counter,
     )?;
@@ -402,7 +402,7 @@ fn encode_sinks(
     }
     let mut family = encoder.encode_descriptor(
         "opsd_alert_queued",
-        "Alerts waiting in the sink's queue now",
+        "Alerts waiting in the sink's queue now.",
         None,
         prometheus_client::metrics::MetricType::Gauge,
     )?;
@@ -411,4 +411,52 @@ fn encode_sinks(
             .encode(family.encode_family(&[("sink", sink.as_str())])?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job named `name` that never ran.
+    fn job(name: &str) -> JobStatus {
+        JobStatus {
+            name: name.into(),
+            job_type: "command".into(),
+            schedule: None,
+            timezone: None,
+            enabled: true,
+            next: None,
+            last: None,
+            last_success: None,
+            runs: Default::default(),
+            running: 0,
+            broken: None,
+            live: None,
+        }
+    }
+
+    /// A snapshot of `jobs` and no sink.
+    fn of(jobs: &[&str]) -> Snapshot {
+        Snapshot {
+            jobs: jobs.iter().map(|j| job(j)).collect(),
+            sinks: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn every_job_has_its_series_at_zero_and_a_gone_job_has_none() {
+        let metrics = Metrics::new(Utc::now());
+        let text = metrics.render(of(&["a", "b"]));
+        for series in [
+            r#"opsd_job_duration_seconds_count{job="a",type="command"} 0"#,
+            r#"opsd_job_start_lateness_seconds_count{job="b",type="command"} 0"#,
+            r#"opsd_job_runs_total{job="b",type="command",outcome="failed"} 0"#,
+            r#"opsd_job_last_success_timestamp_seconds{job="a",type="command"} 0.0"#,
+        ] {
+            assert!(text.lines().any(|l| l == series), "{series} in\n{text}");
+        }
+        let text = metrics.render(of(&["b"]));
+        assert!(!text.contains(r#"job="a""#), "{text}");
+        assert!(text.contains(r#"opsd_job_duration_seconds_count{job="b",type="command"} 0"#));
+    }
 }
