@@ -48,28 +48,26 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let (tx, mut requests) = mpsc::channel::<Envelope>(16);
-    let serving = match control::server::serve(
-        &opts.socket,
-        cfg.defaults.control_group.as_deref(),
-        tx.clone(),
-    ) {
-        Ok(()) => true,
-        // Two daemons on one job file would run every job twice, and the second could
-        // never be reached by status, trigger or reload: refuse, as for the state dir.
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            anyhow::bail!(
-                "control socket {}: {e}; refusing to start a second daemon",
-                opts.socket.display()
-            )
-        }
-        Err(e) => {
-            tracing::warn!(
-                "control socket {} unavailable ({e}); opsd status/trigger/reload will not work",
-                opts.socket.display()
-            );
-            false
-        }
-    };
+    let to_metrics = tx.clone();
+    let serving =
+        match control::server::serve(&opts.socket, cfg.defaults.control_group.as_deref(), tx) {
+            Ok(()) => true,
+            // Two daemons on one job file would run every job twice, and the second could
+            // never be reached by status, trigger or reload: refuse, as for the state dir.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                anyhow::bail!(
+                    "control socket {}: {e}; refusing to start a second daemon",
+                    opts.socket.display()
+                )
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "control socket {} unavailable ({e}); opsd status/trigger/reload will not work",
+                    opts.socket.display()
+                );
+                false
+            }
+        };
     let jobs = cfg.jobs.len();
     tracing::info!(config = %opts.config.display(), jobs, "opsd started");
     if jobs == 0 {
@@ -82,7 +80,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     spawn_preflights(&cfg, cfg.jobs.keys());
     spawn_file_checks(&cfg);
     let metrics = Arc::new(Metrics::new(chrono::Utc::now()));
-    let source = metrics::Source::new(tx, alerts.clone());
+    let source = metrics::Source::new(to_metrics, alerts.clone());
     metrics::publish(&cfg.metrics, Arc::clone(&metrics), source).await;
     let mut sched = Scheduler::start(cfg, opts.state_dir.clone(), alerts, metrics.clone())
         .context("cannot start the scheduler's alarm thread")?;
@@ -98,7 +96,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tokio::select! {
             _ = hup.recv() => reloads.request(None, &opts, &notifier),
             loaded = reloads.finished(), if reloads.loading.is_some() => {
+                let before = sched.config().metrics.clone();
                 metrics.reloaded(reloads.apply(loaded, &mut sched, &opts, &notifier));
+                if sched.config().metrics != before {
+                    tracing::warn!(config = %opts.config.display(),
+                        "[metrics] changed; the change takes effect when opsd is restarted");
+                }
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -255,12 +258,7 @@ fn reload(
     opts: &Options,
 ) -> Result<crate::scheduler::ReloadSummary, String> {
     match loaded {
-        Ok(new) => {
-            if new.metrics != sched.config().metrics {
-                tracing::warn!(config = %opts.config.display(),
-                    "[metrics] changed; the change takes effect when opsd is restarted");
-            }
-            sched
+        Ok(new) => sched
             .reload(new)
             .inspect(|summary| {
                 tracing::info!(
@@ -281,8 +279,7 @@ fn reload(
             .inspect_err(|e| {
                 tracing::error!(config = %opts.config.display(),
                     "reload rejected ({e}); the previous configuration keeps running");
-            })
-        }
+            }),
         Err(e) => {
             for line in e.to_string().lines() {
                 tracing::error!(config = %opts.config.display(), "{line}");
