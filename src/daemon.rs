@@ -4,6 +4,7 @@
 use crate::alert::{Dispatcher, DispatcherOptions};
 use crate::config::{self, Config, ConfigError, JobConfig};
 use crate::control::{self, server::Envelope, Request, Response};
+use crate::metrics::{self, Metrics};
 use crate::scheduler::{Scheduler, TriggerReply};
 use crate::systemd::Notifier;
 use anyhow::Context;
@@ -47,6 +48,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let (tx, mut requests) = mpsc::channel::<Envelope>(16);
+    let to_metrics = tx.clone();
     let serving =
         match control::server::serve(&opts.socket, cfg.defaults.control_group.as_deref(), tx) {
             Ok(()) => true,
@@ -77,7 +79,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         Dispatcher::new(&cfg.alerts, DispatcherOptions::default()).context("alert sinks")?;
     spawn_preflights(&cfg, cfg.jobs.keys());
     spawn_file_checks(&cfg);
-    let mut sched = Scheduler::start(cfg, opts.state_dir.clone(), alerts)
+    let metrics = Arc::new(Metrics::new(chrono::Utc::now()));
+    let source = metrics::Source::new(to_metrics, alerts.clone());
+    metrics::publish(&cfg.metrics, Arc::clone(&metrics), source).await;
+    let mut sched = Scheduler::start(cfg, opts.state_dir.clone(), alerts, metrics.clone())
         .context("cannot start the scheduler's alarm thread")?;
     release_freed_memory();
     notifier.ready(&status_line(&sched));
@@ -91,7 +96,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tokio::select! {
             _ = hup.recv() => reloads.request(None, &opts, &notifier),
             loaded = reloads.finished(), if reloads.loading.is_some() => {
-                reloads.apply(loaded, &mut sched, &opts, &notifier);
+                let before = sched.config().metrics.clone();
+                metrics.reloaded(reloads.apply(loaded, &mut sched, &opts, &notifier));
+                if sched.config().metrics != before {
+                    tracing::warn!(config = %opts.config.display(),
+                        "[metrics] changed; the change takes effect when opsd is restarted");
+                }
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -196,14 +206,15 @@ impl Reloads {
         }
     }
 
-    /// Applies a finished read, answers who asked for it, and starts the queued reload if any.
+    /// Applies a finished read, answers who asked for it, and starts the queued reload if any;
+    /// true when the configuration read is the one in force now.
     fn apply(
         &mut self,
         loaded: Result<Result<Config, ConfigError>, tokio::task::JoinError>,
         sched: &mut Scheduler,
         opts: &Options,
         notifier: &Notifier,
-    ) {
+    ) -> bool {
         let waiters = self.loading.take().map(|(_, w)| w).unwrap_or_default();
         let result = match loaded {
             Ok(new) => reload(new, sched, opts),
@@ -235,6 +246,7 @@ impl Reloads {
             }
             None => notifier.ready(&status_line(sched)),
         }
+        result.is_ok()
     }
 }
 

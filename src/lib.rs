@@ -23,7 +23,8 @@
 //!   clean environment, a cgroup per run, reaping what a run left).
 //! - [`alert`]: the alert record, the sinks (each type's folder owning its config and its
 //!   delivery) and the dispatcher that delivers with retries and cooldowns; [`logging`] (text
-//!   or journald); [`state`] (files under the state directory).
+//!   or journald); [`state`] (files under the state directory); [`metrics`] (Prometheus
+//!   metrics over HTTP and in node_exporter's textfile, from the same job states as status).
 //!
 //! Leaves, which import nothing of ours and serve everyone: [`field`] (typed TOML fields,
 //! located errors, did-you-mean), [`escape`], [`redact`], [`severity`], [`account`],
@@ -49,6 +50,7 @@ pub mod field;
 pub mod geoip;
 pub mod jobs;
 pub mod logging;
+pub mod metrics;
 pub mod process;
 pub mod redact;
 pub mod schedule;

@@ -20,6 +20,7 @@ mod ec2_moto;
 mod geoip_build;
 mod geoip_download;
 mod journal_priority;
+mod metrics;
 mod systemd_e2e;
 mod tls;
 mod tls_doctor;

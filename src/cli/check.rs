@@ -37,6 +37,7 @@ fn check(cfg: &Config, next: usize) -> anyhow::Result<ExitCode> {
     }
     let mut warnings = Vec::new();
     check_hidden_paths(cfg, &sandbox, &mut texts, &mut warnings);
+    warnings.extend(metrics_textfile_warning(cfg, &sandbox));
     for (job, f) in found.iter().filter(|(_, f)| f.section == Section::Hidden) {
         warnings.push(finding_line(job, f, &mut texts)?);
     }
@@ -154,6 +155,27 @@ impl Texts {
         let (line, column) = crate::field::line_col(text, span.start);
         Ok(format!("{}:{line}:{column}", shown_path(&job.file)))
     }
+}
+
+/// Warns when the shipped unit's sandbox keeps the daemon from writing `[metrics] textfile`:
+/// its directory needs a `ReadWritePaths=` drop-in (docs/metrics.md).
+fn metrics_textfile_warning(cfg: &Config, sandbox: &Sandbox) -> Option<String> {
+    let file = cfg.metrics.textfile.as_deref()?;
+    let dir = file.parent()?;
+    let problem = match sandbox.hiding(dir) {
+        Some(h) => format!(
+            "{} in {}; {}",
+            h.setting,
+            config::sandbox::UNIT_NAME,
+            h.advice
+        ),
+        None => sandbox.read_only(dir)?,
+    };
+    Some(format!(
+        "{}: `metrics.textfile`: warning: the daemon cannot write {}: {problem}",
+        shown_path(&cfg.path),
+        file.display()
+    ))
 }
 
 /// Warns, for each path a job needs ([`config::needs::files_needed`]) and each alert program,

@@ -58,16 +58,18 @@ pub fn parse_files(
     let mut defaults_value = None;
     let mut jobs_value = None;
     let mut alerts_value = None;
+    let mut metrics_value = None;
     for (key, value) in root.get_ref() {
         match key.get_ref().as_ref() {
             "defaults" => defaults_value = Some(value),
             "jobs" => jobs_value = Some(value),
             "alerts" => alerts_value = Some(value),
+            "metrics" => metrics_value = Some(value),
             other => errors.push(unknown_key(
                 key.span(),
                 other,
                 "",
-                &["defaults", "jobs", "alerts"],
+                &["defaults", "jobs", "alerts", "metrics"],
                 "",
             )),
         }
@@ -77,6 +79,7 @@ pub fn parse_files(
     let defaults = resolve_defaults(raw, &mut errors);
 
     let sinks = sink::parse(alerts_value, &mut errors);
+    let metrics = super::metrics::parse_metrics(metrics_value, &mut errors);
     let mut jobs = BTreeMap::new();
     let mut defined = BTreeMap::new();
     let file = FileJobs {
@@ -126,6 +129,7 @@ pub fn parse_files(
             defaults,
             jobs,
             alerts: sinks.configs,
+            metrics,
         })
     } else {
         Err(ConfigError::Invalid(located))
@@ -204,7 +208,7 @@ impl FileJobs<'_> {
         for (key, value) in root.get_ref() {
             match key.get_ref().as_ref() {
                 "jobs" => jobs_value = Some(value),
-                section @ ("defaults" | "alerts") => errors.push(FieldError::new(
+                section @ ("defaults" | "alerts" | "metrics") => errors.push(FieldError::new(
                     key.span(),
                     section,
                     format!(

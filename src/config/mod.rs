@@ -3,7 +3,7 @@
 //! "did you mean" where one is close, and all problems of all files at once.
 //!
 //! `schema` is what a valid configuration is; `files` reads the job file and its drop-ins,
-//! `defaults` the `[defaults]` section and `job` one `[jobs.NAME]` table, whose type-specific
+//! `defaults` the `[defaults]` section, `metrics` the `[metrics]` one and `job` one `[jobs.NAME]` table, whose type-specific
 //! keys the type reads itself through [`crate::jobs::REGISTRY`]; the `[alerts]` sinks are read by
 //! [`crate::alert::sink`]. Nothing here names a job or sink type.
 
@@ -13,6 +13,7 @@ mod duplicate;
 mod error;
 mod files;
 mod job;
+mod metrics;
 pub mod needs;
 pub mod sandbox;
 mod schema;
@@ -22,6 +23,7 @@ pub use error::{ConfigError, Located};
 
 pub use defaults::system_timezone;
 pub use files::{load, parse, parse_bytes, parse_files};
+pub use metrics::MetricsConfig;
 pub use schema::{CatchUp, Config, Defaults, JobConfig, Overlap};
 
 /// The default location of the job file.

@@ -26,6 +26,8 @@ pub struct Config {
     pub jobs: BTreeMap<String, Arc<JobConfig>>,
     /// The alert sinks by name (`[alerts.NAME]`).
     pub alerts: BTreeMap<String, SinkConfig>,
+    /// Where the metrics are published (`[metrics]`).
+    pub metrics: super::MetricsConfig,
 }
 
 /// Daemon-wide settings from `[defaults]`.

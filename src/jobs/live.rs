@@ -15,6 +15,23 @@ pub struct LiveStatus {
     pub summary: String,
     /// Every figure as (label, value), in the order `opsd status NAME` prints them.
     pub fields: Vec<(String, String)>,
+    /// The figures that are numbers, for the metrics (`opsd_<type>_<name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counts: Vec<LiveCount>,
+}
+
+/// One figure of a running job as a number: the metrics show it as `opsd_<type>_<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveCount {
+    /// Its name in base units (`lines_read`, `files_followed`).
+    pub name: String,
+    /// True for a count that only grows while the run goes (a counter), false for a level.
+    pub counter: bool,
+    /// A label telling this series from others of the same name (`("rule", "child_crash")`).
+    #[serde(default)]
+    pub label: Option<(String, String)>,
+    /// The value.
+    pub value: u64,
 }
 
 /// Where a run publishes its [`LiveStatus`]; cheap to clone, shared by the run and whoever
@@ -54,6 +71,7 @@ mod tests {
         let shown = slot.clone();
         assert_eq!(shown.get(), None);
         let status = LiveStatus {
+            counts: Vec::new(),
             updated: Utc::now(),
             summary: "2 files".into(),
             fields: vec![("files".into(), "a, b".into())],

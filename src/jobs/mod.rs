@@ -13,7 +13,7 @@ pub mod needs;
 pub mod tls;
 
 pub use kind::{JobKind, JobSpec};
-pub use live::{LiveSlot, LiveStatus};
+pub use live::{LiveCount, LiveSlot, LiveStatus};
 
 use serde::Serialize;
 use std::fmt;

@@ -66,11 +66,16 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Arms every enabled job of `config`, runs `@start` jobs and catches up missed slots;
-    /// `alerts` delivers to the sinks of `config.alerts`. Fails only if the alarm thread
-    /// cannot be started.
-    pub fn start(config: Config, state_dir: PathBuf, alerts: Dispatcher) -> std::io::Result<Self> {
+    /// `alerts` delivers to the sinks of `config.alerts`, `recorder` hears of every run that
+    /// ends. Fails only if the alarm thread cannot be started.
+    pub fn start(
+        config: Config,
+        state_dir: PathBuf,
+        alerts: Dispatcher,
+        recorder: Arc<dyn super::RunRecorder>,
+    ) -> std::io::Result<Self> {
         let mut sched = Scheduler {
-            runner: Runner::start(state_dir, alerts)?,
+            runner: Runner::start(state_dir, alerts, recorder)?,
             config: config.clone(),
             jobs: BTreeMap::new(),
         };

@@ -1,7 +1,9 @@
 //! What the scheduler remembers about one job across its runs and across reloads: how many
 //! runs are going, whether one is queued, the next and last fire, whether its timer broke, and
-//! the live figures of the run going now. The last run is also kept across restarts, in
-//! `state_dir/last-run/<job>.json`, so `opsd status` still shows it after `systemctl restart`.
+//! the live figures of the run going now, and how many runs ended each way. The last run (and
+//! the last success) is also kept across restarts, in `state_dir/last-run/<job>.json`, so
+//! `opsd status` still shows it after `systemctl restart`. `opsd status --json` and the
+//! metrics both read these counts, so they cannot disagree.
 
 use super::execute::Finished;
 use crate::jobs::{LiveSlot, Outcome};
@@ -41,6 +43,49 @@ impl From<&Finished> for LastRun {
     }
 }
 
+/// How many runs of a job ended each way since the daemon started (or the job was redefined).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounts {
+    /// Runs that succeeded.
+    pub success: u64,
+    /// Runs that failed.
+    pub failed: u64,
+    /// Runs stopped by their timeout.
+    pub timed_out: u64,
+    /// Runs stopped from outside.
+    pub killed: u64,
+    /// Runs that did not run: slots skipped by the overlap policy, and runs that reported
+    /// skipped (a dry run of a type without one).
+    pub skipped: u64,
+    /// Of `skipped`, the slots the overlap policy skipped because a run was still going.
+    pub overlap_skipped: u64,
+}
+
+impl RunCounts {
+    /// The count of runs that ended as `outcome`.
+    pub fn of(&self, outcome: Outcome) -> u64 {
+        match outcome {
+            Outcome::Success => self.success,
+            Outcome::Failed => self.failed,
+            Outcome::TimedOut => self.timed_out,
+            Outcome::Killed => self.killed,
+            Outcome::Skipped => self.skipped,
+        }
+    }
+
+    /// Counts one run that ended as `outcome`.
+    fn add(&mut self, outcome: Outcome) {
+        let n = match outcome {
+            Outcome::Success => &mut self.success,
+            Outcome::Failed => &mut self.failed,
+            Outcome::TimedOut => &mut self.timed_out,
+            Outcome::Killed => &mut self.killed,
+            Outcome::Skipped => &mut self.skipped,
+        };
+        *n += 1;
+    }
+}
+
 /// The file that keeps a job's last run across restarts.
 #[derive(Debug, Serialize, Deserialize)]
 struct SavedRun {
@@ -48,6 +93,9 @@ struct SavedRun {
     job_type: String,
     /// The run.
     last: LastRun,
+    /// When the last successful run started (files from before it was kept have none).
+    #[serde(default)]
+    last_success: Option<DateTime<Utc>>,
 }
 
 /// Why a saved last run could not be loaded; the job then shows no last run.
@@ -83,6 +131,10 @@ struct Inner {
     last: Option<LastRun>,
     /// Why the job's timer broke, if it did.
     broken: Option<String>,
+    /// When the last successful run started.
+    last_success: Option<DateTime<Utc>>,
+    /// How many runs ended each way.
+    counts: RunCounts,
 }
 
 /// What the overlap policy decided for a due run.
@@ -108,14 +160,20 @@ impl JobState {
         let mut s = self.lock();
         if s.running > 0 {
             match overlap {
-                Overlap::Skip => return Admission::Skipped,
-                Overlap::Queue if s.queued => return Admission::Skipped,
+                Overlap::Skip => {}
+                Overlap::Queue if s.queued => {}
                 Overlap::Queue => {
                     s.queued = true;
                     return Admission::Queued;
                 }
-                Overlap::Allow => {}
+                Overlap::Allow => {
+                    s.running += 1;
+                    return Admission::Start;
+                }
             }
+            s.counts.add(Outcome::Skipped);
+            s.counts.overlap_skipped += 1;
+            return Admission::Skipped;
         }
         s.running += 1;
         Admission::Start
@@ -131,7 +189,15 @@ impl JobState {
     pub fn restore(path: &Path, job_type: &str) -> (JobState, Option<LoadError>) {
         let state = JobState::default();
         match crate::state::read_json::<SavedRun>(path) {
-            Ok(Some(saved)) if saved.job_type == job_type => state.lock().last = Some(saved.last),
+            Ok(Some(saved)) if saved.job_type == job_type => {
+                let mut s = state.lock();
+                s.last_success =
+                    saved
+                        .last_success
+                        .or(Some(saved.last.started)
+                            .filter(|_| saved.last.outcome == Outcome::Success));
+                s.last = Some(saved.last);
+            }
             Ok(_) => {}
             Err(source) => {
                 let path = path.display().to_string();
@@ -146,12 +212,17 @@ impl JobState {
     /// lost after a power loss at worst). Blocking: call it off the async threads.
     pub fn save_last(&self, path: &Path, job_type: &str) -> std::io::Result<()> {
         let _one_at_a_time = self.saving.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(last) = self.last() else {
+        let (last, last_success) = {
+            let s = self.lock();
+            (s.last.clone(), s.last_success)
+        };
+        let Some(last) = last else {
             return Ok(());
         };
         let saved = SavedRun {
             job_type: job_type.to_string(),
             last,
+            last_success,
         };
         crate::state::write_json_unsynced(path, &saved)
     }
@@ -166,6 +237,10 @@ impl JobState {
         let mut s = self.lock();
         s.running = s.running.saturating_sub(1);
         s.last = Some(LastRun::from(finished));
+        s.counts.add(finished.report.outcome);
+        if finished.report.outcome == Outcome::Success {
+            s.last_success = Some(finished.started);
+        }
         if s.running == 0 {
             self.live.clear();
         }
@@ -206,6 +281,16 @@ impl JobState {
     /// The last finished run, if any.
     pub fn last(&self) -> Option<LastRun> {
         self.lock().last.clone()
+    }
+
+    /// When the last successful run started, if one did (kept across restarts).
+    pub fn last_success(&self) -> Option<DateTime<Utc>> {
+        self.lock().last_success
+    }
+
+    /// How many runs ended each way.
+    pub fn counts(&self) -> RunCounts {
+        self.lock().counts
     }
 }
 
@@ -284,6 +369,7 @@ mod tests {
             updated: Utc::now(),
             summary: "1 file".into(),
             fields: Vec::new(),
+            counts: Vec::new(),
         });
         assert!(state.live().get().is_some());
         state.finish(&finished("r", Outcome::Success));
@@ -338,6 +424,33 @@ mod tests {
         state.start_unconditionally();
         assert_eq!(state.running(), 2);
         assert_eq!(state.admit(Overlap::Skip), Admission::Skipped);
+    }
+
+    #[test]
+    fn runs_are_counted_by_outcome_and_the_last_success_outlives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.json");
+        let state = JobState::default();
+        assert_eq!(state.admit(Overlap::Skip), Admission::Start);
+        let ok = finished("ok", Outcome::Success);
+        state.finish(&ok);
+        assert_eq!(state.admit(Overlap::Skip), Admission::Start);
+        assert_eq!(state.admit(Overlap::Skip), Admission::Skipped);
+        state.finish(&finished("bad", Outcome::Failed));
+        let counts = state.counts();
+        assert_eq!((counts.success, counts.failed), (1, 1));
+        assert_eq!((counts.skipped, counts.overlap_skipped), (1, 1));
+        assert_eq!(state.last_success(), Some(ok.started));
+
+        state.save_last(&path, "command").unwrap();
+        let (restored, _) = JobState::restore(&path, "command");
+        assert_eq!(restored.last().unwrap().run_id, "bad");
+        assert_eq!(restored.last_success(), Some(ok.started));
+        assert_eq!(
+            restored.counts(),
+            RunCounts::default(),
+            "counts start afresh"
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   jitter, and restarts continuous jobs with `backoff.rs`'s waits.
 //! - [`execute()`] (`execute.rs`) carries out one run: timeout, stop reason, the start and end
 //!   log events, and `failure_alert.rs`'s alert when it ends badly.
-//! - `status.rs` is what `opsd status` shows of each job.
+//! - `status.rs` is what `opsd status` shows of each job; `recorder.rs` is how whoever keeps
+//!   figures about runs (the metrics) hears that one ended.
 
 pub mod alarm;
 mod backoff;
@@ -20,6 +21,7 @@ pub mod execute;
 mod failure_alert;
 mod job_set;
 pub mod job_state;
+mod recorder;
 mod reload;
 mod runner;
 pub mod status;
@@ -30,7 +32,8 @@ mod timer;
 pub use execute::{execute, Finished, Run, RunControl, RunMode, StopReason, Trigger};
 pub use failure_alert::failed_run_alert;
 pub use job_set::Scheduler;
-pub use job_state::{JobState, LastRun};
+pub use job_state::{JobState, LastRun, RunCounts};
+pub use recorder::{NoRecorder, RunRecorder};
 pub use reload::ReloadSummary;
 pub use runner::TriggerReply;
 pub use status::JobStatus;

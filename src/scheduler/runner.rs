@@ -7,6 +7,7 @@ use super::alarm::{Alarm, Ticket};
 use super::backoff::RestartBackoff;
 use super::execute::{execute, Finished, Run, RunControl, StopReason, Trigger};
 use super::job_state::{Admission, JobState, LastRun};
+use super::recorder::RunRecorder;
 use crate::alert::Dispatcher;
 use crate::config::JobConfig;
 use chrono::{DateTime, Utc};
@@ -102,6 +103,8 @@ struct RunnerInner {
     tracker: TaskTracker,
     /// The precise last stretch of every timer.
     alarm: Alarm,
+    /// Hears about every run that ends (the metrics).
+    recorder: Arc<dyn RunRecorder>,
 }
 
 /// Catch-up state kept for jobs with `catch_up = "once"`.
@@ -112,9 +115,13 @@ struct SlotState {
 }
 
 impl Runner {
-    /// A runner keeping its files in `state_dir` and alerting through `alerts`; fails only if
-    /// the alarm thread cannot be started.
-    pub fn start(state_dir: PathBuf, alerts: Dispatcher) -> std::io::Result<Self> {
+    /// A runner keeping its files in `state_dir`, alerting through `alerts` and telling
+    /// `recorder` of every run that ends; fails only if the alarm thread cannot be started.
+    pub fn start(
+        state_dir: PathBuf,
+        alerts: Dispatcher,
+        recorder: Arc<dyn RunRecorder>,
+    ) -> std::io::Result<Self> {
         Ok(Runner {
             inner: Arc::new(RunnerInner {
                 state_dir,
@@ -123,6 +130,7 @@ impl Runner {
                 kill_why: StopReason::default(),
                 tracker: TaskTracker::new(),
                 alarm: Alarm::start()?,
+                recorder,
             }),
         })
     }
@@ -289,6 +297,7 @@ impl Runner {
                     .run_once(&job, trigger, control.clone(), ticket.take())
                     .await;
                 let again = state.finish(&finished);
+                runner.inner.recorder.run_ended(&job, trigger, &finished);
                 if let Some(r) = reply.take() {
                     let _ = r.send(TriggerReply::Ran(LastRun::from(&finished)));
                 }
@@ -319,6 +328,10 @@ impl Runner {
                     .run_once(&job, Trigger::Continuous, control.clone(), None)
                     .await;
                 state.finish(&finished);
+                runner
+                    .inner
+                    .recorder
+                    .run_ended(&job, Trigger::Continuous, &finished);
                 runner.save_last(&job, &state).await;
                 if stop.is_cancelled() {
                     return;

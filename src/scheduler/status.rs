@@ -1,5 +1,6 @@
 //! The per-job snapshot `opsd status` prints, like `systemctl list-timers`.
 
+use super::job_state::RunCounts;
 use super::{JobState, LastRun};
 use crate::config::JobConfig;
 use crate::jobs::LiveStatus;
@@ -23,6 +24,12 @@ pub struct JobStatus {
     pub next: Option<DateTime<Utc>>,
     /// Its last finished run.
     pub last: Option<LastRun>,
+    /// When its last successful run started.
+    #[serde(default)]
+    pub last_success: Option<DateTime<Utc>>,
+    /// How many runs ended each way since the daemon started (or the job was redefined).
+    #[serde(default)]
+    pub runs: RunCounts,
     /// How many runs are going now.
     pub running: usize,
     /// Why the job's timer stopped, when it did: the job does not fire until it is changed.
@@ -47,6 +54,8 @@ impl JobStatus {
             enabled: config.enabled,
             next: state.next(),
             last: state.last(),
+            last_success: state.last_success(),
+            runs: state.counts(),
             running: state.running(),
             broken: state.broken(),
             live: state.live().get(),

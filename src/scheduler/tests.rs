@@ -36,7 +36,13 @@ impl Fixture {
         let config = parse(dir.path(), jobs);
         let alerts = Dispatcher::new(&config.alerts, crate::alert::DispatcherOptions::default())
             .expect("no alert sinks");
-        Scheduler::start(config, dir.path().join("state"), alerts).expect("the alarm thread starts")
+        Scheduler::start(
+            config,
+            dir.path().join("state"),
+            alerts,
+            std::sync::Arc::new(super::NoRecorder),
+        )
+        .expect("the alarm thread starts")
     }
 
     fn reload(&mut self, jobs: &str) -> ReloadSummary {

@@ -4,8 +4,9 @@
 
 use crate::alert::SinkStats;
 use crate::apache::rules::LogEvent;
-use crate::jobs::{LiveSlot, LiveStatus};
+use crate::jobs::{LiveCount, LiveSlot, LiveStatus};
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
 /// The figures of one watch.
@@ -17,6 +18,8 @@ pub struct WatchFigures {
     pub lines: u64,
     /// Events raised as alerts (logged, and queued for the job's sinks when it names any).
     pub alerts: u64,
+    /// Of `alerts`, how many each rule raised.
+    pub alerts_by_rule: BTreeMap<String, u64>,
     /// Matches a rule's cooldown held back (each reported in the next alert of its rule).
     pub suppressed: u64,
     /// Events dropped because they came faster than they could be logged and sent.
@@ -82,12 +85,35 @@ impl WatchFigures {
         }
         LiveStatus {
             updated,
+            counts: self.counts(),
             summary,
             fields: fields
                 .into_iter()
                 .map(|(label, value)| (label.to_string(), value))
                 .collect(),
         }
+    }
+}
+
+impl WatchFigures {
+    /// The figures that are numbers, for the metrics.
+    fn counts(&self) -> Vec<LiveCount> {
+        let count = |name: &str, counter, label: Option<(&str, &str)>, value| LiveCount {
+            name: name.into(),
+            counter,
+            label: label.map(|(k, v)| (k.into(), v.into())),
+            value,
+        };
+        let mut counts = vec![
+            count("lines_read", true, None, self.lines),
+            count("files_followed", false, None, self.following.len() as u64),
+            count("alerts_suppressed", true, None, self.suppressed),
+            count("alerts_dropped", true, None, self.dropped),
+        ];
+        for (rule, n) in &self.alerts_by_rule {
+            counts.push(count("alerts_sent", true, Some(("rule", rule)), *n));
+        }
+        counts
     }
 }
 
@@ -149,6 +175,7 @@ impl Publisher {
     pub fn alert(&self, ev: &LogEvent) {
         self.update(|f| {
             f.alerts += 1;
+            *f.alerts_by_rule.entry(ev.rule.clone()).or_default() += 1;
             f.last_alert = Some((Utc::now(), ev.rule.clone()));
         });
     }
@@ -167,6 +194,7 @@ mod tests {
             following: vec!["/var/log/apache2/error.log".into()],
             lines: 1234,
             alerts: 3,
+            alerts_by_rule: [("child_crash".to_string(), 3)].into(),
             suppressed: 7,
             dropped: 0,
             last_alert: Some((at, "child_crash".into())),
@@ -182,6 +210,13 @@ mod tests {
         };
         let live = figures.render(at);
         assert_eq!(live.summary, "1 file, 1234 lines, 3 alerts, 7 held back");
+        let count = |name: &str| live.counts.iter().find(|c| c.name == name).unwrap();
+        assert_eq!(count("lines_read").value, 1234);
+        assert_eq!(count("files_followed").value, 1);
+        assert!(!count("files_followed").counter);
+        let sent = count("alerts_sent");
+        assert_eq!(sent.label, Some(("rule".into(), "child_crash".into())));
+        assert_eq!(sent.value, 3);
         let get = |label: &str| {
             live.fields
                 .iter()
