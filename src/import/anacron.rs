@@ -131,7 +131,7 @@ fn job_line(
         },
     };
     let mut notes = vec![format!(
-        "anacron job {id}: every {period} day(s), {delay} min after anacron started; here at a fixed time of day, caught up once after downtime"
+        "anacron job {id} (period {period}, delay {delay} min): the delay is a fixed time of day here; a run missed while down runs once at start"
     )];
     if schedule.starts_with("@every") {
         notes.push(format!(
@@ -259,6 +259,7 @@ fn scripts(
         .and_then(|n| n.to_str())
         .map(|n| n.trim_start_matches("cron.").to_string())
         .unwrap_or_else(|| id.to_string());
+    let before = out.jobs.len();
     for script in found {
         let path = format!("{}/{}", dir.trim_end_matches('/'), script.name);
         let script_source = Source {
@@ -314,6 +315,12 @@ fn scripts(
             notes,
             mailto: vars.mailto.clone(),
         });
+    }
+    if out.jobs.len() == before {
+        out.report(
+            source,
+            format!("{dir} holds no script run-parts would run that maps to a job (see its scripts above)"),
+        );
     }
 }
 

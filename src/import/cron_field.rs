@@ -99,6 +99,11 @@ impl Field {
             text: text.to_string(),
             why,
         };
+        if text.starts_with('/') || text.contains("//") {
+            return Err(fail(
+                "is not a time field; is one of the five missing before the command?".into(),
+            ));
+        }
         if let Some(c) = text.chars().find(|c| matches!(c, '#' | '?')) {
             return Err(fail(format!(
                 "uses `{c}`, which Debian's cron does not know (a Quartz extension)"
@@ -290,6 +295,7 @@ mod tests {
             ("?", Which::DayOfWeek, "Quartz"),
             ("monday", Which::DayOfWeek, "not a number"),
             ("1,,2", Which::Minute, "empty"),
+            ("/usr/bin/x", Which::DayOfWeek, "missing"),
         ] {
             let e = Field::parse(text, which).expect_err(text).to_string();
             assert!(e.contains(says), "{text}: {e}");
