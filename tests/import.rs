@@ -420,3 +420,47 @@ fn imported_jobs_fire_when_cron_did_per_croniter() {
         jobs.len()
     );
 }
+
+#[test]
+fn check_reads_stdin_and_reports_without_writing_the_drop_in() {
+    let crontab = std::fs::read(Path::new(DATA).join("seed.crontab")).expect("seed.crontab");
+    let mut child = Command::new(OPSD)
+        .args([
+            "import",
+            "crontab",
+            "-",
+            "--check",
+            "--zone",
+            "UTC",
+            "--rezone",
+            "Asia/Seoul",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run opsd import");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &crontab).expect("write");
+    let out = child.wait_with_output().expect("opsd import");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("[jobs."), "{stdout}");
+    for line in [
+        "stdin:5: mapped to job aws-start-instance: \"50 8 * * 1-5\" in Asia/Seoul",
+        "stdin:7: mapped to job aws-stop-instance: \"30 18 * * *\" in Asia/Seoul",
+        "stdin:11: mapped to job report: \"0 9,20 * * 1\" in UTC",
+        "stdin:11: note: kept in UTC, not rezoned: some of its times move to another day and \
+         some do not; in Asia/Seoul that is 05:00, 18:00 KST",
+        "5 mapped, 0 not mapped",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "no line {line:?} in:\n{stdout}"
+        );
+    }
+}
