@@ -292,6 +292,12 @@ fn scripts(
                     return;
                 }
             };
+        if let Some(n) = note
+            .as_ref()
+            .filter(|_| timezone == opts.zone && opts.rezone.is_some())
+        {
+            out.note(&cron_source, n.clone());
+        }
         let mut notes = vec![format!(
             "{path}: run by run-parts through {source} (anacron job {id}), at the time {cron_source} runs {dir}; caught up once after downtime"
         )];

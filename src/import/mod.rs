@@ -76,7 +76,7 @@ pub struct Job {
     pub env: Vec<(String, String)>,
     /// `catch_up = "once"` (anacron and the cron.daily-style scripts).
     pub catch_up: bool,
-    /// Fixed delay already in the schedule, or a random one as `jitter` (anacron's).
+    /// anacron's `RANDOM_DELAY` in minutes, written as `jitter`.
     pub jitter_minutes: Option<u32>,
     /// Comment lines written above the job (rezone, `@reboot`, `%`).
     pub notes: Vec<String>,
@@ -150,11 +150,15 @@ impl Import {
         self.report(&source, why);
     }
 
-    /// Records a note on the mapped line `source`.
+    /// Records a note on the mapped line `source`, once (the scripts of one run-parts line
+    /// share their line's note).
     fn note(&mut self, source: &Source, text: impl Into<String>) {
-        self.notes.push(Note {
-            source: source.clone(),
-            text: text.into(),
-        });
+        let text = text.into();
+        if !self.notes.iter().any(|n| n.source == *source && n.text == text) {
+            self.notes.push(Note {
+                source: source.clone(),
+                text,
+            });
+        }
     }
 }
