@@ -464,3 +464,41 @@ fn check_reads_stdin_and_reports_without_writing_the_drop_in() {
         );
     }
 }
+
+#[test]
+fn an_imported_job_gets_the_variables_and_the_standard_input_cron_gave_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_file = dir.path().join("out.txt");
+    let crontab = format!(
+        "GREETING = \"hello there\"\nSHELL=/bin/bash\n\
+         0 6 * * * {{ cat; echo \"$GREETING from $0\"; }} > {}%line one%50\\% done\n",
+        out_file.display()
+    );
+    let mut child = Command::new(OPSD)
+        .args(["import", "crontab", "-", "--zone", "UTC"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run opsd import");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), crontab.as_bytes())
+        .expect("write the crontab");
+    let import = child.wait_with_output().expect("opsd import");
+    assert!(import.status.success());
+    let jobs = dir.path().join("jobs.toml");
+    std::fs::write(&jobs, &import.stdout).expect("write the import");
+    let run = Command::new(OPSD)
+        .args(["run-job", "cat", "--log-format", "text", "--config"])
+        .arg(&jobs)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .expect("run opsd run-job");
+    assert!(
+        run.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&import.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let got = std::fs::read_to_string(&out_file).expect("the job wrote its input");
+    assert_eq!(got, "line one\n50% done\nhello there from /bin/bash\n");
+}

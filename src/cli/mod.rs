@@ -320,6 +320,15 @@ mod tests {
             ),
             (&["apache", "test-rules"], &["--config", "--job"]),
             (&["completions"], &[]),
+            (
+                &["import", "crontab"],
+                &["--check", "--rezone", "--user", "--zone"],
+            ),
+            (&["import", "cron-d"], &["--check", "--rezone", "--zone"]),
+            (
+                &["import", "anacron"],
+                &["--check", "--crontab", "--rezone", "--root", "--zone"],
+            ),
         ];
         for (path, expected) in cases {
             assert_eq!(

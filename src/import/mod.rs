@@ -154,7 +154,11 @@ impl Import {
     /// share their line's note).
     fn note(&mut self, source: &Source, text: impl Into<String>) {
         let text = text.into();
-        if !self.notes.iter().any(|n| n.source == *source && n.text == text) {
+        if !self
+            .notes
+            .iter()
+            .any(|n| n.source == *source && n.text == text)
+        {
             self.notes.push(Note {
                 source: source.clone(),
                 text,
