@@ -209,8 +209,8 @@ fn number(text: &str, which: Which) -> Result<u8, String> {
             return Ok(first + i as u8);
         }
     }
-    match text.parse::<u8>() {
-        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+    match text.parse::<u64>() {
+        Ok(n) if (u64::from(lo)..=u64::from(hi)).contains(&n) => Ok(n as u8),
         Ok(_) => Err(format!("is out of range (takes {lo}-{hi})")),
         Err(_) if text.is_empty() => Err("has an empty value".to_string()),
         Err(_) if text.eq_ignore_ascii_case("L") || text.ends_with(['L', 'l', 'W', 'w']) => Err(
@@ -286,6 +286,7 @@ mod tests {
     fn what_cron_refuses_or_crons_disagree_on_is_an_error() {
         for (text, which, says) in [
             ("60", Which::Minute, "out of range"),
+            ("99999999999", Which::Hour, "out of range"),
             ("0", Which::DayOfMonth, "out of range"),
             ("5-1", Which::Hour, "reversed range"),
             ("5/10", Which::Minute, "single value"),
