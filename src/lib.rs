@@ -21,6 +21,8 @@
 //!   (error-log lines, following across rotation, rules, `opsd apache doctor`), [`tls`]
 //!   (which TLS versions a server offers, its certificate chain, `opsd tls doctor`), [`process`] (spawning, the
 //!   clean environment, a cgroup per run, reaping what a run left).
+//! - [`import`]: `opsd import`, crontab, cron.d and anacron lines turned into command jobs
+//!   (it uses [`schedule`] and [`field`] only).
 //! - [`alert`]: the alert record, the sinks (each type's folder owning its config and its
 //!   delivery) and the dispatcher that delivers with retries and cooldowns; [`logging`] (text
 //!   or journald); [`state`] (files under the state directory); [`metrics`] (Prometheus
@@ -48,6 +50,7 @@ pub mod daemon;
 pub mod escape;
 pub mod field;
 pub mod geoip;
+pub mod import;
 pub mod jobs;
 pub mod logging;
 pub mod metrics;

@@ -19,6 +19,7 @@ mod ec2_mock;
 mod ec2_moto;
 mod geoip_build;
 mod geoip_download;
+mod import;
 mod journal_priority;
 mod metrics;
 mod systemd_e2e;

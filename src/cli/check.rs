@@ -277,16 +277,13 @@ fn print_check(cfg: &Config, next: usize, ok: bool) {
                 if s.is_start() {
                     println!("  once when the daemon starts");
                 }
-                let mut t = now;
-                for _ in 0..next {
-                    let Some(n) = s.next_after(t) else { break };
+                for n in s.fires_after(now).take(next) {
                     let local = n.with_timezone(&s.timezone());
                     println!(
                         "  {}  ({} UTC)",
                         local.format("%Y-%m-%d %H:%M:%S %Z (%a)"),
                         n.format("%Y-%m-%d %H:%M:%S")
                     );
-                    t = n;
                 }
             }
         }

@@ -8,6 +8,7 @@
 //! - `control.rs`: `opsd trigger` and `opsd reload`, the other socket commands
 //! - `apache.rs`: `opsd apache doctor|test-rules`; `geoip.rs`: `opsd geoip ...`
 //! - `tls.rs`: `opsd tls doctor`
+//! - `import.rs`: `opsd import crontab|cron-d|anacron`, cron's files turned into a drop-in
 //! - `dist_assets.rs`: `opsd completions` and the man pages and scripts the package installs
 //! - `job_file.rs` and `show.rs`: loading the job file and printing outside text, for all of them
 
@@ -16,6 +17,7 @@ mod check;
 mod control;
 mod dist_assets;
 mod geoip;
+mod import;
 mod job_file;
 mod run;
 mod run_job;
@@ -158,6 +160,13 @@ pub enum Command {
         #[command(subcommand)]
         command: TlsCommand,
     },
+    /// Turn a crontab, /etc/cron.d files or an anacron setup into a jobs.d drop-in (stdout);
+    /// lines that cannot be mapped are reported on stderr with their file, line and why.
+    Import {
+        /// What to import.
+        #[command(subcommand)]
+        command: import::ImportCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.
@@ -256,6 +265,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => geoip::run(log_format, command),
         Command::Apache { command } => apache::run(command),
         Command::Tls { command } => Ok(tls::run(command)),
+        Command::Import { command } => import::run(command),
         Command::Completions { shell } => dist_assets::completions(shell),
         Command::DistAssets { dir } => dist_assets::dist_assets(&dir),
     }
@@ -330,6 +340,15 @@ mod tests {
                 ],
             ),
             (&["completions"], &[]),
+            (
+                &["import", "crontab"],
+                &["--check", "--rezone", "--user", "--zone"],
+            ),
+            (&["import", "cron-d"], &["--check", "--rezone", "--zone"]),
+            (
+                &["import", "anacron"],
+                &["--check", "--crontab", "--rezone", "--root", "--zone"],
+            ),
         ];
         for (path, expected) in cases {
             assert_eq!(

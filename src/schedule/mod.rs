@@ -168,6 +168,18 @@ impl Schedule {
         self.next_with(self.cron().as_ref(), after)
     }
 
+    /// The fire times strictly after `after`, in order, skipping excluded dates (the cron
+    /// expression parsed once for all of them, for walking many).
+    pub fn fires_after(&self, after: DateTime<Utc>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let cron = self.cron();
+        let mut t = after;
+        std::iter::from_fn(move || {
+            let next = self.next_with(cron.as_ref(), t)?;
+            t = next;
+            Some(next)
+        })
+    }
+
     /// The cron expression parsed, for a cron schedule. It parsed in [`Schedule::parse`], so
     /// it parses again.
     fn cron(&self) -> Option<croner::Cron> {
