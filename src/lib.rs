@@ -46,6 +46,7 @@ pub mod control;
 pub mod daemon;
 pub mod escape;
 pub mod field;
+pub mod fleet;
 pub mod geoip;
 pub mod jobs;
 pub mod logging;

@@ -58,16 +58,18 @@ pub fn parse_files(
     let mut defaults_value = None;
     let mut jobs_value = None;
     let mut alerts_value = None;
+    let mut fleet_value = None;
     for (key, value) in root.get_ref() {
         match key.get_ref().as_ref() {
             "defaults" => defaults_value = Some(value),
             "jobs" => jobs_value = Some(value),
             "alerts" => alerts_value = Some(value),
+            "fleet" => fleet_value = Some(value),
             other => errors.push(unknown_key(
                 key.span(),
                 other,
                 "",
-                &["defaults", "jobs", "alerts"],
+                &["defaults", "jobs", "alerts", "fleet"],
                 "",
             )),
         }
@@ -77,6 +79,8 @@ pub fn parse_files(
     let defaults = resolve_defaults(raw, &mut errors);
 
     let sinks = sink::parse(alerts_value, &mut errors);
+    let fleet = fleet_value.and_then(|v| super::fleet::parse_fleet(v, &mut errors));
+    let in_fleet = fleet_value.is_some();
     let mut jobs = BTreeMap::new();
     let mut defined = BTreeMap::new();
     let file = FileJobs {
@@ -84,6 +88,7 @@ pub fn parse_files(
         text,
         defaults: &defaults,
         sinks: &sinks.declared,
+        in_fleet,
     };
     file.parse_jobs(jobs_value, &mut jobs, &mut defined, &mut errors);
     let mut located = Vec::new();
@@ -107,6 +112,7 @@ pub fn parse_files(
                     text,
                     defaults: &defaults,
                     sinks: &sinks.declared,
+                    in_fleet,
                 }
                 .parse_drop_in(path, &mut jobs, &mut defined);
                 if errors.is_empty() {
@@ -126,6 +132,7 @@ pub fn parse_files(
             defaults,
             jobs,
             alerts: sinks.configs,
+            fleet,
         })
     } else {
         Err(ConfigError::Invalid(located))
@@ -184,6 +191,8 @@ struct FileJobs<'a> {
     defaults: &'a Defaults,
     /// Every sink name the job file declares.
     sinks: &'a BTreeSet<String>,
+    /// Whether the job file has a `[fleet]` section (which `scope = "fleet"` needs).
+    in_fleet: bool,
 }
 
 impl FileJobs<'_> {
@@ -204,7 +213,7 @@ impl FileJobs<'_> {
         for (key, value) in root.get_ref() {
             match key.get_ref().as_ref() {
                 "jobs" => jobs_value = Some(value),
-                section @ ("defaults" | "alerts") => errors.push(FieldError::new(
+                section @ ("defaults" | "alerts" | "fleet") => errors.push(FieldError::new(
                     key.span(),
                     section,
                     format!(
@@ -262,7 +271,14 @@ impl FileJobs<'_> {
                     column,
                 },
             );
-            match parse_job(name, job, self.defaults, self.sinks, self.file) {
+            match parse_job(
+                name,
+                job,
+                self.defaults,
+                self.sinks,
+                self.in_fleet,
+                self.file,
+            ) {
                 Ok(j) => {
                     jobs.insert(j.name.clone(), Arc::new(j));
                 }

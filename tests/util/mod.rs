@@ -4,6 +4,7 @@
 
 pub mod apache;
 pub mod e2e;
+pub mod etcd;
 pub mod moto;
 pub mod openssl;
 pub mod stub_http;
