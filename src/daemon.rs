@@ -79,7 +79,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     spawn_file_checks(&cfg);
     let mut sched = Scheduler::start(cfg, opts.state_dir.clone(), alerts)
         .context("cannot start the scheduler's alarm thread")?;
-    sched.set_gate(fleet_gate(sched.config()));
+    sched.set_gate(fleet_gate(sched.config(), sched.alerts(), &opts));
     release_freed_memory();
     notifier.ready(&status_line(&sched));
 
@@ -251,7 +251,7 @@ fn reload(
             let fleet_changed = new.fleet != sched.config().fleet;
             let reloaded = sched.reload(new);
             if reloaded.is_ok() && fleet_changed {
-                sched.set_gate(fleet_gate(sched.config()));
+                sched.set_gate(fleet_gate(sched.config(), sched.alerts(), opts));
             }
             reloaded
             .inspect(|summary| {
@@ -288,11 +288,16 @@ fn reload(
     }
 }
 
-/// This host's part of the fleet of `cfg`'s `[fleet]`, if it has one; a client that cannot be
-/// set up (an unreadable TLS file) is logged at error, and fleet jobs then refuse their slots.
-fn fleet_gate(cfg: &Config) -> Option<Arc<dyn crate::scheduler::SlotGate>> {
+/// This host's part of the fleet of `cfg`'s `[fleet]`, if it has one, alerting lost runs
+/// through `alerts`; a client that cannot be set up (an unreadable TLS file) is logged at
+/// error, and fleet jobs then refuse their slots.
+fn fleet_gate(
+    cfg: &Config,
+    alerts: &Dispatcher,
+    opts: &Options,
+) -> Option<Arc<dyn crate::scheduler::SlotGate>> {
     let settings = cfg.fleet.as_ref()?;
-    crate::fleet::start(settings)
+    crate::fleet::start(settings, alerts.clone(), opts.state_dir.clone())
         .inspect_err(|e| {
             tracing::error!(config = %cfg.path.display(),
                 "fleet: {e}; fleet jobs will not run on this host")

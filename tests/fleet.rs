@@ -7,8 +7,11 @@
 use crate::util::etcd::Cluster;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One opsd of the fleet, killed on drop.
@@ -91,6 +94,14 @@ impl Host {
             })
             .collect()
     }
+
+    /// `kill -9` of this opsd (its log stays readable).
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Drop for Host {
@@ -109,30 +120,28 @@ impl Drop for Host {
     }
 }
 
-/// A job file for host `host` of the fleet on `endpoints` (under `prefix`) with a fleet job
-/// `tick` on `schedule` appending "TOKEN HOST" to `marker`, plus `extra` lines.
-fn fleet_config(
+/// A job file for host `host` of the fleet on `endpoints` (under `prefix`) with `jobs`.
+fn fleet_config(host: &str, endpoints: &[String], prefix: &str, jobs: &str) -> String {
+    let etcd: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
+    format!(
+        "[fleet]\netcd = [{}]\nhost = \"{host}\"\nprefix = \"{prefix}\"\n\n{jobs}",
+        etcd.join(", ")
+    )
+}
+
+/// A fleet job `name` on `schedule` that sleeps `sleep` seconds, then appends "TOKEN HOST" to
+/// `marker`, with `extra` keys.
+fn marker_job(
+    name: &str,
+    schedule: &str,
+    sleep: u32,
     host: &str,
-    endpoints: &[String],
-    prefix: &str,
     marker: &Path,
     extra: &str,
 ) -> String {
-    let etcd: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
     format!(
-        r#"[fleet]
-etcd = [{}]
-host = "{host}"
-prefix = "{prefix}"
-
-[jobs.tick]
-type = "command"
-schedule = "@every 1s"
-scope = "fleet"
-command = ["/bin/sh", "-c", "echo \"$OPSD_FENCING_TOKEN {host}\" >> {}"]
-{extra}
-"#,
-        etcd.join(", "),
+        "[jobs.{name}]\ntype = \"command\"\nschedule = \"{schedule}\"\nscope = \"fleet\"\n\
+         command = [\"/bin/sh\", \"-c\", \"sleep {sleep}; echo \\\"$OPSD_FENCING_TOKEN {host}\\\" >> {}\"]\n{extra}\n",
         marker.display()
     )
 }
@@ -143,7 +152,8 @@ fn three_hosts(cluster: &Cluster, prefix: &str, marker_dir: &Path) -> (Vec<Host>
     let hosts = (1..=3)
         .map(|i| {
             let name = format!("h{i}");
-            let config = fleet_config(&name, &cluster.endpoints(), prefix, &marker, "");
+            let job = marker_job("tick", "@every 1s", 0, &name, &marker, "");
+            let config = fleet_config(&name, &cluster.endpoints(), prefix, &job);
             Host::start(&name, &config, &[])
         })
         .collect();
@@ -255,4 +265,226 @@ fn kill_9_of_the_etcd_leader_starts_no_slot_twice_and_loses_none_silently() {
         "slots lost silently: {slots:?}"
     );
     tokens(&marker);
+}
+
+/// A TCP proxy the test controls, between one opsd and one etcd member: cut, it drops every
+/// connection and refuses new ones; healed, it forwards again.
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    /// A proxy on a free loopback port to `upstream` (`http://IP:PORT`).
+    fn to(upstream: &str) -> Proxy {
+        let target = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, stop) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (c, st) = (cut.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((down, _)) if !c.load(Ordering::SeqCst) => {
+                        if let Ok(up) = TcpStream::connect(&target) {
+                            pipe(down, up, c.clone());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Proxy { port, cut, stop }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.cut.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies both ways between `a` and `b` until either closes or `cut` is set.
+fn pipe(a: TcpStream, b: TcpStream, cut: Arc<AtomicBool>) {
+    for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
+        let cut = cut.clone();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            from.set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                if cut.load(Ordering::SeqCst) {
+                    break;
+                }
+                match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = from.shutdown(std::net::Shutdown::Both);
+            let _ = to.shutdown(std::net::Shutdown::Both);
+        });
+    }
+}
+
+/// `kill -9` of the opsd running a slot of a job with `on_lost = "retry"`: the slot is
+/// reported lost by one other host and run once more there; every other slot started once.
+#[test]
+fn kill_9_of_the_opsd_running_a_slot_reports_it_lost_and_retries_it_elsewhere() {
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let mut hosts: Vec<Host> = (1..=3)
+        .map(|i| {
+            let name = format!("h{i}");
+            let job = marker_job(
+                "slow",
+                "@every 4s",
+                3,
+                &name,
+                &marker,
+                "on_lost = \"retry\"",
+            );
+            Host::start(
+                &name,
+                &fleet_config(&name, &cluster.endpoints(), "/lost", &job),
+                &[],
+            )
+        })
+        .collect();
+    let mut victim = None;
+    crate::util::wait_for("a slot of slow running", Duration::from_secs(20), || {
+        victim = hosts
+            .iter()
+            .position(|h| !h.started_slots("slow").is_empty());
+        victim.is_some()
+    });
+    let victim = victim.unwrap();
+    let lost_slot = hosts[victim].started_slots("slow").pop().unwrap();
+    hosts[victim].kill9();
+    let others: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+    let lost_line = crate::util::poll_until(Duration::from_secs(20), || {
+        others
+            .iter()
+            .any(|i| hosts[*i].log().contains("was lost: "))
+    });
+    assert!(
+        lost_line,
+        "no host reported the lost run:\n{}\n{}",
+        hosts[others[0]].log(),
+        hosts[others[1]].log()
+    );
+    let reporters: Vec<usize> = others
+        .iter()
+        .copied()
+        .filter(|i| hosts[*i].log().contains("was lost: "))
+        .collect();
+    assert_eq!(
+        reporters.len(),
+        1,
+        "the lost run was reported by more than one host"
+    );
+    let retried = crate::util::poll_until(Duration::from_secs(10), || {
+        hosts[reporters[0]]
+            .started_slots("slow")
+            .contains(&lost_slot)
+    });
+    assert!(
+        retried,
+        "the lost slot {lost_slot} was not retried:\n{}",
+        hosts[reporters[0]].log()
+    );
+    // Every slot started once, except the lost one, started again by the host that retried it.
+    let survivors: Vec<Host> = hosts
+        .drain(..)
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, h)| h)
+        .collect();
+    let slots = slots_started_once(&survivors, "slow");
+    assert_eq!(
+        slots.get(&lost_slot).map(String::as_str),
+        Some(format!("h{}", reporters[0] + 1).as_str())
+    );
+    let log = &survivors
+        .iter()
+        .find(|h| h.log().contains("was lost: "))
+        .unwrap()
+        .log();
+    assert!(log.contains("retried once on"), "{log}");
+}
+
+/// One opsd cut off from etcd (a proxy between it and every member, cut, then healed): it
+/// fails closed (its slots refused at error), the other two carry on, it rejoins when healed.
+#[test]
+fn an_opsd_cut_off_from_etcd_fails_closed_and_rejoins_when_healed() {
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let proxies: Vec<Proxy> = cluster.endpoints().iter().map(|e| Proxy::to(e)).collect();
+    let hosts: Vec<Host> = (1..=3)
+        .map(|i| {
+            let name = format!("h{i}");
+            let endpoints = if i == 3 {
+                proxies.iter().map(Proxy::url).collect()
+            } else {
+                cluster.endpoints()
+            };
+            let job = marker_job("tick", "@every 1s", 0, &name, &marker, "");
+            Host::start(&name, &fleet_config(&name, &endpoints, "/cut", &job), &[])
+        })
+        .collect();
+    crate::util::wait_for("3 slots run", Duration::from_secs(20), || {
+        slots_started_once(&hosts, "tick").len() >= 3
+    });
+    proxies.iter().for_each(|p| p.set_cut(true));
+    hosts[2].wait_log("not run on this host", Duration::from_secs(10));
+    let before = slots_started_once(&hosts, "tick").len();
+    crate::util::wait_for("4 slots run without h3", Duration::from_secs(20), || {
+        slots_started_once(&hosts, "tick").len() >= before + 4
+    });
+    let h3_before = hosts[2].started_slots("tick").len();
+    proxies.iter().for_each(|p| p.set_cut(false));
+    hosts[2].wait_log("etcd answers again", Duration::from_secs(15));
+    crate::util::wait_for("h3 to run a slot again", Duration::from_secs(30), || {
+        hosts[2].started_slots("tick").len() > h3_before
+    });
+    let slots = slots_started_once(&hosts, "tick");
+    let reported: BTreeSet<i64> = hosts.iter().flat_map(Host::refused_slots).collect();
+    assert_eq!(
+        gaps(&slots, &reported),
+        Vec::<i64>::new(),
+        "slots lost silently: {slots:?}"
+    );
+    let log = hosts[2].log();
+    assert!(
+        log.contains("ERROR") && log.contains("etcd unreachable"),
+        "{log}"
+    );
 }

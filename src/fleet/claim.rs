@@ -47,6 +47,9 @@ pub struct RunningRecord {
     pub host: String,
     /// When the run started.
     pub started: DateTime<Utc>,
+    /// Whether this run is the one retry of a lost run (`on_lost = "retry"`).
+    #[serde(default)]
+    pub retried: bool,
 }
 
 /// What `results/JOB/SLOT` and `last/JOB` hold.
@@ -84,6 +87,12 @@ pub struct FleetGate {
     pub(super) host_lease: Arc<HostLease>,
     /// Claims leases by TTL in seconds: (id, when granted).
     claim_leases: Mutex<HashMap<u64, (i64, Instant)>>,
+    /// The fleet jobs this host has claimed slots of, as last seen, for the lost-run sweep.
+    pub(super) jobs: Mutex<HashMap<String, Arc<JobConfig>>>,
+    /// Where lost runs are alerted.
+    pub(super) alerts: crate::alert::Dispatcher,
+    /// The daemon's state directory, for the retry of a lost run.
+    pub(super) state_dir: std::path::PathBuf,
     /// Stops the background tasks (registration, lost-run sweep) when the gate goes.
     pub(super) stop: CancellationToken,
 }
@@ -95,28 +104,41 @@ impl Drop for FleetGate {
 }
 
 impl FleetGate {
-    /// A gate of `host` on `etcd`; its background tasks stop with `stop`.
+    /// The gate of the fleet of `settings` on `etcd`, its running markers on `host_lease`;
+    /// lost runs alerted through `alerts`, retried with their files in `state_dir`; its
+    /// background tasks stop with `stop`.
     pub(super) fn new(
         etcd: Arc<Etcd>,
-        keys: Keys,
-        host: String,
-        max_clock_offset: Duration,
+        settings: &crate::config::FleetSettings,
         host_lease: Arc<HostLease>,
         stop: CancellationToken,
+        alerts: crate::alert::Dispatcher,
+        state_dir: std::path::PathBuf,
     ) -> FleetGate {
         FleetGate {
             etcd,
-            keys,
-            host,
-            max_clock_offset,
+            keys: Keys::new(&settings.prefix),
+            host: settings.host.clone(),
+            max_clock_offset: settings.max_clock_offset,
             host_lease,
             claim_leases: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(HashMap::new()),
+            alerts,
+            state_dir,
             stop,
         }
     }
 
+    /// Keeps `job`'s definition for the lost-run sweep.
+    fn remember(&self, job: &JobConfig) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        if jobs.get(&job.name).is_none_or(|j| **j != *job) {
+            jobs.insert(job.name.clone(), Arc::new(job.clone()));
+        }
+    }
+
     /// How long `job`'s claims are kept: ten periods, within [`CLAIM_TTL`].
-    fn claim_ttl(job: &JobConfig, slot: DateTime<Utc>) -> Duration {
+    pub(super) fn claim_ttl(job: &JobConfig, slot: DateTime<Utc>) -> Duration {
         let period = job
             .schedule
             .as_ref()
@@ -171,7 +193,9 @@ impl FleetGate {
         let marker = json_bytes(&RunningRecord {
             host: self.host.clone(),
             started: Utc::now(),
+            retried: false,
         });
+        self.remember(job);
         let txn = serde_json::json!({
             "compare": [client::absent(&slot_key)],
             "success": [
@@ -199,15 +223,20 @@ impl FleetGate {
 
     /// The verdict of a won slot with its fencing token.
     fn won(&self, job: &JobConfig, slot: DateTime<Utc>, token: u64, lease: i64) -> Verdict {
-        Verdict::Start(Box::new(Claim {
+        Verdict::Start(Box::new(self.claimed(&job.name, slot, token, lease)))
+    }
+
+    /// The claim this host holds on `job`'s `slot`, with its token and claims lease.
+    pub(super) fn claimed(&self, job: &str, slot: DateTime<Utc>, token: u64, lease: i64) -> Claim {
+        Claim {
             etcd: self.etcd.clone(),
             keys: self.keys.clone(),
             host: self.host.clone(),
-            job: job.name.clone(),
+            job: job.to_string(),
             slot,
             token,
             lease,
-        }))
+        }
     }
 }
 
@@ -222,7 +251,7 @@ impl SlotGate for FleetGate {
 }
 
 /// A slot this host won.
-struct Claim {
+pub(super) struct Claim {
     etcd: Arc<Etcd>,
     keys: Keys,
     host: String,

@@ -305,6 +305,11 @@ pub fn get(key: &str) -> Value {
     json!({ "request_range": { "key": b64(key) } })
 }
 
+/// A request that reads every key under `prefix` (which ends with `/`).
+pub fn get_prefix(prefix: &str) -> Value {
+    json!({ "request_range": { "key": b64(prefix), "range_end": b64(&prefix_end(prefix)) } })
+}
+
 /// A comparison that holds when `key` does not exist.
 pub fn absent(key: &str) -> Value {
     json!({ "target": "CREATE", "key": b64(key), "create_revision": "0", "result": "EQUAL" })

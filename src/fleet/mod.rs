@@ -9,6 +9,7 @@
 //! - `claim`: the slot claim, the running marker and the result of a run.
 //! - `clock`: the bound on this host's clock against etcd's.
 //! - `registration`: this host's kept-alive lease and `hosts/HOST`.
+//! - `lost`: the sweep that reports (and for `on_lost = "retry"` reruns) lost runs.
 //!
 //! It fails closed: when etcd cannot be reached, or this host's clock is off, fleet jobs do not
 //! run here and say why (see docs/fleet.md for every failure).
@@ -17,6 +18,7 @@ mod claim;
 pub mod client;
 mod clock;
 pub mod keys;
+mod lost;
 pub mod registration;
 
 pub use claim::{FleetGate, ResultRecord};
@@ -44,10 +46,15 @@ pub fn client(settings: &FleetSettings) -> Result<client::Etcd, String> {
     client::Etcd::new(settings.endpoints.clone(), tls, settings.timeout).map_err(|e| e.to_string())
 }
 
-/// Starts this host's part of the fleet of `settings` (registration, lease keepalive) and
+/// Starts this host's part of the fleet of `settings` (registration, lease keepalive, the
+/// lost-run sweep alerting through `alerts`, retries keeping their files in `state_dir`) and
 /// returns its slot gate, whose background tasks end when it is dropped; must be called
 /// inside the daemon's runtime.
-pub fn start(settings: &FleetSettings) -> Result<Arc<dyn SlotGate>, String> {
+pub fn start(
+    settings: &FleetSettings,
+    alerts: crate::alert::Dispatcher,
+    state_dir: std::path::PathBuf,
+) -> Result<Arc<dyn SlotGate>, String> {
     let etcd = Arc::new(client(settings)?);
     let keys = keys::Keys::new(&settings.prefix);
     let lease = Arc::new(registration::HostLease::default());
@@ -61,12 +68,9 @@ pub fn start(settings: &FleetSettings) -> Result<Arc<dyn SlotGate>, String> {
     ));
     tracing::info!(host = %settings.host, endpoints = settings.endpoints.len(),
         "fleet: joining as {} through {} etcd endpoint(s)", settings.host, settings.endpoints.len());
-    Ok(Arc::new(FleetGate::new(
-        etcd,
-        keys,
-        settings.host.clone(),
-        settings.max_clock_offset,
-        lease,
-        stop,
-    )))
+    let gate = Arc::new(FleetGate::new(
+        etcd, settings, lease, stop, alerts, state_dir,
+    ));
+    tokio::spawn(lost::sweep_forever(Arc::downgrade(&gate)));
+    Ok(gate)
 }

@@ -87,6 +87,11 @@ impl Scheduler {
         self.runner.set_gate(gate);
     }
 
+    /// The alert dispatcher in force (its sinks follow reloads).
+    pub fn alerts(&self) -> &Dispatcher {
+        self.runner.alerts()
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
