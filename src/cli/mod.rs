@@ -7,6 +7,7 @@
 //! - `status.rs` (and `table.rs`, its job table): `opsd status`
 //! - `control.rs`: `opsd trigger` and `opsd reload`, the other socket commands
 //! - `apache.rs`: `opsd apache doctor|test-rules`; `geoip.rs`: `opsd geoip ...`
+//! - `fleet.rs`: `opsd fleet status`, the fleet's hosts and fleet jobs read from etcd
 //! - `dist_assets.rs`: `opsd completions` and the man pages and scripts the package installs
 //! - `job_file.rs` and `show.rs`: loading the job file and printing outside text, for all of them
 
@@ -14,6 +15,7 @@ mod apache;
 mod check;
 mod control;
 mod dist_assets;
+mod fleet;
 mod geoip;
 mod job_file;
 mod run;
@@ -149,6 +151,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ApacheCommand,
     },
+    /// The fleet this host belongs to ([fleet] in the job file).
+    Fleet {
+        /// What to do.
+        #[command(subcommand)]
+        command: fleet::FleetCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.
@@ -246,6 +254,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => geoip::run(log_format, command),
         Command::Apache { command } => apache::run(command),
+        Command::Fleet { command } => fleet::run(command),
         Command::Completions { shell } => dist_assets::completions(shell),
         Command::DistAssets { dir } => dist_assets::dist_assets(&dir),
     }

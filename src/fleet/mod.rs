@@ -9,6 +9,7 @@
 //! - `claim`: the slot claim, the running marker and the result of a run.
 //! - `clock`: the bound on this host's clock against etcd's.
 //! - `registration`: this host's kept-alive lease and `hosts/HOST`.
+//! - `status`: what `opsd fleet status` reads.
 //! - `lost`: the sweep that reports (and for `on_lost = "retry"` reruns) lost runs.
 //!
 //! It fails closed: when etcd cannot be reached, or this host's clock is off, fleet jobs do not
@@ -20,6 +21,7 @@ mod clock;
 pub mod keys;
 mod lost;
 pub mod registration;
+pub mod status;
 
 pub use claim::{FleetGate, ResultRecord};
 

@@ -150,6 +150,20 @@ impl Cluster {
         })
     }
 
+    /// The store's revision now (one per write).
+    pub fn revision(&self) -> u64 {
+        let out = self
+            .etcdctl(&["endpoint", "status", "-w", "json"])
+            .unwrap_or_default();
+        let list: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["Status"]["header"]["revision"].as_u64())
+            .max()
+            .unwrap_or_else(|| panic!("no revision in {out}"))
+    }
+
     /// `kill -9` of member `i`.
     pub fn kill9(&mut self, i: usize) {
         if let Some(mut child) = self.members[i].child.take() {
