@@ -598,3 +598,95 @@ fn an_opsd_with_a_skewed_clock_refuses_claims_and_says_why() {
         "slots h1 and h2 did not run: {slots:?}"
     );
 }
+
+/// Rewrites every host's job file to `jobs` and reloads it (`opsd reload`).
+fn reload_all(hosts: &[Host], cluster: &Cluster, jobs: impl Fn(&str) -> String) {
+    for h in hosts {
+        let config = fleet_config(&h.name, &cluster.endpoints(), "/reload", &jobs(&h.name));
+        fs::write(h.path("jobs.toml"), config).unwrap();
+        let out = Command::new(crate::util::OPSD)
+            .args(["reload", "--socket"])
+            .arg(h.path("opsd.sock"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The slots (Unix seconds) each host started of `job`, later than `after`.
+fn starts_after(hosts: &[Host], job: &str, after: i64) -> BTreeMap<i64, usize> {
+    let mut count = BTreeMap::new();
+    for h in hosts {
+        for slot in h.started_slots(job) {
+            let t = chrono::DateTime::parse_from_rfc3339(&slot)
+                .unwrap()
+                .timestamp();
+            if t > after {
+                *count.entry(t).or_insert(0) += 1;
+            }
+        }
+    }
+    count
+}
+
+/// A reload that turns a job from host to fleet scope and back: as a host job every host runs
+/// each slot; as a fleet job one host does; back again, every host.
+#[test]
+fn a_reload_turns_a_job_from_host_to_fleet_scope_and_back() {
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let host_job = |name: &str| {
+        marker_job("tick", "@every 1s", 0, name, &marker, "").replace("scope = \"fleet\"\n", "")
+    };
+    let fleet_job = |name: &str| marker_job("tick", "@every 1s", 0, name, &marker, "");
+    let hosts: Vec<Host> = (1..=3)
+        .map(|i| {
+            let name = format!("h{i}");
+            Host::start(
+                &name,
+                &fleet_config(&name, &cluster.endpoints(), "/reload", &host_job(&name)),
+                &[],
+            )
+        })
+        .collect();
+    let now = || chrono::Utc::now().timestamp();
+    let t0 = now();
+    crate::util::wait_for("2 slots run by every host", Duration::from_secs(20), || {
+        starts_after(&hosts, "tick", t0)
+            .values()
+            .filter(|n| **n == 3)
+            .count()
+            >= 2
+    });
+    reload_all(&hosts, &cluster, fleet_job);
+    let t1 = now() + 1;
+    crate::util::wait_for("4 fleet slots", Duration::from_secs(20), || {
+        starts_after(&hosts, "tick", t1).len() >= 4
+    });
+    reload_all(&hosts, &cluster, host_job);
+    let t2 = now() + 1;
+    let fleet_window: Vec<(i64, usize)> = starts_after(&hosts, "tick", t1)
+        .into_iter()
+        .filter(|(t, _)| *t < t2 - 1)
+        .collect();
+    assert!(
+        fleet_window.iter().all(|(_, n)| *n == 1),
+        "fleet slots started more than once: {fleet_window:?}"
+    );
+    crate::util::wait_for(
+        "2 slots run by every host again",
+        Duration::from_secs(20),
+        || {
+            starts_after(&hosts, "tick", t2)
+                .values()
+                .filter(|n| **n == 3)
+                .count()
+                >= 2
+        },
+    );
+}
