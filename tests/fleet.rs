@@ -690,3 +690,37 @@ fn a_reload_turns_a_job_from_host_to_fleet_scope_and_back() {
         },
     );
 }
+
+/// `overlap = "skip"` holds fleet-wide: a fleet job whose runs take 2 s on an `@every 1s`
+/// schedule never has two runs going at once, on any hosts.
+#[test]
+fn overlap_skip_holds_fleet_wide() {
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let hosts: Vec<Host> = (1..=3)
+        .map(|i| {
+            let name = format!("h{i}");
+            let job = marker_job("long", "@every 1s", 2, &name, &marker, "");
+            Host::start(
+                &name,
+                &fleet_config(&name, &cluster.endpoints(), "/overlap", &job),
+                &[],
+            )
+        })
+        .collect();
+    crate::util::wait_for("4 runs", Duration::from_secs(30), || {
+        slots_started_once(&hosts, "long").len() >= 4
+    });
+    let starts: Vec<i64> = slots_started_once(&hosts, "long")
+        .keys()
+        .map(|s| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp())
+        .collect();
+    assert!(
+        starts.windows(2).all(|w| w[1] - w[0] >= 2),
+        "runs overlapped: {starts:?}"
+    );
+    assert!(hosts.iter().any(|h| h
+        .log()
+        .contains("skipping this slot (overlap = \"skip\", fleet-wide)")));
+}

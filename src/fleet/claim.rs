@@ -3,7 +3,9 @@
 //! slot open and running". etcd serialises transactions, so exactly one host's succeeds; the
 //! others read who won. The winner's revision is the run's fencing token. When the run ends,
 //! one more transaction writes its result and ends the open and running markers: two etcd
-//! writes per slot, whatever the number of hosts (a failed comparison writes nothing).
+//! writes per slot, whatever the number of hosts (a failed comparison writes nothing). With
+//! `overlap = "skip"` the claim also requires that no run of the job is going on any host, so
+//! the policy holds fleet-wide.
 //!
 //! Claims live on a claims lease of ten times the job's period (an hour to seven days), so old
 //! slots do not pile up; a slot older than half that is not claimed any more (its claim may
@@ -13,7 +15,7 @@ use super::client::{self, Etcd, EtcdError};
 use super::clock;
 use super::keys::Keys;
 use super::registration::HostLease;
-use crate::config::JobConfig;
+use crate::config::{JobConfig, Overlap};
 use crate::jobs::kind::BoxFuture;
 use crate::scheduler::{Claimed, Finished, SlotGate, Verdict};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -196,21 +198,33 @@ impl FleetGate {
             retried: false,
         });
         self.remember(job);
+        // overlap = "skip" holds fleet-wide: no run of the job may be going anywhere.
+        let running_of = self.keys.running_of(name);
+        let mut compare = vec![client::absent(&slot_key)];
+        if job.overlap == Overlap::Skip {
+            compare.push(client::none_under(&running_of));
+        }
         let txn = serde_json::json!({
-            "compare": [client::absent(&slot_key)],
+            "compare": compare,
             "success": [
                 client::put(&slot_key, &claim, lease),
                 client::put(&self.keys.open(name, slot), &marker, lease),
                 client::put(&self.keys.running(name, slot), &marker, host_lease),
             ],
-            "failure": [client::get(&slot_key)],
+            "failure": [client::get(&slot_key), client::get_prefix(&running_of)],
         });
         let done = self.etcd.txn(txn).await.map_err(|e| e.to_string())?;
         if done.succeeded {
             return Ok(self.won(job, slot, done.revision, lease));
         }
-        let Some(kv) = done.ranges.first() else {
-            return Err("etcd answered the claim with neither success nor its holder".into());
+        let Some(kv) = done.ranges.iter().find(|kv| kv.key == slot_key) else {
+            // Not claimed: a run of the job is still going somewhere.
+            let on = done
+                .ranges
+                .first()
+                .and_then(|kv| serde_json::from_slice::<RunningRecord>(&kv.value).ok())
+                .map_or_else(|| "another host".to_string(), |r| r.host);
+            return Ok(Verdict::Busy(on));
         };
         let holder: ClaimRecord = serde_json::from_slice(&kv.value)
             .map_err(|e| format!("the claim of the slot cannot be read: {e}"))?;

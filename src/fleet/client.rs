@@ -315,6 +315,12 @@ pub fn absent(key: &str) -> Value {
     json!({ "target": "CREATE", "key": b64(key), "create_revision": "0", "result": "EQUAL" })
 }
 
+/// A comparison that holds when no key starts with `prefix` (which ends with `/`).
+pub fn none_under(prefix: &str) -> Value {
+    json!({ "target": "CREATE", "key": b64(prefix), "range_end": b64(&prefix_end(prefix)),
+            "create_revision": "0", "result": "EQUAL" })
+}
+
 /// A comparison that holds when `key` was last changed at `revision`.
 pub fn unchanged(key: &str, revision: u64) -> Value {
     json!({ "target": "MOD", "key": b64(key), "mod_revision": revision.to_string(), "result": "EQUAL" })

@@ -46,6 +46,11 @@ impl Keys {
         format!("{}/running/{job}/{}", self.prefix, slot.timestamp())
     }
 
+    /// The running markers of `job`.
+    pub fn running_of(&self, job: &str) -> String {
+        format!("{}/running/{job}/", self.prefix)
+    }
+
     /// Every running marker.
     pub fn running_all(&self) -> String {
         format!("{}/running/", self.prefix)

@@ -23,6 +23,9 @@ pub enum Verdict {
     Start(Box<dyn Claimed>),
     /// Another host won it (named here); nothing to do, nothing failed.
     Taken(String),
+    /// The job's previous run is still going on the host named here, and its overlap policy
+    /// (`skip`) holds fleet-wide: the slot does not run anywhere.
+    Busy(String),
     /// The gate cannot decide (why): the slot does not run on this host, which is an error.
     Refused(String),
 }
@@ -32,6 +35,7 @@ impl std::fmt::Debug for Verdict {
         match self {
             Verdict::Start(c) => write!(f, "Start(token {})", c.fencing_token()),
             Verdict::Taken(host) => write!(f, "Taken({host})"),
+            Verdict::Busy(host) => write!(f, "Busy({host})"),
             Verdict::Refused(why) => write!(f, "Refused({why})"),
         }
     }

@@ -361,6 +361,18 @@ impl Runner {
                         }
                         return;
                     }
+                    Verdict::Busy(on) => {
+                        tracing::warn!(job = %job.name, outcome = "skipped", slot = %slot,
+                            "{}: previous run still going on {on}; skipping this slot (overlap = \"skip\", fleet-wide)",
+                            job.name);
+                        state.not_started();
+                        if let Some(r) = reply.take() {
+                            let _ = r.send(TriggerReply::NotStarted(format!(
+                                "skipped: the previous run is still going on {on}"
+                            )));
+                        }
+                        return;
+                    }
                     Verdict::Refused(why) => {
                         let finished = runner.refused(&job, slot, &why);
                         state.finish(&finished);
