@@ -279,6 +279,18 @@ fn steady_state_every_slot_runs_exactly_once() {
     assert_eq!(status["jobs"][0]["name"], "tick", "{status}");
     assert_eq!(status["jobs"][0]["last"]["outcome"], "success", "{status}");
     assert!(status["jobs"][0]["next"].is_string(), "{status}");
+    let check = Command::new(crate::util::OPSD)
+        .args(["check", "--config"])
+        .arg(hosts[0].path("jobs.toml"))
+        .output()
+        .unwrap();
+    let check = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.contains(
+            "fleet: this host is \"h1\", 3 etcd endpoint(s), keys under /steady, 1 fleet job(s)"
+        ),
+        "{check}"
+    );
     let slots = slots_started_once(&hosts, "tick");
     assert_eq!(
         gaps(&slots, &BTreeSet::new()),
@@ -723,4 +735,133 @@ fn overlap_skip_holds_fleet_wide() {
     assert!(hosts.iter().any(|h| h
         .log()
         .contains("skipping this slot (overlap = \"skip\", fleet-wide)")));
+}
+
+/// A CA, an etcd server certificate for 127.0.0.1 and an opsd client certificate, in `dir`.
+fn etcd_pki(dir: &Path) {
+    use crate::util::openssl::openssl;
+    fs::write(
+        dir.join("ext.cnf"),
+        "[server]\nbasicConstraints = critical,CA:FALSE\nextendedKeyUsage = serverAuth,clientAuth\n\
+         subjectAltName = IP:127.0.0.1\n[client]\nbasicConstraints = critical,CA:FALSE\n\
+         extendedKeyUsage = clientAuth\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "30",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=etcd test CA",
+    ];
+    ca.extend(ec);
+    openssl(dir, &ca);
+    for (name, ext) in [("server", "server"), ("client", "client")] {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let subj = format!("/CN=opsd {name}");
+        let mut req = vec!["req", "-new", "-keyout", &key, "-out", &csr, "-subj", &subj];
+        req.extend(ec);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-days",
+                "30",
+                "-set_serial",
+                "7",
+                "-extfile",
+                "ext.cnf",
+                "-extensions",
+                ext,
+                "-out",
+                &pem,
+            ],
+        );
+    }
+}
+
+/// etcd over TLS with client-certificate authentication, as production runs it: opsd with
+/// `ca_file`, `cert_file` and `key_file` registers and runs its fleet slots.
+#[test]
+fn fleet_over_tls_with_a_client_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    etcd_pki(d);
+    let (client, peer) = (crate::util::free_port(), crate::util::free_port());
+    let url = format!("https://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let p = |n: &str| d.join(n).display().to_string();
+    let _etcd = KillOnDrop(
+        Command::new("etcd")
+            .args(["--name", "tls", "--data-dir", &p("data")])
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &format!("tls={peer_url}")])
+            .args([
+                "--cert-file",
+                &p("server.pem"),
+                "--key-file",
+                &p("server.key"),
+            ])
+            .args(["--client-cert-auth", "--trusted-ca-file", &p("ca.pem")])
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(d.join("etcd.log")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start etcd ({e}): {}", crate::util::etcd::INSTALL)),
+    );
+    let marker = d.join("marker");
+    let job = marker_job("tick", "@every 1s", 0, "h1", &marker, "");
+    let config = format!(
+        "[fleet]\netcd = [\"{url}\"]\nhost = \"h1\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\n{job}",
+        p("ca.pem"), p("client.pem"), p("client.key")
+    );
+    let host = Host::start("h1", &config, &[]);
+    host.wait_log("tick: run started", Duration::from_secs(15));
+    crate::util::wait_for("a run's fencing token", Duration::from_secs(5), || {
+        !tokens(&marker).is_empty()
+    });
+}
+
+/// A child process killed when the test ends, even on failure.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

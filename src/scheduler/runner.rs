@@ -316,7 +316,16 @@ impl Runner {
     pub fn fire(&self, fire: Fire) {
         let (job, state) = (&fire.handle.config, &fire.handle.state);
         let trigger = fire.trigger;
-        match state.admit(job.overlap) {
+        // A fleet slot's overlap policy is applied by the gate, fleet-wide (this host's runs
+        // included): a claim still in flight must not count here as a run going, or a slow
+        // claim would make every host skip the next slot at once.
+        let admission = if job.scope == Scope::Fleet && fire.slot.is_some() {
+            state.start_unconditionally();
+            Admission::Start
+        } else {
+            state.admit(job.overlap)
+        };
+        match admission {
             Admission::Start => {}
             Admission::Queued => {
                 tracing::warn!(job = %job.name, trigger = trigger.as_str(),
