@@ -45,7 +45,7 @@ impl Host {
             dir,
             child: Some(child),
         };
-        host.wait_log("fleet: registered in etcd", Duration::from_secs(15));
+        host.wait_log("fleet: registered in etcd", Duration::from_secs(30));
         host
     }
 
@@ -238,11 +238,11 @@ fn steady_state_every_slot_runs_exactly_once() {
     let cluster = Cluster::start();
     let tmp = tempfile::tempdir().unwrap();
     let (hosts, marker) = three_hosts(&cluster, "/steady", tmp.path());
-    crate::util::wait_for("2 slots run", Duration::from_secs(20), || {
+    crate::util::wait_for("2 slots run", Duration::from_secs(60), || {
         slots_started_once(&hosts, "tick").len() >= 2
     });
     let (slots0, rev0) = (slots_started_once(&hosts, "tick").len(), cluster.revision());
-    crate::util::wait_for("8 slots run", Duration::from_secs(20), || {
+    crate::util::wait_for("8 slots run", Duration::from_secs(60), || {
         slots_started_once(&hosts, "tick").len() >= 8
     });
     let (slots1, rev1) = (slots_started_once(&hosts, "tick").len(), cluster.revision());
@@ -292,8 +292,11 @@ fn steady_state_every_slot_runs_exactly_once() {
         "{check}"
     );
     let slots = slots_started_once(&hosts, "tick");
+    // On a machine too loaded for etcd to answer within [fleet].timeout a slot is refused
+    // (failing closed, at error): reported, not lost.
+    let reported: BTreeSet<i64> = hosts.iter().flat_map(Host::refused_slots).collect();
     assert_eq!(
-        gaps(&slots, &BTreeSet::new()),
+        gaps(&slots, &reported),
         Vec::<i64>::new(),
         "slots nobody ran: {slots:?}"
     );
@@ -301,7 +304,7 @@ fn steady_state_every_slot_runs_exactly_once() {
     let tokens = tokens(&marker);
     assert!(tokens.len() >= 8, "{tokens:?}");
     let results = cluster.get_prefix("/steady/results/tick/");
-    assert!(results.len() >= 7, "{results:?}");
+    assert!(results.len() + 1 >= slots.len(), "{results:?}");
     eprintln!("slots {} ran on {ran_on:?}", slots.len());
 }
 
@@ -313,7 +316,7 @@ fn kill_9_of_the_etcd_leader_starts_no_slot_twice_and_loses_none_silently() {
     let mut cluster = Cluster::start();
     let tmp = tempfile::tempdir().unwrap();
     let (hosts, marker) = three_hosts(&cluster, "/leader", tmp.path());
-    crate::util::wait_for("3 slots run", Duration::from_secs(20), || {
+    crate::util::wait_for("3 slots run", Duration::from_secs(60), || {
         slots_started_once(&hosts, "tick").len() >= 3
     });
     let leader = cluster.leader().expect("a leader");
@@ -321,7 +324,7 @@ fn kill_9_of_the_etcd_leader_starts_no_slot_twice_and_loses_none_silently() {
     let before = slots_started_once(&hosts, "tick").len();
     crate::util::wait_for(
         "5 slots run after the kill",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || slots_started_once(&hosts, "tick").len() >= before + 5,
     );
     let slots = slots_started_once(&hosts, "tick");
@@ -446,7 +449,7 @@ fn kill_9_of_the_opsd_running_a_slot_reports_it_lost_and_retries_it_elsewhere() 
         })
         .collect();
     let mut victim = None;
-    crate::util::wait_for("a slot of slow running", Duration::from_secs(20), || {
+    crate::util::wait_for("a slot of slow running", Duration::from_secs(60), || {
         victim = hosts
             .iter()
             .position(|h| !h.started_slots("slow").is_empty());
@@ -456,7 +459,7 @@ fn kill_9_of_the_opsd_running_a_slot_reports_it_lost_and_retries_it_elsewhere() 
     let lost_slot = hosts[victim].started_slots("slow").pop().unwrap();
     hosts[victim].kill9();
     let others: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
-    let lost_line = crate::util::poll_until(Duration::from_secs(20), || {
+    let lost_line = crate::util::poll_until(Duration::from_secs(40), || {
         others
             .iter()
             .any(|i| hosts[*i].log().contains("was lost: "))
@@ -527,19 +530,19 @@ fn an_opsd_cut_off_from_etcd_fails_closed_and_rejoins_when_healed() {
             Host::start(&name, &fleet_config(&name, &endpoints, "/cut", &job), &[])
         })
         .collect();
-    crate::util::wait_for("3 slots run", Duration::from_secs(20), || {
+    crate::util::wait_for("3 slots run", Duration::from_secs(60), || {
         slots_started_once(&hosts, "tick").len() >= 3
     });
     proxies.iter().for_each(|p| p.set_cut(true));
     hosts[2].wait_log("not run on this host", Duration::from_secs(10));
     let before = slots_started_once(&hosts, "tick").len();
-    crate::util::wait_for("4 slots run without h3", Duration::from_secs(20), || {
+    crate::util::wait_for("4 slots run without h3", Duration::from_secs(60), || {
         slots_started_once(&hosts, "tick").len() >= before + 4
     });
     let h3_before = hosts[2].started_slots("tick").len();
     proxies.iter().for_each(|p| p.set_cut(false));
     hosts[2].wait_log("etcd answers again", Duration::from_secs(15));
-    crate::util::wait_for("h3 to run a slot again", Duration::from_secs(30), || {
+    crate::util::wait_for("h3 to run a slot again", Duration::from_secs(60), || {
         hosts[2].started_slots("tick").len() > h3_before
     });
     let slots = slots_started_once(&hosts, "tick");
@@ -594,8 +597,8 @@ fn an_opsd_with_a_skewed_clock_refuses_claims_and_says_why() {
     hosts[2].wait_log("s ahead of etcd's", Duration::from_secs(15));
     fs::write(tmp.path().join("faketime.new"), "-300\n").unwrap();
     fs::rename(tmp.path().join("faketime.new"), &offset).unwrap();
-    hosts[2].wait_log("s behind etcd's", Duration::from_secs(20));
-    crate::util::wait_for("6 slots run", Duration::from_secs(20), || {
+    hosts[2].wait_log("s behind etcd's", Duration::from_secs(40));
+    crate::util::wait_for("6 slots run", Duration::from_secs(60), || {
         slots_started_once(&hosts, "tick").len() >= 6
     });
     let slots = slots_started_once(&hosts, "tick");
@@ -604,8 +607,10 @@ fn an_opsd_with_a_skewed_clock_refuses_claims_and_says_why() {
         "{}",
         hosts[2].log()
     );
+    // h3 refuses every slot; h1 and h2 run each, or refuse it too (reported) when etcd is slow.
+    let reported: BTreeSet<i64> = hosts[..2].iter().flat_map(Host::refused_slots).collect();
     assert_eq!(
-        gaps(&slots, &BTreeSet::new()),
+        gaps(&slots, &reported),
         Vec::<i64>::new(),
         "slots h1 and h2 did not run: {slots:?}"
     );
@@ -668,7 +673,7 @@ fn a_reload_turns_a_job_from_host_to_fleet_scope_and_back() {
         .collect();
     let now = || chrono::Utc::now().timestamp();
     let t0 = now();
-    crate::util::wait_for("2 slots run by every host", Duration::from_secs(20), || {
+    crate::util::wait_for("2 slots run by every host", Duration::from_secs(60), || {
         starts_after(&hosts, "tick", t0)
             .values()
             .filter(|n| **n == 3)
@@ -677,7 +682,7 @@ fn a_reload_turns_a_job_from_host_to_fleet_scope_and_back() {
     });
     reload_all(&hosts, &cluster, fleet_job);
     let t1 = now() + 1;
-    crate::util::wait_for("4 fleet slots", Duration::from_secs(20), || {
+    crate::util::wait_for("4 fleet slots", Duration::from_secs(60), || {
         starts_after(&hosts, "tick", t1).len() >= 4
     });
     reload_all(&hosts, &cluster, host_job);
@@ -692,7 +697,7 @@ fn a_reload_turns_a_job_from_host_to_fleet_scope_and_back() {
     );
     crate::util::wait_for(
         "2 slots run by every host again",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || {
             starts_after(&hosts, "tick", t2)
                 .values()
@@ -721,7 +726,7 @@ fn overlap_skip_holds_fleet_wide() {
             )
         })
         .collect();
-    crate::util::wait_for("4 runs", Duration::from_secs(30), || {
+    crate::util::wait_for("4 runs", Duration::from_secs(60), || {
         slots_started_once(&hosts, "long").len() >= 4
     });
     let starts: Vec<i64> = slots_started_once(&hosts, "long")
