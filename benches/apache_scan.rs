@@ -197,6 +197,7 @@ fn latency(dir: &Path) {
         }),
         alert_to: vec!["hook".to_string()].into(),
         live: Default::default(),
+        fencing_token: None,
     };
     let job = rt.spawn(async move { opsd::jobs::apache::run(&spec, &ctx).await });
     std::thread::sleep(Duration::from_millis(500));

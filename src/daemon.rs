@@ -84,6 +84,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     metrics::publish(&cfg.metrics, Arc::clone(&metrics), source).await;
     let mut sched = Scheduler::start(cfg, opts.state_dir.clone(), alerts, metrics.clone())
         .context("cannot start the scheduler's alarm thread")?;
+    sched.set_gate(fleet_gate(sched.config(), sched.alerts(), &opts));
     release_freed_memory();
     notifier.ready(&status_line(&sched));
 
@@ -258,8 +259,13 @@ fn reload(
     opts: &Options,
 ) -> Result<crate::scheduler::ReloadSummary, String> {
     match loaded {
-        Ok(new) => sched
-            .reload(new)
+        Ok(new) => {
+            let fleet_changed = new.fleet != sched.config().fleet;
+            let reloaded = sched.reload(new);
+            if reloaded.is_ok() && fleet_changed {
+                sched.set_gate(fleet_gate(sched.config(), sched.alerts(), opts));
+            }
+            reloaded
             .inspect(|summary| {
                 tracing::info!(
                     added = ?summary.added, changed = ?summary.changed, removed = ?summary.removed,
@@ -279,7 +285,8 @@ fn reload(
             .inspect_err(|e| {
                 tracing::error!(config = %opts.config.display(),
                     "reload rejected ({e}); the previous configuration keeps running");
-            }),
+            })
+        }
         Err(e) => {
             for line in e.to_string().lines() {
                 tracing::error!(config = %opts.config.display(), "{line}");
@@ -291,6 +298,23 @@ fn reload(
             ))
         }
     }
+}
+
+/// This host's part of the fleet of `cfg`'s `[fleet]`, if it has one, alerting lost runs
+/// through `alerts`; a client that cannot be set up (an unreadable TLS file) is logged at
+/// error, and fleet jobs then refuse their slots.
+fn fleet_gate(
+    cfg: &Config,
+    alerts: &Dispatcher,
+    opts: &Options,
+) -> Option<Arc<dyn crate::scheduler::SlotGate>> {
+    let settings = cfg.fleet.as_ref()?;
+    crate::fleet::start(settings, alerts.clone(), opts.state_dir.clone())
+        .inspect_err(|e| {
+            tracing::error!(config = %cfg.path.display(),
+                "fleet: {e}; fleet jobs will not run on this host")
+        })
+        .ok()
 }
 
 /// Hands freed memory back to the system, which glibc's allocator would otherwise keep: what

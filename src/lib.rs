@@ -49,6 +49,7 @@ pub mod control;
 pub mod daemon;
 pub mod escape;
 pub mod field;
+pub mod fleet;
 pub mod geoip;
 pub mod import;
 pub mod jobs;

@@ -46,6 +46,7 @@ fn ctx(dry_run: bool) -> RunContext {
         alerts: opsd::alert::Dispatcher::new(&Default::default(), Default::default()).unwrap(),
         alert_to: Vec::new().into(),
         live: Default::default(),
+        fencing_token: None,
     }
 }
 

@@ -167,6 +167,7 @@ impl Harness {
             alerts: opsd::alert::Dispatcher::new(&Default::default(), Default::default()).unwrap(),
             alert_to: Vec::new().into(),
             live: Default::default(),
+            fencing_token: None,
         }
     }
 

@@ -17,6 +17,7 @@ mod daemon;
 mod deb_package;
 mod ec2_mock;
 mod ec2_moto;
+mod fleet;
 mod geoip_build;
 mod geoip_download;
 mod import;

@@ -257,6 +257,20 @@ fn print_check(cfg: &Config, next: usize, ok: bool) {
             shown_path(&config::drop_in_dir(&cfg.path))
         );
     }
+    if let Some(fleet) = &cfg.fleet {
+        let jobs = cfg
+            .jobs
+            .values()
+            .filter(|j| j.scope == config::Scope::Fleet)
+            .count();
+        println!(
+            "  fleet: this host is {:?}, {} etcd endpoint(s), keys under {}, {jobs} fleet job(s) \
+             (`opsd fleet status` shows the fleet)",
+            fleet.host,
+            fleet.endpoints.len(),
+            fleet.prefix
+        );
+    }
     let now = chrono::Utc::now();
     for job in cfg.jobs.values() {
         let state = if job.enabled { "" } else { " (disabled)" };

@@ -9,6 +9,7 @@
 //! - `apache.rs`: `opsd apache doctor|test-rules`; `geoip.rs`: `opsd geoip ...`
 //! - `tls.rs`: `opsd tls doctor`
 //! - `import.rs`: `opsd import crontab|cron-d|anacron`, cron's files turned into a drop-in
+//! - `fleet.rs`: `opsd fleet status`, the fleet's hosts and fleet jobs read from etcd
 //! - `dist_assets.rs`: `opsd completions` and the man pages and scripts the package installs
 //! - `job_file.rs` and `show.rs`: loading the job file and printing outside text, for all of them
 
@@ -16,6 +17,7 @@ mod apache;
 mod check;
 mod control;
 mod dist_assets;
+mod fleet;
 mod geoip;
 mod import;
 mod job_file;
@@ -167,6 +169,12 @@ pub enum Command {
         #[command(subcommand)]
         command: import::ImportCommand,
     },
+    /// The fleet this host belongs to ([fleet] in the job file).
+    Fleet {
+        /// What to do.
+        #[command(subcommand)]
+        command: fleet::FleetCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.
@@ -266,6 +274,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apache { command } => apache::run(command),
         Command::Tls { command } => Ok(tls::run(command)),
         Command::Import { command } => import::run(command),
+        Command::Fleet { command } => fleet::run(command),
         Command::Completions { shell } => dist_assets::completions(shell),
         Command::DistAssets { dir } => dist_assets::dist_assets(&dir),
     }

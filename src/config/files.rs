@@ -59,17 +59,19 @@ pub fn parse_files(
     let mut jobs_value = None;
     let mut alerts_value = None;
     let mut metrics_value = None;
+    let mut fleet_value = None;
     for (key, value) in root.get_ref() {
         match key.get_ref().as_ref() {
             "defaults" => defaults_value = Some(value),
             "jobs" => jobs_value = Some(value),
             "alerts" => alerts_value = Some(value),
             "metrics" => metrics_value = Some(value),
+            "fleet" => fleet_value = Some(value),
             other => errors.push(unknown_key(
                 key.span(),
                 other,
                 "",
-                &["defaults", "jobs", "alerts", "metrics"],
+                &["defaults", "jobs", "alerts", "metrics", "fleet"],
                 "",
             )),
         }
@@ -80,6 +82,8 @@ pub fn parse_files(
 
     let sinks = sink::parse(alerts_value, &mut errors);
     let metrics = super::metrics::parse_metrics(metrics_value, &mut errors);
+    let fleet = fleet_value.and_then(|v| super::fleet::parse_fleet(v, &mut errors));
+    let in_fleet = fleet_value.is_some();
     let mut jobs = BTreeMap::new();
     let mut defined = BTreeMap::new();
     let file = FileJobs {
@@ -87,6 +91,7 @@ pub fn parse_files(
         text,
         defaults: &defaults,
         sinks: &sinks.declared,
+        in_fleet,
     };
     file.parse_jobs(jobs_value, &mut jobs, &mut defined, &mut errors);
     let mut located = Vec::new();
@@ -110,6 +115,7 @@ pub fn parse_files(
                     text,
                     defaults: &defaults,
                     sinks: &sinks.declared,
+                    in_fleet,
                 }
                 .parse_drop_in(path, &mut jobs, &mut defined);
                 if errors.is_empty() {
@@ -130,6 +136,7 @@ pub fn parse_files(
             jobs,
             alerts: sinks.configs,
             metrics,
+            fleet,
         })
     } else {
         Err(ConfigError::Invalid(located))
@@ -188,6 +195,8 @@ struct FileJobs<'a> {
     defaults: &'a Defaults,
     /// Every sink name the job file declares.
     sinks: &'a BTreeSet<String>,
+    /// Whether the job file has a `[fleet]` section (which `scope = "fleet"` needs).
+    in_fleet: bool,
 }
 
 impl FileJobs<'_> {
@@ -208,15 +217,17 @@ impl FileJobs<'_> {
         for (key, value) in root.get_ref() {
             match key.get_ref().as_ref() {
                 "jobs" => jobs_value = Some(value),
-                section @ ("defaults" | "alerts" | "metrics") => errors.push(FieldError::new(
-                    key.span(),
-                    section,
-                    format!(
-                        "[{section}] belongs in {} only; a file in {DROP_IN_DIR}/ holds \
+                section @ ("defaults" | "alerts" | "metrics" | "fleet") => {
+                    errors.push(FieldError::new(
+                        key.span(),
+                        section,
+                        format!(
+                            "[{section}] belongs in {} only; a file in {DROP_IN_DIR}/ holds \
                          [jobs.NAME] sections",
-                        main.display()
-                    ),
-                )),
+                            main.display()
+                        ),
+                    ))
+                }
                 other => errors.push(unknown_key(key.span(), other, "", &["jobs"], "")),
             }
         }
@@ -266,7 +277,14 @@ impl FileJobs<'_> {
                     column,
                 },
             );
-            match parse_job(name, job, self.defaults, self.sinks, self.file) {
+            match parse_job(
+                name,
+                job,
+                self.defaults,
+                self.sinks,
+                self.in_fleet,
+                self.file,
+            ) {
                 Ok(j) => {
                     jobs.insert(j.name.clone(), Arc::new(j));
                 }

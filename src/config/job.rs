@@ -3,7 +3,7 @@
 //! type.
 
 use super::defaults::parse_tz;
-use super::{CatchUp, Defaults, JobConfig, Overlap};
+use super::{CatchUp, Defaults, JobConfig, OnLost, Overlap, Scope};
 use crate::alert::sink;
 use crate::field::{
     de_table, shown, struct_fields, valid_name, FieldError, Head, HumanDuration, NotTagged, Tagged,
@@ -46,6 +46,8 @@ struct CommonSpec {
     exclude_dates: Vec<Spanned<String>>,
     #[serde(default)]
     alert: Vec<Spanned<String>>,
+    scope: Option<Spanned<Scope>>,
+    on_lost: Option<Spanned<OnLost>>,
 }
 
 impl Head for CommonSpec {
@@ -68,12 +70,13 @@ fn yes() -> bool {
 }
 
 /// Parses and validates the job `name` defined by `value` in `file`, with the job file's
-/// `defaults` and declared `sinks`; every problem is returned.
+/// `defaults` and declared `sinks` (`in_fleet`: it has a `[fleet]`); every problem is returned.
 pub(super) fn parse_job(
     name: &Spanned<std::borrow::Cow<'_, str>>,
     value: &Spanned<DeValue<'_>>,
     defaults: &Defaults,
     sinks: &BTreeSet<String>,
+    in_fleet: bool,
     file: &Arc<Path>,
 ) -> Result<JobConfig, Vec<FieldError>> {
     let name_str = name.get_ref().to_string();
@@ -96,6 +99,7 @@ pub(super) fn parse_job(
     errors.extend(tz_error);
     let exclude = exclude_dates(&common.exclude_dates, &prefix, &mut errors);
     errors.extend(sink::check_refs(&common.alert, sinks, &prefix));
+    let (scope, on_lost) = job_scope(&common, kind, in_fleet, &prefix, &mut errors);
     let schedule = job_schedule(
         common.schedule.as_ref(),
         kind,
@@ -121,10 +125,54 @@ pub(super) fn parse_job(
             jitter: common.jitter.map(|d| d.0).unwrap_or_default(),
             catch_up: common.catch_up,
             alert: common.alert.into_iter().map(Spanned::into_inner).collect(),
+            scope,
+            on_lost,
             spec: job,
         }),
         _ => Err(errors),
     }
+}
+
+/// The job's `scope` and `on_lost`: a fleet scope needs the job file's `[fleet]` section and a
+/// scheduled type (a continuous job has no slots to claim); `on_lost` is for fleet jobs only.
+fn job_scope(
+    common: &CommonSpec,
+    kind: &JobKind,
+    in_fleet: bool,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> (Scope, OnLost) {
+    let scope = common.scope.as_ref().map_or(Scope::Host, |s| *s.get_ref());
+    if let Some(s) = common
+        .scope
+        .as_ref()
+        .filter(|s| *s.get_ref() == Scope::Fleet)
+    {
+        let why = if !in_fleet {
+            Some("scope = \"fleet\" needs a [fleet] section naming the etcd cluster (see docs/fleet.md)".to_string())
+        } else if kind.continuous {
+            Some(format!("{} jobs run continuously on every host; only scheduled jobs can have scope = \"fleet\"", kind.name))
+        } else if common.overlap == Overlap::Queue {
+            Some("a fleet job's slot is claimed when it is due, so it cannot wait in a queue: use overlap = \"skip\" or \"allow\"".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            errors.push(FieldError::new(s.span(), format!("{prefix}.scope"), why));
+        }
+    }
+    let on_lost = common
+        .on_lost
+        .as_ref()
+        .map_or(OnLost::Alert, |o| *o.get_ref());
+    if let Some(o) = common.on_lost.as_ref().filter(|_| scope != Scope::Fleet) {
+        errors.push(FieldError::new(
+            o.span(),
+            format!("{prefix}.on_lost"),
+            "on_lost is for fleet jobs (a run lost with its host); add scope = \"fleet\" or remove it",
+        ));
+    }
+    (scope, on_lost)
 }
 
 /// Reports a job name that `valid_name` refuses.

@@ -5,13 +5,14 @@
 //! `schema` is what a valid configuration is; `files` reads the job file and its drop-ins,
 //! `defaults` the `[defaults]` section, `metrics` the `[metrics]` one and `job` one `[jobs.NAME]` table, whose type-specific
 //! keys the type reads itself through [`crate::jobs::REGISTRY`]; the `[alerts]` sinks are read by
-//! [`crate::alert::sink`]. Nothing here names a job or sink type.
+//! [`crate::alert::sink`], and `fleet` reads `[fleet]`. Nothing here names a job or sink type.
 
 mod defaults;
 mod drop_in;
 mod duplicate;
 mod error;
 mod files;
+mod fleet;
 mod job;
 mod metrics;
 pub mod needs;
@@ -24,7 +25,7 @@ pub use error::{ConfigError, Located};
 pub use defaults::system_timezone;
 pub use files::{load, parse, parse_bytes, parse_files};
 pub use metrics::MetricsConfig;
-pub use schema::{CatchUp, Config, Defaults, JobConfig, Overlap};
+pub use schema::{CatchUp, Config, Defaults, FleetSettings, JobConfig, OnLost, Overlap, Scope};
 
 /// The default location of the job file.
 pub const DEFAULT_PATH: &str = "/etc/opsd/jobs.toml";

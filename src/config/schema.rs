@@ -28,6 +28,51 @@ pub struct Config {
     pub alerts: BTreeMap<String, SinkConfig>,
     /// Where the metrics are published (`[metrics]`).
     pub metrics: super::MetricsConfig,
+    /// Where the fleet's etcd is (`[fleet]`), when this host is part of one.
+    pub fleet: Option<FleetSettings>,
+}
+
+/// The `[fleet]` section: the etcd cluster that fleet jobs claim their slots in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetSettings {
+    /// The etcd client URLs, tried in turn.
+    pub endpoints: Vec<url::Url>,
+    /// The CA that signs the etcd servers' certificates (system roots when unset).
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate presented to etcd, with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's key.
+    pub key_file: Option<PathBuf>,
+    /// This host's name in the fleet (default: the host name).
+    pub host: String,
+    /// The key prefix every fleet key is under, without a trailing `/`.
+    pub prefix: String,
+    /// The bound on one etcd call, every endpoint tried included.
+    pub timeout: Duration,
+    /// The largest offset between this host's clock and etcd's at which it still claims slots.
+    pub max_clock_offset: Duration,
+}
+
+/// Which hosts run a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Every host runs it (as without a fleet).
+    #[default]
+    Host,
+    /// One host of the fleet runs each slot: the one whose claim in etcd wins.
+    Fleet,
+}
+
+/// What happens to a fleet job's slot whose host vanished while running it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnLost {
+    /// Report it as lost (log at error, alert); do not run it again.
+    #[default]
+    Alert,
+    /// Report it, and run it once more on another host (for idempotent jobs).
+    Retry,
 }
 
 /// Daemon-wide settings from `[defaults]`.
@@ -91,6 +136,10 @@ pub struct JobConfig {
     pub catch_up: CatchUp,
     /// The alert sinks failed runs (and the job's own alerts) go to.
     pub alert: Vec<String>,
+    /// Whether every host runs it or one host of the fleet per slot.
+    pub scope: Scope,
+    /// What a fleet job does about a lost run.
+    pub on_lost: OnLost,
     /// The type-specific part.
     pub spec: JobType,
 }
@@ -109,6 +158,8 @@ impl PartialEq for JobConfig {
             jitter,
             catch_up,
             alert,
+            scope,
+            on_lost,
             spec,
         } = self;
         *name == other.name
@@ -120,6 +171,8 @@ impl PartialEq for JobConfig {
             && *jitter == other.jitter
             && *catch_up == other.catch_up
             && *alert == other.alert
+            && *scope == other.scope
+            && *on_lost == other.on_lost
             && *spec == other.spec
     }
 }

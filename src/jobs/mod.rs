@@ -48,6 +48,8 @@ pub struct RunContext {
     pub alert_to: Arc<[String]>,
     /// Where a long run (a continuous job) publishes its live figures for `opsd status`.
     pub live: LiveSlot,
+    /// The fleet claim's fencing token of a fleet job's run (`OPSD_FENCING_TOKEN`).
+    pub fencing_token: Option<u64>,
 }
 
 /// How a run ended.
@@ -224,6 +226,7 @@ impl RunContext {
                 .expect("no sinks"),
             alert_to: Vec::new().into(),
             live: LiveSlot::default(),
+            fencing_token: None,
         }
     }
 }

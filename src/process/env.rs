@@ -18,7 +18,7 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub const DEFAULT_LANG: &str = "C.UTF-8";
 /// Variables opsd sets itself; a job's `env` or `pass_env` may not name them, since
 /// `OPSD_RUN_ID` is how a run's (or an alert program's) escaped processes are told apart.
-pub const RESERVED: &[&str] = &["OPSD_JOB", "OPSD_RUN_ID"];
+pub const RESERVED: &[&str] = &["OPSD_JOB", "OPSD_RUN_ID", "OPSD_FENCING_TOKEN"];
 
 /// Who a run runs as, for `HOME`, `USER`, `LOGNAME` and `SHELL`.
 #[derive(Debug, Clone, PartialEq, Eq)]

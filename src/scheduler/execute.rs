@@ -90,6 +90,8 @@ pub struct Run {
     control: RunControl,
     /// From the alarm that woke the run; goes back once the run has started.
     ticket: Option<Ticket>,
+    /// The fleet claim's fencing token, for a fleet job's slot.
+    fencing_token: Option<u64>,
 }
 
 impl Run {
@@ -100,6 +102,7 @@ impl Run {
             mode: RunMode::default(),
             control: RunControl::default(),
             ticket: None,
+            fencing_token: None,
         }
     }
 
@@ -120,6 +123,12 @@ impl Run {
         self.ticket = ticket;
         self
     }
+
+    /// Hands the run its fleet claim's fencing token (`OPSD_FENCING_TOKEN`).
+    pub fn with_fencing_token(mut self, token: Option<u64>) -> Self {
+        self.fencing_token = token;
+        self
+    }
 }
 
 /// What a finished run looked like, for status and state.
@@ -136,7 +145,7 @@ pub struct Finished {
 }
 
 /// A fresh, short, random run id.
-fn new_run_id() -> Arc<str> {
+pub(super) fn new_run_id() -> Arc<str> {
     format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff).into()
 }
 
@@ -153,6 +162,7 @@ pub async fn execute(
         mode,
         control,
         ticket,
+        fencing_token,
     } = run;
     let stop = &control.stop;
     let run_id = new_run_id();
@@ -168,6 +178,7 @@ pub async fn execute(
         alerts: alerts.clone(),
         alert_to: job.alert.clone().into(),
         live: control.live.clone(),
+        fencing_token,
     };
     let started = Utc::now();
     log_start(&job.name, &run_id, trigger, started);

@@ -86,6 +86,17 @@ impl Scheduler {
         Ok(sched)
     }
 
+    /// Puts `gate` in force for fleet jobs' slots from now on (`None`: no fleet); the daemon
+    /// gives it at start and again when a reload changes `[fleet]`.
+    pub fn set_gate(&self, gate: Option<Arc<dyn super::SlotGate>>) {
+        self.runner.set_gate(gate);
+    }
+
+    /// The alert dispatcher in force (its sinks follow reloads).
+    pub fn alerts(&self) -> &Dispatcher {
+        self.runner.alerts()
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
@@ -156,7 +167,8 @@ impl Scheduler {
                 if let Some(slot) = missed {
                     tracing::info!(job = %name, missed_slot = %slot, "{name}: catching up a slot missed while opsd was down");
                     self.runner.remember_slot(name, slot);
-                    self.runner.fire(Fire::new(handle, Trigger::CatchUp));
+                    self.runner
+                        .fire(Fire::new(handle, Trigger::CatchUp).with_slot(slot));
                 }
             }
             Ok(None) => self.runner.remember_slot(name, now),

@@ -179,6 +179,13 @@ impl JobState {
         Admission::Start
     }
 
+    /// Uncounts an admitted run that did not start after all (another host of the fleet won
+    /// its slot); the last run stays as it was.
+    pub fn not_started(&self) {
+        let mut s = self.lock();
+        s.running = s.running.saturating_sub(1);
+    }
+
     /// Counts a run that starts regardless of policy (continuous jobs).
     pub fn start_unconditionally(&self) {
         self.lock().running += 1;

@@ -12,6 +12,8 @@
 //!   jitter, and restarts continuous jobs with `backoff.rs`'s waits.
 //! - [`execute()`] (`execute.rs`) carries out one run: timeout, stop reason, the start and end
 //!   log events, and `failure_alert.rs`'s alert when it ends badly.
+//! - `gate.rs` is what a fleet job's slot asks before it starts: whether this host may run it
+//!   (the daemon plugs in `crate::fleet`'s etcd claims; the scheduler knows only the trait).
 //! - `status.rs` is what `opsd status` shows of each job; `recorder.rs` is how whoever keeps
 //!   figures about runs (the metrics) hears that one ended.
 
@@ -19,6 +21,7 @@ pub mod alarm;
 mod backoff;
 pub mod execute;
 mod failure_alert;
+pub mod gate;
 mod job_set;
 pub mod job_state;
 mod recorder;
@@ -31,6 +34,7 @@ mod timer;
 
 pub use execute::{execute, Finished, Run, RunControl, RunMode, StopReason, Trigger};
 pub use failure_alert::failed_run_alert;
+pub use gate::{Claimed, SlotGate, Verdict};
 pub use job_set::Scheduler;
 pub use job_state::{JobState, LastRun, RunCounts};
 pub use recorder::{NoRecorder, RunRecorder};

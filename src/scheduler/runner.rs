@@ -6,14 +6,16 @@
 use super::alarm::{Alarm, Ticket};
 use super::backoff::RestartBackoff;
 use super::execute::{execute, Finished, Run, RunControl, StopReason, Trigger};
+use super::gate::{Claimed, SlotGate, Verdict};
 use super::job_state::{Admission, JobState, LastRun};
 use super::recorder::RunRecorder;
 use crate::alert::Dispatcher;
-use crate::config::JobConfig;
+use crate::config::{JobConfig, Scope};
+use crate::jobs::RunReport;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -50,17 +52,30 @@ pub(super) struct Fire {
     reply: Option<oneshot::Sender<TriggerReply>>,
     /// From the alarm that woke the timer; goes back once the run has started.
     ticket: Option<Ticket>,
+    /// The slot this run is for (scheduled and catch-up runs), which a fleet job claims.
+    slot: Option<DateTime<Utc>>,
 }
 
 impl Fire {
     /// A run of `job` for `trigger` that nobody waits for.
     pub fn new(job: &JobHandle, trigger: Trigger) -> Self {
+        let slot = match trigger {
+            Trigger::Schedule(slot) => Some(slot),
+            _ => None,
+        };
         Fire {
             handle: job.clone(),
             trigger,
             reply: None,
             ticket: None,
+            slot,
         }
+    }
+
+    /// The run is for `slot` (a caught-up slot), which a fleet job claims before it starts.
+    pub fn with_slot(mut self, slot: DateTime<Utc>) -> Self {
+        self.slot = Some(slot);
+        self
     }
 
     /// `reply` hears how the run ended, or why it did not start.
@@ -105,6 +120,8 @@ struct RunnerInner {
     alarm: Alarm,
     /// Hears about every run that ends (the metrics).
     recorder: Arc<dyn RunRecorder>,
+    /// Who decides which host runs a fleet job's slot; `None` without a `[fleet]`.
+    gate: RwLock<Option<Arc<dyn SlotGate>>>,
 }
 
 /// Catch-up state kept for jobs with `catch_up = "once"`.
@@ -131,6 +148,7 @@ impl Runner {
                 tracker: TaskTracker::new(),
                 alarm: Alarm::start()?,
                 recorder,
+                gate: RwLock::new(None),
             }),
         })
     }
@@ -138,6 +156,50 @@ impl Runner {
     /// The precise alarm timers finish their wait on.
     pub fn alarm(&self) -> &Alarm {
         &self.inner.alarm
+    }
+
+    /// Puts `gate` in force for the slots of fleet jobs from now on (`None`: no fleet).
+    pub fn set_gate(&self, gate: Option<Arc<dyn SlotGate>>) {
+        *self.inner.gate.write().unwrap_or_else(|p| p.into_inner()) = gate;
+    }
+
+    /// Asks the gate in force whether this host may start `job`'s `slot`; without one, the
+    /// slot is refused (fail closed).
+    async fn claim(&self, job: &JobConfig, slot: DateTime<Utc>) -> Verdict {
+        let gate = self
+            .inner
+            .gate
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match gate {
+            Some(gate) => gate.claim(job, slot).await,
+            None => Verdict::Refused("no fleet client is running (see the log at start)".into()),
+        }
+    }
+
+    /// Records a fleet slot the gate refused: logged at error, alerted through the job's
+    /// sinks, and kept as the job's last run so `opsd status` shows why it did not run here.
+    fn refused(&self, job: &JobConfig, slot: DateTime<Utc>, why: &str) -> Finished {
+        let finished = Finished {
+            run_id: super::execute::new_run_id(),
+            started: Utc::now(),
+            duration: Duration::ZERO,
+            report: RunReport::failed(format!(
+                "fleet slot {} not run on this host: {why}",
+                slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )),
+        };
+        let detail = finished.report.detail.as_deref().unwrap_or_default();
+        tracing::error!(job = %job.name, run_id = %finished.run_id, outcome = "failed",
+            duration_ms = 0u64, "{}: run failed: {detail}", job.name);
+        if !job.alert.is_empty() {
+            self.alerts().deliver(
+                super::failed_run_alert(&job.name, &finished.run_id, &finished.report),
+                &job.alert,
+            );
+        }
+        finished
     }
 
     /// The alert dispatcher in force.
@@ -237,23 +299,41 @@ impl Runner {
         }
     }
 
-    /// Runs `job` once to its end, for `trigger`, stopped through `control`.
+    /// Runs `job` once to its end, for `trigger`, stopped through `control`; a fleet run gets
+    /// its claim's fencing token and reports its end to the claim.
     async fn run_once(
         &self,
         job: &JobConfig,
         trigger: Trigger,
         control: RunControl,
         ticket: Option<Ticket>,
+        claim: Option<Box<dyn Claimed>>,
     ) -> Finished {
-        let run = Run::new(trigger).with_control(control).with_ticket(ticket);
-        execute(job, self.inner.state_dir.clone(), self.alerts(), run).await
+        let run = Run::new(trigger)
+            .with_control(control)
+            .with_ticket(ticket)
+            .with_fencing_token(claim.as_ref().map(|c| c.fencing_token()));
+        let finished = execute(job, self.inner.state_dir.clone(), self.alerts(), run).await;
+        if let Some(claim) = claim {
+            claim.finish(&finished).await;
+        }
+        finished
     }
 
     /// Starts a run now if the job's overlap policy allows; a queued run follows it.
     pub fn fire(&self, fire: Fire) {
         let (job, state) = (&fire.handle.config, &fire.handle.state);
         let trigger = fire.trigger;
-        match state.admit(job.overlap) {
+        // A fleet slot's overlap policy is applied by the gate, fleet-wide (this host's runs
+        // included): a claim still in flight must not count here as a run going, or a slow
+        // claim would make every host skip the next slot at once.
+        let admission = if job.scope == Scope::Fleet && fire.slot.is_some() {
+            state.start_unconditionally();
+            Admission::Start
+        } else {
+            state.admit(job.overlap)
+        };
+        match admission {
             Admission::Start => {}
             Admission::Queued => {
                 tracing::warn!(job = %job.name, trigger = trigger.as_str(),
@@ -279,8 +359,48 @@ impl Runner {
             mut trigger,
             mut reply,
             mut ticket,
+            slot,
         } = fire;
         self.inner.tracker.spawn(async move {
+            let mut claim = None;
+            if let (Scope::Fleet, Some(slot)) = (job.scope, slot) {
+                // The claim is a network call: the rest of the wave does not wait for it.
+                drop(ticket.take());
+                match runner.claim(&job, slot).await {
+                    Verdict::Start(c) => claim = Some(c),
+                    Verdict::Taken(by) => {
+                        tracing::debug!(job = %job.name, slot = %slot, host = %by,
+                            "{}: slot claimed by {by}", job.name);
+                        state.not_started();
+                        if let Some(r) = reply.take() {
+                            let _ =
+                                r.send(TriggerReply::NotStarted(format!("slot claimed by {by}")));
+                        }
+                        return;
+                    }
+                    Verdict::Busy(on) => {
+                        tracing::warn!(job = %job.name, outcome = "skipped", slot = %slot,
+                            "{}: previous run still going on {on}; skipping this slot (overlap = \"skip\", fleet-wide)",
+                            job.name);
+                        state.not_started();
+                        if let Some(r) = reply.take() {
+                            let _ = r.send(TriggerReply::NotStarted(format!(
+                                "skipped: the previous run is still going on {on}"
+                            )));
+                        }
+                        return;
+                    }
+                    Verdict::Refused(why) => {
+                        let finished = runner.refused(&job, slot, &why);
+                        state.finish(&finished);
+                        if let Some(r) = reply.take() {
+                            let _ = r.send(TriggerReply::Ran(LastRun::from(&finished)));
+                        }
+                        runner.save_last(&job, &state).await;
+                        return;
+                    }
+                }
+            }
             loop {
                 if !job.jitter.is_zero() && matches!(trigger, Trigger::Schedule(_)) {
                     // A jittered run starts apart from its wave; it holds no other run back.
@@ -294,7 +414,7 @@ impl Runner {
                     }
                 }
                 let finished = runner
-                    .run_once(&job, trigger, control.clone(), ticket.take())
+                    .run_once(&job, trigger, control.clone(), ticket.take(), claim.take())
                     .await;
                 let again = state.finish(&finished);
                 runner.inner.recorder.run_ended(&job, trigger, &finished);
@@ -325,7 +445,7 @@ impl Runner {
             loop {
                 state.start_unconditionally();
                 let finished = runner
-                    .run_once(&job, Trigger::Continuous, control.clone(), None)
+                    .run_once(&job, Trigger::Continuous, control.clone(), None, None)
                     .await;
                 state.finish(&finished);
                 runner

@@ -5,6 +5,7 @@
 
 pub mod apache;
 pub mod e2e;
+pub mod etcd;
 pub mod moto;
 pub mod nginx;
 pub mod openssl;

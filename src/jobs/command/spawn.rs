@@ -103,6 +103,10 @@ pub(super) async fn build(
         },
         |name| std::env::var_os(name),
     );
+    let mut vars = vars;
+    if let Some(token) = ctx.fencing_token {
+        vars.insert("OPSD_FENCING_TOKEN".into(), token.to_string().into());
+    }
     cmd.env_clear().envs(vars);
     Ok(cmd)
 }

@@ -1,0 +1,323 @@
+//! Slot claims, without a leader: the host that finds a fleet job's slot due runs one etcd
+//! transaction "if `slots/JOB/SLOT` does not exist, create it (with this host's name), mark the
+//! slot open and running". etcd serialises transactions, so exactly one host's succeeds; the
+//! others read who won. The winner's revision is the run's fencing token. When the run ends,
+//! one more transaction writes its result and ends the open and running markers: two etcd
+//! writes per slot, whatever the number of hosts (a failed comparison writes nothing). With
+//! `overlap = "skip"` the claim also requires that no run of the job is going on any host, so
+//! the policy holds fleet-wide.
+//!
+//! Claims live on a claims lease of ten times the job's period (an hour to seven days), so old
+//! slots do not pile up; a slot older than half that is not claimed any more (its claim may
+//! have expired), which keeps a host that was late by that much from running it twice.
+
+use super::client::{self, Etcd, EtcdError};
+use super::clock;
+use super::keys::Keys;
+use super::registration::HostLease;
+use crate::config::{JobConfig, Overlap};
+use crate::jobs::kind::BoxFuture;
+use crate::scheduler::{Claimed, Finished, SlotGate, Verdict};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The shortest and longest a claim is kept.
+const CLAIM_TTL: (Duration, Duration) =
+    (Duration::from_secs(3600), Duration::from_secs(7 * 86_400));
+/// How many lines of a run's output its result keeps.
+const RESULT_TAIL: usize = 5;
+/// How many times the end of a run is written before it is given up (logged at error).
+const FINISH_TRIES: u32 = 3;
+
+/// What `slots/JOB/SLOT` holds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClaimRecord {
+    /// The host that won the slot.
+    pub host: String,
+    /// A random id of this claim, to recognise our own after a retried call.
+    pub nonce: String,
+}
+
+/// What `running/JOB/SLOT` and `open/JOB/SLOT` hold.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunningRecord {
+    /// The host running the slot.
+    pub host: String,
+    /// When the run started.
+    pub started: DateTime<Utc>,
+    /// Whether this run is the one retry of a lost run (`on_lost = "retry"`).
+    #[serde(default)]
+    pub retried: bool,
+}
+
+/// What `results/JOB/SLOT` and `last/JOB` hold.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResultRecord {
+    /// The job.
+    pub job: String,
+    /// The slot.
+    pub slot: DateTime<Utc>,
+    /// The host that ran it.
+    pub host: String,
+    /// How it ended (`success`, `failed`, ..., or `lost`).
+    pub outcome: String,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// Its one-line explanation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The last lines it printed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
+    /// The claim's fencing token.
+    pub token: u64,
+}
+
+/// The etcd side of fleet claims; the scheduler's [`SlotGate`].
+#[derive(Debug)]
+pub struct FleetGate {
+    pub(super) etcd: Arc<Etcd>,
+    pub(super) keys: Keys,
+    pub(super) host: String,
+    pub(super) max_clock_offset: Duration,
+    pub(super) host_lease: Arc<HostLease>,
+    /// Claims leases by TTL in seconds: (id, when granted).
+    claim_leases: Mutex<HashMap<u64, (i64, Instant)>>,
+    /// The fleet jobs this host has claimed slots of, as last seen, for the lost-run sweep.
+    pub(super) jobs: Mutex<HashMap<String, Arc<JobConfig>>>,
+    /// Where lost runs are alerted.
+    pub(super) alerts: crate::alert::Dispatcher,
+    /// The daemon's state directory, for the retry of a lost run.
+    pub(super) state_dir: std::path::PathBuf,
+    /// Stops the background tasks (registration, lost-run sweep) when the gate goes.
+    pub(super) stop: CancellationToken,
+}
+
+impl Drop for FleetGate {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl FleetGate {
+    /// The gate of the fleet of `settings` on `etcd`, its running markers on `host_lease`;
+    /// lost runs alerted through `alerts`, retried with their files in `state_dir`; its
+    /// background tasks stop with `stop`.
+    pub(super) fn new(
+        etcd: Arc<Etcd>,
+        settings: &crate::config::FleetSettings,
+        host_lease: Arc<HostLease>,
+        stop: CancellationToken,
+        alerts: crate::alert::Dispatcher,
+        state_dir: std::path::PathBuf,
+    ) -> FleetGate {
+        FleetGate {
+            etcd,
+            keys: Keys::new(&settings.prefix),
+            host: settings.host.clone(),
+            max_clock_offset: settings.max_clock_offset,
+            host_lease,
+            claim_leases: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(HashMap::new()),
+            alerts,
+            state_dir,
+            stop,
+        }
+    }
+
+    /// Keeps `job`'s definition for the lost-run sweep.
+    fn remember(&self, job: &JobConfig) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        if jobs.get(&job.name).is_none_or(|j| **j != *job) {
+            jobs.insert(job.name.clone(), Arc::new(job.clone()));
+        }
+    }
+
+    /// How long `job`'s claims are kept: ten periods, within [`CLAIM_TTL`].
+    pub(super) fn claim_ttl(job: &JobConfig, slot: DateTime<Utc>) -> Duration {
+        let period = job
+            .schedule
+            .as_ref()
+            .and_then(|s| s.next_after(slot))
+            .and_then(|n| (n - slot).to_std().ok())
+            .unwrap_or(CLAIM_TTL.1);
+        (period * 10).clamp(CLAIM_TTL.0, CLAIM_TTL.1)
+    }
+
+    /// A claims lease under which keys live at least `ttl` (granted for twice that, replaced
+    /// once half of it is gone).
+    pub(super) async fn claim_lease(&self, ttl: Duration) -> Result<i64, EtcdError> {
+        let secs = ttl.as_secs();
+        if let Some((id, granted)) = self.leases().get(&secs).copied() {
+            if granted.elapsed() < ttl {
+                return Ok(id);
+            }
+        }
+        let id = self.etcd.grant(ttl * 2).await?;
+        self.leases().insert(secs, (id, Instant::now()));
+        Ok(id)
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (i64, Instant)>> {
+        self.claim_leases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The claim transaction for `job`'s `slot`, or why this host may not take part.
+    async fn try_claim(&self, job: &JobConfig, slot: DateTime<Utc>) -> Result<Verdict, String> {
+        clock::check(self.etcd.clock(), self.max_clock_offset, Instant::now())?;
+        let host_lease = self
+            .host_lease
+            .id()
+            .ok_or("this host is not registered in etcd (etcd out of reach)")?;
+        let ttl = Self::claim_ttl(job, slot);
+        let age = Utc::now() - slot;
+        if age > TimeDelta::from_std(ttl / 2).unwrap_or(TimeDelta::MAX) {
+            return Err(format!(
+                "the slot is {} s old, past the {} s its claim is surely kept",
+                age.num_seconds(),
+                (ttl / 2).as_secs()
+            ));
+        }
+        let lease = self.claim_lease(ttl).await.map_err(|e| e.to_string())?;
+        let name = job.name.as_str();
+        let nonce = format!("{:016x}", fastrand::u64(..));
+        let claim = json_bytes(&ClaimRecord {
+            host: self.host.clone(),
+            nonce: nonce.clone(),
+        });
+        let slot_key = self.keys.slot(name, slot);
+        let marker = json_bytes(&RunningRecord {
+            host: self.host.clone(),
+            started: Utc::now(),
+            retried: false,
+        });
+        self.remember(job);
+        // overlap = "skip" holds fleet-wide: no run of the job may be going anywhere.
+        let running_of = self.keys.running_of(name);
+        let mut compare = vec![client::absent(&slot_key)];
+        if job.overlap == Overlap::Skip {
+            compare.push(client::none_under(&running_of));
+        }
+        let txn = serde_json::json!({
+            "compare": compare,
+            "success": [
+                client::put(&slot_key, &claim, lease),
+                client::put(&self.keys.open(name, slot), &marker, lease),
+                client::put(&self.keys.running(name, slot), &marker, host_lease),
+            ],
+            "failure": [client::get(&slot_key), client::get_prefix(&running_of)],
+        });
+        let done = self.etcd.txn(txn).await.map_err(|e| e.to_string())?;
+        if done.succeeded {
+            return Ok(self.won(job, slot, done.revision, lease));
+        }
+        let Some(kv) = done.ranges.iter().find(|kv| kv.key == slot_key) else {
+            // Not claimed: a run of the job is still going somewhere.
+            let on = done
+                .ranges
+                .first()
+                .and_then(|kv| serde_json::from_slice::<RunningRecord>(&kv.value).ok())
+                .map_or_else(|| "another host".to_string(), |r| r.host);
+            return Ok(Verdict::Busy(on));
+        };
+        let holder: ClaimRecord = serde_json::from_slice(&kv.value)
+            .map_err(|e| format!("the claim of the slot cannot be read: {e}"))?;
+        if holder.host == self.host && holder.nonce == nonce {
+            // Our own claim, written by a try whose answer was lost: we won.
+            return Ok(self.won(job, slot, kv.create_revision, lease));
+        }
+        Ok(Verdict::Taken(holder.host))
+    }
+
+    /// The verdict of a won slot with its fencing token.
+    fn won(&self, job: &JobConfig, slot: DateTime<Utc>, token: u64, lease: i64) -> Verdict {
+        Verdict::Start(Box::new(self.claimed(&job.name, slot, token, lease)))
+    }
+
+    /// The claim this host holds on `job`'s `slot`, with its token and claims lease.
+    pub(super) fn claimed(&self, job: &str, slot: DateTime<Utc>, token: u64, lease: i64) -> Claim {
+        Claim {
+            etcd: self.etcd.clone(),
+            keys: self.keys.clone(),
+            host: self.host.clone(),
+            job: job.to_string(),
+            slot,
+            token,
+            lease,
+        }
+    }
+}
+
+impl SlotGate for FleetGate {
+    fn claim<'a>(&'a self, job: &'a JobConfig, slot: DateTime<Utc>) -> BoxFuture<'a, Verdict> {
+        Box::pin(async move {
+            self.try_claim(job, slot)
+                .await
+                .unwrap_or_else(Verdict::Refused)
+        })
+    }
+}
+
+/// A slot this host won.
+pub(super) struct Claim {
+    etcd: Arc<Etcd>,
+    keys: Keys,
+    host: String,
+    job: String,
+    slot: DateTime<Utc>,
+    token: u64,
+    lease: i64,
+}
+
+impl Claimed for Claim {
+    fn fencing_token(&self) -> u64 {
+        self.token
+    }
+
+    fn finish<'a>(self: Box<Self>, run: &'a Finished) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let output = &run.report.output;
+            let record = ResultRecord {
+                job: self.job.clone(),
+                slot: self.slot,
+                host: self.host.clone(),
+                outcome: run.report.outcome.as_str().to_string(),
+                started: run.started,
+                duration_ms: run.duration.as_millis() as u64,
+                detail: run.report.detail.clone(),
+                output: output[output.len().saturating_sub(RESULT_TAIL)..].to_vec(),
+                token: self.token,
+            };
+            let value = json_bytes(&record);
+            let txn = serde_json::json!({
+                "success": [
+                    client::put(&self.keys.result(&self.job, self.slot), &value, self.lease),
+                    client::put(&self.keys.last(&self.job), &value, 0),
+                    client::delete(&self.keys.running(&self.job, self.slot)),
+                    client::delete(&self.keys.open(&self.job, self.slot)),
+                ],
+            });
+            let mut last = String::new();
+            for _ in 0..FINISH_TRIES {
+                match self.etcd.txn(txn.clone()).await {
+                    Ok(_) => return,
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            tracing::error!(job = %self.job, run_id = %run.run_id,
+                "{}: cannot record the end of fleet slot {} in etcd ({last}); other hosts may \
+                 report it lost", self.job, self.slot.timestamp());
+        })
+    }
+}
+
+/// `value` as JSON bytes (our own records, which always serialise).
+pub(super) fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
