@@ -438,9 +438,8 @@ impl Watcher {
             // Open the new file at once: while older files are read, it may be rotated too.
             let new_file = now_at_path
                 .and_then(|_| open_logged(&mut self.failing, job, &path, Start::Beginning));
-            if new_file.is_none() {
-                self.checked.remove(&path);
-            }
+            // When the path is gone, its last check stays in `checked`: the rescan that finds
+            // it again reads what was rotated away from it in between.
             if let (Some(since), Some(new)) = (previous_check, &new_file) {
                 // Files rotated away between two checks were never seen at the path: find them
                 // beside it and read them whole, oldest first, before the new file.
@@ -612,12 +611,44 @@ impl Watcher {
             } else {
                 Start::Beginning
             };
+            let previous_check = self.checked.get(&path).copied();
             let checked_at = SystemTime::now();
             if let Some(f) = open_logged(&mut self.failing, &self.cfg.job, &path, start) {
                 info!(job = %self.cfg.job, file = %path.display(), from = ?start, "{}: following", self.cfg.job);
+                if let (Some(since), false) = (previous_check, first) {
+                    self.retire_unseen(&path, since, &f);
+                }
                 self.checked.insert(path.clone(), checked_at);
                 self.active.insert(path, f);
             }
+        }
+    }
+}
+
+impl Watcher {
+    /// A path followed before was missing at a pass and is back as `new`: the files rotated
+    /// away from it while it was missing (two renames between two passes) are read whole,
+    /// oldest first, as rotated files (the pass reads rotated files before the live ones).
+    fn retire_unseen(&mut self, path: &Path, since: SystemTime, new: &FollowedFile) {
+        let known: Vec<(u64, u64)> = self
+            .active
+            .values()
+            .chain(self.retired.iter().map(|r| &r.file))
+            .chain(std::iter::once(new))
+            .map(FollowedFile::identity)
+            .chain(self.finished.iter().map(|(dev, ino, _)| (*dev, *ino)))
+            .collect();
+        for (unseen, f) in rotated_unseen(path, since, &known) {
+            warn!(
+                job = %self.cfg.job,
+                file = %path.display(),
+                rotated = %unseen.display(),
+                "{}: the file was rotated while its path was missing; reading the file rotated before it was seen from its start", self.cfg.job
+            );
+            self.retired.push(Retired {
+                file: f,
+                quiet_since: Instant::now(),
+            });
         }
     }
 }
