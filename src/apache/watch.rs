@@ -8,9 +8,9 @@
 //! Reading never waits on delivery: [`watch`] hands events on without waiting, and when the
 //! consumer is behind it drops *events* (counted and logged), never lines. Passes are at least
 //! [`PASS_GAP`] apart, so a burst of writes is read in a few large reads rather than one per
-//! write. The checkpoint is saved after a pass that produced events (at most every
-//! [`SAVE_GAP`]) and at least every second while lines flow, so a `kill -9` repeats at most
-//! the events of the last [`SAVE_GAP`]; a failed save is logged and the watch goes on.
+//! write. The checkpoint is saved after every pass that produced events and at least every
+//! second while lines flow, so a `kill -9` repeats at most one pass's events; a failed save is
+//! logged and the watch goes on.
 //!
 //! When inotify cannot be used (no instance left, `fs.inotify.max_user_watches` reached, a
 //! file it refuses), that is logged once at warn and passes run every `poll_interval` as well,
@@ -43,8 +43,6 @@ pub const SAFETY_POLL: Duration = Duration::from_secs(5);
 /// The shortest time between the starts of two passes: a burst of writes wakes the watcher
 /// once per gap, not once per write.
 pub const PASS_GAP: Duration = Duration::from_millis(5);
-/// The shortest time between two checkpoint saves caused by events (each save is two fsyncs).
-pub const SAVE_GAP: Duration = Duration::from_millis(100);
 /// Finished files remembered so a glob that also names rotated files does not read them again.
 const FINISHED_MEMORY: usize = 1024;
 /// How far a file's modification time may lag the clock (the kernel stamps files with a coarse
@@ -859,9 +857,8 @@ impl SaveFailures {
 /// delivery). A pass runs when inotify reports a change to a followed file or a name in a
 /// watched directory that [`Watcher::concerns`] it, at least every [`SAFETY_POLL`] (every
 /// `poll_interval` when inotify cannot watch everything), when a rotated file's quiet time
-/// ends and when a checkpoint save is due. Saves the checkpoint after a pass that produced
-/// events (at most every [`SAVE_GAP`]), at least every `checkpoint_interval` while lines flow,
-/// and at the end; a failed save is logged and the watch goes on from where it is. File
+/// ends and when a checkpoint save is due. Saves the checkpoint after every pass that
+/// produced events, at least every `checkpoint_interval` while lines flow, and at the end; a failed save is logged and the watch goes on from where it is. File
 /// reading runs on the blocking pool. Ends when `cancel` fires or nobody receives events any
 /// more.
 pub async fn watch(
@@ -885,8 +882,6 @@ pub async fn watch_reporting(
     let mut saves = SaveFailures::default();
     let mut produced = 0u64;
     let mut rescan = false;
-    // Events handed on but not yet in a saved checkpoint (held back by SAVE_GAP).
-    let mut unsaved_events = false;
     loop {
         let pass_start = Instant::now();
         let (w, result) = blocking(move || {
@@ -896,7 +891,7 @@ pub async fn watch_reporting(
         .await?;
         watcher = w;
         let batch = result?;
-        unsaved_events |= !batch.is_empty();
+        let had_events = !batch.is_empty();
         produced += batch.len() as u64;
         for ev in batch {
             match events.try_send(ev) {
@@ -906,8 +901,7 @@ pub async fn watch_reporting(
             }
         }
         drops.report(&job, false);
-        let events_due = unsaved_events && watcher.last_save.elapsed() >= SAVE_GAP;
-        if events_due || watcher.save_due() {
+        if had_events || watcher.save_due() {
             let (w, result) = blocking(move || {
                 let r = watcher.save();
                 (watcher, r)
@@ -915,7 +909,6 @@ pub async fn watch_reporting(
             .await?;
             watcher = w;
             saves.note(&job, result);
-            unsaved_events = false;
         }
         let stats = WatchStats {
             lines: watcher.lines_read(),
@@ -934,9 +927,6 @@ pub async fn watch_reporting(
         let mut deadline = pass_start + waiter.longest_wait();
         if let Some(due) = watcher.next_due() {
             deadline = deadline.min(due);
-        }
-        if unsaved_events {
-            deadline = deadline.min(watcher.last_save + SAVE_GAP);
         }
         rescan = if added.new_dir || added.new_file {
             added.new_dir
