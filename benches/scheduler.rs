@@ -9,6 +9,11 @@
 //! 4. for scale, how late the machine itself wakes a plain thread sleeping to an instant
 //!    (virtual machines add milliseconds now and then, and every figure above includes them).
 //!
+//! Each lateness row is followed by the machine's own figures measured right after it, in the
+//! same run, and the row's ratio to each, so a figure from a noisy machine can be read: its
+//! timer noise (a plain thread sleeping to 10 ms slots, as in 4.) and its spawn ceiling (one
+//! loop per core spawning `sh -c date` and waiting for it, as many as it can).
+//!
 //! `OPSD_BENCH_SECS` sets how long each part measures (default 30). Arguments name the parts to
 //! run (`lateness`, `idle`, `noise`; default all): `cargo bench --bench scheduler -- idle`.
 
@@ -183,6 +188,7 @@ fn lateness(root: &Path, n: usize, secs: Duration) {
     let from = started + chrono::Duration::from_std(WARM_UP).unwrap_or_default();
     let log = d.stop();
     let (late, ran) = lateness_us(&log, from);
+    let row_secs = secs.as_secs_f64();
     println!(
         "{n:>5} jobs  {:>6} runs  started late p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>8.3} ms  \
          | process ran p50 {:>7.3} ms  p99 {:>8.3} ms  | daemon CPU {:>5.1}%  RSS {:>5.1} MB (peak {:.1} MB)",
@@ -196,6 +202,50 @@ fn lateness(root: &Path, n: usize, secs: Duration) {
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0,
     );
+    // The machine's own figures, measured now, for the same time as the row (at most 10 s).
+    let probe = secs.min(Duration::from_secs(10));
+    let (noise_p50, noise_p99) = timer_noise_ms(probe);
+    let ceiling = spawn_ceiling(probe);
+    let runs_per_s = ran.len() as f64 / row_secs;
+    println!(
+        "       machine now: timer noise p50 {noise_p50:.3} ms  p99 {noise_p99:.3} ms; spawn \
+         ceiling {ceiling:.0} sh+date/s  | start p50/noise p50 {:.2}  p99/noise p99 {:.2}  \
+         process ran/s {runs_per_s:.0} = {:.0} % of the ceiling",
+        percentile(&late, 0.50) / noise_p50,
+        percentile(&late, 0.99) / noise_p99,
+        runs_per_s / ceiling * 100.0,
+    );
+}
+
+/// How many `sh -c date` processes the machine spawns and reaps per second, one loop per core
+/// (std's `Command` uses posix_spawn for this), over `secs`.
+fn spawn_ceiling(secs: Duration) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let end = Instant::now() + secs;
+    let loops: Vec<_> = (0..cores)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < end {
+                    let ok = Command::new("sh")
+                        .args(["-c", "date"])
+                        .stdout(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    n += u64::from(ok);
+                }
+                n
+            })
+        })
+        .collect();
+    let total: u64 = loops.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+    total as f64 / secs.as_secs_f64()
+}
+
+/// How late a plain thread wakes sleeping to each 10 ms instant for `secs`: (p50, p99) in ms.
+fn timer_noise_ms(secs: Duration) -> (f64, f64) {
+    let late = timer_lateness_us(secs);
+    (percentile(&late, 0.50), percentile(&late, 0.99))
 }
 
 /// `n` daily jobs, nothing due: wake-ups per second, CPU time and RSS over `secs`.
@@ -220,6 +270,20 @@ fn idle(root: &Path, n: usize, secs: Duration) {
 /// How late a plain thread wakes when it sleeps to each 10 ms instant of the wall clock, for
 /// `secs`: the machine's own timer noise.
 fn timer_noise(secs: Duration) {
+    let late = timer_lateness_us(secs);
+    println!(
+        "machine timer noise, a thread sleeping to each 10 ms instant for {}s: p50 {:.3} ms  \
+         p99 {:.3} ms  max {:.3} ms",
+        secs.as_secs(),
+        percentile(&late, 0.50),
+        percentile(&late, 0.99),
+        percentile(&late, 1.0),
+    );
+}
+
+/// The lateness of a thread sleeping to each 10 ms instant of the wall clock for `secs`, in
+/// microseconds, sorted.
+fn timer_lateness_us(secs: Duration) -> Vec<i64> {
     let end = Instant::now() + secs;
     let mut late = Vec::new();
     while Instant::now() < end {
@@ -234,14 +298,7 @@ fn timer_noise(secs: Duration) {
         );
     }
     late.sort_unstable();
-    println!(
-        "machine timer noise, a thread sleeping to each 10 ms instant for {}s: p50 {:.3} ms  \
-         p99 {:.3} ms  max {:.3} ms",
-        secs.as_secs(),
-        percentile(&late, 0.50),
-        percentile(&late, 0.99),
-        percentile(&late, 1.0),
-    );
+    late
 }
 
 fn main() {

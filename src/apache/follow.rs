@@ -6,6 +6,7 @@ use super::checkpoint::{FileMark, Fingerprint, FINGERPRINT_LEN};
 use super::line::MAX_LINE;
 use std::fs::{File, Metadata};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -124,6 +125,11 @@ impl FollowedFile {
     /// The file's device and inode.
     pub fn identity(&self) -> (u64, u64) {
         (self.dev, self.ino)
+    }
+
+    /// A path naming the open file itself (`/proc/self/fd/N`), wherever it was moved since.
+    pub fn fd_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
     }
 
     /// The first bytes of the file as last checked.

@@ -1,14 +1,22 @@
 //! The watcher: follows every file the configured globs name (re-scanned periodically), keeps
 //! reading rotated-away files to their end, matches lines against the rules, and saves a
-//! checkpoint. One [`Watcher::poll`] is one pass; [`watch`] loops it.
+//! checkpoint. One [`Watcher::poll`] is one pass; [`watch`] runs a pass whenever the kernel
+//! says a followed file or its directory changed ([`changes`], inotify), and at least every
+//! [`SAFETY_POLL`] for what inotify cannot see (files written over NFS by another host, a
+//! rotation racing the watches being set up, lost events).
 //!
 //! Reading never waits on delivery: [`watch`] hands events on without waiting, and when the
-//! consumer is behind it drops *events* (counted and logged), never lines, so the gap between
-//! two passes stays the poll interval and no rotation slips between them. The checkpoint is
-//! saved after every pass that produced events and at least every second while lines flow, so
-//! a `kill -9` repeats at most one pass's events; a failed save is logged and the watch goes on.
+//! consumer is behind it drops *events* (counted and logged), never lines. Passes are at least
+//! [`PASS_GAP`] apart, so a burst of writes is read in a few large reads rather than one per
+//! write. The checkpoint is saved after every pass that produced events and at least every
+//! second while lines flow, so a `kill -9` repeats at most one pass's events; a failed save is
+//! logged and the watch goes on.
 //!
-//! A periodic stat of each path is the source of truth for rotation: a path that now names
+//! When inotify cannot be used (no instance left, `fs.inotify.max_user_watches` reached, a
+//! file it refuses), that is logged once at warn and passes run every `poll_interval` as well,
+//! as before inotify: slower to alert, losing nothing.
+//!
+//! A stat of each path at every pass is the source of truth for rotation: a path that now names
 //! another inode (rename + create) or nothing (deleted, or renamed without create) retires the
 //! open file, which is still read until it has been quiet for [`RETIRE_QUIET`] (Apache writes
 //! to the old inode until its graceful restart). A file that shrank or whose first bytes changed
@@ -17,6 +25,7 @@
 use super::checkpoint::{Checkpoint, CheckpointError, FileMark, Fingerprint};
 use super::follow::{compressed, find_copy, identity, FollowedFile, Start};
 use super::rules::{LogEvent, Rule, RuleError, RuleSet};
+use changes::{Change, Changes, FileTarget};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -24,8 +33,16 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+pub mod changes;
+
 /// How long a rotated-away file must stay unchanged before it is closed.
 pub const RETIRE_QUIET: Duration = Duration::from_secs(5);
+/// The longest time between two passes while inotify watches everything: the bound on how late
+/// a change inotify cannot see (NFS, a missed rotation) is noticed.
+pub const SAFETY_POLL: Duration = Duration::from_secs(5);
+/// The shortest time between the starts of two passes: a burst of writes wakes the watcher
+/// once per gap, not once per write.
+pub const PASS_GAP: Duration = Duration::from_millis(5);
 /// Finished files remembered so a glob that also names rotated files does not read them again.
 const FINISHED_MEMORY: usize = 1024;
 /// How far a file's modification time may lag the clock (the kernel stamps files with a coarse
@@ -45,7 +62,7 @@ pub struct WatchConfig {
     pub from_beginning: bool,
     /// The rules (built-in and custom) to match.
     pub rules: Vec<Rule>,
-    /// Time between two passes.
+    /// Time between two passes when inotify cannot watch every file (polling).
     pub poll_interval: Duration,
     /// Time between two glob re-scans.
     pub rescan_interval: Duration,
@@ -127,6 +144,8 @@ pub struct WatchStats {
 pub struct Watcher {
     cfg: WatchConfig,
     patterns: Vec<glob::Pattern>,
+    /// Each pattern's directory up to its first wildcard, watched for new files.
+    literal_dirs: Vec<PathBuf>,
     rules: RuleSet,
     active: BTreeMap<PathBuf, FollowedFile>,
     /// When each active path was last `stat`ed (taken just before), to tell the files rotated
@@ -161,6 +180,7 @@ impl Watcher {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let literal_dirs = cfg.paths.iter().map(|p| literal_dir(p)).collect();
         let rules = RuleSet::new(cfg.rules.clone())?.with_job(&cfg.job);
         let saved = match Checkpoint::load(&checkpoint_path) {
             Ok(saved) => saved,
@@ -188,6 +208,7 @@ impl Watcher {
         let mut w = Watcher {
             cfg,
             patterns,
+            literal_dirs,
             rules,
             active: BTreeMap::new(),
             checked: BTreeMap::new(),
@@ -316,9 +337,15 @@ impl Watcher {
     /// Returns the events the new lines caused. Save the checkpoint only once they are handed
     /// on, so a crash repeats events rather than losing them.
     pub fn poll(&mut self) -> Result<Vec<LogEvent>, WatchError> {
+        self.pass(false)
+    }
+
+    /// [`Watcher::poll`], re-scanning the globs now when `rescan` (a name appeared in a watched
+    /// directory) as well as when due.
+    pub fn pass(&mut self, rescan: bool) -> Result<Vec<LogEvent>, WatchError> {
         let mut events = Vec::new();
         let now = Instant::now();
-        if now.duration_since(self.last_scan) >= self.cfg.rescan_interval {
+        if rescan || now.duration_since(self.last_scan) >= self.cfg.rescan_interval {
             self.rescan(false);
             self.last_scan = now;
         }
@@ -409,9 +436,8 @@ impl Watcher {
             // Open the new file at once: while older files are read, it may be rotated too.
             let new_file = now_at_path
                 .and_then(|_| open_logged(&mut self.failing, job, &path, Start::Beginning));
-            if new_file.is_none() {
-                self.checked.remove(&path);
-            }
+            // When the path is gone, its last check stays in `checked`: the rescan that finds
+            // it again reads what was rotated away from it in between.
             if let (Some(since), Some(new)) = (previous_check, &new_file) {
                 // Files rotated away between two checks were never seen at the path: find them
                 // beside it and read them whole, oldest first, before the new file.
@@ -447,6 +473,68 @@ impl Watcher {
             }
         }
         Ok(events)
+    }
+
+    /// What the kernel should watch for this watcher: the directory of every followed path and
+    /// the deepest existing directory of each pattern's literal part (for names appearing), and
+    /// every open file, active or rotated away (for writes).
+    pub fn targets(&self) -> (BTreeSet<PathBuf>, Vec<FileTarget>) {
+        let files: Vec<&FollowedFile> = self
+            .active
+            .values()
+            .chain(self.retired.iter().map(|r| &r.file))
+            .collect();
+        let mut dirs: BTreeSet<PathBuf> = files
+            .iter()
+            .filter_map(|f| f.path.parent().map(Path::to_path_buf))
+            .collect();
+        for lit in &self.literal_dirs {
+            if let Some(d) = lit.ancestors().find(|d| d.is_dir()) {
+                dirs.insert(d.to_path_buf());
+            }
+        }
+        let targets = files
+            .iter()
+            .map(|f| FileTarget {
+                id: f.identity(),
+                via: f.fd_path(),
+                name: f.path.clone(),
+            })
+            .collect();
+        (dirs, targets)
+    }
+
+    /// True when a name that changed in a watched directory may matter: a pattern matches it,
+    /// or it is named like a followed file (`error.log.1` beside `error.log`).
+    pub fn concerns(&self, path: &Path) -> bool {
+        if self.patterns.iter().any(|p| p.matches_path(path)) {
+            return true;
+        }
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return false;
+        };
+        self.active
+            .keys()
+            .chain(self.retired.iter().map(|r| &r.file.path))
+            .any(|p| {
+                p.parent() == path.parent()
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| name.starts_with(n))
+            })
+    }
+
+    /// The next time a pass is due whatever the files do: a rotated file's quiet time ending,
+    /// or an unsaved checkpoint's save.
+    fn next_due(&self) -> Option<Instant> {
+        let retire = self
+            .retired
+            .iter()
+            .map(|r| r.quiet_since + RETIRE_QUIET)
+            .min();
+        let save = (self.saved.as_ref() != Some(&self.checkpoint()))
+            .then(|| self.last_save + self.cfg.checkpoint_interval);
+        retire.into_iter().chain(save).min()
     }
 
     /// True when the checkpoint is due to be saved again.
@@ -521,14 +609,64 @@ impl Watcher {
             } else {
                 Start::Beginning
             };
+            let previous_check = self.checked.get(&path).copied();
             let checked_at = SystemTime::now();
             if let Some(f) = open_logged(&mut self.failing, &self.cfg.job, &path, start) {
                 info!(job = %self.cfg.job, file = %path.display(), from = ?start, "{}: following", self.cfg.job);
+                if let (Some(since), false) = (previous_check, first) {
+                    self.retire_unseen(&path, since, &f);
+                }
                 self.checked.insert(path.clone(), checked_at);
                 self.active.insert(path, f);
             }
         }
     }
+}
+
+impl Watcher {
+    /// A path followed before was missing at a pass and is back as `new`: the files rotated
+    /// away from it while it was missing (two renames between two passes) are read whole,
+    /// oldest first, as rotated files (the pass reads rotated files before the live ones).
+    fn retire_unseen(&mut self, path: &Path, since: SystemTime, new: &FollowedFile) {
+        let known: Vec<(u64, u64)> = self
+            .active
+            .values()
+            .chain(self.retired.iter().map(|r| &r.file))
+            .chain(std::iter::once(new))
+            .map(FollowedFile::identity)
+            .chain(self.finished.iter().map(|(dev, ino, _)| (*dev, *ino)))
+            .collect();
+        for (unseen, f) in rotated_unseen(path, since, &known) {
+            warn!(
+                job = %self.cfg.job,
+                file = %path.display(),
+                rotated = %unseen.display(),
+                "{}: the file was rotated while its path was missing; reading the file rotated before it was seen from its start", self.cfg.job
+            );
+            self.retired.push(Retired {
+                file: f,
+                quiet_since: Instant::now(),
+            });
+        }
+    }
+}
+
+/// The directory of glob `pattern` up to its first component with a wildcard
+/// (`/var/log/*/error.log` → `/var/log`).
+fn literal_dir(pattern: &str) -> PathBuf {
+    let mut dir = PathBuf::new();
+    let path = Path::new(pattern);
+    let parent = path.parent().unwrap_or(path);
+    for c in parent.components() {
+        if c.as_os_str()
+            .to_str()
+            .is_some_and(|s| s.contains(['*', '?', '[']))
+        {
+            break;
+        }
+        dir.push(c);
+    }
+    dir
 }
 
 /// Opens `path` for following, logging a failure once (until it opens again).
@@ -716,10 +854,13 @@ impl SaveFailures {
 
 /// Runs `watcher` until `cancel` fires, handing every event to `events` without waiting (an
 /// event the consumer has no room for is dropped, counted and logged: reading never waits on
-/// delivery). Saves the checkpoint after every pass that produced events, at least every
-/// `checkpoint_interval` while lines flow, and at the end; a failed save is logged and the
-/// watch goes on from where it is. File reading runs on the blocking pool, one pass per poll
-/// interval. Ends when `cancel` fires or nobody receives events any more.
+/// delivery). A pass runs when inotify reports a change to a followed file or a name in a
+/// watched directory that [`Watcher::concerns`] it, at least every [`SAFETY_POLL`] (every
+/// `poll_interval` when inotify cannot watch everything), when a rotated file's quiet time
+/// ends and when a checkpoint save is due. Saves the checkpoint after every pass that
+/// produced events, at least every `checkpoint_interval` while lines flow, and at the end; a failed save is logged and the watch goes on from where it is. File
+/// reading runs on the blocking pool. Ends when `cancel` fires or nobody receives events any
+/// more.
 pub async fn watch(
     watcher: Watcher,
     cancel: CancellationToken,
@@ -735,14 +876,16 @@ pub async fn watch_reporting(
     events: tokio::sync::mpsc::Sender<LogEvent>,
     mut on_pass: impl FnMut(&Watcher, &WatchStats) + Send,
 ) -> Result<WatchStats, WatchError> {
-    let interval = watcher.cfg.poll_interval;
     let job = watcher.cfg.job.clone();
+    let mut waiter = Waiter::new(&job, watcher.cfg.poll_interval);
     let mut drops = Drops::default();
     let mut saves = SaveFailures::default();
     let mut produced = 0u64;
+    let mut rescan = false;
     loop {
+        let pass_start = Instant::now();
         let (w, result) = blocking(move || {
-            let r = watcher.poll();
+            let r = watcher.pass(rescan);
             (watcher, r)
         })
         .await?;
@@ -775,9 +918,28 @@ pub async fn watch_reporting(
             failed_saves: saves.total,
         };
         on_pass(&watcher, &stats);
+        if cancel.is_cancelled() {
+            break;
+        }
+        // Watches set after the pass: what changed between the pass and a new watch is read by
+        // one more pass at once.
+        let added = waiter.update(&job, &watcher);
+        let mut deadline = pass_start + waiter.longest_wait();
+        if let Some(due) = watcher.next_due() {
+            deadline = deadline.min(due);
+        }
+        rescan = if added.new_dir || added.new_file {
+            added.new_dir
+        } else {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                r = waiter.wait(&job, &watcher, deadline) => r,
+            }
+        };
+        // A burst is read in a few large passes rather than one per write.
         tokio::select! {
             () = cancel.cancelled() => break,
-            () = tokio::time::sleep(interval) => {}
+            () = tokio::time::sleep_until((pass_start + PASS_GAP).into()) => {}
         }
     }
     drops.report(&job, true);
@@ -794,6 +956,127 @@ pub async fn watch_reporting(
         dropped: drops.total,
         failed_saves: saves.total,
     })
+}
+
+/// How the watch loop waits between passes: on inotify when every target is watched, by
+/// polling every `poll_interval` as well when something is not (logged once).
+#[derive(Debug)]
+struct Waiter {
+    changes: Option<Changes>,
+    poll_interval: Duration,
+    /// Something is not watched: passes run every poll interval too.
+    polling: bool,
+    /// The fallback to polling was logged.
+    warned: bool,
+}
+
+/// Which new watches [`Waiter::update`] set.
+#[derive(Debug, Default)]
+struct Added {
+    new_dir: bool,
+    new_file: bool,
+}
+
+impl Waiter {
+    /// Starts inotify, or says once that the watch polls.
+    fn new(job: &str, poll_interval: Duration) -> Self {
+        let mut w = Waiter {
+            changes: None,
+            poll_interval,
+            polling: true,
+            warned: false,
+        };
+        match Changes::new() {
+            Ok(c) => w.changes = Some(c),
+            Err(e) => w.fall_back(job, &e),
+        }
+        w
+    }
+
+    /// Logs, once, that the watch polls because of `why`.
+    fn fall_back(&mut self, job: &str, why: &dyn std::fmt::Display) {
+        self.polling = true;
+        if !self.warned {
+            self.warned = true;
+            warn!(
+                job = %job,
+                error = %why,
+                poll_interval_ms = self.poll_interval.as_millis() as u64,
+                "{job}: {why}; what inotify cannot watch is checked every poll_interval ({} ms) instead", self.poll_interval.as_millis()
+            );
+        }
+    }
+
+    /// The longest time between two passes: the safety poll, or the poll interval while
+    /// something is not watched.
+    fn longest_wait(&self) -> Duration {
+        if self.polling {
+            self.poll_interval
+        } else {
+            SAFETY_POLL
+        }
+    }
+
+    /// Watches what `watcher` follows now.
+    fn update(&mut self, job: &str, watcher: &Watcher) -> Added {
+        let Some(changes) = &mut self.changes else {
+            return Added::default();
+        };
+        let (dirs, files) = watcher.targets();
+        let out = changes.set(&dirs, &files);
+        match &out.error {
+            Some(e) => self.fall_back(job, e),
+            None => self.polling = false,
+        }
+        Added {
+            new_dir: out.new_dir,
+            new_file: out.new_file,
+        }
+    }
+
+    /// Waits until a change that concerns `watcher` or `deadline`; true when the globs should
+    /// be re-scanned at once (a name arrived, a directory went, events were lost).
+    async fn wait(&mut self, job: &str, watcher: &Watcher, deadline: Instant) -> bool {
+        let deadline = tokio::time::Instant::from(deadline);
+        let Some(changes) = &mut self.changes else {
+            tokio::time::sleep_until(deadline).await;
+            return false;
+        };
+        loop {
+            let next = tokio::select! {
+                r = changes.next() => r,
+                () = tokio::time::sleep_until(deadline) => return false,
+            };
+            let list = match next {
+                Ok(list) => list,
+                Err(e) => {
+                    self.changes = None;
+                    self.fall_back(job, &format!("reading inotify events failed ({e})"));
+                    return true;
+                }
+            };
+            let mut relevant = false;
+            let mut rescan = false;
+            for change in list {
+                match change {
+                    Change::File => relevant = true,
+                    Change::Overflow | Change::DirGone => {
+                        relevant = true;
+                        rescan = true;
+                    }
+                    Change::Name { path, arrived, dir } => {
+                        if dir || watcher.concerns(&path) {
+                            relevant = true;
+                            rescan |= arrived || dir;
+                        }
+                    }
+                }
+            }
+            if relevant {
+                return rescan;
+            }
+        }
+    }
 }
 
 /// Runs `f` on the blocking pool.
