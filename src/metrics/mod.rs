@@ -5,12 +5,15 @@
 //!   job states `opsd status` shows (so the two always agree), the sinks' counters, and what
 //!   only the metrics keep (run durations, start lateness, reloads), which it hears as the
 //!   scheduler's [`RunRecorder`](crate::scheduler::RunRecorder).
+//! - `job_text.rs` writes one job's series as text, kept between scrapes until the job's
+//!   figures change, so a scrape is mostly a concatenation.
 //! - `server.rs` serves `/metrics` and `/health` over HTTP on `[metrics] listen`, bounded in
 //!   request size, time and connections.
 //! - `textfile.rs` rewrites `[metrics] textfile` atomically after each run and reload, for
 //!   node_exporter's textfile collector.
 //! - [`publish`] starts whichever of the two `[metrics]` asks for.
 
+mod job_text;
 mod registry;
 mod server;
 mod textfile;

@@ -1,12 +1,14 @@
 //! The metric families and their rendering. What `opsd status` shows (runs by outcome, last
 //! run, last success, next run, running now) is rendered from the job states of a
-//! [`Snapshot`], never counted twice; durations, lateness and reloads are kept here. Each
-//! render first gives every job of the snapshot its histograms (so a job that never ran shows
-//! zeros) and drops those of jobs a reload removed, so the series follow the configuration.
+//! [`Snapshot`], never counted twice; durations, lateness and reloads are kept here. Every job
+//! of the snapshot gets all its series (a job that never ran shows zeros) and a job a reload
+//! removed loses them, so the series follow the configuration. A job's series are written
+//! once per change and kept (`job_text.rs`): a scrape re-writes only the jobs whose figures
+//! changed since the last one.
 
+use super::job_text::{seconds, Kept, Observed, FAMILIES};
 use crate::alert::SinkStats;
 use crate::config::JobConfig;
-use crate::jobs::Outcome;
 use crate::scheduler::{Finished, JobStatus, RunRecorder, Trigger};
 use chrono::{DateTime, Utc};
 use prometheus_client::collector::Collector;
@@ -14,30 +16,12 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::AtomicU64;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Notify;
-
-/// Upper bounds of the run duration buckets, in seconds: a second to half a day.
-const DURATION_BUCKETS: [f64; 10] = [
-    0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 43200.0,
-];
-
-/// Upper bounds of the start lateness buckets, in seconds: a millisecond to five minutes.
-const LATENESS_BUCKETS: [f64; 8] = [0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 60.0, 300.0];
-
-/// Every outcome, in the order the series are rendered.
-const OUTCOMES: [Outcome; 5] = [
-    Outcome::Success,
-    Outcome::Failed,
-    Outcome::TimedOut,
-    Outcome::Killed,
-    Outcome::Skipped,
-];
 
 /// What a render shows besides what the metrics keep themselves.
 #[derive(Debug, Clone, Default)]
@@ -48,15 +32,6 @@ pub struct Snapshot {
     pub sinks: BTreeMap<String, SinkStats>,
 }
 
-/// The labels of a job's series.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
-struct JobLabels {
-    /// The job's name.
-    job: String,
-    /// Its type.
-    r#type: String,
-}
-
 /// The label of a reload's counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
@@ -64,24 +39,24 @@ struct ReloadLabels {
     result: &'static str,
 }
 
-/// A histogram family's constructor.
-type NewHistogram = fn() -> Histogram;
-
-/// Every metric family, the registry that renders them, and the snapshot being rendered.
+/// Every metric family, the registry that renders the daemon's and the sinks', and the jobs'
+/// kept text.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Renders everything below, in registration order.
+    /// Renders the daemon's families and the snapshot's live and sink series.
     registry: Registry,
-    /// How long runs took, per job.
-    durations: Family<JobLabels, Histogram, NewHistogram>,
-    /// How late scheduled runs started after their slot, per job.
-    lateness: Family<JobLabels, Histogram, NewHistogram>,
     /// Configuration reloads by result.
     reloads: Family<ReloadLabels, Counter>,
     /// When the configuration in force was loaded (start or reload).
     last_reload: Gauge<f64, AtomicU64>,
-    /// The jobs whose histograms exist now.
-    known: Mutex<BTreeSet<JobLabels>>,
+    /// Each job's duration and lateness histograms, by job name.
+    observed: Mutex<HashMap<String, Observed>>,
+    /// The last observation's generation (each observation takes the next one).
+    generation: AtomicU64,
+    /// Each job's text, in the order of the last snapshot rendered.
+    kept: Mutex<Vec<Kept>>,
+    /// The length of the last render, to allocate the next one at once.
+    last_len: AtomicUsize,
     /// The snapshot the registry's collector renders.
     snapshot: Arc<Mutex<Snapshot>>,
     /// Held for a whole render: one at a time, so each renders its own snapshot.
@@ -122,27 +97,14 @@ impl Metrics {
         );
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         registry.register_collector(Box::new(FromSnapshot(Arc::clone(&snapshot))));
-        let durations: Family<JobLabels, Histogram, NewHistogram> =
-            Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS));
-        registry.register(
-            "opsd_job_duration_seconds",
-            "How long the job's runs took",
-            durations.clone(),
-        );
-        let lateness: Family<JobLabels, Histogram, NewHistogram> =
-            Family::new_with_constructor(|| Histogram::new(LATENESS_BUCKETS));
-        registry.register(
-            "opsd_job_start_lateness_seconds",
-            "How long after its slot each scheduled run started (jitter included)",
-            lateness.clone(),
-        );
         Metrics {
             registry,
-            durations,
-            lateness,
             reloads,
             last_reload,
-            known: Mutex::default(),
+            observed: Mutex::default(),
+            generation: AtomicU64::new(0),
+            kept: Mutex::default(),
+            last_len: AtomicUsize::new(0),
             snapshot,
             rendering: Mutex::new(()),
             changed: Notify::new(),
@@ -170,55 +132,77 @@ impl Metrics {
     /// has them.
     pub fn render(&self, snapshot: Snapshot) -> String {
         let _one_at_a_time = lock(&self.rendering);
-        self.follow_jobs(&snapshot.jobs);
+        let mut out = String::with_capacity(self.last_len.load(Ordering::Relaxed) + 4096);
+        self.encode_jobs(&snapshot.jobs, &mut out);
         *lock(&self.snapshot) = snapshot;
-        let mut out = String::with_capacity(64 * 1024);
         // Writing to a String cannot fail, nor can the encoders on their own.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         *lock(&self.snapshot) = Snapshot::default();
+        self.last_len.store(out.len(), Ordering::Relaxed);
         out
     }
 
-    /// Gives every job of `jobs` its histograms, and drops those of jobs that are gone.
-    fn follow_jobs(&self, jobs: &[JobStatus]) {
-        let now: BTreeSet<JobLabels> = jobs.iter().map(labels).collect();
-        let mut known = lock(&self.known);
-        for gone in known.difference(&now) {
-            self.durations.remove(gone);
-            self.lateness.remove(gone);
+    /// Appends the per-job families of `jobs` to `out`, re-writing the kept text of the jobs
+    /// that changed, and forgets the jobs that are gone.
+    fn encode_jobs(&self, jobs: &[JobStatus], out: &mut String) {
+        let mut observed = lock(&self.observed);
+        let mut kept = lock(&self.kept);
+        let same_jobs =
+            kept.len() == jobs.len() && kept.iter().zip(jobs).all(|(k, j)| k.name == j.name);
+        if !same_jobs {
+            let mut was: HashMap<String, Kept> =
+                kept.drain(..).map(|k| (k.name.clone(), k)).collect();
+            kept.extend(
+                jobs.iter()
+                    .map(|j| was.remove(&j.name).unwrap_or_else(|| Kept::new(j))),
+            );
+            let now: HashMap<&str, &str> = jobs
+                .iter()
+                .map(|j| (j.name.as_str(), j.job_type.as_str()))
+                .collect();
+            observed.retain(|name, o| now.get(name.as_str()) == Some(&o.job_type.as_str()));
         }
-        for job in now.difference(&known) {
-            drop(self.durations.get_or_create(job));
-            drop(self.lateness.get_or_create(job));
+        for (k, job) in kept.iter_mut().zip(jobs) {
+            let of_job = observed
+                .get(&job.name)
+                .filter(|o| o.job_type == job.job_type);
+            k.update(job, of_job);
         }
-        *known = now;
+        for (i, (name, help, kind)) in FAMILIES.iter().enumerate() {
+            out.push_str("# HELP ");
+            out.push_str(name);
+            out.push(' ');
+            out.push_str(help);
+            out.push_str("\n# TYPE ");
+            out.push_str(name);
+            out.push(' ');
+            out.push_str(kind);
+            out.push('\n');
+            for k in kept.iter() {
+                out.push_str(k.family(i));
+            }
+        }
     }
 }
 
 impl RunRecorder for Metrics {
     fn run_ended(&self, job: &JobConfig, trigger: Trigger, finished: &Finished) {
-        let labels = JobLabels {
-            job: job.name.clone(),
-            r#type: job.spec.type_name().to_string(),
-        };
-        self.durations
-            .get_or_create(&labels)
-            .observe(finished.duration.as_secs_f64());
+        let job_type = job.spec.type_name();
+        let mut observed = lock(&self.observed);
+        let o = observed
+            .entry(job.name.clone())
+            .or_insert_with(|| Observed::new(job_type));
+        if o.job_type != job_type {
+            *o = Observed::new(job_type);
+        }
+        o.durations.observe(finished.duration.as_secs_f64());
         if let Trigger::Schedule(slot) = trigger {
             let late = (finished.started - slot).num_microseconds().unwrap_or(0);
-            self.lateness
-                .get_or_create(&labels)
-                .observe(late.max(0) as f64 / 1e6);
+            o.lateness.observe(late.max(0) as f64 / 1e6);
         }
+        o.generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        drop(observed);
         self.changed.notify_one();
-    }
-}
-
-/// The labels of `job`'s series.
-fn labels(job: &JobStatus) -> JobLabels {
-    JobLabels {
-        job: job.name.clone(),
-        r#type: job.job_type.clone(),
     }
 }
 
@@ -227,77 +211,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// `at` in seconds since the epoch, as Prometheus timestamps are.
-fn seconds(at: DateTime<Utc>) -> f64 {
-    at.timestamp_micros() as f64 / 1e6
-}
-
-/// The series rendered from the snapshot being rendered.
+/// The series rendered from the snapshot being rendered, besides the per-job ones.
 #[derive(Debug)]
 struct FromSnapshot(Arc<Mutex<Snapshot>>);
 
 impl Collector for FromSnapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snapshot = lock(&self.0);
-        encode_jobs(&snapshot.jobs, &mut encoder)?;
         encode_live(&snapshot.jobs, &mut encoder)?;
         encode_sinks(&snapshot.sinks, &mut encoder)
     }
-}
-
-/// The per-job series taken from `opsd status`'s job states.
-fn encode_jobs(jobs: &[JobStatus], encoder: &mut DescriptorEncoder) -> std::fmt::Result {
-    let mut family = encoder.encode_descriptor(
-        "opsd_job_runs",
-        "Runs of the job by outcome; skipped counts slots the overlap policy skipped too.",
-        None,
-        prometheus_client::metrics::MetricType::Counter,
-    )?;
-    for job in jobs {
-        for outcome in OUTCOMES {
-            let labels = [
-                ("job", job.name.as_str()),
-                ("type", job.job_type.as_str()),
-                ("outcome", outcome.as_str()),
-            ];
-            ConstCounter::new(job.runs.of(outcome)).encode(family.encode_family(&labels)?)?;
-        }
-    }
-    job_counter(
-        encoder,
-        jobs,
-        "opsd_job_overlap_skipped",
-        "Slots skipped because the previous run was still going (overlap policy).",
-        |j| j.runs.overlap_skipped,
-    )?;
-    job_gauge(
-        encoder,
-        jobs,
-        "opsd_job_last_run_timestamp_seconds",
-        "When the job's last finished run started, in seconds since the epoch; 0 if it never ran.",
-        |j| j.last.as_ref().map_or(0.0, |l| seconds(l.started)),
-    )?;
-    job_gauge(
-        encoder,
-        jobs,
-        "opsd_job_last_success_timestamp_seconds",
-        "When the job's last successful run started, in seconds since the epoch; 0 if none did.",
-        |j| j.last_success.map_or(0.0, seconds),
-    )?;
-    job_gauge(
-        encoder,
-        jobs,
-        "opsd_job_next_run_timestamp_seconds",
-        "When the job fires next, in seconds since the epoch; 0 if it is not scheduled.",
-        |j| j.next.map_or(0.0, seconds),
-    )?;
-    job_gauge(
-        encoder,
-        jobs,
-        "opsd_job_running",
-        "How many runs of the job are going now.",
-        |j| j.running as f64,
-    )
 }
 
 /// What running jobs publish as numbers ([`crate::jobs::LiveCount`]), as
@@ -333,48 +256,6 @@ fn encode_live(jobs: &[JobStatus], encoder: &mut DescriptorEncoder) -> std::fmt:
                 ConstGauge::new(value as i64).encode(series)?;
             }
         }
-    }
-    Ok(())
-}
-
-/// A counter family with one series per job, valued by `value`.
-fn job_counter(
-    encoder: &mut DescriptorEncoder,
-    jobs: &[JobStatus],
-    name: &str,
-    help: &str,
-    value: impl Fn(&JobStatus) -> u64,
-) -> std::fmt::Result {
-    let mut family = encoder.encode_descriptor(
-        name,
-        help,
-        None,
-        prometheus_client::metrics::MetricType::Counter,
-    )?;
-    for job in jobs {
-        let labels = [("job", job.name.as_str()), ("type", job.job_type.as_str())];
-        ConstCounter::new(value(job)).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
-}
-
-/// A gauge family with one series per job, valued by `value`.
-fn job_gauge(
-    encoder: &mut DescriptorEncoder,
-    jobs: &[JobStatus],
-    name: &str,
-    help: &str,
-    value: impl Fn(&JobStatus) -> f64,
-) -> std::fmt::Result {
-    let mut family = encoder.encode_descriptor(
-        name,
-        help,
-        None,
-        prometheus_client::metrics::MetricType::Gauge,
-    )?;
-    for job in jobs {
-        let labels = [("job", job.name.as_str()), ("type", job.job_type.as_str())];
-        ConstGauge::new(value(job)).encode(family.encode_family(&labels)?)?;
     }
     Ok(())
 }
@@ -415,7 +296,12 @@ fn encode_sinks(
 
 #[cfg(test)]
 mod tests {
+    use super::super::job_text::{DURATION_BUCKETS, LATENESS_BUCKETS};
     use super::*;
+    use crate::jobs::Outcome;
+    use crate::scheduler::LastRun;
+    use chrono::TimeDelta;
+    use prometheus_client::metrics::histogram::Histogram;
 
     /// A job named `name` that never ran.
     fn job(name: &str) -> JobStatus {
@@ -458,5 +344,189 @@ mod tests {
         let text = metrics.render(of(&["b"]));
         assert!(!text.contains(r#"job="a""#), "{text}");
         assert!(text.contains(r#"opsd_job_duration_seconds_count{job="b",type="command"} 0"#));
+    }
+
+    /// A job that ran: every figure set, timestamps with microseconds.
+    fn ran(name: &str, i: u64) -> JobStatus {
+        let at = DateTime::from_timestamp_micros(1_764_616_463_123_456 + i as i64).unwrap();
+        JobStatus {
+            next: Some(at + TimeDelta::seconds(60)),
+            last: Some(LastRun {
+                run_id: "1".into(),
+                started: at,
+                duration_ms: 1234,
+                outcome: Outcome::Failed,
+                detail: None,
+                output: vec![],
+            }),
+            last_success: Some(at - TimeDelta::seconds(3600)),
+            runs: crate::scheduler::RunCounts {
+                success: 10 + i,
+                failed: 2,
+                timed_out: 1,
+                killed: 0,
+                skipped: 4,
+                overlap_skipped: 3,
+            },
+            running: 1,
+            ..job(name)
+        }
+    }
+
+    /// The labels of the reference rendering.
+    #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+    struct JobLabels {
+        job: String,
+        r#type: String,
+    }
+
+    /// The per-job families of `jobs` as prometheus-client itself writes them.
+    #[derive(Debug)]
+    struct Reference(Vec<JobStatus>);
+
+    impl Collector for Reference {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            use prometheus_client::metrics::MetricType::{Counter, Gauge};
+            let labels = |j: &JobStatus| [("job", j.name.clone()), ("type", j.job_type.clone())];
+            let (name, help, _) = FAMILIES[0];
+            let mut f = encoder.encode_descriptor(&name[..name.len() - 6], help, None, Counter)?;
+            for j in &self.0 {
+                for o in [Outcome::Success, Outcome::Failed, Outcome::TimedOut] {
+                    let [a, b] = labels(j);
+                    let l = [a, b, ("outcome", o.as_str().to_string())];
+                    ConstCounter::new(j.runs.of(o)).encode(f.encode_family(&l)?)?;
+                }
+                for o in [Outcome::Killed, Outcome::Skipped] {
+                    let [a, b] = labels(j);
+                    let l = [a, b, ("outcome", o.as_str().to_string())];
+                    ConstCounter::new(j.runs.of(o)).encode(f.encode_family(&l)?)?;
+                }
+            }
+            let (name, help, _) = FAMILIES[1];
+            let mut f = encoder.encode_descriptor(&name[..name.len() - 6], help, None, Counter)?;
+            for j in &self.0 {
+                ConstCounter::new(j.runs.overlap_skipped).encode(f.encode_family(&labels(j))?)?;
+            }
+            type Value = fn(&JobStatus) -> f64;
+            let gauges: [Value; 4] = [
+                |j| j.last.as_ref().map_or(0.0, |l| seconds(l.started)),
+                |j| j.last_success.map_or(0.0, seconds),
+                |j| j.next.map_or(0.0, seconds),
+                |j| j.running as f64,
+            ];
+            for (i, value) in gauges.iter().enumerate() {
+                let (name, help, _) = FAMILIES[2 + i];
+                let mut f = encoder.encode_descriptor(name, help, None, Gauge)?;
+                for j in &self.0 {
+                    ConstGauge::new(value(j)).encode(f.encode_family(&labels(j))?)?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_kept_text_is_what_prometheus_client_writes() {
+        let jobs = vec![
+            ran("backup", 1),
+            job("never-ran"),
+            JobStatus {
+                job_type: "apache_log".into(),
+                ..ran("we\"ird\\name\nx", 7)
+            },
+        ];
+        let metrics = Metrics::new(Utc::now());
+        let mut reference = Registry::default();
+        reference.register_collector(Box::new(Reference(jobs.clone())));
+        type Histograms = Family<JobLabels, Histogram, fn() -> Histogram>;
+        let durations: Histograms =
+            Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS));
+        let lateness: Histograms =
+            Family::new_with_constructor(|| Histogram::new(LATENESS_BUCKETS));
+        let help = |i: usize| FAMILIES[i].1.trim_end_matches('.');
+        reference.register("opsd_job_duration_seconds", help(6), durations.clone());
+        reference.register("opsd_job_start_lateness_seconds", help(7), lateness.clone());
+        for (j, samples) in jobs
+            .iter()
+            .zip([&[0.05, 1.0, 7.5, 50_000.0][..], &[], &[0.3]])
+        {
+            let l = JobLabels {
+                job: j.name.clone(),
+                r#type: j.job_type.clone(),
+            };
+            let (d, late) = (durations.get_or_create(&l), lateness.get_or_create(&l));
+            let mut o = Observed::new(&j.job_type);
+            for v in samples {
+                d.observe(*v);
+                o.durations.observe(*v);
+                late.observe(v / 1000.0);
+                o.lateness.observe(v / 1000.0);
+                o.generation += 1;
+            }
+            lock(&metrics.observed).insert(j.name.clone(), o);
+        }
+        let mut expected = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut expected, &reference).unwrap();
+        let mut text = String::new();
+        metrics.encode_jobs(&jobs, &mut text);
+        assert_eq!(families(&text), families(&expected), "{text}");
+    }
+
+    /// `text`'s lines by family (the registry writes a family's series in hash order).
+    fn families(text: &str) -> BTreeMap<&str, Vec<&str>> {
+        let mut families: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut family = "";
+        for line in text.lines() {
+            if line.starts_with("# HELP ") {
+                family = line;
+            }
+            families.entry(family).or_default().push(line);
+        }
+        for lines in families.values_mut() {
+            lines.sort_unstable();
+        }
+        families
+    }
+
+    #[test]
+    fn a_job_whose_figures_change_is_written_again_and_the_others_are_kept() {
+        let metrics = Metrics::new(Utc::now());
+        let mut snapshot = Snapshot {
+            jobs: vec![ran("a", 1), ran("b", 2)],
+            sinks: BTreeMap::new(),
+        };
+        let before = metrics.render(snapshot.clone());
+        assert_eq!(metrics.render(snapshot.clone()), before);
+        snapshot.jobs[1].runs.failed = 99;
+        snapshot.jobs[1].running = 0;
+        let after = metrics.render(snapshot.clone());
+        for series in [
+            r#"opsd_job_runs_total{job="b",type="command",outcome="failed"} 99"#,
+            r#"opsd_job_running{job="b",type="command"} 0.0"#,
+            r#"opsd_job_runs_total{job="a",type="command",outcome="failed"} 2"#,
+            r#"opsd_job_running{job="a",type="command"} 1.0"#,
+        ] {
+            assert!(after.lines().any(|l| l == series), "{series} in\n{after}");
+        }
+        let mut o = Observed::new("command");
+        o.durations.observe(2.0);
+        o.generation = 1;
+        lock(&metrics.observed).insert("a".into(), o);
+        let observed = metrics.render(snapshot.clone());
+        assert!(observed.contains(r#"opsd_job_duration_seconds_count{job="a",type="command"} 1"#));
+        // Redefined as another type, reordered, one added: new labels, histograms anew.
+        snapshot.jobs = vec![
+            ran("c", 3),
+            JobStatus {
+                job_type: "geoip".into(),
+                ..ran("a", 1)
+            },
+            ran("b", 2),
+        ];
+        let text = metrics.render(snapshot);
+        assert!(!text.contains(r#"job="a",type="command""#), "{text}");
+        assert!(text.contains(r#"opsd_job_duration_seconds_count{job="a",type="geoip"} 0"#));
+        assert!(text.contains(r#"opsd_job_duration_seconds_count{job="c",type="command"} 0"#));
+        assert!(lock(&metrics.observed).is_empty());
     }
 }
