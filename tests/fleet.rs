@@ -158,7 +158,7 @@ fn marker_job(
 ) -> String {
     format!(
         "[jobs.{name}]\ntype = \"command\"\nschedule = \"{schedule}\"\nscope = \"fleet\"\n\
-         command = [\"/bin/sh\", \"-c\", \"sleep {sleep}; echo \\\"$OPSD_FENCING_TOKEN {host}\\\" >> {}\"]\n{extra}\n",
+         command = [\"/bin/sh\", \"-c\", \"s=$(date +%s.%N); sleep {sleep}; echo \\\"$OPSD_FENCING_TOKEN {host} $s $(date +%s.%N)\\\" >> {}\"]\n{extra}\n",
         marker.display()
     )
 }
@@ -729,13 +729,20 @@ fn overlap_skip_holds_fleet_wide() {
     crate::util::wait_for("4 runs", Duration::from_secs(60), || {
         slots_started_once(&hosts, "long").len() >= 4
     });
-    let starts: Vec<i64> = slots_started_once(&hosts, "long")
-        .keys()
-        .map(|s| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp())
+    // When each run really went (its start and end, written by the run itself): a slot may
+    // start late under load (its claim waits on etcd), so the slot instants alone say nothing.
+    let mut spans: Vec<(f64, f64)> = fs::read_to_string(&marker)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
+        })
         .collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
     assert!(
-        starts.windows(2).all(|w| w[1] - w[0] >= 2),
-        "runs overlapped: {starts:?}"
+        spans.windows(2).all(|w| w[1].0 >= w[0].1),
+        "runs overlapped: {spans:?}"
     );
     assert!(hosts.iter().any(|h| h
         .log()
