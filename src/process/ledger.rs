@@ -7,13 +7,23 @@
 //! that never ended. A live owner's runs (a manual `run-job` beside the daemon) are left alone.
 //!
 //! Written without fsync: after a power loss no process is left to stop.
+//!
+//! A run's file is marked ended (its first byte overwritten with `#`), not removed, when the
+//! run ends, and the next run overwrites it in place: with a thousand runs a second, creating
+//! and deleting a file per run made the file system allocate (and, on ext4, scan for recently
+//! deleted) an inode and a block for every run, the largest single cost of starting a run
+//! (138 µs of CPU per run against 24 µs in place, in a loop of 20,000 runs with 300 live on
+//! ext4). A file marked ended records no run; the next start removes it.
 
 use super::tree;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::fs;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The folder of run files inside the state directory.
@@ -21,15 +31,71 @@ pub const RUNS_DIR: &str = "runs";
 /// How long a crashed daemon's leftovers get between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// One live run's file; removed when dropped.
+/// What a run file starts with once its run has ended.
+const ENDED: &[u8] = b"#";
+
+/// Writes `text` over the run file at `path` in place (made when missing).
+fn overwrite(path: &Path, text: &str) -> std::io::Result<()> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    file.write_all_at(text.as_bytes(), 0)?;
+    file.set_len(text.len() as u64)
+}
+
+/// Run files of this process whose runs ended, by runs folder, for the next runs to take over.
+static FREE: Mutex<Option<HashMap<PathBuf, Vec<PathBuf>>>> = Mutex::new(None);
+
+/// Takes an emptied run file in `dir` for a new run; `Some(empty)` when there is none yet but
+/// the folder was made by this process, `None` when it has to be made first.
+fn take_free(dir: &Path) -> Option<Option<PathBuf>> {
+    let mut free = FREE.lock().unwrap_or_else(PoisonError::into_inner);
+    free.get_or_insert_with(HashMap::new)
+        .get_mut(dir)
+        .map(Vec::pop)
+}
+
+/// Hands an emptied run file back to the runs of `dir`.
+fn give_back(dir: PathBuf, path: Option<PathBuf>) {
+    let mut free = FREE.lock().unwrap_or_else(PoisonError::into_inner);
+    let files = free
+        .get_or_insert_with(HashMap::new)
+        .entry(dir)
+        .or_default();
+    files.extend(path);
+}
+
+/// This process's start time, read once: it is part of every run file.
+fn own_start() -> u64 {
+    static START: OnceLock<u64> = OnceLock::new();
+    *START.get_or_init(|| tree::stat(std::process::id() as i32).map_or(0, |s| s.start))
+}
+
+/// One live run's file; emptied when dropped, for the next run to take over.
 #[derive(Debug)]
 pub struct RunFile {
+    dir: PathBuf,
     path: PathBuf,
 }
 
 impl Drop for RunFile {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        // Only a file that no longer records the run may be taken over. Overwritten, not
+        // truncated: the file keeps its block for the next run.
+        let emptied = fs::OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .and_then(|f| f.write_all_at(ENDED, 0))
+            .is_ok();
+        if !emptied {
+            let _ = fs::remove_file(&self.path);
+        }
+        give_back(
+            std::mem::take(&mut self.dir),
+            emptied.then(|| std::mem::take(&mut self.path)),
+        );
     }
 }
 
@@ -59,16 +125,33 @@ pub fn record(state_dir: &Path, job: &str, run_id: &str, pid: i32) -> std::io::R
         )));
     }
     let dir = state_dir.join(RUNS_DIR);
-    fs::create_dir_all(&dir)?;
+    let free = take_free(&dir);
+    if free.is_none() {
+        fs::create_dir_all(&dir)?;
+    }
     let start = tree::stat(pid).map_or(0, |s| s.start);
     let me = std::process::id() as i32;
-    let owner = tree::stat(me).map_or(0, |s| s.start);
-    let path = dir.join(run_id);
-    fs::write(
-        &path,
-        format!("job={job}\nrun_id={run_id}\npid={pid}\nstart={start}\nowner={me}:{owner}\n"),
-    )?;
-    Ok(RunFile { path })
+    let owner = own_start();
+    let text =
+        format!("job={job}\nrun_id={run_id}\npid={pid}\nstart={start}\nowner={me}:{owner}\n");
+    let path = match free.flatten() {
+        // Rewritten in place: no new inode (made again if something removed it meanwhile).
+        Some(path) if overwrite(&path, &text).is_ok() => path,
+        _ => {
+            let path = dir.join(run_id);
+            if let Err(e) = overwrite(&path, &text) {
+                // The folder may have been removed under the daemon: made again next time.
+                let _ = FREE
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_mut()
+                    .map(|f| f.remove(&dir));
+                return Err(e);
+            }
+            path
+        }
+    };
+    Ok(RunFile { dir, path })
 }
 
 /// Reads a run file's text; `None` when it is not one.
@@ -95,7 +178,8 @@ fn parse(text: &str) -> Option<RunEntry> {
 /// A run file left by a process that has ended, and what it says (`None`: unreadable).
 pub type LeftOver = (PathBuf, Option<RunEntry>);
 
-/// The runs recorded by a process that has ended, with their files.
+/// The runs recorded by a process that has ended, with their files; files marked ended are
+/// removed.
 pub fn left_over(state_dir: &Path) -> Vec<LeftOver> {
     let Ok(dir) = fs::read_dir(state_dir.join(RUNS_DIR)) else {
         return Vec::new();
@@ -106,9 +190,18 @@ pub fn left_over(state_dir: &Path) -> Vec<LeftOver> {
         })
     };
     dir.flatten()
-        .map(|e| {
-            let entry = fs::read_to_string(e.path()).ok().and_then(|t| parse(&t));
-            (e.path(), entry)
+        .filter_map(|e| {
+            let text = fs::read_to_string(e.path()).ok();
+            // A file marked ended records no run. Removing one a live process (an `opsd
+            // run-job`) keeps for its next run is harmless: that run makes it again.
+            if text
+                .as_deref()
+                .is_some_and(|t| t.as_bytes().starts_with(ENDED))
+            {
+                let _ = fs::remove_file(e.path());
+                return None;
+            }
+            Some((e.path(), text.and_then(|t| parse(&t))))
         })
         .filter(|(_, entry)| !entry.as_ref().is_some_and(owner_alive))
         .collect()
@@ -196,5 +289,36 @@ mod tests {
         drop(file);
         assert!(left_over(dir.path()).is_empty());
         assert!(record(dir.path(), "j", "../x", me).is_err());
+    }
+
+    #[test]
+    fn a_new_run_takes_over_an_ended_runs_file_and_a_start_removes_ended_ones() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let me = std::process::id() as i32;
+        let first = record(dir.path(), "a", "00000001", me).expect("recorded");
+        let inode = fs::metadata(&first.path).expect("file").ino();
+        drop(first);
+        let second = record(dir.path(), "b", "00000002", me).expect("recorded");
+        assert_eq!(
+            fs::metadata(&second.path).expect("file").ino(),
+            inode,
+            "same file, no new inode"
+        );
+        let text = fs::read_to_string(&second.path).expect("run file");
+        assert_eq!(parse(&text).map(|e| e.run_id), Some("00000002".to_string()));
+        assert!(
+            !text.contains("00000001"),
+            "nothing of the ended run is left: {text}"
+        );
+        let path = second.path.clone();
+        drop(second);
+        let kept = fs::read_to_string(&path).expect("marked ended, kept");
+        assert!(kept.starts_with('#'), "{kept}");
+        assert_eq!(parse(&kept), None, "an ended run's file records no run");
+        assert!(left_over(dir.path()).is_empty());
+        assert!(!path.exists(), "a start removes the files of ended runs");
+        let third = record(dir.path(), "c", "00000003", me).expect("made again");
+        assert!(third.path.exists());
     }
 }

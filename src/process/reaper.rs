@@ -29,6 +29,8 @@ static SPAWNED: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
 static SUBREAPER: AtomicBool = AtomicBool::new(false);
 /// How often a stopping process tree is checked.
 const POLL: Duration = Duration::from_millis(20);
+/// The shortest time between two passes of the SIGCHLD reaper.
+const REAP_EVERY: Duration = Duration::from_millis(50);
 /// How long processes may take to end after SIGKILL (stuck in the kernel) before giving up.
 const STUCK: Duration = Duration::from_secs(5);
 
@@ -77,9 +79,12 @@ pub fn become_subreaper() -> bool {
 
 /// Reaps the adopted children that have ended (never a child opsd spawned).
 pub fn reap_adopted() {
-    let set = spawned();
     let me = std::process::id() as i32;
-    for pid in tree::children(me) {
+    // Listed before the lock, which every spawn waits for: a child spawned meanwhile is in
+    // the set once the lock is ours (spawn records it before letting go).
+    let children = tree::children(me);
+    let set = spawned();
+    for pid in children {
         let ours = set.as_ref().is_some_and(|s| s.contains(&pid));
         // No look at /proc/PID first: another user's process may be hidden there
         // (ProtectProc=invisible), and WNOHANG only takes a child that has ended.
@@ -89,12 +94,16 @@ pub fn reap_adopted() {
     }
 }
 
-/// Reaps adopted children whenever a child ends, for the daemon's whole life.
+/// Reaps adopted children whenever a child ends, for the daemon's whole life, at most every
+/// [`REAP_EVERY`]: each pass reads the daemon's children from `/proc`, and with a thousand
+/// runs a second a pass per SIGCHLD took CPU and the spawn lock from the runs themselves.
 pub fn spawn_reaper() -> std::io::Result<()> {
     let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
     tokio::spawn(async move {
         while sigchld.recv().await.is_some() {
             reap_adopted();
+            // A SIGCHLD meanwhile is kept: the next recv returns at once.
+            tokio::time::sleep(REAP_EVERY).await;
         }
     });
     Ok(())
