@@ -160,6 +160,7 @@ fn job_line(
         jitter_minutes: jitter,
         notes,
         mailto: vars.mailto.clone(),
+        working_dir: None,
     });
 }
 
@@ -318,6 +319,7 @@ fn scripts(
                 .collect(),
             catch_up: true,
             jitter_minutes: jitter,
+            working_dir: None,
             notes,
             mailto: vars.mailto.clone(),
         });

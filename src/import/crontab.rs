@@ -261,6 +261,14 @@ fn entry(line: &str, source: &Source, vars: &Vars, opts: &Options, out: &mut Imp
             }
         },
     };
+    let working_dir = home(vars, user.as_deref());
+    if working_dir.is_none() {
+        out.note(
+            source,
+            "cron started the command in the user's $HOME; no HOME= line and no known user's \
+             home here, so the job has no working_dir and starts in /",
+        );
+    }
     let base = from_command(&command_text);
     let name = out.names.unique(&base);
     out.jobs.push(Job {
@@ -275,7 +283,18 @@ fn entry(line: &str, source: &Source, vars: &Vars, opts: &Options, out: &mut Imp
         jitter_minutes: None,
         notes,
         mailto: vars.mailto.clone(),
+        working_dir,
     });
+}
+
+/// Where cron started a line's command: `$HOME`, which the crontab's `HOME=` sets, else the
+/// user's home in the account database.
+fn home(vars: &Vars, user: Option<&str>) -> Option<String> {
+    if let Some(h) = vars.get("HOME").filter(|h| !h.is_empty()) {
+        return Some(h.to_string());
+    }
+    let user = crate::account::user(user?)?;
+    Some(user.dir.to_string_lossy().into_owned())
 }
 
 /// The expression and zone for `times` read in `zone` (rezoned when asked and exactly
@@ -414,5 +433,41 @@ mod tests {
         assert_eq!(env_line("*/5 * * * * X=1 cmd"), None);
         assert_eq!(env_line("0 1 * * * cmd"), None);
         assert_eq!(env_line("@daily A=1 cmd"), None);
+    }
+
+    fn opts(user: Option<&str>, user_field: bool) -> Options {
+        Options {
+            zone: chrono_tz::UTC,
+            rezone: None,
+            user: user.map(str::to_string),
+            user_field,
+            start: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn jobs_start_in_home_as_cron_started_them() {
+        let mut out = Import::default();
+        let text =
+            "0 1 * * * root a\nHOME=/srv/x\n0 2 * * * root b\n0 3 * * * opsd-no-such-user-x c\n";
+        import_crontab(text, "f", &opts(None, true), &mut out);
+        let dirs: Vec<Option<&str>> = out.jobs.iter().map(|j| j.working_dir.as_deref()).collect();
+        assert_eq!(dirs, [Some("/root"), Some("/srv/x"), Some("/srv/x")]);
+
+        let mut out = Import::default();
+        import_crontab(
+            "0 1 * * * a\n",
+            "f",
+            &opts(Some("opsd-no-such-user-x"), false),
+            &mut out,
+        );
+        assert_eq!(out.jobs[0].working_dir, None);
+        assert!(out.notes.iter().any(|n| n.text.contains("$HOME")));
+        let toml = crate::import::render(&out, "crontab");
+        assert!(!toml.contains("working_dir"));
+
+        let mut out = Import::default();
+        import_crontab("0 1 * * * a\n", "f", &opts(Some("root"), false), &mut out);
+        assert!(crate::import::render(&out, "crontab").contains("working_dir = \"/root\""));
     }
 }

@@ -2,7 +2,8 @@
 //! for a jobs.d drop-in. Every line is either mapped to a job that fires when cron would have
 //! run it, or reported with its file, line and why; nothing is dropped silently. A leaf-ish
 //! library: it reads text and renders TOML, using only [`crate::schedule`] (to check each
-//! expression and to verify a rezone) and [`crate::field`] (the job-name rule).
+//! expression and to verify a rezone), [`crate::field`] (the job-name rule) and
+//! [`crate::account`] (a user's home, where cron started the command).
 //!
 //! - `cron_field.rs` and `times.rs`: the time fields as Debian's cron reads them, and the
 //!   expression croner reads the same way
@@ -82,6 +83,9 @@ pub struct Job {
     pub notes: Vec<String>,
     /// The `MAILTO` in force for the line, if any.
     pub mailto: Option<String>,
+    /// The directory it starts in: cron's `$HOME` (the crontab's `HOME=`, else the user's
+    /// passwd home); `None` when neither is known.
+    pub working_dir: Option<String>,
 }
 
 /// A line not mapped, with why.

@@ -115,6 +115,9 @@ fn job_toml(job: &Job, out: &mut String) {
     if let Some(user) = &job.user {
         let _ = writeln!(out, "user = {}", quoted(user));
     }
+    if let Some(dir) = &job.working_dir {
+        let _ = writeln!(out, "working_dir = {}", quoted(dir));
+    }
     match &job.command {
         Command::Shell(line) => {
             let _ = writeln!(out, "command = {}", quoted(line));
