@@ -60,18 +60,24 @@ pub fn start(
     let etcd = Arc::new(client(settings)?);
     let keys = keys::Keys::new(&settings.prefix);
     let lease = Arc::new(registration::HostLease::default());
-    let stop = CancellationToken::new();
+    let registered = CancellationToken::new();
     tokio::spawn(registration::keep(
         etcd.clone(),
         keys.clone(),
         settings.host.clone(),
         lease.clone(),
-        stop.clone(),
+        registered.clone(),
     ));
+    let keepalive = Arc::new(registration::KeepAlive::new(registered));
     tracing::info!(host = %settings.host, endpoints = settings.endpoints.len(),
         "fleet: joining as {} through {} etcd endpoint(s)", settings.host, settings.endpoints.len());
     let gate = Arc::new(FleetGate::new(
-        etcd, settings, lease, stop, alerts, state_dir,
+        etcd,
+        settings,
+        (lease, keepalive),
+        CancellationToken::new(),
+        alerts,
+        state_dir,
     ));
     tokio::spawn(lost::sweep_forever(Arc::downgrade(&gate)));
     Ok(gate)
