@@ -71,13 +71,24 @@ pub struct Etcd {
     clock: Mutex<Option<ClockReading>>,
 }
 
-/// The TLS material a client presents and trusts.
-#[derive(Debug, Default)]
+/// The TLS material a client presents and trusts (its `Debug` shows no PEM: the identity
+/// holds the client key).
+#[derive(Default)]
 pub struct Tls {
     /// PEM of the CA that signs the members' certificates.
     pub ca: Option<Vec<u8>>,
     /// PEM of the client certificate followed by its key.
     pub identity: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |v: &Option<Vec<u8>>| v.as_ref().map(|pem| format!("<{} bytes>", pem.len()));
+        f.debug_struct("Tls")
+            .field("ca", &shown(&self.ca))
+            .field("identity", &shown(&self.identity))
+            .finish()
+    }
 }
 
 impl Etcd {
@@ -223,17 +234,6 @@ impl Etcd {
         self.call("/v3/lease/revoke", &json!({ "ID": id.to_string() }))
             .await
             .map(drop)
-    }
-
-    /// Every key under `prefix` (which ends with `/`), in key order.
-    pub async fn range_prefix(&self, prefix: &str) -> Result<Vec<Kv>, EtcdError> {
-        let v = self
-            .call(
-                "/v3/kv/range",
-                &json!({ "key": b64(prefix), "range_end": b64(&prefix_end(prefix)) }),
-            )
-            .await?;
-        Ok(kvs(&v))
     }
 
     /// Runs a transaction (`compare`, `success`, `failure` as etcd's JSON names them):
@@ -391,6 +391,23 @@ fn error_chain(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// The client key must not reach a log line through `{:?}` (before, `Tls` derived
+    /// `Debug` and printed the key PEM).
+    #[test]
+    fn tls_debug_shows_no_key() {
+        let tls = Tls {
+            ca: Some(b"CA PEM".to_vec()),
+            identity: Some(b"-----BEGIN PRIVATE KEY-----secret".to_vec()),
+        };
+        let shown = format!("{tls:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("PRIVATE"),
+            "{shown}"
+        );
+        assert!(!shown.contains("67, 65"), "bytes of the PEM shown: {shown}");
+        assert!(shown.contains("<33 bytes>"), "{shown}");
+    }
+
     use super::*;
 
     #[test]
