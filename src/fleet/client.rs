@@ -71,6 +71,26 @@ pub struct Etcd {
     clock: Mutex<Option<ClockReading>>,
 }
 
+/// The most an etcd answer may hold (a range of every slot of a busy job stays far below).
+const MAX_BODY: usize = 4 << 20;
+
+/// The body of `resp`, refused past [`MAX_BODY`] (announced or read so far) so that a
+/// hostile or broken endpoint cannot fill this host's memory.
+async fn body_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    let too_big = || format!("answer larger than {} MiB, refused", MAX_BODY >> 20);
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_big());
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        if out.len() + chunk.len() > MAX_BODY {
+            return Err(too_big());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 /// The TLS material a client presents and trusts (its `Debug` shows no PEM: the identity
 /// holds the client key).
 #[derive(Default)]
@@ -179,7 +199,7 @@ impl Etcd {
             .and_then(|d| d.to_str().ok())
             .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
             .map(|d| d.with_timezone(&Utc));
-        let bytes = resp.bytes().await.map_err(|e| error_chain(&e))?;
+        let bytes = body_capped(resp).await?;
         let value: Value =
             serde_json::from_slice(&bytes).map_err(|_| format!("HTTP {status}, not JSON"))?;
         if !status.is_success() || value.get("error").is_some() {
@@ -391,6 +411,34 @@ fn error_chain(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// An endpoint answering a body past the cap (chunked, so without Content-Length) is
+    /// refused rather than read whole (before, `bytes()` read any size into memory).
+    #[tokio::test]
+    async fn a_huge_answer_is_refused() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let Ok((mut conn, _)) = listener.accept() else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+            let chunk = vec![b' '; 1 << 20];
+            for _ in 0..6 {
+                let _ = conn.write_all(format!("{:x}\r\n", chunk.len()).as_bytes());
+                let _ = conn.write_all(&chunk);
+                let _ = conn.write_all(b"\r\n");
+            }
+            let _ = conn.write_all(b"0\r\n\r\n");
+        });
+        let url = url::Url::parse(&format!("http://{addr}")).unwrap();
+        let etcd = Etcd::new(vec![url], Tls::default(), Duration::from_secs(5)).unwrap();
+        let e = etcd.txn(json!({})).await.unwrap_err().to_string();
+        assert!(e.contains("larger than 4 MiB"), "{e}");
+    }
+
     /// The client key must not reach a log line through `{:?}` (before, `Tls` derived
     /// `Debug` and printed the key PEM).
     #[test]
