@@ -14,6 +14,9 @@ use toml::Spanned;
 
 /// Default bound on one etcd call, failover included.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The bounds of `timeout`: long enough for an answer, short enough that a call ends within
+/// the host lease's TTL less its keepalive period (6 s - 2 s, see `fleet::registration`).
+const TIMEOUT_BOUNDS: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(4));
 /// Default largest offset between this host's clock and etcd's before claims are refused.
 const DEFAULT_MAX_CLOCK_OFFSET: Duration = Duration::from_secs(2);
 /// Default key prefix.
@@ -28,7 +31,7 @@ struct RawFleet {
     key_file: Option<Spanned<String>>,
     host: Option<Spanned<String>>,
     prefix: Option<Spanned<String>>,
-    timeout: Option<HumanDuration>,
+    timeout: Option<Spanned<HumanDuration>>,
     max_clock_offset: Option<HumanDuration>,
 }
 
@@ -105,6 +108,20 @@ pub(super) fn parse_fleet(
         }
         None => DEFAULT_PREFIX.to_string(),
     };
+    let timeout = raw
+        .timeout
+        .as_ref()
+        .map_or(DEFAULT_TIMEOUT, |d| d.get_ref().0);
+    if !(TIMEOUT_BOUNDS.0..=TIMEOUT_BOUNDS.1).contains(&timeout) {
+        if let Some(t) = &raw.timeout {
+            errors.push(FieldError::new(
+                t.span(),
+                "fleet.timeout",
+                "must be between 100ms and 4s (an etcd call must end before the host lease \
+                 needs its next keepalive)",
+            ));
+        }
+    }
     if errors.len() > before {
         return None;
     }
@@ -115,7 +132,7 @@ pub(super) fn parse_fleet(
         key_file: path(&raw.key_file),
         host,
         prefix,
-        timeout: raw.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
+        timeout,
         max_clock_offset: raw
             .max_clock_offset
             .map_or(DEFAULT_MAX_CLOCK_OFFSET, |d| d.0),
@@ -239,5 +256,35 @@ mod tests {
             e.contains("`fleet.hots`: unknown key; did you mean `host`?"),
             "{e}"
         );
+    }
+
+    /// `@start` fires at each host's own start, so the hosts would claim different slots and
+    /// each run it: refused at the schedule (before, it was accepted).
+    #[test]
+    fn a_fleet_job_at_start_is_refused_at_its_schedule() {
+        let text = format!("{FLEET}[jobs.a]\ntype = \"command\"\nschedule = \"@start\"\ncommand = \"true\"\nscope = \"fleet\"\n");
+        let e = errors(&text).join("\n");
+        assert!(
+            e.contains("jobs.toml:6:12: `jobs.a.schedule`: @start fires when each host starts"),
+            "{e}"
+        );
+    }
+
+    /// A per-call timeout must leave the host lease time for a keepalive (and must be long
+    /// enough for any answer): before, "30s" or "1ms" were accepted.
+    #[test]
+    fn a_fleet_timeout_out_of_bounds_is_located() {
+        for (value, col) in [("\"1ms\"", 11), ("\"5s\"", 11)] {
+            let text = format!("{FLEET}timeout = {value}\n");
+            let e = errors(&text).join("\n");
+            assert!(
+                e.contains(&format!(
+                    "jobs.toml:4:{col}: `fleet.timeout`: must be between 100ms and 4s"
+                )),
+                "{value}: {e}"
+            );
+        }
+        assert!(errors(&format!("{FLEET}timeout = \"4s\"\n")).is_empty());
+        assert!(errors(&format!("{FLEET}timeout = \"100ms\"\n")).is_empty());
     }
 }

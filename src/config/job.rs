@@ -113,6 +113,16 @@ pub(super) fn parse_job(
         errors.push(e);
         None
     });
+    if let (Scope::Fleet, Some(s)) = (scope, common.schedule.as_ref()) {
+        if schedule.as_ref().is_some_and(Schedule::is_start) {
+            errors.push(FieldError::new(
+                s.span(),
+                format!("{prefix}.schedule"),
+                "@start fires when each host starts, so the hosts would not claim the same slot \
+                 and each would run it: a fleet job needs a schedule shared by the hosts",
+            ));
+        }
+    }
     match job {
         Some(job) if errors.is_empty() => Ok(JobConfig {
             name: name_str,

@@ -14,7 +14,7 @@
 use super::client::{self, Etcd, EtcdError};
 use super::clock;
 use super::keys::Keys;
-use super::registration::HostLease;
+use super::registration::{HostLease, KeepAlive};
 use crate::config::{JobConfig, Overlap};
 use crate::jobs::kind::BoxFuture;
 use crate::scheduler::{Claimed, Finished, SlotGate, Verdict};
@@ -87,6 +87,8 @@ pub struct FleetGate {
     pub(super) host: String,
     pub(super) max_clock_offset: Duration,
     pub(super) host_lease: Arc<HostLease>,
+    /// Keeps the host lease alive; each claim in flight holds it too.
+    keepalive: Arc<KeepAlive>,
     /// Claims leases by TTL in seconds: (id, when granted).
     claim_leases: Mutex<HashMap<u64, (i64, Instant)>>,
     /// The fleet jobs this host has claimed slots of, as last seen, for the lost-run sweep.
@@ -95,7 +97,8 @@ pub struct FleetGate {
     pub(super) alerts: crate::alert::Dispatcher,
     /// The daemon's state directory, for the retry of a lost run.
     pub(super) state_dir: std::path::PathBuf,
-    /// Stops the background tasks (registration, lost-run sweep) when the gate goes.
+    /// Stops the lost-run sweep when the gate goes (registration ends with the last
+    /// [`KeepAlive`]).
     pub(super) stop: CancellationToken,
 }
 
@@ -106,13 +109,13 @@ impl Drop for FleetGate {
 }
 
 impl FleetGate {
-    /// The gate of the fleet of `settings` on `etcd`, its running markers on `host_lease`;
-    /// lost runs alerted through `alerts`, retried with their files in `state_dir`; its
-    /// background tasks stop with `stop`.
+    /// The gate of the fleet of `settings` on `etcd`, its running markers on `host_lease`
+    /// (kept alive while its guard is held); lost runs alerted through `alerts`, retried with
+    /// their files in `state_dir`; its sweep stops with `stop`.
     pub(super) fn new(
         etcd: Arc<Etcd>,
         settings: &crate::config::FleetSettings,
-        host_lease: Arc<HostLease>,
+        (host_lease, keepalive): (Arc<HostLease>, Arc<KeepAlive>),
         stop: CancellationToken,
         alerts: crate::alert::Dispatcher,
         state_dir: std::path::PathBuf,
@@ -123,6 +126,7 @@ impl FleetGate {
             host: settings.host.clone(),
             max_clock_offset: settings.max_clock_offset,
             host_lease,
+            keepalive,
             claim_leases: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
             alerts,
@@ -250,6 +254,7 @@ impl FleetGate {
             slot,
             token,
             lease,
+            _keepalive: self.keepalive.clone(),
         }
     }
 }
@@ -273,6 +278,9 @@ pub(super) struct Claim {
     slot: DateTime<Utc>,
     token: u64,
     lease: i64,
+    /// The host lease under this run's running marker lives until the run has ended, even if
+    /// the gate is replaced meanwhile (a `[fleet]` reload).
+    _keepalive: Arc<KeepAlive>,
 }
 
 impl Claimed for Claim {
@@ -320,4 +328,47 @@ impl Claimed for Claim {
 /// `value` as JSON bytes (our own records, which always serialise).
 pub(super) fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gate on an etcd that is not there, with its keepalive token.
+    fn gate() -> (FleetGate, CancellationToken) {
+        let config = crate::config::parse(
+            std::path::Path::new("/etc/opsd/jobs.toml"),
+            "[fleet]\netcd = [\"http://127.0.0.1:9\"]\nhost = \"h\"\n",
+        )
+        .unwrap();
+        let settings = config.fleet.unwrap();
+        let registered = CancellationToken::new();
+        let alerts = crate::alert::Dispatcher::new(&config.alerts, Default::default()).unwrap();
+        let etcd = Arc::new(super::super::client(&settings).unwrap());
+        let gate = FleetGate::new(
+            etcd,
+            &settings,
+            (Arc::default(), Arc::new(KeepAlive::new(registered.clone()))),
+            CancellationToken::new(),
+            alerts,
+            std::env::temp_dir(),
+        );
+        (gate, registered)
+    }
+
+    /// Replacing the gate (a `[fleet]` reload) must not revoke the host lease under the
+    /// running markers of runs still going: before, it did, and other hosts reported (and
+    /// retried) live runs as lost.
+    #[tokio::test]
+    async fn the_host_lease_outlives_the_gate_while_a_claim_runs() {
+        let (gate, registered) = gate();
+        let claim = gate.claimed("j", Utc::now(), 7, 1);
+        drop(gate);
+        assert!(
+            !registered.is_cancelled(),
+            "lease revoked under a run in flight"
+        );
+        drop(claim);
+        assert!(registered.is_cancelled(), "lease kept after the last claim");
+    }
 }

@@ -71,13 +71,44 @@ pub struct Etcd {
     clock: Mutex<Option<ClockReading>>,
 }
 
-/// The TLS material a client presents and trusts.
-#[derive(Debug, Default)]
+/// The most an etcd answer may hold (a range of every slot of a busy job stays far below).
+const MAX_BODY: usize = 4 << 20;
+
+/// The body of `resp`, refused past [`MAX_BODY`] (announced or read so far) so that a
+/// hostile or broken endpoint cannot fill this host's memory.
+async fn body_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    let too_big = || format!("answer larger than {} MiB, refused", MAX_BODY >> 20);
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_big());
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        if out.len() + chunk.len() > MAX_BODY {
+            return Err(too_big());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// The TLS material a client presents and trusts (its `Debug` shows no PEM: the identity
+/// holds the client key).
+#[derive(Default)]
 pub struct Tls {
     /// PEM of the CA that signs the members' certificates.
     pub ca: Option<Vec<u8>>,
     /// PEM of the client certificate followed by its key.
     pub identity: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |v: &Option<Vec<u8>>| v.as_ref().map(|pem| format!("<{} bytes>", pem.len()));
+        f.debug_struct("Tls")
+            .field("ca", &shown(&self.ca))
+            .field("identity", &shown(&self.identity))
+            .finish()
+    }
 }
 
 impl Etcd {
@@ -168,7 +199,7 @@ impl Etcd {
             .and_then(|d| d.to_str().ok())
             .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
             .map(|d| d.with_timezone(&Utc));
-        let bytes = resp.bytes().await.map_err(|e| error_chain(&e))?;
+        let bytes = body_capped(resp).await?;
         let value: Value =
             serde_json::from_slice(&bytes).map_err(|_| format!("HTTP {status}, not JSON"))?;
         if !status.is_success() || value.get("error").is_some() {
@@ -223,17 +254,6 @@ impl Etcd {
         self.call("/v3/lease/revoke", &json!({ "ID": id.to_string() }))
             .await
             .map(drop)
-    }
-
-    /// Every key under `prefix` (which ends with `/`), in key order.
-    pub async fn range_prefix(&self, prefix: &str) -> Result<Vec<Kv>, EtcdError> {
-        let v = self
-            .call(
-                "/v3/kv/range",
-                &json!({ "key": b64(prefix), "range_end": b64(&prefix_end(prefix)) }),
-            )
-            .await?;
-        Ok(kvs(&v))
     }
 
     /// Runs a transaction (`compare`, `success`, `failure` as etcd's JSON names them):
@@ -391,6 +411,51 @@ fn error_chain(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// An endpoint answering a body past the cap (chunked, so without Content-Length) is
+    /// refused rather than read whole (before, `bytes()` read any size into memory).
+    #[tokio::test]
+    async fn a_huge_answer_is_refused() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let Ok((mut conn, _)) = listener.accept() else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+            let chunk = vec![b' '; 1 << 20];
+            for _ in 0..6 {
+                let _ = conn.write_all(format!("{:x}\r\n", chunk.len()).as_bytes());
+                let _ = conn.write_all(&chunk);
+                let _ = conn.write_all(b"\r\n");
+            }
+            let _ = conn.write_all(b"0\r\n\r\n");
+        });
+        let url = url::Url::parse(&format!("http://{addr}")).unwrap();
+        let etcd = Etcd::new(vec![url], Tls::default(), Duration::from_secs(5)).unwrap();
+        let e = etcd.txn(json!({})).await.unwrap_err().to_string();
+        assert!(e.contains("larger than 4 MiB"), "{e}");
+    }
+
+    /// The client key must not reach a log line through `{:?}` (before, `Tls` derived
+    /// `Debug` and printed the key PEM).
+    #[test]
+    fn tls_debug_shows_no_key() {
+        let tls = Tls {
+            ca: Some(b"CA PEM".to_vec()),
+            identity: Some(b"-----BEGIN PRIVATE KEY-----secret".to_vec()),
+        };
+        let shown = format!("{tls:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("PRIVATE"),
+            "{shown}"
+        );
+        assert!(!shown.contains("67, 65"), "bytes of the PEM shown: {shown}");
+        assert!(shown.contains("<33 bytes>"), "{shown}");
+    }
+
     use super::*;
 
     #[test]

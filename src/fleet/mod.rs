@@ -30,10 +30,15 @@ use crate::scheduler::SlotGate;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// The etcd client of `settings`, its TLS files read.
+/// The most a TLS file (CA, certificate, key) may hold.
+const TLS_FILE_CAP: u64 = 1 << 20;
+
+/// The etcd client of `settings`, its TLS files read (each a regular file of at most
+/// [`TLS_FILE_CAP`]).
 pub fn client(settings: &FleetSettings) -> Result<client::Etcd, String> {
     let read = |what: &str, path: &std::path::Path| {
-        std::fs::read(path).map_err(|e| format!("fleet.{what} {}: {e}", path.display()))
+        crate::bounded_read::read(path, TLS_FILE_CAP)
+            .map_err(|e| format!("fleet.{what} {}: {e}", path.display()))
     };
     let mut tls = client::Tls::default();
     if let Some(ca) = &settings.ca_file {
@@ -60,18 +65,24 @@ pub fn start(
     let etcd = Arc::new(client(settings)?);
     let keys = keys::Keys::new(&settings.prefix);
     let lease = Arc::new(registration::HostLease::default());
-    let stop = CancellationToken::new();
+    let registered = CancellationToken::new();
     tokio::spawn(registration::keep(
         etcd.clone(),
         keys.clone(),
         settings.host.clone(),
         lease.clone(),
-        stop.clone(),
+        registered.clone(),
     ));
+    let keepalive = Arc::new(registration::KeepAlive::new(registered));
     tracing::info!(host = %settings.host, endpoints = settings.endpoints.len(),
         "fleet: joining as {} through {} etcd endpoint(s)", settings.host, settings.endpoints.len());
     let gate = Arc::new(FleetGate::new(
-        etcd, settings, lease, stop, alerts, state_dir,
+        etcd,
+        settings,
+        (lease, keepalive),
+        CancellationToken::new(),
+        alerts,
+        state_dir,
     ));
     tokio::spawn(lost::sweep_forever(Arc::downgrade(&gate)));
     Ok(gate)

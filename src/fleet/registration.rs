@@ -2,7 +2,9 @@
 //! `hosts/HOST` on it (version, since, last seen). The running markers of this host's runs are
 //! on the same lease, so when the host dies or is cut off they vanish within [`HOST_TTL`], and
 //! the other hosts see its open claims as lost runs. Losing etcd is logged at error once, and
-//! its return at info; the lease is revoked when the fleet client stops.
+//! its return at info; the lease is revoked when the last [`KeepAlive`] goes: the gate holds
+//! one and so does every claim in flight, so that a `[fleet]` reload (which drops the gate)
+//! does not end the running markers of runs still going.
 
 use super::client::Etcd;
 use super::keys::Keys;
@@ -45,6 +47,24 @@ impl HostLease {
 
     fn set(&self, id: i64) {
         self.0.store(id, Ordering::SeqCst);
+    }
+}
+
+/// Keeps the registration alive while held; the last one dropped stops it (and so revokes
+/// the host lease and the running markers on it).
+#[derive(Debug)]
+pub struct KeepAlive(CancellationToken);
+
+impl KeepAlive {
+    /// The guard of the registration task that stops with `stop`.
+    pub fn new(stop: CancellationToken) -> KeepAlive {
+        KeepAlive(stop)
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
