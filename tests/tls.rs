@@ -482,8 +482,20 @@ fn run_job_passes_a_tls13_and_12_server_and_fails_a_tls12_only_one_with_the_tabl
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    let lines: Vec<&str> = stdout.lines().collect();
+    let (table, details) = stdout
+        .split_once("\n\n")
+        .expect("table, blank line, details");
+    let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 2, "a heading and one row:\n{stdout}");
+    for field in [
+        "  serial: ",
+        "  sans: ",
+        "  key: ",
+        "  signature: ",
+        "  ocsp_stapled: ",
+    ] {
+        assert!(details.contains(field), "{field:?} missing:\n{stdout}");
+    }
     assert!(
         lines[0].starts_with("TARGET") && lines[0].ends_with("VERDICT"),
         "{stdout}"
@@ -521,8 +533,11 @@ fn run_job_passes_a_tls13_and_12_server_and_fails_a_tls12_only_one_with_the_tabl
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(!out.status.success(), "{stdout}\n{stderr}");
-    assert_eq!(stdout.lines().count(), 3, "{stdout}");
-    let old_row = stdout
+    let (table, _) = stdout
+        .split_once("\n\n")
+        .expect("table, blank line, details");
+    assert_eq!(table.lines().count(), 3, "{stdout}");
+    let old_row = table
         .lines()
         .find(|l| l.starts_with(&old.target("localhost").to_string()))
         .unwrap_or_else(|| panic!("no row for {}:\n{stdout}", old.target("localhost")));

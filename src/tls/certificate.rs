@@ -85,11 +85,70 @@ impl From<rustls::Error> for ChainProblem {
                 CertificateError::UnknownIssuer => ChainProblem::UnknownIssuer,
                 CertificateError::NotValidForName
                 | CertificateError::NotValidForNameContext { .. } => ChainProblem::NotValidForName,
-                other => ChainProblem::Other(format!("{other:?}")),
+                other => ChainProblem::Other(in_words(&format!("{other:?}"))),
             },
             other => ChainProblem::Other(other.to_string()),
         }
     }
+}
+
+/// A webpki refusal rustls has no variant for (its debug text, e.g.
+/// `Other(OtherError(CaUsedAsEndEntity))`) in words; an unknown one keeps its name.
+fn in_words(debug: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        (
+            "CaUsedAsEndEntity",
+            "a CA certificate is used as the server's certificate",
+        ),
+        ("EndEntityUsedAsCa", "a server certificate is used as a CA"),
+        (
+            "RequiredEkuNotFound",
+            "not for server authentication (extended key usage)",
+        ),
+        (
+            "InvalidPurpose",
+            "not for server authentication (extended key usage)",
+        ),
+        (
+            "NameConstraintViolation",
+            "a name outside its CA's name constraints",
+        ),
+        (
+            "PathLenConstraintViolated",
+            "the chain is longer than a CA allows",
+        ),
+        ("MaximumPathDepthExceeded", "the chain is too long"),
+        (
+            "UnsupportedSignatureAlgorithm",
+            "a signature algorithm the verifier does not support",
+        ),
+        ("BadSignature", "a signature in the chain does not verify"),
+        (
+            "UnhandledCriticalExtension",
+            "a critical extension the verifier does not know",
+        ),
+        (
+            "UnsupportedCertVersion",
+            "a certificate version other than 3",
+        ),
+        ("Revoked", "revoked"),
+        ("BadDer", "a certificate that does not parse"),
+        ("BadEncoding", "a certificate that does not parse"),
+    ];
+    for (name, words) in WORDS {
+        if debug.contains(name) {
+            return (*words).to_string();
+        }
+    }
+    let name: String = debug
+        .rsplit('(')
+        .next()
+        .unwrap_or(debug)
+        .trim_end_matches(')')
+        .chars()
+        .take(80)
+        .collect();
+    format!("refused by the verifier ({name})")
 }
 
 /// The chain as examined.

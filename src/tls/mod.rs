@@ -27,10 +27,14 @@ pub mod doctor;
 #[cfg(test)]
 pub(crate) mod tests;
 
+/// The longest probe timeout accepted (the tls job's `probe_timeout`, the doctor's
+/// `--probe-timeout`): a probe that needs more is a target that is down.
+pub const MAX_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 pub use certificate::{examine, parse as parse_certificate, CertInfo, ChainProblem, ChainReport};
 pub use probe::{probe, probe_all, Findings, ProbeReport, Unreachable};
 pub use starttls::Starttls;
-pub use table::render;
+pub use table::{details, render, render_details};
 pub use target::{Host, Target, TargetError};
 pub use trust::{Trust, TrustError};
 pub use verdict::{judge, Expect, Problem, ProblemKind, Verdict};

@@ -94,3 +94,60 @@ pub fn render(rows: &[(ProbeReport, Verdict)]) -> String {
     }
     out
 }
+
+/// The most characters of one detail value (a SAN list, a serial) before it is cut.
+const MAX_DETAIL: usize = 200;
+
+/// The fields the table has no column for, for one target: the leaf's serial, SANs, key,
+/// signature algorithm, OCSP stapling, and each accepted version's cipher suite. Each value is
+/// escaped and cut to 200 characters; empty when the probe failed.
+pub fn details(report: &ProbeReport) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    let Ok(findings) = &report.result else {
+        return out;
+    };
+    if let Ok(chain) = &findings.chain {
+        if let Some(leaf) = chain.leaf() {
+            out.push(("serial", leaf.serial.clone()));
+            out.push(("sans", leaf.sans.join(", ")));
+            out.push(("key", leaf.key.clone()));
+            out.push(("signature", leaf.signature.clone()));
+        }
+        let ocsp = if chain.ocsp_stapled { "yes" } else { "no" };
+        out.push(("ocsp_stapled", ocsp.to_string()));
+    }
+    for (version, key) in Version::ALL.iter().zip([
+        "cipher_tls13",
+        "cipher_tls12",
+        "cipher_tls11",
+        "cipher_tls10",
+    ]) {
+        if let Support::Accepted { cipher } = findings.versions.get(*version) {
+            out.push((key, cipher.clone()));
+        }
+    }
+    out.into_iter()
+        .map(|(k, v)| {
+            let v = escape::control(&v).into_owned();
+            (k, escape::cut(&v, MAX_DETAIL, Cut::End).into_owned())
+        })
+        .collect()
+}
+
+/// The detail block under the table: per target, its name then one indented `key: value`
+/// line per [`details`] field; empty when no target has details.
+pub fn render_details(rows: &[(ProbeReport, Verdict)]) -> String {
+    let mut out = String::new();
+    for (report, _) in rows {
+        let fields = details(report);
+        if fields.is_empty() {
+            continue;
+        }
+        out.push_str(&escape::control(&report.target.to_string()));
+        out.push_str(":\n");
+        for (k, v) in fields {
+            out.push_str(&format!("  {k}: {v}\n"));
+        }
+    }
+    out
+}

@@ -804,3 +804,53 @@ async fn slowloris_servers_end_at_the_probe_timeout() {
         Err("TLS 1.0: its certificate did not come within the timeout".to_string())
     );
 }
+
+#[test]
+fn webpki_refusals_are_in_words_not_debug_text() {
+    #[derive(Debug)]
+    struct CaUsedAsEndEntity;
+    impl std::fmt::Display for CaUsedAsEndEntity {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{self:?}")
+        }
+    }
+    impl std::error::Error for CaUsedAsEndEntity {}
+    let e = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+        std::sync::Arc::new(CaUsedAsEndEntity),
+    )));
+    let text = ChainProblem::from(e).to_string();
+    assert_eq!(text, "a CA certificate is used as the server's certificate");
+    assert!(!text.contains("OtherError"), "{text}");
+}
+
+#[test]
+fn details_show_serial_sans_key_signature_ocsp_and_ciphers_escaped_and_cut() {
+    let mut leaf = cert("shop.example.com", "R3", 40);
+    leaf.serial = "0a:1b".to_string();
+    leaf.sans = vec!["DNS:shop.example.com".into(), "DNS:evil\n\u{1b}[2J".into()];
+    leaf.sans.push(format!("DNS:{}", "a".repeat(5000)));
+    let r = report([true, true, false, false], vec![leaf], Ok(()));
+    let fields: std::collections::BTreeMap<_, _> = details(&r).into_iter().collect();
+    assert_eq!(fields["serial"], "0a:1b");
+    assert_eq!(fields["key"], "EC P-256");
+    assert_eq!(fields["signature"], "ecdsa-with-SHA256");
+    assert_eq!(fields["ocsp_stapled"], "no");
+    assert_eq!(fields["cipher_tls13"], "TLS13_AES_128_GCM_SHA256");
+    assert!(fields.contains_key("cipher_tls12") && !fields.contains_key("cipher_tls11"));
+    let sans = &fields["sans"];
+    assert!(
+        sans.starts_with("DNS:shop.example.com, DNS:evil\\n"),
+        "{sans}"
+    );
+    assert!(
+        !sans.contains('\u{1b}') && sans.chars().count() < 300,
+        "{sans}"
+    );
+    let verdict = judge(&r, &Expect::default());
+    let block = render_details(&[(r, verdict)]);
+    assert!(
+        block.starts_with("127.0.0.1:443 sni=shop.example.com:\n  serial: 0a:1b\n"),
+        "{block}"
+    );
+    assert!(!block.contains('\u{1b}'), "{block}");
+}

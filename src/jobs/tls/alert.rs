@@ -11,7 +11,8 @@ pub const LISTED: usize = 3;
 
 /// The alert for one target, `None` when it passed: the severity of its worst problem, the rule
 /// of that problem's kind (`tls_expiring`, `tls_version`, ...), the target as the key alerts of
-/// the same target are grouped by, and the target's row of the table in `extra`.
+/// the same target are grouped by, and the target's row of the table and its detail block (serial, SANs, key, signature,
+/// OCSP stapling, ciphers) in `extra`.
 pub fn alert_for(
     job: &str,
     run_id: &str,
@@ -26,7 +27,9 @@ pub fn alert_for(
         escape::control(&target),
         escape::control(&verdict.line())
     );
-    let row = tls::render(std::slice::from_ref(&(report.clone(), verdict.clone())));
+    let pair = (report.clone(), verdict.clone());
+    let one = std::slice::from_ref(&pair);
+    let row = format!("{}{}", tls::render(one), tls::render_details(one));
     let mut alert = Alert::new(job, worst.kind.rule(), severity, summary)
         .with_extra(row.trim_end().to_string());
     alert.dedup_key = Some(escape::control(&target).into_owned());

@@ -57,9 +57,9 @@ pub async fn run(spec: &TlsSpec, ctx: &RunContext) -> RunReport {
     }
     if ctx.foreground {
         // A closed stdout (`opsd run-job x | head -1`) is no reason to fail the run.
-        let _ = std::io::stdout()
-            .lock()
-            .write_all(tls::render(&rows).as_bytes());
+        let _ = std::io::stdout().lock().write_all(
+            format!("{}\n{}", tls::render(&rows), tls::render_details(&rows)).as_bytes(),
+        );
     }
     match outcome_line(&rows) {
         (true, line) => RunReport::success(Some(line)),

@@ -15,8 +15,8 @@ use toml::Spanned;
 
 /// How long one target's probe may take unless `probe_timeout` says otherwise.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest `probe_timeout` accepted: a probe that needs more is a target that is down.
-pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The longest `probe_timeout` accepted (shared with `opsd tls doctor --probe-timeout`).
+pub use crate::tls::MAX_PROBE_TIMEOUT;
 /// How many targets are probed at once unless `concurrency` says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// The largest `concurrency` accepted (each probe holds four connections).

@@ -394,5 +394,26 @@ fn certificate_text_is_escaped_in_the_line_and_the_alert() {
         alert.summary
     );
     let extra = alert.extra.expect("row");
-    assert_eq!(extra.lines().count(), 2, "{extra}");
+    assert!(!extra.contains('\u{1b}'), "{extra}");
+    // Heading, row, the detail block's target line; the rest are its indented fields.
+    let unindented = extra.lines().filter(|l| !l.starts_with("  ")).count();
+    assert_eq!(unindented, 3, "{extra}");
+}
+
+#[test]
+fn the_alerts_extra_has_serial_sans_key_signature_ocsp_and_ciphers() {
+    let (report, verdict) = reached("old.example.com:443", false, "R3", 80);
+    let alert = alert_for("sites", "r1", &report, &verdict).expect("an alert");
+    let extra = alert.extra.expect("extra");
+    for field in [
+        "old.example.com:443:\n",
+        "  serial: ",
+        "  sans: ",
+        "  key: ",
+        "  signature: ",
+        "  ocsp_stapled: no",
+        "  cipher_tls12: ",
+    ] {
+        assert!(extra.contains(field), "{field:?} missing: {extra}");
+    }
 }

@@ -22,8 +22,9 @@ pub struct DoctorArgs {
     /// A PEM file of certificates the probes trust besides the system store (a company CA).
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
-    /// How long each listener's probe may take.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// How long each listener's probe may take (longer than zero, at most 5m, as the tls
+    /// job's `probe_timeout`).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_probe_timeout)]
     pub probe_timeout: Duration,
     /// Print the examination as JSON instead of text.
     #[arg(long)]
@@ -51,6 +52,20 @@ impl DoctorArgs {
         };
         (default(NGINX_CONF), default(APACHE_CONF))
     }
+}
+
+/// Parses `--probe-timeout`: a duration longer than zero and at most the tls job's
+/// `probe_timeout`, [`crate::tls::MAX_PROBE_TIMEOUT`]; clap names the flag in the error.
+pub fn parse_probe_timeout(text: &str) -> Result<Duration, String> {
+    let max = crate::tls::MAX_PROBE_TIMEOUT;
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d.is_zero() || d > max {
+        return Err(format!(
+            "must be longer than zero and at most {}",
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
 }
 
 /// Runs `opsd tls doctor`: prints the report; exit 0 as recommended, 1 something to change,

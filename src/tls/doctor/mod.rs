@@ -83,6 +83,9 @@ pub struct Probed {
     pub problems: Vec<String>,
     /// The listener could not be probed at all (refused, timeout).
     pub unreachable: bool,
+    /// The fields the table has no column for (serial, SANs, key, signature, OCSP stapling,
+    /// per-version ciphers), escaped and cut ([`crate::tls::details`]).
+    pub details: std::collections::BTreeMap<String, String>,
     /// The report and verdict, for the table.
     #[serde(skip)]
     pub row: Option<(ProbeReport, Verdict)>,
@@ -248,6 +251,10 @@ pub async fn examine(opts: &DoctorOptions) -> Examination {
                     verdict: verdict.line(),
                     problems: verdict.problems.iter().map(|p| p.message.clone()).collect(),
                     unreachable: report.result.is_err(),
+                    details: tls::details(&report)
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
                     row: Some((report, verdict)),
                 }
             }
@@ -256,6 +263,7 @@ pub async fn examine(opts: &DoctorOptions) -> Examination {
                 verdict: format!("cannot probe: {why}"),
                 problems: vec![format!("cannot probe: {why}")],
                 unreachable: true,
+                details: Default::default(),
                 row: None,
             },
         };

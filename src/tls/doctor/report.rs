@@ -41,6 +41,10 @@ impl Examination {
         } else {
             Outcome::AsRecommended
         };
+        if !self.has_sites() {
+            // Nothing examined is not "as recommended": a script must not read it as fine.
+            worst = Outcome::CouldNotExamine;
+        }
         for server in present {
             if !server.troubles.is_empty() {
                 worst = worst.max(Outcome::CouldNotExamine);
@@ -62,6 +66,13 @@ impl Examination {
             }
         }
         worst
+    }
+
+    /// Whether any server has a TLS site to examine.
+    pub fn has_sites(&self) -> bool {
+        self.servers
+            .iter()
+            .any(|s| s.present && !s.sites.is_empty())
     }
 
     /// The examination as pretty JSON, escaped.
@@ -231,12 +242,17 @@ fn write_server(f: &mut fmt::Formatter<'_>, server: &ServerExam) -> fmt::Result 
         }
     }
     if let Some(cap) = &server.capability {
-        if cap.tls13 {
-            writeln!(f, "  TLS 1.3 can be on")?;
-        } else {
+        if !cap.tls13 {
             writeln!(f, "  [!] TLS 1.3 cannot be on:")?;
+        } else if !cap.known {
+            writeln!(
+                f,
+                "  [?] TLS 1.3 unknown (presumed possible for the advice below):"
+            )?;
+        } else {
+            writeln!(f, "  TLS 1.3 can be on")?;
         }
-        for why in cap.why.iter().filter(|_| !cap.tls13) {
+        for why in cap.why.iter().filter(|_| !cap.tls13 || !cap.known) {
             writeln!(f, "      {}", esc(why))?;
         }
     }
@@ -281,6 +297,11 @@ impl fmt::Display for Examination {
         if !rows.is_empty() {
             writeln!(f)?;
             f.write_str(&crate::tls::render(&rows))?;
+            let details = crate::tls::render_details(&rows);
+            if !details.is_empty() {
+                writeln!(f)?;
+                f.write_str(&details)?;
+            }
         }
         writeln!(f)?;
         match self.outcome() {
@@ -292,6 +313,8 @@ impl fmt::Display for Examination {
             Outcome::CouldNotExamine => {
                 if self.servers.iter().all(|s| !s.present) {
                     writeln!(f, "VERDICT: could not examine: no nginx or Apache configuration found (give --nginx-conf or --apache-conf)")
+                } else if !self.has_sites() {
+                    writeln!(f, "VERDICT: could not examine: no TLS site to examine (no site listens with TLS; for Apache, is mod_ssl loaded?)")
                 } else {
                     writeln!(f, "VERDICT: could not examine everything (the [?] lines and unreachable listeners above)")
                 }

@@ -63,6 +63,9 @@ pub struct Software {
 pub struct Capability {
     /// True when every part is new enough (or unknown parts are presumed so: `why` says).
     pub tls13: bool,
+    /// False when the OpenSSL it runs with is unknown (and nothing known rules TLS 1.3 out):
+    /// the report then says TLS 1.3 "unknown", not "can be on".
+    pub known: bool,
     /// Each reason it cannot, or what is unknown.
     pub why: Vec<String>,
 }
@@ -116,7 +119,8 @@ impl Software {
             Some(_) => {}
             None => why.push(format!("the OpenSSL {name} is linked against is unknown")),
         }
-        Capability { tls13, why }
+        let known = !tls13 || self.linked.is_some();
+        Capability { tls13, known, why }
     }
 }
 

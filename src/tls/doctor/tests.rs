@@ -211,20 +211,33 @@ fn a_double_star_include_is_one_level_as_in_glob3() {
 
 #[test]
 fn a_server_that_cannot_offer_tls13_is_something_to_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sites = nginx_sites(
+        dir.path(),
+        "http { server { listen 443 ssl; ssl_protocols TLSv1.2 TLSv1.3; } }",
+    );
     let exam = |tls13: bool| Examination {
         openssl_command: None,
         servers: vec![ServerExam {
-            server: Server::Apache,
-            config: "/etc/apache2/apache2.conf".into(),
+            server: Server::Nginx,
+            config: "/etc/nginx/nginx.conf".into(),
             present: true,
             software: None,
             capability: Some(Capability {
                 tls13,
+                known: true,
                 why: vec!["Apache runs with OpenSSL 1.0.2k, older than OpenSSL 1.1.1".into()],
             }),
             files: Vec::new(),
             troubles: Vec::new(),
-            sites: Vec::new(),
+            sites: sites
+                .iter()
+                .map(|site| SiteExam {
+                    advice: advise(site, tls13),
+                    site: site.clone(),
+                    probes: Vec::new(),
+                })
+                .collect(),
         }],
     };
     assert_eq!(exam(true).outcome(), report::Outcome::AsRecommended);
@@ -235,4 +248,71 @@ fn a_server_that_cannot_offer_tls13_is_something_to_change() {
         text.contains("[!] TLS 1.3 cannot be on:\n      Apache runs with OpenSSL 1.0.2k"),
         "{text}"
     );
+}
+
+#[test]
+fn probe_timeout_flag_is_checked_like_the_jobs_key() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        doctor: DoctorArgs,
+    }
+    for bad in ["0s", "6m", "soon"] {
+        let err = Cli::try_parse_from(["opsd", "--probe-timeout", bad])
+            .err()
+            .unwrap_or_else(|| panic!("--probe-timeout {bad} was accepted"))
+            .to_string();
+        assert!(err.contains("--probe-timeout"), "{bad}: {err}");
+    }
+    let ok = Cli::try_parse_from(["opsd", "--probe-timeout", "5m"]).expect("5m");
+    assert_eq!(ok.doctor.probe_timeout, std::time::Duration::from_secs(300));
+}
+
+#[test]
+fn nothing_to_examine_is_not_as_recommended() {
+    // Apache without mod_ssl: present, no TLS site, its OpenSSL unknown.
+    let exam = Examination {
+        openssl_command: None,
+        servers: vec![ServerExam {
+            server: Server::Apache,
+            config: "/etc/apache2/apache2.conf".into(),
+            present: true,
+            software: None,
+            capability: Some(Capability {
+                tls13: true,
+                known: false,
+                why: vec!["the OpenSSL Apache is linked against is unknown".into()],
+            }),
+            files: Vec::new(),
+            troubles: Vec::new(),
+            sites: Vec::new(),
+        }],
+    };
+    assert_eq!(exam.outcome().code(), 2);
+    let text = exam.to_string();
+    assert!(text.contains("no TLS site to examine"), "{text}");
+    assert!(!text.contains("as recommended"), "{text}");
+    assert!(!text.contains("TLS 1.3 can be on"), "{text}");
+    assert!(
+        text.contains("[?] TLS 1.3 unknown") && text.contains("linked against is unknown"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&exam.json().expect("json")).expect("json");
+    assert_eq!(json["exit_code"], 2);
+    assert_eq!(json["servers"][0]["capability"]["known"], false);
+}
+
+#[test]
+fn a_probes_details_are_in_the_json() {
+    let probed = Probed {
+        target: "127.0.0.1:443".into(),
+        verdict: "ok".into(),
+        problems: Vec::new(),
+        unreachable: false,
+        details: [("serial".to_string(), "0a:1b".to_string())].into(),
+        row: None,
+    };
+    let json = serde_json::to_value(&probed).expect("json");
+    assert_eq!(json["details"]["serial"], "0a:1b");
 }
