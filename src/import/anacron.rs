@@ -156,7 +156,7 @@ fn job_line(
             .filter(|(n, _)| !is_anacron_var(n))
             .cloned()
             .collect(),
-        catch_up: true,
+        anacron: true,
         jitter_minutes: jitter,
         notes,
         mailto: vars.mailto.clone(),
@@ -317,7 +317,7 @@ fn scripts(
                 .filter(|(n, _)| !is_anacron_var(n))
                 .cloned()
                 .collect(),
-            catch_up: true,
+            anacron: true,
             jitter_minutes: jitter,
             working_dir: None,
             notes,

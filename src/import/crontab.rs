@@ -46,6 +46,18 @@ impl Vars {
 /// Imports the crontab `text`, named `file` in reports and comments, into `out`.
 pub fn import_crontab(text: &str, file: &str, opts: &Options, out: &mut Import) {
     let mut vars = Vars::default();
+    if !opts.user_field && opts.user.is_none() {
+        let whole = Source {
+            file: file.to_string(),
+            line: 0,
+            text: String::new(),
+        };
+        out.note(
+            &whole,
+            "no --user: the jobs get no `user` and run as the daemon's user (root), where cron \
+             ran them as the crontab's owner; import with --user NAME",
+        );
+    }
     for (i, line) in text.lines().enumerate() {
         let source = Source {
             file: file.to_string(),
@@ -279,7 +291,7 @@ fn entry(line: &str, source: &Source, vars: &Vars, opts: &Options, out: &mut Imp
         user,
         command,
         env: vars.env.clone(),
-        catch_up: false,
+        anacron: false,
         jitter_minutes: None,
         notes,
         mailto: vars.mailto.clone(),
