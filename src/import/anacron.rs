@@ -44,6 +44,10 @@ pub fn import_anacrontab(
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
+        if trimmed.contains(char::REPLACEMENT_CHARACTER) {
+            out.report(&source, super::NOT_UTF8);
+            continue;
+        }
         if let Some((name, value)) = env_line(trimmed) {
             if name != "RANDOM_DELAY" && name != "START_HOURS_RANGE" {
                 set_var(&mut vars, &name, &value, &source, out);
