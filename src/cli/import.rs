@@ -154,16 +154,18 @@ fn shown(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// The file's text, or stdin's for `-`.
+/// The file's text, or stdin's for `-`. Bytes that are not UTF-8 become U+FFFD, so the
+/// importer reports their lines (with their numbers) and maps the others.
 fn read(path: &Path) -> anyhow::Result<String> {
+    let mut bytes = Vec::new();
     if path == Path::new("-") {
-        let mut s = String::new();
         std::io::stdin()
-            .read_to_string(&mut s)
+            .read_to_end(&mut bytes)
             .context("cannot read the crontab from stdin")?;
-        return Ok(s);
+    } else {
+        bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     }
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// One cron.d path: a file, or a directory whose files cron would read (others reported).
@@ -191,8 +193,10 @@ fn cron_d(path: &Path, opts: &Options, out: &mut Import) -> anyhow::Result<()> {
             );
             continue;
         }
-        let text = read(&file)?;
-        import::import_crontab(&text, &shown(&file), opts, out);
+        match read(&file) {
+            Ok(text) => import::import_crontab(&text, &shown(&file), opts, out),
+            Err(e) => out.report_file(&shown(&file), format!("{e:#}")),
+        }
     }
     Ok(())
 }

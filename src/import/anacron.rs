@@ -44,6 +44,10 @@ pub fn import_anacrontab(
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
+        if trimmed.contains(char::REPLACEMENT_CHARACTER) {
+            out.report(&source, super::NOT_UTF8);
+            continue;
+        }
         if let Some((name, value)) = env_line(trimmed) {
             if name != "RANDOM_DELAY" && name != "START_HOURS_RANGE" {
                 set_var(&mut vars, &name, &value, &source, out);
@@ -156,7 +160,7 @@ fn job_line(
             .filter(|(n, _)| !is_anacron_var(n))
             .cloned()
             .collect(),
-        catch_up: true,
+        anacron: true,
         jitter_minutes: jitter,
         notes,
         mailto: vars.mailto.clone(),
@@ -317,7 +321,7 @@ fn scripts(
                 .filter(|(n, _)| !is_anacron_var(n))
                 .cloned()
                 .collect(),
-            catch_up: true,
+            anacron: true,
             jitter_minutes: jitter,
             working_dir: None,
             notes,

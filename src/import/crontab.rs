@@ -46,6 +46,18 @@ impl Vars {
 /// Imports the crontab `text`, named `file` in reports and comments, into `out`.
 pub fn import_crontab(text: &str, file: &str, opts: &Options, out: &mut Import) {
     let mut vars = Vars::default();
+    if !opts.user_field && opts.user.is_none() {
+        let whole = Source {
+            file: file.to_string(),
+            line: 0,
+            text: String::new(),
+        };
+        out.note(
+            &whole,
+            "no --user: the jobs get no `user` and run as the daemon's user (root), where cron \
+             ran them as the crontab's owner; import with --user NAME",
+        );
+    }
     for (i, line) in text.lines().enumerate() {
         let source = Source {
             file: file.to_string(),
@@ -54,6 +66,10 @@ pub fn import_crontab(text: &str, file: &str, opts: &Options, out: &mut Import) 
         };
         let trimmed = line.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if trimmed.contains(char::REPLACEMENT_CHARACTER) {
+            out.report(&source, super::NOT_UTF8);
             continue;
         }
         if let Some((name, value)) = env_line(trimmed) {
@@ -279,7 +295,7 @@ fn entry(line: &str, source: &Source, vars: &Vars, opts: &Options, out: &mut Imp
         user,
         command,
         env: vars.env.clone(),
-        catch_up: false,
+        anacron: false,
         jitter_minutes: None,
         notes,
         mailto: vars.mailto.clone(),
@@ -469,5 +485,28 @@ mod tests {
         let mut out = Import::default();
         import_crontab("0 1 * * * a\n", "f", &opts(Some("root"), false), &mut out);
         assert!(crate::import::render(&out, "crontab").contains("working_dir = \"/root\""));
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_reported_by_number_and_the_others_mapped() {
+        // What the command line reads from "# caf\xe9\n0 1 * * * caf\xe9\n0 2 * * * b\n".
+        let text = String::from_utf8_lossy(b"# caf\xe9\n0 1 * * * caf\xe9\n0 2 * * * b\n");
+        let mut out = Import::default();
+        import_crontab(&text, "f", &opts(Some("root"), false), &mut out);
+        let reported: Vec<usize> = out.reports.iter().map(|r| r.source.line).collect();
+        assert_eq!(reported, [2], "{:?}", out.reports);
+        assert!(out.reports[0].why.contains("UTF-8"));
+        assert_eq!(out.jobs.len(), 1);
+        assert_eq!(out.jobs[0].source.line, 3);
+    }
+
+    #[test]
+    fn a_crontab_without_user_says_its_jobs_run_as_root() {
+        let mut out = Import::default();
+        import_crontab("0 1 * * * a\n", "f", &opts(None, false), &mut out);
+        assert!(out.notes.iter().any(|n| n.text.contains("no --user")));
+        let mut out = Import::default();
+        import_crontab("0 1 * * * a\n", "f", &opts(Some("root"), false), &mut out);
+        assert!(!out.notes.iter().any(|n| n.text.contains("no --user")));
     }
 }

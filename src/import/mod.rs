@@ -58,6 +58,10 @@ pub enum Command {
     Argv(Vec<String>),
 }
 
+/// Why a line with bytes that are not UTF-8 (read as U+FFFD) is not mapped.
+const NOT_UTF8: &str = "the line is not valid UTF-8 (a jobs.toml is UTF-8): convert the file, \
+                        e.g. `iconv -f latin1 -t utf-8`, and import it again";
+
 /// One imported job.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -75,8 +79,10 @@ pub struct Job {
     pub command: Command,
     /// The crontab's variables set above the line, in order.
     pub env: Vec<(String, String)>,
-    /// `catch_up = "once"` (anacron and the cron.daily-style scripts).
-    pub catch_up: bool,
+    /// An anacron job (anacron's own lines and the cron.daily-style scripts): `catch_up =
+    /// "once"`, and `overlap = "skip"`, since anacron never runs one job twice at once (cron's
+    /// jobs get `overlap = "allow"`: cron starts a run even while the last one goes on).
+    pub anacron: bool,
     /// anacron's `RANDOM_DELAY` in minutes, written as `jitter`.
     pub jitter_minutes: Option<u32>,
     /// Comment lines written above the job (rezone, `@reboot`, `%`).

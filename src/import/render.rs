@@ -43,10 +43,19 @@ pub fn render(import: &Import, what: &str) -> String {
             " (listed below)"
         }
     );
-    let _ = writeln!(
-        out,
-        "# cron starts a run even while the last one goes on, so these jobs have overlap = \"allow\"."
-    );
+    if import.jobs.iter().any(|j| !j.anacron) {
+        let _ = writeln!(
+            out,
+            "# cron starts a run even while the last one goes on, so its jobs have overlap = \"allow\"."
+        );
+    }
+    if import.jobs.iter().any(|j| j.anacron) {
+        let _ = writeln!(
+            out,
+            "# anacron never runs a job twice at once and runs what it missed, so its jobs have \
+             overlap = \"skip\" and catch_up = \"once\"."
+        );
+    }
     for r in &import.reports {
         let _ = writeln!(out, "#   not mapped: {}: {}", r.source, one_line(&r.why));
     }
@@ -105,9 +114,11 @@ fn job_toml(job: &Job, out: &mut String) {
     let _ = writeln!(out, "type = \"command\"");
     let _ = writeln!(out, "schedule = {}", quoted(&job.schedule));
     let _ = writeln!(out, "timezone = {}", quoted(job.timezone.name()));
-    let _ = writeln!(out, "overlap = \"allow\"");
-    if job.catch_up {
+    if job.anacron {
+        let _ = writeln!(out, "overlap = \"skip\"");
         let _ = writeln!(out, "catch_up = \"once\"");
+    } else {
+        let _ = writeln!(out, "overlap = \"allow\"");
     }
     if let Some(m) = job.jitter_minutes {
         let _ = writeln!(out, "jitter = \"{m}m\"");

@@ -3,6 +3,9 @@
 //! when the shift crosses midnight. The rewrite is kept only when it is exactly equivalent: both
 //! schedules are walked with opsd's own evaluator over the next two years and must fire at the
 //! same instants, which a zone with daylight saving time (a shift that is not fixed) fails.
+//! When neither zone changes its offset over those two years (UTC, Asia/Seoul...), the shifted
+//! hours and minutes are the same instants by construction, so only the days are compared, one
+//! by one: 731 days instead of every fire (a `* * * * *` line has a million).
 
 use super::cron_field::{Field, Which};
 use super::times::Times;
@@ -33,28 +36,104 @@ pub fn rezone(times: &Times, from: Tz, to: Tz, start: DateTime<Utc>) -> Result<T
     )?;
     let original = schedule(times, from)?;
     let rewritten = schedule(&candidate, to)?;
+    if fixed_offset(from, start) && fixed_offset(to, start) {
+        return same_days(times, (&original, from), (&rewritten, to), start)
+            .map(|()| candidate)
+            .map_err(|day| {
+                format!(
+                    "`{}` in {to} would not fire on the same days (first difference: {day} in \
+                     {from}); the days do not move as a whole",
+                    candidate.expression()
+                )
+            });
+    }
+    same_fires((&original, from), (&rewritten, to), start).map_err(|first| {
+        format!(
+            "`{}` in {to} would not fire at the same instants (first difference: {}); the \
+             offset between {from} and {to} is not fixed or the days do not move as a whole",
+            candidate.expression(),
+            first.with_timezone(&to).format("%Y-%m-%d %H:%M %Z")
+        )
+    })?;
+    Ok(candidate)
+}
+
+/// Whether `original` and `rewritten` fire at the same instants over the horizon after
+/// `start`, walked fire by fire (any zones); else the first instant that differs.
+fn same_fires(
+    (original, _): (&Schedule, Tz),
+    (rewritten, _): (&Schedule, Tz),
+    start: DateTime<Utc>,
+) -> Result<(), DateTime<Utc>> {
     let end = start + TimeDelta::days(HORIZON_DAYS);
     let mut a = original.fires_after(start).take_while(|t| *t < end);
     let mut b = rewritten.fires_after(start).take_while(|t| *t < end);
     loop {
         match (a.next(), b.next()) {
-            (None, None) => return Ok(candidate),
+            (None, None) => return Ok(()),
             (x, y) if x == y => continue,
-            (x, y) => {
-                let first = match (x, y) {
-                    (Some(x), Some(y)) => x.min(y),
-                    (Some(t), None) | (None, Some(t)) => t,
-                    (None, None) => start,
-                };
-                return Err(format!(
-                    "`{}` in {to} would not fire at the same instants (first difference: {}); \
-                     the offset between {from} and {to} is not fixed or the days do not move \
-                     as a whole",
-                    candidate.expression(),
-                    first.with_timezone(&to).format("%Y-%m-%d %H:%M %Z")
-                ));
-            }
+            (Some(x), Some(y)) => return Err(x.min(y)),
+            (Some(t), None) | (None, Some(t)) => return Err(t),
         }
+    }
+}
+
+/// True when `tz`'s offset from UTC is the same at every hour of the two years after `start`
+/// (no zone changes its offset and back within an hour).
+fn fixed_offset(tz: Tz, start: DateTime<Utc>) -> bool {
+    let first = offset_minutes(tz, start);
+    (1..=HORIZON_DAYS * 24).all(|h| offset_minutes(tz, start + TimeDelta::hours(h)) == first)
+}
+
+/// With fixed offsets: whether `original` (in its zone) fires on each day of the horizon
+/// exactly when `rewritten` fires on that day moved by the shift's carry (a day later when the
+/// times crossed midnight forwards). The shifted hours and minutes are the same instants by
+/// construction ([`shifted`]), so equal days make equal fire times. Else the first day (in the
+/// original's zone) that differs.
+fn same_days(
+    times: &Times,
+    (original, from): (&Schedule, Tz),
+    (rewritten, to): (&Schedule, Tz),
+    start: DateTime<Utc>,
+) -> Result<(), chrono::NaiveDate> {
+    let delta = offset_minutes(to, start) - offset_minutes(from, start);
+    // Every time moves by the same number of days unless the schedule fires every day, when
+    // the days cannot differ ([`shifted`] refuses the rest).
+    let carry = times
+        .hour
+        .values()
+        .first()
+        .zip(times.minute.values().first())
+        .map_or(0, |(h, m)| {
+            (i32::from(*h) * 60 + i32::from(*m) + delta).div_euclid(1440)
+        });
+    let carry = if every_day(times) { 0 } else { carry };
+    let first = start.with_timezone(&from).date_naive().succ_opt();
+    let days = first
+        .into_iter()
+        .flat_map(|d| d.iter_days())
+        .take(HORIZON_DAYS as usize);
+    for day in days {
+        let moved = day + TimeDelta::days(i64::from(carry));
+        if fires_on(original, from, day) != fires_on(rewritten, to, moved) {
+            return Err(day);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `schedule` fires on the local `day` of the fixed-offset zone `tz`.
+fn fires_on(schedule: &Schedule, tz: Tz, day: chrono::NaiveDate) -> bool {
+    let local = |d: chrono::NaiveDate| {
+        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
+            .single()
+    };
+    match (local(day), day.succ_opt().and_then(local)) {
+        (Some(begin), Some(end)) => schedule
+            .fires_after(begin.with_timezone(&Utc) - TimeDelta::seconds(1))
+            .next()
+            .is_some_and(|t| t < end),
+        _ => false,
     }
 }
 
@@ -235,6 +314,38 @@ mod tests {
         assert!(rezoned("0 9,20 * * 1", Tz::Asia__Seoul).is_err());
         // June at 23:00 UTC is 2 June to 1 July in Seoul.
         assert!(rezoned("0 23 * 6 *", Tz::Asia__Seoul).is_err());
+    }
+
+    /// With fixed offsets the days-only comparison says what the fire-by-fire walk says.
+    #[test]
+    fn comparing_days_agrees_with_walking_every_fire() {
+        let lines = [
+            "50 23 * * 0-4",
+            "0 23 * 6 *",
+            "0 20 1,15 * *",
+            "*/30 22,23 * * 5",
+            "15 23 * 1-3 0",
+            "0 22 28 2 *",
+            "0 16 * * 6",
+            "*/15 * 2 * *",
+        ];
+        for line in lines {
+            let t = times(line);
+            let delta = offset_minutes(Tz::Asia__Seoul, start());
+            let Ok(candidate) = shifted(&t, delta) else {
+                continue;
+            };
+            let original = schedule(&t, Tz::UTC).expect(line);
+            let rewritten = schedule(&candidate, Tz::Asia__Seoul).expect(line);
+            let a = (&original, Tz::UTC);
+            let b = (&rewritten, Tz::Asia__Seoul);
+            assert_eq!(
+                same_days(&t, a, b, start()).is_ok(),
+                same_fires(a, b, start()).is_ok(),
+                "{line} -> {}",
+                candidate.expression()
+            );
+        }
     }
 
     #[test]
