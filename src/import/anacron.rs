@@ -8,7 +8,7 @@
 //! part and becomes `jitter`. A `run-parts DIR` line becomes one job per script DIR holds,
 //! at the time the system crontab runs DIR (Debian's `/etc/crontab`: cron.daily at 06:25).
 
-use super::crontab::{env_line, set_var, take_word, Vars};
+use super::crontab::{content_lines, env_line, set_var, take_word, Vars};
 use super::times::Times;
 use super::{Command, Import, Job, Options, Source};
 use std::path::Path;
@@ -34,20 +34,14 @@ pub fn import_anacrontab(
     out: &mut Import,
 ) {
     let mut vars = Vars::default();
-    for (i, line) in text.lines().enumerate() {
-        let source = Source {
-            file: file.to_string(),
-            line: i + 1,
-            text: line.to_string(),
+    for (source, trimmed) in content_lines(text, file) {
+        let trimmed = match trimmed {
+            Ok(t) => t,
+            Err(why) => {
+                out.report(&source, why);
+                continue;
+            }
         };
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if trimmed.contains(char::REPLACEMENT_CHARACTER) {
-            out.report(&source, super::NOT_UTF8);
-            continue;
-        }
         if let Some((name, value)) = env_line(trimmed) {
             if name != "RANDOM_DELAY" && name != "START_HOURS_RANGE" {
                 set_var(&mut vars, &name, &value, &source, out);

@@ -43,6 +43,35 @@ impl Vars {
     }
 }
 
+/// Why a line with bytes that are not UTF-8 (read as U+FFFD) is not mapped.
+const NOT_UTF8: &str = "the line is not valid UTF-8 (a jobs.toml is UTF-8): convert the file, \
+                        e.g. `iconv -f latin1 -t utf-8`, and import it again";
+
+/// The lines of a crontab or anacrontab that say something (not blank, not a comment), each
+/// with its place and its text left-trimmed, or why it cannot be read (bytes that were not
+/// UTF-8).
+pub(super) fn content_lines<'a>(
+    text: &'a str,
+    file: &'a str,
+) -> impl Iterator<Item = (Source, Result<&'a str, &'static str>)> + 'a {
+    text.lines().enumerate().filter_map(move |(i, line)| {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            return None;
+        }
+        let source = Source {
+            file: file.to_string(),
+            line: i + 1,
+            text: line.to_string(),
+        };
+        if trimmed.contains(char::REPLACEMENT_CHARACTER) {
+            Some((source, Err(NOT_UTF8)))
+        } else {
+            Some((source, Ok(trimmed)))
+        }
+    })
+}
+
 /// Imports the crontab `text`, named `file` in reports and comments, into `out`.
 pub fn import_crontab(text: &str, file: &str, opts: &Options, out: &mut Import) {
     let mut vars = Vars::default();
@@ -58,20 +87,14 @@ pub fn import_crontab(text: &str, file: &str, opts: &Options, out: &mut Import) 
              ran them as the crontab's owner; import with --user NAME",
         );
     }
-    for (i, line) in text.lines().enumerate() {
-        let source = Source {
-            file: file.to_string(),
-            line: i + 1,
-            text: line.to_string(),
+    for (source, trimmed) in content_lines(text, file) {
+        let trimmed = match trimmed {
+            Ok(t) => t,
+            Err(why) => {
+                out.report(&source, why);
+                continue;
+            }
         };
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if trimmed.contains(char::REPLACEMENT_CHARACTER) {
-            out.report(&source, super::NOT_UTF8);
-            continue;
-        }
         if let Some((name, value)) = env_line(trimmed) {
             set_var(&mut vars, &name, &value, &source, out);
             continue;

@@ -58,10 +58,6 @@ pub enum Command {
     Argv(Vec<String>),
 }
 
-/// Why a line with bytes that are not UTF-8 (read as U+FFFD) is not mapped.
-const NOT_UTF8: &str = "the line is not valid UTF-8 (a jobs.toml is UTF-8): convert the file, \
-                        e.g. `iconv -f latin1 -t utf-8`, and import it again";
-
 /// One imported job.
 #[derive(Debug, Clone)]
 pub struct Job {
