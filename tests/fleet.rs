@@ -1052,3 +1052,115 @@ fn a_retried_run_shows_in_status_and_is_stopped_by_shutdown_within_grace() {
         "{log}"
     );
 }
+
+/// A TCP proxy to `upstream` that forwards everything but the answer to the first request
+/// holding `marker`: it closes that connection once the request has gone through, as a
+/// member that commits a transaction and fails before answering does.
+struct Swallower {
+    port: u16,
+    swallowed: Arc<AtomicBool>,
+}
+
+impl Swallower {
+    fn to(upstream: &str, marker: String) -> Swallower {
+        let target = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let swallowed = Arc::new(AtomicBool::new(false));
+        let done = swallowed.clone();
+        std::thread::spawn(move || {
+            for down in listener.incoming().flatten() {
+                let Ok(up) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let (marker, done) = (marker.clone(), done.clone());
+                let armed = Arc::new(AtomicBool::new(false));
+                let (mut d_in, mut u_out) = (down.try_clone().unwrap(), up.try_clone().unwrap());
+                let a = armed.clone();
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut buf = [0u8; 16 * 1024];
+                    let mut tail = Vec::new();
+                    while let Ok(n) = d_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        tail.extend_from_slice(&buf[..n]);
+                        if !done.load(Ordering::SeqCst)
+                            && String::from_utf8_lossy(&tail).contains(&marker)
+                        {
+                            done.store(true, Ordering::SeqCst);
+                            a.store(true, Ordering::SeqCst);
+                        }
+                        let keep = tail.len().saturating_sub(marker.len());
+                        tail.drain(..keep);
+                        if u_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let (mut u_in, mut d_out) = (up, down);
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n) = u_in.read(&mut buf) {
+                        if n == 0 || armed.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        if d_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = d_out.shutdown(std::net::Shutdown::Both);
+                    let _ = u_in.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Swallower { port, swallowed }
+    }
+}
+
+/// The report of a lost run whose transaction committed but whose answer was lost (the
+/// member closed the connection): the client resends it to the next member, where its
+/// comparison fails; the nonce read back tells it was ours, so the lost run is still logged
+/// at error and alerted. Before, the resent transaction's failed comparison was taken for
+/// another host's report: nobody reported the lost run.
+#[test]
+fn a_lost_run_report_whose_answer_is_lost_is_still_reported() {
+    use base64::Engine as _;
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let mut endpoints = cluster.endpoints();
+    // The first request putting a result: the lost-run report (h2 runs nothing itself).
+    let key = "/answer/results/";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+    let swallower = Swallower::to(&endpoints[0], b64[..key.len() / 3 * 4].to_string());
+    let h1_job = marker_job("gone", "@every 2s", 30, "h1", &marker, "overlap = \"skip\"");
+    let mut h1 = Host::start(
+        "h1",
+        &fleet_config("h1", &endpoints, "/answer", &h1_job),
+        &[],
+    );
+    endpoints[0] = format!("http://127.0.0.1:{}", swallower.port);
+    let h2_job = marker_job("gone", "@yearly", 0, "h2", &marker, "overlap = \"skip\"");
+    let h2 = Host::start(
+        "h2",
+        &fleet_config("h2", &endpoints, "/answer", &h2_job),
+        &[],
+    );
+    h1.wait_log("gone: run started", Duration::from_secs(30));
+    let slot = h1.started_slots("gone")[0].clone();
+    h1.kill9();
+    crate::util::wait_for("the lost result", Duration::from_secs(30), || {
+        result_of(&cluster, "/answer", "gone", &slot).is_some_and(|r| r["outcome"] == "lost")
+    });
+    assert!(
+        swallower.swallowed.load(Ordering::SeqCst),
+        "no answer was swallowed"
+    );
+    h2.wait_log("was lost: ", Duration::from_secs(20));
+    let log = h2.log();
+    let line = log.lines().find(|l| l.contains("was lost: ")).unwrap();
+    assert!(line.contains("ERROR"), "{line}");
+}
