@@ -112,6 +112,43 @@ impl Host {
             .collect()
     }
 
+    /// What `opsd status --json` shows of `job` on this host.
+    fn status_of(&self, job: &str) -> serde_json::Value {
+        let out = Command::new(crate::util::OPSD)
+            .args(["status", "--json", "--socket"])
+            .arg(self.path("opsd.sock"))
+            .output()
+            .unwrap();
+        let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{}: status: {e}: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        all["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["name"] == job))
+            .cloned()
+            .unwrap_or_else(|| panic!("{}: no {job} in {all}", self.name))
+    }
+
+    /// SIGTERM to this opsd (as `systemctl stop`), then whether it exited within `within`.
+    fn stop_within(&mut self, within: Duration) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let exited = crate::util::poll_until(within, || child.try_wait().ok().flatten().is_some());
+        if !exited {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        exited
+    }
+
     /// `kill -9` of this opsd (its log stays readable).
     fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -876,4 +913,254 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The result etcd holds for `job`'s `slot` (RFC 3339, as the log shows it) under `prefix`.
+fn result_of(cluster: &Cluster, prefix: &str, job: &str, slot: &str) -> Option<serde_json::Value> {
+    let secs = chrono::DateTime::parse_from_rfc3339(slot).ok()?.timestamp();
+    let kv = cluster.get_prefix(&format!("{prefix}/results/{job}/{secs}"));
+    serde_json::from_str(&kv.first()?.1).ok()
+}
+
+/// A host cut off from etcd long enough for its run to be declared lost and retried on
+/// another host, whose run then ends after the retry's: its result is superseded (logged at
+/// error, saying the run did happen), never written over the retry's. Before, the late
+/// original's finish had no comparison: it overwrote the retry's result and `last`. The other
+/// host never claimed a slot of the job since it started (its schedule is yearly): it still
+/// sweeps it (before, only jobs claimed since start were swept, and the lost run went
+/// unreported). The retry is run by the scheduler: `opsd status` shows it as the last run.
+#[test]
+fn a_late_original_does_not_overwrite_the_retry_of_its_lost_slot() {
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let proxies: Vec<Proxy> = cluster.endpoints().iter().map(|e| Proxy::to(e)).collect();
+    let through: Vec<String> = proxies.iter().map(Proxy::url).collect();
+    let retry = "overlap = \"skip\"\non_lost = \"retry\"";
+    let h1_job = marker_job("slow", "@every 2s", 12, "h1", &marker, retry);
+    let h1 = Host::start("h1", &fleet_config("h1", &through, "/late", &h1_job), &[]);
+    let h2_job = marker_job("slow", "@yearly", 0, "h2", &marker, retry);
+    let h2_config = fleet_config("h2", &cluster.endpoints(), "/late", &h2_job);
+    let h2 = Host::start("h2", &h2_config, &[]);
+    h1.wait_log("slow: run started", Duration::from_secs(30));
+    let slot = h1.started_slots("slow")[0].clone();
+    proxies.iter().for_each(|p| p.set_cut(true));
+    h2.wait_log("was lost: ", Duration::from_secs(30));
+    crate::util::wait_for("the retry's result", Duration::from_secs(30), || {
+        result_of(&cluster, "/late", "slow", &slot).is_some_and(|r| r["host"] == "h2")
+    });
+    let shown = h2.status_of("slow");
+    assert_eq!(shown["last"]["outcome"], "success", "{shown}");
+    assert_eq!(h2.started_slots("slow"), vec![slot.clone()]);
+    proxies.iter().for_each(|p| p.set_cut(false));
+    h1.wait_log("but its result was superseded", Duration::from_secs(40));
+    let result = result_of(&cluster, "/late", "slow", &slot).unwrap();
+    assert_eq!(
+        result["host"], "h2",
+        "the retry's result was overwritten: {result}"
+    );
+    let log = h1.log();
+    let line = log.lines().find(|l| l.contains("superseded")).unwrap();
+    assert!(
+        line.contains("ERROR") && line.contains("DID happen"),
+        "{line}"
+    );
+    // Each slot started once, but the lost one: once on h1, once (the retry) on h2.
+    slots_started_once(std::slice::from_ref(&h1), "slow");
+    assert!(h2.log().contains("retried once on h2"), "{}", h2.log());
+}
+
+/// etcd out of reach when a run ends, back a moment later (before the host's lease
+/// expires): the result is written when it answers again, and the slot is not reported lost.
+/// Before, finishing gave up after three quick tries: the slot kept its running marker, no
+/// result, until the host's lease ended, and was then reported lost although it ran.
+#[test]
+fn a_result_etcd_cannot_take_at_the_end_of_a_run_is_written_when_it_answers_again() {
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let proxies: Vec<Proxy> = cluster.endpoints().iter().map(|e| Proxy::to(e)).collect();
+    let through: Vec<String> = proxies.iter().map(Proxy::url).collect();
+    let skip = "overlap = \"skip\"";
+    let h1_job = marker_job("quick", "@every 2s", 1, "h1", &marker, skip);
+    let h1 = Host::start("h1", &fleet_config("h1", &through, "/away", &h1_job), &[]);
+    let h2_job = marker_job("quick", "@yearly", 0, "h2", &marker, skip);
+    let h2 = Host::start(
+        "h2",
+        &fleet_config("h2", &cluster.endpoints(), "/away", &h2_job),
+        &[],
+    );
+    h1.wait_log("quick: run started", Duration::from_secs(30));
+    let slot = h1.started_slots("quick")[0].clone();
+    proxies.iter().for_each(|p| p.set_cut(true));
+    h1.wait_log(
+        "cannot record the end of fleet slot",
+        Duration::from_secs(20),
+    );
+    proxies.iter().for_each(|p| p.set_cut(false));
+    crate::util::wait_for("the slot's result", Duration::from_secs(30), || {
+        result_of(&cluster, "/away", "quick", &slot).is_some()
+    });
+    let result = result_of(&cluster, "/away", "quick", &slot).unwrap();
+    assert_eq!(
+        (&result["host"], &result["outcome"]),
+        (&serde_json::json!("h1"), &serde_json::json!("success")),
+        "{result}"
+    );
+    h1.wait_log(
+        "recorded in etcd now that it answers again",
+        Duration::from_secs(5),
+    );
+    assert!(!h2.log().contains("was lost"), "{}", h2.log());
+    slots_started_once(&[h1, h2], "quick");
+}
+
+/// The retry of a lost run is a run of the scheduler like any other: `opsd status` shows it
+/// running, and SIGTERM (`systemctl stop`) stops it within `shutdown_timeout`. Before, it was
+/// spawned beside the scheduler: not in status, not stopped by shutdown.
+#[test]
+fn a_retried_run_shows_in_status_and_is_stopped_by_shutdown_within_grace() {
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let retry = "overlap = \"skip\"\non_lost = \"retry\"";
+    let h1_job = marker_job("long", "@every 2s", 30, "h1", &marker, retry);
+    let mut h1 = Host::start(
+        "h1",
+        &fleet_config("h1", &cluster.endpoints(), "/stop", &h1_job),
+        &[],
+    );
+    let h2_job = format!(
+        "[defaults]\nshutdown_timeout = \"1s\"\n\n{}",
+        marker_job("long", "@yearly", 30, "h2", &marker, retry)
+    );
+    let mut h2 = Host::start(
+        "h2",
+        &fleet_config("h2", &cluster.endpoints(), "/stop", &h2_job),
+        &[],
+    );
+    h1.wait_log("long: run started", Duration::from_secs(30));
+    h1.kill9();
+    h2.wait_log("long: run started", Duration::from_secs(30));
+    let shown = h2.status_of("long");
+    assert_eq!(shown["running"], 1, "{shown}");
+    assert!(h2.stop_within(Duration::from_secs(15)), "{}", h2.log());
+    let log = h2.log();
+    assert!(log.contains("outlived shutdown_timeout"), "{log}");
+    assert!(
+        log.contains("was lost: ") && log.contains("retried once on h2"),
+        "{log}"
+    );
+}
+
+/// A TCP proxy to `upstream` that forwards everything but the answer to the first request
+/// holding `marker`: it closes that connection once the request has gone through, as a
+/// member that commits a transaction and fails before answering does.
+struct Swallower {
+    port: u16,
+    swallowed: Arc<AtomicBool>,
+}
+
+impl Swallower {
+    fn to(upstream: &str, marker: String) -> Swallower {
+        let target = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let swallowed = Arc::new(AtomicBool::new(false));
+        let done = swallowed.clone();
+        std::thread::spawn(move || {
+            for down in listener.incoming().flatten() {
+                let Ok(up) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let (marker, done) = (marker.clone(), done.clone());
+                let armed = Arc::new(AtomicBool::new(false));
+                let (mut d_in, mut u_out) = (down.try_clone().unwrap(), up.try_clone().unwrap());
+                let a = armed.clone();
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut buf = [0u8; 16 * 1024];
+                    let mut tail = Vec::new();
+                    while let Ok(n) = d_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        tail.extend_from_slice(&buf[..n]);
+                        if !done.load(Ordering::SeqCst)
+                            && String::from_utf8_lossy(&tail).contains(&marker)
+                        {
+                            done.store(true, Ordering::SeqCst);
+                            a.store(true, Ordering::SeqCst);
+                        }
+                        let keep = tail.len().saturating_sub(marker.len());
+                        tail.drain(..keep);
+                        if u_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let (mut u_in, mut d_out) = (up, down);
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n) = u_in.read(&mut buf) {
+                        if n == 0 || armed.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        if d_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = d_out.shutdown(std::net::Shutdown::Both);
+                    let _ = u_in.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Swallower { port, swallowed }
+    }
+}
+
+/// The report of a lost run whose transaction committed but whose answer was lost (the
+/// member closed the connection): the client resends it to the next member, where its
+/// comparison fails; the nonce read back tells it was ours, so the lost run is still logged
+/// at error and alerted. Before, the resent transaction's failed comparison was taken for
+/// another host's report: nobody reported the lost run.
+#[test]
+fn a_lost_run_report_whose_answer_is_lost_is_still_reported() {
+    use base64::Engine as _;
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let mut endpoints = cluster.endpoints();
+    // The first request putting a result: the lost-run report (h2 runs nothing itself).
+    let key = "/answer/results/";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(key);
+    let swallower = Swallower::to(&endpoints[0], b64[..key.len() / 3 * 4].to_string());
+    let h1_job = marker_job("gone", "@every 2s", 30, "h1", &marker, "overlap = \"skip\"");
+    let mut h1 = Host::start(
+        "h1",
+        &fleet_config("h1", &endpoints, "/answer", &h1_job),
+        &[],
+    );
+    endpoints[0] = format!("http://127.0.0.1:{}", swallower.port);
+    let h2_job = marker_job("gone", "@yearly", 0, "h2", &marker, "overlap = \"skip\"");
+    let h2 = Host::start(
+        "h2",
+        &fleet_config("h2", &endpoints, "/answer", &h2_job),
+        &[],
+    );
+    h1.wait_log("gone: run started", Duration::from_secs(30));
+    let slot = h1.started_slots("gone")[0].clone();
+    h1.kill9();
+    crate::util::wait_for("the lost result", Duration::from_secs(30), || {
+        result_of(&cluster, "/answer", "gone", &slot).is_some_and(|r| r["outcome"] == "lost")
+    });
+    assert!(
+        swallower.swallowed.load(Ordering::SeqCst),
+        "no answer was swallowed"
+    );
+    h2.wait_log("was lost: ", Duration::from_secs(20));
+    let log = h2.log();
+    let line = log.lines().find(|l| l.contains("was lost: ")).unwrap();
+    assert!(line.contains("ERROR"), "{line}");
 }

@@ -2,8 +2,9 @@
 //! transaction "if `slots/JOB/SLOT` does not exist, create it (with this host's name), mark the
 //! slot open and running". etcd serialises transactions, so exactly one host's succeeds; the
 //! others read who won. The winner's revision is the run's fencing token. When the run ends,
-//! one more transaction writes its result and ends the open and running markers: two etcd
-//! writes per slot, whatever the number of hosts (a failed comparison writes nothing). With
+//! one more transaction (`finish.rs`, fenced on the token) writes its result and ends the open
+//! and running markers: two etcd writes per slot, whatever the number of hosts (a failed
+//! comparison writes nothing). With
 //! `overlap = "skip"` the claim also requires that no run of the job is going on any host, so
 //! the policy holds fleet-wide.
 //!
@@ -13,13 +14,14 @@
 
 use super::client::{self, Etcd, EtcdError};
 use super::clock;
+use super::finish::{self, Pending};
 use super::keys::Keys;
+use super::records::{json_bytes, ClaimRecord, ResultRecord, RunningRecord};
 use super::registration::{HostLease, KeepAlive};
 use crate::config::{JobConfig, Overlap};
 use crate::jobs::kind::BoxFuture;
 use crate::scheduler::{Claimed, Finished, SlotGate, Verdict};
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,54 +32,6 @@ const CLAIM_TTL: (Duration, Duration) =
     (Duration::from_secs(3600), Duration::from_secs(7 * 86_400));
 /// How many lines of a run's output its result keeps.
 const RESULT_TAIL: usize = 5;
-/// How many times the end of a run is written before it is given up (logged at error).
-const FINISH_TRIES: u32 = 3;
-
-/// What `slots/JOB/SLOT` holds.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ClaimRecord {
-    /// The host that won the slot.
-    pub host: String,
-    /// A random id of this claim, to recognise our own after a retried call.
-    pub nonce: String,
-}
-
-/// What `running/JOB/SLOT` and `open/JOB/SLOT` hold.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RunningRecord {
-    /// The host running the slot.
-    pub host: String,
-    /// When the run started.
-    pub started: DateTime<Utc>,
-    /// Whether this run is the one retry of a lost run (`on_lost = "retry"`).
-    #[serde(default)]
-    pub retried: bool,
-}
-
-/// What `results/JOB/SLOT` and `last/JOB` hold.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ResultRecord {
-    /// The job.
-    pub job: String,
-    /// The slot.
-    pub slot: DateTime<Utc>,
-    /// The host that ran it.
-    pub host: String,
-    /// How it ended (`success`, `failed`, ..., or `lost`).
-    pub outcome: String,
-    /// When it started.
-    pub started: DateTime<Utc>,
-    /// How long it took.
-    pub duration_ms: u64,
-    /// Its one-line explanation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// The last lines it printed.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub output: Vec<String>,
-    /// The claim's fencing token.
-    pub token: u64,
-}
 
 /// The etcd side of fleet claims; the scheduler's [`SlotGate`].
 #[derive(Debug)]
@@ -91,8 +45,10 @@ pub struct FleetGate {
     keepalive: Arc<KeepAlive>,
     /// Claims leases by TTL in seconds: (id, when granted).
     claim_leases: Mutex<HashMap<u64, (i64, Instant)>>,
-    /// The fleet jobs this host has claimed slots of, as last seen, for the lost-run sweep.
+    /// The fleet jobs of the configuration in force, for the lost-run sweep.
     pub(super) jobs: Mutex<HashMap<String, Arc<JobConfig>>>,
+    /// Where slots taken over from a lost run go, for the scheduler to run.
+    pub(super) takeovers: Mutex<Option<crate::scheduler::Takeovers>>,
     /// Where lost runs are alerted.
     pub(super) alerts: crate::alert::Dispatcher,
     /// The daemon's state directory, for the retry of a lost run.
@@ -129,17 +85,10 @@ impl FleetGate {
             keepalive,
             claim_leases: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
+            takeovers: Mutex::new(None),
             alerts,
             state_dir,
             stop,
-        }
-    }
-
-    /// Keeps `job`'s definition for the lost-run sweep.
-    fn remember(&self, job: &JobConfig) {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        if jobs.get(&job.name).is_none_or(|j| **j != *job) {
-            jobs.insert(job.name.clone(), Arc::new(job.clone()));
         }
     }
 
@@ -201,7 +150,6 @@ impl FleetGate {
             started: Utc::now(),
             retried: false,
         });
-        self.remember(job);
         // overlap = "skip" holds fleet-wide: no run of the job may be going anywhere.
         let running_of = self.keys.running_of(name);
         let mut compare = vec![client::absent(&slot_key)];
@@ -219,7 +167,7 @@ impl FleetGate {
         });
         let done = self.etcd.txn(txn).await.map_err(|e| e.to_string())?;
         if done.succeeded {
-            return Ok(self.won(job, slot, done.revision, lease));
+            return Ok(self.won(job, slot, done.revision, lease, ttl));
         }
         let Some(kv) = done.ranges.iter().find(|kv| kv.key == slot_key) else {
             // Not claimed: a run of the job is still going somewhere.
@@ -234,18 +182,32 @@ impl FleetGate {
             .map_err(|e| format!("the claim of the slot cannot be read: {e}"))?;
         if holder.host == self.host && holder.nonce == nonce {
             // Our own claim, written by a try whose answer was lost: we won.
-            return Ok(self.won(job, slot, kv.create_revision, lease));
+            return Ok(self.won(job, slot, kv.create_revision, lease, ttl));
         }
         Ok(Verdict::Taken(holder.host))
     }
 
     /// The verdict of a won slot with its fencing token.
-    fn won(&self, job: &JobConfig, slot: DateTime<Utc>, token: u64, lease: i64) -> Verdict {
-        Verdict::Start(Box::new(self.claimed(&job.name, slot, token, lease)))
+    fn won(
+        &self,
+        job: &JobConfig,
+        slot: DateTime<Utc>,
+        token: u64,
+        lease: i64,
+        ttl: Duration,
+    ) -> Verdict {
+        Verdict::Start(Box::new(self.claimed(&job.name, slot, token, (lease, ttl))))
     }
 
-    /// The claim this host holds on `job`'s `slot`, with its token and claims lease.
-    pub(super) fn claimed(&self, job: &str, slot: DateTime<Utc>, token: u64, lease: i64) -> Claim {
+    /// The claim this host holds on `job`'s `slot`, with its token and claims lease (under
+    /// which keys live at least the duration given, from now).
+    pub(super) fn claimed(
+        &self,
+        job: &str,
+        slot: DateTime<Utc>,
+        token: u64,
+        (lease, ttl): (i64, Duration),
+    ) -> Claim {
         Claim {
             etcd: self.etcd.clone(),
             keys: self.keys.clone(),
@@ -254,6 +216,8 @@ impl FleetGate {
             slot,
             token,
             lease,
+            until: Utc::now() + TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX),
+            state_dir: self.state_dir.clone(),
             _keepalive: self.keepalive.clone(),
         }
     }
@@ -267,6 +231,15 @@ impl SlotGate for FleetGate {
                 .unwrap_or_else(Verdict::Refused)
         })
     }
+
+    fn set_jobs(&self, jobs: Vec<Arc<JobConfig>>) {
+        let jobs = jobs.into_iter().map(|j| (j.name.clone(), j)).collect();
+        *self.jobs.lock().unwrap_or_else(|p| p.into_inner()) = jobs;
+    }
+
+    fn offer_takeovers(&self, to: crate::scheduler::Takeovers) {
+        *self.takeovers.lock().unwrap_or_else(|p| p.into_inner()) = Some(to);
+    }
 }
 
 /// A slot this host won.
@@ -278,6 +251,10 @@ pub(super) struct Claim {
     slot: DateTime<Utc>,
     token: u64,
     lease: i64,
+    /// Until when its claim is surely kept: writing its result matters until then.
+    until: DateTime<Utc>,
+    /// Where its result is kept while etcd does not answer.
+    state_dir: std::path::PathBuf,
     /// The host lease under this run's running marker lives until the run has ended, even if
     /// the gate is replaced meanwhile (a `[fleet]` reload).
     _keepalive: Arc<KeepAlive>,
@@ -301,33 +278,18 @@ impl Claimed for Claim {
                 detail: run.report.detail.clone(),
                 output: output[output.len().saturating_sub(RESULT_TAIL)..].to_vec(),
                 token: self.token,
+                nonce: Some(format!("{}:{:016x}", self.host, fastrand::u64(..))),
             };
-            let value = json_bytes(&record);
-            let txn = serde_json::json!({
-                "success": [
-                    client::put(&self.keys.result(&self.job, self.slot), &value, self.lease),
-                    client::put(&self.keys.last(&self.job), &value, 0),
-                    client::delete(&self.keys.running(&self.job, self.slot)),
-                    client::delete(&self.keys.open(&self.job, self.slot)),
-                ],
-            });
-            let mut last = String::new();
-            for _ in 0..FINISH_TRIES {
-                match self.etcd.txn(txn.clone()).await {
-                    Ok(_) => return,
-                    Err(e) => last = e.to_string(),
-                }
-            }
-            tracing::error!(job = %self.job, run_id = %run.run_id,
-                "{}: cannot record the end of fleet slot {} in etcd ({last}); other hosts may \
-                 report it lost", self.job, self.slot.timestamp());
+            let pending = Pending {
+                record,
+                lease: self.lease,
+                until: self.until,
+                run_id: run.run_id.to_string(),
+            };
+            let (etcd, keys) = (self.etcd.clone(), self.keys.clone());
+            finish::finish(etcd, keys, &self.state_dir, pending).await;
         })
     }
-}
-
-/// `value` as JSON bytes (our own records, which always serialise).
-pub(super) fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -362,7 +324,7 @@ mod tests {
     #[tokio::test]
     async fn the_host_lease_outlives_the_gate_while_a_claim_runs() {
         let (gate, registered) = gate();
-        let claim = gate.claimed("j", Utc::now(), 7, 1);
+        let claim = gate.claimed("j", Utc::now(), 7, (1, Duration::from_secs(3600)));
         drop(gate);
         assert!(
             !registered.is_cancelled(),

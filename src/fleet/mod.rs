@@ -5,8 +5,10 @@
 //!
 //! - `client`: etcd's v3 JSON gateway over reqwest (bounded calls, endpoint failover, the
 //!   clock measure of each answer).
-//! - `keys`: the key layout under `[fleet].prefix`.
-//! - `claim`: the slot claim, the running marker and the result of a run.
+//! - `keys`: the key layout under `[fleet].prefix`; `records`: what the keys hold.
+//! - `claim`: the slot claim and the running marker.
+//! - `finish`: the result of a run, fenced on its claim, kept in the state directory while
+//!   etcd does not answer.
 //! - `clock`: the bound on this host's clock against etcd's.
 //! - `registration`: this host's kept-alive lease and `hosts/HOST`.
 //! - `status`: what `opsd fleet status` reads.
@@ -18,12 +20,15 @@
 mod claim;
 pub mod client;
 mod clock;
+mod finish;
 pub mod keys;
 mod lost;
+mod records;
 pub mod registration;
 pub mod status;
 
-pub use claim::{FleetGate, ResultRecord};
+pub use claim::FleetGate;
+pub use records::ResultRecord;
 
 use crate::config::FleetSettings;
 use crate::scheduler::SlotGate;
@@ -76,6 +81,7 @@ pub fn start(
     let keepalive = Arc::new(registration::KeepAlive::new(registered));
     tracing::info!(host = %settings.host, endpoints = settings.endpoints.len(),
         "fleet: joining as {} through {} etcd endpoint(s)", settings.host, settings.endpoints.len());
+    finish::resume(&etcd, &keys, &state_dir);
     let gate = Arc::new(FleetGate::new(
         etcd,
         settings,

@@ -2,9 +2,9 @@
 //! (version, since, last seen) and, for each fleet job of the job file, its next slot, the
 //! run going now and where, and its last run (where it ran, how it ended).
 
-use super::claim::{ResultRecord, RunningRecord};
 use super::client::{self, Etcd};
 use super::keys::Keys;
+use super::records::{ResultRecord, RunningRecord};
 use super::registration::HostRecord;
 use crate::config::{Config, Scope};
 use chrono::{DateTime, Utc};

@@ -4,18 +4,43 @@
 //! [`Verdict::Start`] for a given (job, slot), the others [`Verdict::Taken`]; a gate that cannot
 //! tell (its coordination store unreachable, the clock untrustworthy) answers
 //! [`Verdict::Refused`], and the slot does not run here: the gate fails closed.
+//!
+//! The gate may also hand the scheduler a slot whose claim it already holds (a [`Takeover`]:
+//! the retry of a run lost on another host), which the scheduler runs as any scheduled run of
+//! that job; for that it learns the fleet jobs of the configuration in force.
 
 use super::execute::Finished;
 use crate::config::JobConfig;
 use crate::jobs::kind::BoxFuture;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// Decides which host of a fleet starts each slot of a fleet job.
 pub trait SlotGate: Send + Sync + std::fmt::Debug {
     /// Whether this host may start `job`'s run for `slot` (the instant it is scheduled for,
     /// the same on every host); called once per slot, off the precise alarm.
     fn claim<'a>(&'a self, job: &'a JobConfig, slot: DateTime<Utc>) -> BoxFuture<'a, Verdict>;
+
+    /// The fleet jobs of the configuration in force, given when the gate is put in force and
+    /// after every reload.
+    fn set_jobs(&self, jobs: Vec<Arc<JobConfig>>);
+
+    /// Where to send the slots this host takes over, for the scheduler to run.
+    fn offer_takeovers(&self, to: Takeovers);
 }
+
+/// A slot of `job` whose claim this host already holds, to run as a scheduled run of `slot`.
+pub struct Takeover {
+    /// The job's name.
+    pub job: String,
+    /// The slot.
+    pub slot: DateTime<Utc>,
+    /// The claim held, which the run's end is reported to.
+    pub claim: Box<dyn Claimed>,
+}
+
+/// Where a gate sends its [`Takeover`]s.
+pub type Takeovers = tokio::sync::mpsc::UnboundedSender<Takeover>;
 
 /// A gate's answer for one slot.
 pub enum Verdict {
@@ -56,7 +81,7 @@ mod tests {
     use super::*;
     use crate::alert::{Dispatcher, DispatcherOptions};
     use crate::scheduler::Scheduler;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
     use std::time::Duration;
 
     /// A gate that takes `delay` to answer, starting every slot, and notes the slots asked.
@@ -86,6 +111,8 @@ mod tests {
                 Verdict::Start(Box::new(Won))
             })
         }
+        fn set_jobs(&self, _jobs: Vec<Arc<JobConfig>>) {}
+        fn offer_takeovers(&self, _to: Takeovers) {}
     }
 
     /// A claim slower than the job's period (etcd electing a leader) must not make this host

@@ -83,6 +83,7 @@ impl Scheduler {
             let state = sched.runner.restore_state(job);
             sched.arm(job.clone(), state, None, Arming::DaemonStart);
         }
+        sched.runner.set_jobs(sched.handles());
         Ok(sched)
     }
 
@@ -214,7 +215,13 @@ impl Scheduler {
             }
         }
         self.config = new;
+        self.runner.set_jobs(self.handles());
         Ok(summary)
+    }
+
+    /// The handle of every job of the set.
+    fn handles(&self) -> Vec<JobHandle> {
+        self.jobs.values().map(|e| e.handle.clone()).collect()
     }
 
     /// Runs a job now, respecting its overlap policy; the receiver hears how it ended.
@@ -254,8 +261,10 @@ impl Scheduler {
             .min_by_key(|(_, t, _)| *t)
     }
 
-    /// Stops all timers, waits up to `grace` for running jobs, then stops what is left.
+    /// Stops all timers and the fleet gate (no slot is taken over any more), waits up to
+    /// `grace` for running jobs, then stops what is left.
     pub async fn shutdown(self, grace: Duration) {
+        self.runner.set_gate(None);
         for entry in self.jobs.values() {
             entry.stop("opsd was stopping");
         }

@@ -34,7 +34,7 @@ mod timer;
 
 pub use execute::{execute, Finished, Run, RunControl, RunMode, StopReason, Trigger};
 pub use failure_alert::failed_run_alert;
-pub use gate::{Claimed, SlotGate, Verdict};
+pub use gate::{Claimed, SlotGate, Takeover, Takeovers, Verdict};
 pub use job_set::Scheduler;
 pub use job_state::{JobState, LastRun, RunCounts};
 pub use recorder::{NoRecorder, RunRecorder};

@@ -1,12 +1,14 @@
 //! The part of the scheduler that starts runs: it applies a job's overlap policy and jitter,
 //! runs queued runs one after the other, keeps a continuous job going with backoff, and keeps
 //! each job's last run (and a catch-up job's last slot) in the state directory. Timers, the
-//! `@start` and catch-up runs and `opsd trigger` all come here through [`Runner::fire`].
+//! `@start` and catch-up runs, `opsd trigger` and the slots the fleet gate takes over (the
+//! retry of a run lost elsewhere, its claim already held) all come here through
+//! [`Runner::fire`].
 
 use super::alarm::{Alarm, Ticket};
 use super::backoff::RestartBackoff;
 use super::execute::{execute, Finished, Run, RunControl, StopReason, Trigger};
-use super::gate::{Claimed, SlotGate, Verdict};
+use super::gate::{Claimed, SlotGate, Takeover, Verdict};
 use super::job_state::{Admission, JobState, LastRun};
 use super::recorder::RunRecorder;
 use crate::alert::Dispatcher;
@@ -14,8 +16,9 @@ use crate::config::{JobConfig, Scope};
 use crate::jobs::RunReport;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -54,6 +57,17 @@ pub(super) struct Fire {
     ticket: Option<Ticket>,
     /// The slot this run is for (scheduled and catch-up runs), which a fleet job claims.
     slot: Option<DateTime<Utc>>,
+    /// The slot's claim, already held (a slot the gate took over): no claim is asked.
+    held: Option<HeldClaim>,
+}
+
+/// A claim a [`Fire`] carries from the gate.
+struct HeldClaim(Box<dyn Claimed>);
+
+impl std::fmt::Debug for HeldClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HeldClaim(token {})", self.0.fencing_token())
+    }
 }
 
 impl Fire {
@@ -69,7 +83,15 @@ impl Fire {
             reply: None,
             ticket: None,
             slot,
+            held: None,
         }
+    }
+
+    /// The run is for `slot`, whose `claim` is already held (a slot the gate took over).
+    fn with_claim(mut self, slot: DateTime<Utc>, claim: Box<dyn Claimed>) -> Self {
+        self.slot = Some(slot);
+        self.held = Some(HeldClaim(claim));
+        self
     }
 
     /// The run is for `slot` (a caught-up slot), which a fleet job claims before it starts.
@@ -122,6 +144,8 @@ struct RunnerInner {
     recorder: Arc<dyn RunRecorder>,
     /// Who decides which host runs a fleet job's slot; `None` without a `[fleet]`.
     gate: RwLock<Option<Arc<dyn SlotGate>>>,
+    /// Every job of the configuration in force, by name, for the slots the gate takes over.
+    jobs: RwLock<BTreeMap<String, JobHandle>>,
 }
 
 /// Catch-up state kept for jobs with `catch_up = "once"`.
@@ -149,6 +173,7 @@ impl Runner {
                 alarm: Alarm::start()?,
                 recorder,
                 gate: RwLock::new(None),
+                jobs: RwLock::new(BTreeMap::new()),
             }),
         })
     }
@@ -158,9 +183,88 @@ impl Runner {
         &self.inner.alarm
     }
 
-    /// Puts `gate` in force for the slots of fleet jobs from now on (`None`: no fleet).
+    /// Puts `gate` in force for the slots of fleet jobs from now on (`None`: no fleet): it
+    /// learns the fleet jobs, and the slots it takes over are run here until it is replaced.
+    /// Must be called inside the runtime.
     pub fn set_gate(&self, gate: Option<Arc<dyn SlotGate>>) {
+        if let Some(gate) = &gate {
+            gate.set_jobs(self.fleet_jobs());
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            gate.offer_takeovers(tx);
+            // Ends when the gate (the sender's holder) goes, or the runner does.
+            let runner = Arc::downgrade(&self.inner);
+            tokio::spawn(async move {
+                while let Some(takeover) = rx.recv().await {
+                    let Some(inner) = Weak::upgrade(&runner) else {
+                        break;
+                    };
+                    Runner { inner }.take_over(takeover).await;
+                }
+            });
+        }
         *self.inner.gate.write().unwrap_or_else(|p| p.into_inner()) = gate;
+    }
+
+    /// Keeps `jobs` as the configuration in force, and tells the gate its fleet jobs.
+    pub fn set_jobs(&self, jobs: impl IntoIterator<Item = JobHandle>) {
+        let jobs = jobs
+            .into_iter()
+            .map(|h| (h.config.name.clone(), h))
+            .collect();
+        *self.inner.jobs.write().unwrap_or_else(|p| p.into_inner()) = jobs;
+        let gate = self
+            .inner
+            .gate
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(gate) = gate {
+            gate.set_jobs(self.fleet_jobs());
+        }
+    }
+
+    /// The fleet jobs of the configuration in force.
+    fn fleet_jobs(&self) -> Vec<Arc<JobConfig>> {
+        let jobs = self.inner.jobs.read().unwrap_or_else(|p| p.into_inner());
+        jobs.values()
+            .filter(|h| h.config.scope == Scope::Fleet)
+            .map(|h| h.config.clone())
+            .collect()
+    }
+
+    /// Runs a slot the gate took over as a scheduled run of its job, with its claim; when the
+    /// job is no longer an enabled fleet job here, the claim ends as not run (logged at error).
+    async fn take_over(&self, takeover: Takeover) {
+        let Takeover { job, slot, claim } = takeover;
+        let handle = self
+            .inner
+            .jobs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&job)
+            .filter(|h| h.config.scope == Scope::Fleet && h.config.enabled)
+            .cloned();
+        match handle {
+            Some(handle) => {
+                self.fire(Fire::new(&handle, Trigger::Schedule(slot)).with_claim(slot, claim))
+            }
+            None => {
+                let finished = Finished {
+                    run_id: super::execute::new_run_id(),
+                    started: Utc::now(),
+                    duration: Duration::ZERO,
+                    report: RunReport::failed(format!(
+                        "fleet slot {} taken over from a lost run is not run: {job} is no \
+                         longer an enabled fleet job of this host's configuration",
+                        slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )),
+                };
+                let detail = finished.report.detail.as_deref().unwrap_or_default();
+                tracing::error!(job = %job, run_id = %finished.run_id, outcome = "failed",
+                    "{job}: run failed: {detail}");
+                claim.finish(&finished).await;
+            }
+        }
     }
 
     /// Asks the gate in force whether this host may start `job`'s `slot`; without one, the
@@ -360,10 +464,11 @@ impl Runner {
             mut reply,
             mut ticket,
             slot,
+            held,
         } = fire;
         self.inner.tracker.spawn(async move {
-            let mut claim = None;
-            if let (Scope::Fleet, Some(slot)) = (job.scope, slot) {
+            let mut claim = held.map(|h| h.0);
+            if let (Scope::Fleet, Some(slot), None) = (job.scope, slot, &claim) {
                 // The claim is a network call: the rest of the wave does not wait for it.
                 drop(ticket.take());
                 match runner.claim(&job, slot).await {
