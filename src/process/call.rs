@@ -1,12 +1,12 @@
 //! Asking a program a question (`apache2 -V`, `nginx -V`, `ldd mod_ssl.so`): the doctors'
-//! one way to run a probe. The program gets a clean environment (`PATH` and `LC_ALL=C`, plus
+//! one way to find ([`find_program`]) and run a probe. The program gets a clean environment (`PATH` and `LC_ALL=C`, plus
 //! only what the caller names), stdin closed, a deadline after which it is killed, and a cap
 //! on what of its output is kept: past [`MAX_OUTPUT`] bytes a stream is still read (so the
 //! program never blocks writing) but dropped. It is spawned through [`super::reaper`], so the
 //! daemon's reaper leaves it to tokio. Not for a job's run, which has its own supervision.
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -37,6 +37,18 @@ pub enum CallError {
     /// It did not finish in time (and was killed).
     #[error("did not finish within {}s", .0.as_secs())]
     Timeout(Duration),
+}
+
+/// The first of `names` found in `$PATH`, then in `extra` (sbin is often missing from a
+/// user's path): the program a probe asks.
+pub fn find_program(names: &[&str], extra: &[&str]) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(extra.iter().map(PathBuf::from));
+    names
+        .iter()
+        .find_map(|name| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()))
 }
 
 /// Runs `program args` with a clean environment plus `env`, within `timeout`.
@@ -136,6 +148,15 @@ mod tests {
         .expect("runs");
         assert_eq!(a.stdout.len(), MAX_OUTPUT);
         assert_eq!(a.stderr, "done\n");
+    }
+
+    #[test]
+    fn find_program_looks_in_the_extra_directories_too() {
+        assert_eq!(
+            find_program(&["no-such-program-here", "sh"], &["/bin"]).map(|p| p.is_file()),
+            Some(true)
+        );
+        assert_eq!(find_program(&["no-such-program-here"], &["/bin"]), None);
     }
 
     #[tokio::test]

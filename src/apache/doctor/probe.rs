@@ -40,7 +40,8 @@ impl DoctorOptions {
     pub fn new(bin: Option<PathBuf>, args: Vec<String>) -> Result<Self, DoctorError> {
         let bin = match bin {
             Some(b) => b,
-            None => find_default_bin().ok_or(DoctorError::NotFound)?,
+            None => crate::process::call::find_program(DEFAULT_BINS, EXTRA_DIRS)
+                .ok_or(DoctorError::NotFound)?,
         };
         let direct_debian_binary = bin.file_name().is_some_and(|n| n == "apache2")
             && std::env::var_os("APACHE_RUN_DIR").is_none();
@@ -48,17 +49,6 @@ impl DoctorOptions {
             Some(PathBuf::from(DEBIAN_ENVVARS)).filter(|p| direct_debian_binary && p.is_file());
         Ok(DoctorOptions { bin, args, envvars })
     }
-}
-
-/// The first of [`DEFAULT_BINS`] found in `$PATH` or [`EXTRA_DIRS`].
-fn find_default_bin() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(EXTRA_DIRS.iter().map(PathBuf::from));
-    DEFAULT_BINS
-        .iter()
-        .find_map(|name| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()))
 }
 
 /// Why the doctor could not examine the server.

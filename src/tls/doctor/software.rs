@@ -220,13 +220,7 @@ pub fn library_version(bytes: &[u8]) -> Option<VersionText> {
 
 /// The first of `names` in `$PATH` or the usual sbin and bin directories.
 pub fn find_program(names: &[&str]) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(DIRS.iter().map(PathBuf::from));
-    names
-        .iter()
-        .find_map(|name| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()))
+    crate::process::call::find_program(names, DIRS)
 }
 
 /// Runs `program args` ([`crate::process::call`]: clean environment, bounded in time and
