@@ -12,115 +12,45 @@
 //! `cargo test --bench tls_probe` (what the README's figure used). `OPSD_BENCH_RUNS` sets how
 //! many times the 100-target job runs (default 3; the one-target job runs twice as often).
 
+// The tests' openssl scaffolding (the PKI and s_server); the bench uses only part of it.
+#[allow(dead_code)]
+#[path = "../tests/util/openssl.rs"]
+mod openssl;
+
+use openssl::Server;
 use std::fmt::Write as _;
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 /// openssl s_server processes.
 const SERVERS: usize = 10;
 /// SNI names per server.
 const NAMES: usize = 10;
 
-/// Runs `openssl ARGS` in `dir`.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("openssl (apt-get install openssl)");
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
 /// A CA (`ca.pem`) and a leaf for `*.bench.test` (`leaf.pem`, `leaf.key`) in `dir`.
 fn pki(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509", "-days", "30", "-subj", "/CN=bench CA"];
-    ca.extend(ec);
-    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
-    openssl(dir, &ca);
-    let mut req = vec!["req", "-new", "-subj", "/CN=bench leaf"];
-    req.extend(ec);
-    req.extend(["-keyout", "leaf.key", "-out", "leaf.csr"]);
-    openssl(dir, &req);
+    openssl::ca(dir, "ca", "/CN=bench CA", "30");
     fs::write(
         dir.join("ext.cnf"),
         "[leaf]\nsubjectAltName = DNS:*.bench.test\nextendedKeyUsage = serverAuth\n",
     )
     .expect("write ext.cnf");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-days",
-            "30",
-            "-set_serial",
-            "7",
-            "-extfile",
-            "ext.cnf",
-            "-extensions",
-            "leaf",
-            "-out",
-            "leaf.pem",
-        ],
-    );
-}
-
-/// An `openssl s_server` on a free loopback port, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    openssl::Cert {
+        name: "leaf",
+        subject: "/CN=bench leaf",
+        key: &openssl::EC,
+        issuer: "ca",
+        days: "30",
+        serial: "7",
+        extensions: ("ext.cnf", "leaf"),
     }
+    .make(dir);
 }
 
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("openssl")
-            .args(["s_server", "-www", "-quiet", "-accept"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-cert")
-            .arg(dir.join("leaf.pem"))
-            .arg("-key")
-            .arg(dir.join("leaf.key"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("openssl s_server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s_server did not listen");
-            sleep(Duration::from_millis(20));
-        }
-        Server { child, port }
-    }
+/// An `openssl s_server` for the leaf of [`pki`] on a free loopback port.
+fn server(dir: &Path) -> Server {
+    Server::serve(&dir.join("leaf.pem"), &dir.join("leaf.key"), None, &[], dir)
 }
 
 /// One `opsd run-job JOB` under `/usr/bin/time`: (wall seconds, peak RSS in KiB).
@@ -173,7 +103,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let d = dir.path();
     pki(d);
-    let servers: Vec<Server> = (0..SERVERS).map(|_| Server::start(d)).collect();
+    let servers: Vec<Server> = (0..SERVERS).map(|_| server(d)).collect();
     let targets: Vec<String> = servers
         .iter()
         .flat_map(|s| {

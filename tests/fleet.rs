@@ -788,7 +788,7 @@ fn overlap_skip_holds_fleet_wide() {
 
 /// A CA, an etcd server certificate for 127.0.0.1 and an opsd client certificate, in `dir`.
 fn etcd_pki(dir: &Path) {
-    use crate::util::openssl::openssl;
+    use crate::util::openssl::{ca, Cert, EC};
     fs::write(
         dir.join("ext.cnf"),
         "[server]\nbasicConstraints = critical,CA:FALSE\nextendedKeyUsage = serverAuth,clientAuth\n\
@@ -796,60 +796,18 @@ fn etcd_pki(dir: &Path) {
          extendedKeyUsage = clientAuth\n",
     )
     .unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req",
-        "-x509",
-        "-days",
-        "30",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-subj",
-        "/CN=etcd test CA",
-    ];
-    ca.extend(ec);
-    openssl(dir, &ca);
-    for (name, ext) in [("server", "server"), ("client", "client")] {
-        let (key, csr, pem) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-        );
-        let subj = format!("/CN=opsd {name}");
-        let mut req = vec!["req", "-new", "-keyout", &key, "-out", &csr, "-subj", &subj];
-        req.extend(ec);
-        openssl(dir, &req);
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-days",
-                "30",
-                "-set_serial",
-                "7",
-                "-extfile",
-                "ext.cnf",
-                "-extensions",
-                ext,
-                "-out",
-                &pem,
-            ],
-        );
+    ca(dir, "ca", "/CN=etcd test CA", "30");
+    for name in ["server", "client"] {
+        Cert {
+            name,
+            subject: &format!("/CN=opsd {name}"),
+            key: &EC,
+            issuer: "ca",
+            days: "30",
+            serial: "7",
+            extensions: ("ext.cnf", name),
+        }
+        .make(dir);
     }
 }
 

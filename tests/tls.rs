@@ -5,7 +5,7 @@
 //! are the library's own (`src/tls/tests.rs`).
 
 use crate::util::free_port;
-use crate::util::openssl::{openssl, Pki, Server};
+use crate::util::openssl::{ca, Cert, Pki, Server, EC};
 use crate::util::starttls::{Front, Mail};
 use crate::util::OPSD;
 use opsd::severity::Severity;
@@ -371,41 +371,16 @@ async fn a_certificate_with_10000_sans_is_refused_bounded_and_named_as_such() {
         ),
     )
     .expect("write many.cnf");
-    let dir = pki.path("");
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut req = vec!["req", "-new", "-subj", "/CN=many"];
-    req.extend(ec);
-    req.extend(["-keyout", "many.key", "-out", "many.csr"]);
-    openssl(&dir, &req);
-    openssl(
-        &dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "many.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-days",
-            "30",
-            "-set_serial",
-            "9",
-            "-extfile",
-            "many.cnf",
-            "-extensions",
-            "many",
-            "-out",
-            "many.pem",
-        ],
-    );
+    Cert {
+        name: "many",
+        subject: "/CN=many",
+        key: &EC,
+        issuer: "ca",
+        days: "30",
+        serial: "9",
+        extensions: ("many.cnf", "many"),
+    }
+    .make(&pki.path(""));
     let server = Server::start(&pki, "many", None, &[]);
     let r = probe_within(&server.target("localhost"), TIMEOUT, &pki.trust()).await;
     let versions = &findings(&r).versions;
@@ -599,24 +574,7 @@ fn control_characters_in_certificate_names_are_escaped_in_the_table_the_log_and_
     // hold ANSI escapes and a carriage return, above an ordinary leaf.
     let pki = Pki::new();
     let dir = pki.path("");
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req",
-        "-x509",
-        "-days",
-        "30",
-        "-subj",
-        "/CN=Evil\u{1b}[2J\rCA",
-    ];
-    ca.extend(ec);
-    ca.extend(["-keyout", "evil-ca.key", "-out", "evil-ca.pem"]);
-    openssl(&dir, &ca);
+    ca(&dir, "evil-ca", "/CN=Evil\u{1b}[2J\rCA", "30");
     std::fs::write(
         pki.path("evil.cnf"),
         "[inter]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign\n\
@@ -624,39 +582,16 @@ fn control_characters_in_certificate_names_are_escaped_in_the_table_the_log_and_
     )
     .expect("write evil.cnf");
     let sign = |name: &str, subject: &str, issuer: &str, days: &str, ext: &str| {
-        let (key, csr, pem) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-        );
-        let mut req = vec!["req", "-new", "-subj", subject];
-        req.extend(ec);
-        req.extend(["-keyout", &key, "-out", &csr]);
-        openssl(&dir, &req);
-        let (ca_pem, ca_key) = (format!("{issuer}.pem"), format!("{issuer}.key"));
-        openssl(
-            &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &ca_pem,
-                "-CAkey",
-                &ca_key,
-                "-days",
-                days,
-                "-set_serial",
-                "77",
-                "-extfile",
-                "evil.cnf",
-                "-extensions",
-                ext,
-                "-out",
-                &pem,
-            ],
-        );
+        Cert {
+            name,
+            subject,
+            key: &EC,
+            issuer,
+            days,
+            serial: "77",
+            extensions: ("evil.cnf", ext),
+        }
+        .make(&dir);
     };
     sign(
         "evil-inter",

@@ -3,10 +3,12 @@
 //!
 //! [`watch::Watcher`] ties it together: it follows the files ([`follow`]), remembers where it is
 //! ([`checkpoint`]), and turns matching lines ([`mod@line`], [`rules`]) into [`rules::LogEvent`]s.
+//! [`conf`] reads Apache's own configuration syntax, for the doctors.
 //! [`doctor`] checks a server for the known child-crash recipe (`opsd apache doctor`);
 //! [`test_rules`] shows what the rules would match in a given log (`opsd apache test-rules`).
 
 pub mod checkpoint;
+pub mod conf;
 pub mod doctor;
 pub mod follow;
 pub mod line;

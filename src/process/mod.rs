@@ -5,8 +5,10 @@
 //! the state directory ([`ledger`]). Where opsd has a delegated cgroup subtree, each run also
 //! gets a cgroup of its own ([`cgroup`]), which nothing it starts can leave and which is killed
 //! when the run ends. Every program opsd starts, a run or an alert program, also begins with a
-//! clean environment ([`mod@env`]). It imports nothing of ours.
+//! clean environment ([`mod@env`]); the doctors' probes run
+//! through [`call`] (clean environment, bounded in time and output). It imports nothing of ours.
 
+pub mod call;
 pub mod cgroup;
 pub mod env;
 pub mod ledger;

@@ -2,6 +2,7 @@
 //! configuration files it lists become a [`Setup`], a typed description of what the server
 //! runs. Nothing here judges it (that is [`super::analyse`]) and nothing here runs Apache.
 
+use crate::apache::conf;
 use serde::Serialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -174,40 +175,21 @@ struct Directives {
 }
 
 impl Directives {
-    /// Adds the directives of one file, with continuation lines joined and comments dropped.
+    /// Adds the directives of one file ([`conf::directives`]: continuations joined, comments
+    /// dropped).
     fn scan(&mut self, file: &Path, text: &str) {
-        let mut pending = String::new();
-        let mut start = 0;
-        for (i, raw) in text.lines().enumerate() {
-            if pending.is_empty() {
-                start = i + 1;
-            }
-            if let Some(cont) = raw.strip_suffix('\\') {
-                pending.push_str(cont);
-                pending.push(' ');
-                continue;
-            }
-            pending.push_str(raw);
-            let line = std::mem::take(&mut pending);
-            let line = line.trim();
-            if line.starts_with('#') {
-                continue;
-            }
-            let mut words = line.split_whitespace();
-            let Some(directive) = words.next() else {
-                continue;
-            };
+        for d in conf::directives(text) {
             let at = || Location {
                 file: file.to_path_buf(),
-                line: start,
-                text: line.to_string(),
+                line: d.line,
+                text: d.text.clone(),
             };
-            if directive.eq_ignore_ascii_case("Protocols") {
-                if words.any(|w| w.eq_ignore_ascii_case("h2")) {
+            match d.name.as_str() {
+                "protocols" if d.args.iter().any(|w| w.eq_ignore_ascii_case("h2")) => {
                     self.protocols_h2.push(at());
                 }
-            } else if directive.eq_ignore_ascii_case("H2MaxWorkers") {
-                self.h2_max_workers.push(at());
+                "h2maxworkers" => self.h2_max_workers.push(at()),
+                _ => {}
             }
         }
     }

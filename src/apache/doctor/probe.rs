@@ -1,12 +1,13 @@
 //! Asking Apache: finding its control program or binary and running `-V`, `-M` and
-//! `-t -D DUMP_INCLUDES` on it (each bounded in time, Debian's envvars sourced when `apache2` is
+//! `-t -D DUMP_INCLUDES` on it (each through [`crate::process::call`]: bounded in time and
+//! output, a clean environment but for `APACHE_*`; Debian's envvars sourced when `apache2` is
 //! run directly), then reading the configuration files it lists. The answers are kept as text;
 //! [`super::parse`] reads them. Nothing here judges what Apache said.
 
+use crate::process::call::CallError;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::process::Command;
 
 /// Control programs and binaries tried, in order, when `--bin` is not given.
 pub const DEFAULT_BINS: &[&str] = &["apachectl", "apache2ctl", "httpd", "apache2"];
@@ -39,7 +40,8 @@ impl DoctorOptions {
     pub fn new(bin: Option<PathBuf>, args: Vec<String>) -> Result<Self, DoctorError> {
         let bin = match bin {
             Some(b) => b,
-            None => find_default_bin().ok_or(DoctorError::NotFound)?,
+            None => crate::process::call::find_program(DEFAULT_BINS, EXTRA_DIRS)
+                .ok_or(DoctorError::NotFound)?,
         };
         let direct_debian_binary = bin.file_name().is_some_and(|n| n == "apache2")
             && std::env::var_os("APACHE_RUN_DIR").is_none();
@@ -47,17 +49,6 @@ impl DoctorOptions {
             Some(PathBuf::from(DEBIAN_ENVVARS)).filter(|p| direct_debian_binary && p.is_file());
         Ok(DoctorOptions { bin, args, envvars })
     }
-}
-
-/// The first of [`DEFAULT_BINS`] found in `$PATH` or [`EXTRA_DIRS`].
-fn find_default_bin() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(EXTRA_DIRS.iter().map(PathBuf::from));
-    DEFAULT_BINS
-        .iter()
-        .find_map(|name| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()))
 }
 
 /// Why the doctor could not examine the server.
@@ -146,44 +137,38 @@ async fn call(opts: &DoctorOptions, flags: &[&str]) -> Result<String, DoctorErro
         .map(|a| a.to_string_lossy())
         .collect::<Vec<_>>()
         .join(" ");
-    let mut cmd = match &opts.envvars {
+    let (program, args): (&Path, Vec<OsString>) = match &opts.envvars {
         Some(env) => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c")
-                .arg(". \"$0\" && exec \"$@\"")
-                .arg(env)
-                .args(&argv);
-            c
+            let mut args = vec![
+                OsString::from("-c"),
+                OsString::from(". \"$0\" && exec \"$@\""),
+                env.clone().into_os_string(),
+            ];
+            args.extend(argv.iter().cloned());
+            (Path::new("/bin/sh"), args)
         }
-        None => {
-            let mut c = Command::new(&argv[0]);
-            c.args(&argv[1..]);
-            c
-        }
+        None => (opts.bin.as_path(), argv[1..].to_vec()),
     };
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    // Spawned through the reaper's registry, so the daemon's reaper leaves it to tokio.
-    let output = async {
-        let (child, _spawned) = crate::process::reaper::spawn(&mut cmd)?;
-        child.wait_with_output().await
-    };
-    let output = tokio::time::timeout(CALL_TIMEOUT, output)
+    // A clean environment but for Apache's own variables (`APACHE_CONFDIR`, `APACHE_RUN_DIR`,
+    // ... that a caller who did not need envvars sourced has set).
+    let apache_env =
+        std::env::vars_os().filter(|(k, _)| k.to_str().is_some_and(|k| k.starts_with("APACHE_")));
+    let output = crate::process::call::call(program, args, apache_env, CALL_TIMEOUT)
         .await
-        .map_err(|_| DoctorError::Timeout {
-            call: shown.clone(),
-        })?
-        .map_err(|source| DoctorError::Spawn {
-            bin: opts.bin.display().to_string(),
-            source,
+        .map_err(|e| match e {
+            CallError::Timeout(_) => DoctorError::Timeout {
+                call: shown.clone(),
+            },
+            CallError::Spawn(source) => DoctorError::Spawn {
+                bin: opts.bin.display().to_string(),
+                source,
+            },
         })?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stdout = output.stdout;
     if output.status.success() {
         return Ok(stdout);
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = output.stderr;
     let message = if stderr.trim().is_empty() {
         stdout.trim()
     } else {
@@ -215,6 +200,30 @@ fn hint_for(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn apache_gets_a_clean_environment() {
+        // A stand-in for Apache that prints its environment as its answer to each call.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("httpd");
+        std::fs::write(&bin, "#!/bin/sh\nenv\n").expect("write");
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let opts = DoctorOptions {
+            bin,
+            args: Vec::new(),
+            envvars: None,
+        };
+        let out = ask(&opts).await.expect("answers");
+        let mut names: Vec<&str> = out
+            .version
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(n, _)| n))
+            .filter(|n| !["PWD", "SHLVL", "_"].contains(n) && !n.starts_with("APACHE_"))
+            .collect::<Vec<_>>();
+        names.sort_unstable();
+        assert_eq!(names, ["LC_ALL", "PATH"], "{}", out.version);
+    }
 
     #[test]
     fn threadsafe_refusal_gets_a_hint() {

@@ -1,6 +1,7 @@
-//! Apache's configuration as httpd reads it: lines (with `\` continuations, `#` comment
-//! lines, `"..."` arguments), `Include` / `IncludeOptional` (globs and directories, relative
-//! to `ServerRoot`) read in place, `<IfModule>`/`<IfDefine>`/`<IfVersion>` taken as true,
+//! Apache's configuration as httpd reads it: directives as [`crate::apache::conf`] splits
+//! them (`\` continuations, `#` comment lines, `"..."` arguments), `${NAME}` expanded from
+//! the `envvars` file beside the main file and from `Define`s, `Include` / `IncludeOptional`
+//! (globs, and directories with everything below them, relative to `ServerRoot`) read in place, `<IfModule>`/`<IfDefine>`/`<IfVersion>` taken as true,
 //! then every `<VirtualHost>` with `SSLEngine on` as a [`Site`], its `SSLProtocol` and
 //! `SSLCipherSuite` its own, else the global ones, else mod_ssl's default. Also the module
 //! file `LoadModule ssl_module` names, whose OpenSSL the doctor looks up. Reading is bounded
@@ -9,23 +10,14 @@
 use super::files::Files;
 use super::protocols::Protocols;
 use super::site::{Listen, Place, Server, Setting, Site, Source};
+use crate::apache::conf::{self, Directive, Vars};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// Sections read as if their condition held.
 const TRANSPARENT: &[&str] = &["ifmodule", "ifdefine", "ifversion", "ifdirective", "iffile"];
 /// mod_ssl's default `SSLCipherSuite` (OpenSSL's own default list).
 const DEFAULT_CIPHERS: &str = "DEFAULT (OpenSSL's list)";
-
-/// One directive of an Apache configuration.
-#[derive(Debug, Clone, PartialEq)]
-struct Line {
-    /// The name, lower case (`sslprotocol`); sections as `<virtualhost` and `</virtualhost`.
-    name: String,
-    /// The arguments, unquoted.
-    args: Vec<String>,
-    /// Where it is.
-    at: Place,
-}
 
 /// What [`read`] found in a configuration.
 #[derive(Debug, Default)]
@@ -34,83 +26,6 @@ pub struct Config {
     pub sites: Vec<Site>,
     /// The file `LoadModule ssl_module` loads, resolved against `ServerRoot`.
     pub mod_ssl: Option<PathBuf>,
-}
-
-/// Splits one logical line into words as `ap_getword_conf` does (double or single quotes
-/// group, `\"` inside double quotes is a quote).
-fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-            continue;
-        }
-        let mut word = String::new();
-        if c == '"' || c == '\'' {
-            chars.next();
-            while let Some(n) = chars.next() {
-                if n == '\\' && chars.peek() == Some(&c) {
-                    word.push(c);
-                    chars.next();
-                } else if n == c {
-                    break;
-                } else {
-                    word.push(n);
-                }
-            }
-        } else {
-            while let Some(&n) = chars.peek() {
-                if n.is_whitespace() {
-                    break;
-                }
-                word.push(n);
-                chars.next();
-            }
-        }
-        out.push(word);
-    }
-    out
-}
-
-/// Each directive of one file's text to `each`, continuations joined, comments dropped (one
-/// at a time: a huge file is never held as a list of lines).
-fn lines(file: &Path, text: &str, mut each: impl FnMut(Line)) {
-    let mut pending = String::new();
-    let mut start = 0;
-    for (i, raw) in text.lines().enumerate() {
-        if pending.is_empty() {
-            start = i + 1;
-        }
-        if let Some(cont) = raw.strip_suffix('\\') {
-            pending.push_str(cont);
-            pending.push(' ');
-            continue;
-        }
-        pending.push_str(raw);
-        let line = std::mem::take(&mut pending);
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line
-            .strip_suffix('>')
-            .filter(|_| line.starts_with('<'))
-            .unwrap_or(line);
-        let mut w = words(line);
-        if w.is_empty() {
-            continue;
-        }
-        let name = w.remove(0).to_ascii_lowercase();
-        each(Line {
-            name,
-            args: w,
-            at: Place {
-                file: file.to_path_buf(),
-                line: start,
-            },
-        });
-    }
 }
 
 /// The reader's state across files: the root, the section stack and what was found.
@@ -129,6 +44,8 @@ struct Reader<'a> {
     global: VHost,
     /// The file `LoadModule ssl_module` names.
     mod_ssl: Option<PathBuf>,
+    /// `${NAME}`: Debian's envvars, then each `Define` as read.
+    vars: Vars,
 }
 
 /// A `<VirtualHost>` (or the main server) as read.
@@ -154,17 +71,28 @@ impl Reader<'_> {
         let Some(text) = self.files.enter(path, from) else {
             return;
         };
-        lines(path, &text, |line| self.line(line));
+        for directive in conf::directives(&text) {
+            self.line(path, directive);
+        }
         self.files.leave();
     }
 
-    /// Takes one directive.
-    fn line(&mut self, line: Line) {
+    /// Takes one directive of `file`.
+    fn line(&mut self, file: &Path, mut line: Directive) {
+        for arg in &mut line.args {
+            if let Cow::Owned(expanded) = self.vars.expand(arg) {
+                *arg = expanded;
+            }
+        }
+        let at = Place {
+            file: file.to_path_buf(),
+            line: line.line,
+        };
         let name = line.name.as_str();
         if let Some(section) = name.strip_prefix("</") {
             if self.sections.last().map(String::as_str) != Some(section) {
                 self.files
-                    .trouble(line.at, format!("</{section}> without its opening section"));
+                    .trouble(at, format!("</{section}> without its opening section"));
                 return;
             }
             self.sections.pop();
@@ -177,22 +105,20 @@ impl Reader<'_> {
         }
         if let Some(section) = name.strip_prefix('<') {
             if self.sections.len() >= 64 {
-                self.files
-                    .trouble(line.at, "sections nested deeper than 64");
+                self.files.trouble(at, "sections nested deeper than 64");
                 return;
             }
             if section == "virtualhost" {
-                if !self.files.count(&line.at) {
+                if !self.files.count(&at) {
                     self.sections.push(section.to_string());
                     return;
                 }
                 if self.vhost.is_some() {
-                    self.files
-                        .trouble(line.at, "<VirtualHost> inside <VirtualHost>");
+                    self.files.trouble(at, "<VirtualHost> inside <VirtualHost>");
                     return;
                 }
                 self.vhost = Some(VHost {
-                    at: Some(line.at.clone()),
+                    at: Some(at),
                     addresses: line.args.clone(),
                     ..VHost::default()
                 });
@@ -205,8 +131,12 @@ impl Reader<'_> {
             .sections
             .iter()
             .any(|s| s != "virtualhost" && !TRANSPARENT.contains(&s.as_str()));
-        let at = line.at.clone();
         match name {
+            "define" => {
+                if let Some(var) = line.args.first() {
+                    self.vars.define(var, line.args.get(1).map(String::as_str));
+                }
+            }
             "serverroot" if self.vhost.is_none() => {
                 if let Some(root) = line.args.first() {
                     self.root = PathBuf::from(root);
@@ -284,10 +214,26 @@ fn vhost_address(text: &str) -> Option<Listen> {
     Some(Listen { address, port })
 }
 
+/// The largest `envvars` file read.
+const MAX_ENVVARS: u64 = 64 * 1024;
+
+/// The variables of the `envvars` file beside `main` (Debian's `/etc/apache2/envvars`, which
+/// `apache2ctl` sources), none when there is no such file or it cannot be read.
+fn envvars(main: &Path) -> Vars {
+    main.parent()
+        .map(|dir| dir.join("envvars"))
+        .filter(|p| p.is_file())
+        .and_then(|p| crate::bounded_read::read(&p, MAX_ENVVARS).ok())
+        .map(|bytes| Vars::from_envvars(&String::from_utf8_lossy(&bytes)))
+        .unwrap_or_default()
+}
+
 /// Reads the configuration `main` (the root is the directory of `main` until a `ServerRoot`
-/// says otherwise) and every file it includes.
+/// says otherwise) and every file it includes, `${NAME}` expanded from the `envvars` file
+/// beside `main` and the `Define`s read so far.
 pub fn read(main: &Path, files: &mut Files) -> Option<Config> {
     let mut reader = Reader {
+        vars: envvars(main),
         files,
         root: main.parent().map(Path::to_path_buf).unwrap_or_default(),
         sections: Vec::new(),
@@ -409,11 +355,6 @@ mod tests {
     }
 
     #[test]
-    fn words_unquote() {
-        assert_eq!(words(r#"a "b c" 'd' "e\"f""#), ["a", "b c", "d", "e\"f"]);
-    }
-
-    #[test]
     fn vhosts_with_sslengine_inherit_the_global_protocol() {
         let (dir, config, files) = read_dir(&[
             (
@@ -471,5 +412,73 @@ mod tests {
         let what: Vec<&str> = files.troubles.iter().map(|t| t.what.as_str()).collect();
         assert!(what.iter().any(|w| w.contains("cannot read")), "{what:?}");
         assert!(what.iter().any(|w| w.contains("include loop")), "{what:?}");
+    }
+
+    #[test]
+    fn a_directory_include_reads_everything_below_it() {
+        let (dir, config, files) = read_dir(&[
+            (
+                "apache2.conf",
+                "ServerRoot ROOT\nInclude conf.d\nInclude glob*\n",
+            ),
+            (
+                "conf.d/a/deep/site.conf",
+                "<VirtualHost *:443>\nSSLEngine on\nServerName deep\n</VirtualHost>\n",
+            ),
+            ("conf.d/top.conf", "SSLProtocol TLSv1.2\n"),
+            (
+                "globbed/more/one.conf",
+                "<VirtualHost *:8443>\nSSLEngine on\nServerName globbed\n</VirtualHost>\n",
+            ),
+        ]);
+        assert!(files.troubles.is_empty(), "{:?}", files.troubles);
+        let names: Vec<&str> = config.sites.iter().map(|s| s.names[0].as_str()).collect();
+        assert_eq!(names, ["deep", "globbed"]);
+        assert!(matches!(
+            &config.sites[1].protocols.source,
+            Source::Inherited(p) if p.file == dir.path().join("conf.d/top.conf")
+        ));
+        // Depth first in name order: conf.d/a/ before conf.d/top.conf, as httpd reads it.
+        assert_eq!(
+            files.read,
+            [
+                dir.path().join("apache2.conf"),
+                dir.path().join("conf.d/a/deep/site.conf"),
+                dir.path().join("conf.d/top.conf"),
+                dir.path().join("globbed/more/one.conf"),
+            ]
+        );
+    }
+
+    #[test]
+    fn include_paths_expand_envvars_and_defines() {
+        let (dir, config, files) = read_dir(&[
+            (
+                "apache2.conf",
+                "ServerRoot ROOT\nDefine SITES sites\nIncludeOptional ${SITES}/*.conf\n\
+                 Include ${APACHE_EXTRA}/tls.conf\nIncludeOptional ${UNDEFINED}/x.conf\n",
+            ),
+            (
+                "envvars",
+                "export APACHE_EXTRA=ROOT/extra$SUFFIX\nSUFFIX=\n",
+            ),
+            (
+                "sites/shop.conf",
+                "<VirtualHost *:443>\nSSLEngine on\nServerName shop\n</VirtualHost>\n",
+            ),
+            ("extra/tls.conf", "SSLProtocol -all +TLSv1.2\n"),
+        ]);
+        assert!(files.troubles.is_empty(), "{:?}", files.troubles);
+        let [shop] = &config.sites[..] else {
+            panic!("{:#?}", config.sites)
+        };
+        assert_eq!(shop.names, ["shop"]);
+        assert_eq!(
+            shop.protocols.source,
+            Source::Inherited(Place {
+                file: dir.path().join("extra/tls.conf"),
+                line: 1
+            })
+        );
     }
 }

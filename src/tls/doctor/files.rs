@@ -128,21 +128,16 @@ impl Files {
     }
 
     /// The files an include pattern names, sorted: the file itself, a glob's matches, or (for
-    /// Apache, `dir_contents`) every file in a directory. `Err`: the pattern is not a valid
-    /// glob, in words.
+    /// Apache, `dir_contents`) every file in a directory and the directories below it, as
+    /// httpd reads them (a glob's directory matches too). `Err`: the pattern is not a valid
+    /// glob or a directory cannot be listed, in words.
     pub fn expand(pattern: &Path, dir_contents: bool) -> Result<Vec<PathBuf>, String> {
         let text = pattern.to_string_lossy();
         if !text.contains(['*', '?', '[']) {
             if dir_contents && pattern.is_dir() {
-                let mut entries: Vec<PathBuf> = std::fs::read_dir(pattern)
-                    .map_err(|e| e.to_string())?
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.is_file())
-                    .take(MAX_FILES + 1)
-                    .collect();
-                entries.sort();
-                return Ok(entries);
+                let mut found = Vec::new();
+                below(pattern, 0, &mut found)?;
+                return Ok(found);
             }
             return Ok(vec![pattern.to_path_buf()]);
         }
@@ -152,13 +147,48 @@ impl Files {
         while text.contains("**") {
             text = text.replace("**", "*");
         }
-        let mut found: Vec<PathBuf> = glob::glob(&text)
+        let mut matches: Vec<PathBuf> = glob::glob(&text)
             .map_err(|e| e.to_string())?
             .flatten()
-            .filter(|p| !p.is_dir())
             .take(MAX_FILES + 1)
             .collect();
-        found.sort();
+        matches.sort();
+        let mut found = Vec::new();
+        for p in matches {
+            if !p.is_dir() {
+                found.push(p);
+            } else if dir_contents {
+                below(&p, 0, &mut found)?;
+            }
+            if found.len() > MAX_FILES {
+                break;
+            }
+        }
         Ok(found)
     }
+}
+
+/// Adds the files in `dir` and, depth first in name order, in the directories below it (at
+/// most [`MAX_DEPTH`] deep, [`MAX_FILES`]` + 1` in all: more is refused by [`Files::enter`]).
+fn below(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) -> Result<(), String> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .take(MAX_FILES + 1)
+        .collect();
+    entries.sort();
+    for p in entries {
+        if found.len() > MAX_FILES {
+            break;
+        }
+        if p.is_dir() {
+            if depth + 1 < MAX_DEPTH {
+                below(&p, depth + 1, found)?;
+            }
+        } else if p.is_file() {
+            found.push(p);
+        }
+    }
+    Ok(())
 }

@@ -6,10 +6,10 @@
 //! 2.4.37). Every call is bounded in time and output; parsing is pure and tested apart.
 
 use super::site::Server;
+use crate::process::call::CallError;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::process::Command;
 
 /// How long one call (`nginx -V`, `ldd`, ...) may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
@@ -220,43 +220,22 @@ pub fn library_version(bytes: &[u8]) -> Option<VersionText> {
 
 /// The first of `names` in `$PATH` or the usual sbin and bin directories.
 pub fn find_program(names: &[&str]) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(DIRS.iter().map(PathBuf::from));
-    names
-        .iter()
-        .find_map(|name| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()))
+    crate::process::call::find_program(names, DIRS)
 }
 
-/// Runs `program args` and returns stdout and stderr together (nginx prints `-V` on
-/// stderr), or why not.
+/// Runs `program args` ([`crate::process::call`]: clean environment, bounded in time and
+/// output) and returns stdout and stderr together (nginx prints `-V` on stderr), or why not.
 pub async fn call(program: &Path, args: &[&str]) -> Result<String, String> {
     let shown = format!("{} {}", program.display(), args.join(" "));
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("LC_ALL", "C")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let output = async {
-        let (child, _spawned) = crate::process::reaper::spawn(&mut cmd)?;
-        child.wait_with_output().await
-    };
-    let out = tokio::time::timeout(CALL_TIMEOUT, output)
+    let no_env: [(&str, &str); 0] = [];
+    let out = crate::process::call::call(program, args, no_env, CALL_TIMEOUT)
         .await
-        .map_err(|_| {
-            format!(
-                "`{shown}` did not finish within {}s",
-                CALL_TIMEOUT.as_secs()
-            )
-        })?
-        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
+        .map_err(|e| match e {
+            CallError::Timeout(_) => format!("`{shown}` {e}"),
+            CallError::Spawn(_) => format!("cannot run `{shown}`: {e}"),
+        })?;
+    let mut text = out.stdout;
+    text.push_str(&out.stderr);
     if !out.status.success() {
         return Err(format!(
             "`{shown}` failed ({}): {}",
