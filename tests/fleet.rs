@@ -25,28 +25,59 @@ impl Host {
     /// Starts host `name` on `config` with `envs` in its environment, and waits until it has
     /// registered in etcd.
     fn start(name: &str, config: &str, envs: &[(&str, &str)]) -> Host {
+        let host = Host::spawn(name, config, envs);
+        host.wait_log("fleet: registered in etcd", Duration::from_secs(30));
+        host
+    }
+
+    /// Starts host `name` on `config` with `envs` in its environment, without waiting.
+    fn spawn(name: &str, config: &str, envs: &[(&str, &str)]) -> Host {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("jobs.toml"), config).unwrap();
-        let child = Command::new(crate::util::OPSD)
+        let mut host = Host {
+            name: name.to_string(),
+            dir,
+            child: None,
+        };
+        host.child = Some(host.run(envs));
+        host
+    }
+
+    /// A daemon on this host's files, its log appended to the host's log.
+    fn run(&self, envs: &[(&str, &str)]) -> Child {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("log"))
+            .unwrap();
+        Command::new(crate::util::OPSD)
             .args(["run", "--log-format", "text", "--config"])
-            .arg(dir.path().join("jobs.toml"))
+            .arg(self.path("jobs.toml"))
             .arg("--state-dir")
-            .arg(dir.path().join("state"))
+            .arg(self.path("state"))
             .arg("--socket")
-            .arg(dir.path().join("opsd.sock"))
+            .arg(self.path("opsd.sock"))
             .env("RUST_LOG", "info")
             .envs(envs.iter().copied())
             .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.path().join("log")).unwrap())
+            .stderr(log)
             .spawn()
-            .unwrap();
-        let host = Host {
-            name: name.to_string(),
-            dir,
-            child: Some(child),
-        };
-        host.wait_log("fleet: registered in etcd", Duration::from_secs(30));
-        host
+            .unwrap()
+    }
+
+    /// Stops this opsd (SIGTERM, then SIGKILL after 5 s) and waits for it.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            if !crate::util::poll_until(Duration::from_secs(5), || {
+                child.try_wait().ok().flatten().is_some()
+            }) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -123,17 +154,7 @@ impl Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            if !crate::util::poll_until(Duration::from_secs(5), || {
-                child.try_wait().ok().flatten().is_some()
-            }) {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
+        self.stop();
     }
 }
 
@@ -306,6 +327,97 @@ fn steady_state_every_slot_runs_exactly_once() {
     let results = cluster.get_prefix("/steady/results/tick/");
     assert!(results.len() + 1 >= slots.len(), "{results:?}");
     eprintln!("slots {} ran on {ran_on:?}", slots.len());
+}
+
+/// The runs of `job` the hosts started to catch up a slot (`catch_up = "once"`).
+fn catch_up_runs(hosts: &[Host], job: &str) -> usize {
+    let started = format!("{job}: run started");
+    hosts
+        .iter()
+        .map(|h| {
+            h.log()
+                .lines()
+                .filter(|l| l.contains(&started) && l.contains("catch_up"))
+                .count()
+        })
+        .sum()
+}
+
+/// Three daemons started together: the first slot after the start is claimed, not refused,
+/// and after a fleet-wide outage a caught-up slot (`catch_up = "once"`) runs once,
+/// fleet-wide. (Before, the gate was set after the jobs were armed and a claim found no
+/// registration and no clock reading: the caught-up slot was refused on every host, and so
+/// could be the first slots.)
+#[test]
+fn daemons_started_together_run_the_first_slot_and_a_caught_up_slot_once() {
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (marker, caught) = (tmp.path().join("marker"), tmp.path().join("caught"));
+    let mut hosts: Vec<Host> = (1..=3)
+        .map(|i| {
+            let name = format!("h{i}");
+            let jobs = marker_job("tick", "@every 1s", 0, &name, &marker, "")
+                + &marker_job(
+                    "catch",
+                    "@every 10s",
+                    0,
+                    &name,
+                    &caught,
+                    "catch_up = \"once\"",
+                );
+            Host::spawn(
+                &name,
+                &fleet_config(&name, &cluster.endpoints(), "/start", &jobs),
+                &[],
+            )
+        })
+        .collect();
+    crate::util::wait_for("3 slots run", Duration::from_secs(60), || {
+        slots_started_once(&hosts, "tick").len() >= 3
+    });
+    let first_run = slots_started_once(&hosts, "tick")
+        .keys()
+        .filter_map(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.timestamp())
+        .min()
+        .unwrap();
+    let refused: BTreeSet<i64> = hosts.iter().flat_map(Host::refused_slots).collect();
+    assert!(
+        refused.first().is_none_or(|r| *r > first_run),
+        "the first slots were refused: {refused:?}, first run {first_run}\n{}",
+        hosts[0].log()
+    );
+    // A fleet-wide outage over a slot of `catch`: every daemon stops before it, starts after.
+    hosts.iter_mut().for_each(Host::stop);
+    let missed = (chrono::Utc::now().timestamp() / 10 + 1) * 10;
+    crate::util::wait_for("a slot of catch to pass", Duration::from_secs(15), || {
+        chrono::Utc::now().timestamp() > missed
+    });
+    for h in &mut hosts {
+        h.child = Some(h.run(&[]));
+    }
+    let before = slots_started_once(&hosts, "tick").len();
+    crate::util::wait_for(
+        "3 slots run after the restart",
+        Duration::from_secs(60),
+        || slots_started_once(&hosts, "tick").len() >= before + 3,
+    );
+    crate::util::wait_for("the caught-up slot to run", Duration::from_secs(30), || {
+        catch_up_runs(&hosts, "catch") >= 1
+    });
+    assert_eq!(
+        catch_up_runs(&hosts, "catch"),
+        1,
+        "the caught-up slot ran more than once"
+    );
+    let result = format!("/start/results/catch/{missed}");
+    crate::util::wait_for(
+        "the caught-up slot's result",
+        Duration::from_secs(30),
+        || cluster.get_prefix(&result).len() == 1,
+    );
+    tokens(&marker);
+    tokens(&caught);
 }
 
 /// `kill -9` of the etcd leader while slots run: the other two members elect a new one and
