@@ -76,13 +76,23 @@ impl HostLease {
     }
 
     fn set(&self, id: i64) {
-        self.id.store(id, Ordering::SeqCst);
+        let old = self.id.swap(id, Ordering::SeqCst);
+        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        live.remove(&old);
+        if id != 0 {
+            live.insert(id);
+        }
     }
 
     fn set_why_not(&self, why: Option<String>) {
         *self.why_not.lock().unwrap_or_else(|p| p.into_inner()) = why;
     }
 }
+
+/// The host leases this process holds now: after a `[fleet]` reload the old registration
+/// lives on (under the running markers of runs still going) beside the new one, and must not
+/// be taken for a dead daemon's.
+static LIVE: Mutex<std::collections::BTreeSet<i64>> = Mutex::new(std::collections::BTreeSet::new());
 
 /// Why this host could not register.
 #[derive(Debug)]
@@ -214,8 +224,16 @@ async fn register(
     let (host, key) = (me.host.as_str(), keys.host(&me.host));
     let file = me.state_dir.join(LEASE_FILE);
     let previous = previous_lease(&file, host);
+    let mut ours = false;
     if let Some(holder) = holder(etcd, &key).await? {
-        if Some(holder) != previous {
+        ours = LIVE
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&holder);
+        if ours {
+            // This daemon's registration before a `[fleet]` reload: its lease stays (runs
+            // still going keep their markers on it); the name moves to the new lease.
+        } else if Some(holder) != previous {
             return Err(duplicate(host));
         }
         // This state directory's previous daemon died without revoking its lease: its runs
@@ -229,9 +247,14 @@ async fn register(
     let id = etcd.grant(HOST_TTL).await.map_err(|e| e.to_string())?;
     *since = Utc::now();
     let record = record(host, *since)?;
+    let compare: Vec<serde_json::Value> = if ours {
+        Vec::new()
+    } else {
+        vec![super::client::absent(&key)]
+    };
     let done = etcd
         .txn(serde_json::json!({
-            "compare": [super::client::absent(&key)],
+            "compare": compare,
             "success": [super::client::put(&key, &record, id)],
         }))
         .await
