@@ -82,9 +82,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(chrono::Utc::now()));
     let source = metrics::Source::new(to_metrics, alerts.clone());
     metrics::publish(&cfg.metrics, Arc::clone(&metrics), source).await;
-    let mut sched = Scheduler::start(cfg, opts.state_dir.clone(), alerts, metrics.clone())
-        .context("cannot start the scheduler's alarm thread")?;
-    sched.set_gate(fleet_gate(sched.config(), sched.alerts(), &opts));
+    // The fleet first: its registration runs while the jobs are armed, and a caught-up fleet
+    // slot is put to the gate (which waits for the registration) rather than refused.
+    let gate = fleet_gate(&cfg, &alerts, &opts);
+    let mut sched =
+        Scheduler::start_gated(cfg, opts.state_dir.clone(), alerts, metrics.clone(), gate)
+            .context("cannot start the scheduler's alarm thread")?;
     release_freed_memory();
     notifier.ready(&status_line(&sched));
 

@@ -43,6 +43,9 @@ pub struct FleetGate {
     pub(super) host_lease: Arc<HostLease>,
     /// Keeps the host lease alive; each claim in flight holds it too.
     keepalive: Arc<KeepAlive>,
+    /// Cancelled once the first registration has been tried: a claim waits for it (within
+    /// [`FleetGate::ready_wait`]), so the first slots after a start are not refused.
+    ready: CancellationToken,
     /// Claims leases by TTL in seconds: (id, when granted).
     claim_leases: Mutex<HashMap<u64, (i64, Instant)>>,
     /// The fleet jobs of the configuration in force, for the lost-run sweep.
@@ -66,12 +69,13 @@ impl Drop for FleetGate {
 
 impl FleetGate {
     /// The gate of the fleet of `settings` on `etcd`, its running markers on `host_lease`
-    /// (kept alive while its guard is held); lost runs alerted through `alerts`, retried with
-    /// their files in `state_dir`; its sweep stops with `stop`.
+    /// (kept alive while its guard is held, registered once `ready` is cancelled); lost runs
+    /// alerted through `alerts`, retried with their files in `state_dir`; its sweep stops
+    /// with `stop`.
     pub(super) fn new(
         etcd: Arc<Etcd>,
         settings: &crate::config::FleetSettings,
-        (host_lease, keepalive): (Arc<HostLease>, Arc<KeepAlive>),
+        (host_lease, keepalive, ready): (Arc<HostLease>, Arc<KeepAlive>, CancellationToken),
         stop: CancellationToken,
         alerts: crate::alert::Dispatcher,
         state_dir: std::path::PathBuf,
@@ -83,6 +87,7 @@ impl FleetGate {
             max_clock_offset: settings.max_clock_offset,
             host_lease,
             keepalive,
+            ready,
             claim_leases: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
             takeovers: Mutex::new(None),
@@ -117,17 +122,55 @@ impl FleetGate {
         Ok(id)
     }
 
+    /// Forgets claims lease `id` (of `ttl`), which etcd no longer knows.
+    fn forget_lease(&self, ttl: Duration, id: i64) {
+        let mut leases = self.leases();
+        if leases
+            .get(&ttl.as_secs())
+            .is_some_and(|(cached, _)| *cached == id)
+        {
+            leases.remove(&ttl.as_secs());
+        }
+    }
+
+    /// How long a claim waits for the first registration: as long as registering may take
+    /// (a read, a grant and a write, each within `[fleet].timeout`).
+    fn ready_wait(&self) -> Duration {
+        self.etcd.timeout() * 3
+    }
+
+    /// `Ok` when this host's clock may be trusted now; a reading that is missing, stale or
+    /// from before a wall-clock step is measured again first.
+    async fn clock_ok(&self) -> Result<(), String> {
+        let max = self.max_clock_offset;
+        match clock::check(self.etcd.clock(), max, clock::Now::read()) {
+            Err(e) if e.wants_measure() => {
+                tracing::debug!(host = %self.host, "fleet: {e}; measuring etcd's clock again");
+                self.etcd
+                    .measure_clock()
+                    .await
+                    .map_err(|m| format!("{e}, and etcd cannot be asked again: {m}"))?;
+                clock::check(self.etcd.clock(), max, clock::Now::read()).map_err(|e| e.to_string())
+            }
+            checked => checked.map_err(|e| e.to_string()),
+        }
+    }
+
     fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (i64, Instant)>> {
         self.claim_leases.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The claim transaction for `job`'s `slot`, or why this host may not take part.
     async fn try_claim(&self, job: &JobConfig, slot: DateTime<Utc>) -> Result<Verdict, String> {
-        clock::check(self.etcd.clock(), self.max_clock_offset, Instant::now())?;
+        if !self.ready.is_cancelled() {
+            // Just started (or `[fleet]` reloaded): the first registration is under way.
+            let _ = tokio::time::timeout(self.ready_wait(), self.ready.cancelled()).await;
+        }
+        self.clock_ok().await?;
         let host_lease = self
             .host_lease
             .id()
-            .ok_or("this host is not registered in etcd (etcd out of reach)")?;
+            .ok_or_else(|| self.host_lease.why_not())?;
         let ttl = Self::claim_ttl(job, slot);
         let age = Utc::now() - slot;
         if age > TimeDelta::from_std(ttl / 2).unwrap_or(TimeDelta::MAX) {
@@ -137,7 +180,7 @@ impl FleetGate {
                 (ttl / 2).as_secs()
             ));
         }
-        let lease = self.claim_lease(ttl).await.map_err(|e| e.to_string())?;
+        let mut lease = self.claim_lease(ttl).await.map_err(|e| e.to_string())?;
         let name = job.name.as_str();
         let nonce = format!("{:016x}", fastrand::u64(..));
         let claim = json_bytes(&ClaimRecord {
@@ -156,16 +199,35 @@ impl FleetGate {
         if job.overlap == Overlap::Skip {
             compare.push(client::none_under(&running_of));
         }
-        let txn = serde_json::json!({
-            "compare": compare,
-            "success": [
-                client::put(&slot_key, &claim, lease),
-                client::put(&self.keys.open(name, slot), &marker, lease),
-                client::put(&self.keys.running(name, slot), &marker, host_lease),
-            ],
-            "failure": [client::get(&slot_key), client::get_prefix(&running_of)],
-        });
-        let done = self.etcd.txn(txn).await.map_err(|e| e.to_string())?;
+        let txn = |lease: i64| {
+            serde_json::json!({
+                "compare": compare,
+                "success": [
+                    client::put(&slot_key, &claim, lease),
+                    client::put(&self.keys.open(name, slot), &marker, lease),
+                    client::put(&self.keys.running(name, slot), &marker, host_lease),
+                ],
+                "failure": [client::get(&slot_key), client::get_prefix(&running_of)],
+            })
+        };
+        let done = match self.etcd.txn(txn(lease)).await {
+            Err(e) if e.is_lease_not_found() => {
+                // etcd no longer knows the cached claims lease (its data restored, the lease
+                // revoked by hand): take a new one, once. (A failed transaction wrote nothing.)
+                tracing::warn!(job = %name, lease,
+                    "{name}: etcd no longer knows the claims lease; granting a new one");
+                self.forget_lease(ttl, lease);
+                lease = self.claim_lease(ttl).await.map_err(|e| e.to_string())?;
+                self.etcd.txn(txn(lease)).await.map_err(|e| {
+                    if e.is_lease_not_found() {
+                        format!("{e}: this host's lease is gone too; it registers again")
+                    } else {
+                        e.to_string()
+                    }
+                })?
+            }
+            done => done.map_err(|e| e.to_string())?,
+        };
         if done.succeeded {
             return Ok(self.won(job, slot, done.revision, lease, ttl));
         }
@@ -310,7 +372,11 @@ mod tests {
         let gate = FleetGate::new(
             etcd,
             &settings,
-            (Arc::default(), Arc::new(KeepAlive::new(registered.clone()))),
+            (
+                Arc::default(),
+                Arc::new(KeepAlive::new(registered.clone())),
+                CancellationToken::new(),
+            ),
             CancellationToken::new(),
             alerts,
             std::env::temp_dir(),

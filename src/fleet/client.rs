@@ -22,6 +22,17 @@ pub enum EtcdError {
     /// No endpoint answered within the bound; the last problem seen.
     #[error("etcd unreachable ({0})")]
     Unreachable(String),
+    /// etcd answered, and refused the request (the same on every member, so no other is
+    /// tried): a lease that does not exist, an invalid request.
+    #[error("etcd at {endpoint} refused the request: {message} (gRPC code {code})")]
+    Rejected {
+        /// The endpoint.
+        endpoint: String,
+        /// etcd's gRPC status code.
+        code: i64,
+        /// etcd's message.
+        message: String,
+    },
     /// An endpoint answered something that is not an etcd answer.
     #[error("unexpected answer from etcd at {endpoint}: {what}")]
     Protocol {
@@ -35,6 +46,31 @@ pub enum EtcdError {
     Setup(String),
 }
 
+impl EtcdError {
+    /// Whether etcd said a lease of the request does not exist (expired, revoked, or lost
+    /// with a restore of etcd's data).
+    pub fn is_lease_not_found(&self) -> bool {
+        matches!(self, EtcdError::Rejected { code: GRPC_NOT_FOUND, message, .. }
+            if message.contains("lease not found"))
+    }
+}
+
+/// gRPC's status code "not found".
+const GRPC_NOT_FOUND: i64 = 5;
+
+/// gRPC status codes that every member would answer alike (invalid argument, not found,
+/// failed precondition, out of range): such an answer is final, not a reason to fail over.
+const FINAL_CODES: [i64; 4] = [3, GRPC_NOT_FOUND, 9, 11];
+
+/// Why one call to one endpoint failed.
+#[derive(Debug)]
+enum Failure {
+    /// The endpoint is of no use now (no connection, no leader, 5xx, not etcd): try the next.
+    Next(String),
+    /// etcd refused the request (gRPC `code`, message): every member would.
+    Final(i64, String),
+}
+
 /// One key-value pair as etcd returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kv {
@@ -46,6 +82,8 @@ pub struct Kv {
     pub create_revision: u64,
     /// The revision of its last change.
     pub mod_revision: u64,
+    /// The lease it lives on (0: none).
+    pub lease: i64,
 }
 
 /// One measure of this host's clock against etcd's: etcd's `Date` (whole seconds) at the
@@ -54,6 +92,8 @@ pub struct Kv {
 pub struct ClockReading {
     /// When it was taken (monotonic).
     pub at: Instant,
+    /// This host's wall clock at `at`, to see a step of it since.
+    pub wall: DateTime<Utc>,
     /// This host's clock minus etcd's, in milliseconds (the middle of the range).
     pub offset_ms: i64,
     /// How far off `offset_ms` may be: half the round trip plus half a second of `Date`.
@@ -151,6 +191,18 @@ impl Etcd {
         *self.clock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The bound on one call, all endpoints tried.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Measures this host's clock against etcd's now (one call that writes nothing).
+    pub async fn measure_clock(&self) -> Result<(), EtcdError> {
+        self.call("/v3/maintenance/status", &json!({}))
+            .await
+            .map(drop)
+    }
+
     /// POSTs `body` to `path` on the preferred endpoint, then the others, within the bound.
     async fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
         let deadline = Instant::now() + self.timeout;
@@ -167,21 +219,32 @@ impl Etcd {
                     self.preferred.store(n, Ordering::Relaxed);
                     return Ok(v);
                 }
-                Err(e) => last = format!("{}: {e}", crate::redact::parsed(endpoint)),
+                Err(Failure::Final(code, message)) => {
+                    self.preferred.store(n, Ordering::Relaxed);
+                    return Err(EtcdError::Rejected {
+                        endpoint: crate::redact::parsed(endpoint),
+                        code,
+                        message,
+                    });
+                }
+                Err(Failure::Next(e)) => last = format!("{}: {e}", crate::redact::parsed(endpoint)),
             }
         }
         Err(EtcdError::Unreachable(last))
     }
 
-    /// One POST to one endpoint; an answer that is not 200 or an etcd error body is an error
-    /// (the next endpoint is tried: a member without a leader says so).
+    /// One POST to one endpoint; an answer that is not 200 or an etcd error body is an error:
+    /// final when etcd refused the request ([`FINAL_CODES`]), else the next endpoint is tried
+    /// (a member without a leader, a 5xx, no connection).
     async fn call_one(
         &self,
         endpoint: &url::Url,
         path: &str,
         body: &Value,
-    ) -> Result<Value, String> {
-        let url = endpoint.join(path).map_err(|e| e.to_string())?;
+    ) -> Result<Value, Failure> {
+        let url = endpoint
+            .join(path)
+            .map_err(|e| Failure::Next(e.to_string()))?;
         let sent = Instant::now();
         let resp = self
             .http
@@ -190,8 +253,8 @@ impl Etcd {
             .body(body.to_string())
             .send()
             .await
-            .map_err(|e| error_chain(&e))?;
-        let rtt = sent.elapsed();
+            .map_err(|e| Failure::Next(error_chain(&e)))?;
+        let received = (Instant::now(), Utc::now());
         let status = resp.status();
         let date = resp
             .headers()
@@ -199,34 +262,30 @@ impl Etcd {
             .and_then(|d| d.to_str().ok())
             .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
             .map(|d| d.with_timezone(&Utc));
-        let bytes = body_capped(resp).await?;
-        let value: Value =
-            serde_json::from_slice(&bytes).map_err(|_| format!("HTTP {status}, not JSON"))?;
-        if !status.is_success() || value.get("error").is_some() {
-            let msg = value
-                .get("message")
-                .or_else(|| value.get("error"))
-                .and_then(Value::as_str)
-                .unwrap_or("no message");
-            return Err(format!(
-                "HTTP {status}: {}",
-                crate::escape::control(&msg.chars().take(200).collect::<String>())
-            ));
-        }
+        let bytes = body_capped(resp).await.map_err(Failure::Next)?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| Failure::Next(format!("HTTP {status}, not JSON")))?;
         if let Some(date) = date {
-            self.note_clock(date, sent, rtt);
+            // Any answer of etcd's, a refusal included, dates its clock.
+            self.note_clock(date, sent, received);
+        }
+        if !status.is_success() || value.get("error").is_some() {
+            return Err(refusal(status, &value));
         }
         Ok(value)
     }
 
-    /// Keeps the clock reading of an answer dated `date`, sent at `sent`, back after `rtt`.
-    fn note_clock(&self, date: DateTime<Utc>, sent: Instant, rtt: Duration) {
-        let now = Utc::now();
-        let local_mid = now - chrono::TimeDelta::from_std(rtt / 2).unwrap_or_default();
+    /// Keeps the clock reading of an answer dated `date`, sent at `sent` and `received`
+    /// (monotonic, wall) back.
+    fn note_clock(&self, date: DateTime<Utc>, sent: Instant, received: (Instant, DateTime<Utc>)) {
+        let (at, wall) = received;
+        let rtt = at.saturating_duration_since(sent);
+        let local_mid = wall - chrono::TimeDelta::from_std(rtt / 2).unwrap_or_default();
         // `Date` is truncated to the second: etcd's clock was in [date, date + 1 s).
         let etcd_mid = date + chrono::TimeDelta::milliseconds(500);
         let reading = ClockReading {
-            at: sent + rtt,
+            at,
+            wall,
             offset_ms: (local_mid - etcd_mid).num_milliseconds(),
             uncertainty_ms: 500 + (rtt / 2).as_millis() as i64,
         };
@@ -304,6 +363,37 @@ pub struct TxnResult {
     pub revision: u64,
     /// The key-value pairs its branch's ranges read.
     pub ranges: Vec<Kv>,
+}
+
+/// The failure an error answer (HTTP `status`, body `value`) stands for: final when it
+/// carries one of [`FINAL_CODES`] (in `code`, or `error.grpc_code` on a streamed call), or has
+/// no code and a 4xx status other than 408 and 429; else the next endpoint is tried.
+fn refusal(status: reqwest::StatusCode, value: &Value) -> Failure {
+    let error = value.get("error");
+    let message = value
+        .get("message")
+        .or_else(|| error.and_then(|e| e.get("message")))
+        .or(error)
+        .and_then(Value::as_str)
+        .unwrap_or("no message");
+    let message =
+        crate::escape::control(&message.chars().take(200).collect::<String>()).into_owned();
+    let code = value
+        .get("code")
+        .or_else(|| error.and_then(|e| e.get("grpc_code")))
+        .and_then(Value::as_i64);
+    let is_final = match code {
+        Some(code) => FINAL_CODES.contains(&code),
+        None => {
+            status.is_client_error()
+                && status != reqwest::StatusCode::REQUEST_TIMEOUT
+                && status != reqwest::StatusCode::TOO_MANY_REQUESTS
+        }
+    };
+    match (is_final, code) {
+        (true, code) => Failure::Final(code.unwrap_or(-1), message),
+        (false, _) => Failure::Next(format!("HTTP {status}: {message}")),
+    }
 }
 
 /// A request that puts `value` at `key`, on lease `lease` when not 0.
@@ -386,6 +476,7 @@ fn kvs(v: &Value) -> Vec<Kv> {
                 value,
                 create_revision: int(kv, "create_revision").unwrap_or(0) as u64,
                 mod_revision: int(kv, "mod_revision").unwrap_or(0) as u64,
+                lease: int(kv, "lease").unwrap_or(0),
             })
         })
         .collect()
@@ -458,6 +549,72 @@ mod tests {
 
     use super::*;
 
+    /// An endpoint on loopback that answers every request with `status` and `body`.
+    fn answering(status: &'static str, body: &'static str) -> url::Url {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url::Url::parse(&format!("http://{addr}")).unwrap()
+    }
+
+    const TXN_OK: &str = r#"{"header":{"revision":"7"},"succeeded":true}"#;
+
+    /// A member that answers 503 (no leader) or a gRPC "unavailable" is skipped for the next
+    /// one, within the same call.
+    #[tokio::test]
+    async fn an_unavailable_member_is_failed_over() {
+        let no_leader = answering(
+            "503 Service Unavailable",
+            r#"{"error":"etcdserver: no leader","code":14,"message":"etcdserver: no leader"}"#,
+        );
+        let timed_out = answering(
+            "200 OK",
+            r#"{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: request timed out"}}"#,
+        );
+        let good = answering("200 OK", TXN_OK);
+        let etcd = Etcd::new(
+            vec![no_leader, timed_out, good],
+            Tls::default(),
+            Duration::from_secs(3),
+        )
+        .unwrap();
+        let done = etcd.txn(json!({})).await.unwrap();
+        assert_eq!(done.revision, 7);
+    }
+
+    /// "lease not found" is etcd's final word, the same on every member: it is returned as
+    /// such (the claim then replaces its lease) instead of trying the others and calling etcd
+    /// unreachable.
+    #[tokio::test]
+    async fn a_lease_not_found_is_final_and_recognised() {
+        let not_found = answering(
+            "404 Not Found",
+            r#"{"error":"etcdserver: requested lease not found","code":5,"message":"etcdserver: requested lease not found"}"#,
+        );
+        let good = answering("200 OK", TXN_OK);
+        let etcd = Etcd::new(
+            vec![not_found, good],
+            Tls::default(),
+            Duration::from_secs(3),
+        )
+        .unwrap();
+        let e = etcd.txn(json!({})).await.unwrap_err();
+        assert!(e.is_lease_not_found(), "{e}");
+        assert!(e.to_string().contains("requested lease not found"), "{e}");
+    }
+
     #[test]
     fn a_prefix_range_ends_just_past_the_prefix() {
         assert_eq!(prefix_end("/opsd/slots/"), "/opsd/slots0");
@@ -472,7 +629,8 @@ mod tests {
                 key: "/opsd/slots/a/1".into(),
                 value: b"web-01".to_vec(),
                 create_revision: 2,
-                mod_revision: 3
+                mod_revision: 3,
+                lease: 0
             }]
         );
     }

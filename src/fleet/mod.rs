@@ -59,9 +59,10 @@ pub fn client(settings: &FleetSettings) -> Result<client::Etcd, String> {
 }
 
 /// Starts this host's part of the fleet of `settings` (registration, lease keepalive, the
-/// lost-run sweep alerting through `alerts`, retries keeping their files in `state_dir`) and
-/// returns its slot gate, whose background tasks end when it is dropped; must be called
-/// inside the daemon's runtime.
+/// lost-run sweep alerting through `alerts`, retries and the host lease keeping their files in
+/// `state_dir`) and returns its slot gate, whose background tasks end when it is dropped; must
+/// be called inside the daemon's runtime, before the first fleet slot is due (a claim waits
+/// for the first registration, within a bound).
 pub fn start(
     settings: &FleetSettings,
     alerts: crate::alert::Dispatcher,
@@ -70,13 +71,17 @@ pub fn start(
     let etcd = Arc::new(client(settings)?);
     let keys = keys::Keys::new(&settings.prefix);
     let lease = Arc::new(registration::HostLease::default());
-    let registered = CancellationToken::new();
+    let (ready, registered) = (CancellationToken::new(), CancellationToken::new());
+    let me = registration::Me {
+        host: settings.host.clone(),
+        state_dir: state_dir.clone(),
+    };
     tokio::spawn(registration::keep(
         etcd.clone(),
         keys.clone(),
-        settings.host.clone(),
+        me,
         lease.clone(),
-        registered.clone(),
+        (ready.clone(), registered.clone()),
     ));
     let keepalive = Arc::new(registration::KeepAlive::new(registered));
     tracing::info!(host = %settings.host, endpoints = settings.endpoints.len(),
@@ -85,7 +90,7 @@ pub fn start(
     let gate = Arc::new(FleetGate::new(
         etcd,
         settings,
-        (lease, keepalive),
+        (lease, keepalive, ready),
         CancellationToken::new(),
         alerts,
         state_dir,

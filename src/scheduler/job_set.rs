@@ -74,11 +74,24 @@ impl Scheduler {
         alerts: Dispatcher,
         recorder: Arc<dyn super::RunRecorder>,
     ) -> std::io::Result<Self> {
+        Self::start_gated(config, state_dir, alerts, recorder, None)
+    }
+
+    /// As [`Scheduler::start`], with `gate` in force before the first job is armed, so that
+    /// a fleet job's caught-up slot and first slots are put to it rather than refused.
+    pub fn start_gated(
+        config: Config,
+        state_dir: PathBuf,
+        alerts: Dispatcher,
+        recorder: Arc<dyn super::RunRecorder>,
+        gate: Option<Arc<dyn super::SlotGate>>,
+    ) -> std::io::Result<Self> {
         let mut sched = Scheduler {
             runner: Runner::start(state_dir, alerts, recorder)?,
             config: config.clone(),
             jobs: BTreeMap::new(),
         };
+        sched.runner.set_gate(gate);
         for job in config.jobs.values() {
             let state = sched.runner.restore_state(job);
             sched.arm(job.clone(), state, None, Arming::DaemonStart);

@@ -135,6 +135,8 @@ struct Inner {
     last_success: Option<DateTime<Utc>>,
     /// How many runs ended each way.
     counts: RunCounts,
+    /// Whether the gate refused this fleet job's latest slot (a streak alerts once).
+    refusing: bool,
 }
 
 /// What the overlap policy decided for a due run.
@@ -184,6 +186,18 @@ impl JobState {
     pub fn not_started(&self) {
         let mut s = self.lock();
         s.running = s.running.saturating_sub(1);
+    }
+
+    /// Notes that the gate refused a slot of this fleet job; true when it is the first of a
+    /// streak (the slot before was decided), which is the one that alerts.
+    pub fn gate_refused(&self) -> bool {
+        !std::mem::replace(&mut self.lock().refusing, true)
+    }
+
+    /// Notes that the gate decided a slot of this fleet job (claimed, taken or busy); true
+    /// when it ends a streak of refused slots, which says so once.
+    pub fn gate_decided(&self) -> bool {
+        std::mem::replace(&mut self.lock().refusing, false)
     }
 
     /// Counts a run that starts regardless of policy (continuous jobs).

@@ -282,9 +282,11 @@ impl Runner {
         }
     }
 
-    /// Records a fleet slot the gate refused: logged at error, alerted through the job's
-    /// sinks, and kept as the job's last run so `opsd status` shows why it did not run here.
-    fn refused(&self, job: &JobConfig, slot: DateTime<Utc>, why: &str) -> Finished {
+    /// Records a fleet slot the gate refused: logged at error, counted (as failed) and kept
+    /// as the job's last run so `opsd status` shows why it did not run here; alerted through
+    /// the job's sinks only when `first` of a streak (an `@every 1s` job would alert every
+    /// second while etcd is down), the streak's end alerting once in [`Runner::decided`].
+    fn refused(&self, job: &JobConfig, slot: DateTime<Utc>, why: &str, first: bool) -> Finished {
         let finished = Finished {
             run_id: super::execute::new_run_id(),
             started: Utc::now(),
@@ -297,13 +299,39 @@ impl Runner {
         let detail = finished.report.detail.as_deref().unwrap_or_default();
         tracing::error!(job = %job.name, run_id = %finished.run_id, outcome = "failed",
             duration_ms = 0u64, "{}: run failed: {detail}", job.name);
-        if !job.alert.is_empty() {
+        if first && !job.alert.is_empty() {
+            let mut report = finished.report.clone();
+            report.detail = Some(format!(
+                "{detail}; the job's next refused slots are logged at error, not alerted, \
+                 until one is decided again"
+            ));
             self.alerts().deliver(
-                super::failed_run_alert(&job.name, &finished.run_id, &finished.report),
+                super::failed_run_alert(&job.name, &finished.run_id, &report),
                 &job.alert,
             );
         }
         finished
+    }
+
+    /// The gate decided `job`'s `slot` again after refusing its slots (`recovered`): said at
+    /// info and alerted once through the job's sinks.
+    fn decided(&self, job: &JobConfig, slot: DateTime<Utc>) {
+        let slot = slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let summary = format!(
+            "job {}: fleet slots are decided again on this host (from slot {slot}); they \
+             were refused until now",
+            job.name
+        );
+        tracing::info!(job = %job.name, "{}: fleet slots are decided again from slot {slot}", job.name);
+        if !job.alert.is_empty() {
+            let alert = crate::alert::Alert::new(
+                &job.name,
+                "fleet_recovered".to_string(),
+                crate::severity::Severity::Info,
+                summary,
+            );
+            self.alerts().deliver(alert, &job.alert);
+        }
     }
 
     /// The alert dispatcher in force.
@@ -471,7 +499,11 @@ impl Runner {
             if let (Scope::Fleet, Some(slot), None) = (job.scope, slot, &claim) {
                 // The claim is a network call: the rest of the wave does not wait for it.
                 drop(ticket.take());
-                match runner.claim(&job, slot).await {
+                let verdict = runner.claim(&job, slot).await;
+                if !matches!(verdict, Verdict::Refused(_)) && state.gate_decided() {
+                    runner.decided(&job, slot);
+                }
+                match verdict {
                     Verdict::Start(c) => claim = Some(c),
                     Verdict::Taken(by) => {
                         tracing::debug!(job = %job.name, slot = %slot, host = %by,
@@ -496,7 +528,8 @@ impl Runner {
                         return;
                     }
                     Verdict::Refused(why) => {
-                        let finished = runner.refused(&job, slot, &why);
+                        let first = state.gate_refused();
+                        let finished = runner.refused(&job, slot, &why, first);
                         state.finish(&finished);
                         if let Some(r) = reply.take() {
                             let _ = r.send(TriggerReply::Ran(LastRun::from(&finished)));
