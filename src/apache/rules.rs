@@ -249,8 +249,8 @@ pub struct RuleSet {
     groups: HashMap<(usize, Vec<u8>), Group>,
     /// The job's name, for the debug line about each held-back match.
     job: String,
-    /// Matches held back by cooldowns since the set was built.
-    suppressed: u64,
+    /// Matches held back by cooldowns since the set was built, per rule (in `rules`' order).
+    suppressed: Vec<u64>,
 }
 
 /// `in /path/file.php on line 12` or `in /path/file.php:12`, as PHP writes locations.
@@ -284,13 +284,13 @@ impl RuleSet {
         };
         let any = Regex::new(&combined).map_err(err)?;
         Ok(RuleSet {
+            suppressed: vec![0; rules.len()],
             rules,
             regexes,
             set,
             any,
             groups: HashMap::new(),
             job: String::new(),
-            suppressed: 0,
         })
     }
 
@@ -303,7 +303,12 @@ impl RuleSet {
     /// Matches held back by a rule's cooldown since the set was built (each is also counted
     /// in the next event of its rule and key).
     pub fn suppressed(&self) -> u64 {
-        self.suppressed
+        self.suppressed.iter().sum()
+    }
+
+    /// [`Self::suppressed`] per rule, in the order of [`Self::rules`].
+    pub fn suppressed_by_rule(&self) -> &[u64] {
+        &self.suppressed
     }
 
     /// The rules, in order.
@@ -431,7 +436,7 @@ impl RuleSet {
         if quiet && severity <= group.last_severity {
             group.suppressed = group.suppressed.saturating_add(1);
             group.suppressed_since.get_or_insert(at);
-            self.suppressed += 1;
+            self.suppressed[idx] += 1;
             tracing::debug!(
                 job = %self.job,
                 rule = %rule.id,

@@ -323,6 +323,11 @@ impl Watcher {
         self.rules.suppressed()
     }
 
+    /// [`Self::suppressed`] per rule, in the order of [`Self::rules`].
+    pub fn suppressed_by_rule(&self) -> &[u64] {
+        self.rules.suppressed_by_rule()
+    }
+
     /// The rules in use.
     pub fn rules(&self) -> &[Rule] {
         self.rules.rules()

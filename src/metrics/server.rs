@@ -2,8 +2,9 @@
 //! `GET /health` (`ok` while the daemon's loop answers). Written on tokio rather than with
 //! hyper's server, whose feature would rebuild hyper and the whole AWS client stack above it,
 //! for two GET routes. Bounded so a slow or hostile client cannot hurt the daemon: a request
-//! head of at most [`MAX_HEAD`] bytes, read and answered within [`TIMEOUT`], at most
-//! [`MAX_CONNECTIONS`] at once (more are closed at once), one request per connection.
+//! head of at most [`MAX_HEAD`] bytes sent within [`HEAD_TIMEOUT`] (a silent connection is
+//! closed then, freeing its slot), answered within [`TIMEOUT`], at most [`MAX_CONNECTIONS`] at
+//! once (more are closed at once), one request per connection.
 
 use super::{Metrics, Source};
 use std::sync::Arc;
@@ -14,6 +15,10 @@ use tokio::sync::Semaphore;
 
 /// Longest request head (request line and headers) read, in bytes.
 const MAX_HEAD: usize = 8 * 1024;
+
+/// Longest a client may take to send its request head, from accept: Prometheus sends it at
+/// once, so a connection silent that long is closed rather than left holding a slot.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Longest a connection may take, from accept to the last byte of the answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,7 +57,11 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, source: Source)
 
 /// Reads one request from `stream` and answers it.
 async fn answer(mut stream: TcpStream, metrics: &Metrics, source: &Source) -> std::io::Result<()> {
-    let Some(head) = read_head(&mut stream).await? else {
+    let Ok(head) = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await else {
+        // Silent too long: closed without an answer.
+        return Ok(());
+    };
+    let Some(head) = head? else {
         return respond(
             &mut stream,
             "400 Bad Request",

@@ -200,6 +200,16 @@ impl JobState {
         std::mem::replace(&mut self.lock().refusing, false)
     }
 
+    /// Uncounts an admitted run whose slot the overlap policy skipped after all (fleet-wide: the
+    /// previous run is still going on another host), and counts the skip as [`Self::admit`]
+    /// counts a local one.
+    pub fn skipped_by_overlap(&self) {
+        let mut s = self.lock();
+        s.running = s.running.saturating_sub(1);
+        s.counts.add(Outcome::Skipped);
+        s.counts.overlap_skipped += 1;
+    }
+
     /// Counts a run that starts regardless of policy (continuous jobs).
     pub fn start_unconditionally(&self) {
         self.lock().running += 1;

@@ -519,7 +519,7 @@ impl Runner {
                         tracing::warn!(job = %job.name, outcome = "skipped", slot = %slot,
                             "{}: previous run still going on {on}; skipping this slot (overlap = \"skip\", fleet-wide)",
                             job.name);
-                        state.not_started();
+                        state.skipped_by_overlap();
                         if let Some(r) = reply.take() {
                             let _ = r.send(TriggerReply::NotStarted(format!(
                                 "skipped: the previous run is still going on {on}"
@@ -654,6 +654,59 @@ mod tests {
                 "{wait:?} for {jitter:?}"
             );
         }
+    }
+
+    /// A gate that answers every slot: the previous run is still going on host `b`.
+    #[derive(Debug)]
+    struct BusyGate;
+
+    impl SlotGate for BusyGate {
+        fn claim<'a>(
+            &'a self,
+            _job: &'a JobConfig,
+            _slot: DateTime<Utc>,
+        ) -> crate::jobs::kind::BoxFuture<'a, Verdict> {
+            Box::pin(async { Verdict::Busy("b".into()) })
+        }
+    }
+
+    /// A fleet slot skipped because the previous run is still going on another host counts
+    /// as an overlap skip, as a local one does (before, it was counted nowhere).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slot_busy_on_another_host_counts_as_skipped_by_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = "[fleet]\netcd = [\"http://127.0.0.1:9\"]\n[jobs.f]\ntype = \"command\"\n\
+                    schedule = \"@every 1s\"\nscope = \"fleet\"\ncommand = \"true\"\n\
+                    overlap = \"skip\"\n";
+        let config = crate::config::parse(&dir.path().join("jobs.toml"), jobs).unwrap();
+        let alerts = crate::alert::Dispatcher::new(
+            &config.alerts,
+            crate::alert::DispatcherOptions::default(),
+        )
+        .unwrap();
+        let sched = crate::scheduler::Scheduler::start(
+            config,
+            dir.path().join("state"),
+            alerts,
+            Arc::new(crate::scheduler::NoRecorder),
+        )
+        .unwrap();
+        sched.set_gate(Some(Arc::new(BusyGate)));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let counts = loop {
+            let status = sched.status();
+            let f = &status[0];
+            if f.runs.overlap_skipped >= 2 || std::time::Instant::now() > deadline {
+                break (f.runs, f.running);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        sched.shutdown(Duration::from_secs(5)).await;
+        let (runs, running) = counts;
+        assert!(runs.overlap_skipped >= 2, "{runs:?}");
+        assert_eq!(runs.skipped, runs.overlap_skipped, "{runs:?}");
+        assert_eq!(runs.success + runs.failed, 0, "{runs:?}");
+        assert_eq!(running, 0, "a busy slot is not a run going here");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Kept here, rendered to labelled values for the job-agnostic [`LiveSlot`].
 
 use crate::alert::SinkStats;
-use crate::apache::rules::LogEvent;
+use crate::apache::rules::{LogEvent, Rule};
 use crate::jobs::{LiveCount, LiveSlot, LiveStatus};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -22,6 +22,8 @@ pub struct WatchFigures {
     pub alerts_by_rule: BTreeMap<String, u64>,
     /// Matches a rule's cooldown held back (each reported in the next alert of its rule).
     pub suppressed: u64,
+    /// Of `suppressed`, how many each rule held back.
+    pub suppressed_by_rule: BTreeMap<String, u64>,
     /// Events dropped because they came faster than they could be logged and sent.
     pub dropped: u64,
     /// When the last alert was raised, and by which rule.
@@ -107,11 +109,13 @@ impl WatchFigures {
         let mut counts = vec![
             count("lines_read", true, None, self.lines),
             count("files_followed", false, None, self.following.len() as u64),
-            count("alerts_suppressed", true, None, self.suppressed),
             count("alerts_dropped", true, None, self.dropped),
         ];
         for (rule, n) in &self.alerts_by_rule {
             counts.push(count("alerts_sent", true, Some(("rule", rule)), *n));
+        }
+        for (rule, n) in &self.suppressed_by_rule {
+            counts.push(count("alerts_suppressed", true, Some(("rule", rule)), *n));
         }
         counts
     }
@@ -134,13 +138,25 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher to `slot` for a job whose alerts go to `sinks` sinks.
-    pub fn new(slot: LiveSlot, sinks: usize) -> Self {
+    /// A publisher to `slot` for a job whose alerts go to `sinks` sinks, publishing at once
+    /// zero alerts sent and suppressed for each of `rules` (so that every rule's series exist
+    /// from the job's start).
+    pub fn new(slot: LiveSlot, sinks: usize, rules: &[String]) -> Self {
+        let zeros = || {
+            rules
+                .iter()
+                .map(|r| (r.clone(), 0))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let figures = WatchFigures {
+            sinks,
+            alerts_by_rule: zeros(),
+            suppressed_by_rule: zeros(),
+            ..WatchFigures::default()
+        };
+        slot.publish(figures.render(Utc::now()));
         Publisher {
-            figures: Mutex::new(WatchFigures {
-                sinks,
-                ..WatchFigures::default()
-            }),
+            figures: Mutex::new(figures),
             slot,
         }
     }
@@ -155,17 +171,24 @@ impl Publisher {
         }
     }
 
-    /// Notes where the watch is after one pass, and how the job's sinks are doing.
+    /// Notes where the watch is after one pass (with how many matches each of `rules` held
+    /// back, in `rules`' order), and how the job's sinks are doing.
     pub fn pass(
         &self,
         following: Vec<String>,
         stats: &crate::apache::watch::WatchStats,
+        suppressed_by_rule: (&[Rule], &[u64]),
         sink_stats: Vec<(String, SinkStats)>,
     ) {
         self.update(|f| {
             f.following = following;
             f.lines = stats.lines;
             f.suppressed = stats.suppressed;
+            let (rules, held) = suppressed_by_rule;
+            f.suppressed_by_rule.values_mut().for_each(|n| *n = 0);
+            for (rule, n) in rules.iter().zip(held) {
+                *f.suppressed_by_rule.entry(rule.id.clone()).or_default() += n;
+            }
             f.dropped = stats.dropped;
             f.sink_stats = sink_stats;
         });
@@ -196,6 +219,7 @@ mod tests {
             alerts: 3,
             alerts_by_rule: [("child_crash".to_string(), 3)].into(),
             suppressed: 7,
+            suppressed_by_rule: [("child_crash".to_string(), 7)].into(),
             dropped: 0,
             last_alert: Some((at, "child_crash".into())),
             sinks: 1,
@@ -217,6 +241,9 @@ mod tests {
         let sent = count("alerts_sent");
         assert_eq!(sent.label, Some(("rule".into(), "child_crash".into())));
         assert_eq!(sent.value, 3);
+        let held = count("alerts_suppressed");
+        assert_eq!(held.label, Some(("rule".into(), "child_crash".into())));
+        assert_eq!(held.value, 7);
         let get = |label: &str| {
             live.fields
                 .iter()
@@ -233,6 +260,28 @@ mod tests {
         assert_eq!(
             get("sinks (all jobs)"),
             "hook: 2 delivered, 1 failed, 0 dropped, 0 queued"
+        );
+    }
+
+    #[test]
+    fn every_rule_is_published_at_zero_from_the_start() {
+        let slot = LiveSlot::default();
+        let _publisher = Publisher::new(slot.clone(), 0, &["a".into(), "b".into()]);
+        let live = slot.get().expect("published at once");
+        let mut zeros: Vec<_> = live
+            .counts
+            .iter()
+            .filter_map(|c| Some((c.name.as_str(), c.label.as_ref()?.1.as_str(), c.value)))
+            .collect();
+        zeros.sort_unstable();
+        assert_eq!(
+            zeros,
+            [
+                ("alerts_sent", "a", 0),
+                ("alerts_sent", "b", 0),
+                ("alerts_suppressed", "a", 0),
+                ("alerts_suppressed", "b", 0)
+            ]
         );
     }
 

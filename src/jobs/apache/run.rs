@@ -81,7 +81,12 @@ pub async fn run_with(
         Err(e) => return RunReport::failed(format!("the log reader task failed: {e}")),
     };
     info!(job = %ctx.job, rules = watcher.rules().len(), "{}: watching Apache error logs", ctx.job);
-    let figures = Arc::new(live::Publisher::new(ctx.live.clone(), ctx.alert_to.len()));
+    let rules: Vec<String> = watcher.rules().iter().map(|r| r.id.clone()).collect();
+    let figures = Arc::new(live::Publisher::new(
+        ctx.live.clone(),
+        ctx.alert_to.len(),
+        &rules,
+    ));
     let on_pass = {
         let figures = Arc::clone(&figures);
         let (alerts, sinks) = (ctx.alerts.clone(), Arc::clone(&ctx.alert_to));
@@ -95,7 +100,8 @@ pub async fn run_with(
                 .iter()
                 .filter_map(|name| Some((name.clone(), *all.get(name)?)))
                 .collect();
-            figures.pass(following, stats, sink_stats);
+            let held = (w.rules(), w.suppressed_by_rule());
+            figures.pass(following, stats, held, sink_stats);
         }
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
