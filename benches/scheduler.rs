@@ -9,17 +9,26 @@
 //! 4. for scale, how late the machine itself wakes a plain thread sleeping to an instant
 //!    (virtual machines add milliseconds now and then, and every figure above includes them).
 //!
-//! Each lateness row is followed by the machine's own figures measured right after it, in the
-//! same run, and the row's ratio to each, so a figure from a noisy machine can be read: its
-//! timer noise (a plain thread sleeping to 10 ms slots, as in 4.) and its spawn ceiling (one
-//! loop per core spawning `sh -c date` and waiting for it, as many as it can).
+//! 5. spawn throughput with 1,000 `@every 1s` jobs against the machine's spawn ceiling,
+//!    measured interleaved (ceiling, opsd, ceiling, ...; see [`spawn_rate`]), so that load from
+//!    elsewhere on a shared machine cancels out of the ratio.
 //!
-//! `OPSD_BENCH_SECS` sets how long each part measures (default 30). Arguments name the parts to
-//! run (`lateness`, `idle`, `noise`; default all): `cargo bench --bench scheduler -- idle`.
+//! Every job runs the shell line `date +%s.%N` (`/bin/sh -c`: the `sh` + `date` pair of issue
+//! 15). Each lateness row is followed by the machine's own figures measured right after it, in
+//! the same run, and the row's ratio to each, so a figure from a noisy machine can be read: its
+//! timer noise (a plain thread sleeping to 10 ms slots, as in 4.) and its spawn ceiling (a loop
+//! process posix_spawning the same `sh -c` line in a job's clean environment and reaping it,
+//! with as many in flight as does best; see [`ceiling_loop`]).
+//!
+//! `OPSD_BENCH_SECS` sets how long each part measures (default 30); `OPSD_BENCH_PAIRS` and
+//! `OPSD_BENCH_WINDOW` the spawn part's opsd windows (default 5 of 5 s). Arguments name the
+//! parts to run (`lateness`, `spawn`, `idle`, `noise`; default all):
+//! `cargo bench --bench scheduler -- spawn`.
 
 use chrono::{DateTime, Utc};
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
@@ -47,6 +56,9 @@ impl Daemon {
             .arg("--socket")
             .arg(dir.join("opsd.sock"))
             .env("RUST_LOG", "info")
+            // Runs get opsd's default LANG, as under a systemd with no locale configured.
+            .env_remove("LANG")
+            .env_remove("LC_ALL")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env_remove("JOURNAL_STREAM")
@@ -174,9 +186,13 @@ fn jobs_toml(n: usize, schedule: &str, command: &str) -> String {
     toml
 }
 
+/// What every benchmarked job runs, and the spawn ceiling loop too: a shell line, so each run
+/// is the `sh` + `date` pair of issue 15 (dash forks `date`; it does not exec it).
+const SHELL_LINE: &str = "date +%s.%N";
+
 /// N `@every 1s` jobs for `secs`: lateness percentiles, runs counted, RSS and CPU.
 fn lateness(root: &Path, n: usize, secs: Duration) {
-    let toml = jobs_toml(n, "@every 1s", r#"["/bin/date", "+%s.%N"]"#);
+    let toml = jobs_toml(n, "@every 1s", &format!("{SHELL_LINE:?}"));
     let started = Utc::now();
     let d = Daemon::start(&root.join(format!("lateness-{n}")), &toml);
     sleep(WARM_UP);
@@ -205,11 +221,11 @@ fn lateness(root: &Path, n: usize, secs: Duration) {
     // The machine's own figures, measured now, for the same time as the row (at most 10 s).
     let probe = secs.min(Duration::from_secs(10));
     let (noise_p50, noise_p99) = timer_noise_ms(probe);
-    let ceiling = spawn_ceiling(probe);
+    let (ceiling, in_flight) = spawn_ceiling(probe);
     let runs_per_s = ran.len() as f64 / row_secs;
     println!(
         "       machine now: timer noise p50 {noise_p50:.3} ms  p99 {noise_p99:.3} ms; spawn \
-         ceiling {ceiling:.0} sh+date/s  | start p50/noise p50 {:.2}  p99/noise p99 {:.2}  \
+         ceiling {ceiling:.0} sh+date/s ({in_flight} in flight)  | start p50/noise p50 {:.2}  p99/noise p99 {:.2}  \
          process ran/s {runs_per_s:.0} = {:.0} % of the ceiling",
         percentile(&late, 0.50) / noise_p50,
         percentile(&late, 0.99) / noise_p99,
@@ -217,29 +233,228 @@ fn lateness(root: &Path, n: usize, secs: Duration) {
     );
 }
 
-/// How many `sh -c date` processes the machine spawns and reaps per second, one loop per core
-/// (std's `Command` uses posix_spawn for this), over `secs`.
-fn spawn_ceiling(secs: Duration) -> f64 {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+/// The argument this bench runs itself with to be a spawn ceiling loop: a process of its own,
+/// so that it can wait for any child (`waitpid(-1)`) and reap only its own.
+const CEILING_ARG: &str = "__spawn-ceiling";
+/// How many ceiling loops may have in flight, tried in turn; the best is the ceiling.
+const IN_FLIGHT: [usize; 4] = [2, 8, 32, 128];
+
+/// How many `sh -c SHELL_LINE` pairs the machine starts and reaps per second over `secs`,
+/// `in_flight` at a time: a separate loop process (see [`ceiling_loop`]).
+fn spawn_ceiling_with(secs: Duration, in_flight: usize) -> f64 {
+    let out = Command::new(std::env::current_exe().expect("the bench's own path"))
+        .args([
+            CEILING_ARG,
+            &in_flight.to_string(),
+            &secs.as_millis().to_string(),
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the spawn ceiling loop");
+    let done: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0.0);
+    done / secs.as_secs_f64()
+}
+
+/// The spawn ceiling over `secs` with the best of [`IN_FLIGHT`] (each tried for a fifth of
+/// `secs`, at least 1 s): (pairs per second, how many in flight).
+fn spawn_ceiling(secs: Duration) -> (f64, usize) {
+    let each = (secs / 5).max(Duration::from_secs(1));
+    let best = IN_FLIGHT
+        .iter()
+        .map(|&k| (spawn_ceiling_with(each, k), k))
+        .fold((0.0, 1), |a, b| if b.0 > a.0 { b } else { a });
+    (spawn_ceiling_with(secs, best.1), best.1)
+}
+
+/// The spawn ceiling loop (this bench run with [`CEILING_ARG`] IN_FLIGHT MILLIS): keeps
+/// `in_flight` `/bin/sh -c SHELL_LINE` running, each started by std's `Command` (posix_spawn,
+/// as opsd starts a run: own process group, stdin from /dev/null) in the clean environment a
+/// job gets (PATH, LANG, TZ), and reaped by `waitpid(-1)`; prints how many ended with status
+/// 0 before the time was up.
+fn ceiling_loop(in_flight: usize, secs: Duration) {
+    use nix::sys::wait::{waitpid, WaitStatus};
     let end = Instant::now() + secs;
-    let loops: Vec<_> = (0..cores)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                while Instant::now() < end {
-                    let ok = Command::new("sh")
-                        .args(["-c", "date"])
-                        .stdout(Stdio::null())
-                        .status()
-                        .is_ok_and(|s| s.success());
-                    n += u64::from(ok);
-                }
-                n
-            })
+    let (mut live, mut done) = (0usize, 0u64);
+    loop {
+        while live < in_flight && Instant::now() < end {
+            let spawned = Command::new("/bin/sh")
+                .args(["-c", SHELL_LINE])
+                .env_clear()
+                .env("PATH", opsd::process::env::DEFAULT_PATH)
+                .env("LANG", opsd::process::env::DEFAULT_LANG)
+                .env("TZ", "UTC")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn();
+            match spawned {
+                // Dropping a std Child neither kills nor waits: waitpid(-1) below reaps it.
+                Ok(child) => drop(child),
+                Err(e) => panic!("spawn /bin/sh: {e}"),
+            }
+            live += 1;
+        }
+        if live == 0 {
+            break;
+        }
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(_, code)) => {
+                live -= 1;
+                done += u64::from(code == 0 && Instant::now() < end);
+            }
+            Ok(WaitStatus::Signaled(..)) => live -= 1,
+            Ok(_) => {}
+            Err(e) => panic!("waitpid: {e}"),
+        }
+    }
+    println!("{done}");
+}
+
+/// The daemon's children that have not ended yet (zombies it has not reaped do not count).
+fn live_children(pid: u32) -> usize {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|c| {
+            let stat = fs::read_to_string(format!("/proc/{c}/stat")).unwrap_or_default();
+            let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+            state.is_some_and(|s| s != 'Z')
         })
+        .count()
+}
+
+/// Reloads the daemon with `jobs_toml` (`opsd reload`, which answers once it is applied);
+/// with no jobs, then waits (at most 10 s) until the processes it had started have ended, so
+/// that a ceiling window has the machine alone. A reload, not a SIGSTOP: a stopped daemon
+/// would come back with every timer a few slots behind, and the catching up would be
+/// counted in the next opsd window.
+fn reload(d: &Daemon, jobs_toml: &str) {
+    fs::write(d.dir.join("jobs.toml"), jobs_toml).expect("write jobs.toml");
+    let ok = Command::new(env!("CARGO_BIN_EXE_opsd"))
+        .arg("reload")
+        .arg("--socket")
+        .arg(d.dir.join("opsd.sock"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "opsd reload failed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while live_children(d.pid()) > 0 && Instant::now() < deadline {
+        sleep(Duration::from_millis(10));
+    }
+}
+
+/// How long after the jobs are loaded again an opsd window starts (first slots, first runs).
+const SETTLE: Duration = Duration::from_millis(1500);
+
+/// Throughput of 1,000 `@every 1s` jobs running `sh -c SHELL_LINE` against the machine's spawn
+/// ceiling, interleaved so that load from elsewhere cancels out: ceiling `window`, opsd
+/// `window`, ceiling `window`, ... (`pairs` opsd windows, each between two ceiling windows,
+/// during which the daemon runs with no jobs). Each pair's ratio is the opsd window's processes run per
+/// second (counted by the time each process printed) over the mean of the ceilings either
+/// side of it; the median of the ratios is the figure.
+fn spawn_rate(root: &Path, n: usize, pairs: usize, window: Duration) {
+    let toml = jobs_toml(n, "@every 1s", &format!("{SHELL_LINE:?}"));
+    let none = jobs_toml(0, "", "");
+    let d = Daemon::start(&root.join(format!("spawn-{n}")), &toml);
+    sleep(WARM_UP);
+    reload(&d, &none);
+    let tries: Vec<(usize, f64)> = IN_FLIGHT
+        .iter()
+        .map(|&k| (k, spawn_ceiling_with(Duration::from_secs(2), k)))
         .collect();
-    let total: u64 = loops.into_iter().map(|t| t.join().unwrap_or(0)).sum();
-    total as f64 / secs.as_secs_f64()
+    let in_flight = tries
+        .iter()
+        .fold((1, 0.0), |a, &b| if b.1 > a.1 { b } else { a })
+        .0;
+    let mut ceilings = vec![spawn_ceiling_with(window, in_flight)];
+    let mut windows = Vec::new();
+    for _ in 0..pairs {
+        reload(&d, &toml);
+        sleep(SETTLE);
+        let (_, cpu0) = wakeups_and_cpu_ns(d.pid());
+        let t0 = Utc::now();
+        sleep(window);
+        let t1 = Utc::now();
+        let (_, cpu1) = wakeups_and_cpu_ns(d.pid());
+        windows.push((t0, t1, cpu1 - cpu0));
+        reload(&d, &none);
+        ceilings.push(spawn_ceiling_with(window, in_flight));
+    }
+    let log = d.stop();
+    let (ran, skipped) = printed_and_skipped(&log);
+    println!(
+        "spawn rate, {n} `@every 1s` jobs running sh -c {SHELL_LINE:?}, {} s windows; ceiling \
+         loop tries (in flight: pairs/s) {}; uses {in_flight}",
+        window.as_secs_f64(),
+        tries
+            .iter()
+            .map(|(k, r)| format!("{k}: {r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut ratios = Vec::new();
+    for (i, (t0, t1, cpu_ns)) in windows.iter().enumerate() {
+        let secs = (*t1 - *t0).num_microseconds().unwrap_or(1) as f64 / 1e6;
+        let runs = ran.iter().filter(|t| (*t0..*t1).contains(t)).count();
+        let skips = skipped.iter().filter(|t| (*t0..*t1).contains(t)).count();
+        let rate = runs as f64 / secs;
+        let ceiling = (ceilings[i] + ceilings[i + 1]) / 2.0;
+        let ratio = rate / ceiling * 100.0;
+        ratios.push(ratio);
+        println!(
+            "  pair {}: ceiling {:.0} / {:.0} pairs/s, opsd {rate:.0} processes/s = {ratio:.1} % \
+             | daemon CPU {:.0} us per run, {skips} runs skipped (overlap = skip)",
+            i + 1,
+            ceilings[i],
+            ceilings[i + 1],
+            *cpu_ns as f64 / 1e3 / runs.max(1) as f64,
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "  ratio to the ceiling: median {:.1} % (min {:.1} %, max {:.1} %, {} pairs)",
+        ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN),
+        ratios.first().copied().unwrap_or(f64::NAN),
+        ratios.last().copied().unwrap_or(f64::NAN),
+        ratios.len(),
+    );
+}
+
+/// The times the jobs' processes printed (their `date +%s.%N`), and the times runs were
+/// skipped because the previous one was still going, from the daemon's JSON log.
+fn printed_and_skipped(log: &str) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+    let (mut ran, mut skipped) = (Vec::new(), Vec::new());
+    for line in log.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let message = v["message"].as_str().unwrap_or_default();
+        let text = message.split_once(": ").map_or(message, |(_, t)| t);
+        if v["stream"] == "stdout" {
+            let printed = text.trim().parse::<f64>().ok();
+            if let Some(t) = printed.and_then(|s| DateTime::from_timestamp_micros((s * 1e6) as i64))
+            {
+                ran.push(t);
+            }
+        } else if v["outcome"] == "skipped" {
+            let at = v["timestamp"]
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+            if let Some(t) = at {
+                skipped.push(t.with_timezone(&Utc));
+            }
+        }
+    }
+    (ran, skipped)
 }
 
 /// How late a plain thread wakes sleeping to each 10 ms instant for `secs`: (p50, p99) in ms.
@@ -301,7 +516,22 @@ fn timer_lateness_us(secs: Duration) -> Vec<i64> {
     late
 }
 
+/// A whole number from the environment variable `name`, or `default`.
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(CEILING_ARG) {
+        let in_flight = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1);
+        let millis = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1000);
+        ceiling_loop(in_flight, Duration::from_millis(millis));
+        return;
+    }
     let secs = Duration::from_secs(
         std::env::var("OPSD_BENCH_SECS")
             .ok()
@@ -323,6 +553,11 @@ fn main() {
         for n in [1, 100, 1000] {
             lateness(root.path(), n, secs);
         }
+    }
+    if run("spawn") {
+        let pairs = env_number("OPSD_BENCH_PAIRS", 5);
+        let window = Duration::from_secs(env_number("OPSD_BENCH_WINDOW", 5) as u64);
+        spawn_rate(root.path(), 1000, pairs, window);
     }
     if run("idle") {
         for n in [1, 1000] {

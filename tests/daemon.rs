@@ -2065,6 +2065,48 @@ fn status_after_a_restart_still_shows_the_last_run_and_its_output() {
     );
 }
 
+#[test]
+fn a_last_run_record_is_overwritten_in_place_and_kept_across_kill_9() {
+    use std::os::unix::fs::MetadataExt;
+    let d = Daemon::start(&job("tick", "@every 1s", "echo run", ""));
+    let record = d.path("state/last-run/tick.json");
+    let seq = |text: &str| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("opsd-record seq="))
+            .filter_map(|l| l.get(..20)?.parse::<u64>().ok())
+            .max()
+    };
+    d.wait_for(
+        || seq(&fs::read_to_string(&record).unwrap_or_default()).is_some(),
+        "a first last-run record",
+    );
+    let inode = fs::metadata(&record).unwrap().ino();
+    let first = seq(&fs::read_to_string(&record).unwrap()).unwrap();
+    d.wait_for(
+        || seq(&fs::read_to_string(&record).unwrap_or_default()) >= Some(first + 2),
+        "two more runs recorded",
+    );
+    // Once it was a new file (a new inode) per run, renamed over the last.
+    assert_eq!(
+        fs::metadata(&record).unwrap().ino(),
+        inode,
+        "a new file per run"
+    );
+    let before = String::from_utf8_lossy(&d.ctl(&["status", "tick"]).stdout).into_owned();
+    assert!(before.contains("last run: "), "{before}");
+    d.write_config(
+        "[jobs.tick]\ntype = \"command\"\nschedule = \"0 0 3 * * *\"\ncommand = \"echo run\"\n",
+    );
+    let d = d.kill_and_restart(|| {});
+    let after = String::from_utf8_lossy(&d.ctl(&["status", "tick"]).stdout).into_owned();
+    assert!(
+        after.contains("last run: ") && !after.contains("none yet") && after.contains("success"),
+        "{after}\n{}",
+        d.log()
+    );
+    assert!(!d.log().contains("cannot read the last run"), "{}", d.log());
+}
+
 /// True when `text` holds a character that moves the cursor, recolours the terminal or ends a
 /// line other than the newline between lines.
 fn has_raw_controls(text: &str) -> bool {

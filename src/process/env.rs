@@ -14,8 +14,12 @@ use toml::Spanned;
 
 /// The `PATH` every run starts with (systemd's default for services).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// The `LANG` of a run when the daemon has none.
-pub const DEFAULT_LANG: &str = "C.UTF-8";
+/// The `LANG` of a run when the daemon has none: glibc's C locale in UTF-8, spelled as the
+/// directory Debian's `libc-bin` ships it in (`/usr/lib/locale/C.utf8`). `C.UTF-8` names the
+/// same locale, but glibc first looks for each of its 12 categories under that exact name and
+/// finds it only at a second try under the normalised one: 12 failed `open`s in every program
+/// a run starts that sets its locale (`date`, `sort`, `grep`).
+pub const DEFAULT_LANG: &str = "C.utf8";
 /// Variables opsd sets itself; a job's `env` or `pass_env` may not name them, since
 /// `OPSD_RUN_ID` is how a run's (or an alert program's) escaped processes are told apart.
 pub const RESERVED: &[&str] = &["OPSD_JOB", "OPSD_RUN_ID", "OPSD_FENCING_TOKEN"];
@@ -454,6 +458,18 @@ mod tests {
         assert_eq!(get(&vars, "LANG"), Some(DEFAULT_LANG));
         assert_eq!(get(&vars, "HOME"), Some("/var/backups"));
         assert_eq!(get(&vars, "OPSD_RUN_ID"), Some("abc"));
+    }
+
+    #[test]
+    fn the_default_lang_is_found_at_the_first_lookup() {
+        // libc-bin ships the C locale as this directory; a name glibc has to normalise first
+        // (C.UTF-8) costs each program a failed open per locale category.
+        let dir = std::path::Path::new("/usr/lib/locale").join(DEFAULT_LANG);
+        assert!(
+            dir.join("LC_CTYPE").is_file(),
+            "{} is missing: is this Debian's libc-bin?",
+            dir.display()
+        );
     }
 
     #[test]

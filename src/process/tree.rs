@@ -58,6 +58,19 @@ pub fn children(pid: i32) -> Vec<i32> {
     out
 }
 
+/// The children of `pid`'s main thread only (`/proc/PID/task/PID/children`): one file, where
+/// [`children`] reads one per thread. A process orphaned below a child subreaper is
+/// re-parented to the subreaper's first living thread, its main thread while that runs.
+pub fn main_thread_children(pid: i32) -> Vec<i32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `pid`'s descendants (not `pid` itself), parents before their children.
 pub fn descendants(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();

@@ -255,7 +255,7 @@ impl JobState {
             last,
             last_success,
         };
-        crate::state::write_json_unsynced(path, &saved)
+        crate::state::write_record(path, &saved)
     }
 
     /// The slot the run going now publishes its live figures in.

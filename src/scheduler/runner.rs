@@ -146,6 +146,8 @@ struct RunnerInner {
     gate: RwLock<Option<Arc<dyn SlotGate>>>,
     /// Every job of the configuration in force, by name, for the slots the gate takes over.
     jobs: RwLock<BTreeMap<String, JobHandle>>,
+    /// The thread the last-run records are written on.
+    saver: crate::state::RecordWriter,
 }
 
 /// Catch-up state kept for jobs with `catch_up = "once"`.
@@ -174,6 +176,7 @@ impl Runner {
                 recorder,
                 gate: RwLock::new(None),
                 jobs: RwLock::new(BTreeMap::new()),
+                saver: crate::state::RecordWriter::start()?,
             }),
         })
     }
@@ -374,24 +377,28 @@ impl Runner {
         Arc::new(state)
     }
 
-    /// Writes `job`'s last run to its file (off the async threads); the run's task waits for
-    /// it, so shutdown does not end before the last runs are kept.
+    /// Writes `job`'s last run to its file (on the state writer thread, off the async
+    /// threads); the run's task waits for it, so shutdown does not end before the last runs
+    /// are kept.
     async fn save_last(&self, job: &JobConfig, state: &Arc<JobState>) {
         let path = self.last_run_file(&job.name);
         let (state, job_type) = (Arc::clone(state), job.spec.type_name());
         let name = job.name.clone();
-        let saved = tokio::task::spawn_blocking(move || {
-            state.save_last(&path, job_type).map_err(|e| (path, e))
-        })
-        .await;
+        let saved = self
+            .inner
+            .saver
+            .run(move || state.save_last(&path, job_type).map_err(|e| (path, e)))
+            .await;
         match saved {
-            Ok(Ok(())) => {}
-            Ok(Err((path, e))) => tracing::error!(
+            Some(Ok(())) => {}
+            Some(Err((path, e))) => tracing::error!(
                 job = %name,
                 "{name}: cannot keep the last run in {}: {e}; after a restart status will not show it",
                 path.display()
             ),
-            Err(e) => tracing::error!(job = %name, "{name}: cannot keep the last run: {e}"),
+            None => {
+                tracing::error!(job = %name, "{name}: cannot keep the last run: writing it panicked")
+            }
         }
     }
 
