@@ -675,6 +675,8 @@ mod tests {
         ) -> crate::jobs::kind::BoxFuture<'a, Verdict> {
             Box::pin(async { Verdict::Busy("b".into()) })
         }
+        fn set_jobs(&self, _jobs: Vec<Arc<JobConfig>>) {}
+        fn offer_takeovers(&self, _to: crate::scheduler::Takeovers) {}
     }
 
     /// A fleet slot skipped because the previous run is still going on another host counts
