@@ -289,7 +289,7 @@ fn throughput(dir: &Path, mb: u64) {
     let mut buf = Vec::new();
     let mut events = Vec::new();
     let mut matched = 0usize;
-    f.read_new(&mut buf, &mut |p: &Path, chunk: &[u8]| {
+    f.read_new(&mut buf, &mut |p: &Path, _, chunk: &[u8]| {
         set.scan(chunk, p, &mut events);
         matched += events.len();
         events.clear();

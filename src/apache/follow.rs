@@ -25,6 +25,20 @@ pub enum Start {
     At(u64),
 }
 
+/// Where a chunk of lines handed on by [`FollowedFile`] starts: the file's device and inode and
+/// the offset of the chunk's first byte, from which a restart reads its first line again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineAt {
+    /// The file's device and inode.
+    pub id: (u64, u64),
+    /// The offset of the first byte.
+    pub offset: u64,
+}
+
+/// What complete lines are handed to: the path they name, where they start, the lines (each
+/// ending in `\n`).
+pub type OnLines<'a> = dyn FnMut(&Path, LineAt, &[u8]) + 'a;
+
 /// The identity of a file: device and inode.
 pub fn identity(meta: &Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
@@ -178,7 +192,7 @@ impl FollowedFile {
     pub fn restart_after_truncation(
         &mut self,
         buf: &mut Vec<u8>,
-        on_lines: &mut dyn FnMut(&Path, &[u8]),
+        on_lines: &mut OnLines<'_>,
     ) -> io::Result<Option<PathBuf>> {
         let copy = find_copy(
             &self.path,
@@ -202,11 +216,7 @@ impl FollowedFile {
 
     /// Reads everything appended since the last call and hands complete lines on, in chunks
     /// of whole lines (each ending in `\n`). Returns the bytes read.
-    pub fn read_new(
-        &mut self,
-        buf: &mut Vec<u8>,
-        on_lines: &mut dyn FnMut(&Path, &[u8]),
-    ) -> io::Result<u64> {
+    pub fn read_new(&mut self, buf: &mut Vec<u8>, on_lines: &mut OnLines<'_>) -> io::Result<u64> {
         buf.resize(READ_SIZE, 0);
         let mut total = 0u64;
         loop {
@@ -216,9 +226,10 @@ impl FollowedFile {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
+            let at = self.offset;
             self.offset += n as u64;
             total += n as u64;
-            self.take(&buf[..n], on_lines);
+            self.take(&buf[..n], at, on_lines);
         }
         if total > 0 {
             self.last_size = self.last_size.max(self.offset);
@@ -230,20 +241,31 @@ impl FollowedFile {
     }
 
     /// Hands on a partial last line as if it were complete (the file will not grow again).
-    pub fn flush_partial(&mut self, on_lines: &mut dyn FnMut(&Path, &[u8])) {
+    pub fn flush_partial(&mut self, on_lines: &mut OnLines<'_>) {
         if !self.partial.is_empty() {
+            let at = self.at(self.line_offset());
             self.partial.push(b'\n');
-            on_lines(&self.path, &self.partial);
+            on_lines(&self.path, at, &self.partial);
             self.partial.clear();
         }
     }
 
-    /// Splits freshly read bytes into complete lines, keeping the unfinished tail.
-    fn take(&mut self, mut data: &[u8], on_lines: &mut dyn FnMut(&Path, &[u8])) {
+    /// Where `offset` of this file is.
+    fn at(&self, offset: u64) -> LineAt {
+        LineAt {
+            id: self.identity(),
+            offset,
+        }
+    }
+
+    /// Splits freshly read bytes (read at offset `data_at`) into complete lines, keeping the
+    /// unfinished tail.
+    fn take(&mut self, mut data: &[u8], mut data_at: u64, on_lines: &mut OnLines<'_>) {
         if self.skipping {
             match memchr::memchr(b'\n', data) {
                 Some(i) => {
                     data = &data[i + 1..];
+                    data_at += i as u64 + 1;
                     self.skipping = false;
                 }
                 None => return,
@@ -252,6 +274,7 @@ impl FollowedFile {
         if !self.partial.is_empty() {
             match memchr::memchr(b'\n', data) {
                 Some(i) => {
+                    let at = self.at(data_at - self.partial.len() as u64);
                     let room = MAX_LINE.saturating_sub(self.partial.len());
                     if i > room {
                         // The line ends here but is too long: keep its first MAX_LINE bytes.
@@ -260,9 +283,10 @@ impl FollowedFile {
                     } else {
                         self.partial.extend_from_slice(&data[..=i]);
                     }
-                    on_lines(&self.path, &self.partial);
+                    on_lines(&self.path, at, &self.partial);
                     self.partial.clear();
                     data = &data[i + 1..];
+                    data_at += i as u64 + 1;
                 }
                 None => {
                     self.partial.extend_from_slice(data);
@@ -273,7 +297,7 @@ impl FollowedFile {
         }
         let rest = match memchr::memrchr(b'\n', data) {
             Some(i) => {
-                on_lines(&self.path, &data[..=i]);
+                on_lines(&self.path, self.at(data_at), &data[..=i]);
                 &data[i + 1..]
             }
             None => data,
@@ -283,11 +307,12 @@ impl FollowedFile {
     }
 
     /// Hands on the first [`MAX_LINE`] bytes of an overlong unfinished line and skips the rest.
-    fn cut_overlong(&mut self, on_lines: &mut dyn FnMut(&Path, &[u8])) {
+    fn cut_overlong(&mut self, on_lines: &mut OnLines<'_>) {
         if self.partial.len() > MAX_LINE {
+            let at = self.at(self.line_offset());
             self.partial.truncate(MAX_LINE);
             self.partial.push(b'\n');
-            on_lines(&self.path, &self.partial);
+            on_lines(&self.path, at, &self.partial);
             self.partial.clear();
             self.skipping = true;
         }

@@ -319,6 +319,18 @@ impl RuleSet {
     /// Matches every line of `chunk` (complete lines, each ending in `\n`) read from `file`,
     /// pushing the events they cause onto `events`.
     pub fn scan(&mut self, chunk: &[u8], file: &Path, events: &mut Vec<LogEvent>) {
+        self.scan_marked(chunk, file, events, &mut |_| {});
+    }
+
+    /// [`RuleSet::scan`], telling `line_start` for every event pushed where in `chunk` the line
+    /// that caused it starts.
+    pub fn scan_marked(
+        &mut self,
+        chunk: &[u8],
+        file: &Path,
+        events: &mut Vec<LogEvent>,
+        line_start: &mut dyn FnMut(usize),
+    ) {
         let mut pos = 0;
         while pos < chunk.len() {
             let Some(m) = self.any.find_at(chunk, pos) else {
@@ -327,7 +339,11 @@ impl RuleSet {
             let start = memchr::memrchr(b'\n', &chunk[..m.start()]).map_or(0, |i| i + 1);
             let end =
                 memchr::memchr(b'\n', &chunk[m.start()..]).map_or(chunk.len(), |i| i + m.start());
+            let before = events.len();
             self.check_line(&chunk[start..end], file, events);
+            for _ in before..events.len() {
+                line_start(start);
+            }
             pos = end + 1;
         }
     }

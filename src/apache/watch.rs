@@ -8,9 +8,12 @@
 //! Reading never waits on delivery: [`watch`] hands events on without waiting, and when the
 //! consumer is behind it drops *events* (counted and logged), never lines. Passes are at least
 //! [`PASS_GAP`] apart, so a burst of writes is read in a few large reads rather than one per
-//! write. The checkpoint is saved after every pass that produced events and at least every
-//! second while lines flow, so a `kill -9` repeats at most one pass's events; a failed save is
-//! logged and the watch goes on.
+//! write. The checkpoint never runs ahead of the consumer ([`acks`]): a file's saved offset is
+//! the start of the line of its oldest event the consumer has not finished with (logged and
+//! queued for the sinks), so a `kill -9` loses no event handed on; what a restart reads again
+//! is reported again (at least once). It is saved as soon as the consumer has finished with a
+//! pass's events and at least every second while lines flow; a failed save is logged and the
+//! watch goes on.
 //!
 //! When inotify cannot be used (no instance left, `fs.inotify.max_user_watches` reached, a
 //! file it refuses), that is logged once at warn and passes run every `poll_interval` as well,
@@ -23,8 +26,9 @@
 //! (copytruncate) is read again from the start.
 
 use super::checkpoint::{Checkpoint, CheckpointError, FileMark, Fingerprint};
-use super::follow::{compressed, find_copy, identity, FollowedFile, Start};
+use super::follow::{compressed, find_copy, identity, FollowedFile, LineAt, Start};
 use super::rules::{LogEvent, Rule, RuleError, RuleSet};
+use acks::{AckReader, InFlight, Position};
 use changes::{Change, Changes, FileTarget};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -33,6 +37,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+pub mod acks;
 pub mod changes;
 
 /// How long a rotated-away file must stay unchanged before it is closed.
@@ -161,6 +166,9 @@ pub struct Watcher {
     last_scan: Instant,
     last_save: Instant,
     saved: Option<Checkpoint>,
+    /// Events handed on that the consumer has not finished with: the checkpoint stays at
+    /// their lines.
+    inflight: InFlight,
 }
 
 impl Watcher {
@@ -221,6 +229,7 @@ impl Watcher {
             last_scan: Instant::now(),
             last_save: Instant::now(),
             saved: None,
+            inflight: InFlight::default(),
         };
         if let Some(cp) = saved {
             for mark in &cp.files {
@@ -348,7 +357,13 @@ impl Watcher {
     /// [`Watcher::poll`], re-scanning the globs now when `rescan` (a name appeared in a watched
     /// directory) as well as when due.
     pub fn pass(&mut self, rescan: bool) -> Result<Vec<LogEvent>, WatchError> {
+        self.pass_marked(rescan).map(|(events, _)| events)
+    }
+
+    /// [`Watcher::pass`], with where the line of each event starts (same order).
+    fn pass_marked(&mut self, rescan: bool) -> Result<(Vec<LogEvent>, Vec<Position>), WatchError> {
         let mut events = Vec::new();
+        let mut marks = Vec::new();
         let now = Instant::now();
         if rescan || now.duration_since(self.last_scan) >= self.cfg.rescan_interval {
             self.rescan(false);
@@ -356,9 +371,11 @@ impl Watcher {
         }
         let rules = &mut self.rules;
         let lines = &mut self.lines;
-        let mut on_lines = |path: &Path, chunk: &[u8]| {
+        let mut on_lines = |path: &Path, at: LineAt, chunk: &[u8]| {
             *lines += memchr::memchr_iter(b'\n', chunk).count() as u64;
-            rules.scan(chunk, path, &mut events);
+            rules.scan_marked(chunk, path, &mut events, &mut |start| {
+                marks.push((at.id, at.offset + start as u64));
+            });
         };
         let job = &self.cfg.job;
 
@@ -373,7 +390,11 @@ impl Watcher {
                     warn!(job = %job, file = %r.file.path.display(), error = %e, "{}: cannot read rotated file", job)
                 }
             }
-            if now.duration_since(r.quiet_since) >= RETIRE_QUIET {
+            // Kept open while an event of its lines is unacknowledged, so the checkpoint
+            // still names it.
+            if now.duration_since(r.quiet_since) >= RETIRE_QUIET
+                && !self.inflight.holds(r.file.identity())
+            {
                 let mut r = self.retired.swap_remove(i);
                 r.file.flush_partial(&mut on_lines);
                 info!(job = %job, file = %r.file.path.display(), "{}: finished the rotated file", job);
@@ -393,7 +414,12 @@ impl Watcher {
             let Some(f) = self.active.get_mut(&path) else {
                 continue;
             };
-            match f.truncated() {
+            let truncated = f.truncated();
+            if matches!(truncated, Ok(true)) {
+                // The offsets of its unacknowledged events name bytes that are gone.
+                self.inflight.forget(f.identity());
+            }
+            match truncated {
                 Ok(true) => match f.restart_after_truncation(&mut self.buf, &mut on_lines) {
                     Ok(Some(copy)) => warn!(
                         job = %job,
@@ -477,7 +503,7 @@ impl Watcher {
                 self.active.insert(path, f);
             }
         }
-        Ok(events)
+        Ok((events, marks))
     }
 
     /// What the kernel should watch for this watcher: the directory of every followed path and
@@ -558,13 +584,22 @@ impl Watcher {
         Ok(())
     }
 
-    /// The current positions.
+    /// The current positions: where reading is in each file, or the start of the line of its
+    /// oldest event the consumer has not finished with.
     pub fn checkpoint(&self) -> Checkpoint {
+        let holds = self.inflight.holds_by_file();
+        let mark = |f: &FollowedFile, retired: bool| {
+            let mut m = f.mark(retired);
+            if let Some(&held) = holds.get(&f.identity()) {
+                m.offset = m.offset.min(held);
+            }
+            m
+        };
         let files = self
             .active
             .values()
-            .map(|f| f.mark(false))
-            .chain(self.retired.iter().map(|r| r.file.mark(true)))
+            .map(|f| mark(f, false))
+            .chain(self.retired.iter().map(|r| mark(&r.file, true)))
             .collect();
         Checkpoint {
             version: Checkpoint::VERSION,
@@ -857,21 +892,40 @@ impl SaveFailures {
     }
 }
 
+/// How long a stopping watch waits for its consumer to finish with the events handed on, so
+/// that the last checkpoint covers them (a stuck consumer must not hold up the stop).
+pub const STOP_ACK_WAIT: Duration = Duration::from_secs(2);
+
 /// Runs `watcher` until `cancel` fires, handing every event to `events` without waiting (an
 /// event the consumer has no room for is dropped, counted and logged: reading never waits on
-/// delivery). A pass runs when inotify reports a change to a followed file or a name in a
-/// watched directory that [`Watcher::concerns`] it, at least every [`SAFETY_POLL`] (every
-/// `poll_interval` when inotify cannot watch everything), when a rotated file's quiet time
-/// ends and when a checkpoint save is due. Saves the checkpoint after every pass that
-/// produced events, at least every `checkpoint_interval` while lines flow, and at the end; a failed save is logged and the watch goes on from where it is. File
-/// reading runs on the blocking pool. Ends when `cancel` fires or nobody receives events any
-/// more.
+/// delivery). The consumer counts on `acks` the events it has finished with ([`acks`]); the
+/// checkpoint never passes the line of an event it has not. A pass runs when inotify reports a
+/// change to a followed file or a name in a watched directory that [`Watcher::concerns`] it,
+/// at least every [`SAFETY_POLL`] (every `poll_interval` when inotify cannot watch
+/// everything), when a rotated file's quiet time ends and when a checkpoint save is due. Saves
+/// the checkpoint (as far as the consumer got) after every pass while events are out, as soon
+/// as the consumer has finished with every event handed on, at least
+/// every `checkpoint_interval` while lines flow, and at the end (after waiting up to
+/// [`STOP_ACK_WAIT`] for the consumer); a failed save is logged and the watch goes on from
+/// where it is. File reading runs on the blocking pool. Ends when `cancel` fires or nobody
+/// receives events any more.
 pub async fn watch(
     watcher: Watcher,
     cancel: CancellationToken,
     events: tokio::sync::mpsc::Sender<LogEvent>,
+    acks: AckReader,
 ) -> Result<WatchStats, WatchError> {
-    watch_reporting(watcher, cancel, events, |_, _| {}).await
+    watch_reporting(watcher, cancel, events, acks, |_, _| {}).await
+}
+
+/// What ended a wait between passes.
+enum Woken {
+    /// Files changed or a pass is due; true when the globs should be re-scanned.
+    Pass(bool),
+    /// The consumer has finished with every event handed on.
+    Acked,
+    /// The watch is cancelled.
+    Cancelled,
 }
 
 /// [`watch`], telling `on_pass` after every pass where the watch is (for `opsd status`).
@@ -879,6 +933,7 @@ pub async fn watch_reporting(
     mut watcher: Watcher,
     cancel: CancellationToken,
     events: tokio::sync::mpsc::Sender<LogEvent>,
+    mut acks: AckReader,
     mut on_pass: impl FnMut(&Watcher, &WatchStats) + Send,
 ) -> Result<WatchStats, WatchError> {
     let job = watcher.cfg.job.clone();
@@ -887,33 +942,35 @@ pub async fn watch_reporting(
     let mut saves = SaveFailures::default();
     let mut produced = 0u64;
     let mut rescan = false;
-    loop {
+    // Events were handed on since the last save that covered them all.
+    let mut unsaved = false;
+    'watch: loop {
         let pass_start = Instant::now();
+        watcher.inflight.acked(*acks.borrow_and_update());
         let (w, result) = blocking(move || {
-            let r = watcher.pass(rescan);
+            let r = watcher.pass_marked(rescan);
             (watcher, r)
         })
         .await?;
         watcher = w;
-        let batch = result?;
-        let had_events = !batch.is_empty();
+        let (batch, marks) = result?;
         produced += batch.len() as u64;
-        for ev in batch {
+        for (ev, at) in batch.into_iter().zip(marks) {
             match events.try_send(ev) {
-                Ok(()) => {}
+                Ok(()) => {
+                    watcher.inflight.sent(at);
+                    unsaved = true;
+                }
                 Err(TrySendError::Full(ev)) => drops.drop_event(&ev),
                 Err(TrySendError::Closed(_)) => cancel.cancel(),
             }
         }
         drops.report(&job, false);
-        if had_events || watcher.save_due() {
-            let (w, result) = blocking(move || {
-                let r = watcher.save();
-                (watcher, r)
-            })
-            .await?;
-            watcher = w;
-            saves.note(&job, result);
+        watcher.inflight.acked(*acks.borrow_and_update());
+        // While events are out, every pass saves how far the consumer got.
+        if unsaved || watcher.save_due() {
+            watcher = save_noted(watcher, &job, &mut saves).await?;
+            unsaved = !watcher.inflight.caught_up();
         }
         let stats = WatchStats {
             lines: watcher.lines_read(),
@@ -929,16 +986,31 @@ pub async fn watch_reporting(
         // Watches set after the pass: what changed between the pass and a new watch is read by
         // one more pass at once.
         let added = waiter.update(&job, &watcher);
-        let mut deadline = pass_start + waiter.longest_wait();
-        if let Some(due) = watcher.next_due() {
-            deadline = deadline.min(due);
-        }
         rescan = if added.new_dir || added.new_file {
             added.new_dir
         } else {
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                r = waiter.wait(&job, &watcher, deadline) => r,
+            loop {
+                let mut deadline = pass_start + waiter.longest_wait();
+                if let Some(due) = watcher.next_due() {
+                    deadline = deadline.min(due);
+                }
+                let awaiting_acks = unsaved && !watcher.inflight.caught_up();
+                let sent = watcher.inflight.sent_count();
+                let woken = tokio::select! {
+                    () = cancel.cancelled() => Woken::Cancelled,
+                    r = waiter.wait(&job, &watcher, deadline) => Woken::Pass(r),
+                    () = all_acked(&mut acks, sent), if awaiting_acks => Woken::Acked,
+                };
+                match woken {
+                    Woken::Cancelled => break 'watch,
+                    Woken::Pass(r) => break r,
+                    // Saved without a pass: nothing was read, the checkpoint catches up.
+                    Woken::Acked => {
+                        watcher.inflight.acked(*acks.borrow_and_update());
+                        watcher = save_noted(watcher, &job, &mut saves).await?;
+                        unsaved = !watcher.inflight.caught_up();
+                    }
+                }
             }
         };
         // A burst is read in a few large passes rather than one per write.
@@ -948,12 +1020,18 @@ pub async fn watch_reporting(
         }
     }
     drops.report(&job, true);
-    let (watcher, result) = blocking(move || {
-        let r = watcher.save();
-        (watcher, r)
-    })
-    .await?;
-    saves.note(&job, result);
+    if !watcher.inflight.caught_up() {
+        let sent = watcher.inflight.sent_count();
+        let consumer = async {
+            tokio::select! {
+                () = all_acked(&mut acks, sent) => {}
+                () = events.closed() => {}
+            }
+        };
+        let _ = tokio::time::timeout(STOP_ACK_WAIT, consumer).await;
+        watcher.inflight.acked(*acks.borrow_and_update());
+    }
+    let watcher = save_noted(watcher, &job, &mut saves).await?;
     Ok(WatchStats {
         lines: watcher.lines_read(),
         events: produced,
@@ -961,6 +1039,29 @@ pub async fn watch_reporting(
         dropped: drops.total,
         failed_saves: saves.total,
     })
+}
+
+/// Waits until the consumer has finished with `sent` events (forever when it is gone).
+async fn all_acked(acks: &mut AckReader, sent: u64) {
+    let gone = acks.wait_for(|&n| n >= sent).await.is_err();
+    if gone {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Saves the checkpoint on the blocking pool, noting the result in `saves`.
+async fn save_noted(
+    mut watcher: Watcher,
+    job: &str,
+    saves: &mut SaveFailures,
+) -> Result<Watcher, WatchError> {
+    let (watcher, result) = blocking(move || {
+        let r = watcher.save();
+        (watcher, r)
+    })
+    .await?;
+    saves.note(job, result);
+    Ok(watcher)
 }
 
 /// How the watch loop waits between passes: on inotify when every target is watched, by

@@ -6,7 +6,7 @@ use std::io::Write;
 
 fn collect(f: &mut FollowedFile, buf: &mut Vec<u8>) -> Vec<String> {
     let mut lines = Vec::new();
-    f.read_new(buf, &mut |_: &Path, chunk: &[u8]| {
+    f.read_new(buf, &mut |_: &Path, _: LineAt, chunk: &[u8]| {
         for l in chunk.split_inclusive(|&b| b == b'\n') {
             lines.push(String::from_utf8_lossy(l).into_owned());
         }
@@ -96,7 +96,7 @@ fn copytruncate_is_noticed_and_the_tail_recovered_from_the_copy() {
     assert!(f.truncated().unwrap());
     let mut recovered = Vec::new();
     let copy = f
-        .restart_after_truncation(&mut buf, &mut |_: &Path, c: &[u8]| {
+        .restart_after_truncation(&mut buf, &mut |_: &Path, _: LineAt, c: &[u8]| {
             recovered.push(String::from_utf8_lossy(c).into_owned())
         })
         .unwrap();

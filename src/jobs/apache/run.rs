@@ -6,6 +6,7 @@ use super::doctor::run_doctor;
 use super::live;
 use super::spec::ApacheLogSpec;
 use crate::apache::rules::LogEvent;
+use crate::apache::watch::acks::Acks;
 use crate::apache::watch::{watch_reporting, Watcher};
 use crate::jobs::{Outcome, RunContext, RunReport};
 use crate::logging::CRITICAL_TARGET;
@@ -55,7 +56,8 @@ pub fn log_event(job: &str, ev: &LogEvent) {
 }
 
 /// Watches until `ctx.cancel` fires, logging every event; events go to `on_event` too, and
-/// the watch's figures to `ctx.live` after every pass and every event.
+/// the watch's figures to `ctx.live` after every pass and every event. The checkpoint passes
+/// an event's line only once `on_event` has returned for it.
 pub async fn run_with(
     spec: &ApacheLogSpec,
     ctx: &RunContext,
@@ -105,11 +107,20 @@ pub async fn run_with(
         }
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-    let task = tokio::spawn(watch_reporting(watcher, ctx.cancel.clone(), tx, on_pass));
+    let (acks, ack_rx) = Acks::new();
+    let task = tokio::spawn(watch_reporting(
+        watcher,
+        ctx.cancel.clone(),
+        tx,
+        ack_rx,
+        on_pass,
+    ));
     while let Some(ev) = rx.recv().await {
         log_event(&ctx.job, &ev);
         on_event(&ev);
         figures.alert(&ev);
+        // Logged and queued for the sinks: the checkpoint may now pass its line.
+        acks.handled();
     }
     match task.await {
         Ok(Ok(stats)) => RunReport::success(Some(format!(
