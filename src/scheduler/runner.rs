@@ -215,15 +215,18 @@ impl Runner {
             .map(|h| (h.config.name.clone(), h))
             .collect();
         *self.inner.jobs.write().unwrap_or_else(|p| p.into_inner()) = jobs;
-        let gate = self
-            .inner
+        if let Some(gate) = self.gate() {
+            gate.set_jobs(self.fleet_jobs());
+        }
+    }
+
+    /// The gate in force, if any.
+    fn gate(&self) -> Option<Arc<dyn SlotGate>> {
+        self.inner
             .gate
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(gate) = gate {
-            gate.set_jobs(self.fleet_jobs());
-        }
+            .clone()
     }
 
     /// The fleet jobs of the configuration in force.
@@ -273,13 +276,7 @@ impl Runner {
     /// Asks the gate in force whether this host may start `job`'s `slot`; without one, the
     /// slot is refused (fail closed).
     async fn claim(&self, job: &JobConfig, slot: DateTime<Utc>) -> Verdict {
-        let gate = self
-            .inner
-            .gate
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        match gate {
+        match self.gate() {
             Some(gate) => gate.claim(job, slot).await,
             None => Verdict::Refused("no fleet client is running (see the log at start)".into()),
         }
