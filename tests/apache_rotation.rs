@@ -1041,3 +1041,27 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// An idle watch is never due to save (issue 15: an idle follower wakes for nothing), while a
+/// position that moved is.
+#[test]
+fn an_idle_watch_is_never_due_to_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    append_lines(&log, 0..10);
+    let mut cfg = WatchConfig::new(
+        "idle",
+        vec![log.display().to_string()],
+        vec![counting_rule()],
+    );
+    cfg.from_beginning = true;
+    cfg.checkpoint_interval = Duration::ZERO;
+    let mut w = Watcher::new(cfg, dir.path().join("cp.json")).unwrap();
+    w.poll().unwrap();
+    w.save().unwrap();
+    w.poll().unwrap();
+    assert!(!w.save_due(), "nothing moved, yet a save is due");
+    append_lines(&log, 10..20);
+    w.poll().unwrap();
+    assert!(w.save_due(), "a position moved, yet no save is due");
+}

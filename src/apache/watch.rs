@@ -568,9 +568,11 @@ impl Watcher {
         retire.into_iter().chain(save).min()
     }
 
-    /// True when the checkpoint is due to be saved again.
+    /// True when the checkpoint is due to be saved again: the interval passed and a position
+    /// moved since the last save (an idle watch saves nothing and hops to no blocking thread).
     pub fn save_due(&self) -> bool {
         self.last_save.elapsed() >= self.cfg.checkpoint_interval
+            && self.saved.as_ref() != Some(&self.checkpoint())
     }
 
     /// Saves the checkpoint now if anything moved since the last save.
