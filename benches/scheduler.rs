@@ -218,12 +218,7 @@ impl Machine {
     /// Timer noise p50 / p99 / max in milliseconds, as `a/b/c`.
     fn noise(&self) -> String {
         let n = &self.noise_us;
-        format!(
-            "{:.3}/{:.3}/{:.3}",
-            ms(n, 0.50),
-            ms(n, 0.99),
-            ms(n, 1.0)
-        )
+        format!("{:.3}/{:.3}/{:.3}", ms(n, 0.50), ms(n, 0.99), ms(n, 1.0))
     }
 }
 
@@ -317,7 +312,9 @@ fn best_in_flight(each: Duration) -> (usize, Vec<(usize, f64)>) {
         .iter()
         .map(|&k| (k, spawn_ceiling_with(each, k)))
         .collect();
-    let best = tries.iter().fold((1, 0.0), |a, &b| if b.1 > a.1 { b } else { a });
+    let best = tries
+        .iter()
+        .fold((1, 0.0), |a, &b| if b.1 > a.1 { b } else { a });
     (best.0, tries)
 }
 

@@ -89,7 +89,6 @@ fn run_job(dir: &Path, job: &str) -> (f64, u64) {
     (wall, rss)
 }
 
-
 fn main() {
     let runs: usize = std::env::var("OPSD_BENCH_RUNS")
         .ok()
