@@ -227,7 +227,7 @@ fn latency(dir: &Path) {
     }
     cancel.cancel();
     rt.block_on(job).unwrap();
-    let mut lat: Vec<Duration> = sent.iter().zip(got).map(|(s, g)| g.unwrap() - *s).collect();
+    let lat: Vec<Duration> = sent.iter().zip(got).map(|(s, g)| g.unwrap() - *s).collect();
     let lat = stats::sorted(lat);
     let pct = |p: f64| stats::percentile(&lat, p).unwrap_or_default();
     println!(
