@@ -14,6 +14,11 @@
 //! `cargo test --release --bench apache_follow --no-run` builds it (or `cargo bench`), then run
 //! the binary; `OPSD_BASELINE_BIN=/path/to/old/opsd` adds the comparison.
 
+// Each bench uses its part of the shared helpers.
+#[allow(dead_code)]
+#[path = "util/stats.rs"]
+mod stats;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -157,8 +162,9 @@ fn webhook(listener: TcpListener, tx: mpsc::Sender<(u64, Instant)>) {
     }
 }
 
+/// The `p` percentile of ascending `sorted` ([`stats::percentile`]); NaN if empty.
 fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+    stats::percentile(sorted, p).unwrap_or(f64::NAN)
 }
 
 fn idle(name: &str, bin: &Path, dir: &Path) {

@@ -9,6 +9,11 @@
 //!
 //! `cargo bench --bench metrics_scrape` (target: under 1 ms of CPU per scrape).
 
+// Each bench uses its part of the shared helpers.
+#[allow(dead_code)]
+#[path = "util/stats.rs"]
+mod stats;
+
 use chrono::{TimeDelta, Utc};
 use nix::time::{clock_gettime, ClockId};
 use opsd::alert::SinkStats;
@@ -72,10 +77,10 @@ fn reference() -> u64 {
     v[v.len() / 2]
 }
 
-/// Min, median and max of `d`.
-fn spread(mut d: Vec<Duration>) -> (Duration, Duration, Duration) {
-    d.sort();
-    (d[0], d[d.len() / 2], d[d.len() - 1])
+/// Min, median and max of `d` ([`stats::spread`]; zero if empty).
+fn spread(d: Vec<Duration>) -> (Duration, Duration, Duration) {
+    let s = stats::spread(d).unwrap_or_default();
+    (s.min, s.median, s.max)
 }
 
 /// Which jobs change before each scrape: none, one in `n`, or all.

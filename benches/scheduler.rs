@@ -14,16 +14,23 @@
 //!    elsewhere on a shared machine cancels out of the ratio.
 //!
 //! Every job runs the shell line `date +%s.%N` (`/bin/sh -c`: the `sh` + `date` pair of issue
-//! 15). Each lateness row is followed by the machine's own figures measured right after it, in
-//! the same run, and the row's ratio to each, so a figure from a noisy machine can be read: its
-//! timer noise (a plain thread sleeping to 10 ms slots, as in 4.) and its spawn ceiling (a loop
-//! process posix_spawning the same `sh -c` line in a job's clean environment and reaping it,
-//! with as many in flight as does best; see [`ceiling_loop`]).
+//! 15). Each lateness row is measured between two probes of the machine alone, in the same run
+//! (before the daemon starts and after it stops, as long as the row up to 10 s each), and
+//! printed with the row's ratio to them, so a figure from a noisy machine can be read: its
+//! timer noise (a plain thread sleeping to 10 ms slots, as in 4.: p50/p99/max) and its spawn
+//! ceiling (a loop process posix_spawning the same `sh -c` line in a job's clean environment
+//! and reaping it, with as many in flight as did best when tried at the start; see
+//! [`ceiling_loop`]), and the load average after each probe.
 //!
 //! `OPSD_BENCH_SECS` sets how long each part measures (default 30); `OPSD_BENCH_PAIRS` and
 //! `OPSD_BENCH_WINDOW` the spawn part's opsd windows (default 5 of 5 s). Arguments name the
 //! parts to run (`lateness`, `spawn`, `idle`, `noise`; default all):
 //! `cargo bench --bench scheduler -- spawn`.
+
+// Each bench uses its part of the shared helpers.
+#[allow(dead_code)]
+#[path = "util/stats.rs"]
+mod stats;
 
 use chrono::{DateTime, Utc};
 use std::fmt::Write as _;
@@ -161,17 +168,12 @@ fn lateness_us(log: &str, from: DateTime<Utc>) -> (Vec<i64>, Vec<i64>) {
             }
         }
     }
-    started.sort_unstable();
-    ran.sort_unstable();
-    (started, ran)
+    (stats::sorted(started), stats::sorted(ran))
 }
 
-fn percentile(sorted: &[i64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
+/// The `p` percentile of `sorted_us` (microseconds, ascending) in milliseconds; NaN if empty.
+fn ms(sorted_us: &[i64], p: f64) -> f64 {
+    stats::percentile(sorted_us, p).map_or(f64::NAN, |us| us as f64 / 1000.0)
 }
 
 /// A job file of `n` command jobs, all on `schedule` running `command` (a TOML array).
@@ -190,8 +192,50 @@ fn jobs_toml(n: usize, schedule: &str, command: &str) -> String {
 /// is the `sh` + `date` pair of issue 15 (dash forks `date`; it does not exec it).
 const SHELL_LINE: &str = "date +%s.%N";
 
-/// N `@every 1s` jobs for `secs`: lateness percentiles, runs counted, RSS and CPU.
-fn lateness(root: &Path, n: usize, secs: Duration) {
+/// The machine's own figures over one probe, with no daemon running: how late a plain
+/// thread wakes (timer noise) and how many `sh -c SHELL_LINE` pairs it starts per second.
+struct Machine {
+    /// Lateness of a thread sleeping to each 10 ms instant, microseconds, ascending.
+    noise_us: Vec<i64>,
+    /// The spawn ceiling: pairs started and reaped per second (see [`ceiling_loop`]).
+    ceiling: f64,
+    /// The 1-minute load average when the probe ended.
+    load: f64,
+}
+
+impl Machine {
+    /// Timer noise for `secs`, then the spawn ceiling for `secs` with `in_flight` in flight.
+    fn probe(secs: Duration, in_flight: usize) -> Machine {
+        let noise_us = timer_lateness_us(secs);
+        let ceiling = spawn_ceiling_with(secs, in_flight);
+        Machine {
+            noise_us,
+            ceiling,
+            load: load_average(),
+        }
+    }
+
+    /// Timer noise p50 / p99 / max in milliseconds, as `a/b/c`.
+    fn noise(&self) -> String {
+        let n = &self.noise_us;
+        format!("{:.3}/{:.3}/{:.3}", ms(n, 0.50), ms(n, 0.99), ms(n, 1.0))
+    }
+}
+
+/// The 1-minute load average (`/proc/loadavg`), NaN if unreadable.
+fn load_average() -> f64 {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// N `@every 1s` jobs for `secs`, between two probes of the machine alone ([`Machine`], each
+/// `secs` up to 10 s, `in_flight` for the ceiling): lateness percentiles, runs counted, RSS and
+/// CPU, and their ratios to the machine's timer noise and spawn ceiling.
+fn lateness(root: &Path, n: usize, secs: Duration, in_flight: usize) {
+    let probe = secs.min(Duration::from_secs(10));
+    let before = Machine::probe(probe, in_flight);
     let toml = jobs_toml(n, "@every 1s", &format!("{SHELL_LINE:?}"));
     let started = Utc::now();
     let d = Daemon::start(&root.join(format!("lateness-{n}")), &toml);
@@ -203,32 +247,35 @@ fn lateness(root: &Path, n: usize, secs: Duration) {
     let hwm = status_kib(d.pid(), "VmHWM:");
     let from = started + chrono::Duration::from_std(WARM_UP).unwrap_or_default();
     let log = d.stop();
+    let after = Machine::probe(probe, in_flight);
     let (late, ran) = lateness_us(&log, from);
-    let row_secs = secs.as_secs_f64();
     println!(
         "{n:>5} jobs  {:>6} runs  started late p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>8.3} ms  \
          | process ran p50 {:>7.3} ms  p99 {:>8.3} ms  | daemon CPU {:>5.1}%  RSS {:>5.1} MB (peak {:.1} MB)",
         late.len(),
-        percentile(&late, 0.50),
-        percentile(&late, 0.99),
-        percentile(&late, 1.0),
-        percentile(&ran, 0.50),
-        percentile(&ran, 0.99),
+        ms(&late, 0.50),
+        ms(&late, 0.99),
+        ms(&late, 1.0),
+        ms(&ran, 0.50),
+        ms(&ran, 0.99),
         (cpu1 - cpu0) as f64 / secs.as_nanos() as f64 * 100.0,
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0,
     );
-    // The machine's own figures, measured now, for the same time as the row (at most 10 s).
-    let probe = secs.min(Duration::from_secs(10));
-    let (noise_p50, noise_p99) = timer_noise_ms(probe);
-    let (ceiling, in_flight) = spawn_ceiling(probe);
-    let runs_per_s = ran.len() as f64 / row_secs;
+    let noise = stats::sorted([&before.noise_us[..], &after.noise_us[..]].concat());
+    let ceiling = (before.ceiling + after.ceiling) / 2.0;
+    let runs_per_s = ran.len() as f64 / secs.as_secs_f64();
     println!(
-        "       machine now: timer noise p50 {noise_p50:.3} ms  p99 {noise_p99:.3} ms; spawn \
-         ceiling {ceiling:.0} sh+date/s ({in_flight} in flight)  | start p50/noise p50 {:.2}  p99/noise p99 {:.2}  \
-         process ran/s {runs_per_s:.0} = {:.0} % of the ceiling",
-        percentile(&late, 0.50) / noise_p50,
-        percentile(&late, 0.99) / noise_p99,
+        "       machine before / after: timer noise {} / {} ms, spawn ceiling {:.0} / {:.0} \
+         sh+date/s, load {:.2} / {:.2}  | started p99 / noise p99 {:.2}  | processes \
+         {runs_per_s:.0}/s = {:.1} % of the ceiling",
+        before.noise(),
+        after.noise(),
+        before.ceiling,
+        after.ceiling,
+        before.load,
+        after.load,
+        ms(&late, 0.99) / ms(&noise, 0.99),
         runs_per_s / ceiling * 100.0,
     );
 }
@@ -258,15 +305,17 @@ fn spawn_ceiling_with(secs: Duration, in_flight: usize) -> f64 {
     done / secs.as_secs_f64()
 }
 
-/// The spawn ceiling over `secs` with the best of [`IN_FLIGHT`] (each tried for a fifth of
-/// `secs`, at least 1 s): (pairs per second, how many in flight).
-fn spawn_ceiling(secs: Duration) -> (f64, usize) {
-    let each = (secs / 5).max(Duration::from_secs(1));
-    let best = IN_FLIGHT
+/// Which of [`IN_FLIGHT`] gives the spawn ceiling loop its best rate, each tried for `each`:
+/// (how many in flight, the pairs per second of each try).
+fn best_in_flight(each: Duration) -> (usize, Vec<(usize, f64)>) {
+    let tries: Vec<(usize, f64)> = IN_FLIGHT
         .iter()
-        .map(|&k| (spawn_ceiling_with(each, k), k))
-        .fold((0.0, 1), |a, b| if b.0 > a.0 { b } else { a });
-    (spawn_ceiling_with(secs, best.1), best.1)
+        .map(|&k| (k, spawn_ceiling_with(each, k)))
+        .collect();
+    let best = tries
+        .iter()
+        .fold((1, 0.0), |a, &b| if b.1 > a.1 { b } else { a });
+    (best.0, tries)
 }
 
 /// The spawn ceiling loop (this bench run with [`CEILING_ARG`] IN_FLIGHT MILLIS): keeps
@@ -457,12 +506,6 @@ fn printed_and_skipped(log: &str) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
     (ran, skipped)
 }
 
-/// How late a plain thread wakes sleeping to each 10 ms instant for `secs`: (p50, p99) in ms.
-fn timer_noise_ms(secs: Duration) -> (f64, f64) {
-    let late = timer_lateness_us(secs);
-    (percentile(&late, 0.50), percentile(&late, 0.99))
-}
-
 /// `n` daily jobs, nothing due: wake-ups per second, CPU time and RSS over `secs`.
 fn idle(root: &Path, n: usize, secs: Duration) {
     let toml = jobs_toml(n, "0 0 4 * * *", r#"["/bin/true"]"#);
@@ -490,9 +533,9 @@ fn timer_noise(secs: Duration) {
         "machine timer noise, a thread sleeping to each 10 ms instant for {}s: p50 {:.3} ms  \
          p99 {:.3} ms  max {:.3} ms",
         secs.as_secs(),
-        percentile(&late, 0.50),
-        percentile(&late, 0.99),
-        percentile(&late, 1.0),
+        ms(&late, 0.50),
+        ms(&late, 0.99),
+        ms(&late, 1.0),
     );
 }
 
@@ -512,8 +555,7 @@ fn timer_lateness_us(secs: Duration) -> Vec<i64> {
                 .unwrap_or(i64::MAX),
         );
     }
-    late.sort_unstable();
-    late
+    stats::sorted(late)
 }
 
 /// A whole number from the environment variable `name`, or `default`.
@@ -550,8 +592,21 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     if run("lateness") {
+        let (in_flight, tries) = best_in_flight(Duration::from_secs(2));
+        println!(
+            "lateness, `@every 1s` jobs running sh -c {SHELL_LINE:?}, each row between two probes \
+             of the machine alone (before / after: timer noise p50/p99/max of a thread sleeping \
+             to 10 ms instants, spawn ceiling, load); the ratios use both probes (the p99 of \
+             their noise samples together, the mean of the two ceilings); ceiling loop tries \
+             (in flight: pairs/s) {}; uses {in_flight}",
+            tries
+                .iter()
+                .map(|(k, r)| format!("{k}: {r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         for n in [1, 100, 1000] {
-            lateness(root.path(), n, secs);
+            lateness(root.path(), n, secs, in_flight);
         }
     }
     if run("spawn") {

@@ -16,6 +16,10 @@
 #[allow(dead_code)]
 #[path = "../tests/util/openssl.rs"]
 mod openssl;
+// Each bench uses its part of the shared helpers.
+#[allow(dead_code)]
+#[path = "util/stats.rs"]
+mod stats;
 
 use openssl::Server;
 use std::fmt::Write as _;
@@ -85,16 +89,6 @@ fn run_job(dir: &Path, job: &str) -> (f64, u64) {
     (wall, rss)
 }
 
-/// Median, min and max.
-fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
-    values.sort_by(f64::total_cmp);
-    (
-        values[values.len() / 2],
-        values[0],
-        values[values.len() - 1],
-    )
-}
-
 fn main() {
     let runs: usize = std::env::var("OPSD_BENCH_RUNS")
         .ok()
@@ -124,8 +118,16 @@ fn main() {
 
     let one: Vec<(f64, u64)> = (0..2 * runs).map(|_| run_job(d, "one")).collect();
     let hundred: Vec<(f64, u64)> = (0..runs).map(|_| run_job(d, "hundred")).collect();
-    let (one_wall, one_min, one_max) = spread(one.iter().map(|r| r.0).collect());
-    let (wall, min, max) = spread(hundred.iter().map(|r| r.0).collect());
+    let stats::Spread {
+        min: one_min,
+        median: one_wall,
+        max: one_max,
+    } = stats::spread(one.iter().map(|r| r.0).collect()).unwrap_or_default();
+    let stats::Spread {
+        min,
+        median: wall,
+        max,
+    } = stats::spread(hundred.iter().map(|r| r.0).collect()).unwrap_or_default();
     let one_rss = one.iter().map(|r| r.1).max().unwrap_or(0);
     let rss = hundred.iter().map(|r| r.1).max().unwrap_or(0);
     println!(

@@ -8,10 +8,16 @@
 
 mod util;
 
+// The benches' shared statistics, built here for their unit tests in bench_stats.rs (a
+// `harness = false` bench cannot run tests): `cargo test --test tests bench_stats::`.
+#[path = "../benches/util/stats.rs"]
+mod stats;
+
 mod alert_sinks;
 mod apache_crash;
 mod apache_doctor;
 mod apache_rotation;
+mod bench_stats;
 mod clock;
 mod daemon;
 mod deb_package;
