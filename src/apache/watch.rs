@@ -3,7 +3,9 @@
 //! checkpoint. One [`Watcher::poll`] is one pass; [`watch`] runs a pass whenever the kernel
 //! says a followed file or its directory changed ([`changes`], inotify), and at least every
 //! [`SAFETY_POLL`] for what inotify cannot see (files written over NFS by another host, a
-//! rotation racing the watches being set up, lost events).
+//! rotation racing the watches being set up, lost events). While the watch is idle those safety
+//! passes run on a blocking thread that keeps the watcher until one finds something or the
+//! kernel reports a change (`idle_wait`), so an idle watch wakes no runtime worker.
 //!
 //! Reading never waits on delivery: [`watch`] hands events on without waiting, and when the
 //! consumer is behind it drops *events* (counted and logged), never lines. Passes are at least
