@@ -1065,3 +1065,29 @@ fn an_idle_watch_is_never_due_to_save() {
     w.poll().unwrap();
     assert!(w.save_due(), "a position moved, yet no save is due");
 }
+
+/// A log created where inotify does not look (a directory that was there, empty, before the
+/// watch began: only the pattern's top directory is watched) is found by the safety pass of
+/// an idle watch, run off the runtime, and read from its first line; later lines follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_watch_finds_a_log_inotify_cannot_see_by_its_safety_pass() {
+    let top = tempfile::tempdir().unwrap();
+    let site = top.path().join("logs/site");
+    std::fs::create_dir_all(&site).unwrap();
+    let checkpoint = top.path().join("state/apache/inotify.json");
+    let pattern = format!("{}/logs/*/error.log", top.path().display());
+    let mut w = start_patterns(&[pattern], &checkpoint);
+    // The first save (of no file) is the watch's last thing to do before it is idle.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !checkpoint.exists() {
+        assert!(Instant::now() < deadline, "the watch never saved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = site.join("error.log");
+    append_lines(&log, 0..100);
+    let mut seen = BTreeMap::new();
+    wait_until_seen(&mut w.rx, &mut seen, 100).await;
+    append_lines(&log, 100..200);
+    let seen = finish_all(w, seen, 200, &[&log]).await;
+    assert_exactly_once(&seen, 200);
+}

@@ -3,7 +3,9 @@
 //! checkpoint. One [`Watcher::poll`] is one pass; [`watch`] runs a pass whenever the kernel
 //! says a followed file or its directory changed ([`changes`], inotify), and at least every
 //! [`SAFETY_POLL`] for what inotify cannot see (files written over NFS by another host, a
-//! rotation racing the watches being set up, lost events).
+//! rotation racing the watches being set up, lost events). While the watch is idle those safety
+//! passes run on a blocking thread that keeps the watcher until one finds something or the
+//! kernel reports a change (`idle_wait`), so an idle watch wakes no runtime worker.
 //!
 //! Reading never waits on delivery: [`watch`] hands events on without waiting, and when the
 //! consumer is behind it drops *events* (counted and logged), never lines. Passes are at least
@@ -936,7 +938,7 @@ pub async fn watch_reporting(
     cancel: CancellationToken,
     events: tokio::sync::mpsc::Sender<LogEvent>,
     mut acks: AckReader,
-    mut on_pass: impl FnMut(&Watcher, &WatchStats) + Send,
+    mut on_pass: impl FnMut(&Watcher, &WatchStats) + Send + 'static,
 ) -> Result<WatchStats, WatchError> {
     let job = watcher.cfg.job.clone();
     let mut waiter = Waiter::new(&job, watcher.cfg.poll_interval);
@@ -946,15 +948,25 @@ pub async fn watch_reporting(
     let mut rescan = false;
     // Events were handed on since the last save that covered them all.
     let mut unsaved = false;
+    // A pass an idle wait ran that found something (its start and result), to hand on.
+    let mut found: Option<(Instant, PassResult)> = None;
+    // A pass is due at once after that one (the kernel reported a change meanwhile).
+    let mut again: Option<bool> = None;
     'watch: loop {
-        let pass_start = Instant::now();
-        watcher.inflight.acked(*acks.borrow_and_update());
-        let (w, result) = blocking(move || {
-            let r = watcher.pass_marked(rescan);
-            (watcher, r)
-        })
-        .await?;
-        watcher = w;
+        let (pass_start, result) = match found.take() {
+            Some(f) => f,
+            None => {
+                let pass_start = Instant::now();
+                watcher.inflight.acked(*acks.borrow_and_update());
+                let (w, result) = blocking(move || {
+                    let r = watcher.pass_marked(rescan);
+                    (watcher, r)
+                })
+                .await?;
+                watcher = w;
+                (pass_start, result)
+            }
+        };
         let (batch, marks) = result?;
         produced += batch.len() as u64;
         for (ev, at) in batch.into_iter().zip(marks) {
@@ -990,13 +1002,33 @@ pub async fn watch_reporting(
         let added = waiter.update(&job, &watcher);
         rescan = if added.new_dir || added.new_file {
             added.new_dir
+        } else if let Some(r) = again.take() {
+            r
         } else {
             loop {
+                let awaiting_acks = unsaved && !watcher.inflight.caught_up();
+                // Idle (inotify watches everything, no event out, nothing due): the safety
+                // passes run off the runtime, which sleeps until the kernel reports a change.
+                if waiter.watching_all() && !awaiting_acks && watcher.next_due().is_none() {
+                    let first = pass_start + SAFETY_POLL;
+                    let (w, f, end) =
+                        idle_wait(watcher, on_pass, stats, first, &mut waiter, &cancel, &job)
+                            .await?;
+                    (watcher, on_pass) = (w, f);
+                    match end {
+                        IdleEnd::Found(start, result, then) => {
+                            found = Some((start, result));
+                            again = then;
+                            break false;
+                        }
+                        IdleEnd::Changed(r) => break r,
+                        IdleEnd::Cancelled => break 'watch,
+                    }
+                }
                 let mut deadline = pass_start + waiter.longest_wait();
                 if let Some(due) = watcher.next_due() {
                     deadline = deadline.min(due);
                 }
-                let awaiting_acks = unsaved && !watcher.inflight.caught_up();
                 let sent = watcher.inflight.sent_count();
                 let woken = tokio::select! {
                     () = cancel.cancelled() => Woken::Cancelled,
@@ -1142,48 +1174,180 @@ impl Waiter {
         }
     }
 
+    /// True when inotify watches every target: only the safety passes need a timer.
+    fn watching_all(&self) -> bool {
+        self.changes.is_some() && !self.polling
+    }
+
     /// Waits until a change that concerns `watcher` or `deadline`; true when the globs should
     /// be re-scanned at once (a name arrived, a directory went, events were lost).
     async fn wait(&mut self, job: &str, watcher: &Watcher, deadline: Instant) -> bool {
         let deadline = tokio::time::Instant::from(deadline);
-        let Some(changes) = &mut self.changes else {
-            tokio::time::sleep_until(deadline).await;
-            return false;
-        };
         loop {
             let next = tokio::select! {
-                r = changes.next() => r,
+                r = self.next(job) => r,
                 () = tokio::time::sleep_until(deadline) => return false,
             };
-            let list = match next {
-                Ok(list) => list,
-                Err(e) => {
-                    self.changes = None;
-                    self.fall_back(job, &format!("reading inotify events failed ({e})"));
-                    return true;
-                }
-            };
-            let mut relevant = false;
-            let mut rescan = false;
-            for change in list {
-                match change {
-                    Change::File => relevant = true,
-                    Change::Overflow | Change::DirGone => {
-                        relevant = true;
-                        rescan = true;
-                    }
-                    Change::Name { path, arrived, dir } => {
-                        if dir || watcher.concerns(&path) {
-                            relevant = true;
-                            rescan |= arrived || dir;
-                        }
-                    }
-                }
-            }
-            if relevant {
+            if let Some(rescan) = relevance(next, watcher) {
                 return rescan;
             }
         }
+    }
+
+    /// Waits for what the kernel reports next (forever without inotify); `None` when reading
+    /// it failed, which falls back to polling.
+    async fn next(&mut self, job: &str) -> Option<Vec<Change>> {
+        let Some(changes) = &mut self.changes else {
+            return std::future::pending().await;
+        };
+        match changes.next().await {
+            Ok(list) => Some(list),
+            Err(e) => {
+                self.changes = None;
+                self.fall_back(job, &format!("reading inotify events failed ({e})"));
+                None
+            }
+        }
+    }
+}
+
+/// Whether what the kernel reported (`None`: reading it failed) calls for a pass of `watcher`:
+/// `Some(true)` when the globs should be re-scanned at once too (a name arrived, a directory
+/// went, events were lost), `None` when nothing of it concerns the watch.
+fn relevance(reported: Option<Vec<Change>>, watcher: &Watcher) -> Option<bool> {
+    let Some(list) = reported else {
+        return Some(true);
+    };
+    let mut relevant = false;
+    let mut rescan = false;
+    for change in list {
+        match change {
+            Change::File => relevant = true,
+            Change::Overflow | Change::DirGone => {
+                relevant = true;
+                rescan = true;
+            }
+            Change::Name { path, arrived, dir } => {
+                if dir || watcher.concerns(&path) {
+                    relevant = true;
+                    rescan |= arrived || dir;
+                }
+            }
+        }
+    }
+    relevant.then_some(rescan)
+}
+
+/// What a pass returns: its events, and where the line of each starts.
+type PassResult = Result<(Vec<LogEvent>, Vec<Position>), WatchError>;
+
+/// What ended an [`idle_wait`].
+enum IdleEnd {
+    /// A safety pass found something: its start and result, to hand on as any pass's; then
+    /// a pass at once when `Some` (true: re-scanning), for a change reported meanwhile.
+    Found(Instant, PassResult, Option<bool>),
+    /// A change concerns the watch; true when the globs should be re-scanned at once.
+    Changed(bool),
+    /// The watch is cancelled.
+    Cancelled,
+}
+
+/// Waits, while the watch is idle, for a change that concerns it or its cancellation, running
+/// the safety passes from `first` on (every [`SAFETY_POLL`]) on a blocking thread that keeps
+/// `watcher` and `on_pass` meanwhile ([`idle_passes`]): an idle watch wakes that one thread
+/// once per safety poll and no runtime worker (no tokio timer, whose wheel wakes its thread
+/// two or three times for a 5 s sleep, and no hop to the pool and back). The thread is asked
+/// back whenever the kernel reports something; a change that does not concern the watch
+/// hands it out again.
+async fn idle_wait<F>(
+    mut watcher: Watcher,
+    mut on_pass: F,
+    stats: WatchStats,
+    mut first: Instant,
+    waiter: &mut Waiter,
+    cancel: &CancellationToken,
+    job: &str,
+) -> Result<(Watcher, F, IdleEnd), WatchError>
+where
+    F: FnMut(&Watcher, &WatchStats) + Send + 'static,
+{
+    loop {
+        let (back, asked) = std::sync::mpsc::channel::<()>();
+        let lent = blocking(move || {
+            let mut next = first;
+            let found = idle_passes(&mut watcher, &mut on_pass, stats, &mut next, &asked);
+            (watcher, on_pass, found, next)
+        });
+        tokio::pin!(lent);
+        let reported = tokio::select! {
+            () = cancel.cancelled() => None,
+            r = waiter.next(job) => Some(r),
+            done = &mut lent => {
+                let (w, f, found, _) = done?;
+                // It ends by itself only with a pass that found something.
+                let end = match found {
+                    Some((start, result)) => IdleEnd::Found(start, result, None),
+                    None => IdleEnd::Changed(false),
+                };
+                return Ok((w, f, end));
+            }
+        };
+        let _ = back.send(());
+        let (w, f, found, next) = lent.await?;
+        (watcher, on_pass, first) = (w, f, next);
+        let changed = reported.and_then(|r| relevance(r, &watcher));
+        let end = match (found, cancel.is_cancelled(), changed) {
+            (Some((start, result)), _, then) => IdleEnd::Found(start, result, then),
+            (None, true, _) => IdleEnd::Cancelled,
+            (None, false, Some(r)) => IdleEnd::Changed(r),
+            (None, false, None) => continue,
+        };
+        return Ok((watcher, on_pass, end));
+    }
+}
+
+/// The safety passes of an idle watch, on the thread that runs it: a pass at `*next`, then
+/// one [`SAFETY_POLL`] after the start of the last (`*next` says when), each told to
+/// `on_pass` with `stats`, until one finds something (returned with its start): an event,
+/// a line, a file followed, rotated away or truncated, a directory to watch, anything due.
+/// Returns `None` as soon as `asked` says the watch wants `watcher` back (or is gone).
+fn idle_passes<F: FnMut(&Watcher, &WatchStats)>(
+    watcher: &mut Watcher,
+    on_pass: &mut F,
+    stats: WatchStats,
+    next: &mut Instant,
+    asked: &std::sync::mpsc::Receiver<()>,
+) -> Option<(Instant, PassResult)> {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        let wait = next.saturating_duration_since(Instant::now());
+        if !matches!(asked.recv_timeout(wait), Err(RecvTimeoutError::Timeout)) {
+            return None;
+        }
+        let start = Instant::now();
+        let before = (
+            watcher.checkpoint(),
+            watcher.lines_read(),
+            watcher.targets().0,
+        );
+        let result = watcher.pass_marked(false);
+        let quiet = matches!(&result, Ok((events, _)) if events.is_empty())
+            && watcher.next_due().is_none()
+            && (
+                watcher.checkpoint(),
+                watcher.lines_read(),
+                watcher.targets().0,
+            ) == before;
+        if !quiet {
+            return Some((start, result));
+        }
+        let stats = WatchStats {
+            lines: watcher.lines_read(),
+            suppressed: watcher.suppressed(),
+            ..stats
+        };
+        on_pass(watcher, &stats);
+        *next = start + SAFETY_POLL;
     }
 }
 
