@@ -18,6 +18,8 @@
 #[allow(dead_code)]
 #[path = "util/stats.rs"]
 mod stats;
+#[path = "util/threads.rs"]
+mod threads;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -81,33 +83,6 @@ impl Daemon {
         let _ = self.child.wait();
         self.log()
     }
-}
-
-/// Context switches and CPU nanoseconds, summed over the threads of `pid`.
-fn wakeups_and_cpu_ns(pid: u32) -> (u64, u64) {
-    let (mut switches, mut cpu) = (0, 0);
-    for task in fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        for line in status.lines() {
-            if let Some(v) = line
-                .strip_prefix("voluntary_ctxt_switches:")
-                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
-            {
-                switches += v.trim().parse::<u64>().unwrap_or(0);
-            }
-        }
-        let sched = fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        cpu += sched
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    (switches, cpu)
 }
 
 fn line(n: u64, alert: bool) -> String {
@@ -180,14 +155,12 @@ fn idle(name: &str, bin: &Path, dir: &Path) {
     );
     sleep(Duration::from_secs(3));
     let pid = d.child.id();
-    let (w0, c0) = wakeups_and_cpu_ns(pid);
-    sleep(Duration::from_secs(20));
-    let (w1, c1) = wakeups_and_cpu_ns(pid);
+    let idle = threads::Tally::over(pid, Duration::from_secs(20));
     d.stop();
     println!(
         "{name}: idle, 100 followed files, 20 s: {:.2} wake-ups/s, CPU {:.1} ms",
-        (w1 - w0) as f64 / 20.0,
-        (c1 - c0) as f64 / 1e6
+        idle.switches as f64 / 20.0,
+        idle.cpu_ns as f64 / 1e6
     );
 }
 
@@ -251,7 +224,7 @@ fn load(name: &str, bin: &Path, dir: &Path) {
         &job(&path.display().to_string(), Some(addr)),
     );
     let pid = d.child.id();
-    let (_, c0) = wakeups_and_cpu_ns(pid);
+    let mut load = threads::Tally::start(pid);
     let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
     let start = Instant::now();
     let mut n = 0u64;
@@ -268,6 +241,10 @@ fn load(name: &str, bin: &Path, dir: &Path) {
         }
         f.write_all(chunk.as_bytes()).unwrap();
         n += 10;
+        if n % 2_000 == 0 {
+            // Every 0.1 s, so a pool thread that exits mid-run keeps its CPU in the figure.
+            load.sample();
+        }
     }
     let alerts = RATE * SECS / 100;
     let mut got = std::collections::BTreeSet::new();
@@ -279,7 +256,7 @@ fn load(name: &str, bin: &Path, dir: &Path) {
             Err(_) => break,
         }
     }
-    let (_, c1) = wakeups_and_cpu_ns(pid);
+    load.sample();
     let log = d.stop();
     let read = log
         .lines()
@@ -290,8 +267,8 @@ fn load(name: &str, bin: &Path, dir: &Path) {
     println!(
         "{name}: {RATE} lines/s for {SECS} s into one file: {n} written, {read} read, {}/{alerts} alerts received; CPU {:.0} ms, {:.2} µs per line",
         got.len(),
-        (c1 - c0) as f64 / 1e6,
-        (c1 - c0) as f64 / 1e3 / n as f64
+        load.cpu_ns as f64 / 1e6,
+        load.cpu_ns as f64 / 1e3 / n as f64
     );
 }
 

@@ -31,6 +31,8 @@
 #[allow(dead_code)]
 #[path = "util/stats.rs"]
 mod stats;
+#[path = "util/threads.rs"]
+mod threads;
 
 use chrono::{DateTime, Utc};
 use std::fmt::Write as _;
@@ -104,33 +106,6 @@ fn status_kib(pid: u32, key: &str) -> u64 {
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// Context switches (wake-ups) and CPU nanoseconds, summed over the process's threads.
-fn wakeups_and_cpu_ns(pid: u32) -> (u64, u64) {
-    let mut switches = 0;
-    let mut cpu_ns = 0;
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return (0, 0);
-    };
-    for task in tasks.flatten() {
-        let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        for line in status.lines() {
-            if let Some(v) = line
-                .strip_prefix("voluntary_ctxt_switches:")
-                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
-            {
-                switches += v.trim().parse::<u64>().unwrap_or(0);
-            }
-        }
-        let schedstat = fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        cpu_ns += schedstat
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    (switches, cpu_ns)
 }
 
 /// How late each scheduled run started, and how late its process printed the time, in
@@ -240,9 +215,7 @@ fn lateness(root: &Path, n: usize, secs: Duration, in_flight: usize) {
     let started = Utc::now();
     let d = Daemon::start(&root.join(format!("lateness-{n}")), &toml);
     sleep(WARM_UP);
-    let (_, cpu0) = wakeups_and_cpu_ns(d.pid());
-    sleep(secs);
-    let (_, cpu1) = wakeups_and_cpu_ns(d.pid());
+    let cpu_ns = threads::Tally::over(d.pid(), secs).cpu_ns;
     let rss = status_kib(d.pid(), "VmRSS:");
     let hwm = status_kib(d.pid(), "VmHWM:");
     let from = started + chrono::Duration::from_std(WARM_UP).unwrap_or_default();
@@ -258,7 +231,7 @@ fn lateness(root: &Path, n: usize, secs: Duration, in_flight: usize) {
         ms(&late, 1.0),
         ms(&ran, 0.50),
         ms(&ran, 0.99),
-        (cpu1 - cpu0) as f64 / secs.as_nanos() as f64 * 100.0,
+        cpu_ns as f64 / secs.as_nanos() as f64 * 100.0,
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0,
     );
@@ -429,12 +402,10 @@ fn spawn_rate(root: &Path, n: usize, pairs: usize, window: Duration) {
     for _ in 0..pairs {
         reload(&d, &toml);
         sleep(SETTLE);
-        let (_, cpu0) = wakeups_and_cpu_ns(d.pid());
         let t0 = Utc::now();
-        sleep(window);
+        let cpu_ns = threads::Tally::over(d.pid(), window).cpu_ns;
         let t1 = Utc::now();
-        let (_, cpu1) = wakeups_and_cpu_ns(d.pid());
-        windows.push((t0, t1, cpu1 - cpu0));
+        windows.push((t0, t1, cpu_ns));
         reload(&d, &none);
         ceilings.push(spawn_ceiling_with(window, in_flight));
     }
@@ -511,16 +482,14 @@ fn idle(root: &Path, n: usize, secs: Duration) {
     let toml = jobs_toml(n, "0 0 4 * * *", r#"["/bin/true"]"#);
     let d = Daemon::start(&root.join(format!("idle-{n}")), &toml);
     sleep(WARM_UP);
-    let (w0, c0) = wakeups_and_cpu_ns(d.pid());
-    sleep(secs);
-    let (w1, c1) = wakeups_and_cpu_ns(d.pid());
+    let idle = threads::Tally::over(d.pid(), secs);
     let rss = status_kib(d.pid(), "VmRSS:");
     d.stop();
     println!(
         "idle, {n} daily job(s), {}s: {:.2} wake-ups/s, CPU {:.2} ms in all, RSS {:.1} MB",
         secs.as_secs(),
-        (w1 - w0) as f64 / secs.as_secs_f64(),
-        (c1 - c0) as f64 / 1e6,
+        idle.switches as f64 / secs.as_secs_f64(),
+        idle.cpu_ns as f64 / 1e6,
         rss as f64 / 1024.0,
     );
 }
