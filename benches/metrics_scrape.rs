@@ -1,9 +1,15 @@
 //! Benchmark of a `/metrics` scrape with 1,000 jobs, printing figures (no assertions): the
-//! CPU time of one scrape's work in the daemon (the job states copied out of the loop, as
-//! `opsd status` gets them, and rendered with the sinks' counters), per scrape, over rounds.
-//! Three cases, as a job's series are re-written only when its figures changed: no job
-//! changed since the last scrape, a quarter of them changed (1,000 jobs every minute scraped
-//! every 15 s), and every job changed (the worst case).
+//! CPU time of one scrape's work in the daemon, per scrape, over rounds. A scrape is
+//! `Metrics::scrape` as the HTTP server calls it: it asks a loop task for the jobs changed
+//! since its last answer, the loop copies them out of the job states with
+//! `Changes::since` (the daemon's loop calls the same, as `Scheduler::changes_since`), and the
+//! metrics apply them to their kept copy and render. Both tasks run on this thread (a
+//! current-thread runtime), so its CPU time is the whole scrape; the socket write of the
+//! 2.5 MB answer is not included. The runs that change the jobs between scrapes (`admit` and
+//! `finish` on their states, as a run does) are not counted.
+//! Three cases, as a job is copied and its series re-written only when its figures changed:
+//! no job changed since the last scrape, a quarter of them changed (1,000 jobs every minute
+//! scraped every 15 s), and every job changed (the worst case).
 //! The machine's noise is measured in the same run: a fixed reference workload timed in each
 //! round, whose spread across rounds says how much of the scrape's spread is the machine.
 //!
@@ -14,15 +20,19 @@
 #[path = "util/stats.rs"]
 mod stats;
 
-use chrono::{TimeDelta, Utc};
+use chrono::Utc;
 use nix::time::{clock_gettime, ClockId};
-use opsd::alert::SinkStats;
-use opsd::jobs::Outcome;
-use opsd::metrics::{Metrics, Snapshot};
-use opsd::scheduler::{JobStatus, LastRun, RunCounts};
+use opsd::alert::{Dispatcher, DispatcherOptions};
+use opsd::config::{JobConfig, Overlap};
+use opsd::control::{server::Envelope, Request, Response};
+use opsd::jobs::{Outcome, RunReport};
+use opsd::metrics::{Metrics, Source};
+use opsd::scheduler::{Changes, Finished, JobState};
 use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// Jobs in the snapshot.
 const JOBS: usize = 1_000;
@@ -36,36 +46,55 @@ fn cpu() -> Duration {
     Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32)
 }
 
-/// 1,000 jobs that have all run, with a last run, a last success and a next run.
-fn jobs() -> Vec<JobStatus> {
-    let now = Utc::now();
-    (0..JOBS)
-        .map(|i| JobStatus {
-            name: format!("job-{i:04}"),
-            job_type: "command".into(),
-            schedule: Some("@every 1m".into()),
-            timezone: Some("UTC".into()),
-            enabled: true,
-            next: Some(now + TimeDelta::seconds(60)),
-            last: Some(LastRun {
-                run_id: format!("{i:012x}"),
-                started: now,
-                duration_ms: 1234,
-                outcome: Outcome::Success,
-                detail: None,
-                output: vec!["done".into()],
-            }),
-            last_success: Some(now),
-            runs: RunCounts {
-                success: 1000 + i as u64,
-                failed: 3,
-                ..RunCounts::default()
-            },
-            running: 0,
-            broken: None,
-            live: None,
+/// A job as the daemon's loop holds it: its configuration, its state, when it was armed.
+type Job = (Arc<JobConfig>, JobState, u64);
+
+/// 1,000 command jobs, each with a next run and one finished run.
+fn jobs() -> Vec<Job> {
+    let text: String = (0..JOBS)
+        .map(|i| {
+            format!("[jobs.job-{i:04}]\ntype = \"command\"\nschedule = \"@every 1m\"\ncommand = [\"true\"]\n")
         })
-        .collect()
+        .collect();
+    let cfg = opsd::config::parse(std::path::Path::new("jobs.toml"), &text).expect("valid jobs");
+    let jobs: Vec<Job> = cfg
+        .jobs
+        .values()
+        .map(|j| (Arc::clone(j), JobState::default(), opsd::generation::next()))
+        .collect();
+    for (i, (_, state, _)) in jobs.iter().enumerate() {
+        state.set_next(Some(Utc::now() + chrono::TimeDelta::seconds(60)));
+        run(state, i as u64);
+    }
+    jobs
+}
+
+/// One run of the job of `state`, as the runner counts it: admitted, then finished.
+fn run(state: &JobState, n: u64) {
+    state.admit(Overlap::Skip);
+    state.finish(&Finished {
+        run_id: format!("{n:012x}").into(),
+        started: Utc::now(),
+        duration: Duration::from_millis(1234),
+        report: RunReport {
+            outcome: Outcome::Success,
+            exit_code: Some(0),
+            signal: None,
+            detail: None,
+            output: vec!["done".into()],
+        },
+    });
+}
+
+/// The daemon loop's part: answers each ask with the jobs changed since, from `jobs`.
+async fn answer(jobs: Arc<Vec<Job>>, mut requests: mpsc::Receiver<Envelope>) {
+    while let Some((request, reply)) = requests.recv().await {
+        if let Request::Changes { since } = request {
+            let all = jobs.iter().map(|(c, s, a)| (&**c, s, *a));
+            let changes = Changes::since(since, all);
+            let _ = reply.send(Response::Changes { changes });
+        }
+    }
 }
 
 /// The reference workload: a fixed amount of CPU-bound work.
@@ -90,36 +119,32 @@ enum Changed {
     OneIn(usize),
 }
 
-/// CPU per scrape of `metrics` over `jobs` with `changed` jobs changed before each, per round.
-/// The changes are made to `jobs` itself, so a job changed before one scrape stays as it is
-/// for the next (changing a copy made every job changed last time look changed again, and
-/// "one in four" measured one in two).
+/// CPU per scrape of `metrics` over `jobs` with `changed` jobs run before each, per round.
 fn measure(
+    rt: &tokio::runtime::Runtime,
     metrics: &Metrics,
-    jobs: &mut [JobStatus],
-    sinks: &BTreeMap<String, SinkStats>,
+    source: &Source,
+    jobs: &[Job],
     changed: Changed,
     refs: &mut Vec<Duration>,
 ) -> Vec<Duration> {
     let mut scrapes = Vec::new();
     let mut n = 0u64;
     for _ in 0..ROUNDS {
-        let start = cpu();
+        let mut spent = Duration::ZERO;
         for _ in 0..PER_ROUND {
             n += 1;
             if let Changed::OneIn(every) = changed {
                 let phase = n as usize % every;
-                for job in jobs.iter_mut().skip(phase).step_by(every) {
-                    job.runs.success += 1;
+                for (_, state, _) in jobs.iter().skip(phase).step_by(every) {
+                    run(state, n);
                 }
             }
-            let snapshot = Snapshot {
-                jobs: black_box(&*jobs).to_vec(),
-                sinks: sinks.clone(),
-            };
-            black_box(metrics.render(snapshot));
+            let start = cpu();
+            black_box(rt.block_on(metrics.scrape(source)).expect("an answer"));
+            spent += cpu() - start;
         }
-        scrapes.push((cpu() - start) / PER_ROUND as u32);
+        scrapes.push(spent / PER_ROUND as u32);
         let start = cpu();
         black_box(reference());
         refs.push(cpu() - start);
@@ -128,14 +153,19 @@ fn measure(
 }
 
 fn main() {
-    let mut jobs = jobs();
-    let sinks: BTreeMap<String, SinkStats> =
-        [("ops-webhook".to_string(), SinkStats::default())].into();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let jobs = Arc::new(jobs());
+    let (to_loop, requests) = mpsc::channel(16);
+    rt.spawn(answer(Arc::clone(&jobs), requests));
+    let alerts = rt
+        .block_on(async { Dispatcher::new(&BTreeMap::new(), DispatcherOptions::default()) })
+        .expect("no sinks");
+    let source = Source::new(to_loop, alerts);
     let metrics = Metrics::new(Utc::now());
-    let body = metrics.render(Snapshot {
-        jobs: jobs.clone(),
-        sinks: sinks.clone(),
-    });
+    let body = rt.block_on(metrics.scrape(&source)).expect("an answer");
     let mut refs = Vec::new();
     println!(
         "scrape with {JOBS} jobs ({} series, {} KiB), CPU per scrape (target < 1 ms):",
@@ -147,7 +177,7 @@ fn main() {
         ("1 job in 4 changed", Changed::OneIn(4)),
         ("every job changed", Changed::OneIn(1)),
     ] {
-        let (min, median, max) = spread(measure(&metrics, &mut jobs, &sinks, changed, &mut refs));
+        let (min, median, max) = spread(measure(&rt, &metrics, &source, &jobs, changed, &mut refs));
         println!(
             "  {what}: min {:.3} ms, median {:.3} ms, max {:.3} ms",
             min.as_secs_f64() * 1e3,

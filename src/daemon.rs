@@ -113,6 +113,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 Request::Status => {
                     let _ = reply.send(status(&sched));
                 }
+                Request::Changes { since } => {
+                    let _ = reply.send(Response::Changes { changes: sched.changes_since(since) });
+                }
                 Request::Reload => reloads.request(Some(reply), &opts, &notifier),
                 Request::Trigger { job } => trigger(&sched, &job, reply),
             },

@@ -30,7 +30,8 @@
 //!
 //! Leaves, which import nothing of ours and serve everyone: [`field`] (typed TOML fields,
 //! located errors, did-you-mean), [`escape`], [`redact`], [`severity`], [`account`],
-//! [`atomic_file`], [`bounded_read`]; [`command_line`] leans on [`field`] alone. No module
+//! [`atomic_file`], [`bounded_read`], [`generation`] (the change counter behind the metrics'
+//! incremental scrape); [`command_line`] leans on [`field`] alone. No module
 //! imports one that imports it back: `.ci/import-cycles` fails CI on a circle.
 //!
 //! Adding a job type touches its folder under `jobs/` (a `KIND` row, a `JobSpec` impl), one
@@ -50,6 +51,7 @@ pub mod daemon;
 pub mod escape;
 pub mod field;
 pub mod fleet;
+pub mod generation;
 pub mod geoip;
 pub mod import;
 pub mod jobs;

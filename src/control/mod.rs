@@ -4,7 +4,7 @@
 pub mod client;
 pub mod server;
 
-use crate::scheduler::{JobStatus, ReloadSummary, TriggerReply};
+use crate::scheduler::{Changes, JobStatus, ReloadSummary, TriggerReply};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -29,6 +29,11 @@ pub enum Request {
     },
     /// Re-read the configuration file.
     Reload,
+    /// The jobs changed since a generation (what a metrics scrape asks; `since` 0: all).
+    Changes {
+        /// The generation of the last answer.
+        since: u64,
+    },
 }
 
 /// The daemon's answer.
@@ -46,6 +51,11 @@ pub enum Response {
     Triggered {
         /// The run, or why it did not start.
         reply: TriggerReply,
+    },
+    /// The jobs changed since the generation asked.
+    Changes {
+        /// The changed jobs, every job's name and the generation now.
+        changes: Changes,
     },
     /// The new configuration was accepted.
     Reloaded {

@@ -35,29 +35,50 @@ pub struct LiveCount {
 }
 
 /// Where a run publishes its [`LiveStatus`]; cheap to clone, shared by the run and whoever
-/// shows it. Empty until the run publishes, and emptied when the run ends.
+/// shows it. Empty until the run publishes, and emptied when the run ends. Each change is
+/// stamped with a [`generation`](crate::generation), so a reader keeping a copy knows
+/// whether it is still current.
 #[derive(Debug, Clone, Default)]
-pub struct LiveSlot(Arc<Mutex<Option<LiveStatus>>>);
+pub struct LiveSlot(Arc<Mutex<Published>>);
+
+/// What a [`LiveSlot`] holds: the figures, and the generation of their last change.
+#[derive(Debug, Default)]
+struct Published {
+    /// The figures published last, if any.
+    status: Option<LiveStatus>,
+    /// The generation of the last publish or clear (0: never changed).
+    changed: u64,
+}
 
 impl LiveSlot {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<LiveStatus>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Published> {
         // Only a snapshot lives here: a panic while it was written leaves a usable one.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Replaces the published figures with `status`.
     pub fn publish(&self, status: LiveStatus) {
-        *self.lock() = Some(status);
+        let mut p = self.lock();
+        p.status = Some(status);
+        p.changed = crate::generation::next();
     }
 
     /// The figures published last, if the run published any.
     pub fn get(&self) -> Option<LiveStatus> {
-        self.lock().clone()
+        self.lock().status.clone()
     }
 
     /// Forgets the figures (the run that published them has ended).
     pub fn clear(&self) {
-        *self.lock() = None;
+        let mut p = self.lock();
+        if p.status.take().is_some() {
+            p.changed = crate::generation::next();
+        }
+    }
+
+    /// The generation of the last change of the figures (0: none yet).
+    pub fn changed(&self) -> u64 {
+        self.lock().changed
     }
 }
 
@@ -80,5 +101,26 @@ mod tests {
         assert_eq!(shown.get(), Some(status));
         slot.clear();
         assert_eq!(shown.get(), None);
+    }
+
+    #[test]
+    fn a_publish_and_a_clear_each_take_a_new_generation_and_nothing_else_does() {
+        let slot = LiveSlot::default();
+        assert_eq!(slot.changed(), 0);
+        slot.clear();
+        assert_eq!(slot.changed(), 0, "clearing an empty slot changes nothing");
+        let before = crate::generation::current();
+        slot.publish(LiveStatus {
+            counts: Vec::new(),
+            updated: Utc::now(),
+            summary: "1 file".into(),
+            fields: Vec::new(),
+        });
+        let published = slot.changed();
+        assert!(published > before);
+        assert_eq!(slot.get().map(|s| s.summary), Some("1 file".into()));
+        assert_eq!(slot.changed(), published, "reading changes nothing");
+        slot.clear();
+        assert!(slot.changed() > published);
     }
 }

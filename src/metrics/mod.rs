@@ -1,10 +1,12 @@
 //! Prometheus metrics: every job's runs, durations, last success and next run, the alert
 //! sinks' deliveries and the daemon's own figures, in the Prometheus text format (0.0.4).
 //!
-//! - [`Metrics`] (`registry.rs`) holds the families and renders them from a [`Snapshot`]: the
-//!   job states `opsd status` shows (so the two always agree), the sinks' counters, and what
-//!   only the metrics keep (run durations, start lateness, reloads), which it hears as the
-//!   scheduler's [`RunRecorder`](crate::scheduler::RunRecorder).
+//! - [`Metrics`] (`registry.rs`) holds the families and renders them from the job states
+//!   `opsd status` shows (so the two always agree), the sinks' counters, and what only the
+//!   metrics keep (run durations, start lateness, reloads), which it hears as the scheduler's
+//!   [`RunRecorder`](crate::scheduler::RunRecorder). It keeps a copy of every job's state and
+//!   asks the daemon's loop at each scrape only for the jobs changed since the last
+//!   ([`Changes`](crate::scheduler::Changes)).
 //! - `job_text.rs` writes one job's series as text, kept between scrapes until the job's
 //!   figures change, so a scrape is mostly a concatenation.
 //! - `server.rs` serves `/metrics` and `/health` over HTTP on `[metrics] listen`, bounded in
@@ -18,13 +20,15 @@ mod registry;
 mod server;
 mod textfile;
 
-pub use registry::{Metrics, Snapshot};
+pub use registry::Metrics;
 pub use server::serve;
 pub use textfile::write_on_change;
 
-use crate::alert::Dispatcher;
+use crate::alert::{Dispatcher, SinkStats};
 use crate::config::MetricsConfig;
 use crate::control::{server::Envelope, Request, Response};
+use crate::scheduler::Changes;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -44,17 +48,24 @@ impl Source {
         Source { to_loop, alerts }
     }
 
-    /// The figures now; `None` once the daemon's loop has stopped.
-    pub async fn snapshot(&self) -> Option<Snapshot> {
+    /// The jobs changed since generation `since` and the sinks' counters now; `None` once
+    /// the daemon's loop has stopped.
+    pub async fn changes(&self, since: u64) -> Option<(Changes, BTreeMap<String, SinkStats>)> {
         let (tx, rx) = oneshot::channel();
-        self.to_loop.send((Request::Status, tx)).await.ok()?;
+        self.to_loop
+            .send((Request::Changes { since }, tx))
+            .await
+            .ok()?;
         match rx.await.ok()? {
-            Response::Status { jobs, .. } => Some(Snapshot {
-                jobs,
-                sinks: self.alerts.stats(),
-            }),
+            Response::Changes { changes } => Some((changes, self.alerts.stats())),
             _ => None,
         }
+    }
+
+    /// Whether the daemon's loop answers (asked for no job's state: none changed after the
+    /// last generation there can be).
+    pub async fn answers(&self) -> bool {
+        self.changes(u64::MAX).await.is_some()
     }
 }
 

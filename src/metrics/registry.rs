@@ -1,15 +1,18 @@
 //! The metric families and their rendering. What `opsd status` shows (runs by outcome, last
-//! run, last success, next run, running now) is rendered from the job states of a
-//! [`Snapshot`], never counted twice; durations, lateness and reloads are kept here. Every job
-//! of the snapshot gets all its series (a job that never ran shows zeros) and a job a reload
-//! removed loses them, so the series follow the configuration. A job's series are written
-//! once per change and kept (`job_text.rs`): a scrape re-writes only the jobs whose figures
-//! changed since the last one.
+//! run, last success, next run, running now) is rendered from the job states the daemon's loop
+//! gives (the same [`JobStatus`] as `opsd status`), never counted twice; durations, lateness
+//! and reloads are kept here. A copy of every job's state is kept between scrapes, and a
+//! scrape asks the loop only for the jobs changed since the generation of its last answer
+//! ([`Changes`]), with every job's name: every job named gets all its series (a job that never
+//! ran shows zeros) and a job a reload removed loses them, so the series follow the
+//! configuration. A job's series are written once per change and kept (`job_text.rs`): a
+//! scrape re-writes only the jobs whose figures changed since the last one.
 
 use super::job_text::{seconds, Kept, Observed, FAMILIES};
+use super::Source;
 use crate::alert::SinkStats;
 use crate::config::JobConfig;
-use crate::scheduler::{Finished, JobStatus, RunRecorder, Trigger};
+use crate::scheduler::{Changes, Finished, JobStatus, RunRecorder, Trigger};
 use chrono::{DateTime, Utc};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -25,11 +28,11 @@ use tokio::sync::Notify;
 
 /// What a render shows besides what the metrics keep themselves.
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// Every job, as `opsd status` shows it.
-    pub jobs: Vec<JobStatus>,
+struct Snapshot {
+    /// Every job, as `opsd status` showed it at the last scrape.
+    jobs: Vec<JobStatus>,
     /// The alert sinks' counters by sink name.
-    pub sinks: BTreeMap<String, SinkStats>,
+    sinks: BTreeMap<String, SinkStats>,
 }
 
 /// The label of a reload's counter.
@@ -57,10 +60,14 @@ pub struct Metrics {
     kept: Mutex<Vec<Kept>>,
     /// The length of the last render, to allocate the next one at once.
     last_len: AtomicUsize,
-    /// The snapshot the registry's collector renders.
+    /// Every job's state as the last render had it, kept for the next (which is given only
+    /// the jobs changed since), and the sinks' counters; the registry's collector renders it.
     snapshot: Arc<Mutex<Snapshot>>,
     /// Held for a whole render: one at a time, so each renders its own snapshot.
     rendering: Mutex<()>,
+    /// The generation of the loop's last answer, held for a whole scrape: one asks at a time,
+    /// so each asks for what changed since the one before rendered.
+    scraping: tokio::sync::Mutex<u64>,
     /// Woken when a run ends or the configuration changes (the textfile writer waits on it).
     changed: Notify,
 }
@@ -107,6 +114,7 @@ impl Metrics {
             last_len: AtomicUsize::new(0),
             snapshot,
             rendering: Mutex::new(()),
+            scraping: tokio::sync::Mutex::new(0),
             changed: Notify::new(),
         }
     }
@@ -128,16 +136,28 @@ impl Metrics {
         self.changed.notified().await;
     }
 
-    /// Every metric in the Prometheus text format (0.0.4), the jobs and sinks as `snapshot`
-    /// has them.
-    pub fn render(&self, snapshot: Snapshot) -> String {
+    /// A scrape: asks `source` for the jobs changed since the last scrape and renders every
+    /// metric; `None` once the daemon's loop has stopped.
+    pub async fn scrape(&self, source: &Source) -> Option<String> {
+        let mut seen = self.scraping.lock().await;
+        let (changes, sinks) = source.changes(*seen).await?;
+        *seen = changes.generation;
+        Some(self.render(changes, sinks))
+    }
+
+    /// Every metric in the Prometheus text format (0.0.4): the jobs as the last render had
+    /// them with `changes` applied (the jobs it does not name are gone), the sinks as `sinks`.
+    pub fn render(&self, changes: Changes, sinks: BTreeMap<String, SinkStats>) -> String {
         let _one_at_a_time = lock(&self.rendering);
         let mut out = String::with_capacity(self.last_len.load(Ordering::Relaxed) + 4096);
-        self.encode_jobs(&snapshot.jobs, &mut out);
-        *lock(&self.snapshot) = snapshot;
+        {
+            let mut snapshot = lock(&self.snapshot);
+            apply(&mut snapshot.jobs, changes);
+            snapshot.sinks = sinks;
+            self.encode_jobs(&snapshot.jobs, &mut out);
+        }
         // Writing to a String cannot fail, nor can the encoders on their own.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
-        *lock(&self.snapshot) = Snapshot::default();
         self.last_len.store(out.len(), Ordering::Relaxed);
         out
     }
@@ -204,6 +224,30 @@ impl RunRecorder for Metrics {
         drop(observed);
         self.changed.notify_one();
     }
+}
+
+/// Applies `changes` to `jobs`: the changed jobs replace their copies, and `jobs` becomes the
+/// jobs `changes` names, in its order (a job not named is gone; a job named that is neither
+/// changed nor known cannot be rendered and is left out).
+fn apply(jobs: &mut Vec<JobStatus>, changes: Changes) {
+    let Changes { names, changed, .. } = changes;
+    let mut changed = changed.into_iter().peekable();
+    let same_jobs = jobs.len() == names.len() && jobs.iter().zip(&names).all(|(j, n)| j.name == *n);
+    if same_jobs {
+        // The usual scrape: the loop gives `changed` in `names`' order, so one walk places it.
+        for job in jobs.iter_mut() {
+            if let Some(new) = changed.next_if(|c| c.name == job.name) {
+                *job = new;
+            }
+        }
+        if changed.peek().is_none() {
+            return;
+        }
+    }
+    // The jobs changed (a reload), or `changed` was not in order: placed by name.
+    let was = std::mem::take(jobs).into_iter().chain(changed);
+    let mut by_name: HashMap<String, JobStatus> = was.map(|j| (j.name.clone(), j)).collect();
+    jobs.extend(names.iter().filter_map(|n| by_name.remove(n)));
 }
 
 /// `mutex`'s content; a panic while it was held left only figures behind, still usable.
@@ -321,18 +365,29 @@ mod tests {
         }
     }
 
-    /// A snapshot of `jobs` and no sink.
-    fn of(jobs: &[&str]) -> Snapshot {
-        Snapshot {
-            jobs: jobs.iter().map(|j| job(j)).collect(),
-            sinks: BTreeMap::new(),
+    /// Jobs named `jobs` that never ran.
+    fn of(jobs: &[&str]) -> Vec<JobStatus> {
+        jobs.iter().map(|j| job(j)).collect()
+    }
+
+    /// `jobs`, every one of them changed, as the loop answers a first scrape.
+    fn all(jobs: Vec<JobStatus>) -> Changes {
+        Changes {
+            generation: 0,
+            names: jobs.iter().map(|j| j.name.clone()).collect(),
+            changed: jobs,
         }
+    }
+
+    /// What `metrics` renders of `changes`, with no sink.
+    fn render(metrics: &Metrics, changes: Changes) -> String {
+        metrics.render(changes, BTreeMap::new())
     }
 
     #[test]
     fn every_job_has_its_series_at_zero_and_a_gone_job_has_none() {
         let metrics = Metrics::new(Utc::now());
-        let text = metrics.render(of(&["a", "b"]));
+        let text = render(&metrics, all(of(&["a", "b"])));
         for series in [
             r#"opsd_job_duration_seconds_count{job="a",type="command"} 0"#,
             r#"opsd_job_start_lateness_seconds_count{job="b",type="command"} 0"#,
@@ -341,7 +396,7 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == series), "{series} in\n{text}");
         }
-        let text = metrics.render(of(&["b"]));
+        let text = render(&metrics, all(of(&["b"])));
         assert!(!text.contains(r#"job="a""#), "{text}");
         assert!(text.contains(r#"opsd_job_duration_seconds_count{job="b",type="command"} 0"#));
     }
@@ -491,15 +546,12 @@ mod tests {
     #[test]
     fn a_job_whose_figures_change_is_written_again_and_the_others_are_kept() {
         let metrics = Metrics::new(Utc::now());
-        let mut snapshot = Snapshot {
-            jobs: vec![ran("a", 1), ran("b", 2)],
-            sinks: BTreeMap::new(),
-        };
-        let before = metrics.render(snapshot.clone());
-        assert_eq!(metrics.render(snapshot.clone()), before);
-        snapshot.jobs[1].runs.failed = 99;
-        snapshot.jobs[1].running = 0;
-        let after = metrics.render(snapshot.clone());
+        let mut jobs = vec![ran("a", 1), ran("b", 2)];
+        let before = render(&metrics, all(jobs.clone()));
+        assert_eq!(render(&metrics, all(jobs.clone())), before);
+        jobs[1].runs.failed = 99;
+        jobs[1].running = 0;
+        let after = render(&metrics, all(jobs.clone()));
         for series in [
             r#"opsd_job_runs_total{job="b",type="command",outcome="failed"} 99"#,
             r#"opsd_job_running{job="b",type="command"} 0.0"#,
@@ -512,10 +564,10 @@ mod tests {
         o.durations.observe(2.0);
         o.generation = 1;
         lock(&metrics.observed).insert("a".into(), o);
-        let observed = metrics.render(snapshot.clone());
+        let observed = render(&metrics, all(jobs.clone()));
         assert!(observed.contains(r#"opsd_job_duration_seconds_count{job="a",type="command"} 1"#));
         // Redefined as another type, reordered, one added: new labels, histograms anew.
-        snapshot.jobs = vec![
+        jobs = vec![
             ran("c", 3),
             JobStatus {
                 job_type: "geoip".into(),
@@ -523,10 +575,126 @@ mod tests {
             },
             ran("b", 2),
         ];
-        let text = metrics.render(snapshot);
+        let text = render(&metrics, all(jobs));
         assert!(!text.contains(r#"job="a",type="command""#), "{text}");
         assert!(text.contains(r#"opsd_job_duration_seconds_count{job="a",type="geoip"} 0"#));
         assert!(text.contains(r#"opsd_job_duration_seconds_count{job="c",type="command"} 0"#));
         assert!(lock(&metrics.observed).is_empty());
+    }
+
+    /// The lines of `text` about job `name`.
+    fn of_job<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        let label = format!("{{job=\"{name}\",");
+        text.lines().filter(|l| l.contains(&label)).collect()
+    }
+
+    #[test]
+    fn a_job_not_given_as_changed_keeps_its_series_from_the_copy_kept() {
+        let metrics = Metrics::new(Utc::now());
+        let first = render(&metrics, all(vec![ran("a", 1), ran("b", 2), job("c")]));
+        let mut b = ran("b", 2);
+        b.runs.failed = 99;
+        let changes = Changes {
+            generation: 0,
+            names: vec!["a".into(), "b".into(), "c".into()],
+            changed: vec![b],
+        };
+        let text = render(&metrics, changes);
+        assert_eq!(of_job(&text, "a"), of_job(&first, "a"));
+        assert_eq!(of_job(&text, "c"), of_job(&first, "c"));
+        assert!(text.contains(r#"opsd_job_runs_total{job="b",type="command",outcome="failed"} 99"#));
+        let quiet = Changes {
+            changed: Vec::new(),
+            ..all(of(&["a", "b", "c"]))
+        };
+        assert_eq!(
+            render(&metrics, quiet),
+            text,
+            "nothing changed, nothing moves"
+        );
+    }
+
+    #[test]
+    fn a_job_no_longer_named_loses_its_series_and_a_reload_keeps_the_others_right() {
+        let metrics = Metrics::new(Utc::now());
+        let first = render(&metrics, all(vec![ran("a", 1), ran("b", 2), ran("c", 3)]));
+        // A reload: a redefined as a geoip job, b removed, d added; c unchanged, not sent.
+        let changes = Changes {
+            generation: 0,
+            names: vec!["a".into(), "c".into(), "d".into()],
+            changed: vec![
+                JobStatus {
+                    job_type: "geoip".into(),
+                    ..job("a")
+                },
+                job("d"),
+            ],
+        };
+        let text = render(&metrics, changes);
+        assert!(of_job(&text, "b").is_empty(), "{text}");
+        assert!(!text.contains(r#"job="a",type="command""#), "{text}");
+        assert!(text.contains(r#"opsd_job_runs_total{job="a",type="geoip",outcome="success"} 0"#));
+        assert_eq!(of_job(&text, "c"), of_job(&first, "c"));
+        assert!(text.contains(r#"opsd_job_running{job="d",type="command"} 0.0"#));
+        let order: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("opsd_job_running{"))
+            .collect();
+        assert_eq!(order.len(), 3);
+        assert!(
+            order[0].contains("\"a\"") && order[1].contains("\"c\"") && order[2].contains("\"d\"")
+        );
+    }
+
+    #[test]
+    fn changes_out_of_the_names_order_are_placed_by_name() {
+        let metrics = Metrics::new(Utc::now());
+        render(&metrics, all(of(&["a", "b", "c"])));
+        let changes = Changes {
+            generation: 0,
+            names: vec!["a".into(), "b".into(), "c".into()],
+            changed: vec![ran("c", 3), ran("a", 1)],
+        };
+        let text = render(&metrics, changes);
+        for name in ["a", "c"] {
+            let series = format!(r#"opsd_job_running{{job="{name}",type="command"}} 1.0"#);
+            assert!(text.lines().any(|l| l == series), "{series} in\n{text}");
+        }
+        assert!(text.contains(r#"opsd_job_running{job="b",type="command"} 0.0"#));
+    }
+
+    #[tokio::test]
+    async fn each_scrape_asks_for_what_changed_since_the_answer_to_the_one_before() {
+        use crate::control::{Request, Response};
+        let (to_loop, mut requests) = tokio::sync::mpsc::channel(4);
+        let alerts = crate::alert::Dispatcher::new(&BTreeMap::new(), Default::default()).unwrap();
+        let source = Source::new(to_loop, alerts);
+        let answers = [
+            all(vec![ran("a", 1), ran("b", 2)]),
+            Changes {
+                generation: 12,
+                changed: Vec::new(),
+                ..all(of(&["a", "b"]))
+            },
+        ];
+        let asked = tokio::spawn(async move {
+            let mut asked = Vec::new();
+            for (i, mut changes) in answers.into_iter().enumerate() {
+                let Some((Request::Changes { since }, reply)) = requests.recv().await else {
+                    panic!("a scrape asks for changes");
+                };
+                asked.push(since);
+                changes.generation = 7 + 5 * i as u64;
+                let _ = reply.send(Response::Changes { changes });
+            }
+            asked
+        });
+        let metrics = Metrics::new(Utc::now());
+        let first = metrics.scrape(&source).await.expect("an answer");
+        let second = metrics.scrape(&source).await.expect("an answer");
+        assert_eq!(asked.await.unwrap(), [0, 7]);
+        assert_eq!(of_job(&second, "a"), of_job(&first, "a"));
+        assert!(second.contains(r#"opsd_job_running{job="b",type="command"} 1.0"#));
+        assert_eq!(metrics.scrape(&source).await, None, "the loop has stopped");
     }
 }

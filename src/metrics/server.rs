@@ -96,9 +96,8 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics, source: &Source) -> st
         .await;
     }
     match path {
-        "/metrics" => match source.snapshot().await {
-            Some(snapshot) => {
-                let metrics = metrics.render(snapshot);
+        "/metrics" => match metrics.scrape(source).await {
+            Some(metrics) => {
                 let content = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
                 respond(
                     &mut stream,
@@ -111,9 +110,9 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics, source: &Source) -> st
             }
             None => unavailable(&mut stream).await,
         },
-        "/health" => match source.snapshot().await {
-            Some(_) => respond(&mut stream, "200 OK", "text/plain", b"ok\n", head_only).await,
-            None => unavailable(&mut stream).await,
+        "/health" => match source.answers().await {
+            true => respond(&mut stream, "200 OK", "text/plain", b"ok\n", head_only).await,
+            false => unavailable(&mut stream).await,
         },
         _ => {
             respond(

@@ -13,10 +13,9 @@ use std::sync::Arc;
 pub async fn write_on_change(path: PathBuf, metrics: Arc<Metrics>, source: Source) {
     let mut failing: Option<std::io::ErrorKind> = None;
     loop {
-        let Some(snapshot) = source.snapshot().await else {
+        let Some(text) = metrics.scrape(&source).await else {
             return;
         };
-        let text = metrics.render(snapshot);
         let target = path.clone();
         let written = tokio::task::spawn_blocking(move || {
             crate::atomic_file::write_unsynced(&target, text.as_bytes())

@@ -5,7 +5,7 @@
 
 use super::reload::{keeps_state, ReloadSummary};
 use super::runner::{Fire, JobHandle, Runner, TriggerReply};
-use super::{timer, JobState, JobStatus, StopReason, Trigger};
+use super::{timer, Changes, JobState, JobStatus, StopReason, Trigger};
 use crate::alert::Dispatcher;
 use crate::config::{CatchUp, Config, JobConfig};
 use chrono::{DateTime, Utc};
@@ -41,6 +41,8 @@ pub(super) struct Entry {
     runs_why: StopReason,
     /// The supervisor of a continuous job.
     supervisor: Option<JoinHandle<()>>,
+    /// The [`generation`](crate::generation) this definition of the job was put in force.
+    armed: u64,
 }
 
 impl Entry {
@@ -163,6 +165,7 @@ impl Scheduler {
                 timer_stop,
                 runs_why,
                 supervisor,
+                armed: crate::generation::next(),
             },
         );
     }
@@ -261,6 +264,16 @@ impl Scheduler {
             .values()
             .map(|e| JobStatus::new(&e.handle.config, &e.handle.state))
             .collect()
+    }
+
+    /// The jobs changed since generation `since`, for a metrics scrape: the same snapshots as
+    /// [`Scheduler::status`], of the changed jobs only, and every job's name.
+    pub fn changes_since(&self, since: u64) -> Changes {
+        let jobs = self.jobs.values();
+        Changes::since(
+            since,
+            jobs.map(|e| (&*e.handle.config, &*e.handle.state, e.armed)),
+        )
     }
 
     /// The job that fires soonest, with its time.

@@ -3,7 +3,9 @@
 //! the live figures of the run going now, and how many runs ended each way. The last run (and
 //! the last success) is also kept across restarts, in `state_dir/last-run/<job>.json`, so
 //! `opsd status` still shows it after `systemctl restart`. `opsd status --json` and the
-//! metrics both read these counts, so they cannot disagree.
+//! metrics both read these counts, so they cannot disagree. Each change of what they show is
+//! stamped with a [`generation`](crate::generation), so the metrics copy only the jobs that
+//! changed since their last scrape.
 
 use super::execute::Finished;
 use crate::jobs::{LiveSlot, Outcome};
@@ -137,6 +139,15 @@ struct Inner {
     counts: RunCounts,
     /// Whether the gate refused this fleet job's latest slot (a streak alerts once).
     refusing: bool,
+    /// The generation of the last change of what `opsd status` shows (0: none yet).
+    changed: u64,
+}
+
+impl Inner {
+    /// Stamps a change of what `opsd status` shows, made under the same lock.
+    fn touch(&mut self) {
+        self.changed = crate::generation::next();
+    }
 }
 
 /// What the overlap policy decided for a due run.
@@ -170,14 +181,17 @@ impl JobState {
                 }
                 Overlap::Allow => {
                     s.running += 1;
+                    s.touch();
                     return Admission::Start;
                 }
             }
             s.counts.add(Outcome::Skipped);
             s.counts.overlap_skipped += 1;
+            s.touch();
             return Admission::Skipped;
         }
         s.running += 1;
+        s.touch();
         Admission::Start
     }
 
@@ -186,6 +200,7 @@ impl JobState {
     pub fn not_started(&self) {
         let mut s = self.lock();
         s.running = s.running.saturating_sub(1);
+        s.touch();
     }
 
     /// Notes that the gate refused a slot of this fleet job; true when it is the first of a
@@ -208,11 +223,14 @@ impl JobState {
         s.running = s.running.saturating_sub(1);
         s.counts.add(Outcome::Skipped);
         s.counts.overlap_skipped += 1;
+        s.touch();
     }
 
     /// Counts a run that starts regardless of policy (continuous jobs).
     pub fn start_unconditionally(&self) {
-        self.lock().running += 1;
+        let mut s = self.lock();
+        s.running += 1;
+        s.touch();
     }
 
     /// A state whose last run is the one saved in `path` for a job of type `job_type`;
@@ -228,6 +246,7 @@ impl JobState {
                         .or(Some(saved.last.started)
                             .filter(|_| saved.last.outcome == Outcome::Success));
                 s.last = Some(saved.last);
+                s.touch();
             }
             Ok(_) => {}
             Err(source) => {
@@ -275,6 +294,7 @@ impl JobState {
         if s.running == 0 {
             self.live.clear();
         }
+        s.touch();
         if s.queued {
             s.queued = false;
             s.running += 1;
@@ -286,7 +306,11 @@ impl JobState {
 
     /// Notes when the job fires next.
     pub fn set_next(&self, next: Option<DateTime<Utc>>) {
-        self.lock().next = next;
+        let mut s = self.lock();
+        if s.next != next {
+            s.next = next;
+            s.touch();
+        }
     }
 
     /// When the job fires next, if known.
@@ -296,7 +320,11 @@ impl JobState {
 
     /// Notes that the job's timer has stopped for good and why (`None`: it runs again).
     pub fn set_broken(&self, why: Option<String>) {
-        self.lock().broken = why;
+        let mut s = self.lock();
+        if s.broken != why {
+            s.broken = why;
+            s.touch();
+        }
     }
 
     /// Why the job's timer stopped, if it did: the job does not fire until it is changed.
@@ -322,6 +350,13 @@ impl JobState {
     /// How many runs ended each way.
     pub fn counts(&self) -> RunCounts {
         self.lock().counts
+    }
+
+    /// The generation of the last change of what `opsd status` shows of this state, its live
+    /// figures included (0: none since it was made).
+    pub fn changed(&self) -> u64 {
+        let s = self.lock();
+        s.changed.max(self.live.changed())
     }
 }
 

@@ -40,4 +40,4 @@ pub use job_state::{JobState, LastRun, RunCounts};
 pub use recorder::{NoRecorder, RunRecorder};
 pub use reload::ReloadSummary;
 pub use runner::TriggerReply;
-pub use status::JobStatus;
+pub use status::{Changes, JobStatus};
