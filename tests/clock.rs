@@ -233,4 +233,12 @@ fn a_stalled_daemon_reports_overload_not_a_clock_step() {
         !log.contains("clock step") && !log.contains("wall clock stepped"),
         "a stall is not a clock step: {log}"
     );
+    // The slots the stall missed are coalesced into one run and reported in one line for the
+    // burst (before, each was fired at once, one run or one skip line each).
+    let missed: Vec<&str> = log.lines().filter(|l| l.contains("were missed")).collect();
+    assert_eq!(missed.len(), 1, "one line for the burst: {log}");
+    assert!(
+        missed[0].contains("are skipped (catch_up = \"skip\")"),
+        "{log}"
+    );
 }

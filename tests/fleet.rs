@@ -1417,3 +1417,52 @@ fn a_lost_run_report_whose_answer_is_lost_is_still_reported() {
     let line = log.lines().find(|l| l.contains("was lost: ")).unwrap();
     assert!(line.contains("ERROR"), "{line}");
 }
+
+/// A `[fleet]` reload while a fleet run goes: the run keeps its running marker (the old
+/// host lease lives on under it until it ends), so the other host does not report it lost,
+/// and its result is written when it ends. e370d3d fixed a regression here (the old host
+/// lease was revoked when the gate was replaced) without a test.
+#[test]
+fn a_fleet_reload_during_a_run_neither_loses_it_nor_its_result() {
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("marker");
+    let skip = "overlap = \"skip\"\non_lost = \"retry\"";
+    // Longer than the host lease (6 s): a revoked lease would show as a lost run.
+    let h1_job = marker_job("slow", "@every 2s", 10, "h1", &marker, skip);
+    let h1_config = fleet_config("h1", &cluster.endpoints(), "/fleetreload", &h1_job);
+    let h1 = Host::start("h1", &h1_config, &[]);
+    let h2_job = marker_job("slow", "@yearly", 0, "h2", &marker, skip);
+    let h2_config = fleet_config("h2", &cluster.endpoints(), "/fleetreload", &h2_job);
+    let h2 = Host::start("h2", &h2_config, &[]);
+    h1.wait_log("slow: run started", Duration::from_secs(30));
+    let slot = h1.started_slots("slow")[0].clone();
+    // A changed `[fleet]`: a new fleet client, the old gate dropped while the run goes.
+    let changed = h1_config.replace(
+        "prefix = \"/fleetreload\"\n",
+        "prefix = \"/fleetreload\"\ntimeout = \"3s\"\n",
+    );
+    assert_ne!(changed, h1_config);
+    fs::write(h1.path("jobs.toml"), changed).unwrap();
+    let out = Command::new(crate::util::OPSD)
+        .args(["reload", "--socket"])
+        .arg(h1.path("opsd.sock"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    crate::util::wait_for("the run's result", Duration::from_secs(40), || {
+        result_of(&cluster, "/fleetreload", "slow", &slot).is_some()
+    });
+    let result = result_of(&cluster, "/fleetreload", "slow", &slot).unwrap();
+    assert_eq!(
+        (&result["host"], &result["outcome"]),
+        (&"h1".into(), &"success".into()),
+        "{result}"
+    );
+    assert!(!h2.log().contains("was lost"), "{}", h2.log());
+    assert!(!h1.log().contains("superseded"), "{}", h1.log());
+}

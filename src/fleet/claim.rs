@@ -10,7 +10,10 @@
 //!
 //! Claims live on a claims lease of ten times the job's period (an hour to seven days), so old
 //! slots do not pile up; a slot older than half that is not claimed any more (its claim may
-//! have expired), which keeps a host that was late by that much from running it twice.
+//! have expired), which keeps a host that was late by that much from running it twice. A run
+//! that outlasts that keeps its claims lease alive until it ends ([`keep_lease`]), so its open
+//! marker is still there for its fenced result: only a lost-run report or takeover (which
+//! rewrites or deletes the marker) supersedes a result, never the lease running out.
 
 use super::client::{self, Etcd, EtcdError};
 use super::clock;
@@ -30,6 +33,8 @@ use tokio_util::sync::CancellationToken;
 /// The shortest and longest a claim is kept.
 const CLAIM_TTL: (Duration, Duration) =
     (Duration::from_secs(3600), Duration::from_secs(7 * 86_400));
+/// The shortest a job's latest result (`last/JOB`) is kept after its last run.
+const LAST_TTL: Duration = Duration::from_secs(7 * 86_400);
 /// How many lines of a run's output its result keeps.
 const RESULT_TAIL: usize = 5;
 
@@ -97,15 +102,44 @@ impl FleetGate {
         }
     }
 
-    /// How long `job`'s claims are kept: ten periods, within [`CLAIM_TTL`].
-    pub(super) fn claim_ttl(job: &JobConfig, slot: DateTime<Utc>) -> Duration {
-        let period = job
-            .schedule
+    /// `job`'s period at `slot` (to its next slot), if it has a next slot.
+    fn period(job: &JobConfig, slot: DateTime<Utc>) -> Option<Duration> {
+        job.schedule
             .as_ref()
             .and_then(|s| s.next_after(slot))
             .and_then(|n| (n - slot).to_std().ok())
-            .unwrap_or(CLAIM_TTL.1);
+    }
+
+    /// How long `job`'s claims are kept: ten periods, within [`CLAIM_TTL`].
+    pub(super) fn claim_ttl(job: &JobConfig, slot: DateTime<Utc>) -> Duration {
+        let period = Self::period(job, slot).unwrap_or(CLAIM_TTL.1);
         (period * 10).clamp(CLAIM_TTL.0, CLAIM_TTL.1)
+    }
+
+    /// How long `job`'s latest result outlives its last run: three periods, at least
+    /// [`LAST_TTL`]. Every run writes it anew, so it stays while any host runs the job, and
+    /// goes once the job is removed from every host's configuration (or never runs).
+    pub(super) fn last_ttl(job: &JobConfig, slot: DateTime<Utc>) -> Duration {
+        Self::period(job, slot).map_or(LAST_TTL, |p| (p * 3).max(LAST_TTL))
+    }
+
+    /// The leases of a won slot of `job`: its claims lease `claims` (keys on it live at least
+    /// `ttl` from now) and the lease of `last/JOB`; when the latter cannot be had now, the
+    /// result's `last/JOB` goes without one (as a result of an older opsd does).
+    pub(super) async fn won_leases(
+        &self,
+        job: &JobConfig,
+        slot: DateTime<Utc>,
+        (claims, ttl): (i64, Duration),
+    ) -> Leases {
+        let last = match self.claim_lease(Self::last_ttl(job, slot)).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::debug!(job = %job.name, "{}: no lease for last/{}: {e}", job.name, job.name);
+                0
+            }
+        };
+        Leases { claims, ttl, last }
     }
 
     /// A claims lease under which keys live at least `ttl` (granted for twice that, replaced
@@ -229,7 +263,8 @@ impl FleetGate {
             done => done.map_err(|e| e.to_string())?,
         };
         if done.succeeded {
-            return Ok(self.won(job, slot, done.revision, lease, ttl));
+            let leases = self.won_leases(job, slot, (lease, ttl)).await;
+            return Ok(self.won(&job.name, slot, done.revision, leases));
         }
         let Some(kv) = done.ranges.iter().find(|kv| kv.key == slot_key) else {
             // Not claimed: a run of the job is still going somewhere.
@@ -244,32 +279,41 @@ impl FleetGate {
             .map_err(|e| format!("the claim of the slot cannot be read: {e}"))?;
         if holder.host == self.host && holder.nonce == nonce {
             // Our own claim, written by a try whose answer was lost: we won.
-            return Ok(self.won(job, slot, kv.create_revision, lease, ttl));
+            let leases = self.won_leases(job, slot, (lease, ttl)).await;
+            return Ok(self.won(&job.name, slot, kv.create_revision, leases));
         }
         Ok(Verdict::Taken(holder.host))
     }
 
     /// The verdict of a won slot with its fencing token.
-    fn won(
-        &self,
-        job: &JobConfig,
-        slot: DateTime<Utc>,
-        token: u64,
-        lease: i64,
-        ttl: Duration,
-    ) -> Verdict {
-        Verdict::Start(Box::new(self.claimed(&job.name, slot, token, (lease, ttl))))
+    fn won(&self, job: &str, slot: DateTime<Utc>, token: u64, leases: Leases) -> Verdict {
+        Verdict::Start(Box::new(self.claimed(job, slot, token, leases)))
     }
 
-    /// The claim this host holds on `job`'s `slot`, with its token and claims lease (under
-    /// which keys live at least the duration given, from now).
+    /// The claim this host holds on `job`'s `slot`, with its token and leases.
     pub(super) fn claimed(
         &self,
         job: &str,
         slot: DateTime<Utc>,
         token: u64,
-        (lease, ttl): (i64, Duration),
+        leases: Leases,
     ) -> Claim {
+        let Leases {
+            claims: lease,
+            ttl,
+            last: last_lease,
+        } = leases;
+        let kept = Arc::new(Mutex::new(
+            Utc::now() + TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX),
+        ));
+        let stop = CancellationToken::new();
+        tokio::spawn(keep_lease(
+            self.etcd.clone(),
+            job.to_string(),
+            (lease, ttl, last_lease),
+            kept.clone(),
+            stop.clone(),
+        ));
         Claim {
             etcd: self.etcd.clone(),
             keys: self.keys.clone(),
@@ -278,9 +322,56 @@ impl FleetGate {
             slot,
             token,
             lease,
-            until: Utc::now() + TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX),
+            last_lease,
+            until: kept,
+            _lease_kept: stop.drop_guard(),
             state_dir: self.state_dir.clone(),
             _keepalive: self.keepalive.clone(),
+        }
+    }
+}
+
+/// Keeps claims lease `lease` (under which keys live at least `ttl` from now) alive until
+/// `stop`, so that a run outlasting it still finds its open marker when it ends: each
+/// keepalive is sent when half of what the lease surely has left is gone, and moves `kept`
+/// (until when its keys surely live) on. The lease of `last/JOB` (`last`, 0: none), which
+/// lives at least as long, is kept alive with it.
+async fn keep_lease(
+    etcd: Arc<Etcd>,
+    job: String,
+    (lease, ttl, last): (i64, Duration, i64),
+    kept: Arc<Mutex<DateTime<Utc>>>,
+    stop: CancellationToken,
+) {
+    let mut left = ttl;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(left / 2) => {}
+            () = stop.cancelled() => return,
+        }
+        if last != 0 {
+            if let Err(e) = etcd.keepalive(last).await {
+                tracing::debug!(job = %job, "{job}: cannot keep the lease of last/{job} alive: {e}");
+            }
+        }
+        match etcd.keepalive(lease).await {
+            Ok(secs) if secs > 0 => {
+                left = Duration::from_secs(secs as u64);
+                let until = Utc::now() + TimeDelta::from_std(left).unwrap_or(TimeDelta::MAX);
+                *kept.lock().unwrap_or_else(|p| p.into_inner()) = until;
+            }
+            Ok(_) => {
+                // Gone (revoked by hand, or etcd's data restored): the fenced result says so.
+                tracing::warn!(job = %job, lease,
+                    "{job}: the claims lease of a run going on this host is gone; its result \
+                     will not be recorded in etcd");
+                return;
+            }
+            Err(e) => {
+                // Tried again soon: the lease is surely alive for half of what was left.
+                tracing::debug!(job = %job, "{job}: cannot keep the claims lease alive: {e}");
+                left = (left / 2).max(Duration::from_secs(2));
+            }
         }
     }
 }
@@ -304,6 +395,17 @@ impl SlotGate for FleetGate {
     }
 }
 
+/// The leases a won slot's keys go on.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Leases {
+    /// The claims lease (`slots/`, `open/`, `results/`).
+    pub claims: i64,
+    /// How long keys on `claims` live at least, from the claim.
+    pub ttl: Duration,
+    /// The lease of `last/JOB` (0: none).
+    pub last: i64,
+}
+
 /// A slot this host won.
 pub(super) struct Claim {
     etcd: Arc<Etcd>,
@@ -313,8 +415,13 @@ pub(super) struct Claim {
     slot: DateTime<Utc>,
     token: u64,
     lease: i64,
-    /// Until when its claim is surely kept: writing its result matters until then.
-    until: DateTime<Utc>,
+    /// The lease its `last/JOB` goes on (0: none).
+    last_lease: i64,
+    /// Until when its claim is surely kept (moved on by [`keep_lease`] while the run goes):
+    /// writing its result matters until then.
+    until: Arc<Mutex<DateTime<Utc>>>,
+    /// Stops [`keep_lease`] when the claim ends.
+    _lease_kept: tokio_util::sync::DropGuard,
     /// Where its result is kept while etcd does not answer.
     state_dir: std::path::PathBuf,
     /// The host lease under this run's running marker lives until the run has ended, even if
@@ -345,7 +452,8 @@ impl Claimed for Claim {
             let pending = Pending {
                 record,
                 lease: self.lease,
-                until: self.until,
+                last_lease: self.last_lease,
+                until: *self.until.lock().unwrap_or_else(|p| p.into_inner()),
                 run_id: run.run_id.to_string(),
             };
             let (etcd, keys) = (self.etcd.clone(), self.keys.clone());
@@ -360,9 +468,14 @@ mod tests {
 
     /// A gate on an etcd that is not there, with its keepalive token.
     fn gate() -> (FleetGate, CancellationToken) {
+        gate_on("http://127.0.0.1:9")
+    }
+
+    /// A gate on the etcd at `endpoint`, with its keepalive token.
+    fn gate_on(endpoint: &str) -> (FleetGate, CancellationToken) {
         let config = crate::config::parse(
             std::path::Path::new("/etc/opsd/jobs.toml"),
-            "[fleet]\netcd = [\"http://127.0.0.1:9\"]\nhost = \"h\"\n",
+            &format!("[fleet]\netcd = [\"{endpoint}\"]\nhost = \"h\"\n"),
         )
         .unwrap();
         let settings = config.fleet.unwrap();
@@ -390,7 +503,12 @@ mod tests {
     #[tokio::test]
     async fn the_host_lease_outlives_the_gate_while_a_claim_runs() {
         let (gate, registered) = gate();
-        let claim = gate.claimed("j", Utc::now(), 7, (1, Duration::from_secs(3600)));
+        let leases = Leases {
+            claims: 1,
+            ttl: Duration::from_secs(3600),
+            last: 0,
+        };
+        let claim = gate.claimed("j", Utc::now(), 7, leases);
         drop(gate);
         assert!(
             !registered.is_cancelled(),
@@ -398,5 +516,146 @@ mod tests {
         );
         drop(claim);
         assert!(registered.is_cancelled(), "lease kept after the last claim");
+    }
+
+    /// A one-member etcd on loopback (its data in a temporary directory), killed on drop.
+    struct OneEtcd {
+        child: std::process::Child,
+        endpoint: String,
+        _dir: tempfile::TempDir,
+    }
+
+    impl OneEtcd {
+        fn start() -> OneEtcd {
+            let port = || {
+                std::net::TcpListener::bind(("127.0.0.1", 0))
+                    .and_then(|l| l.local_addr())
+                    .expect("a free port")
+                    .port()
+            };
+            let (client, peer) = (port(), port());
+            let dir = tempfile::tempdir().unwrap();
+            let endpoint = format!("http://127.0.0.1:{client}");
+            let peer_url = format!("http://127.0.0.1:{peer}");
+            let child = std::process::Command::new("etcd")
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .args(["--listen-client-urls", &endpoint])
+                .args(["--advertise-client-urls", &endpoint])
+                .args(["--listen-peer-urls", &peer_url])
+                .args(["--initial-advertise-peer-urls", &peer_url])
+                .args(["--initial-cluster", &format!("default={peer_url}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("etcd is installed (apt-get install -y etcd-server)");
+            OneEtcd {
+                child,
+                endpoint,
+                _dir: dir,
+            }
+        }
+    }
+
+    impl Drop for OneEtcd {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Waits until `check` holds, for at most 30 s.
+    async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !check().await {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A run that outlasts its claims lease keeps it alive, so its fenced result is written:
+    /// before, the open marker expired with the lease mid-run and the result was lost, logged
+    /// as "superseded".
+    #[tokio::test]
+    async fn a_run_that_outlasts_its_claims_lease_still_records_its_result() {
+        let etcd = OneEtcd::start();
+        let (gate, _registered) = gate_on(&etcd.endpoint);
+        let e = gate.etcd.clone();
+        wait_until("etcd", || async { e.measure_clock().await.is_ok() }).await;
+        let ttl = Duration::from_secs(3);
+        let (lease, witness) = (e.grant(ttl).await.unwrap(), e.grant(ttl).await.unwrap());
+        let last = e.grant(ttl * 2).await.unwrap();
+        let slot = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let (open, result) = (gate.keys.open("j", slot), gate.keys.result("j", slot));
+        let claimed = e
+            .txn(serde_json::json!({ "success": [
+                client::put(&open, b"{\"host\":\"h\",\"started\":\"2026-01-01T00:00:00Z\"}", lease),
+                client::put("/witness", b"w", witness),
+            ]}))
+            .await
+            .unwrap();
+        let leases = Leases {
+            claims: lease,
+            ttl,
+            last,
+        };
+        let claim = Box::new(gate.claimed("j", slot, claimed.revision, leases));
+        let gone = |key: &'static str| {
+            let e = e.clone();
+            async move {
+                let read = e.txn(serde_json::json!({ "success": [client::get(key)] }));
+                read.await.is_ok_and(|r| r.ranges.is_empty())
+            }
+        };
+        // The run goes on past the life of a lease of the same TTL that nobody keeps alive.
+        wait_until("the witness lease to expire", || gone("/witness")).await;
+        let run = Finished {
+            run_id: "r1".into(),
+            started: Utc::now(),
+            duration: Duration::from_secs(9),
+            report: crate::jobs::RunReport::success(None),
+        };
+        claim.finish(&run).await;
+        let read =
+            e.txn(serde_json::json!({ "success": [client::get(&result), client::get(&open)] }));
+        let read = read.await.unwrap();
+        let written: Vec<&str> = read.ranges.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(
+            written,
+            [result.as_str()],
+            "the result is written, the open marker ended"
+        );
+        // `last/j` goes on its own lease (kept alive with the claims lease while the run went).
+        let read = e.txn(serde_json::json!({ "success": [client::get(&gate.keys.last("j"))] }));
+        let on = read.await.unwrap().ranges.first().map(|kv| kv.lease);
+        assert_eq!(on, Some(last), "last/j lives on its lease");
+    }
+
+    /// A job's latest result outlives its last run by three periods, at least a week: it
+    /// goes once no host runs the job any more (before, `last/JOB` of a job removed from
+    /// every host stayed in etcd forever).
+    #[test]
+    fn the_latest_result_outlives_three_periods_and_at_least_a_week() {
+        let job = |schedule: &str| {
+            let toml = format!(
+                "[fleet]\netcd = [\"http://127.0.0.1:9\"]\n[jobs.j]\ntype = \"command\"\n\
+                 command = [\"true\"]\nschedule = \"{schedule}\"\nscope = \"fleet\"\n"
+            );
+            let config = crate::config::parse(std::path::Path::new("/etc/opsd/jobs.toml"), &toml);
+            config.unwrap().jobs.into_values().next().unwrap()
+        };
+        let slot = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let day = 86_400;
+        let ttl = |s: &str| {
+            let job = job(s);
+            let on_grid = job
+                .schedule
+                .as_ref()
+                .and_then(|s| s.next_after(slot))
+                .unwrap();
+            FleetGate::last_ttl(&job, on_grid).as_secs()
+        };
+        assert_eq!(ttl("@every 1s"), 7 * day);
+        assert_eq!(ttl("@every 5d"), 15 * day);
     }
 }

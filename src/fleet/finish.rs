@@ -34,6 +34,9 @@ pub(super) struct Pending {
     pub record: ResultRecord,
     /// The claims lease the result lives on.
     pub lease: i64,
+    /// The lease `last/JOB` lives on (0: none, as in a result kept by an older opsd).
+    #[serde(default)]
+    pub last_lease: i64,
     /// Until when writing it can still matter (the claim is surely kept until then).
     pub until: DateTime<Utc>,
     /// The run's id, for the log.
@@ -89,11 +92,23 @@ pub(super) fn resume(etcd: &Arc<Etcd>, keys: &Keys, state_dir: &Path) {
                 tokio::spawn(keep_writing(etcd.clone(), keys.clone(), path, pending));
             }
             Ok(None) => {}
-            Err(e) => {
-                tracing::error!("fleet: a kept result cannot be read: {e}; it is not written")
-            }
+            Err(e) => set_aside(&path, &e.to_string()),
         }
     }
+}
+
+/// Logs that the kept result in `path` cannot be read (`why`) and renames it to `.bad`, so
+/// that it is not tried again at every start (and can be looked at).
+fn set_aside(path: &Path, why: &str) {
+    let bad = path.with_extension("json.bad");
+    let moved = match std::fs::rename(path, &bad) {
+        Ok(()) => format!("moved aside to {}", bad.display()),
+        Err(e) => format!("cannot move it aside to {} ({e})", bad.display()),
+    };
+    tracing::error!(
+        "fleet: the kept result {} cannot be read ({why}); it is not written in etcd, {moved}",
+        path.display()
+    );
 }
 
 /// Tries `pending` with backoff until it is written, superseded or past its `until`; then
@@ -154,7 +169,7 @@ async fn try_write(etcd: &Etcd, keys: &Keys, pending: &Pending) -> Result<Writte
             "compare": [client::unchanged(&open_key, r.token)],
             "success": [
                 client::put(&result_key, &value, pending.lease),
-                client::put(&keys.last(&r.job), &value, 0),
+                client::put(&keys.last(&r.job), &value, pending.last_lease),
                 client::delete(&keys.running(&r.job, r.slot)),
                 client::delete(&open_key),
             ],
@@ -200,4 +215,32 @@ fn file_of(state_dir: &Path, pending: &Pending) -> PathBuf {
 /// `t` as the log shows instants.
 fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kept result that cannot be read is moved aside: before, it stayed and was tried (and
+    /// logged without its path) at every start.
+    #[tokio::test]
+    async fn a_kept_result_that_cannot_be_read_is_moved_aside() {
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join(DIR);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("j.1700000000.json");
+        std::fs::write(&file, "{ not json").unwrap();
+        let etcd = Etcd::new(
+            vec!["http://127.0.0.1:9".parse().unwrap()],
+            client::Tls::default(),
+            Duration::from_millis(100),
+        )
+        .unwrap();
+        resume(&Arc::new(etcd), &Keys::new("/opsd"), state.path());
+        assert!(!file.exists(), "still there to be tried again");
+        assert!(
+            dir.join("j.1700000000.json.bad").exists(),
+            "not moved aside"
+        );
+    }
 }

@@ -133,11 +133,12 @@ async fn lost(
     });
     let ttl = FleetGate::claim_ttl(job, slot);
     let lease = gate.claim_lease(ttl).await.map_err(|e| e.to_string())?;
+    let leases = gate.won_leases(job, slot, (lease, ttl)).await;
     let (open_key, running_key) = (gate.keys.open(name, slot), gate.keys.running(name, slot));
     let result_key = gate.keys.result(name, slot);
     let mut success = vec![
         client::put(&result_key, &result, lease),
-        client::put(&gate.keys.last(name), &result, 0),
+        client::put(&gate.keys.last(name), &result, leases.last),
     ];
     if retry {
         let host_lease = gate.host_lease.id().ok_or("not registered")?;
@@ -172,7 +173,7 @@ async fn lost(
         gate.alerts.deliver(alert, &job.alert);
     }
     if retry {
-        hand_over(gate, name, slot, revision, (lease, ttl)).await;
+        hand_over(gate, name, slot, revision, leases).await;
     }
     Ok(())
 }
@@ -214,7 +215,7 @@ async fn read_back(
     Err(last)
 }
 
-/// Hands the slot this host took over (`token`, on the claims lease given) to the
+/// Hands the slot this host took over (`token`, on the leases given) to the
 /// scheduler, which runs it as a scheduled run whose claim is held; when the scheduler is
 /// gone (the daemon is stopping), the claim ends as not run.
 async fn hand_over(
@@ -222,9 +223,9 @@ async fn hand_over(
     name: &str,
     slot: DateTime<Utc>,
     token: u64,
-    lease: (i64, Duration),
+    leases: super::claim::Leases,
 ) {
-    let claim = Box::new(gate.claimed(name, slot, token, lease));
+    let claim = Box::new(gate.claimed(name, slot, token, leases));
     let to = gate
         .takeovers
         .lock()

@@ -233,16 +233,18 @@ async fn register(
         if ours {
             // This daemon's registration before a `[fleet]` reload: its lease stays (runs
             // still going keep their markers on it); the name moves to the new lease.
+            // (Before, it was revoked here too, and the runs going were reported lost.)
         } else if Some(holder) != previous {
             return Err(duplicate(host));
+        } else {
+            // This state directory's previous daemon died without revoking its lease: its
+            // runs are over (they were its children), so its markers may go now.
+            etcd.revoke(holder).await.map_err(|e| e.to_string())?;
+            tracing::info!(
+                host,
+                "fleet: took over the registration of this host's previous daemon"
+            );
         }
-        // This state directory's previous daemon died without revoking its lease: its runs
-        // are over (they were its children), so its markers may go now.
-        etcd.revoke(holder).await.map_err(|e| e.to_string())?;
-        tracing::info!(
-            host,
-            "fleet: took over the registration of this host's previous daemon"
-        );
     }
     let id = etcd.grant(HOST_TTL).await.map_err(|e| e.to_string())?;
     *since = Utc::now();

@@ -226,6 +226,12 @@ impl JobState {
         s.touch();
     }
 
+    /// Counts `n` slots a stall made the timer miss, which did not run on their own, as
+    /// skipped (one by one, as the overlap policy counts its skips).
+    pub fn missed(&self, n: u64) {
+        self.lock().counts.skipped += n;
+    }
+
     /// Counts a run that starts regardless of policy (continuous jobs).
     pub fn start_unconditionally(&self) {
         let mut s = self.lock();

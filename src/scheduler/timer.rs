@@ -3,9 +3,12 @@
 //! *scheduled* slot so a slot never fires twice.
 //!
 //! Why two clocks: a late wake-up has two causes that call for opposite answers. When the
-//! machine is busy, the wall and monotonic clocks advance together and the timer is merely
-//! late: the slot still fires (overload, reported in one rate-limited line for all jobs) and the
-//! slots after it keep their grid, each through the job's overlap policy. When the wall clock is
+//! machine is busy (or opsd was stalled), the wall and monotonic clocks advance together and
+//! the timer is merely late: the newest slot already due fires once (overload, reported in one
+//! rate-limited line for all jobs), and the older slots it missed are coalesced into that one
+//! run as the job's `catch_up` says (skipped, or caught up by it), counted one by one as
+//! skipped and reported in one line for the burst, never fired one by one (each would have been
+//! skipped by the overlap policy behind the first, one warn line each). When the wall clock is
 //! stepped (or the machine was suspended, during which the monotonic clock stands still), the two
 //! clocks disagree and the timer follows cron's rule: a step of less than [`REANCHOR`] leaves
 //! fixed-time jobs neither repeated (backward) nor lost (forward: a skipped slot runs once),
@@ -36,8 +39,9 @@ const MAX_NAP: Duration = Duration::from_secs(60);
 const LATE: TimeDelta = TimeDelta::seconds(2);
 /// Cron's bound: a step this large or larger is a correction, and every job re-anchors.
 const REANCHOR: TimeDelta = TimeDelta::hours(3);
-/// How many slots an overloaded timer may be behind before it folds them into one run.
-const MAX_BACKLOG: usize = 60;
+/// How many missed slots of one burst are counted one by one; past that, the newest slot is
+/// found at once and the count says "at least".
+const MAX_COUNTED: u64 = 100_000;
 /// How often the overload line is logged at most, for all timers together.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// How long after a clock-step line the same step seen by other timers is logged at debug.
@@ -196,20 +200,67 @@ async fn fire_on_schedule(
         prev = next;
         if now - next > LATE {
             // Both clocks agree (a step would have been seen): the daemon is late, not the
-            // clock. Keep the grid; only a long backlog is folded into this one run.
-            let behind = slots_behind(&schedule, next, now);
-            let folded = if behind > MAX_BACKLOG {
-                if let Some(latest) = schedule.missed_between(next, now) {
-                    prev = latest;
-                }
-                behind
-            } else {
-                0
-            };
-            report_overload(&config.name, now - next, folded);
+            // clock. The newest slot due runs; the ones it missed before are coalesced.
+            let burst = coalesce(&schedule, next, now);
+            if burst.missed > 0 {
+                prev = burst.run;
+                state.missed(burst.missed);
+                report_missed(&config.name, config.catch_up, &burst, now - next);
+            }
+            report_overload(&config.name, now - next, burst.missed);
         }
-        fire(&runner, &job, next, ticket);
+        fire(&runner, &job, prev, ticket);
     }
+}
+
+/// The slots a late timer finds due at once: the newest, which runs, and the older ones it
+/// missed, coalesced into that run.
+#[derive(Debug, PartialEq, Eq)]
+struct Burst {
+    /// The first slot due (the one the timer slept for).
+    first: DateTime<Utc>,
+    /// The newest slot due: the one that runs.
+    run: DateTime<Utc>,
+    /// How many slots from `first` on are due before `run` (at most [`MAX_COUNTED`]).
+    missed: u64,
+}
+
+/// The burst of `schedule`'s slots due at `now` from `slot` on.
+fn coalesce(schedule: &Schedule, slot: DateTime<Utc>, now: DateTime<Utc>) -> Burst {
+    let (mut run, mut missed) = (slot, 0);
+    while let Some(n) = schedule.next_after(run).filter(|n| *n <= now) {
+        run = n;
+        missed += 1;
+        if missed == MAX_COUNTED {
+            run = schedule.missed_between(run, now).unwrap_or(run);
+            break;
+        }
+    }
+    Burst {
+        first: slot,
+        run,
+        missed,
+    }
+}
+
+/// Logs, in one line, the slots of `job` a late timer missed in `burst` (`late` behind) and
+/// what its `catch_up` made of them.
+fn report_missed(job: &str, catch_up: crate::config::CatchUp, burst: &Burst, late: TimeDelta) {
+    let what = match catch_up {
+        crate::config::CatchUp::Skip => "are skipped (catch_up = \"skip\")",
+        crate::config::CatchUp::Once => "are caught up by one run (catch_up = \"once\")",
+    };
+    let at_least = if burst.missed >= MAX_COUNTED {
+        "at least "
+    } else {
+        ""
+    };
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    tracing::warn!(job, outcome = "skipped", missed_slots = burst.missed,
+        first_slot = %stamp(burst.first), late_ms = late.num_milliseconds(),
+        "{job}: {at_least}{} slot(s) from {} on were missed while the scheduler was {} s behind; \
+         they {what}; it runs once for the newest slot due, {}",
+        burst.missed, stamp(burst.first), late.num_seconds(), stamp(burst.run));
 }
 
 /// Starts the run for `slot` (the overlap policy decides whether it runs).
@@ -254,30 +305,13 @@ fn after_step(
     }
 }
 
-/// How many slots after `slot` were already due at `now` (counting stops past
-/// [`MAX_BACKLOG`]).
-fn slots_behind(schedule: &Schedule, slot: DateTime<Utc>, now: DateTime<Utc>) -> usize {
-    let mut behind = 0;
-    let mut t = slot;
-    while behind <= MAX_BACKLOG {
-        match schedule.next_after(t) {
-            Some(n) if n <= now => {
-                behind += 1;
-                t = n;
-            }
-            _ => break,
-        }
-    }
-    behind
-}
-
 /// Late slots seen by all timers since the last overload line.
 struct Overload {
     reported: Option<Instant>,
     slots: u64,
     jobs: BTreeSet<String>,
     max_late: TimeDelta,
-    folded: u64,
+    missed: u64,
 }
 
 /// The overload tally shared by every timer.
@@ -286,17 +320,17 @@ static OVERLOAD: Mutex<Overload> = Mutex::new(Overload {
     slots: 0,
     jobs: BTreeSet::new(),
     max_late: TimeDelta::zero(),
-    folded: 0,
+    missed: 0,
 });
 
-/// Counts one slot of `job` fired `late`, with `folded` slots folded into its run, and logs
+/// Counts one slot of `job` fired `late`, with `missed` slots coalesced into its run, and logs
 /// the tally at most every [`REPORT_EVERY`].
-fn report_overload(job: &str, late: TimeDelta, folded: usize) {
+fn report_overload(job: &str, late: TimeDelta, missed: u64) {
     let mut o = OVERLOAD.lock().unwrap_or_else(|p| p.into_inner());
     o.slots += 1;
     o.jobs.insert(job.to_string());
     o.max_late = o.max_late.max(late);
-    o.folded += folded as u64;
+    o.missed += missed;
     if o.reported.is_some_and(|t| t.elapsed() < REPORT_EVERY) {
         return;
     }
@@ -304,10 +338,10 @@ fn report_overload(job: &str, late: TimeDelta, folded: usize) {
         .reported
         .map(|t| format!(" in the last {} s", t.elapsed().as_secs()))
         .unwrap_or_default();
-    let folded_note = if o.folded > 0 {
+    let missed_note = if o.missed > 0 {
         format!(
-            "; {} slot(s) more than {MAX_BACKLOG} behind were folded into one run",
-            o.folded
+            "; {} older slot(s) missed meanwhile were coalesced into those runs",
+            o.missed
         )
     } else {
         String::new()
@@ -316,10 +350,10 @@ fn report_overload(job: &str, late: TimeDelta, folded: usize) {
         late_slots = o.slots,
         jobs = o.jobs.len(),
         max_late_ms = o.max_late.num_milliseconds(),
-        folded_slots = o.folded,
+        missed_slots = o.missed,
         job,
         "scheduler overloaded: {} slot(s) of {} job(s) fired late{over}, up to {} ms (job {job}: \
-         {} ms); each ran as its overlap policy allows{folded_note}",
+         {} ms); each ran as its overlap policy allows{missed_note}",
         o.slots,
         o.jobs.len(),
         o.max_late.num_milliseconds(),
@@ -329,7 +363,7 @@ fn report_overload(job: &str, late: TimeDelta, folded: usize) {
     o.slots = 0;
     o.jobs.clear();
     o.max_late = TimeDelta::zero();
-    o.folded = 0;
+    o.missed = 0;
 }
 
 /// When the last clock-step line was logged: every timer sees the same step, one line says it.
@@ -428,13 +462,24 @@ mod tests {
     }
 
     #[test]
-    fn backlog_counting_stops_past_the_limit() {
+    fn a_late_timer_runs_the_newest_slot_due_once_and_counts_the_ones_it_missed() {
         let s = sched("@every 1s");
         let slot = utc("2026-01-01T00:00:00Z");
-        assert_eq!(slots_behind(&s, slot, slot + TimeDelta::seconds(3)), 3);
+        let late = |secs: f64| slot + TimeDelta::milliseconds((secs * 1000.0) as i64);
         assert_eq!(
-            slots_behind(&s, slot, slot + TimeDelta::hours(1)),
-            MAX_BACKLOG + 1
+            coalesce(&s, slot, late(3.5)),
+            Burst {
+                first: slot,
+                run: slot + TimeDelta::seconds(3),
+                missed: 3
+            }
         );
+        // Late, but the next slot is not due yet: it runs, nothing was missed.
+        let hourly = sched("0 0 * * * *");
+        assert_eq!(coalesce(&hourly, slot, late(30.0)).missed, 0);
+        // A long stall: counted up to the bound, and the run is still the newest slot due.
+        let burst = coalesce(&s, slot, slot + TimeDelta::days(3));
+        assert_eq!(burst.missed, MAX_COUNTED);
+        assert_eq!(burst.run, slot + TimeDelta::days(3));
     }
 }
