@@ -14,8 +14,8 @@
 //! the start of the line of its oldest event the consumer has not finished with (logged and
 //! queued for the sinks), so a `kill -9` loses no event handed on; what a restart reads again
 //! is reported again (at least once). It is saved as soon as the consumer has finished with a
-//! pass's events and at least every second while lines flow; a failed save is logged and the
-//! watch goes on.
+//! pass's events and at least every second while lines flow, on a task of its own so that no
+//! pass waits for its fsyncs; a failed save is logged and the watch goes on.
 //!
 //! When inotify cannot be used (no instance left, `fs.inotify.max_user_watches` reached, a
 //! file it refuses), that is logged once at warn and passes run every `poll_interval` as well,
@@ -577,6 +577,17 @@ impl Watcher {
             && self.saved.as_ref() != Some(&self.checkpoint())
     }
 
+    /// The checkpoint to save when it moved since the last save (counted as saved from now:
+    /// the caller saves it), restarting the checkpoint interval either way.
+    fn take_unsaved(&mut self) -> Option<Checkpoint> {
+        self.last_save = Instant::now();
+        let cp = self.checkpoint();
+        (self.saved.as_ref() != Some(&cp)).then(|| {
+            self.saved = Some(cp.clone());
+            cp
+        })
+    }
+
     /// Saves the checkpoint now if anything moved since the last save.
     pub fn save(&mut self) -> Result<(), WatchError> {
         self.last_save = Instant::now();
@@ -863,7 +874,6 @@ impl Drops {
 /// recovery at info.
 #[derive(Debug, Default)]
 struct SaveFailures {
-    total: u64,
     /// Failures since the last success.
     since_ok: u64,
     last_report: Option<Instant>,
@@ -880,7 +890,6 @@ impl SaveFailures {
                 self.since_ok = 0;
             }
             Err(e) => {
-                self.total += 1;
                 self.since_ok += 1;
                 if self.last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
                     error!(
@@ -911,8 +920,9 @@ pub const STOP_ACK_WAIT: Duration = Duration::from_secs(2);
 /// as the consumer has finished with every event handed on, at least
 /// every `checkpoint_interval` while lines flow, and at the end (after waiting up to
 /// [`STOP_ACK_WAIT`] for the consumer); a failed save is logged and the watch goes on from
-/// where it is. File reading runs on the blocking pool. Ends when `cancel` fires or nobody
-/// receives events any more.
+/// where it is. Saves run on a task of their own (`Saver`): no pass waits for one, except
+/// that the watch ends once its last save is done. File reading runs on the blocking pool.
+/// Ends when `cancel` fires or nobody receives events any more.
 pub async fn watch(
     watcher: Watcher,
     cancel: CancellationToken,
@@ -943,7 +953,7 @@ pub async fn watch_reporting(
     let job = watcher.cfg.job.clone();
     let mut waiter = Waiter::new(&job, watcher.cfg.poll_interval);
     let mut drops = Drops::default();
-    let mut saves = SaveFailures::default();
+    let mut saver = Saver::start(&job, &watcher);
     let mut produced = 0u64;
     let mut rescan = false;
     // Events were handed on since the last save that covered them all.
@@ -983,7 +993,7 @@ pub async fn watch_reporting(
         watcher.inflight.acked(*acks.borrow_and_update());
         // While events are out, every pass saves how far the consumer got.
         if unsaved || watcher.save_due() {
-            watcher = save_noted(watcher, &job, &mut saves).await?;
+            saver.submit(&mut watcher);
             unsaved = !watcher.inflight.caught_up();
         }
         let stats = WatchStats {
@@ -991,7 +1001,7 @@ pub async fn watch_reporting(
             events: produced,
             suppressed: watcher.suppressed(),
             dropped: drops.total,
-            failed_saves: saves.total,
+            failed_saves: saver.failed(),
         };
         on_pass(&watcher, &stats);
         if cancel.is_cancelled() {
@@ -1041,7 +1051,7 @@ pub async fn watch_reporting(
                     // Saved without a pass: nothing was read, the checkpoint catches up.
                     Woken::Acked => {
                         watcher.inflight.acked(*acks.borrow_and_update());
-                        watcher = save_noted(watcher, &job, &mut saves).await?;
+                        saver.submit(&mut watcher);
                         unsaved = !watcher.inflight.caught_up();
                     }
                 }
@@ -1065,13 +1075,14 @@ pub async fn watch_reporting(
         let _ = tokio::time::timeout(STOP_ACK_WAIT, consumer).await;
         watcher.inflight.acked(*acks.borrow_and_update());
     }
-    let watcher = save_noted(watcher, &job, &mut saves).await?;
+    saver.submit(&mut watcher);
+    let failed_saves = saver.finish().await?;
     Ok(WatchStats {
         lines: watcher.lines_read(),
         events: produced,
         suppressed: watcher.suppressed(),
         dropped: drops.total,
-        failed_saves: saves.total,
+        failed_saves,
     })
 }
 
@@ -1083,19 +1094,99 @@ async fn all_acked(acks: &mut AckReader, sent: u64) {
     }
 }
 
-/// Saves the checkpoint on the blocking pool, noting the result in `saves`.
-async fn save_noted(
-    mut watcher: Watcher,
-    job: &str,
-    saves: &mut SaveFailures,
-) -> Result<Watcher, WatchError> {
-    let (watcher, result) = blocking(move || {
-        let r = watcher.save();
-        (watcher, r)
-    })
-    .await?;
-    saves.note(job, result);
-    Ok(watcher)
+/// Saves the checkpoints the watch loop hands it on a task of its own, so that no pass waits
+/// for a save's two fsyncs (tens of milliseconds on a loaded disk, once on the path from a
+/// line to its alert). One save runs at a time, always of the newest checkpoint handed over
+/// (older ones not yet saved are skipped: the newest covers them), so the file never goes back
+/// to an older position; a failed save is logged ([`SaveFailures`]) and tried again after
+/// `checkpoint_interval` unless a newer checkpoint comes first.
+#[derive(Debug)]
+struct Saver {
+    tx: tokio::sync::watch::Sender<Option<Checkpoint>>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Saver {
+    /// Starts the saving task for `watcher`'s checkpoint path.
+    fn start(job: &str, watcher: &Watcher) -> Saver {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let failed = std::sync::Arc::default();
+        let task = tokio::spawn(save_loop(
+            job.to_string(),
+            watcher.checkpoint_path.clone(),
+            watcher.cfg.checkpoint_interval,
+            rx,
+            std::sync::Arc::clone(&failed),
+        ));
+        Saver { tx, failed, task }
+    }
+
+    /// Hands `watcher`'s checkpoint over to be saved, when it moved since the last one handed
+    /// over; never waits.
+    fn submit(&mut self, watcher: &mut Watcher) {
+        if let Some(cp) = watcher.take_unsaved() {
+            self.tx.send_replace(Some(cp));
+        }
+    }
+
+    /// Saves that failed so far.
+    fn failed(&self) -> u64 {
+        self.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits for the last checkpoint handed over to be saved (or to fail); returns the count
+    /// of failed saves.
+    async fn finish(self) -> Result<u64, WatchError> {
+        let Saver { tx, failed, task } = self;
+        drop(tx);
+        task.await.map_err(|e| WatchError::Task(e.to_string()))?;
+        Ok(failed.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// The task of a [`Saver`]: saves the newest checkpoint of `rx` on the blocking pool until
+/// the loop's side is gone, retrying a failed one every `retry` meanwhile and once at the end.
+async fn save_loop(
+    job: String,
+    path: PathBuf,
+    retry: Duration,
+    mut rx: tokio::sync::watch::Receiver<Option<Checkpoint>>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut saves = SaveFailures::default();
+    // The newest checkpoint, when its save failed.
+    let mut unsaved: Option<Checkpoint> = None;
+    loop {
+        let closed = match &unsaved {
+            Some(_) => tokio::select! {
+                r = rx.changed() => r.is_err(),
+                () = tokio::time::sleep(retry) => false,
+            },
+            None => rx.changed().await.is_err(),
+        };
+        let newer = rx.borrow_and_update().clone();
+        let Some(cp) = newer.filter(|_| !closed).or_else(|| unsaved.take()) else {
+            if closed {
+                break;
+            }
+            continue;
+        };
+        let at = path.clone();
+        let attempt = cp.clone();
+        let result = match tokio::task::spawn_blocking(move || attempt.save(&at)).await {
+            Ok(r) => r.map_err(WatchError::from),
+            Err(e) => Err(WatchError::Task(e.to_string())),
+        };
+        unsaved = result.is_err().then_some(cp);
+        if unsaved.is_some() {
+            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        saves.note(&job, result);
+        if closed {
+            break;
+        }
+    }
 }
 
 /// How the watch loop waits between passes: on inotify when every target is watched, by
