@@ -953,17 +953,22 @@ fn reload_all(hosts: &[Host], cluster: &Cluster, jobs: impl Fn(&str) -> String) 
     for h in hosts {
         let config = fleet_config(&h.name, &cluster.endpoints(), "/reload", &jobs(&h.name));
         fs::write(h.path("jobs.toml"), config).unwrap();
-        let out = Command::new(crate::util::OPSD)
-            .args(["reload", "--socket"])
-            .arg(h.path("opsd.sock"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        reload(h);
     }
+}
+
+/// `opsd reload` of `h`'s job file, which must be accepted.
+fn reload(h: &Host) {
+    let out = Command::new(crate::util::OPSD)
+        .args(["reload", "--socket"])
+        .arg(h.path("opsd.sock"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The slots (Unix seconds) each host started of `job`, later than `after`.
@@ -1444,16 +1449,7 @@ fn a_fleet_reload_during_a_run_neither_loses_it_nor_its_result() {
     );
     assert_ne!(changed, h1_config);
     fs::write(h1.path("jobs.toml"), changed).unwrap();
-    let out = Command::new(crate::util::OPSD)
-        .args(["reload", "--socket"])
-        .arg(h1.path("opsd.sock"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    reload(&h1);
     crate::util::wait_for("the run's result", Duration::from_secs(40), || {
         result_of(&cluster, "/fleetreload", "slow", &slot).is_some()
     });

@@ -930,19 +930,56 @@ fn country_bomb(dir: &Path, bomb: Member) -> PathBuf {
     path
 }
 
-/// How a measured child ended.
+/// How a measured build ended.
 struct Ended {
     code: Option<i32>,
     signal: Option<i32>,
-    /// Its peak resident memory, from the kernel's accounting (wait4).
+    /// Its peak resident memory, as GNU time read it from the kernel (wait4 of the build).
     max_rss_bytes: u64,
     stderr: String,
 }
 
-/// Starts `opsd geoip build` on `zip` with `$TMPDIR` set to `tmp`; stderr goes to a file.
-fn spawn_build(zip: &Path, out: &Path, tmp: &Path) -> (std::process::Child, PathBuf) {
+/// GNU time, the build's parent. Why a parent between the test and the build: a child's
+/// ru_maxrss counts the memory of the process it was spawned from (posix_spawn's child runs in
+/// the parent's address space until exec, and the kernel keeps that high-water mark), so wait4
+/// here would count this test process, which other tests make large.
+const GNU_TIME: &str = "/usr/bin/time";
+
+/// A build running under GNU time, which writes the build's peak RSS to `rss_path` at its end.
+struct Build {
+    /// GNU time; it exits with the build's status.
+    time: std::process::Child,
+    err_path: PathBuf,
+    rss_path: PathBuf,
+}
+
+impl Build {
+    /// The build's own process (GNU time's only child), once it has started.
+    fn pid(&self) -> nix::unistd::Pid {
+        let id = self.time.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{id}/task/{id}/children")).unwrap_or_default();
+        let pid = children
+            .split_whitespace()
+            .next()
+            .expect("GNU time has no child");
+        nix::unistd::Pid::from_raw(pid.parse().unwrap())
+    }
+}
+
+/// Starts `opsd geoip build` on `zip` with `$TMPDIR` set to `tmp`, under GNU time; stderr goes
+/// to a file.
+fn spawn_build(zip: &Path, out: &Path, tmp: &Path) -> Build {
+    assert!(
+        Path::new(GNU_TIME).is_file(),
+        "{GNU_TIME} is missing: apt-get install time (or run .ci/setup)"
+    );
     let err_path = tmp.with_extension("stderr");
-    let child = Command::new(crate::util::OPSD)
+    let rss_path = tmp.with_extension("rss");
+    let time = Command::new(GNU_TIME)
+        .args(["-f", "%M", "-o"])
+        .arg(&rss_path)
+        .arg(crate::util::OPSD)
         .args(["geoip", "build", "--input"])
         .arg(zip)
         .arg("--output-dir")
@@ -952,36 +989,48 @@ fn spawn_build(zip: &Path, out: &Path, tmp: &Path) -> (std::process::Child, Path
         .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap();
-    (child, err_path)
+    Build {
+        time,
+        err_path,
+        rss_path,
+    }
 }
 
-/// Waits (polling, up to `limit`) for `child` to end and reaps it with wait4 for its peak
-/// RSS; kills it and fails when it does not end in time.
-fn wait_measured(child: &mut std::process::Child, err_path: &Path, limit: Duration) -> Ended {
-    use nix::libc;
-    let pid = child.id() as libc::pid_t;
+/// Waits (polling, up to `limit`) for the build to end and reads its peak RSS; kills it and
+/// fails when it does not end in time.
+fn wait_measured(build: &mut Build, limit: Duration) -> Ended {
     let deadline = Instant::now() + limit;
     loop {
-        let mut status = 0;
-        // SAFETY: rusage is plain data, wait4 fills it in.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: plain syscall on our own child with valid out-pointers.
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        assert!(r >= 0, "wait4: {}", std::io::Error::last_os_error());
-        if r == pid {
+        if let Some(status) = build.time.try_wait().unwrap() {
+            // GNU time writes "Command terminated by signal N" or "Command exited with
+            // non-zero status N" first, then the format: the peak RSS in KiB.
+            let report = std::fs::read_to_string(&build.rss_path).unwrap_or_default();
+            let signal = report
+                .lines()
+                .find_map(|l| l.strip_prefix("Command terminated by signal "))
+                .and_then(|n| n.trim().parse().ok());
+            let kib: u64 = report
+                .lines()
+                .last()
+                .and_then(|l| l.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no peak RSS from GNU time: {report:?}"));
             return Ended {
-                code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
-                signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
-                max_rss_bytes: usage.ru_maxrss as u64 * 1024,
-                stderr: std::fs::read_to_string(err_path).unwrap_or_default(),
+                code: if signal.is_some() {
+                    None
+                } else {
+                    status.code()
+                },
+                signal,
+                max_rss_bytes: kib * 1024,
+                stderr: std::fs::read_to_string(&build.err_path).unwrap_or_default(),
             };
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            let _ = nix::sys::signal::kill(build.pid(), nix::sys::signal::Signal::SIGKILL);
+            let _ = build.time.wait();
             panic!(
                 "opsd geoip build still running after {limit:?}: {}",
-                std::fs::read_to_string(err_path).unwrap_or_default()
+                std::fs::read_to_string(&build.err_path).unwrap_or_default()
             );
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -1002,8 +1051,8 @@ fn a_member_of_zeros_without_a_line_break_is_refused_in_bounded_memory() {
     let (tmp, out) = (dir.path().join("tmp"), dir.path().join("out"));
     std::fs::create_dir(&tmp).unwrap();
     std::fs::create_dir(&out).unwrap();
-    let (mut child, err) = spawn_build(&zip, &out, &tmp);
-    let ended = wait_measured(&mut child, &err, HANG);
+    let mut build = spawn_build(&zip, &out, &tmp);
+    let ended = wait_measured(&mut build, HANG);
     assert_eq!(ended.code, Some(2), "{}", ended.stderr);
     assert!(
         ended
@@ -1035,8 +1084,8 @@ fn a_member_of_line_breaks_past_the_size_cap_is_refused_before_reading() {
     let (tmp, out) = (dir.path().join("tmp"), dir.path().join("out"));
     std::fs::create_dir(&tmp).unwrap();
     std::fs::create_dir(&out).unwrap();
-    let (mut child, err) = spawn_build(&zip, &out, &tmp);
-    let ended = wait_measured(&mut child, &err, HANG);
+    let mut build = spawn_build(&zip, &out, &tmp);
+    let ended = wait_measured(&mut build, HANG);
     assert_eq!(ended.code, Some(2), "{}", ended.stderr);
     assert!(
         ended
@@ -1066,19 +1115,18 @@ fn a_build_stopped_by_sigterm_removes_its_scratch_directory() {
     let (tmp, out) = (dir.path().join("tmp"), dir.path().join("out"));
     std::fs::create_dir(&tmp).unwrap();
     std::fs::create_dir(&out).unwrap();
-    let (mut child, err) = spawn_build(&zip, &out, &tmp);
+    let mut build = spawn_build(&zip, &out, &tmp);
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::fs::read_dir(&tmp).unwrap().count() == 0 {
         assert!(
-            child.try_wait().unwrap().is_none(),
+            build.time.try_wait().unwrap().is_none(),
             "the build ended before its scratch directory was seen"
         );
         assert!(Instant::now() < deadline, "no scratch directory appeared");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let ended = wait_measured(&mut child, &err, HANG);
+    nix::sys::signal::kill(build.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let ended = wait_measured(&mut build, HANG);
     assert_eq!(ended.signal, None, "{}", ended.stderr);
     assert_eq!(ended.code, Some(128 + 15), "{}", ended.stderr);
     assert!(
@@ -1103,8 +1151,8 @@ fn the_next_build_removes_scratch_directories_whose_build_is_gone() {
     let stale = tmp.join(format!("opsd-geoip-build.{dead}.Ab12Cd"));
     std::fs::create_dir(&stale).unwrap();
     std::fs::write(stale.join("GeoIPCity.dat"), vec![0u8; 1 << 20]).unwrap();
-    let (mut child, err) = spawn_build(&data(COUNTRY_ZIP), &out, &tmp);
-    let ended = wait_measured(&mut child, &err, HANG);
+    let mut build = spawn_build(&data(COUNTRY_ZIP), &out, &tmp);
+    let ended = wait_measured(&mut build, HANG);
     assert_eq!(ended.code, Some(0), "{}", ended.stderr);
     assert!(!stale.exists(), "{}", ended.stderr);
     assert!(
