@@ -133,14 +133,28 @@ impl Host {
 
     /// The slots (Unix seconds) of a fleet job this host reported as not run here.
     fn refused_slots(&self) -> BTreeSet<i64> {
-        self.log()
-            .lines()
-            .filter_map(|l| {
-                let at = l.find("fleet slot ")? + 11;
-                let slot = l[at..].split_whitespace().next()?;
-                Some(chrono::DateTime::parse_from_rfc3339(slot).ok()?.timestamp())
-            })
-            .collect()
+        let log = self.log();
+        let refused = log.lines().filter_map(|l| {
+            let at = l.find("fleet slot ")? + 11;
+            let slot = l[at..].split_whitespace().next()?;
+            Some(chrono::DateTime::parse_from_rfc3339(slot).ok()?.timestamp())
+        });
+        // A timer that woke over 2 s late (this loaded machine stalled) reports the slots it
+        // missed in one line: "N slot(s) from FIRST on were missed" (one-second jobs here).
+        let missed = log.lines().flat_map(|l| {
+            let Some((head, rest)) = l.split_once(" slot(s) from ") else {
+                return 0..0;
+            };
+            let n: Option<i64> = head.rsplit(' ').next().and_then(|n| n.parse().ok());
+            let first = rest
+                .split_once(" on were missed")
+                .and_then(|(t, _)| chrono::DateTime::parse_from_rfc3339(t).ok());
+            match (n, first) {
+                (Some(n), Some(first)) => first.timestamp()..first.timestamp() + n,
+                _ => 0..0,
+            }
+        });
+        refused.chain(missed).collect()
     }
 
     /// What `opsd status --json` shows of `job` on this host.
