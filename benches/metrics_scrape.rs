@@ -1,9 +1,9 @@
 //! Benchmark of a `/metrics` scrape with 1,000 jobs, printing figures (no assertions): the
 //! CPU time of one scrape's work in the daemon, per scrape, over rounds. A scrape is
 //! `Metrics::scrape` as the HTTP server calls it: it asks a loop task for the jobs changed
-//! since its last answer, the loop copies them out of the job states with
+//! since its last answer, the loop copies their figures out of the job states with
 //! `Changes::since` (the daemon's loop calls the same, as `Scheduler::changes_since`), and the
-//! metrics apply them to their kept copy and render. Both tasks run on this thread (a
+//! metrics apply them to their kept copy and render the whole answer, one String. Both tasks run on this thread (a
 //! current-thread runtime), so its CPU time is the whole scrape; the socket write of the
 //! 2.5 MB answer is not included. The runs that change the jobs between scrapes (`admit` and
 //! `finish` on their states, as a run does) are not counted.
@@ -86,12 +86,14 @@ fn run(state: &JobState, n: u64) {
     });
 }
 
-/// The daemon loop's part: answers each ask with the jobs changed since, from `jobs`.
+/// The daemon loop's part: answers each ask with the jobs changed since, from `jobs` (a set
+/// that does not change after it was armed).
 async fn answer(jobs: Arc<Vec<Job>>, mut requests: mpsc::Receiver<Envelope>) {
+    let set_changed = jobs.iter().map(|(_, _, armed)| *armed).max().unwrap_or(0);
     while let Some((request, reply)) = requests.recv().await {
         if let Request::Changes { since } = request {
             let all = jobs.iter().map(|(c, s, a)| (&**c, s, *a));
-            let changes = Changes::since(since, all);
+            let changes = Changes::since(since, set_changed, all);
             let _ = reply.send(Response::Changes { changes });
         }
     }

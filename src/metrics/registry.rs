@@ -1,18 +1,19 @@
 //! The metric families and their rendering. What `opsd status` shows (runs by outcome, last
 //! run, last success, next run, running now) is rendered from the job states the daemon's loop
-//! gives (the same [`JobStatus`] as `opsd status`), never counted twice; durations, lateness
-//! and reloads are kept here. A copy of every job's state is kept between scrapes, and a
-//! scrape asks the loop only for the jobs changed since the generation of its last answer
-//! ([`Changes`]), with every job's name: every job named gets all its series (a job that never
-//! ran shows zeros) and a job a reload removed loses them, so the series follow the
-//! configuration. A job's series are written once per change and kept (`job_text.rs`): a
-//! scrape re-writes only the jobs whose figures changed since the last one.
+//! reads (the same states as `opsd status`'s [`JobStatus`](crate::scheduler::JobStatus)),
+//! never counted twice; durations, lateness and reloads are kept here. A copy of every job's
+//! figures is kept between scrapes, and a scrape asks the loop only for the jobs changed since
+//! the generation of its last answer ([`Changes`]), with every job's name when the set of jobs
+//! changed since: every job named gets all its series (a job that never ran shows zeros) and a
+//! job a reload removed loses them, so the series follow the configuration. A job's series are
+//! written once per change and kept (`job_text.rs`): a scrape re-writes only the jobs whose
+//! figures changed since the last one.
 
 use super::job_text::{seconds, Kept, Observed, FAMILIES};
 use super::Source;
 use crate::alert::SinkStats;
 use crate::config::JobConfig;
-use crate::scheduler::{Changes, Finished, JobStatus, RunRecorder, Trigger};
+use crate::scheduler::{Changes, Finished, RunRecorder, Trigger};
 use chrono::{DateTime, Utc};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -27,10 +28,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Notify;
 
 /// What a render shows besides what the metrics keep themselves.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct Snapshot {
-    /// Every job, as `opsd status` showed it at the last scrape.
-    jobs: Vec<JobStatus>,
+    /// Every job's figures and kept text, in `opsd status`'s order at the last scrape.
+    jobs: Vec<Kept>,
     /// The alert sinks' counters by sink name.
     sinks: BTreeMap<String, SinkStats>,
 }
@@ -56,12 +57,11 @@ pub struct Metrics {
     observed: Mutex<HashMap<String, Observed>>,
     /// The last observation's generation (each observation takes the next one).
     generation: AtomicU64,
-    /// Each job's text, in the order of the last snapshot rendered.
-    kept: Mutex<Vec<Kept>>,
     /// The length of the last render, to allocate the next one at once.
     last_len: AtomicUsize,
-    /// Every job's state as the last render had it, kept for the next (which is given only
-    /// the jobs changed since), and the sinks' counters; the registry's collector renders it.
+    /// Every job's figures and text as the last render had them, kept for the next (which is
+    /// given only the jobs changed since), and the sinks' counters; the registry's collector
+    /// renders the live and sink series from it.
     snapshot: Arc<Mutex<Snapshot>>,
     /// Held for a whole render: one at a time, so each renders its own snapshot.
     rendering: Mutex<()>,
@@ -110,7 +110,6 @@ impl Metrics {
             last_reload,
             observed: Mutex::default(),
             generation: AtomicU64::new(0),
-            kept: Mutex::default(),
             last_len: AtomicUsize::new(0),
             snapshot,
             rendering: Mutex::new(()),
@@ -152,9 +151,8 @@ impl Metrics {
         let mut out = String::with_capacity(self.last_len.load(Ordering::Relaxed) + 4096);
         {
             let mut snapshot = lock(&self.snapshot);
-            apply(&mut snapshot.jobs, changes);
+            self.encode_jobs(&mut snapshot.jobs, changes, &mut out);
             snapshot.sinks = sinks;
-            self.encode_jobs(&snapshot.jobs, &mut out);
         }
         // Writing to a String cannot fail, nor can the encoders on their own.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
@@ -162,31 +160,36 @@ impl Metrics {
         out
     }
 
-    /// Appends the per-job families of `jobs` to `out`, re-writing the kept text of the jobs
-    /// that changed, and forgets the jobs that are gone.
-    fn encode_jobs(&self, jobs: &[JobStatus], out: &mut String) {
+    /// Applies `changes` to the kept `jobs` (they become the jobs `changes` names when it
+    /// names them, in its order; a changed job takes its new figures), re-writes the kept text
+    /// of the jobs whose figures changed, forgets the histograms of the jobs that are gone,
+    /// and appends the per-job families to `out`.
+    fn encode_jobs(&self, jobs: &mut Vec<Kept>, changes: Changes, out: &mut String) {
         let mut observed = lock(&self.observed);
-        let mut kept = lock(&self.kept);
-        let same_jobs =
-            kept.len() == jobs.len() && kept.iter().zip(jobs).all(|(k, j)| k.name == j.name);
-        if !same_jobs {
+        if let Some(set) = changes.jobs {
+            // The set of jobs changed (a reload): each kept copy is placed by name; a job
+            // added or given another type starts anew.
             let mut was: HashMap<String, Kept> =
-                kept.drain(..).map(|k| (k.name.clone(), k)).collect();
-            kept.extend(
-                jobs.iter()
-                    .map(|j| was.remove(&j.name).unwrap_or_else(|| Kept::new(j))),
-            );
+                jobs.drain(..).map(|k| (k.name.clone(), k)).collect();
+            jobs.extend(set.into_iter().map(|j| match was.remove(&j.name) {
+                Some(k) if k.job_type == j.job_type => k,
+                _ => Kept::new(j),
+            }));
             let now: HashMap<&str, &str> = jobs
                 .iter()
-                .map(|j| (j.name.as_str(), j.job_type.as_str()))
+                .map(|k| (k.name.as_str(), k.job_type.as_str()))
                 .collect();
             observed.retain(|name, o| now.get(name.as_str()) == Some(&o.job_type.as_str()));
         }
-        for (k, job) in kept.iter_mut().zip(jobs) {
-            let of_job = observed
-                .get(&job.name)
-                .filter(|o| o.job_type == job.job_type);
-            k.update(job, of_job);
+        for job in changes.changed {
+            // A place past the jobs cannot be rendered (the loop gives none): left out.
+            if let Some(k) = jobs.get_mut(job.index) {
+                k.set(job.figures, job.live);
+            }
+        }
+        for k in jobs.iter_mut() {
+            let of_job = observed.get(&k.name).filter(|o| o.job_type == k.job_type);
+            k.update(of_job);
         }
         for (i, (name, help, kind)) in FAMILIES.iter().enumerate() {
             out.push_str("# HELP ");
@@ -198,7 +201,7 @@ impl Metrics {
             out.push(' ');
             out.push_str(kind);
             out.push('\n');
-            for k in kept.iter() {
+            for k in jobs.iter() {
                 out.push_str(k.family(i));
             }
         }
@@ -226,30 +229,6 @@ impl RunRecorder for Metrics {
     }
 }
 
-/// Applies `changes` to `jobs`: the changed jobs replace their copies, and `jobs` becomes the
-/// jobs `changes` names, in its order (a job not named is gone; a job named that is neither
-/// changed nor known cannot be rendered and is left out).
-fn apply(jobs: &mut Vec<JobStatus>, changes: Changes) {
-    let Changes { names, changed, .. } = changes;
-    let mut changed = changed.into_iter().peekable();
-    let same_jobs = jobs.len() == names.len() && jobs.iter().zip(&names).all(|(j, n)| j.name == *n);
-    if same_jobs {
-        // The usual scrape: the loop gives `changed` in `names`' order, so one walk places it.
-        for job in jobs.iter_mut() {
-            if let Some(new) = changed.next_if(|c| c.name == job.name) {
-                *job = new;
-            }
-        }
-        if changed.peek().is_none() {
-            return;
-        }
-    }
-    // The jobs changed (a reload), or `changed` was not in order: placed by name.
-    let was = std::mem::take(jobs).into_iter().chain(changed);
-    let mut by_name: HashMap<String, JobStatus> = was.map(|j| (j.name.clone(), j)).collect();
-    jobs.extend(names.iter().filter_map(|n| by_name.remove(n)));
-}
-
 /// `mutex`'s content; a panic while it was held left only figures behind, still usable.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -269,8 +248,8 @@ impl Collector for FromSnapshot {
 
 /// What running jobs publish as numbers ([`crate::jobs::LiveCount`]), as
 /// `opsd_<type>_<name>`: an `apache_log` watch's lines read, files followed, alerts per rule.
-fn encode_live(jobs: &[JobStatus], encoder: &mut DescriptorEncoder) -> std::fmt::Result {
-    type Series<'a> = Vec<(&'a JobStatus, Option<(&'a str, &'a str)>, u64)>;
+fn encode_live(jobs: &[Kept], encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+    type Series<'a> = Vec<(&'a Kept, Option<(&'a str, &'a str)>, u64)>;
     let mut families: BTreeMap<(&str, &str, bool), Series<'_>> = BTreeMap::new();
     for job in jobs {
         for c in job.live.iter().flat_map(|l| &l.counts) {
@@ -343,7 +322,7 @@ mod tests {
     use super::super::job_text::{DURATION_BUCKETS, LATENESS_BUCKETS};
     use super::*;
     use crate::jobs::Outcome;
-    use crate::scheduler::LastRun;
+    use crate::scheduler::{Figures, JobFigures, JobName, JobStatus, LastRun};
     use chrono::TimeDelta;
     use prometheus_client::metrics::histogram::Histogram;
 
@@ -370,12 +349,39 @@ mod tests {
         jobs.iter().map(|j| job(j)).collect()
     }
 
-    /// `jobs`, every one of them changed, as the loop answers a first scrape.
+    /// `jobs`, every one of them named and changed, as the loop answers a first scrape.
     fn all(jobs: Vec<JobStatus>) -> Changes {
         Changes {
             generation: 0,
-            names: jobs.iter().map(|j| j.name.clone()).collect(),
-            changed: jobs,
+            jobs: Some(jobs.iter().map(named).collect()),
+            changed: jobs
+                .iter()
+                .enumerate()
+                .map(|(i, j)| figures(i, j))
+                .collect(),
+        }
+    }
+
+    /// `job` as the loop names it.
+    fn named(job: &JobStatus) -> JobName {
+        JobName {
+            name: job.name.clone(),
+            job_type: job.job_type.clone(),
+        }
+    }
+
+    /// What the loop gives of `job`, changed, at place `index`: the figures of its status.
+    fn figures(index: usize, job: &JobStatus) -> JobFigures {
+        JobFigures {
+            index,
+            figures: Figures {
+                runs: job.runs,
+                last_started: job.last.as_ref().map(|l| l.started),
+                last_success: job.last_success,
+                next: job.next,
+                running: job.running,
+            },
+            live: job.live.clone(),
         }
     }
 
@@ -523,7 +529,7 @@ mod tests {
         let mut expected = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut expected, &reference).unwrap();
         let mut text = String::new();
-        metrics.encode_jobs(&jobs, &mut text);
+        metrics.encode_jobs(&mut Vec::new(), all(jobs), &mut text);
         assert_eq!(families(&text), families(&expected), "{text}");
     }
 
@@ -594,23 +600,29 @@ mod tests {
         let first = render(&metrics, all(vec![ran("a", 1), ran("b", 2), job("c")]));
         let mut b = ran("b", 2);
         b.runs.failed = 99;
+        // The same jobs: not named, the changed one given by its place.
         let changes = Changes {
             generation: 0,
-            names: vec!["a".into(), "b".into(), "c".into()],
-            changed: vec![b],
+            jobs: None,
+            changed: vec![figures(1, &b)],
         };
         let text = render(&metrics, changes);
         assert_eq!(of_job(&text, "a"), of_job(&first, "a"));
         assert_eq!(of_job(&text, "c"), of_job(&first, "c"));
         assert!(text.contains(r#"opsd_job_runs_total{job="b",type="command",outcome="failed"} 99"#));
-        let quiet = Changes {
+        assert_eq!(
+            render(&metrics, Changes::default()),
+            text,
+            "nothing changed, nothing moves"
+        );
+        let named = Changes {
             changed: Vec::new(),
             ..all(of(&["a", "b", "c"]))
         };
         assert_eq!(
-            render(&metrics, quiet),
+            render(&metrics, named),
             text,
-            "nothing changed, nothing moves"
+            "the same jobs named again keep their copies"
         );
     }
 
@@ -619,16 +631,15 @@ mod tests {
         let metrics = Metrics::new(Utc::now());
         let first = render(&metrics, all(vec![ran("a", 1), ran("b", 2), ran("c", 3)]));
         // A reload: a redefined as a geoip job, b removed, d added; c unchanged, not sent.
+        let a = JobStatus {
+            job_type: "geoip".into(),
+            ..job("a")
+        };
+        let (c, d) = (ran("c", 3), job("d"));
         let changes = Changes {
             generation: 0,
-            names: vec!["a".into(), "c".into(), "d".into()],
-            changed: vec![
-                JobStatus {
-                    job_type: "geoip".into(),
-                    ..job("a")
-                },
-                job("d"),
-            ],
+            jobs: Some(vec![named(&a), named(&c), named(&d)]),
+            changed: vec![figures(0, &a), figures(2, &d)],
         };
         let text = render(&metrics, changes);
         assert!(of_job(&text, "b").is_empty(), "{text}");
@@ -647,20 +658,15 @@ mod tests {
     }
 
     #[test]
-    fn changes_out_of_the_names_order_are_placed_by_name() {
+    fn a_change_given_a_place_past_the_jobs_is_left_out() {
         let metrics = Metrics::new(Utc::now());
-        render(&metrics, all(of(&["a", "b", "c"])));
+        let before = render(&metrics, all(of(&["a", "b"])));
         let changes = Changes {
             generation: 0,
-            names: vec!["a".into(), "b".into(), "c".into()],
-            changed: vec![ran("c", 3), ran("a", 1)],
+            jobs: None,
+            changed: vec![figures(2, &ran("c", 3))],
         };
-        let text = render(&metrics, changes);
-        for name in ["a", "c"] {
-            let series = format!(r#"opsd_job_running{{job="{name}",type="command"}} 1.0"#);
-            assert!(text.lines().any(|l| l == series), "{series} in\n{text}");
-        }
-        assert!(text.contains(r#"opsd_job_running{job="b",type="command"} 0.0"#));
+        assert_eq!(render(&metrics, changes), before);
     }
 
     #[tokio::test]
