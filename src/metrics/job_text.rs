@@ -2,15 +2,17 @@
 //! Why: a scrape of 1,000 jobs is about 34,000 series, and formatting them all anew each time
 //! cost 11-19 ms of CPU; most jobs have not changed since the last scrape, so a scrape now
 //! re-writes only the jobs whose figures changed and otherwise concatenates kept text
-//! (docs/metrics.md, "Cost"). A line's name, labels and bucket bound do not change with the
+//! (docs/metrics.md, "Cost"), sharing the kept text with the answer (`answer.rs`). A line's name, labels and bucket bound do not change with the
 //! figures: the parts every job shares are made once, the job's labels once per job, so
 //! writing a changed job is copying those and formatting its 34 numbers. The text is byte for
 //! byte what prometheus-client's 0.0.4 encoder writes for the same series (a test in
 //! `registry.rs` compares the two), with the same number formatters (`itoa`, `dtoa`).
 
+use super::answer::Answer;
 use crate::jobs::{LiveStatus, Outcome};
 use crate::scheduler::{Figures, JobName};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// Upper bounds of the run duration buckets, in seconds: a tenth of a second to half a day.
 pub const DURATION_BUCKETS: [f64; 10] = [
@@ -304,8 +306,9 @@ pub struct Kept {
     labels: String,
     /// What `text` was written from; `None` before it was written.
     inputs: Option<Inputs>,
-    /// The series of every family, one after the other.
-    text: String,
+    /// The series of every family, one after the other; shared with the answers rendered
+    /// from it (a write while one is still being sent writes a copy).
+    text: Arc<String>,
     /// Where each family's piece of `text` ends.
     ends: [usize; FAMILIES.len()],
 }
@@ -324,7 +327,7 @@ impl Kept {
             figures: None,
             labels,
             inputs: None,
-            text: String::new(),
+            text: Arc::default(),
             ends: [0; FAMILIES.len()],
         }
     }
@@ -350,10 +353,10 @@ impl Kept {
         true
     }
 
-    /// The series of family `i` of [`FAMILIES`].
-    pub fn family(&self, i: usize) -> &str {
+    /// Appends the series of family `i` of [`FAMILIES`] to `answer` (shared, not copied).
+    pub fn add_family(&self, i: usize, answer: &mut Answer) {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
+        answer.push(&self.text, start..self.ends[i]);
     }
 
     /// Writes every family's series from `inputs` and `observed`: each line its constant
@@ -361,7 +364,7 @@ impl Kept {
     fn write(&mut self, inputs: &Inputs, observed: Option<&Observed>) {
         let values = values(inputs, observed);
         let lines: &[Line] = &LINE_PARTS;
-        let t = &mut self.text;
+        let t = Arc::make_mut(&mut self.text);
         t.clear();
         let mut series = lines.iter().zip(values);
         for (family, n) in LINES.iter().enumerate() {

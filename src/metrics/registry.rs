@@ -9,6 +9,7 @@
 //! written once per change and kept (`job_text.rs`): a scrape re-writes only the jobs whose
 //! figures changed since the last one.
 
+use super::answer::Answer;
 use super::job_text::{seconds, Kept, Observed, FAMILIES};
 use super::Source;
 use crate::alert::SinkStats;
@@ -23,7 +24,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Notify;
 
@@ -57,8 +58,8 @@ pub struct Metrics {
     observed: Mutex<HashMap<String, Observed>>,
     /// The last observation's generation (each observation takes the next one).
     generation: AtomicU64,
-    /// The length of the last render, to allocate the next one at once.
-    last_len: AtomicUsize,
+    /// Each per-job family's `# HELP` and `# TYPE` lines, in [`FAMILIES`]' order.
+    headers: Vec<Arc<String>>,
     /// Every job's figures and text as the last render had them, kept for the next (which is
     /// given only the jobs changed since), and the sinks' counters; the registry's collector
     /// renders the live and sink series from it.
@@ -110,7 +111,12 @@ impl Metrics {
             last_reload,
             observed: Mutex::default(),
             generation: AtomicU64::new(0),
-            last_len: AtomicUsize::new(0),
+            headers: FAMILIES
+                .iter()
+                .map(|(name, help, kind)| {
+                    Arc::new(format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"))
+                })
+                .collect(),
             snapshot,
             rendering: Mutex::new(()),
             scraping: tokio::sync::Mutex::new(0),
@@ -137,7 +143,7 @@ impl Metrics {
 
     /// A scrape: asks `source` for the jobs changed since the last scrape and renders every
     /// metric; `None` once the daemon's loop has stopped.
-    pub async fn scrape(&self, source: &Source) -> Option<String> {
+    pub async fn scrape(&self, source: &Source) -> Option<Answer> {
         let mut seen = self.scraping.lock().await;
         let (changes, sinks) = source.changes(*seen).await?;
         *seen = changes.generation;
@@ -146,25 +152,28 @@ impl Metrics {
 
     /// Every metric in the Prometheus text format (0.0.4): the jobs as the last render had
     /// them with `changes` applied (the jobs it does not name are gone), the sinks as `sinks`.
-    pub fn render(&self, changes: Changes, sinks: BTreeMap<String, SinkStats>) -> String {
+    /// The jobs' series are the kept text, shared with the answer.
+    pub fn render(&self, changes: Changes, sinks: BTreeMap<String, SinkStats>) -> Answer {
         let _one_at_a_time = lock(&self.rendering);
-        let mut out = String::with_capacity(self.last_len.load(Ordering::Relaxed) + 4096);
+        let mut answer;
         {
             let mut snapshot = lock(&self.snapshot);
-            self.encode_jobs(&mut snapshot.jobs, changes, &mut out);
+            answer = Answer::with_capacity(FAMILIES.len() * (snapshot.jobs.len() + 1) + 1);
+            self.encode_jobs(&mut snapshot.jobs, changes, &mut answer);
             snapshot.sinks = sinks;
         }
+        let mut rest = String::new();
         // Writing to a String cannot fail, nor can the encoders on their own.
-        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
-        self.last_len.store(out.len(), Ordering::Relaxed);
-        out
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut rest, &self.registry);
+        answer.push_text(rest);
+        answer
     }
 
     /// Applies `changes` to the kept `jobs` (they become the jobs `changes` names when it
     /// names them, in its order; a changed job takes its new figures), re-writes the kept text
     /// of the jobs whose figures changed, forgets the histograms of the jobs that are gone,
-    /// and appends the per-job families to `out`.
-    fn encode_jobs(&self, jobs: &mut Vec<Kept>, changes: Changes, out: &mut String) {
+    /// and appends the per-job families to `answer`.
+    fn encode_jobs(&self, jobs: &mut Vec<Kept>, changes: Changes, answer: &mut Answer) {
         let mut observed = lock(&self.observed);
         if let Some(set) = changes.jobs {
             // The set of jobs changed (a reload): each kept copy is placed by name; a job
@@ -191,18 +200,10 @@ impl Metrics {
             let of_job = observed.get(&k.name).filter(|o| o.job_type == k.job_type);
             k.update(of_job);
         }
-        for (i, (name, help, kind)) in FAMILIES.iter().enumerate() {
-            out.push_str("# HELP ");
-            out.push_str(name);
-            out.push(' ');
-            out.push_str(help);
-            out.push_str("\n# TYPE ");
-            out.push_str(name);
-            out.push(' ');
-            out.push_str(kind);
-            out.push('\n');
+        for (i, header) in self.headers.iter().enumerate() {
+            answer.push(header, 0..header.len());
             for k in jobs.iter() {
-                out.push_str(k.family(i));
+                k.add_family(i, answer);
             }
         }
     }
@@ -387,7 +388,7 @@ mod tests {
 
     /// What `metrics` renders of `changes`, with no sink.
     fn render(metrics: &Metrics, changes: Changes) -> String {
-        metrics.render(changes, BTreeMap::new())
+        metrics.render(changes, BTreeMap::new()).text()
     }
 
     #[test]
@@ -528,8 +529,9 @@ mod tests {
         }
         let mut expected = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut expected, &reference).unwrap();
-        let mut text = String::new();
-        metrics.encode_jobs(&mut Vec::new(), all(jobs), &mut text);
+        let mut answer = Answer::default();
+        metrics.encode_jobs(&mut Vec::new(), all(jobs), &mut answer);
+        let text = answer.text();
         assert_eq!(families(&text), families(&expected), "{text}");
     }
 
@@ -588,6 +590,29 @@ mod tests {
         assert!(lock(&metrics.observed).is_empty());
     }
 
+    /// The same jobs (not named), of which only `job`, at place `index`, changed: its failed
+    /// runs are now 99.
+    fn failed_99(index: usize, mut job: JobStatus) -> Changes {
+        job.runs.failed = 99;
+        Changes {
+            generation: 0,
+            jobs: None,
+            changed: vec![figures(index, &job)],
+        }
+    }
+
+    #[test]
+    fn an_answer_still_being_sent_keeps_its_text_when_its_jobs_are_written_again() {
+        let metrics = Metrics::new(Utc::now());
+        let held = metrics.render(all(vec![ran("a", 1), ran("b", 2)]), BTreeMap::new());
+        let before = held.text();
+        let after = render(&metrics, failed_99(0, ran("a", 1)));
+        assert!(
+            after.contains(r#"opsd_job_runs_total{job="a",type="command",outcome="failed"} 99"#)
+        );
+        assert_eq!(held.text(), before, "the answer held is not written over");
+    }
+
     /// The lines of `text` about job `name`.
     fn of_job<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
         let label = format!("{{job=\"{name}\",");
@@ -598,15 +623,7 @@ mod tests {
     fn a_job_not_given_as_changed_keeps_its_series_from_the_copy_kept() {
         let metrics = Metrics::new(Utc::now());
         let first = render(&metrics, all(vec![ran("a", 1), ran("b", 2), job("c")]));
-        let mut b = ran("b", 2);
-        b.runs.failed = 99;
-        // The same jobs: not named, the changed one given by its place.
-        let changes = Changes {
-            generation: 0,
-            jobs: None,
-            changed: vec![figures(1, &b)],
-        };
-        let text = render(&metrics, changes);
+        let text = render(&metrics, failed_99(1, ran("b", 2)));
         assert_eq!(of_job(&text, "a"), of_job(&first, "a"));
         assert_eq!(of_job(&text, "c"), of_job(&first, "c"));
         assert!(text.contains(r#"opsd_job_runs_total{job="b",type="command",outcome="failed"} 99"#));
@@ -696,11 +713,14 @@ mod tests {
             asked
         });
         let metrics = Metrics::new(Utc::now());
-        let first = metrics.scrape(&source).await.expect("an answer");
-        let second = metrics.scrape(&source).await.expect("an answer");
+        let first = metrics.scrape(&source).await.expect("an answer").text();
+        let second = metrics.scrape(&source).await.expect("an answer").text();
         assert_eq!(asked.await.unwrap(), [0, 7]);
         assert_eq!(of_job(&second, "a"), of_job(&first, "a"));
         assert!(second.contains(r#"opsd_job_running{job="b",type="command"} 1.0"#));
-        assert_eq!(metrics.scrape(&source).await, None, "the loop has stopped");
+        assert!(
+            metrics.scrape(&source).await.is_none(),
+            "the loop has stopped"
+        );
     }
 }
