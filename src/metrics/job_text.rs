@@ -2,13 +2,17 @@
 //! Why: a scrape of 1,000 jobs is about 34,000 series, and formatting them all anew each time
 //! cost 11-19 ms of CPU; most jobs have not changed since the last scrape, so a scrape now
 //! re-writes only the jobs whose figures changed and otherwise concatenates kept text
-//! (docs/metrics.md, "Cost"). The text is byte for byte what prometheus-client's 0.0.4
-//! encoder writes for the same series (a test in `registry.rs` compares the two), with the same
-//! number formatters (`itoa`, `dtoa`).
+//! (docs/metrics.md, "Cost"), sharing the kept text with the answer (`answer.rs`). A line's name, labels and bucket bound do not change with the
+//! figures: the parts every job shares are made once, the job's labels once per job, so
+//! writing a changed job is copying those and formatting its 34 numbers. The text is byte for
+//! byte what prometheus-client's 0.0.4 encoder writes for the same series (a test in
+//! `registry.rs` compares the two), with the same number formatters (`itoa`, `dtoa`).
 
-use crate::jobs::Outcome;
-use crate::scheduler::JobStatus;
+use super::answer::Answer;
+use crate::jobs::{LiveStatus, Outcome};
+use crate::scheduler::{Figures, JobName};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// Upper bounds of the run duration buckets, in seconds: a tenth of a second to half a day.
 pub const DURATION_BUCKETS: [f64; 10] = [
@@ -153,163 +157,234 @@ struct Inputs {
 }
 
 impl Inputs {
-    /// The inputs of `job` with histograms of `generation`.
-    fn of(job: &JobStatus, generation: u64) -> Self {
+    /// The inputs of a job with `figures` and histograms of `generation`.
+    fn of(figures: &Figures, generation: u64) -> Self {
         Inputs {
-            runs: OUTCOMES.map(|o| job.runs.of(o)),
-            overlap: job.runs.overlap_skipped,
-            last_run: job.last.as_ref().map_or(0.0, |l| seconds(l.started)),
-            last_success: job.last_success.map_or(0.0, seconds),
-            next: job.next.map_or(0.0, seconds),
-            running: job.running,
+            runs: OUTCOMES.map(|o| figures.runs.of(o)),
+            overlap: figures.runs.overlap_skipped,
+            last_run: figures.last_started.map_or(0.0, seconds),
+            last_success: figures.last_success.map_or(0.0, seconds),
+            next: figures.next.map_or(0.0, seconds),
+            running: figures.running,
             observed: generation,
         }
     }
 }
 
-/// A job's kept text: one piece per family of [`FAMILIES`].
+/// How many series lines each family of [`FAMILIES`] has per job.
+const LINES: [usize; FAMILIES.len()] = [
+    OUTCOMES.len(),
+    1,
+    1,
+    1,
+    1,
+    1,
+    DURATION_BUCKETS.len() + 3,
+    LATENESS_BUCKETS.len() + 3,
+];
+
+/// How many series lines a job has.
+const SERIES: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < LINES.len() {
+        n += LINES[i];
+        i += 1;
+    }
+    n
+};
+
+/// One series line of a job around the job's labels: what comes before them (the series'
+/// name and `{job="`) and after (the rest of the label set, closed, and a space), the same
+/// for every job.
+#[derive(Debug)]
+struct Line {
+    /// Up to the job's labels.
+    head: String,
+    /// From the job's labels to the value.
+    tail: String,
+}
+
+/// Every line of a job's text but the labels and the value, in the order written, made once.
+static LINE_PARTS: std::sync::LazyLock<Vec<Line>> = std::sync::LazyLock::new(line_parts);
+
+/// The lines of [`LINE_PARTS`].
+fn line_parts() -> Vec<Line> {
+    let mut lines = Vec::with_capacity(SERIES);
+    let mut add = |name: &str, suffix: &str, tail: String| {
+        lines.push(Line {
+            head: format!("{name}{suffix}{{job=\""),
+            tail,
+        });
+    };
+    let [runs, overlap, last_run, last_success, next, running, durations, lateness] =
+        FAMILIES.map(|f| f.0);
+    for outcome in OUTCOMES {
+        add(runs, "", format!("\",outcome=\"{}\"}} ", outcome.as_str()));
+    }
+    for name in [overlap, last_run, last_success, next, running] {
+        add(name, "", "\"} ".into());
+    }
+    for (name, bounds) in [
+        (durations, &DURATION_BUCKETS[..]),
+        (lateness, &LATENESS_BUCKETS[..]),
+    ] {
+        for bound in bounds.iter().map(|b| le(*b)).chain(["+Inf".into()]) {
+            add(name, "_bucket", format!("\",le=\"{bound}\"}} "));
+        }
+        add(name, "_sum", "\"} ".into());
+        add(name, "_count", "\"} ".into());
+    }
+    lines
+}
+
+/// A series' value, as prometheus-client writes it for its kind.
+#[derive(Debug, Clone, Copy)]
+enum Value {
+    /// A counter or a bucket: an integer.
+    Uint(u64),
+    /// A gauge or a sum: a float (`0.0`, `1.5`).
+    Float(f64),
+}
+
+/// Every value of a job's series from `inputs` and its histograms `observed` (none: empty
+/// ones), in the order written.
+fn values(inputs: &Inputs, observed: Option<&Observed>) -> [Value; SERIES] {
+    let mut values = [Value::Uint(0); SERIES];
+    let mut i = 0;
+    let mut put = |v: Value| {
+        values[i] = v;
+        i += 1;
+    };
+    for n in inputs.runs {
+        put(Value::Uint(n));
+    }
+    put(Value::Uint(inputs.overlap));
+    let running = inputs.running as f64;
+    for v in [inputs.last_run, inputs.last_success, inputs.next, running] {
+        put(Value::Float(v));
+    }
+    let histograms = [
+        (DURATION_BUCKETS.len(), observed.map(|o| &o.durations)),
+        (LATENESS_BUCKETS.len(), observed.map(|o| &o.lateness)),
+    ];
+    for (bounds, buckets) in histograms {
+        match buckets {
+            Some(buckets) => {
+                let mut cumulative = 0;
+                for n in &buckets.counts {
+                    cumulative += n;
+                    put(Value::Uint(cumulative));
+                }
+                put(Value::Float(buckets.sum));
+                put(Value::Uint(buckets.count));
+            }
+            None => {
+                for _ in 0..=bounds {
+                    put(Value::Uint(0));
+                }
+                put(Value::Float(0.0));
+                put(Value::Uint(0));
+            }
+        }
+    }
+    values
+}
+
+/// A job's kept text: one piece per family of [`FAMILIES`], and what it was written from.
 #[derive(Debug, Clone)]
 pub struct Kept {
     /// The job's name.
     pub name: String,
-    /// Its type.
-    job_type: String,
+    /// Its type (a job redefined as another type is kept anew).
+    pub job_type: String,
+    /// What the run going now published, as last given.
+    pub live: Option<LiveStatus>,
+    /// The job's figures as last given; `None` before any was (nothing is written then).
+    figures: Option<Figures>,
+    /// The job's label set, escaped, without its closing quote: `job="…",type="…`.
+    labels: String,
     /// What `text` was written from; `None` before it was written.
     inputs: Option<Inputs>,
-    /// The series of every family, one after the other.
-    text: String,
+    /// The series of every family, one after the other; shared with the answers rendered
+    /// from it (a write while one is still being sent writes a copy).
+    text: Arc<String>,
     /// Where each family's piece of `text` ends.
     ends: [usize; FAMILIES.len()],
 }
 
 impl Kept {
     /// Nothing written yet for `job`.
-    pub fn new(job: &JobStatus) -> Self {
+    pub fn new(job: JobName) -> Self {
+        let mut labels = String::with_capacity(job.name.len() + job.job_type.len() + 8);
+        escape(&mut labels, &job.name);
+        labels.push_str("\",type=\"");
+        escape(&mut labels, &job.job_type);
         Kept {
-            name: job.name.clone(),
-            job_type: job.job_type.clone(),
+            name: job.name,
+            job_type: job.job_type,
+            live: None,
+            figures: None,
+            labels,
             inputs: None,
-            text: String::new(),
+            text: Arc::default(),
             ends: [0; FAMILIES.len()],
         }
     }
 
-    /// Writes the text again if `job` or its histograms `observed` changed since it was last
-    /// written; true if it did.
-    pub fn update(&mut self, job: &JobStatus, observed: Option<&Observed>) -> bool {
-        let inputs = Inputs::of(job, observed.map_or(0, |o| o.generation));
-        if self.inputs == Some(inputs) && self.job_type == job.job_type {
+    /// Takes the job's figures and live status as the loop gave them.
+    pub fn set(&mut self, figures: Figures, live: Option<LiveStatus>) {
+        self.figures = Some(figures);
+        self.live = live;
+    }
+
+    /// Writes the text again if the figures or the histograms `observed` changed since it
+    /// was last written; true if it did.
+    pub fn update(&mut self, observed: Option<&Observed>) -> bool {
+        let Some(figures) = &self.figures else {
+            return false;
+        };
+        let inputs = Inputs::of(figures, observed.map_or(0, |o| o.generation));
+        if self.inputs == Some(inputs) {
             return false;
         }
-        self.job_type.clone_from(&job.job_type);
         self.inputs = Some(inputs);
         self.write(&inputs, observed);
         true
     }
 
-    /// The series of family `i` of [`FAMILIES`].
-    pub fn family(&self, i: usize) -> &str {
+    /// Appends the series of family `i` of [`FAMILIES`] to `answer` (shared, not copied).
+    pub fn add_family(&self, i: usize, answer: &mut Answer) {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
+        answer.push(&self.text, start..self.ends[i]);
     }
 
-    /// Writes every family's series from `inputs` and `observed`.
+    /// Writes every family's series from `inputs` and `observed`: each line its constant
+    /// parts around the job's labels, and its value.
     fn write(&mut self, inputs: &Inputs, observed: Option<&Observed>) {
-        let mut labels = String::with_capacity(self.name.len() + self.job_type.len() + 16);
-        labels.push_str("{job=\"");
-        escape(&mut labels, &self.name);
-        labels.push_str("\",type=\"");
-        escape(&mut labels, &self.job_type);
-        labels.push('"');
-        let t = &mut self.text;
+        let values = values(inputs, observed);
+        let lines: &[Line] = &LINE_PARTS;
+        let t = Arc::make_mut(&mut self.text);
         t.clear();
-        let mut f = 0;
-        for (outcome, n) in OUTCOMES.iter().zip(inputs.runs) {
-            line(
-                t,
-                FAMILIES[f].0,
-                "",
-                &labels,
-                ",outcome=\"",
-                outcome.as_str(),
-            );
-            uint(t, n);
-        }
-        self.ends[f] = t.len();
-        f += 1;
-        line(t, FAMILIES[f].0, "", &labels, "", "");
-        uint(t, inputs.overlap);
-        self.ends[f] = t.len();
-        f += 1;
-        let running = inputs.running as f64;
-        for v in [inputs.last_run, inputs.last_success, inputs.next, running] {
-            line(t, FAMILIES[f].0, "", &labels, "", "");
-            float(t, v);
-            self.ends[f] = t.len();
-            f += 1;
-        }
-        let empty = (
-            Buckets::new(&DURATION_BUCKETS),
-            Buckets::new(&LATENESS_BUCKETS),
-        );
-        let (durations, lateness) = match observed {
-            Some(o) => (&o.durations, &o.lateness),
-            None => (&empty.0, &empty.1),
-        };
-        for buckets in [durations, lateness] {
-            histogram(t, FAMILIES[f].0, &labels, buckets);
-            self.ends[f] = t.len();
-            f += 1;
-        }
-    }
-}
-
-/// Writes `buckets` as family `name`'s `_bucket`, `_sum` and `_count` series.
-fn histogram(t: &mut String, name: &str, labels: &str, buckets: &Buckets) {
-    let mut cumulative = 0;
-    for (i, n) in buckets.counts.iter().enumerate() {
-        cumulative += n;
-        match buckets.bounds.get(i) {
-            Some(bound) => {
-                line(t, name, "_bucket", labels, ",le=\"", "");
-                le(t, *bound);
+        let mut series = lines.iter().zip(values);
+        for (family, n) in LINES.iter().enumerate() {
+            for (line, value) in series.by_ref().take(*n) {
+                t.push_str(&line.head);
+                t.push_str(&self.labels);
+                t.push_str(&line.tail);
+                match value {
+                    Value::Uint(v) => t.push_str(itoa::Buffer::new().format(v)),
+                    Value::Float(v) => float(t, v),
+                }
+                t.push('\n');
             }
-            None => line(t, name, "_bucket", labels, ",le=\"", "+Inf"),
+            self.ends[family] = t.len();
         }
-        uint(t, cumulative);
-    }
-    line(t, name, "_sum", labels, "", "");
-    float(t, buckets.sum);
-    line(t, name, "_count", labels, "", "");
-    uint(t, buckets.count);
-}
-
-/// Starts a series line: `name` `suffix`, the job's `labels`, and `extra` + `value` + `"`
-/// when `extra` is given and `value` is not empty (an `le` bound is written by [`le`]).
-fn line(t: &mut String, name: &str, suffix: &str, labels: &str, extra: &str, value: &str) {
-    t.push_str(name);
-    t.push_str(suffix);
-    t.push_str(labels);
-    t.push_str(extra);
-    if !value.is_empty() {
-        t.push_str(value);
-        t.push('"');
-    }
-    if extra.is_empty() || !value.is_empty() {
-        t.push('}');
     }
 }
 
-/// Ends a line with an integer value.
-fn uint(t: &mut String, v: u64) {
-    t.push(' ');
-    t.push_str(itoa::Buffer::new().format(v));
-    t.push('\n');
-}
-
-/// Ends a line with a float value, as prometheus-client writes one (`0.0`, `1.5`).
+/// Writes a float value as prometheus-client writes one (`0.0`, `1.5`).
 fn float(t: &mut String, v: f64) {
-    t.push(' ');
     if v.is_finite() {
         t.push_str(dtoa::Buffer::new().format_finite(v));
     } else {
@@ -321,20 +396,16 @@ fn float(t: &mut String, v: f64) {
             "-Inf"
         });
     }
-    t.push('\n');
 }
 
-/// Writes a bucket bound and closes the label set, as Go's `strconv.FormatFloat(v, 'g', -1,
-/// 64)` (and prometheus-client) does for the bounds used here, all within [1e-4, 1e6).
-fn le(t: &mut String, bound: f64) {
-    use std::fmt::Write;
+/// A bucket bound as Go's `strconv.FormatFloat(v, 'g', -1, 64)` (and prometheus-client)
+/// writes it, for the bounds used here, all within [1e-4, 1e6).
+fn le(bound: f64) -> String {
     if bound.fract() == 0.0 {
-        t.push_str(itoa::Buffer::new().format(bound as i64));
+        itoa::Buffer::new().format(bound as i64).to_string()
     } else {
-        // Writing to a String cannot fail.
-        let _ = write!(t, "{bound}");
+        bound.to_string()
     }
-    t.push_str("\"}");
 }
 
 /// Appends `value` escaped as a label value: backslash, double quote and newline.

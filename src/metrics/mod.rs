@@ -8,18 +8,21 @@
 //!   asks the daemon's loop at each scrape only for the jobs changed since the last
 //!   ([`Changes`](crate::scheduler::Changes)).
 //! - `job_text.rs` writes one job's series as text, kept between scrapes until the job's
-//!   figures change, so a scrape is mostly a concatenation.
+//!   figures change; a scrape's [`Answer`] (`answer.rs`) shares those pieces rather than
+//!   copying them, and the server writes them vectored.
 //! - `server.rs` serves `/metrics` and `/health` over HTTP on `[metrics] listen`, bounded in
 //!   request size, time and connections.
 //! - `textfile.rs` rewrites `[metrics] textfile` atomically after each run and reload, for
 //!   node_exporter's textfile collector.
 //! - [`publish`] starts whichever of the two `[metrics]` asks for.
 
+mod answer;
 mod job_text;
 mod registry;
 mod server;
 mod textfile;
 
+pub use answer::Answer;
 pub use registry::Metrics;
 pub use server::serve;
 pub use textfile::write_on_change;

@@ -7,6 +7,7 @@
 //! once (more are closed at once), one request per connection.
 
 use super::{Metrics, Source};
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -97,16 +98,9 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics, source: &Source) -> st
     }
     match path {
         "/metrics" => match metrics.scrape(source).await {
-            Some(metrics) => {
+            Some(answer) => {
                 let content = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
-                respond(
-                    &mut stream,
-                    "200 OK",
-                    content,
-                    metrics.as_bytes(),
-                    head_only,
-                )
-                .await
+                respond_parts(&mut stream, "200 OK", content, &answer.parts(), head_only).await
             }
             None => unavailable(&mut stream).await,
         },
@@ -180,21 +174,83 @@ async fn respond(
     body: &[u8],
     head_only: bool,
 ) -> std::io::Result<()> {
+    respond_parts(stream, status, content_type, &[body], head_only).await
+}
+
+/// Writes a whole answer with `status`, and the body made of `parts` unless `head_only`
+/// (written vectored, not joined first), then closes.
+async fn respond_parts(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    parts: &[&[u8]],
+    head_only: bool,
+) -> std::io::Result<()> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        body.len()
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n\
+         Connection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await?;
     if !head_only {
-        stream.write_all(body).await?;
+        write_all_vectored(stream, parts).await?;
     }
     stream.shutdown().await
 }
 
+/// Most slices given to one vectored write (Linux's `IOV_MAX`).
+const MAX_SLICES: usize = 1024;
+
+/// Writes every byte of `parts`, in order, with vectored writes of up to [`MAX_SLICES`].
+async fn write_all_vectored(
+    stream: &mut (impl AsyncWriteExt + Unpin),
+    parts: &[&[u8]],
+) -> std::io::Result<()> {
+    for chunk in parts.chunks(MAX_SLICES) {
+        let mut slices: Vec<IoSlice<'_>> = chunk.iter().map(|p| IoSlice::new(p)).collect();
+        let mut left = &mut slices[..];
+        IoSlice::advance_slices(&mut left, 0);
+        while !left.is_empty() {
+            let n = stream.write_vectored(left).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut left, n);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::request_line;
+    use super::{request_line, write_all_vectored, MAX_SLICES};
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn an_answer_of_many_pieces_larger_than_the_socket_buffer_arrives_whole_in_order() {
+        let pieces: Vec<Vec<u8>> = (0..3 * MAX_SLICES + 5)
+            .map(|i| {
+                let len = if i % 7 == 0 { 0 } else { 1 + i % 3000 };
+                vec![b'a' + (i % 26) as u8; len]
+            })
+            .collect();
+        let expected = pieces.concat();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            stream.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let parts: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+        write_all_vectored(&mut stream, &parts).await.unwrap();
+        drop(stream);
+        let got = reader.await.unwrap();
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "the bytes arrived out of order");
+    }
 
     #[test]
     fn the_request_line_gives_the_method_and_the_path_without_its_query() {

@@ -13,12 +13,12 @@ use std::sync::Arc;
 pub async fn write_on_change(path: PathBuf, metrics: Arc<Metrics>, source: Source) {
     let mut failing: Option<std::io::ErrorKind> = None;
     loop {
-        let Some(text) = metrics.scrape(&source).await else {
+        let Some(answer) = metrics.scrape(&source).await else {
             return;
         };
         let target = path.clone();
         let written = tokio::task::spawn_blocking(move || {
-            crate::atomic_file::write_unsynced(&target, text.as_bytes())
+            crate::atomic_file::write_unsynced(&target, answer.text().as_bytes())
         })
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));

@@ -64,6 +64,9 @@ pub struct Scheduler {
     config: Config,
     /// Every job of `config`, enabled or not, by name.
     pub(super) jobs: BTreeMap<String, Entry>,
+    /// The [`generation`](crate::generation) of the last change of the set of jobs (one
+    /// armed or removed): a metrics scrape is given the jobs' names again after it.
+    set_changed: u64,
 }
 
 impl Scheduler {
@@ -92,6 +95,7 @@ impl Scheduler {
             runner: Runner::start(state_dir, alerts, recorder)?,
             config: config.clone(),
             jobs: BTreeMap::new(),
+            set_changed: 0,
         };
         sched.runner.set_gate(gate);
         for job in config.jobs.values() {
@@ -158,6 +162,8 @@ impl Scheduler {
                 ));
             }
         }
+        let armed = crate::generation::next();
+        self.set_changed = armed;
         self.jobs.insert(
             handle.config.name.clone(),
             Entry {
@@ -165,7 +171,7 @@ impl Scheduler {
                 timer_stop,
                 runs_why,
                 supervisor,
-                armed: crate::generation::next(),
+                armed,
             },
         );
     }
@@ -210,6 +216,7 @@ impl Scheduler {
         for name in &summary.removed {
             if let Some(entry) = self.jobs.remove(name) {
                 entry.stop("the job was removed from the configuration");
+                self.set_changed = crate::generation::next();
             }
         }
         for name in &summary.changed {
@@ -266,12 +273,14 @@ impl Scheduler {
             .collect()
     }
 
-    /// The jobs changed since generation `since`, for a metrics scrape: the same snapshots as
-    /// [`Scheduler::status`], of the changed jobs only, and every job's name.
+    /// The jobs changed since generation `since`, for a metrics scrape: the figures of the
+    /// same states as [`Scheduler::status`], of the changed jobs only, and every job's name
+    /// when the set of jobs changed since.
     pub fn changes_since(&self, since: u64) -> Changes {
         let jobs = self.jobs.values();
         Changes::since(
             since,
+            self.set_changed,
             jobs.map(|e| (&*e.handle.config, &*e.handle.state, e.armed)),
         )
     }

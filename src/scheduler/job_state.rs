@@ -88,6 +88,23 @@ impl RunCounts {
     }
 }
 
+/// What the metrics show of a job's state: the figures of [`JobStatus`](super::JobStatus)
+/// that are numbers and times, read at one moment (under one lock) and copied without an
+/// allocation, so a scrape copies out a changed job cheaply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Figures {
+    /// How many runs ended each way.
+    pub runs: RunCounts,
+    /// When the last finished run started.
+    pub last_started: Option<DateTime<Utc>>,
+    /// When the last successful run started.
+    pub last_success: Option<DateTime<Utc>>,
+    /// When the job fires next.
+    pub next: Option<DateTime<Utc>>,
+    /// How many runs are going now.
+    pub running: usize,
+}
+
 /// The file that keeps a job's last run across restarts.
 #[derive(Debug, Serialize, Deserialize)]
 struct SavedRun {
@@ -356,6 +373,18 @@ impl JobState {
     /// How many runs ended each way.
     pub fn counts(&self) -> RunCounts {
         self.lock().counts
+    }
+
+    /// The figures the metrics show, read at one moment.
+    pub fn figures(&self) -> Figures {
+        let s = self.lock();
+        Figures {
+            runs: s.counts,
+            last_started: s.last.as_ref().map(|l| l.started),
+            last_success: s.last_success,
+            next: s.next,
+            running: s.running,
+        }
     }
 
     /// The generation of the last change of what `opsd status` shows of this state, its live

@@ -36,8 +36,8 @@ pub use execute::{execute, Finished, Run, RunControl, RunMode, StopReason, Trigg
 pub use failure_alert::failed_run_alert;
 pub use gate::{Claimed, SlotGate, Takeover, Takeovers, Verdict};
 pub use job_set::Scheduler;
-pub use job_state::{JobState, LastRun, RunCounts};
+pub use job_state::{Figures, JobState, LastRun, RunCounts};
 pub use recorder::{NoRecorder, RunRecorder};
 pub use reload::ReloadSummary;
 pub use runner::TriggerReply;
-pub use status::{Changes, JobStatus};
+pub use status::{Changes, JobFigures, JobName, JobStatus};

@@ -114,6 +114,26 @@ fn lines(path: &str) -> usize {
     std::fs::read_to_string(path).map_or(0, |s| s.lines().count())
 }
 
+#[tokio::test]
+async fn a_scrape_is_given_the_jobs_names_again_only_after_the_set_of_jobs_changed() {
+    let both = format!("{}{}", job("a", "true", ""), job("b", "true", ""));
+    let mut f = Fixture::start(&both);
+    let names = |c: &Changes| -> Option<Vec<String>> {
+        Some(c.jobs.as_ref()?.iter().map(|j| j.name.clone()).collect())
+    };
+    let first = f.sched.changes_since(0);
+    assert_eq!(names(&first), Some(vec!["a".into(), "b".into()]));
+    let quiet = f.sched.changes_since(first.generation);
+    assert_eq!(quiet.jobs, None, "the same jobs are not named again");
+    f.reload(&both);
+    let unchanged = f.sched.changes_since(quiet.generation);
+    assert_eq!(unchanged.jobs, None, "a reload that changed nothing");
+    // A reload that only removes a job changes no job's state, but the set.
+    f.reload(&job("a", "true", ""));
+    let after = f.sched.changes_since(unchanged.generation);
+    assert_eq!(names(&after), Some(vec!["a".into()]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_keeps_unchanged_jobs_replaces_changed_ones_adds_and_removes() {
     let jobs = |changed: &str, extra: &str| {
