@@ -1066,27 +1066,96 @@ fn an_idle_watch_is_never_due_to_save() {
     assert!(w.save_due(), "a position moved, yet no save is due");
 }
 
-/// A log created where inotify does not look (a directory that was there, empty, before the
-/// watch began: only the pattern's top directory is watched) is found by the safety pass of
-/// an idle watch, run off the runtime, and read from its first line; later lines follow it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_watch_finds_a_log_inotify_cannot_see_by_its_safety_pass() {
+/// A watch of `TOP/logs/*/error.log`, once it is idle, with `TOP/logs/site` there and empty:
+/// inotify watches `logs` (the pattern's top directory), not `logs/site`. Returns `TOP` (a
+/// temporary directory), `logs/site` and the watch.
+async fn idle_watch_beside_an_unwatched_dir() -> (tempfile::TempDir, PathBuf, Running) {
     let top = tempfile::tempdir().unwrap();
     let site = top.path().join("logs/site");
     std::fs::create_dir_all(&site).unwrap();
     let checkpoint = top.path().join("state/apache/inotify.json");
     let pattern = format!("{}/logs/*/error.log", top.path().display());
-    let mut w = start_patterns(&[pattern], &checkpoint);
+    let w = start_patterns(&[pattern], &checkpoint);
     // The first save (of no file) is the watch's last thing to do before it is idle.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !checkpoint.exists() {
         assert!(Instant::now() < deadline, "the watch never saved");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    (top, site, w)
+}
+
+/// A log created where inotify does not look (a directory that was there, empty, before the
+/// watch began: only the pattern's top directory is watched) is found by the safety pass of
+/// an idle watch, run off the runtime, and read from its first line; later lines follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_watch_finds_a_log_inotify_cannot_see_by_its_safety_pass() {
+    let (_top, site, mut w) = idle_watch_beside_an_unwatched_dir().await;
     let log = site.join("error.log");
     append_lines(&log, 0..100);
     let mut seen = BTreeMap::new();
     wait_until_seen(&mut w.rx, &mut seen, 100).await;
+    append_lines(&log, 100..200);
+    let seen = finish_all(w, seen, 200, &[&log]).await;
+    assert_exactly_once(&seen, 200);
+}
+
+/// Renames a file beside the watched ones back and forth without pause (two names, as a
+/// tool saving its state by renaming would change them) until the returned flag is set; the
+/// thread returns how many renames it made. Each is two name changes in its directory (moved
+/// from, moved to), neither of which concerns a watch of other files.
+fn rename_without_pause(
+    path: PathBuf,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<u64>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    let busy = std::thread::spawn(move || {
+        let mut other = path.clone().into_os_string();
+        other.push(".tmp");
+        std::fs::write(&path, b"state").unwrap();
+        let mut n = 0u64;
+        while !flag.load(Ordering::Relaxed) {
+            std::fs::rename(&path, &other).unwrap();
+            std::fs::rename(&other, &path).unwrap();
+            n += 2;
+        }
+        n
+    });
+    (stop, busy)
+}
+
+/// Review of the idle watch, item 1: a sibling in a watched directory that changes all the
+/// time (renamed back and forth without pause, tens of thousands of times a second) does not
+/// hold off the safety pass of an idle watch: a log inotify cannot see is still found by the
+/// first safety pass and read from its first line. (It passed before the change too: the
+/// pass's due time outlived each change that took the watcher back; it guards that none of
+/// them puts the pass off.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_sibling_does_not_hold_off_the_safety_pass() {
+    use opsd::apache::watch::SAFETY_POLL;
+    let (top, site, mut w) = idle_watch_beside_an_unwatched_dir().await;
+    let (stop, busy) = rename_without_pause(top.path().join("logs/status"));
+    let log = site.join("error.log");
+    append_lines(&log, 0..100);
+    let started = Instant::now();
+    let within = SAFETY_POLL * 3;
+    let mut seen = BTreeMap::new();
+    while seen.len() < 100 && started.elapsed() < within {
+        drain(&mut w.rx, &mut seen);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let renames = busy.join().unwrap();
+    let rate = renames as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(
+        seen.len(),
+        100,
+        "the log was not found within {within:?} while its sibling was renamed {rate:.0} times a second"
+    );
     append_lines(&log, 100..200);
     let seen = finish_all(w, seen, 200, &[&log]).await;
     assert_exactly_once(&seen, 200);

@@ -5,7 +5,8 @@
 //! [`SAFETY_POLL`] for what inotify cannot see (files written over NFS by another host, a
 //! rotation racing the watches being set up, lost events). While the watch is idle those safety
 //! passes run on a blocking thread that keeps the watcher until one finds something or the
-//! kernel reports a change (`idle_wait`), so an idle watch wakes no runtime worker.
+//! kernel reports a change that concerns it (`idle_wait`), so an idle watch wakes no runtime
+//! worker, and changes beside the followed files never hold a safety pass off.
 //!
 //! Reading never waits on delivery: [`watch`] hands events on without waiting, and when the
 //! consumer is behind it drops *events* (counted and logged), never lines. Passes are at least
@@ -90,6 +91,34 @@ impl WatchConfig {
             rescan_interval: Duration::from_secs(1),
             checkpoint_interval: Duration::from_secs(1),
         }
+    }
+}
+
+/// The patterns of a watcher and the paths it follows, copied out of it: an idle watch tells
+/// with it which changes concern it while its watcher is away running safety passes.
+#[derive(Debug, Clone)]
+pub struct Interest {
+    patterns: Vec<glob::Pattern>,
+    /// The paths followed, active or rotated away.
+    followed: Vec<PathBuf>,
+}
+
+impl Interest {
+    /// True when a name that changed in a watched directory may matter: a pattern matches it,
+    /// or it is named like a followed file (`error.log.1` beside `error.log`).
+    pub fn concerns(&self, path: &Path) -> bool {
+        if self.patterns.iter().any(|p| p.matches_path(path)) {
+            return true;
+        }
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return false;
+        };
+        self.followed.iter().any(|p| {
+            p.parent() == path.parent()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| name.starts_with(n))
+        })
     }
 }
 
@@ -537,24 +566,18 @@ impl Watcher {
         (dirs, targets)
     }
 
-    /// True when a name that changed in a watched directory may matter: a pattern matches it,
-    /// or it is named like a followed file (`error.log.1` beside `error.log`).
-    pub fn concerns(&self, path: &Path) -> bool {
-        if self.patterns.iter().any(|p| p.matches_path(path)) {
-            return true;
+    /// What tells whether a name that changed in a watched directory may matter to this
+    /// watcher now ([`Interest::concerns`]), as a copy that needs no access to the watcher.
+    pub fn interest(&self) -> Interest {
+        Interest {
+            patterns: self.patterns.clone(),
+            followed: self
+                .active
+                .keys()
+                .chain(self.retired.iter().map(|r| &r.file.path))
+                .cloned()
+                .collect(),
         }
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            return false;
-        };
-        self.active
-            .keys()
-            .chain(self.retired.iter().map(|r| &r.file.path))
-            .any(|p| {
-                p.parent() == path.parent()
-                    && p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| name.starts_with(n))
-            })
     }
 
     /// The next time a pass is due whatever the files do: a rotated file's quiet time ending,
@@ -913,7 +936,7 @@ pub const STOP_ACK_WAIT: Duration = Duration::from_secs(2);
 /// event the consumer has no room for is dropped, counted and logged: reading never waits on
 /// delivery). The consumer counts on `acks` the events it has finished with ([`acks`]); the
 /// checkpoint never passes the line of an event it has not. A pass runs when inotify reports a
-/// change to a followed file or a name in a watched directory that [`Watcher::concerns`] it,
+/// change to a followed file or a name in a watched directory that concerns it ([`Interest`]),
 /// at least every [`SAFETY_POLL`] (every `poll_interval` when inotify cannot watch
 /// everything), when a rotated file's quiet time ends and when a checkpoint save is due. Saves
 /// the checkpoint (as far as the consumer got) after every pass while events are out, as soon
@@ -1274,12 +1297,13 @@ impl Waiter {
     /// be re-scanned at once (a name arrived, a directory went, events were lost).
     async fn wait(&mut self, job: &str, watcher: &Watcher, deadline: Instant) -> bool {
         let deadline = tokio::time::Instant::from(deadline);
+        let interest = watcher.interest();
         loop {
             let next = tokio::select! {
                 r = self.next(job) => r,
                 () = tokio::time::sleep_until(deadline) => return false,
             };
-            if let Some(rescan) = relevance(next, watcher) {
+            if let Some(rescan) = relevance(next, &interest) {
                 return rescan;
             }
         }
@@ -1302,10 +1326,11 @@ impl Waiter {
     }
 }
 
-/// Whether what the kernel reported (`None`: reading it failed) calls for a pass of `watcher`:
-/// `Some(true)` when the globs should be re-scanned at once too (a name arrived, a directory
-/// went, events were lost), `None` when nothing of it concerns the watch.
-fn relevance(reported: Option<Vec<Change>>, watcher: &Watcher) -> Option<bool> {
+/// Whether what the kernel reported (`None`: reading it failed) calls for a pass of the
+/// watcher whose `interest` it is: `Some(true)` when the globs should be re-scanned at once too
+/// (a name arrived, a directory went, events were lost), `None` when nothing of it concerns
+/// the watch.
+fn relevance(reported: Option<Vec<Change>>, interest: &Interest) -> Option<bool> {
     let Some(list) = reported else {
         return Some(true);
     };
@@ -1319,7 +1344,7 @@ fn relevance(reported: Option<Vec<Change>>, watcher: &Watcher) -> Option<bool> {
                 rescan = true;
             }
             Change::Name { path, arrived, dir } => {
-                if dir || watcher.concerns(&path) {
+                if dir || interest.concerns(&path) {
                     relevant = true;
                     rescan |= arrived || dir;
                 }
@@ -1348,13 +1373,15 @@ enum IdleEnd {
 /// `watcher` and `on_pass` meanwhile ([`idle_passes`]): an idle watch wakes that one thread
 /// once per safety poll and no runtime worker (no tokio timer, whose wheel wakes its thread
 /// two or three times for a 5 s sleep, and no hop to the pool and back). The thread is asked
-/// back whenever the kernel reports something; a change that does not concern the watch
-/// hands it out again.
+/// back only for a change that concerns the watch (told by its [`Interest`], which an idle
+/// pass does not change: a pass that changes it ends the wait); the others, however many (a
+/// busy directory beside the followed files), leave it where it is, so they never hold a
+/// safety pass off.
 async fn idle_wait<F>(
     mut watcher: Watcher,
     mut on_pass: F,
     stats: WatchStats,
-    mut first: Instant,
+    first: Instant,
     waiter: &mut Waiter,
     cancel: &CancellationToken,
     job: &str,
@@ -1362,19 +1389,24 @@ async fn idle_wait<F>(
 where
     F: FnMut(&Watcher, &WatchStats) + Send + 'static,
 {
-    loop {
-        let (back, asked) = std::sync::mpsc::channel::<()>();
-        let lent = blocking(move || {
-            let mut next = first;
-            let found = idle_passes(&mut watcher, &mut on_pass, stats, &mut next, &asked);
-            (watcher, on_pass, found, next)
-        });
-        tokio::pin!(lent);
-        let reported = tokio::select! {
-            () = cancel.cancelled() => None,
-            r = waiter.next(job) => Some(r),
+    let interest = watcher.interest();
+    let (back, asked) = std::sync::mpsc::channel::<()>();
+    let lent = blocking(move || {
+        let found = idle_passes(&mut watcher, &mut on_pass, stats, first, &asked);
+        (watcher, on_pass, found)
+    });
+    tokio::pin!(lent);
+    // `None`: cancelled.
+    let changed = loop {
+        tokio::select! {
+            () = cancel.cancelled() => break None,
+            r = waiter.next(job) => {
+                if let Some(rescan) = relevance(r, &interest) {
+                    break Some(rescan);
+                }
+            }
             done = &mut lent => {
-                let (w, f, found, _) = done?;
+                let (w, f, found) = done?;
                 // It ends by itself only with a pass that found something.
                 let end = match found {
                     Some((start, result)) => IdleEnd::Found(start, result, None),
@@ -1382,34 +1414,32 @@ where
                 };
                 return Ok((w, f, end));
             }
-        };
-        let _ = back.send(());
-        let (w, f, found, next) = lent.await?;
-        (watcher, on_pass, first) = (w, f, next);
-        let changed = reported.and_then(|r| relevance(r, &watcher));
-        let end = match (found, cancel.is_cancelled(), changed) {
-            (Some((start, result)), _, then) => IdleEnd::Found(start, result, then),
-            (None, true, _) => IdleEnd::Cancelled,
-            (None, false, Some(r)) => IdleEnd::Changed(r),
-            (None, false, None) => continue,
-        };
-        return Ok((watcher, on_pass, end));
-    }
+        }
+    };
+    let _ = back.send(());
+    let (w, f, found) = lent.await?;
+    let end = match (found, changed) {
+        (Some((start, result)), then) => IdleEnd::Found(start, result, then),
+        (None, Some(rescan)) => IdleEnd::Changed(rescan),
+        (None, None) => IdleEnd::Cancelled,
+    };
+    Ok((w, f, end))
 }
 
-/// The safety passes of an idle watch, on the thread that runs it: a pass at `*next`, then
-/// one [`SAFETY_POLL`] after the start of the last (`*next` says when), each told to
-/// `on_pass` with `stats`, until one finds something (returned with its start): an event,
-/// a line, a file followed, rotated away or truncated, a directory to watch, anything due.
-/// Returns `None` as soon as `asked` says the watch wants `watcher` back (or is gone).
+/// The safety passes of an idle watch, on the thread that runs it: a pass at `first`, then
+/// one [`SAFETY_POLL`] after the start of the last, each told to `on_pass` with `stats`, until
+/// one finds something (returned with its start): an event, a line, a file followed, rotated
+/// away or truncated, a directory to watch, anything due. Returns `None` as soon as `asked`
+/// says the watch wants `watcher` back (or is gone).
 fn idle_passes<F: FnMut(&Watcher, &WatchStats)>(
     watcher: &mut Watcher,
     on_pass: &mut F,
     stats: WatchStats,
-    next: &mut Instant,
+    first: Instant,
     asked: &std::sync::mpsc::Receiver<()>,
 ) -> Option<(Instant, PassResult)> {
     use std::sync::mpsc::RecvTimeoutError;
+    let mut next = first;
     loop {
         let wait = next.saturating_duration_since(Instant::now());
         if !matches!(asked.recv_timeout(wait), Err(RecvTimeoutError::Timeout)) {
@@ -1438,7 +1468,7 @@ fn idle_passes<F: FnMut(&Watcher, &WatchStats)>(
             ..stats
         };
         on_pass(watcher, &stats);
-        *next = start + SAFETY_POLL;
+        next = start + SAFETY_POLL;
     }
 }
 
