@@ -1160,3 +1160,64 @@ async fn a_busy_sibling_does_not_hold_off_the_safety_pass() {
     let seen = finish_all(w, seen, 200, &[&log]).await;
     assert_exactly_once(&seen, 200);
 }
+
+/// Review of the idle watch, item 2: a watch that ends in an error still saves its last
+/// position before it returns. Saves fail (the checkpoint's directory is a file) until the
+/// disk is repaired just before the watch fails (its status callback panics in an idle safety
+/// pass, as a panicking pass would); the saver's last try then saves the position by the time
+/// the watch has returned. (Before, an error return dropped the saver unfinished: nothing was
+/// saved by then, and a job started again at once would read those lines again.) On a
+/// single-threaded runtime, and checked in the same poll that sees the watch return, so that
+/// nothing else runs in between.
+#[tokio::test]
+async fn a_watch_that_fails_saves_its_last_position_first() {
+    use opsd::apache::watch::watch_reporting;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    let cp_dir = dir.path().join("state/apache");
+    let checkpoint = cp_dir.join("faults.json");
+    append_lines(&log, 0..50);
+    let mut cfg = WatchConfig::new(
+        "faults",
+        vec![log.display().to_string()],
+        vec![counting_rule()],
+    );
+    cfg.from_beginning = true;
+    // The failed save is not tried again before the watch ends.
+    cfg.checkpoint_interval = Duration::from_secs(3600);
+    let watcher = Watcher::new(cfg, checkpoint.clone()).unwrap();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    std::fs::write(&cp_dir, b"not a directory").unwrap();
+    let runtime_thread = std::thread::current().id();
+    let repair = cp_dir.clone();
+    // A busy watch's passes are told on the runtime's thread, an idle one's off it.
+    let on_pass = move |_: &Watcher, _: &WatchStats| {
+        if std::thread::current().id() != runtime_thread {
+            std::fs::remove_file(&repair).unwrap();
+            std::fs::create_dir(&repair).unwrap();
+            panic!("the status callback fails in an idle safety pass");
+        }
+    };
+    let (tx, mut rx) = mpsc::channel(1000);
+    let (acks, ack_rx) = Acks::new();
+    let watching = async {
+        let ended = watch_reporting(watcher, CancellationToken::new(), tx, ack_rx, on_pass).await;
+        (ended, caught_up(&checkpoint, &log))
+    };
+    let consuming = async {
+        let mut received = 0;
+        while rx.recv().await.is_some() {
+            acks.handled();
+            received += 1;
+        }
+        received
+    };
+    let ((ended, saved), received) = tokio::join!(watching, consuming);
+    assert!(matches!(ended, Err(WatchError::Task(_))), "{ended:?}");
+    assert_eq!(received, 50);
+    assert!(
+        saved,
+        "the watch returned before its position was saved; checkpoint: {:?}",
+        std::fs::read_to_string(&checkpoint)
+    );
+}

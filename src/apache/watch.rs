@@ -967,16 +967,37 @@ enum Woken {
 
 /// [`watch`], telling `on_pass` after every pass where the watch is (for `opsd status`).
 pub async fn watch_reporting(
+    watcher: Watcher,
+    cancel: CancellationToken,
+    events: tokio::sync::mpsc::Sender<LogEvent>,
+    acks: AckReader,
+    on_pass: impl FnMut(&Watcher, &WatchStats) + Send + 'static,
+) -> Result<WatchStats, WatchError> {
+    let mut saver = Saver::start(&watcher.cfg.job, &watcher);
+    let ended = run_passes(watcher, cancel, events, acks, on_pass, &mut saver).await;
+    // However the watch ended (an error too), the last checkpoint handed over is saved, or its
+    // failure counted, before it returns.
+    let failed_saves = saver.finish().await;
+    let stats = ended?;
+    Ok(WatchStats {
+        failed_saves: failed_saves?,
+        ..stats
+    })
+}
+
+/// The passes of [`watch_reporting`] until the watch ends, handing its checkpoints to `saver`
+/// (which the caller finishes, an error or not).
+async fn run_passes(
     mut watcher: Watcher,
     cancel: CancellationToken,
     events: tokio::sync::mpsc::Sender<LogEvent>,
     mut acks: AckReader,
     mut on_pass: impl FnMut(&Watcher, &WatchStats) + Send + 'static,
+    saver: &mut Saver,
 ) -> Result<WatchStats, WatchError> {
     let job = watcher.cfg.job.clone();
     let mut waiter = Waiter::new(&job, watcher.cfg.poll_interval);
     let mut drops = Drops::default();
-    let mut saver = Saver::start(&job, &watcher);
     let mut produced = 0u64;
     let mut rescan = false;
     // Events were handed on since the last save that covered them all.
@@ -1099,13 +1120,12 @@ pub async fn watch_reporting(
         watcher.inflight.acked(*acks.borrow_and_update());
     }
     saver.submit(&mut watcher);
-    let failed_saves = saver.finish().await?;
     Ok(WatchStats {
         lines: watcher.lines_read(),
         events: produced,
         suppressed: watcher.suppressed(),
         dropped: drops.total,
-        failed_saves,
+        failed_saves: saver.failed(),
     })
 }
 
@@ -1159,7 +1179,8 @@ impl Saver {
     }
 
     /// Waits for the last checkpoint handed over to be saved (or to fail); returns the count
-    /// of failed saves.
+    /// of failed saves. Every watch ends with it, whatever ended the watch: dropped unfinished,
+    /// the saver's last try could still be running after the watch ended, or never run.
     async fn finish(self) -> Result<u64, WatchError> {
         let Saver { tx, failed, task } = self;
         drop(tx);
