@@ -1221,3 +1221,59 @@ async fn a_watch_that_fails_saves_its_last_position_first() {
         std::fs::read_to_string(&checkpoint)
     );
 }
+
+/// Review of the idle watch, item 3: an idle watch holds no thread of tokio's blocking pool,
+/// which is shared and bounded (here to one thread): other blocking work still runs while the
+/// watch is idle. (Before, the idle safety passes ran on a pool thread they kept for as long
+/// as the watch was idle, and this work waited for it.)
+#[test]
+fn an_idle_watch_leaves_the_blocking_pool_to_others() {
+    use opsd::apache::watch::watch_reporting;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    append_lines(&log, 0..10);
+    let watcher = watcher(&log, &dir.path().join("idle.json"), true);
+    let runtime_thread = std::thread::current().id();
+    let (told, mut idle_passes) = mpsc::unbounded_channel();
+    // A busy watch's passes are told on the runtime's thread, an idle one's off it.
+    let on_pass = move |_: &Watcher, _: &WatchStats| {
+        if std::thread::current().id() != runtime_thread {
+            let _ = told.send(());
+        }
+    };
+    rt.block_on(async {
+        let cancel = CancellationToken::new();
+        let (tx, mut rx) = mpsc::channel(100);
+        let (acks, ack_rx) = Acks::new();
+        let watch = tokio::spawn(watch_reporting(
+            watcher,
+            cancel.clone(),
+            tx,
+            ack_rx,
+            on_pass,
+        ));
+        let mut received = 0;
+        while received < 10 {
+            rx.recv().await.unwrap();
+            acks.handled();
+            received += 1;
+        }
+        let first_idle = tokio::time::timeout(Duration::from_secs(60), idle_passes.recv()).await;
+        assert!(first_idle.is_ok(), "the watch never told an idle pass");
+        let other =
+            tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(|| 42));
+        let other = other.await;
+        cancel.cancel();
+        let stats = watch.await.unwrap().unwrap();
+        assert_eq!(stats.lines, 10);
+        assert!(
+            matches!(other, Ok(Ok(42))),
+            "blocking work waited 10 s while the watch was idle: {other:?}"
+        );
+    });
+}

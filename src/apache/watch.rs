@@ -4,9 +4,10 @@
 //! says a followed file or its directory changed ([`changes`], inotify), and at least every
 //! [`SAFETY_POLL`] for what inotify cannot see (files written over NFS by another host, a
 //! rotation racing the watches being set up, lost events). While the watch is idle those safety
-//! passes run on a blocking thread that keeps the watcher until one finds something or the
-//! kernel reports a change that concerns it (`idle_wait`), so an idle watch wakes no runtime
-//! worker, and changes beside the followed files never hold a safety pass off.
+//! passes run on a thread of the watch's own (not tokio's shared blocking pool) that keeps the
+//! watcher until one finds something or the kernel reports a change that concerns it
+//! (`idle_wait`), so an idle watch wakes no runtime worker and holds no pool thread, and
+//! changes beside the followed files never hold a safety pass off.
 //!
 //! Reading never waits on delivery: [`watch`] hands events on without waiting, and when the
 //! consumer is behind it drops *events* (counted and logged), never lines. Passes are at least
@@ -944,7 +945,8 @@ pub const STOP_ACK_WAIT: Duration = Duration::from_secs(2);
 /// every `checkpoint_interval` while lines flow, and at the end (after waiting up to
 /// [`STOP_ACK_WAIT`] for the consumer); a failed save is logged and the watch goes on from
 /// where it is. Saves run on a task of their own (`Saver`): no pass waits for one, except
-/// that the watch ends once its last save is done. File reading runs on the blocking pool.
+/// that the watch ends once its last save is done. File reading runs on the blocking pool,
+/// the safety passes of an idle watch on a thread of its own.
 /// Ends when `cancel` fires or nobody receives events any more.
 pub async fn watch(
     watcher: Watcher,
@@ -996,7 +998,7 @@ async fn run_passes(
     saver: &mut Saver,
 ) -> Result<WatchStats, WatchError> {
     let job = watcher.cfg.job.clone();
-    let mut waiter = Waiter::new(&job, watcher.cfg.poll_interval);
+    let mut waiter = Waiter::new(&job, watcher.cfg.poll_interval)?;
     let mut drops = Drops::default();
     let mut produced = 0u64;
     let mut rescan = false;
@@ -1238,6 +1240,8 @@ async fn save_loop(
 #[derive(Debug)]
 struct Waiter {
     changes: Option<Changes>,
+    /// Where the safety passes run while the watch is idle.
+    idle: IdleThread,
     poll_interval: Duration,
     /// Something is not watched: passes run every poll interval too.
     polling: bool,
@@ -1253,10 +1257,11 @@ struct Added {
 }
 
 impl Waiter {
-    /// Starts inotify, or says once that the watch polls.
-    fn new(job: &str, poll_interval: Duration) -> Self {
+    /// Starts inotify, or says once that the watch polls, and the thread of its idle passes.
+    fn new(job: &str, poll_interval: Duration) -> Result<Self, WatchError> {
         let mut w = Waiter {
             changes: None,
+            idle: IdleThread::start(job)?,
             poll_interval,
             polling: true,
             warned: false,
@@ -1265,7 +1270,7 @@ impl Waiter {
             Ok(c) => w.changes = Some(c),
             Err(e) => w.fall_back(job, &e),
         }
-        w
+        Ok(w)
     }
 
     /// Logs, once, that the watch polls because of `why`.
@@ -1390,14 +1395,14 @@ enum IdleEnd {
 }
 
 /// Waits, while the watch is idle, for a change that concerns it or its cancellation, running
-/// the safety passes from `first` on (every [`SAFETY_POLL`]) on a blocking thread that keeps
-/// `watcher` and `on_pass` meanwhile ([`idle_passes`]): an idle watch wakes that one thread
-/// once per safety poll and no runtime worker (no tokio timer, whose wheel wakes its thread
-/// two or three times for a 5 s sleep, and no hop to the pool and back). The thread is asked
-/// back only for a change that concerns the watch (told by its [`Interest`], which an idle
-/// pass does not change: a pass that changes it ends the wait); the others, however many (a
-/// busy directory beside the followed files), leave it where it is, so they never hold a
-/// safety pass off.
+/// the safety passes from `first` on (every [`SAFETY_POLL`]) on the watch's [`IdleThread`],
+/// which keeps `watcher` and `on_pass` meanwhile ([`idle_passes`]): an idle watch wakes that
+/// one thread once per safety poll and no runtime worker (no tokio timer, whose wheel wakes
+/// its thread two or three times for a 5 s sleep, and no hop to a thread and back). The thread
+/// is asked back only for a change that concerns the watch (told by its [`Interest`], which
+/// an idle pass does not change: a pass that changes it ends the wait); the others, however
+/// many (a busy directory beside the followed files), leave it where it is, so they never hold
+/// a safety pass off.
 async fn idle_wait<F>(
     mut watcher: Watcher,
     mut on_pass: F,
@@ -1412,7 +1417,7 @@ where
 {
     let interest = watcher.interest();
     let (back, asked) = std::sync::mpsc::channel::<()>();
-    let lent = blocking(move || {
+    let lent = waiter.idle.run(move || {
         let found = idle_passes(&mut watcher, &mut on_pass, stats, first, &asked);
         (watcher, on_pass, found)
     });
@@ -1490,6 +1495,53 @@ fn idle_passes<F: FnMut(&Watcher, &WatchStats)>(
         };
         on_pass(watcher, &stats);
         next = start + SAFETY_POLL;
+    }
+}
+
+/// Work for an [`IdleThread`].
+type IdleWork = Box<dyn FnOnce() + Send>;
+
+/// The thread of one watch on which its idle safety passes run ([`idle_wait`]), started with
+/// the watch and ended with it; it sleeps on its queue while the watch is not idle. Not tokio's
+/// blocking pool: an idle watch holds its thread for as long as it is idle, and that pool is
+/// shared and bounded, so idle watches would hold the threads that other blocking work (the
+/// passes and saves of every watch, other jobs) waits for.
+#[derive(Debug)]
+struct IdleThread {
+    queue: std::sync::mpsc::Sender<IdleWork>,
+}
+
+impl IdleThread {
+    /// Starts the idle thread of `job`'s watch.
+    fn start(job: &str) -> Result<IdleThread, WatchError> {
+        let (queue, work) = std::sync::mpsc::channel::<IdleWork>();
+        std::thread::Builder::new()
+            .name("opsd-idle-watch".to_string())
+            .spawn(move || work.into_iter().for_each(|w| w()))
+            .map_err(|e| {
+                WatchError::Task(format!(
+                    "cannot start the thread of the {job} watch's idle passes: {e}"
+                ))
+            })?;
+        Ok(IdleThread { queue })
+    }
+
+    /// Hands `f` to the thread at once; the future it returns (which does not borrow the
+    /// thread) gives what `f` returned, or an error when it panicked.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<T, WatchError>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let work: IdleWork = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        let queued = self.queue.send(work);
+        async move {
+            let failed = || WatchError::Task("the idle passes of the watch failed".to_string());
+            queued.map_err(|_| failed())?;
+            rx.await.map_err(|_| failed())
+        }
     }
 }
 
