@@ -8,7 +8,9 @@
 use crate::util::apache::{counting_rule, rotate_copytruncate, rotate_create, Apache};
 use opsd::apache::rules::LogEvent;
 use opsd::apache::watch::acks::Acks;
-use opsd::apache::watch::{watch, WatchConfig, WatchError, WatchStats, Watcher, RETIRE_QUIET};
+use opsd::apache::watch::{
+    watch_reporting, WatchConfig, WatchError, WatchStats, Watcher, RETIRE_QUIET,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,11 +54,49 @@ fn spawn_watch(
     JoinHandle<Result<WatchStats, WatchError>>,
     Events,
 ) {
+    spawn_reporting(watcher, room, |_, _| {})
+}
+
+/// [`spawn_watch`], telling `on_pass` after every pass ([`watch_reporting`]).
+fn spawn_reporting(
+    watcher: Watcher,
+    room: usize,
+    on_pass: impl FnMut(&Watcher, &WatchStats) + Send + 'static,
+) -> (
+    CancellationToken,
+    JoinHandle<Result<WatchStats, WatchError>>,
+    Events,
+) {
     let cancel = CancellationToken::new();
     let (tx, rx) = mpsc::channel(room);
     let (acks, ack_rx) = Acks::new();
-    let task = tokio::spawn(watch(watcher, cancel.clone(), tx, ack_rx));
+    let task = tokio::spawn(watch_reporting(
+        watcher,
+        cancel.clone(),
+        tx,
+        ack_rx,
+        on_pass,
+    ));
     (cancel, task, Events { rx, acks })
+}
+
+/// A status callback that sends what `pick` takes from the figures of every idle pass, and
+/// its receiver. On a current-thread runtime a busy watch's passes are told on this thread,
+/// an idle one's off it.
+fn idle_reports<T: Send + 'static>(
+    pick: impl Fn(&WatchStats) -> T + Send + 'static,
+) -> (
+    impl FnMut(&Watcher, &WatchStats) + Send + 'static,
+    mpsc::UnboundedReceiver<T>,
+) {
+    let runtime_thread = std::thread::current().id();
+    let (told, reports) = mpsc::unbounded_channel();
+    let on_pass = move |_: &Watcher, stats: &WatchStats| {
+        if std::thread::current().id() != runtime_thread {
+            let _ = told.send(pick(stats));
+        }
+    };
+    (on_pass, reports)
 }
 
 /// A watcher running in the background, its events collected.
@@ -1171,7 +1211,6 @@ async fn a_busy_sibling_does_not_hold_off_the_safety_pass() {
 /// nothing else runs in between.
 #[tokio::test]
 async fn a_watch_that_fails_saves_its_last_position_first() {
-    use opsd::apache::watch::watch_reporting;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("error.log");
     let cp_dir = dir.path().join("state/apache");
@@ -1228,7 +1267,6 @@ async fn a_watch_that_fails_saves_its_last_position_first() {
 /// as the watch was idle, and this work waited for it.)
 #[test]
 fn an_idle_watch_leaves_the_blocking_pool_to_others() {
-    use opsd::apache::watch::watch_reporting;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(1)
@@ -1238,30 +1276,11 @@ fn an_idle_watch_leaves_the_blocking_pool_to_others() {
     let log = dir.path().join("error.log");
     append_lines(&log, 0..10);
     let watcher = watcher(&log, &dir.path().join("idle.json"), true);
-    let runtime_thread = std::thread::current().id();
-    let (told, mut idle_passes) = mpsc::unbounded_channel();
-    // A busy watch's passes are told on the runtime's thread, an idle one's off it.
-    let on_pass = move |_: &Watcher, _: &WatchStats| {
-        if std::thread::current().id() != runtime_thread {
-            let _ = told.send(());
-        }
-    };
+    let (on_pass, mut idle_passes) = idle_reports(|_| ());
     rt.block_on(async {
-        let cancel = CancellationToken::new();
-        let (tx, mut rx) = mpsc::channel(100);
-        let (acks, ack_rx) = Acks::new();
-        let watch = tokio::spawn(watch_reporting(
-            watcher,
-            cancel.clone(),
-            tx,
-            ack_rx,
-            on_pass,
-        ));
-        let mut received = 0;
-        while received < 10 {
-            rx.recv().await.unwrap();
-            acks.handled();
-            received += 1;
+        let (cancel, watch, mut events) = spawn_reporting(watcher, 100, on_pass);
+        for _ in 0..10 {
+            events.recv().await.unwrap();
         }
         let first_idle = tokio::time::timeout(Duration::from_secs(60), idle_passes.recv()).await;
         assert!(first_idle.is_ok(), "the watch never told an idle pass");
@@ -1276,4 +1295,111 @@ fn an_idle_watch_leaves_the_blocking_pool_to_others() {
             "blocking work waited 10 s while the watch was idle: {other:?}"
         );
     });
+}
+
+/// Review of the idle watch, item 4: the figures an idle watch reports with each safety pass
+/// are current. Every save fails (the checkpoint's directory is a file) and the saver retries
+/// every second while the watch is idle: the failed saves counted grow from one idle pass to
+/// the next. (Before, an idle pass reported the count of when the watch went idle.)
+#[tokio::test]
+async fn an_idle_watch_reports_the_failed_saves_as_they_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    let cp_dir = dir.path().join("state/apache");
+    append_lines(&log, 0..10);
+    let watcher = watcher(&log, &cp_dir.join("faults.json"), true);
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    std::fs::write(&cp_dir, b"not a directory").unwrap();
+    let (on_pass, mut idle_passes) = idle_reports(|stats| stats.failed_saves);
+    let (cancel, watch, mut events) = spawn_reporting(watcher, 100, on_pass);
+    for _ in 0..10 {
+        events.recv().await.unwrap();
+    }
+    let mut told_failed = Vec::new();
+    while told_failed.len() < 2 {
+        let next = tokio::time::timeout(Duration::from_secs(60), idle_passes.recv()).await;
+        told_failed.push(next.expect("no idle pass told within 60 s").unwrap());
+    }
+    cancel.cancel();
+    let stats = watch.await.unwrap().unwrap();
+    assert!(
+        told_failed[1] > told_failed[0],
+        "two idle passes 5 s apart told the same failed saves: {told_failed:?} (at the end: {})",
+        stats.failed_saves
+    );
+}
+
+/// A log writer for tests: keeps what is written.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// The lines written so far that contain `what`.
+    fn count(&self, what: &str) -> usize {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+        text.lines().filter(|l| l.contains(what)).count()
+    }
+}
+
+/// Review of the idle watch, item 4: events dropped while the consumer was behind are
+/// reported even when the watch goes idle right after, once the 10 s between two reports
+/// have passed. (Before, the drops after the first report waited, unreported, for the next
+/// change to a followed file.) The watch's log lines are captured on this thread, which runs
+/// the watch (a single-threaded runtime).
+#[tokio::test]
+async fn drops_reported_late_are_reported_while_idle() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    append_lines(&log, 0..5);
+    let watcher = watcher(&log, &dir.path().join("drops.json"), true);
+    let (passes_tx, mut passes) = mpsc::unbounded_channel();
+    let on_pass = move |_: &Watcher, stats: &WatchStats| {
+        let _ = passes_tx.send(stats.dropped);
+    };
+    // Room for one event: the consumer is behind until it reads it.
+    let (cancel, watch, mut events) = spawn_reporting(watcher, 1, on_pass);
+    let dropped = "alert events came faster than they could be logged and sent";
+    let mut last = 0;
+    while last < 4 {
+        last = passes.recv().await.unwrap();
+    }
+    assert_eq!(
+        logs.count(dropped),
+        1,
+        "the first drops were not reported at once"
+    );
+    append_lines(&log, 5..10);
+    while last < 9 {
+        last = passes.recv().await.unwrap();
+    }
+    events.recv().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while logs.count(dropped) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reported = logs.count(dropped);
+    cancel.cancel();
+    watch.await.unwrap().unwrap();
+    assert_eq!(
+        reported, 2,
+        "the later drops were not reported within 30 s while idle"
+    );
 }

@@ -864,6 +864,17 @@ impl Drops {
         *self.pending.entry(ev.rule.clone()).or_default() += 1;
     }
 
+    /// When the drops not yet reported are due to be (the watch does not go idle before).
+    fn due(&self) -> Option<Instant> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        Some(
+            self.last_report
+                .map_or_else(Instant::now, |t| t + REPORT_EVERY),
+        )
+    }
+
     /// Logs what was dropped since the last report, when there is any and a report is due
     /// (or `now_anyway`).
     fn report(&mut self, job: &str, now_anyway: bool) {
@@ -939,10 +950,11 @@ pub const STOP_ACK_WAIT: Duration = Duration::from_secs(2);
 /// checkpoint never passes the line of an event it has not. A pass runs when inotify reports a
 /// change to a followed file or a name in a watched directory that concerns it ([`Interest`]),
 /// at least every [`SAFETY_POLL`] (every `poll_interval` when inotify cannot watch
-/// everything), when a rotated file's quiet time ends and when a checkpoint save is due. Saves
-/// the checkpoint (as far as the consumer got) after every pass while events are out, as soon
-/// as the consumer has finished with every event handed on, at least
-/// every `checkpoint_interval` while lines flow, and at the end (after waiting up to
+/// everything), when a rotated file's quiet time ends, when a checkpoint save is due and when
+/// a report of dropped events is (an idle watch has none waiting). Saves the checkpoint (as
+/// far as the consumer got) after every pass while events are out, as soon as the consumer
+/// has finished with every event handed on, at least every `checkpoint_interval` while lines
+/// flow, and at the end (after waiting up to
 /// [`STOP_ACK_WAIT`] for the consumer); a failed save is logged and the watch goes on from
 /// where it is. Saves run on a task of their own (`Saver`): no pass waits for one, except
 /// that the watch ends once its last save is done. File reading runs on the blocking pool,
@@ -1063,12 +1075,14 @@ async fn run_passes(
         } else {
             loop {
                 let awaiting_acks = unsaved && !watcher.inflight.caught_up();
+                // A pass when a rotated file's quiet time ends, a save or a drop report is due.
+                let due = watcher.next_due().into_iter().chain(drops.due()).min();
                 // Idle (inotify watches everything, no event out, nothing due): the safety
                 // passes run off the runtime, which sleeps until the kernel reports a change.
-                if waiter.watching_all() && !awaiting_acks && watcher.next_due().is_none() {
+                if waiter.watching_all() && !awaiting_acks && due.is_none() {
                     let first = pass_start + SAFETY_POLL;
                     let (w, f, end) =
-                        idle_wait(watcher, on_pass, stats, first, &mut waiter, &cancel, &job)
+                        idle_wait(watcher, on_pass, stats, first, &mut waiter, &cancel, saver)
                             .await?;
                     (watcher, on_pass) = (w, f);
                     match end {
@@ -1082,7 +1096,7 @@ async fn run_passes(
                     }
                 }
                 let mut deadline = pass_start + waiter.longest_wait();
-                if let Some(due) = watcher.next_due() {
+                if let Some(due) = due {
                     deadline = deadline.min(due);
                 }
                 let sent = watcher.inflight.sent_count();
@@ -1410,15 +1424,24 @@ async fn idle_wait<F>(
     first: Instant,
     waiter: &mut Waiter,
     cancel: &CancellationToken,
-    job: &str,
+    saver: &Saver,
 ) -> Result<(Watcher, F, IdleEnd), WatchError>
 where
     F: FnMut(&Watcher, &WatchStats) + Send + 'static,
 {
+    let job = watcher.cfg.job.clone();
     let interest = watcher.interest();
+    let failed_saves = std::sync::Arc::clone(&saver.failed);
     let (back, asked) = std::sync::mpsc::channel::<()>();
     let lent = waiter.idle.run(move || {
-        let found = idle_passes(&mut watcher, &mut on_pass, stats, first, &asked);
+        let found = idle_passes(
+            &mut watcher,
+            &mut on_pass,
+            stats,
+            &failed_saves,
+            first,
+            &asked,
+        );
         (watcher, on_pass, found)
     });
     tokio::pin!(lent);
@@ -1426,7 +1449,7 @@ where
     let changed = loop {
         tokio::select! {
             () = cancel.cancelled() => break None,
-            r = waiter.next(job) => {
+            r = waiter.next(&job) => {
                 if let Some(rescan) = relevance(r, &interest) {
                     break Some(rescan);
                 }
@@ -1453,14 +1476,17 @@ where
 }
 
 /// The safety passes of an idle watch, on the thread that runs it: a pass at `first`, then
-/// one [`SAFETY_POLL`] after the start of the last, each told to `on_pass` with `stats`, until
-/// one finds something (returned with its start): an event, a line, a file followed, rotated
-/// away or truncated, a directory to watch, anything due. Returns `None` as soon as `asked`
-/// says the watch wants `watcher` back (or is gone).
+/// one [`SAFETY_POLL`] after the start of the last, each told to `on_pass` with `stats` as
+/// they are now (the lines and held-back matches; the saves failed so far, `failed_saves`,
+/// which goes on growing while the saver retries a failing save), until one finds something
+/// (returned with its start): an event, a line, a file followed, rotated away or truncated, a
+/// directory to watch, anything due. Returns `None` as soon as `asked` says the watch wants
+/// `watcher` back (or is gone).
 fn idle_passes<F: FnMut(&Watcher, &WatchStats)>(
     watcher: &mut Watcher,
     on_pass: &mut F,
     stats: WatchStats,
+    failed_saves: &std::sync::atomic::AtomicU64,
     first: Instant,
     asked: &std::sync::mpsc::Receiver<()>,
 ) -> Option<(Instant, PassResult)> {
@@ -1491,6 +1517,7 @@ fn idle_passes<F: FnMut(&Watcher, &WatchStats)>(
         let stats = WatchStats {
             lines: watcher.lines_read(),
             suppressed: watcher.suppressed(),
+            failed_saves: failed_saves.load(std::sync::atomic::Ordering::Relaxed),
             ..stats
         };
         on_pass(watcher, &stats);
