@@ -8,7 +8,9 @@
 use crate::util::apache::{counting_rule, rotate_copytruncate, rotate_create, Apache};
 use opsd::apache::rules::LogEvent;
 use opsd::apache::watch::acks::Acks;
-use opsd::apache::watch::{watch, WatchConfig, WatchError, WatchStats, Watcher, RETIRE_QUIET};
+use opsd::apache::watch::{
+    watch_reporting, WatchConfig, WatchError, WatchStats, Watcher, RETIRE_QUIET,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,11 +54,49 @@ fn spawn_watch(
     JoinHandle<Result<WatchStats, WatchError>>,
     Events,
 ) {
+    spawn_reporting(watcher, room, |_, _| {})
+}
+
+/// [`spawn_watch`], telling `on_pass` after every pass ([`watch_reporting`]).
+fn spawn_reporting(
+    watcher: Watcher,
+    room: usize,
+    on_pass: impl FnMut(&Watcher, &WatchStats) + Send + 'static,
+) -> (
+    CancellationToken,
+    JoinHandle<Result<WatchStats, WatchError>>,
+    Events,
+) {
     let cancel = CancellationToken::new();
     let (tx, rx) = mpsc::channel(room);
     let (acks, ack_rx) = Acks::new();
-    let task = tokio::spawn(watch(watcher, cancel.clone(), tx, ack_rx));
+    let task = tokio::spawn(watch_reporting(
+        watcher,
+        cancel.clone(),
+        tx,
+        ack_rx,
+        on_pass,
+    ));
     (cancel, task, Events { rx, acks })
+}
+
+/// A status callback that sends what `pick` takes from the figures of every idle pass, and
+/// its receiver. On a current-thread runtime a busy watch's passes are told on this thread,
+/// an idle one's off it.
+fn idle_reports<T: Send + 'static>(
+    pick: impl Fn(&WatchStats) -> T + Send + 'static,
+) -> (
+    impl FnMut(&Watcher, &WatchStats) + Send + 'static,
+    mpsc::UnboundedReceiver<T>,
+) {
+    let runtime_thread = std::thread::current().id();
+    let (told, reports) = mpsc::unbounded_channel();
+    let on_pass = move |_: &Watcher, stats: &WatchStats| {
+        if std::thread::current().id() != runtime_thread {
+            let _ = told.send(pick(stats));
+        }
+    };
+    (on_pass, reports)
 }
 
 /// A watcher running in the background, its events collected.
@@ -1066,23 +1106,31 @@ fn an_idle_watch_is_never_due_to_save() {
     assert!(w.save_due(), "a position moved, yet no save is due");
 }
 
-/// A log created where inotify does not look (a directory that was there, empty, before the
-/// watch began: only the pattern's top directory is watched) is found by the safety pass of
-/// an idle watch, run off the runtime, and read from its first line; later lines follow it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_watch_finds_a_log_inotify_cannot_see_by_its_safety_pass() {
+/// A watch of `TOP/logs/*/error.log`, once it is idle, with `TOP/logs/site` there and empty:
+/// inotify watches `logs` (the pattern's top directory), not `logs/site`. Returns `TOP` (a
+/// temporary directory), `logs/site` and the watch.
+async fn idle_watch_beside_an_unwatched_dir() -> (tempfile::TempDir, PathBuf, Running) {
     let top = tempfile::tempdir().unwrap();
     let site = top.path().join("logs/site");
     std::fs::create_dir_all(&site).unwrap();
     let checkpoint = top.path().join("state/apache/inotify.json");
     let pattern = format!("{}/logs/*/error.log", top.path().display());
-    let mut w = start_patterns(&[pattern], &checkpoint);
+    let w = start_patterns(&[pattern], &checkpoint);
     // The first save (of no file) is the watch's last thing to do before it is idle.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !checkpoint.exists() {
         assert!(Instant::now() < deadline, "the watch never saved");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    (top, site, w)
+}
+
+/// A log created where inotify does not look (a directory that was there, empty, before the
+/// watch began: only the pattern's top directory is watched) is found by the safety pass of
+/// an idle watch, run off the runtime, and read from its first line; later lines follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_watch_finds_a_log_inotify_cannot_see_by_its_safety_pass() {
+    let (_top, site, mut w) = idle_watch_beside_an_unwatched_dir().await;
     let log = site.join("error.log");
     append_lines(&log, 0..100);
     let mut seen = BTreeMap::new();
@@ -1090,4 +1138,268 @@ async fn an_idle_watch_finds_a_log_inotify_cannot_see_by_its_safety_pass() {
     append_lines(&log, 100..200);
     let seen = finish_all(w, seen, 200, &[&log]).await;
     assert_exactly_once(&seen, 200);
+}
+
+/// Renames a file beside the watched ones back and forth without pause (two names, as a
+/// tool saving its state by renaming would change them) until the returned flag is set; the
+/// thread returns how many renames it made. Each is two name changes in its directory (moved
+/// from, moved to), neither of which concerns a watch of other files.
+fn rename_without_pause(
+    path: PathBuf,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<u64>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    let busy = std::thread::spawn(move || {
+        let mut other = path.clone().into_os_string();
+        other.push(".tmp");
+        std::fs::write(&path, b"state").unwrap();
+        let mut n = 0u64;
+        while !flag.load(Ordering::Relaxed) {
+            std::fs::rename(&path, &other).unwrap();
+            std::fs::rename(&other, &path).unwrap();
+            n += 2;
+        }
+        n
+    });
+    (stop, busy)
+}
+
+/// Review of the idle watch, item 1: a sibling in a watched directory that changes all the
+/// time (renamed back and forth without pause, tens of thousands of times a second) does not
+/// hold off the safety pass of an idle watch: a log inotify cannot see is still found by the
+/// first safety pass and read from its first line. (It passed before the change too: the
+/// pass's due time outlived each change that took the watcher back; it guards that none of
+/// them puts the pass off.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_sibling_does_not_hold_off_the_safety_pass() {
+    use opsd::apache::watch::SAFETY_POLL;
+    let (top, site, mut w) = idle_watch_beside_an_unwatched_dir().await;
+    let (stop, busy) = rename_without_pause(top.path().join("logs/status"));
+    let log = site.join("error.log");
+    append_lines(&log, 0..100);
+    let started = Instant::now();
+    let within = SAFETY_POLL * 3;
+    let mut seen = BTreeMap::new();
+    while seen.len() < 100 && started.elapsed() < within {
+        drain(&mut w.rx, &mut seen);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let renames = busy.join().unwrap();
+    let rate = renames as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(
+        seen.len(),
+        100,
+        "the log was not found within {within:?} while its sibling was renamed {rate:.0} times a second"
+    );
+    append_lines(&log, 100..200);
+    let seen = finish_all(w, seen, 200, &[&log]).await;
+    assert_exactly_once(&seen, 200);
+}
+
+/// Review of the idle watch, item 2: a watch that ends in an error still saves its last
+/// position before it returns. Saves fail (the checkpoint's directory is a file) until the
+/// disk is repaired just before the watch fails (its status callback panics in an idle safety
+/// pass, as a panicking pass would); the saver's last try then saves the position by the time
+/// the watch has returned. (Before, an error return dropped the saver unfinished: nothing was
+/// saved by then, and a job started again at once would read those lines again.) On a
+/// single-threaded runtime, and checked in the same poll that sees the watch return, so that
+/// nothing else runs in between.
+#[tokio::test]
+async fn a_watch_that_fails_saves_its_last_position_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    let cp_dir = dir.path().join("state/apache");
+    let checkpoint = cp_dir.join("faults.json");
+    append_lines(&log, 0..50);
+    let mut cfg = WatchConfig::new(
+        "faults",
+        vec![log.display().to_string()],
+        vec![counting_rule()],
+    );
+    cfg.from_beginning = true;
+    // The failed save is not tried again before the watch ends.
+    cfg.checkpoint_interval = Duration::from_secs(3600);
+    let watcher = Watcher::new(cfg, checkpoint.clone()).unwrap();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    std::fs::write(&cp_dir, b"not a directory").unwrap();
+    let runtime_thread = std::thread::current().id();
+    let repair = cp_dir.clone();
+    // A busy watch's passes are told on the runtime's thread, an idle one's off it.
+    let on_pass = move |_: &Watcher, _: &WatchStats| {
+        if std::thread::current().id() != runtime_thread {
+            std::fs::remove_file(&repair).unwrap();
+            std::fs::create_dir(&repair).unwrap();
+            panic!("the status callback fails in an idle safety pass");
+        }
+    };
+    let (tx, mut rx) = mpsc::channel(1000);
+    let (acks, ack_rx) = Acks::new();
+    let watching = async {
+        let ended = watch_reporting(watcher, CancellationToken::new(), tx, ack_rx, on_pass).await;
+        (ended, caught_up(&checkpoint, &log))
+    };
+    let consuming = async {
+        let mut received = 0;
+        while rx.recv().await.is_some() {
+            acks.handled();
+            received += 1;
+        }
+        received
+    };
+    let ((ended, saved), received) = tokio::join!(watching, consuming);
+    assert!(matches!(ended, Err(WatchError::Task(_))), "{ended:?}");
+    assert_eq!(received, 50);
+    assert!(
+        saved,
+        "the watch returned before its position was saved; checkpoint: {:?}",
+        std::fs::read_to_string(&checkpoint)
+    );
+}
+
+/// Review of the idle watch, item 3: an idle watch holds no thread of tokio's blocking pool,
+/// which is shared and bounded (here to one thread): other blocking work still runs while the
+/// watch is idle. (Before, the idle safety passes ran on a pool thread they kept for as long
+/// as the watch was idle, and this work waited for it.)
+#[test]
+fn an_idle_watch_leaves_the_blocking_pool_to_others() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    append_lines(&log, 0..10);
+    let watcher = watcher(&log, &dir.path().join("idle.json"), true);
+    let (on_pass, mut idle_passes) = idle_reports(|_| ());
+    rt.block_on(async {
+        let (cancel, watch, mut events) = spawn_reporting(watcher, 100, on_pass);
+        for _ in 0..10 {
+            events.recv().await.unwrap();
+        }
+        let first_idle = tokio::time::timeout(Duration::from_secs(60), idle_passes.recv()).await;
+        assert!(first_idle.is_ok(), "the watch never told an idle pass");
+        let other =
+            tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(|| 42));
+        let other = other.await;
+        cancel.cancel();
+        let stats = watch.await.unwrap().unwrap();
+        assert_eq!(stats.lines, 10);
+        assert!(
+            matches!(other, Ok(Ok(42))),
+            "blocking work waited 10 s while the watch was idle: {other:?}"
+        );
+    });
+}
+
+/// Review of the idle watch, item 4: the figures an idle watch reports with each safety pass
+/// are current. Every save fails (the checkpoint's directory is a file) and the saver retries
+/// every second while the watch is idle: the failed saves counted grow from one idle pass to
+/// the next. (Before, an idle pass reported the count of when the watch went idle.)
+#[tokio::test]
+async fn an_idle_watch_reports_the_failed_saves_as_they_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    let cp_dir = dir.path().join("state/apache");
+    append_lines(&log, 0..10);
+    let watcher = watcher(&log, &cp_dir.join("faults.json"), true);
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    std::fs::write(&cp_dir, b"not a directory").unwrap();
+    let (on_pass, mut idle_passes) = idle_reports(|stats| stats.failed_saves);
+    let (cancel, watch, mut events) = spawn_reporting(watcher, 100, on_pass);
+    for _ in 0..10 {
+        events.recv().await.unwrap();
+    }
+    let mut told_failed = Vec::new();
+    while told_failed.len() < 2 {
+        let next = tokio::time::timeout(Duration::from_secs(60), idle_passes.recv()).await;
+        told_failed.push(next.expect("no idle pass told within 60 s").unwrap());
+    }
+    cancel.cancel();
+    let stats = watch.await.unwrap().unwrap();
+    assert!(
+        told_failed[1] > told_failed[0],
+        "two idle passes 5 s apart told the same failed saves: {told_failed:?} (at the end: {})",
+        stats.failed_saves
+    );
+}
+
+/// A log writer for tests: keeps what is written.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// The lines written so far that contain `what`.
+    fn count(&self, what: &str) -> usize {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+        text.lines().filter(|l| l.contains(what)).count()
+    }
+}
+
+/// Review of the idle watch, item 4: events dropped while the consumer was behind are
+/// reported even when the watch goes idle right after, once the 10 s between two reports
+/// have passed. (Before, the drops after the first report waited, unreported, for the next
+/// change to a followed file.) The watch's log lines are captured on this thread, which runs
+/// the watch (a single-threaded runtime).
+#[tokio::test]
+async fn drops_reported_late_are_reported_while_idle() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    append_lines(&log, 0..5);
+    let watcher = watcher(&log, &dir.path().join("drops.json"), true);
+    let (passes_tx, mut passes) = mpsc::unbounded_channel();
+    let on_pass = move |_: &Watcher, stats: &WatchStats| {
+        let _ = passes_tx.send(stats.dropped);
+    };
+    // Room for one event: the consumer is behind until it reads it.
+    let (cancel, watch, mut events) = spawn_reporting(watcher, 1, on_pass);
+    let dropped = "alert events came faster than they could be logged and sent";
+    let mut last = 0;
+    while last < 4 {
+        last = passes.recv().await.unwrap();
+    }
+    assert_eq!(
+        logs.count(dropped),
+        1,
+        "the first drops were not reported at once"
+    );
+    append_lines(&log, 5..10);
+    while last < 9 {
+        last = passes.recv().await.unwrap();
+    }
+    events.recv().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while logs.count(dropped) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reported = logs.count(dropped);
+    cancel.cancel();
+    watch.await.unwrap().unwrap();
+    assert_eq!(
+        reported, 2,
+        "the later drops were not reported within 30 s while idle"
+    );
 }

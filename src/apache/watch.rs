@@ -4,8 +4,10 @@
 //! says a followed file or its directory changed ([`changes`], inotify), and at least every
 //! [`SAFETY_POLL`] for what inotify cannot see (files written over NFS by another host, a
 //! rotation racing the watches being set up, lost events). While the watch is idle those safety
-//! passes run on a blocking thread that keeps the watcher until one finds something or the
-//! kernel reports a change (`idle_wait`), so an idle watch wakes no runtime worker.
+//! passes run on a thread of the watch's own (not tokio's shared blocking pool) that keeps the
+//! watcher until one finds something or the kernel reports a change that concerns it
+//! (`idle_wait`), so an idle watch wakes no runtime worker and holds no pool thread, and
+//! changes beside the followed files never hold a safety pass off.
 //!
 //! Reading never waits on delivery: [`watch`] hands events on without waiting, and when the
 //! consumer is behind it drops *events* (counted and logged), never lines. Passes are at least
@@ -90,6 +92,34 @@ impl WatchConfig {
             rescan_interval: Duration::from_secs(1),
             checkpoint_interval: Duration::from_secs(1),
         }
+    }
+}
+
+/// The patterns of a watcher and the paths it follows, copied out of it: an idle watch tells
+/// with it which changes concern it while its watcher is away running safety passes.
+#[derive(Debug, Clone)]
+pub struct Interest {
+    patterns: Vec<glob::Pattern>,
+    /// The paths followed, active or rotated away.
+    followed: Vec<PathBuf>,
+}
+
+impl Interest {
+    /// True when a name that changed in a watched directory may matter: a pattern matches it,
+    /// or it is named like a followed file (`error.log.1` beside `error.log`).
+    pub fn concerns(&self, path: &Path) -> bool {
+        if self.patterns.iter().any(|p| p.matches_path(path)) {
+            return true;
+        }
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return false;
+        };
+        self.followed.iter().any(|p| {
+            p.parent() == path.parent()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| name.starts_with(n))
+        })
     }
 }
 
@@ -537,24 +567,18 @@ impl Watcher {
         (dirs, targets)
     }
 
-    /// True when a name that changed in a watched directory may matter: a pattern matches it,
-    /// or it is named like a followed file (`error.log.1` beside `error.log`).
-    pub fn concerns(&self, path: &Path) -> bool {
-        if self.patterns.iter().any(|p| p.matches_path(path)) {
-            return true;
+    /// What tells whether a name that changed in a watched directory may matter to this
+    /// watcher now ([`Interest::concerns`]), as a copy that needs no access to the watcher.
+    pub fn interest(&self) -> Interest {
+        Interest {
+            patterns: self.patterns.clone(),
+            followed: self
+                .active
+                .keys()
+                .chain(self.retired.iter().map(|r| &r.file.path))
+                .cloned()
+                .collect(),
         }
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            return false;
-        };
-        self.active
-            .keys()
-            .chain(self.retired.iter().map(|r| &r.file.path))
-            .any(|p| {
-                p.parent() == path.parent()
-                    && p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| name.starts_with(n))
-            })
     }
 
     /// The next time a pass is due whatever the files do: a rotated file's quiet time ending,
@@ -840,6 +864,17 @@ impl Drops {
         *self.pending.entry(ev.rule.clone()).or_default() += 1;
     }
 
+    /// When the drops not yet reported are due to be (the watch does not go idle before).
+    fn due(&self) -> Option<Instant> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        Some(
+            self.last_report
+                .map_or_else(Instant::now, |t| t + REPORT_EVERY),
+        )
+    }
+
     /// Logs what was dropped since the last report, when there is any and a report is due
     /// (or `now_anyway`).
     fn report(&mut self, job: &str, now_anyway: bool) {
@@ -913,15 +948,17 @@ pub const STOP_ACK_WAIT: Duration = Duration::from_secs(2);
 /// event the consumer has no room for is dropped, counted and logged: reading never waits on
 /// delivery). The consumer counts on `acks` the events it has finished with ([`acks`]); the
 /// checkpoint never passes the line of an event it has not. A pass runs when inotify reports a
-/// change to a followed file or a name in a watched directory that [`Watcher::concerns`] it,
+/// change to a followed file or a name in a watched directory that concerns it ([`Interest`]),
 /// at least every [`SAFETY_POLL`] (every `poll_interval` when inotify cannot watch
-/// everything), when a rotated file's quiet time ends and when a checkpoint save is due. Saves
-/// the checkpoint (as far as the consumer got) after every pass while events are out, as soon
-/// as the consumer has finished with every event handed on, at least
-/// every `checkpoint_interval` while lines flow, and at the end (after waiting up to
+/// everything), when a rotated file's quiet time ends, when a checkpoint save is due and when
+/// a report of dropped events is (an idle watch has none waiting). Saves the checkpoint (as
+/// far as the consumer got) after every pass while events are out, as soon as the consumer
+/// has finished with every event handed on, at least every `checkpoint_interval` while lines
+/// flow, and at the end (after waiting up to
 /// [`STOP_ACK_WAIT`] for the consumer); a failed save is logged and the watch goes on from
 /// where it is. Saves run on a task of their own (`Saver`): no pass waits for one, except
-/// that the watch ends once its last save is done. File reading runs on the blocking pool.
+/// that the watch ends once its last save is done. File reading runs on the blocking pool,
+/// the safety passes of an idle watch on a thread of its own.
 /// Ends when `cancel` fires or nobody receives events any more.
 pub async fn watch(
     watcher: Watcher,
@@ -944,16 +981,37 @@ enum Woken {
 
 /// [`watch`], telling `on_pass` after every pass where the watch is (for `opsd status`).
 pub async fn watch_reporting(
+    watcher: Watcher,
+    cancel: CancellationToken,
+    events: tokio::sync::mpsc::Sender<LogEvent>,
+    acks: AckReader,
+    on_pass: impl FnMut(&Watcher, &WatchStats) + Send + 'static,
+) -> Result<WatchStats, WatchError> {
+    let mut saver = Saver::start(&watcher.cfg.job, &watcher);
+    let ended = run_passes(watcher, cancel, events, acks, on_pass, &mut saver).await;
+    // However the watch ended (an error too), the last checkpoint handed over is saved, or its
+    // failure counted, before it returns.
+    let failed_saves = saver.finish().await;
+    let stats = ended?;
+    Ok(WatchStats {
+        failed_saves: failed_saves?,
+        ..stats
+    })
+}
+
+/// The passes of [`watch_reporting`] until the watch ends, handing its checkpoints to `saver`
+/// (which the caller finishes, an error or not).
+async fn run_passes(
     mut watcher: Watcher,
     cancel: CancellationToken,
     events: tokio::sync::mpsc::Sender<LogEvent>,
     mut acks: AckReader,
     mut on_pass: impl FnMut(&Watcher, &WatchStats) + Send + 'static,
+    saver: &mut Saver,
 ) -> Result<WatchStats, WatchError> {
     let job = watcher.cfg.job.clone();
-    let mut waiter = Waiter::new(&job, watcher.cfg.poll_interval);
+    let mut waiter = Waiter::new(&job, watcher.cfg.poll_interval)?;
     let mut drops = Drops::default();
-    let mut saver = Saver::start(&job, &watcher);
     let mut produced = 0u64;
     let mut rescan = false;
     // Events were handed on since the last save that covered them all.
@@ -1017,12 +1075,14 @@ pub async fn watch_reporting(
         } else {
             loop {
                 let awaiting_acks = unsaved && !watcher.inflight.caught_up();
+                // A pass when a rotated file's quiet time ends, a save or a drop report is due.
+                let due = watcher.next_due().into_iter().chain(drops.due()).min();
                 // Idle (inotify watches everything, no event out, nothing due): the safety
                 // passes run off the runtime, which sleeps until the kernel reports a change.
-                if waiter.watching_all() && !awaiting_acks && watcher.next_due().is_none() {
+                if waiter.watching_all() && !awaiting_acks && due.is_none() {
                     let first = pass_start + SAFETY_POLL;
                     let (w, f, end) =
-                        idle_wait(watcher, on_pass, stats, first, &mut waiter, &cancel, &job)
+                        idle_wait(watcher, on_pass, stats, first, &mut waiter, &cancel, saver)
                             .await?;
                     (watcher, on_pass) = (w, f);
                     match end {
@@ -1036,7 +1096,7 @@ pub async fn watch_reporting(
                     }
                 }
                 let mut deadline = pass_start + waiter.longest_wait();
-                if let Some(due) = watcher.next_due() {
+                if let Some(due) = due {
                     deadline = deadline.min(due);
                 }
                 let sent = watcher.inflight.sent_count();
@@ -1076,13 +1136,12 @@ pub async fn watch_reporting(
         watcher.inflight.acked(*acks.borrow_and_update());
     }
     saver.submit(&mut watcher);
-    let failed_saves = saver.finish().await?;
     Ok(WatchStats {
         lines: watcher.lines_read(),
         events: produced,
         suppressed: watcher.suppressed(),
         dropped: drops.total,
-        failed_saves,
+        failed_saves: saver.failed(),
     })
 }
 
@@ -1136,7 +1195,8 @@ impl Saver {
     }
 
     /// Waits for the last checkpoint handed over to be saved (or to fail); returns the count
-    /// of failed saves.
+    /// of failed saves. Every watch ends with it, whatever ended the watch: dropped unfinished,
+    /// the saver's last try could still be running after the watch ended, or never run.
     async fn finish(self) -> Result<u64, WatchError> {
         let Saver { tx, failed, task } = self;
         drop(tx);
@@ -1194,6 +1254,8 @@ async fn save_loop(
 #[derive(Debug)]
 struct Waiter {
     changes: Option<Changes>,
+    /// Where the safety passes run while the watch is idle.
+    idle: IdleThread,
     poll_interval: Duration,
     /// Something is not watched: passes run every poll interval too.
     polling: bool,
@@ -1209,10 +1271,11 @@ struct Added {
 }
 
 impl Waiter {
-    /// Starts inotify, or says once that the watch polls.
-    fn new(job: &str, poll_interval: Duration) -> Self {
+    /// Starts inotify, or says once that the watch polls, and the thread of its idle passes.
+    fn new(job: &str, poll_interval: Duration) -> Result<Self, WatchError> {
         let mut w = Waiter {
             changes: None,
+            idle: IdleThread::start(job)?,
             poll_interval,
             polling: true,
             warned: false,
@@ -1221,7 +1284,7 @@ impl Waiter {
             Ok(c) => w.changes = Some(c),
             Err(e) => w.fall_back(job, &e),
         }
-        w
+        Ok(w)
     }
 
     /// Logs, once, that the watch polls because of `why`.
@@ -1274,12 +1337,13 @@ impl Waiter {
     /// be re-scanned at once (a name arrived, a directory went, events were lost).
     async fn wait(&mut self, job: &str, watcher: &Watcher, deadline: Instant) -> bool {
         let deadline = tokio::time::Instant::from(deadline);
+        let interest = watcher.interest();
         loop {
             let next = tokio::select! {
                 r = self.next(job) => r,
                 () = tokio::time::sleep_until(deadline) => return false,
             };
-            if let Some(rescan) = relevance(next, watcher) {
+            if let Some(rescan) = relevance(next, &interest) {
                 return rescan;
             }
         }
@@ -1302,10 +1366,11 @@ impl Waiter {
     }
 }
 
-/// Whether what the kernel reported (`None`: reading it failed) calls for a pass of `watcher`:
-/// `Some(true)` when the globs should be re-scanned at once too (a name arrived, a directory
-/// went, events were lost), `None` when nothing of it concerns the watch.
-fn relevance(reported: Option<Vec<Change>>, watcher: &Watcher) -> Option<bool> {
+/// Whether what the kernel reported (`None`: reading it failed) calls for a pass of the
+/// watcher whose `interest` it is: `Some(true)` when the globs should be re-scanned at once too
+/// (a name arrived, a directory went, events were lost), `None` when nothing of it concerns
+/// the watch.
+fn relevance(reported: Option<Vec<Change>>, interest: &Interest) -> Option<bool> {
     let Some(list) = reported else {
         return Some(true);
     };
@@ -1319,7 +1384,7 @@ fn relevance(reported: Option<Vec<Change>>, watcher: &Watcher) -> Option<bool> {
                 rescan = true;
             }
             Change::Name { path, arrived, dir } => {
-                if dir || watcher.concerns(&path) {
+                if dir || interest.concerns(&path) {
                     relevant = true;
                     rescan |= arrived || dir;
                 }
@@ -1344,37 +1409,53 @@ enum IdleEnd {
 }
 
 /// Waits, while the watch is idle, for a change that concerns it or its cancellation, running
-/// the safety passes from `first` on (every [`SAFETY_POLL`]) on a blocking thread that keeps
-/// `watcher` and `on_pass` meanwhile ([`idle_passes`]): an idle watch wakes that one thread
-/// once per safety poll and no runtime worker (no tokio timer, whose wheel wakes its thread
-/// two or three times for a 5 s sleep, and no hop to the pool and back). The thread is asked
-/// back whenever the kernel reports something; a change that does not concern the watch
-/// hands it out again.
+/// the safety passes from `first` on (every [`SAFETY_POLL`]) on the watch's [`IdleThread`],
+/// which keeps `watcher` and `on_pass` meanwhile ([`idle_passes`]): an idle watch wakes that
+/// one thread once per safety poll and no runtime worker (no tokio timer, whose wheel wakes
+/// its thread two or three times for a 5 s sleep, and no hop to a thread and back). The thread
+/// is asked back only for a change that concerns the watch (told by its [`Interest`], which
+/// an idle pass does not change: a pass that changes it ends the wait); the others, however
+/// many (a busy directory beside the followed files), leave it where it is, so they never hold
+/// a safety pass off.
 async fn idle_wait<F>(
     mut watcher: Watcher,
     mut on_pass: F,
     stats: WatchStats,
-    mut first: Instant,
+    first: Instant,
     waiter: &mut Waiter,
     cancel: &CancellationToken,
-    job: &str,
+    saver: &Saver,
 ) -> Result<(Watcher, F, IdleEnd), WatchError>
 where
     F: FnMut(&Watcher, &WatchStats) + Send + 'static,
 {
-    loop {
-        let (back, asked) = std::sync::mpsc::channel::<()>();
-        let lent = blocking(move || {
-            let mut next = first;
-            let found = idle_passes(&mut watcher, &mut on_pass, stats, &mut next, &asked);
-            (watcher, on_pass, found, next)
-        });
-        tokio::pin!(lent);
-        let reported = tokio::select! {
-            () = cancel.cancelled() => None,
-            r = waiter.next(job) => Some(r),
+    let job = watcher.cfg.job.clone();
+    let interest = watcher.interest();
+    let failed_saves = std::sync::Arc::clone(&saver.failed);
+    let (back, asked) = std::sync::mpsc::channel::<()>();
+    let lent = waiter.idle.run(move || {
+        let found = idle_passes(
+            &mut watcher,
+            &mut on_pass,
+            stats,
+            &failed_saves,
+            first,
+            &asked,
+        );
+        (watcher, on_pass, found)
+    });
+    tokio::pin!(lent);
+    // `None`: cancelled.
+    let changed = loop {
+        tokio::select! {
+            () = cancel.cancelled() => break None,
+            r = waiter.next(&job) => {
+                if let Some(rescan) = relevance(r, &interest) {
+                    break Some(rescan);
+                }
+            }
             done = &mut lent => {
-                let (w, f, found, _) = done?;
+                let (w, f, found) = done?;
                 // It ends by itself only with a pass that found something.
                 let end = match found {
                     Some((start, result)) => IdleEnd::Found(start, result, None),
@@ -1382,34 +1463,35 @@ where
                 };
                 return Ok((w, f, end));
             }
-        };
-        let _ = back.send(());
-        let (w, f, found, next) = lent.await?;
-        (watcher, on_pass, first) = (w, f, next);
-        let changed = reported.and_then(|r| relevance(r, &watcher));
-        let end = match (found, cancel.is_cancelled(), changed) {
-            (Some((start, result)), _, then) => IdleEnd::Found(start, result, then),
-            (None, true, _) => IdleEnd::Cancelled,
-            (None, false, Some(r)) => IdleEnd::Changed(r),
-            (None, false, None) => continue,
-        };
-        return Ok((watcher, on_pass, end));
-    }
+        }
+    };
+    let _ = back.send(());
+    let (w, f, found) = lent.await?;
+    let end = match (found, changed) {
+        (Some((start, result)), then) => IdleEnd::Found(start, result, then),
+        (None, Some(rescan)) => IdleEnd::Changed(rescan),
+        (None, None) => IdleEnd::Cancelled,
+    };
+    Ok((w, f, end))
 }
 
-/// The safety passes of an idle watch, on the thread that runs it: a pass at `*next`, then
-/// one [`SAFETY_POLL`] after the start of the last (`*next` says when), each told to
-/// `on_pass` with `stats`, until one finds something (returned with its start): an event,
-/// a line, a file followed, rotated away or truncated, a directory to watch, anything due.
-/// Returns `None` as soon as `asked` says the watch wants `watcher` back (or is gone).
+/// The safety passes of an idle watch, on the thread that runs it: a pass at `first`, then
+/// one [`SAFETY_POLL`] after the start of the last, each told to `on_pass` with `stats` as
+/// they are now (the lines and held-back matches; the saves failed so far, `failed_saves`,
+/// which goes on growing while the saver retries a failing save), until one finds something
+/// (returned with its start): an event, a line, a file followed, rotated away or truncated, a
+/// directory to watch, anything due. Returns `None` as soon as `asked` says the watch wants
+/// `watcher` back (or is gone).
 fn idle_passes<F: FnMut(&Watcher, &WatchStats)>(
     watcher: &mut Watcher,
     on_pass: &mut F,
     stats: WatchStats,
-    next: &mut Instant,
+    failed_saves: &std::sync::atomic::AtomicU64,
+    first: Instant,
     asked: &std::sync::mpsc::Receiver<()>,
 ) -> Option<(Instant, PassResult)> {
     use std::sync::mpsc::RecvTimeoutError;
+    let mut next = first;
     loop {
         let wait = next.saturating_duration_since(Instant::now());
         if !matches!(asked.recv_timeout(wait), Err(RecvTimeoutError::Timeout)) {
@@ -1435,10 +1517,58 @@ fn idle_passes<F: FnMut(&Watcher, &WatchStats)>(
         let stats = WatchStats {
             lines: watcher.lines_read(),
             suppressed: watcher.suppressed(),
+            failed_saves: failed_saves.load(std::sync::atomic::Ordering::Relaxed),
             ..stats
         };
         on_pass(watcher, &stats);
-        *next = start + SAFETY_POLL;
+        next = start + SAFETY_POLL;
+    }
+}
+
+/// Work for an [`IdleThread`].
+type IdleWork = Box<dyn FnOnce() + Send>;
+
+/// The thread of one watch on which its idle safety passes run ([`idle_wait`]), started with
+/// the watch and ended with it; it sleeps on its queue while the watch is not idle. Not tokio's
+/// blocking pool: an idle watch holds its thread for as long as it is idle, and that pool is
+/// shared and bounded, so idle watches would hold the threads that other blocking work (the
+/// passes and saves of every watch, other jobs) waits for.
+#[derive(Debug)]
+struct IdleThread {
+    queue: std::sync::mpsc::Sender<IdleWork>,
+}
+
+impl IdleThread {
+    /// Starts the idle thread of `job`'s watch.
+    fn start(job: &str) -> Result<IdleThread, WatchError> {
+        let (queue, work) = std::sync::mpsc::channel::<IdleWork>();
+        std::thread::Builder::new()
+            .name("opsd-idle-watch".to_string())
+            .spawn(move || work.into_iter().for_each(|w| w()))
+            .map_err(|e| {
+                WatchError::Task(format!(
+                    "cannot start the thread of the {job} watch's idle passes: {e}"
+                ))
+            })?;
+        Ok(IdleThread { queue })
+    }
+
+    /// Hands `f` to the thread at once; the future it returns (which does not borrow the
+    /// thread) gives what `f` returned, or an error when it panicked.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<T, WatchError>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let work: IdleWork = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        let queued = self.queue.send(work);
+        async move {
+            let failed = || WatchError::Task("the idle passes of the watch failed".to_string());
+            queued.map_err(|_| failed())?;
+            rx.await.map_err(|_| failed())
+        }
     }
 }
 
