@@ -308,6 +308,39 @@ fn overlap_skip_does_not_start_a_second_run() {
     );
 }
 
+/// Runs take turns to start their processes (8 per CPU, src/process/starts.rs); a run still
+/// going gives its turn back shortly after its spawn, so twice as many long runs as there are
+/// turns are all running at once, not a turn's worth at a time.
+#[test]
+fn more_long_runs_than_start_turns_all_run_at_once() {
+    let turns = std::thread::available_parallelism().map_or(1, usize::from) * 8;
+    let jobs = 2 * turns;
+    let mut d = Daemon::start("");
+    let starts = d.path("starts");
+    let mut config = String::from("[defaults]\nshutdown_timeout = \"1s\"\n");
+    config.extend((0..jobs).map(|i| {
+        job(
+            &format!("long-{i:03}"),
+            "@every 1s",
+            &format!("echo \"$OPSD_JOB\" >> {}; sleep 60", starts.display()),
+            "",
+        )
+    }));
+    d.write_config(&config);
+    d.signal("-HUP");
+    let started = || {
+        let mut names = lines(&starts);
+        names.sort();
+        names.dedup();
+        names.len()
+    };
+    d.wait_for(
+        || started() == jobs,
+        &format!("all {jobs} long runs running at once"),
+    );
+    d.stop();
+}
+
 #[test]
 fn timeout_kills_the_whole_process_group() {
     let mut d = Daemon::start("");

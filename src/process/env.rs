@@ -36,12 +36,45 @@ pub struct RunUser {
 }
 
 impl RunUser {
-    /// The account the daemon itself runs as, or a bare `root`/`/` when it has no passwd entry.
+    /// The account the daemon itself runs as, or its bare uid with `HOME=/` when it has no
+    /// passwd entry. A found account is kept until the daemon's uid or `/etc/passwd` (its
+    /// inode, modification or change time) changes: every run of a job with no `user` asks,
+    /// and reading and parsing the whole passwd file for each of a thousand runs a second was
+    /// CPU the runs' starts waited for. A failed lookup is never kept (the next run asks
+    /// again); an account served by NSS from elsewhere (LDAP, sssd) is read again only when
+    /// `/etc/passwd` changes.
     pub fn current() -> RunUser {
-        match nix::unistd::User::from_uid(nix::unistd::geteuid()) {
-            Ok(Some(u)) => RunUser::from(&u),
+        use std::os::unix::fs::MetadataExt as _;
+        type Known = (nix::unistd::Uid, [i64; 4], RunUser);
+        static KNOWN: std::sync::Mutex<Option<Known>> = std::sync::Mutex::new(None);
+        let known = || {
+            KNOWN
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let uid = nix::unistd::geteuid();
+        let stamp = std::fs::metadata("/etc/passwd").ok().map(|m| {
+            [
+                m.ino() as i64,
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime_nsec() ^ (m.ctime() << 30),
+            ]
+        });
+        if let (Some((u, s, user)), Some(stamp)) = (known().as_ref(), stamp) {
+            if *u == uid && *s == stamp {
+                return user.clone();
+            }
+        }
+        // Looked up outside the lock: a slow NSS source holds up this run only.
+        match nix::unistd::User::from_uid(uid) {
+            Ok(Some(u)) => {
+                let user = RunUser::from(&u);
+                *known() = stamp.map(|s| (uid, s, user.clone()));
+                user
+            }
             _ => RunUser {
-                name: nix::unistd::geteuid().to_string(),
+                name: uid.to_string(),
                 home: "/".into(),
                 shell: "/bin/sh".into(),
             },

@@ -5,7 +5,8 @@
 //! the state directory ([`ledger`]). Where opsd has a delegated cgroup subtree, each run also
 //! gets a cgroup of its own ([`cgroup`]), which nothing it starts can leave and which is killed
 //! when the run ends. Every program opsd starts, a run or an alert program, also begins with a
-//! clean environment ([`mod@env`]); the doctors' probes run
+//! clean environment ([`mod@env`]), and runs take turns to start their processes
+//! ([`starts`]), so a thousand due at once start at the machine's pace; the doctors' probes run
 //! through [`call`] (clean environment, bounded in time and output). It imports nothing of ours.
 
 pub mod call;
@@ -13,6 +14,7 @@ pub mod cgroup;
 pub mod env;
 pub mod ledger;
 pub mod reaper;
+pub mod starts;
 pub mod tree;
 
 use std::path::Path;

@@ -12,7 +12,11 @@
 //!
 //! Reaping must not take a child that tokio waits for (its `wait()` would fail), so every
 //! process opsd spawns goes through [`spawn`], which records its pid; the reaper only reaps
-//! zombies it did not spawn.
+//! zombies it did not spawn. Spawns hold a shared gate while they spawn and record, and a
+//! reaper pass holds it exclusively: spawns on different threads never wait for each other
+//! (a spawn, by `posix_spawn` or by fork when a run has a cgroup or a `user`, waits for the
+//! child's exec, the longest step of a run's start), only for a reaper pass, which waits for
+//! the spawns in progress to have recorded their pids.
 
 use super::tree;
 use nix::sys::signal::{kill, Signal};
@@ -20,11 +24,13 @@ use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 /// The pids of processes opsd spawned itself, which tokio reaps.
 static SPAWNED: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+/// Held shared from before a spawn until its pid is in [`SPAWNED`], exclusively by a reaper pass.
+static GATE: RwLock<()> = RwLock::new(());
 /// True once this process is a child subreaper.
 static SUBREAPER: AtomicBool = AtomicBool::new(false);
 /// How often a stopping process tree is checked.
@@ -56,10 +62,10 @@ impl Drop for Spawned {
 pub fn spawn(
     cmd: &mut tokio::process::Command,
 ) -> std::io::Result<(tokio::process::Child, Spawned)> {
-    let mut set = spawned();
+    let _gate = GATE.read().unwrap_or_else(PoisonError::into_inner);
     let child = cmd.spawn()?;
     let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
-    set.get_or_insert_with(HashSet::new).insert(pid);
+    spawned().get_or_insert_with(HashSet::new).insert(pid);
     Ok((child, Spawned { pid }))
 }
 
@@ -80,9 +86,10 @@ pub fn become_subreaper() -> bool {
 /// Reaps the adopted children that have ended (never a child opsd spawned).
 pub fn reap_adopted() {
     let me = std::process::id() as i32;
-    // Listed before the lock, which every spawn waits for: a child spawned meanwhile is in
-    // the set once the lock is ours (spawn records it before letting go).
+    // Listed before the gate, which a spawn holds until it has recorded its child: a child
+    // spawned meanwhile is in the set once the gate is ours.
     let children = tree::children(me);
+    let _gate = GATE.write().unwrap_or_else(PoisonError::into_inner);
     let set = spawned();
     for pid in children {
         let ours = set.as_ref().is_some_and(|s| s.contains(&pid));

@@ -10,7 +10,7 @@ pub mod tail;
 use super::{Outcome, RunContext, RunReport};
 pub use crate::command_line::CommandLine;
 use crate::field::FieldError;
-use crate::process::env;
+use crate::process::{env, starts};
 pub use kind::KIND;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -147,6 +147,15 @@ pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
         Ok(c) => c,
         Err(e) => return RunReport::failed(e),
     };
+    // Runs due at once start a few at a time, at the pace the machine can start processes.
+    let turns = starts::Turns::daemon();
+    let turn = tokio::select! {
+        biased;
+        () = ctx.cancel.cancelled() => {
+            return RunReport::failed("stopped before its process started".to_string())
+        }
+        turn = turns.take() => turn,
+    };
     let (mut child, _spawned) = match crate::process::reaper::spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) => return RunReport::failed(format!("cannot start {}: {e}", spec.describe())),
@@ -178,7 +187,7 @@ pub async fn run(spec: &CommandSpec, ctx: &RunContext) -> RunReport {
     .collect();
 
     let (status, cancelled) = tokio::select! {
-        status = child.wait() => (status, false),
+        status = starts::hold_while(turn, child.wait()) => (status, false),
         () = ctx.cancel.cancelled() => {
             if let Some(pgid) = pgid {
                 let _ = killpg(pgid, Signal::SIGTERM);
