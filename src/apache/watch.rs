@@ -430,12 +430,7 @@ impl Watcher {
                 let mut r = self.retired.swap_remove(i);
                 r.file.flush_partial(&mut on_lines);
                 info!(job = %job, file = %r.file.path.display(), "{}: finished the rotated file", job);
-                let (dev, ino) = r.file.identity();
-                if self.finished.len() >= FINISHED_MEMORY {
-                    self.finished.pop_front();
-                }
-                self.finished
-                    .push_back((dev, ino, r.file.fingerprint().clone()));
+                remember_finished(&mut self.finished, &r.file);
             } else {
                 i += 1;
             }
@@ -451,14 +446,21 @@ impl Watcher {
                 // The offsets of its unacknowledged events name bytes that are gone.
                 self.inflight.forget(f.identity());
             }
+            // The copytruncate copy whose tail was just read: a file named like the log and
+            // written since its last check, which must not be read again whole as a file
+            // rotated away unseen when the path is next replaced.
+            let mut copied = None;
             match truncated {
                 Ok(true) => match f.restart_after_truncation(&mut self.buf, &mut on_lines) {
-                    Ok(Some(copy)) => warn!(
-                        job = %job,
-                        file = %path.display(),
-                        copy = %copy.display(),
-                        "{}: file was truncated (copytruncate); reading it again from the start", job
-                    ),
+                    Ok(Some(copy)) => {
+                        warn!(
+                            job = %job,
+                            file = %path.display(),
+                            copy = %copy.display(),
+                            "{}: file was truncated (copytruncate); reading it again from the start", job
+                        );
+                        copied = FollowedFile::open(&copy, Start::End).ok();
+                    }
                     Ok(None) => warn!(
                         job = %job,
                         file = %path.display(),
@@ -479,7 +481,11 @@ impl Watcher {
             let checked_at = SystemTime::now();
             let previous_check = self.checked.insert(path.clone(), checked_at);
             let now_at_path = std::fs::metadata(&path).ok().map(|m| identity(&m));
-            if now_at_path == Some(f.identity()) {
+            let unchanged = now_at_path == Some(f.identity());
+            if let Some(copy) = copied {
+                remember_finished(&mut self.finished, &copy);
+            }
+            if unchanged {
                 continue;
             }
             // Rotated: keep reading the old inode until it is quiet, follow the new one.
@@ -728,6 +734,16 @@ impl Watcher {
             });
         }
     }
+}
+
+/// Keeps `file` among the files read to their end (the last [`FINISHED_MEMORY`]), which are
+/// never read again as files rotated away unseen or resumed at the next start.
+fn remember_finished(finished: &mut VecDeque<(u64, u64, Fingerprint)>, file: &FollowedFile) {
+    let (dev, ino) = file.identity();
+    if finished.len() >= FINISHED_MEMORY {
+        finished.pop_front();
+    }
+    finished.push_back((dev, ino, file.fingerprint().clone()));
 }
 
 /// The directory of glob `pattern` up to its first component with a wildcard
