@@ -188,24 +188,30 @@ impl FollowedFile {
     }
 
     /// Starts over at the beginning of the (truncated) file, after handing on the lines that
-    /// were appended before the truncation when the copy is found beside the file.
+    /// were appended before the truncation when the copy is found beside the file. Returns
+    /// the copy read, with its path: the file as opened, so its caller knows which file it
+    /// was even if the copy is renamed afterwards.
     pub fn restart_after_truncation(
         &mut self,
         buf: &mut Vec<u8>,
         on_lines: &mut OnLines<'_>,
-    ) -> io::Result<Option<PathBuf>> {
+    ) -> io::Result<Option<(PathBuf, FollowedFile)>> {
         let copy = find_copy(
             &self.path,
             &self.fingerprint,
             self.line_offset(),
             self.identity(),
         );
-        if let Some(copy_path) = &copy {
-            let mut from_copy = FollowedFile::open(copy_path, Start::At(self.line_offset()))?;
-            from_copy.path = self.path.clone();
-            from_copy.read_new(buf, on_lines)?;
-            from_copy.flush_partial(on_lines);
-        }
+        let copy = match copy {
+            Some(copy_path) => {
+                let mut from_copy = FollowedFile::open(&copy_path, Start::At(self.line_offset()))?;
+                from_copy.path = self.path.clone();
+                from_copy.read_new(buf, on_lines)?;
+                from_copy.flush_partial(on_lines);
+                Some((copy_path, from_copy))
+            }
+            None => None,
+        };
         self.offset = 0;
         self.last_size = 0;
         self.partial.clear();

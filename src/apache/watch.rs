@@ -452,14 +452,14 @@ impl Watcher {
             let mut copied = None;
             match truncated {
                 Ok(true) => match f.restart_after_truncation(&mut self.buf, &mut on_lines) {
-                    Ok(Some(copy)) => {
+                    Ok(Some((copy_path, copy))) => {
                         warn!(
                             job = %job,
                             file = %path.display(),
-                            copy = %copy.display(),
+                            copy = %copy_path.display(),
                             "{}: file was truncated (copytruncate); reading it again from the start", job
                         );
-                        copied = FollowedFile::open(&copy, Start::End).ok();
+                        copied = Some(copy);
                     }
                     Ok(None) => warn!(
                         job = %job,

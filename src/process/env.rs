@@ -45,7 +45,7 @@ impl RunUser {
     /// `/etc/passwd` changes.
     pub fn current() -> RunUser {
         use std::os::unix::fs::MetadataExt as _;
-        type Known = (nix::unistd::Uid, [i64; 4], RunUser);
+        type Known = (nix::unistd::Uid, [i64; 5], RunUser);
         static KNOWN: std::sync::Mutex<Option<Known>> = std::sync::Mutex::new(None);
         let known = || {
             KNOWN
@@ -58,7 +58,8 @@ impl RunUser {
                 m.ino() as i64,
                 m.mtime(),
                 m.mtime_nsec(),
-                m.ctime_nsec() ^ (m.ctime() << 30),
+                m.ctime(),
+                m.ctime_nsec(),
             ]
         });
         if let (Some((u, s, user)), Some(stamp)) = (known().as_ref(), stamp) {

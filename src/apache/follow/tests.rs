@@ -100,7 +100,7 @@ fn copytruncate_is_noticed_and_the_tail_recovered_from_the_copy() {
             recovered.push(String::from_utf8_lossy(c).into_owned())
         })
         .unwrap();
-    assert_eq!(copy, Some(dir.path().join("error.log.1")));
+    assert_eq!(copy.map(|(p, _)| p), Some(dir.path().join("error.log.1")));
     assert_eq!(recovered.concat(), "line 2\npart\n");
     assert_eq!(collect(&mut f, &mut buf), ["line 3\n"]);
 }
